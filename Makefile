@@ -1,0 +1,39 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# QLDB's service models left botocore; these packages put them back. --no-deps: they pin an old botocore.
+QLDB_MODELS := botocore-a-la-carte-qldb==1.34.144 botocore-a-la-carte-qldb-session==1.34.144
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(QLDB_MODELS)
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/ledgerdr drill --workdir demo-drill --html demo-drill/report.html
+	@echo "Report: demo-drill/report.json and demo-drill/report.html"
+
+test: $(VENV)/.test-installed
+	bash scripts/ensure-postgres.sh
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-drill

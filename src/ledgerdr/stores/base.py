@@ -1,0 +1,92 @@
+"""The `Store` interface: bytes at keys, write-once, nothing more.
+
+A store knows nothing about windows, chains or exports; helpers that do (`copy_object`,
+`get_verified`) are free functions that take a store. Backends live one per file and raise only
+the `StoreError` family from `ledgerdr.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..errors import StoreError
+
+TEMP_SUFFIX = ".ledgerdr-tmp"
+_BAD_SEGMENT = re.compile(r"^(|\.|\.\.)$")
+
+
+@dataclass(frozen=True)
+class StoreProperties:
+    """What a backend can do, as data (restic's habit), so flows choose behaviour without isinstance."""
+
+    name: str
+    enforces_retention: bool  # deletes/overwrites under retention are refused by the storage itself
+    server_side_copy: bool  # copy_object between two stores of this kind without moving bytes through us
+    has_versions: bool  # objects carry a version id (S3)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    sha256: str | None  # lowercase hex of the whole object, when the backend recorded it
+    retain_until: datetime | None
+    version_id: str | None = None
+    storage_class: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Write-once object storage.
+
+    Contract (checked by tests/test_store_contract.py on every backend):
+    - `put` is put-if-absent: an existing key raises `ObjectExists`, and nothing changes.
+      When `sha256` is given and the bytes do not match it, `ChecksumMismatch` is raised and
+      nothing is stored. `retain_until` (UTC) forbids deletion before that time.
+    - `get` raises `ObjectNotFound`; `start`/`end` select the byte range [start, end).
+    - `list(prefix)` yields ObjectInfo in UTF-8 byte order of keys; an empty prefix lists all.
+    - `delete` raises `RetentionViolation` before the object's retention ends.
+    - Keys are relative, '/'-separated, with no empty, '.' or '..' segment and no temp suffix.
+    """
+
+    properties: StoreProperties
+    url: str
+
+    def put(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, sha256: str | None = None
+    ) -> ObjectInfo: ...
+
+    def get(self, key: str, *, start: int | None = None, end: int | None = None) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def validate_key(store: str, key: str) -> str:
+    """Refuse keys that could escape the root or collide with in-flight temp files."""
+    if not isinstance(key, str) or not key:
+        raise StoreError(store, str(key), "validate", "empty key")
+    if key.startswith("/") or "\\" in key or "\x00" in key:
+        raise StoreError(store, key, "validate", "key must be relative and use '/' separators")
+    if key.endswith(TEMP_SUFFIX):
+        raise StoreError(store, key, "validate", f"keys may not end with {TEMP_SUFFIX}")
+    for segment in key.split("/"):
+        if _BAD_SEGMENT.match(segment):
+            raise StoreError(store, key, "validate", "empty, '.' or '..' path segment")
+    return key
+
+
+def validate_prefix(store: str, prefix: str) -> str:
+    """A list prefix may be empty or end in '/', otherwise it follows the key rules."""
+    if prefix:
+        validate_key(store, prefix.rstrip("/") or "x")
+    return prefix
