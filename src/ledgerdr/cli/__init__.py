@@ -1,0 +1,52 @@
+"""The `ledgerdr` command line: one module per verb, each parse → call the flow → render.
+
+Errors become exit codes through `ledgerdr.errors.exit_code_for` only; a stack trace is shown only
+with --debug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import EXIT_CODES, exit_code_for
+from . import verify_cmd
+
+_EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted: work done so far is kept; run the same command again to resume", err=True)
+            sys.exit(130)
+        except Exception as exc:  # the one place errors turn into exit codes
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code_for(exc))
+
+
+@click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show stack traces on errors.")
+@click.version_option(package_name="ledgerdr")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Verifiable disaster recovery for QLDB-style ledgers.
+
+    Gap-free exports to write-once storage, verified cross-region copies, exact restores, and DR
+    drills that measure RPO and RTO, every step checked against the ledger's own hash chain.
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+cli.add_command(verify_cmd.verify)
+
+
+def main() -> None:
+    cli(prog_name="ledgerdr")

@@ -1,0 +1,58 @@
+"""Rendering shared by the commands: JSON for machines, rich text and progress for people."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+stderr = Console(stderr=True)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+
+
+class _NoProgress:
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@contextmanager
+def progress(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on a terminal; silent otherwise (logs and CI stay clean).
+
+    Yields an object with `advance(n=1)` and `update(description=...)`.
+    """
+    if not (enabled and sys.stderr.isatty()):
+        yield _NoProgress()
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+
+        class _Handle:
+            def advance(self, n: int = 1) -> None:
+                bar.advance(task, n)
+
+            def update(self, **kwargs: Any) -> None:
+                bar.update(task, **kwargs)
+
+        yield _Handle()

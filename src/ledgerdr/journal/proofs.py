@@ -1,0 +1,64 @@
+"""Digests and proofs over the journal's block hashes (reference §3.6, CONTRACTS §4).
+
+The digest at tip N is `merkle_root([blockHash_0 … blockHash_N])` with QLDB's pairing: left to
+right, an odd last node promoted unchanged. Because a promoted node keeps its hash, the root of a
+stream of leaves is the right fold of `dot` over the perfect subtrees still open, so it can be
+computed in O(log n) memory while blocks stream past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import reduce
+
+from .hashing import dot
+
+
+class DigestAccumulator:
+    """Feeds block hashes 0..N in order; `digest()` is the ledger digest at tip N."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (height, root of a perfect subtree), heights descending
+        self.count = 0
+
+    def add(self, block_hash: bytes) -> None:
+        height, node = 0, block_hash
+        while self._stack and self._stack[-1][0] == height:
+            _, left = self._stack.pop()
+            node = dot(left, node)
+            height += 1
+        self._stack.append((height, node))
+        self.count += 1
+
+    def digest(self) -> bytes:
+        if not self._stack:
+            return b""
+        return reduce(lambda right, left: dot(left, right), (h for _, h in reversed(self._stack[:-1])),
+                      self._stack[-1][1])
+
+
+def fold_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
+    """QLDB's proof check: fold `dot` over the proof, starting from the leaf (dot is symmetric)."""
+    return reduce(dot, proof, leaf)
+
+
+def verify_proof(leaf: bytes, proof: Iterable[bytes], digest: bytes) -> bool:
+    return fold_proof(leaf, proof) == digest
+
+
+def tree_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """The sibling hashes from leaf `index` up to the root of `merkle_root(hashes)`.
+
+    Levels where the node has no sibling (an odd last node, promoted) contribute nothing.
+    """
+    if not 0 <= index < len(hashes):
+        raise IndexError(f"leaf {index} outside 0..{len(hashes) - 1}")
+    proof: list[bytes] = []
+    level = list(hashes)
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            proof.append(level[sibling])
+        level = [dot(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        index //= 2
+    return proof
