@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from ..errors import ConfigError, SourceError
 from ..journal.codecs import ExportFormat
 from ..journal.model import BlockAddress
-from ..stores import Location
+from ..stores import Location, unwrap
 from .base import Digest, ExportDone
 
 _RETRYABLE = {"LimitExceededException", "ThrottlingException", "ResourcePreconditionNotMetException"}
@@ -50,7 +50,7 @@ class QldbSource:
 
     def export(self, start: datetime, end: datetime, location: Location, prefix: str, fmt: ExportFormat,
                retain_until: datetime | None) -> ExportDone:
-        bucket = getattr(location.store, "bucket", None)
+        bucket = getattr(unwrap(location.store), "bucket", None)
         if bucket is None:
             raise ConfigError("QLDB can export only into S3: the primary repository must be an s3:// location")
         encryption: dict[str, Any] = {"ObjectEncryptionType": "SSE_KMS" if self.kms_key_arn else "SSE_S3"}

@@ -1,0 +1,101 @@
+"""`ledgerdr init`, `ledgerdr backup` and `ledgerdr status`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from ..backup import run_backup
+from ..config import DEFAULT_CONFIG, parse_duration
+from ..errors import ConfigError
+from ..sources import open_source
+from ..status import repository_status
+from .common import backup_policy, config_option, json_option, load, open_repository
+from .output import emit_json
+
+
+@click.command()
+@click.option("--path", "config_path", default="ledgerdr.toml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+def init(config_path: str, force: bool) -> None:
+    """Write a commented config whose defaults work at once, with no cloud.
+
+    An embedded ledger (created on first use) and two directories standing in for two regions:
+    `ledgerdr init && ledgerdr backup --once` works in an empty folder.
+    """
+    path = Path(config_path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; use --force to overwrite it")
+    path.write_text(DEFAULT_CONFIG)
+    click.echo(f"wrote {path}; next: `ledgerdr backup --once`, then `ledgerdr status`")
+
+
+@click.command()
+@config_option
+@click.option("--once", "mode", flag_value="once", default=True, help="Export what is due, then exit (default).")
+@click.option("--every", "every", help="Keep running, checking this often (e.g. 30s, 5m).")
+@json_option
+def backup(config_path: str, mode: str, every: str | None, as_json: bool) -> None:
+    """Export every due window of the source, verify it, and record it in the primary repository.
+
+    Windows are contiguous by construction: each starts where the last recorded one ended. A window is
+    due `settle` after it ends. With nothing due, exits 0 and names the next due time.
+    """
+    config = load(config_path)
+    source = open_source(config.source)
+    location = open_repository(config.primary)
+    policy = backup_policy(config)
+    pause = parse_duration(every, "--every").total_seconds() if every else None
+    while True:
+        report = run_backup(source, location, policy,
+                            on_window=lambda what, name: click.echo(f"{what} window {name}", err=True))
+        _render(report, as_json)
+        if report.failed:
+            sys.exit(4)
+        if pause is None:
+            return
+        time.sleep(pause)
+
+
+def _render(report, as_json: bool) -> None:
+    if as_json:
+        emit_json({"recorded": [w.window_start for w in report.recorded], "already_recorded": report.already_recorded,
+                   "failed": [{"window_start": s, "reason": r} for s, r in report.failed],
+                   "next_due": report.next_due.isoformat() if report.next_due else None})
+        return
+    for w in report.recorded:
+        blocks = f"blocks {w.first_seq}..{w.last_seq}" if w.last_seq is not None else "no blocks"
+        click.echo(f"recorded {w.window_start} → {w.window_end}: {blocks}, {w.revisions} revisions, "
+                   f"{len(w.objects)} objects")
+    for start, reason in report.failed:
+        click.echo(f"FAILED window {start}: {reason}", err=True)
+    if report.nothing_due:
+        due = report.next_due.isoformat() if report.next_due else "after the ledger's first commit"
+        click.echo(f"nothing due; next window is due at {due}")
+
+
+@click.command()
+@config_option
+@json_option
+@click.option("--max-rpo", help="Exit 8 when any repository's RPO is past this (e.g. 2h): for cron and alerts.")
+def status(config_path: str, as_json: bool, max_rpo: str | None) -> None:
+    """Windows, newest verified block, tip hash, RPO and gaps of every repository."""
+    config = load(config_path)
+    now = datetime.now(UTC)
+    limit = parse_duration(max_rpo, "--max-rpo") if max_rpo else None
+    statuses = [repository_status(repo.name, repo.region, open_repository(repo), now=now,
+                                  primary=(i == 0), primary_name=config.primary.name)
+                for i, repo in enumerate(config.repositories)]
+    if as_json:
+        emit_json({"now": now.isoformat(), "repositories": [s.to_json() for s in statuses]})
+    else:
+        for s in statuses:
+            click.echo(s.render())
+    if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
+        click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
+                                                            or s.rpo_seconds > limit.total_seconds()), err=True)
+        sys.exit(8)

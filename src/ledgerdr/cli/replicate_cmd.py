@@ -1,0 +1,62 @@
+"""`ledgerdr replicate`: copy to every replica repository, verify there, advance its watermark."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+
+import click
+
+from ..config import parse_duration
+from ..replicate import replicate as replicate_flow
+from .common import config_option, json_option, load, open_repository
+from .output import emit_json, progress
+
+
+@click.command()
+@config_option
+@click.option("--repository", "names", multiple=True, help="Only this replica (repeatable). Default: all.")
+@click.option("--verify-only", is_flag=True, help="Copy nothing (S3 replication copies); only verify and mark.")
+@click.option("--follow", is_flag=True, help="Keep running: replicate again every --every.")
+@click.option("--every", default="30s", show_default=True, help="Pause between rounds with --follow.")
+@click.option("--concurrency", default=8, show_default=True, help="Objects copied at once.")
+@json_option
+def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follow: bool, every: str,
+              concurrency: int, as_json: bool) -> None:
+    """Copy every recorded window's objects a replica lacks, then verify the replica's chain.
+
+    Skips objects already there with the same checksum, so an interrupted run resumes. Exits 4 when
+    any replica has a missing, altered or conflicting object (its watermark does not move past it).
+    """
+    config = load(config_path)
+    primary = open_repository(config.primary)
+    replicas = [config.repository(n) for n in names] if names else list(config.replicas)
+    pause = parse_duration(every, "--every").total_seconds()
+    retention = timedelta(days=config.backup.retention_days)
+    while True:
+        reports = []
+        for repo in replicas:
+            with progress(f"replicating to {repo.name}", None, enabled=not as_json) as bar:
+                reports.append(replicate_flow(primary, open_repository(repo), repo.name, verify_only=verify_only,
+                                              concurrency=concurrency, retention=retention,
+                                              on_object=lambda key: bar.advance()))
+        _render(reports, as_json)
+        if not follow:
+            sys.exit(0 if all(r.ok for r in reports) else 4)
+        time.sleep(pause)
+
+
+def _render(reports, as_json: bool) -> None:
+    if as_json:
+        emit_json([{"repository": r.repository, "copied": r.copied, "skipped": r.skipped,
+                    "bytes_copied": r.bytes_copied, "windows_verified": r.windows_verified,
+                    "watermark": r.watermark.__dict__ if r.watermark else None,
+                    "problems": [p.__dict__ for p in r.problems]} for r in reports])
+        return
+    for r in reports:
+        mark = f"verified to block {r.watermark.last_seq}" if r.watermark else "nothing verified yet"
+        click.echo(f"[{r.repository}] copied {r.copied} ({r.bytes_copied} bytes), skipped {r.skipped}, "
+                   f"{r.windows_verified} new windows verified; {mark}")
+        for p in r.problems:
+            click.echo(f"problem: {p}", err=True)
