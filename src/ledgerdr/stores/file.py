@@ -1,0 +1,387 @@
+"""A `Store` on a local (or mounted) directory: write-once files with retention recorded beside them.
+
+Layout under `root`:
+- `<key>` — the object, read-only (0444) once written;
+- `.ledgerdr-meta/objects/<key>` — JSON sidecar with the object's sha256 and retain-until (format_version 1).
+  It mirrors the object tree without a suffix, so it can collide only where objects themselves would
+  (`a` and `a/b`); a `<key>.json` name would collide with a key such as `a.json/b`;
+- `.ledgerdr-meta/locks/<h[:2]>/<h>` (h = sha256 of the key) — per-key flock files, flat so that a lock
+  left by a deleted `a` never blocks a later `a/b`;
+- `<dir>/<name>.<pid>.<random>.ledgerdr-tmp` — in-flight temp files; a crash can leave one behind.
+`list` never yields the hidden directory or temp files, and keys under `.ledgerdr-meta/` are refused.
+
+Retention on a file system is enforced against ledgerdr (and anyone using this class), not against a root
+user: it is a guard against mistakes, while S3 Object Lock is the guard against an attacker.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import (
+    AccessDenied,
+    ChecksumMismatch,
+    ConfigError,
+    ObjectExists,
+    ObjectNotFound,
+    RetentionViolation,
+    StoreError,
+    StoreUnavailable,
+)
+from .base import TEMP_SUFFIX, ObjectInfo, StoreProperties, validate_key, validate_prefix
+
+META_DIR = ".ledgerdr-meta"
+_FORMAT_VERSION = 1
+# errno values of a network file system that may succeed when tried again (NFS server restart, timeout).
+_TRANSIENT_ERRNOS = {errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EINTR}
+# errno values telling that the file system cannot hard-link (FAT, some FUSE and SMB mounts).
+_NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+# --- helpers shared by the backends (s3.py imports them; they would sit well in base.py) ---------------
+
+
+def checked_sha256(store: str, key: str, data: bytes, expected: str | None) -> str:
+    """Lowercase hex sha256 of `data`; raises `ChecksumMismatch` when `expected` is given and differs."""
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is not None and expected.lower() != digest:
+        raise ChecksumMismatch(
+            store, key, "put", f"expected sha256 {expected}, bytes have {digest}",
+            hint="the data changed between hashing and writing; nothing was stored",
+        )
+    return digest
+
+
+def future_utc(store: str, key: str, when: datetime | None) -> datetime | None:
+    """`when` in UTC (a naive datetime is taken as UTC, as botocore does); refuses a time in the past.
+
+    A past retain-until is refused on every backend (S3 refuses it too): it almost always means a local
+    time was passed where UTC was meant, and would silently leave the object unprotected.
+    """
+    if when is None:
+        return None
+    utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if utc <= datetime.now(UTC):
+        raise StoreError(store, key, "put", f"retain_until {utc.isoformat()} is not in the future")
+    return utc
+
+
+def checked_range(store: str, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
+    """Normalise a [start, end) byte range; both ends are optional and must not be negative.
+
+    Ranges follow Python slice rules on every backend: an end past the object is clamped, a start at or
+    past the end gives b"".
+    """
+    lo = 0 if start is None else start
+    if lo < 0 or (end is not None and end < 0):
+        raise StoreError(store, key, "get", f"invalid byte range [{start}, {end})")
+    return lo, end
+
+
+def is_valid_key(store: str, key: str) -> bool:
+    """False for names ledgerdr could not have written (non-UTF-8, "a//b" from another tool)."""
+    try:
+        key.encode()
+        validate_key(store, key)
+    except (UnicodeEncodeError, StoreError):
+        return False
+    return True
+
+
+# --- the backend -------------------------------------------------------------------------------------------
+
+
+class FileStore:
+    """Write-once objects under `root`. See the module docstring for the layout.
+
+    `lock_mode` "compliance" (default) refuses deletes before retain-until; None records retention but does
+    not enforce it (then `properties.enforces_retention` is False). Works on a root that does not exist yet
+    (it is created on the first put). POSIX only (hard links and flock).
+    """
+
+    def __init__(self, root: Path | str, *, lock_mode: str | None = "compliance") -> None:
+        if lock_mode is not None and lock_mode.lower() != "compliance":
+            raise ConfigError(f"file store lock_mode must be 'compliance' or None, not {lock_mode!r}")
+        self.root = Path(os.path.abspath(root))
+        self.lock_mode = None if lock_mode is None else "compliance"
+        self.url = self.root.as_uri()
+        self.properties = StoreProperties(
+            "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False
+        )
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.root)!r}, lock_mode={self.lock_mode!r})"
+
+    # --- Store protocol ----------------------------------------------------------------------------------
+
+    def put(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, sha256: str | None = None
+    ) -> ObjectInfo:
+        """Write `data` at `key` if the key is free; raises ObjectExists (nothing changes), ChecksumMismatch.
+
+        Crash-safe: the object appears complete or not at all. The sidecar is written before the object
+        is linked into place, so a visible object always has its retention recorded.
+        """
+        path = self._path(key)
+        digest = checked_sha256(self.url, key, data, sha256)
+        until = future_utc(self.url, key, retain_until)
+        with self._os_errors("put", key), self._key_lock(key):
+            self._refuse_taken(path, key)
+            self._make_dirs(path.parent, key)
+            tmp = self._write_temp(path, data)
+            try:
+                self._write_meta(key, {"size": len(data), "sha256": digest, "retain_until": until})
+                self._place(tmp, path, key)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        return ObjectInfo(key, len(data), digest, until)
+
+    def get(
+        self, key: str, *, start: int | None = None, end: int | None = None, version_id: str | None = None
+    ) -> bytes:
+        """Bytes [start, end) of `key`; raises ObjectNotFound. `version_id` is ignored: one version per key."""
+        path = self._path(key)
+        lo, hi = checked_range(self.url, key, start, end)
+        with self._os_errors("get", key):
+            try:
+                handle = open(path, "rb")
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise ObjectNotFound(self.url, key, "get") from None
+            with handle:
+                handle.seek(lo)
+                return handle.read() if hi is None else handle.read(max(0, hi - lo))
+
+    def head(self, key: str) -> ObjectInfo:
+        """Size (actual), sha256 and retain-until (as recorded at write time); raises ObjectNotFound.
+
+        An object copied in without a sidecar (e.g. `aws s3 sync`) reports sha256 and retain_until None.
+        """
+        path = self._path(key)
+        with self._os_errors("head", key):
+            return self._info(key, path)
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        with self._os_errors("exists", key):
+            return path.is_file()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with `prefix`, in UTF-8 byte order; empty for a missing root or prefix."""
+        validate_prefix(self.url, prefix)
+        start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        self._inside_root(start, prefix)
+        with self._os_errors("list", prefix):
+            keys = sorted((k for k in self._walk(start) if k.startswith(prefix)), key=str.encode)
+            for key in keys:
+                try:
+                    yield self._info(key, self.root / key)
+                except ObjectNotFound:
+                    continue  # deleted while we listed
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; raises ObjectNotFound, RetentionViolation before retain-until (when enforcing)."""
+        path = self._path(key)
+        with self._os_errors("delete", key), self._key_lock(key):
+            info = self._info(key, path)
+            if self.lock_mode and info.retain_until and info.retain_until > datetime.now(UTC):
+                raise RetentionViolation(
+                    self.url, key, "delete", f"retained until {info.retain_until.isoformat()}",
+                    hint="write-once storage: the object can be removed only after its retention ends",
+                )
+            path.unlink()
+            self._meta_path(key).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+
+    # --- paths -------------------------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        validate_key(self.url, key)
+        if key.split("/", 1)[0] == META_DIR:
+            raise StoreError(self.url, key, "validate", f"{META_DIR}/ is reserved for ledgerdr's metadata")
+        path = self.root / key
+        self._inside_root(path, key)
+        return path
+
+    def _inside_root(self, path: Path, key: str) -> None:
+        # validate_key stops '..'; this stops a symlinked directory inside the root pointing elsewhere.
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(self.url, key, "validate", "key resolves outside the store root")
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / META_DIR / "objects" / key
+
+    # --- writing -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """Serialise writers of one key across processes; the kernel drops the lock if a writer dies."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        lock_path = self.root / META_DIR / "locks" / digest[:2] / digest
+        self._make_dirs(lock_path.parent, key)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _refuse_taken(self, path: Path, key: str) -> None:
+        if path.is_dir():
+            raise StoreError(self.url, key, "put", "a directory of other keys occupies this key on a file store")
+        if path.exists():
+            raise ObjectExists(self.url, key, "put", hint="write-once storage never overwrites; use a new key")
+
+    def _make_dirs(self, directory: Path, key: str) -> None:
+        """Create missing parents, fsyncing each new entry's parent so the path survives a power loss."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for new in reversed(missing):
+            try:
+                new.mkdir()
+            except FileExistsError:  # another writer made it meanwhile, or it is a file
+                if not new.is_dir():
+                    raise StoreError(self.url, key, "put", f"{new.name!r} is an object, not a directory") from None
+                continue
+            _fsync_dir(new.parent)
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        """A durable, read-only copy of `data` beside `path`, under a name no other writer uses."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+                handle.flush()
+            os.fchmod(fd, 0o444)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _write_meta(self, key: str, fields: dict) -> None:
+        """Replace the sidecar atomically. Under the key lock with the key absent, any old sidecar is a
+        leftover of a writer that crashed before linking its object, so replacing it is safe."""
+        until = fields["retain_until"]
+        record = {
+            "format_version": _FORMAT_VERSION,
+            "key": key,
+            "size": fields["size"],
+            "sha256": fields["sha256"],
+            "retain_until": None if until is None else until.isoformat(),
+            "lock_mode": self.lock_mode,
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        meta = self._meta_path(key)
+        self._make_dirs(meta.parent, key)
+        tmp = self._write_temp(meta, json.dumps(record, sort_keys=True).encode())
+        os.replace(tmp, meta)
+        _fsync_dir(meta.parent)
+
+    def _place(self, tmp: Path, path: Path, key: str) -> None:
+        """Give `tmp` its final name without ever replacing an existing file.
+
+        os.link fails with EEXIST when the name is taken, even by a writer outside our lock (another tool,
+        another host on NFS), so put-if-absent holds. Where hard links are unsupported, an O_EXCL
+        placeholder claims the name and os.replace fills it atomically.
+        """
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            self._meta_path(key).unlink(missing_ok=True)  # the sidecar we wrote describes our bytes, not theirs
+            raise ObjectExists(self.url, key, "put", hint="another writer created the key first") from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                raise
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+        except FileExistsError:
+            self._meta_path(key).unlink(missing_ok=True)
+            raise ObjectExists(self.url, key, "put", hint="another writer created the key first") from None
+        os.replace(tmp, path)
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def _info(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(self.url, key, "head") from None
+        if not path.is_file():
+            raise ObjectNotFound(self.url, key, "head", "a directory, not an object")
+        sha256, until = self._read_meta(key)
+        return ObjectInfo(key, st.st_size, sha256, until)
+
+    def _read_meta(self, key: str) -> tuple[str | None, datetime | None]:
+        try:
+            record = json.loads(self._meta_path(key).read_bytes())
+        except FileNotFoundError:
+            return None, None
+        except ValueError as exc:
+            raise StoreError(
+                self.url, key, "head", f"unreadable metadata {META_DIR}/objects/{key}: {exc}",
+                hint="the sidecar was altered; verify the object against the window record",
+            ) from None
+        until = record.get("retain_until")
+        return record.get("sha256"), None if until is None else datetime.fromisoformat(until)
+
+    def _walk(self, start: Path) -> Iterator[str]:
+        """Root-relative keys of regular files under `start`, skipping metadata, temp files, symlinks and
+        names that are not valid keys (non-UTF-8, backslashes): they cannot be ledgerdr's."""
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            if rel_dir == ".":
+                rel_dir = ""
+                dirnames[:] = [d for d in dirnames if d != META_DIR]
+            elif rel_dir.split("/", 1)[0] == META_DIR:  # a prefix that starts inside the metadata
+                return
+            for name in filenames:
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if name.endswith(TEMP_SUFFIX) or os.path.islink(os.path.join(dirpath, name)):
+                    continue
+                if is_valid_key(self.url, key):
+                    yield key
+
+    @contextmanager
+    def _os_errors(self, op: str, key: str) -> Iterator[None]:
+        """Translate OSError into the StoreError family, keeping the address (store, key, op)."""
+        try:
+            yield
+        except PermissionError as exc:
+            raise AccessDenied(
+                self.url, key, op, exc.strerror or str(exc),
+                hint=f"check the permissions of {exc.filename or self.root}",
+            ) from exc
+        except OSError as exc:
+            error = StoreUnavailable if exc.errno in _TRANSIENT_ERRNOS else StoreError
+            raise error(self.url, key, op, f"{exc.strerror or exc} ({exc.filename})") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a directory entry change durable; a no-op where directories cannot be fsynced."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
