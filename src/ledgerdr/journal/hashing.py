@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from functools import lru_cache
 from hashlib import sha256
-from typing import Any
+from typing import Any, Protocol
 
 from amazon.ion.core import IonType, Timestamp
 from amazon.ion.simple_types import (
@@ -50,7 +50,13 @@ from amazon.ion.symbols import SymbolToken
 
 __all__ = ["dot", "ion_hash", "ion_hash_repr", "merkle_root"]
 
-FieldDigest = Callable[[bytes], bytes]
+
+class _Hash(Protocol):
+    def digest(self) -> bytes: ...
+
+
+# A hashlib-style constructor: new_hash(data).digest() is h(data). hashlib.sha256 in production.
+HashConstructor = Callable[[bytes], _Hash]
 
 # Type/qualifier octets (spec "Typed Values"): the high nibble is the Ion type code.
 _TQ = {
@@ -125,13 +131,6 @@ def _varint(value: int) -> bytes:
     return bytes(reversed(groups))
 
 
-def _varuint_small(value: int) -> bytes:
-    """VarUInt for values below 16384 (every timestamp component)."""
-    if value < 0x80:
-        return bytes((0x80 | value,))
-    return bytes((value >> 7, 0x80 | (value & 0x7F)))
-
-
 # --- scalars: each returns s(value) without annotations ---------------------------------------------------
 
 
@@ -183,42 +182,56 @@ def _fraction_repr(value: datetime) -> bytes:
     fraction = getattr(value, "fractional_seconds", None)
     if fraction is None:  # a plain datetime: dumps writes six digits
         return _decimal_repr(-6, value.microsecond, False) if value.microsecond else b"\xc6"
-    _sign, _digits, exponent = fraction.as_tuple()
-    coefficient = abs(int(fraction.scaleb(-exponent, _EXACT)))
+    digits = value.fractional_precision  # type: ignore[attr-defined]
+    if digits < 6:
+        # Timestamp keeps fractional_precision == -exponent below 6 digits (zero with a positive exponent
+        # is normalised to 0d0), so the coefficient is in `microsecond`: no Decimal arithmetic needed.
+        exponent, coefficient = -digits, value.microsecond // _POW10[6 - digits]
+    else:  # six digits or more than microseconds hold
+        exponent = fraction.as_tuple().exponent
+        coefficient = abs(int(fraction.scaleb(-exponent, _EXACT)))
     if not coefficient:
         return _varint(exponent) if exponent < 0 else b""
     return _decimal_repr(exponent, coefficient, False)
 
 
+_POW10 = tuple(10**i for i in range(7))
+_HIGH_BIT = bytes((b | 0x80) & 0xFF for b in range(256))  # one-octet VarUInt of each component below 128
+_COMPONENTS = (0, 1, 2, 4, 5)  # month/day/hour/minute/second octets present at YEAR…SECOND precision
+_UTC_OFFSET = b"\x80"  # VarInt 0
+
+
+def _offset_and_utc(value: datetime) -> tuple[bytes, datetime]:
+    """The offset field and the time in UTC; the unknown offset (-00:00) is VarInt negative zero."""
+    tz = value.tzinfo
+    if tz is None:
+        return b"\xc0", value
+    if tz is UTC:  # what the C extension returns for `Z`: the common case, kept cheap
+        return _UTC_OFFSET, value
+    offset = value.utcoffset() or timedelta(0)
+    minutes = (offset.days * 86400 + offset.seconds) // 60
+    return _varint(minutes), (value - timedelta(minutes=minutes) if minutes else value)
+
+
 def _timestamp_repr(value: datetime) -> bytes:
-    """Offset VarInt, then the UTC components up to the precision, then the fraction (spec §6)."""
+    """Offset VarInt, year VarUInt, then the UTC components up to the precision, then the fraction (§6)."""
     precision = getattr(value, "precision", None)
-    # dumps writes a plain datetime, and a Timestamp without precision, as second precision + 6 digits.
-    level = 4 if precision is None else int(precision)
-    has_fraction = level >= 4
-    if precision is None and isinstance(value, Timestamp):
-        value = datetime(*value.timetuple()[:6], value.microsecond, value.tzinfo)
-    utc = value
-    # Below minute precision Ion has no offset at all (dumps drops it), so it is the unknown offset.
-    if level >= 3 and value.tzinfo is not None:
-        offset = value.utcoffset() or timedelta(0)
-        minutes = (offset.days * 86400 + offset.seconds) // 60
-        if minutes:
-            utc = value - timedelta(minutes=minutes)
-        out = [_varint(minutes)]
+    if precision is None:
+        # dumps writes a plain datetime, and a Timestamp without precision, as second precision + 6 digits.
+        if isinstance(value, Timestamp):
+            value = datetime(*value.timetuple()[:6], value.microsecond, value.tzinfo)
+        level = 4
     else:
-        out = [b"\xc0"]  # unknown local offset: VarInt negative zero
-    out.append(_varuint_small(utc.year))
-    if level >= 1:
-        out.append(bytes((0x80 | utc.month,)))
-    if level >= 2:
-        out.append(bytes((0x80 | utc.day,)))
+        level = int(precision)
     if level >= 3:
-        out.append(bytes((0x80 | utc.hour, 0x80 | utc.minute)))
-    if has_fraction:
-        out.append(bytes((0x80 | utc.second,)))
-        out.append(_fraction_repr(value))
-    return b"".join(out)
+        offset, utc = _offset_and_utc(value)
+    else:  # below minute precision Ion has no offset (dumps drops it): the unknown offset
+        offset, utc = b"\xc0", value
+    year = utc.year
+    head = bytes((0x80 | year,)) if year < 0x80 else bytes((year >> 7, 0x80 | (year & 0x7F)))
+    parts = (utc.month, utc.day, utc.hour, utc.minute, utc.second)[: _COMPONENTS[level]]
+    body = offset + head + bytes(parts).translate(_HIGH_BIT)
+    return body + _fraction_repr(value) if level >= 4 else body
 
 
 def _s_timestamp(value: datetime) -> bytes:
@@ -239,6 +252,10 @@ def _s_symbol_token(token: Any) -> bytes:
         return _SYMBOL_SID0_S
     if isinstance(token, str):
         return _s_text(b"\x0b\x70", token)
+    if not isinstance(token, SymbolToken):
+        raise TypeError(
+            f"a field name or annotation must be str or SymbolToken, not {type(token).__qualname__}"
+        )
     if token.text is not None:
         return _s_text(b"\x0b\x70", token.text)
     if token.sid == 0:
@@ -297,10 +314,25 @@ def _annotated(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
     return handler
 
 
-def _s_ionpy_text(value: IonPyText) -> bytes:
-    if value.ion_type is IonType.SYMBOL:  # value_model SYMBOL_AS_TEXT
-        return _s_text(b"\x0b\x70", value)
-    return _s_string(value)
+def _ionpy_text(value: IonPyText) -> bytes:
+    """The hottest handler (most document fields are strings): escaping and annotations are inlined."""
+    tq = b"\x0b\x70" if value.ion_type is IonType.SYMBOL else b"\x0b\x80"  # SYMBOL_AS_TEXT makes symbols
+    body = (
+        tq
+        + value.encode("utf-8")
+        .replace(b"\x0c", b"\x0c\x0c")
+        .replace(b"\x0b", b"\x0c\x0b")
+        .replace(b"\x0e", b"\x0c\x0e")
+        + b"\x0e"
+    )
+    annotations = value.ion_annotations
+    return _s_annotated(annotations, body) if annotations else body
+
+
+def _ionpy_timestamp(value: IonPyTimestamp) -> bytes:
+    annotations = value.ion_annotations
+    body = b"\x0b\x60" + _escape(_timestamp_repr(value)) + b"\x0e"
+    return _s_annotated(annotations, body) if annotations else body
 
 
 def _s_ionpy_bytes(value: IonPyBytes) -> bytes:
@@ -309,10 +341,6 @@ def _s_ionpy_bytes(value: IonPyBytes) -> bytes:
 
 def _s_ionpy_null(value: IonPyNull) -> bytes:
     return _NULL_S[value.ion_type]
-
-
-def _sha256_digest(data: bytes) -> bytes:
-    return sha256(data).digest()
 
 
 class _Handlers(dict):
@@ -329,13 +357,13 @@ class _Handlers(dict):
 
 _SCALARS: dict[type, Callable[[Any], bytes]] = {
     # exact types returned by simpleion.loads (value_model ION_PY); they may carry annotations
-    IonPyText: _annotated(_s_ionpy_text),
+    IonPyText: _ionpy_text,
     IonPySymbol: _annotated(_s_symbol_token),
     IonPyInt: _annotated(_s_int),
     IonPyBool: _annotated(_s_bool),
     IonPyFloat: _annotated(_s_float),
     IonPyDecimal: _annotated(_s_decimal),
-    IonPyTimestamp: _annotated(_s_timestamp),
+    IonPyTimestamp: _ionpy_timestamp,
     IonPyBytes: _annotated(_s_ionpy_bytes),
     IonPyNull: _annotated(_s_ionpy_null),
     # plain Python values (and the bare values of value_model MAY_BE_BARE), typed as dumps types them
@@ -353,9 +381,9 @@ _SCALARS: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def _make_serializer(field_digest: FieldDigest) -> Callable[[Any], bytes]:
-    """Build s(value) whose struct fields are hashed with `field_digest` (SHA-256 in production; the
-    official test vectors use an identity or MD5 hasher, and the struct rule must then use it too)."""
+def _make_serializer(new_hash: HashConstructor) -> Callable[[Any], bytes]:
+    """Build s(value) whose struct fields are hashed with `new_hash` (SHA-256 in production; the official
+    test vectors use an identity or MD5 hasher, and the struct rule must then use it too)."""
     handlers = _Handlers(_SCALARS)
 
     def s_fields(field_hashes: list[bytes]) -> bytes:
@@ -365,14 +393,17 @@ def _make_serializer(field_digest: FieldDigest) -> Callable[[Any], bytes]:
 
     def s_mapping(value: Any) -> bytes:
         return s_fields(
-            [field_digest((_NAMES.get(k) or _s_name(k)) + handlers[type(x)](x)) for k, x in value.items()]
+            [
+                new_hash((_NAMES.get(k) or _s_name(k)) + handlers[type(x)](x)).digest()
+                for k, x in value.items()
+            ]
         )
 
     def s_ionpy_dict(value: IonPyDict) -> bytes:
         # IonPyDict is a multimap (name → [values]); items() would keep only one value per name.
         body = s_fields(
             [
-                field_digest((_NAMES.get(k) or _s_name(k)) + handlers[type(x)](x))
+                new_hash((_NAMES.get(k) or _s_name(k)) + handlers[type(x)](x)).digest()
                 for k, xs in _dict_store(value).items()
                 for x in xs
             ]
@@ -426,24 +457,25 @@ def _dict_store_public(value: IonPyDict) -> dict[Any, list[Any]]:
 # several times faster than iteritems(). Should a later release rename it, fall back to the public API.
 _dict_store = _dict_store_private if hasattr(IonPyDict({"k": 1}), "_IonPyDict__store") else _dict_store_public
 
-_serialize_sha256 = _make_serializer(_sha256_digest)
+_serialize_sha256 = _make_serializer(sha256)
 
 
 @lru_cache(maxsize=8)
-def _serializer_for(field_digest: FieldDigest) -> Callable[[Any], bytes]:
-    return _make_serializer(field_digest)
+def _serializer_for(new_hash: HashConstructor) -> Callable[[Any], bytes]:
+    return _make_serializer(new_hash)
 
 
-def ion_hash_repr(value: Any, field_digest: FieldDigest | None = None) -> bytes:
+def ion_hash_repr(value: Any, new_hash: HashConstructor = sha256) -> bytes:
     """Return s(value), the bytes that the Ion Hash feeds to the hash function for `value`.
 
-    `field_digest` is h(bytes) applied to each struct field (default SHA-256, as in `ion_hash`); pass
-    `lambda b: b` for the spec's identity hasher. Raises TypeError for a value of a type Ion cannot
-    represent, ValueError for a symbol with unknown text or a NaN/infinite Decimal. Pure function.
+    `new_hash` is the hash h as a hashlib-style constructor (`new_hash(data).digest()`); it is applied to
+    each struct field, so it must be the same h the caller then applies to the result (default
+    `hashlib.sha256`, as in `ion_hash`). Raises TypeError for a value of a type Ion cannot represent,
+    ValueError for a symbol with unknown text or a NaN/infinite Decimal. Pure function.
     """
-    if field_digest is None:
+    if new_hash is sha256:
         return _serialize_sha256(value)
-    return _serializer_for(field_digest)(value)
+    return _serializer_for(new_hash)(value)
 
 
 def ion_hash(value: Any) -> bytes:

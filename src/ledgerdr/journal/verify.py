@@ -273,7 +273,7 @@ def verify_objects(
     for ref in objects:
         report.objects += 1
         blocks_before = report.blocks
-        _verify_object(read, ref, chain, report.problems)
+        verify_object(read, ref, chain, report.problems)
         if on_object:
             on_object(ref, report.blocks - blocks_before)
     report.revisions_chain_only = dict(block_checker.chain_only)
@@ -282,7 +282,7 @@ def verify_objects(
     return chain
 
 
-def _verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChecker, problems: list[Problem]) -> None:
+def verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChecker, problems: list[Problem]) -> None:
     declared = f"{{sequenceNo:{ref.first}..{ref.last}}}" if ref.first is not None else None
     if ref.resolved_key is None:
         problems.append(Problem("missing_object", ref.key, declared, "object named in the manifest does not exist"))
