@@ -1,0 +1,739 @@
+"""Evaluate PartiQL expressions (AST from `partiql.py`) over Ion values and plain Python values.
+
+Values: amazon.ion's IonPy* types or plain Python (dict, list, str, int, Decimal, float, bool, None,
+datetime, bytes). `None` and Ion typed nulls are NULL; `MISSING` (an absent field) is distinct.
+`Bag` marks a PartiQL bag (`<< >>`).
+
+Semantics chosen for QLDB use (PartiQL "permissive" mode):
+- `=`/`<>`: numbers compare by value across int/Decimal/float; strings and symbols by text;
+  timestamps by instant (no offset = UTC); lists, structs and bags deeply. Values of different types
+  are simply not equal (`false`). NULL operand -> NULL, MISSING operand -> MISSING.
+- `< <= > >=`: only between two numbers, two texts, two timestamps, two bools or two lobs; any other
+  pair yields MISSING (a type mismatch is not an error), so such rows never satisfy WHERE.
+- AND/OR/NOT are three-valued; an unknown result is MISSING if an operand was MISSING, else NULL.
+  Non-boolean operands count as MISSING. WHERE keeps a row only for a true result.
+- `x IS NULL` is true for NULL and for MISSING (as in PartiQL); `x IS MISSING` only for MISSING.
+- Navigating into a missing field, a non-struct, or past a list's end yields MISSING.
+- Arithmetic mixes int/Decimal/float (float wins, then Decimal); int `/` truncates toward zero;
+  dividing by zero raises LedgerError.
+
+Name resolution: `make_env` binds the alias (and the BY id alias) and marks the document as the
+implicit source, so an unqualified `a` means the document's field `a` when it is not a variable.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from amazon.ion.core import IonType
+from amazon.ion.simple_types import IonPyBool, IonPyDict, IonPyList, IonPyNull
+from amazon.ion.symbols import SymbolToken
+
+from ledgerdr.errors import LedgerError
+from ledgerdr.ledger import partiql as pq
+from ledgerdr.ledger.partiql import MISSING
+
+__all__ = [
+    "IMPLICIT", "MISSING", "Bag", "aggregate", "apply_update", "equality_lookups", "equals", "evaluate",
+    "id_lookup", "is_null", "make_env", "matches", "project", "remove_path", "set_path",
+]
+
+
+class Bag(list):
+    """A PartiQL bag: a list whose order carries no meaning (equality ignores it; indexing yields MISSING)."""
+
+    __slots__ = ()
+
+
+class _Implicit:
+    def __repr__(self) -> str:
+        return "IMPLICIT"
+
+
+# The env key under which the single FROM source is bound for unqualified names. Not a string, so no
+# identifier (quoted identifiers can hold any text) can collide with it.
+IMPLICIT: Any = _Implicit()
+
+# ----------------------------------------------------------------------------------- value kinds
+
+_MISS, _NULL, _BOOL, _NUM, _TEXT, _TS, _LOB, _STRUCT, _LIST, _BAG, _OTHER = range(11)
+_KINDS: dict[type, int] = {}
+_ORDERABLE = frozenset({_BOOL, _NUM, _TEXT, _TS, _LOB})
+
+
+def _classify(t: type) -> int:
+    checks: tuple[tuple[Any, int], ...] = (
+        (type(MISSING), _MISS), ((type(None), IonPyNull), _NULL), ((bool, IonPyBool), _BOOL),
+        (SymbolToken, _TEXT), ((int, float, Decimal), _NUM), (str, _TEXT), (datetime, _TS),
+        ((bytes, bytearray), _LOB), (Mapping, _STRUCT), (Bag, _BAG), ((list, tuple), _LIST),
+    )  # order matters: bool and IonPyBool before int, SymbolToken (a tuple) before list
+    return next((kind for types, kind in checks if issubclass(t, types)), _OTHER)
+
+
+def _kind(value: Any) -> int:
+    t = type(value)
+    kind = _KINDS.get(t)
+    if kind is None:
+        kind = _KINDS[t] = _classify(t)
+    return kind
+
+
+def is_null(value: Any) -> bool:
+    """True for NULL (None or any Ion typed null) and for MISSING."""
+    return _kind(value) <= _NULL
+
+
+def _text(value: Any) -> str:
+    return value.text if isinstance(value, SymbolToken) else value
+
+
+def _instant(value: datetime) -> datetime:
+    # Ion's unknown offset (-00:00) and date-only timestamps denote UTC instants.
+    return value if value.tzinfo is not None else datetime.combine(value.date(), value.time(), UTC)
+
+
+def _order_key(value: Any, kind: int) -> Any:
+    if kind == _TEXT:
+        return _text(value)
+    if kind == _TS:
+        return _instant(value)
+    if kind == _BOOL:
+        return bool(value)
+    return bytes(value) if kind == _LOB else value
+
+
+# ------------------------------------------------------------------------------ equality, order
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Deep value equality where NULL equals NULL (used inside collections and by `equals`)."""
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb:
+        return False
+    if ka in _ORDERABLE:
+        return _order_key(a, ka) == _order_key(b, kb)
+    if ka == _LIST:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if ka == _BAG:
+        return _same_multiset(list(a), list(b))
+    if ka == _STRUCT:
+        return _same_multiset(_struct_items(a), _struct_items(b))
+    return ka <= _NULL or a == b
+
+
+def _struct_items(struct: Mapping) -> list[tuple[str, Any]]:
+    return [(_text(k), v) for k, v in struct.items()]
+
+
+def _same_multiset(left: list, right: list) -> bool:
+    if len(left) != len(right):
+        return False
+    remaining = list(right)
+    for item in left:
+        match = next((i for i, other in enumerate(remaining) if _same(item, other)), None)
+        if match is None:
+            return False
+        del remaining[match]
+    return True
+
+
+def equals(a: Any, b: Any) -> Any:
+    """PartiQL `=`: True/False, NULL (None) if an operand is NULL, MISSING if one is MISSING."""
+    ka, kb = _kind(a), _kind(b)
+    if ka == _MISS or kb == _MISS:
+        return MISSING
+    if ka == _NULL or kb == _NULL:
+        return None
+    return _same(a, b)
+
+
+_ORDER_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _compare(op: str, a: Any, b: Any) -> Any:
+    if op in ("=", "<>"):
+        result = equals(a, b)
+        return (not result) if op == "<>" and isinstance(result, bool) else result
+    ka, kb = _kind(a), _kind(b)
+    if ka == _MISS or kb == _MISS:
+        return MISSING
+    if ka == _NULL or kb == _NULL:
+        return None
+    if ka != kb or ka not in _ORDERABLE:
+        return MISSING
+    try:
+        return _ORDER_OPS[op](_order_key(a, ka), _order_key(b, kb))
+    except ArithmeticError:  # Decimal against a float NaN signals instead of answering: NaN orders nowhere
+        return False
+
+
+# ------------------------------------------------------------------------------------- logic
+
+
+def _truth(value: Any) -> Any:
+    kind = _kind(value)
+    if kind == _BOOL:
+        return bool(value)
+    return None if kind == _NULL else MISSING
+
+
+def _unknown(*values: Any) -> Any:
+    return MISSING if any(v is MISSING for v in values) else None
+
+
+def _and(left: Any, right_thunk: Any) -> Any:
+    left = _truth(left)
+    if left is False:
+        return False
+    right = _truth(right_thunk())
+    if right is False:
+        return False
+    return True if left is True and right is True else _unknown(left, right)
+
+
+def _or(left: Any, right_thunk: Any) -> Any:
+    left = _truth(left)
+    if left is True:
+        return True
+    right = _truth(right_thunk())
+    if right is True:
+        return True
+    return False if left is False and right is False else _unknown(left, right)
+
+
+def _not(value: Any) -> Any:
+    value = _truth(value)
+    return (not value) if isinstance(value, bool) else value
+
+
+# -------------------------------------------------------------------------------- arithmetic
+
+
+def _int_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _int_mod(a: int, b: int) -> int:
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+
+
+def _arith(op: str, a: Any, b: Any) -> Any:
+    ka, kb = _kind(a), _kind(b)
+    if ka == _MISS or kb == _MISS:
+        return MISSING
+    if ka == _NULL or kb == _NULL:
+        return None
+    if op == "||":
+        return _text(a) + _text(b) if ka == kb == _TEXT else MISSING
+    if ka != _NUM or kb != _NUM:
+        return MISSING
+    try:
+        return _numeric(op, a, b)
+    except ArithmeticError as exc:  # float() of a huge int, Decimal % whose quotient is too large
+        raise LedgerError(f"arithmetic error in '{op}': {exc.__class__.__name__}") from None
+
+
+def _numeric(op: str, a: Any, b: Any) -> Any:
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+    elif isinstance(a, Decimal) or isinstance(b, Decimal):
+        a, b = Decimal(a), Decimal(b)
+    else:
+        a, b = int(a), int(b)
+    if op in _ARITH:
+        return _ARITH[op](a, b)
+    if b == 0:
+        raise LedgerError(f"division by zero in '{op}'")
+    if isinstance(a, int):
+        return _int_div(a, b) if op == "/" else _int_mod(a, b)
+    if op == "/":
+        return a / b
+    return math.fmod(a, b) if isinstance(a, float) else a % b  # Decimal % truncates, like SQL
+
+
+def _negate(op: str, value: Any) -> Any:
+    kind = _kind(value)
+    if kind <= _NULL:
+        return MISSING if kind == _MISS else None
+    if kind != _NUM:
+        return MISSING
+    return -value if op == "-" else value
+
+
+# --------------------------------------------------------------------------------- predicates
+
+
+def _in(value: Any, collection: Any) -> Any:
+    kc = _kind(collection)
+    if kc == _MISS or _kind(value) == _MISS:
+        return MISSING
+    if kc == _NULL:
+        return None
+    if kc not in (_LIST, _BAG):
+        return MISSING
+    unknown = False
+    for item in collection:
+        result = equals(value, item)
+        if result is True:
+            return True
+        unknown = unknown or result is not False
+    return None if unknown else False
+
+
+@lru_cache(maxsize=256)
+def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
+    parts, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if escape is not None and ch == escape and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _like(value: Any, pattern: Any, *escape: Any) -> Any:
+    """`value LIKE pattern [ESCAPE e]`; `escape` is empty without an ESCAPE clause (NULL is a value)."""
+    operands = (value, pattern, *escape)
+    kinds = [_kind(v) for v in operands]
+    if _MISS in kinds:
+        return MISSING
+    if _NULL in kinds:
+        return None
+    if any(kind != _TEXT for kind in kinds):
+        return MISSING
+    escape_char = _text(escape[0]) if escape else None
+    if escape_char is not None and len(escape_char) != 1:
+        raise LedgerError("LIKE ... ESCAPE needs exactly one character")
+    return _like_regex(_text(pattern), escape_char).fullmatch(_text(value)) is not None
+
+
+# ---------------------------------------------------------------------------------- functions
+
+
+def _size(value: Any) -> Any:
+    kind = _kind(value)
+    if kind in (_LIST, _BAG, _STRUCT):
+        return len(value)
+    return None if kind == _NULL else MISSING
+
+
+def _text_fn(fn: Any) -> Any:
+    def apply(value: Any) -> Any:
+        kind = _kind(value)
+        if kind == _TEXT:
+            return fn(_text(value))
+        return None if kind == _NULL else MISSING
+
+    return apply
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "size": _size,
+    "exists": lambda v: _kind(v) in (_LIST, _BAG, _STRUCT) and len(v) > 0,
+    "upper": _text_fn(str.upper),
+    "lower": _text_fn(str.lower),
+    "char_length": _text_fn(len),
+    "character_length": _text_fn(len),
+    "coalesce": lambda *vs: next((v for v in vs if not is_null(v)), None),
+    "nullif": lambda a, b: None if equals(a, b) is True else a,
+}
+
+# ------------------------------------------------------------------------------------ evaluate
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name, MISSING) if _kind(value) == _STRUCT else MISSING
+
+
+def _index(value: Any, index: Any) -> Any:
+    kind = _kind(index)
+    if kind == _TEXT:
+        return _field(value, _text(index))
+    if kind == _NUM and isinstance(index, int) and _kind(value) == _LIST and 0 <= index < len(value):
+        return value[index]
+    return MISSING
+
+
+def _eval_var(node: pq.Var, env: Mapping, params: Sequence) -> Any:
+    if node.name in env:
+        return env[node.name]
+    if IMPLICIT in env:
+        return _field(env[IMPLICIT], node.name)
+    raise LedgerError(f"unbound variable '{node.name}'")
+
+
+def _eval_param(node: pq.Param, env: Mapping, params: Sequence) -> Any:
+    if node.index >= len(params):
+        raise LedgerError(f"the statement uses parameter {node.index + 1} but only {len(params)} were given")
+    return params[node.index]
+
+
+def _eval_path(node: pq.Path, env: Mapping, params: Sequence) -> Any:
+    value = evaluate(node.root, env, params)
+    for step in node.steps:
+        value = _field(value, step) if step.__class__ is str else _index(value, evaluate(step, env, params))
+        if value is MISSING:
+            break
+    return value
+
+
+def _eval_binary(node: pq.Binary, env: Mapping, params: Sequence) -> Any:
+    left = evaluate(node.left, env, params)
+    op = node.op
+    if op == "AND":
+        return _and(left, lambda: evaluate(node.right, env, params))
+    if op == "OR":
+        return _or(left, lambda: evaluate(node.right, env, params))
+    right = evaluate(node.right, env, params)
+    if op in _ORDER_OPS or op in ("=", "<>"):
+        return _compare(op, left, right)
+    return _arith(op, left, right)
+
+
+def _eval_unary(node: pq.Unary, env: Mapping, params: Sequence) -> Any:
+    value = evaluate(node.operand, env, params)
+    return _not(value) if node.op == "NOT" else _negate(node.op, value)
+
+
+def _negatable(negated: bool, result: Any) -> Any:
+    return _not(result) if negated else result
+
+
+def _eval_between(node: pq.Between, env: Mapping, params: Sequence) -> Any:
+    value = evaluate(node.value, env, params)
+    low, high = evaluate(node.low, env, params), evaluate(node.high, env, params)
+    result = _and(_compare(">=", value, low), lambda: _compare("<=", value, high))
+    return _negatable(node.negated, result)
+
+
+def _eval_is(node: pq.Is, env: Mapping, params: Sequence) -> bool:
+    kind = _kind(evaluate(node.value, env, params))
+    result = kind == _MISS if node.kind == "MISSING" else kind <= _NULL
+    return result != node.negated
+
+
+def _eval_struct(node: pq.StructExpr, env: Mapping, params: Sequence) -> dict:
+    out = {}
+    for key, value_expr in node.fields:
+        value = evaluate(value_expr, env, params)
+        if value is not MISSING:  # PartiQL drops a struct field whose value is MISSING
+            out[key] = value
+    return out
+
+
+def _eval_items(items: tuple[pq.Expr, ...], env: Mapping, params: Sequence) -> list:
+    values = (evaluate(item, env, params) for item in items)
+    return [None if v is MISSING else v for v in values]  # collections coerce MISSING to NULL
+
+
+def _eval_aggregate(node: pq.Aggregate, env: Mapping, params: Sequence) -> Any:
+    raise LedgerError(f"aggregate {node.name.upper()} evaluated per row: use aggregate() over all rows")
+
+
+_EVAL: dict[type, Any] = {
+    pq.Lit: lambda n, env, params: n.value,
+    pq.Param: _eval_param,
+    pq.Var: _eval_var,
+    pq.Path: _eval_path,
+    pq.Binary: _eval_binary,
+    pq.Unary: _eval_unary,
+    pq.In: lambda n, env, params: _negatable(
+        n.negated, _in(evaluate(n.value, env, params), evaluate(n.collection, env, params))),
+    pq.Between: _eval_between,
+    pq.Like: lambda n, env, params: _negatable(n.negated, _like(
+        *(evaluate(e, env, params) for e in (n.value, n.pattern, n.escape) if e is not None))),
+    pq.Is: _eval_is,
+    pq.Call: lambda n, env, params: _FUNCTIONS[n.name](*(evaluate(a, env, params) for a in n.args)),
+    pq.Aggregate: _eval_aggregate,
+    pq.StructExpr: _eval_struct,
+    pq.ListExpr: lambda n, env, params: _eval_items(n.items, env, params),
+    pq.BagExpr: lambda n, env, params: Bag(_eval_items(n.items, env, params)),
+}
+
+
+def evaluate(expr: pq.Expr, env: Mapping[Any, Any], params: Sequence[Any]) -> Any:
+    """Evaluate `expr` with variables from `env` (see make_env) and `?` values from `params`.
+
+    Returns the value: NULL is None or an Ion typed null, an absent value is MISSING. Literal values
+    from the AST (backtick Ion) are returned as the same object each time: treat results as read-only.
+    Pure: never mutates env, params or documents. Raises
+    LedgerError for an unbound variable, a missing parameter, division by zero or an aggregate.
+    """
+    return _EVAL[expr.__class__](expr, env, params)
+
+
+def make_env(binding: Any, alias: str, *, by_id_alias: str | None = None, doc_id: Any = None) -> dict:
+    """The env for one row: `alias` (and IMPLICIT, for unqualified names) -> binding; BY alias -> doc id."""
+    env = {alias: binding, IMPLICIT: binding}
+    if by_id_alias is not None:
+        env[by_id_alias] = doc_id
+    return env
+
+
+def matches(where: pq.Expr | None, env: Mapping[Any, Any], params: Sequence[Any]) -> bool:
+    """WHERE semantics: True only when `where` is absent or evaluates to true (NULL/MISSING -> False)."""
+    if where is None:
+        return True
+    result = evaluate(where, env, params)
+    return _kind(result) == _BOOL and bool(result)
+
+
+# ------------------------------------------------------------------------------- SELECT helpers
+
+
+def project(select: pq.Select, env: Mapping[Any, Any], params: Sequence[Any]) -> Any:
+    """One output value of a non-aggregate SELECT for the row in `env`.
+
+    `*` gives the source binding, plus the BY alias field when there is one; items give a struct
+    without the MISSING ones; SELECT VALUE gives the bare value.
+    """
+    proj = select.projection
+    if isinstance(proj, pq.Star):
+        binding = env[select.source.alias]
+        by_id = select.source.by_id_alias
+        return binding if by_id is None else _with_field(binding, by_id, env[by_id])
+    if isinstance(proj, pq.SelectValue):
+        return evaluate(proj.expr, env, params)
+    out = {}
+    for item in proj:
+        value = evaluate(item.expr, env, params)
+        if value is not MISSING:
+            out[item.name] = value
+    return out
+
+
+def _fold(agg: pq.Aggregate, values: list) -> Any:
+    if agg.name == "count":
+        return len(values)
+    if not values:
+        return None
+    kinds = {_kind(v) for v in values}
+    if agg.name in ("min", "max"):
+        if len(kinds) != 1 or not kinds <= _ORDERABLE:
+            raise LedgerError(f"{agg.name.upper()} over values of different or unordered types")
+        pick = min if agg.name == "min" else max
+        return pick(values, key=lambda v: _order_key(v, _kind(v)))
+    if kinds != {_NUM}:
+        raise LedgerError(f"{agg.name.upper()} over a non-numeric value")
+    total = values[0]
+    for v in values[1:]:
+        total = _arith("+", total, v)
+    if agg.name == "sum":
+        return total
+    return total / len(values) if isinstance(total, float) else Decimal(total) / len(values)
+
+
+def aggregate(select: pq.Select, envs: Iterable[Mapping[Any, Any]], params: Sequence[Any]) -> Any:
+    """The single result of an aggregate SELECT (`select.is_aggregate`) over all matching rows.
+
+    COUNT(*) counts rows; other aggregates skip NULL and MISSING; SUM/AVG/MIN/MAX of nothing is NULL;
+    AVG of integers is a Decimal. Returns a struct, or the bare value for SELECT VALUE.
+    """
+    items = [(None, select.projection.expr)] if isinstance(select.projection, pq.SelectValue) else [
+        (item.name, item.expr) for item in select.projection]
+    collected: list[list] = [[] for _ in items]
+    for env in envs:
+        for (_, agg), bucket in zip(items, collected, strict=True):
+            value = True if agg.arg is None else evaluate(agg.arg, env, params)
+            if not is_null(value):
+                bucket.append(value)
+    results = [_fold(agg, bucket) for (_, agg), bucket in zip(items, collected, strict=True)]
+    if isinstance(select.projection, pq.SelectValue):
+        return results[0]
+    return {name: value for (name, _), value in zip(items, results, strict=True)}
+
+
+# --------------------------------------------------------------------------------- index lookups
+
+
+def _children(node: Any) -> Iterable[pq.Expr]:
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, pq.Expr):
+            yield value
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, pq.Expr):
+                    yield item
+                elif isinstance(item, tuple):  # struct fields: (key, expr)
+                    yield item[1]
+
+
+def _is_constant(node: pq.Expr) -> bool:
+    """No variable, path or aggregate inside: the value depends on the parameters only."""
+    if isinstance(node, (pq.Var, pq.Path, pq.Aggregate)):
+        return False
+    return all(_is_constant(child) for child in _children(node)) if is_dataclass(node) else True
+
+
+def _conjuncts(where: pq.Expr | None) -> Iterable[pq.Expr]:
+    if isinstance(where, pq.Binary) and where.op == "AND":
+        yield from _conjuncts(where.left)
+        yield from _conjuncts(where.right)
+    elif where is not None:
+        yield where
+
+
+def _equalities(where: pq.Expr | None) -> Iterable[tuple[pq.Expr, pq.Expr]]:
+    """(operand, constant) for each top-level `operand = constant` conjunct, either side round."""
+    for conj in _conjuncts(where):
+        if isinstance(conj, pq.Binary) and conj.op == "=":
+            if _is_constant(conj.right):
+                yield conj.left, conj.right
+            elif _is_constant(conj.left):
+                yield conj.right, conj.left
+
+
+def equality_lookups(where: pq.Expr | None, alias: str, by_id_alias: str | None = None) -> dict[str, pq.Expr]:
+    """Top-level fields fixed by WHERE's `alias.f = const` / `f = const` conjuncts -> the constant Expr.
+
+    Evaluate each constant with `evaluate(expr, {}, params)`. The first equality on a field wins; the
+    engine must still check the whole WHERE on the candidates it fetches through an index.
+    """
+    found: dict[str, pq.Expr] = {}
+    for operand, constant in _equalities(where):
+        name = None
+        if isinstance(operand, pq.Path) and operand.root == pq.Var(alias) and len(operand.steps) == 1:
+            name = operand.steps[0] if isinstance(operand.steps[0], str) else None
+        elif isinstance(operand, pq.Var) and operand.name not in (alias, by_id_alias):
+            name = operand.name
+        if name is not None:
+            found.setdefault(name, constant)
+    return found
+
+
+def id_lookup(where: pq.Expr | None, by_id_alias: str | None) -> pq.Expr | None:
+    """The constant of a top-level `<by_id_alias> = const` conjunct (a document-id lookup), else None."""
+    if by_id_alias is None:
+        return None
+    target = pq.Var(by_id_alias)
+    return next((constant for operand, constant in _equalities(where) if operand == target), None)
+
+
+# ---------------------------------------------------------------------------------- documents
+
+
+def _with_field(struct: Mapping, key: str, value: Any) -> Mapping:
+    """A copy of `struct` with `key` set (replacing every duplicate); keeps Ion type and annotations."""
+    if not isinstance(struct, IonPyDict):
+        out = dict(struct)
+        out[key] = value
+        return out
+    copy = IonPyDict.from_value(IonType.STRUCT, {}, struct.ion_annotations)
+    placed = False
+    for k, v in struct.items():
+        if _text(k) != key:
+            copy.add_item(k, v)
+        elif not placed:
+            copy.add_item(k, value)
+            placed = True
+    if not placed:
+        copy.add_item(key, value)
+    return copy
+
+
+def _without_field(struct: Mapping, key: str) -> Mapping:
+    if not isinstance(struct, IonPyDict):
+        return {k: v for k, v in struct.items() if k != key}
+    copy = IonPyDict.from_value(IonType.STRUCT, {}, struct.ion_annotations)
+    for k, v in struct.items():
+        if _text(k) != key:
+            copy.add_item(k, v)
+    return copy
+
+
+def _with_items(original: Sequence, items: list) -> list:
+    if isinstance(original, IonPyList):
+        return IonPyList.from_value(original.ion_type, items, original.ion_annotations)
+    return Bag(items) if isinstance(original, Bag) else items
+
+
+def _describe(path: pq.DocPath) -> str:
+    return "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path).lstrip(".") or "the document"
+
+
+def _set(node: Any, path: pq.DocPath, depth: int, value: Any) -> Any:
+    step = path[depth]
+    last = depth == len(path) - 1
+    if isinstance(step, str):
+        if _kind(node) != _STRUCT:
+            raise LedgerError(f"cannot SET {_describe(path)}: {_describe(path[:depth])} is not a struct")
+        child = _field(node, step)
+        if not last and _kind(child) <= _NULL:
+            child = {}  # SET creates missing intermediate structs
+        return _with_field(node, step, value if last else _set(child, path, depth + 1, value))
+    if _kind(node) != _LIST or not 0 <= step < len(node):
+        raise LedgerError(f"cannot SET {_describe(path)}: no element {step} in {_describe(path[:depth])}")
+    items = list(node)
+    items[step] = value if last else _set(items[step], path, depth + 1, value)
+    return _with_items(node, items)
+
+
+def set_path(doc: Mapping, path: pq.DocPath, value: Any) -> Mapping:
+    """A copy of `doc` with the value at `path` set; the input is never mutated.
+
+    Missing intermediate struct fields are created; an index must exist. Setting MISSING removes the
+    field. Raises LedgerError when a step meets a non-struct (field step) or a short list (index step).
+    """
+    if not path:
+        raise LedgerError("cannot SET the whole document")
+    if value is MISSING:
+        return remove_path(doc, path)
+    return _set(doc, tuple(path), 0, value)
+
+
+def remove_path(doc: Mapping, path: pq.DocPath) -> Mapping:
+    """A copy of `doc` without the value at `path` (a list element is deleted, shifting the rest).
+
+    Idempotent: a path that does not exist leaves the document as it is (the same object is returned).
+    """
+    if not path:
+        raise LedgerError("cannot REMOVE the whole document (use DELETE)")
+    step, rest = path[0], path[1:]
+    if isinstance(step, str):
+        child = _field(doc, step)
+        if child is MISSING:
+            return doc
+        if not rest:
+            return _without_field(doc, step)
+        new_child = remove_path(child, rest) if _kind(child) in (_STRUCT, _LIST) else child
+        return doc if new_child is child else _with_field(doc, step, new_child)
+    if _kind(doc) != _LIST or not 0 <= step < len(doc):
+        return doc
+    items = list(doc)
+    if rest:
+        new_child = remove_path(items[step], rest) if _kind(items[step]) in (_STRUCT, _LIST) else items[step]
+        if new_child is items[step]:
+            return doc
+        items[step] = new_child
+    else:
+        del items[step]
+    return _with_items(doc, items)
+
+
+def apply_update(update: pq.Update, doc: Mapping, env: Mapping[Any, Any], params: Sequence[Any]) -> Mapping:
+    """The new version of `doc` after `update`'s SET/REMOVE operations, applied in written order.
+
+    Every SET value is evaluated against the original row (`env`), as in SQL, before any change.
+    """
+    ops = update.operations
+    values = [evaluate(op.value, env, params) if isinstance(op, pq.SetOp) else None for op in ops]
+    for op, value in zip(ops, values, strict=True):
+        doc = set_path(doc, op.path, value) if isinstance(op, pq.SetOp) else remove_path(doc, op.path)
+    return doc

@@ -1,0 +1,744 @@
+"""The PartiQL subset that the embedded ledger accepts: AST dataclasses and a recursive-descent parser.
+
+`parse(sql)` turns one statement into a frozen AST; it never touches storage. Keywords are
+case-insensitive; identifiers, bare or "double-quoted", keep their case because QLDB names (tables,
+fields) are case-sensitive. `'single'` quotes are strings and backticks hold Ion literals.
+
+Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, predicates (comparison,
+IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
+
+Not supported (clear syntax errors): joins, subqueries, AT, GROUP/ORDER BY, LIMIT, DISTINCT, `x.*`,
+and QLDB's FROM-first `INSERT INTO ... AT` form; FROM-first SET/REMOVE maps onto `Update`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ledgerdr.errors import LedgerError
+from ledgerdr.ledger import lexer
+from ledgerdr.ledger.lexer import RESERVED, Token
+
+
+class PartiQLSyntaxError(LedgerError):
+    """A statement that does not parse. `position` is the 0-based offset; `line`/`column` are 1-based."""
+
+    def __init__(self, message: str, position: int, line: int, column: int) -> None:
+        super().__init__(message)
+        self.position, self.line, self.column = position, line, column
+
+
+class _Missing:
+    """PartiQL's MISSING: an absent value, distinct from NULL. Use the one instance, `MISSING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:  # copy and pickle keep the identity (`is MISSING` checks stay true)
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+# ---------------------------------------------------------------------------------------------- AST
+
+
+class Expr:
+    """Base of every expression node."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Lit(Expr):
+    value: Any  # int, Decimal, float, str, bool, None (NULL), MISSING, or an Ion value from backticks
+
+
+@dataclass(frozen=True, slots=True)
+class Param(Expr):
+    index: int  # 0-based, in order of appearance
+
+
+@dataclass(frozen=True, slots=True)
+class Var(Expr):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Path(Expr):
+    """`root.a[0]['b']`: a `str` step is a field (`['b']` is the same as `."b"`), an Expr step an index."""
+
+    root: Expr
+    steps: tuple[str | Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Expr):
+    op: str  # 'NOT', '-', '+'
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Binary(Expr):
+    op: str  # 'OR', 'AND', '=', '<>', '<', '<=', '>', '>=', '||', '+', '-', '*', '/', '%'
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class In(Expr):
+    value: Expr
+    collection: Expr  # a ListExpr for `IN (a, b)`, else any expression (`IN ?`)
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Between(Expr):
+    value: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Like(Expr):
+    value: Expr
+    pattern: Expr
+    escape: Expr | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Is(Expr):
+    value: Expr
+    kind: str  # 'NULL' or 'MISSING'
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    name: str  # lower case, one of FUNCTIONS
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate(Expr):
+    name: str  # 'count', 'sum', 'min', 'max', 'avg'
+    arg: Expr | None  # None for COUNT(*)
+
+
+@dataclass(frozen=True, slots=True)
+class StructExpr(Expr):
+    fields: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BagExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+# Supported scalar functions and their (min, max) argument counts; max None = any number.
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "size": (1, 1), "exists": (1, 1), "upper": (1, 1), "lower": (1, 1), "char_length": (1, 1),
+    "character_length": (1, 1), "coalesce": (1, None), "nullif": (2, 2),
+}
+AGGREGATES = frozenset({"count", "sum", "min", "max", "avg"})
+
+DocPath = tuple[str | int, ...]  # a path inside one document, alias stripped: ('a', 0, 'b')
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """Base of every statement. `param_count` is the number of `?` in the text (set by parse)."""
+
+    param_count: int = field(default=0, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTable(Statement):
+    name: str
+    tags: Expr | None = None  # WITH (aws_tags = `{...}`)
+
+
+@dataclass(frozen=True, slots=True)
+class DropTable(Statement):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UndropTable(Statement):
+    table_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateIndex(Statement):
+    table: str
+    path: tuple[str, ...]  # always one top-level field: QLDB indexes nothing else
+
+
+@dataclass(frozen=True, slots=True)
+class DropIndex(Statement):
+    index_id: str
+    table: str
+
+
+@dataclass(frozen=True, slots=True)
+class Insert(Statement):
+    table: str
+    values: Expr  # evaluates to one struct or a list/bag of structs
+
+
+@dataclass(frozen=True, slots=True)
+class SetOp:
+    path: DocPath
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveOp:
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Update(Statement):
+    """`operations` keep the written order of SET and REMOVE; `alias` is the table name if none given."""
+
+    table: str
+    alias: str
+    by_id_alias: str | None
+    operations: tuple[SetOp | RemoveOp, ...]
+    where: Expr | None
+
+    @property
+    def assignments(self) -> list[tuple[DocPath, Expr]]:
+        return [(op.path, op.value) for op in self.operations if isinstance(op, SetOp)]
+
+    @property
+    def removals(self) -> list[DocPath]:
+        return [op.path for op in self.operations if isinstance(op, RemoveOp)]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Statement):
+    table: str
+    alias: str
+    by_id_alias: str | None
+    where: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    """A FROM source. `alias` is the binding name: the explicit alias, else the name as written.
+
+    `name` is the table name without the `_ql_committed_` prefix; for `history('id')` it is the table
+    id and `by_table_id` is set; for `information_schema.user_tables` it is `user_tables`.
+    """
+
+    name: str
+    alias: str
+    by_id_alias: str | None = None
+    committed_view: bool = False
+    history: bool = False
+    history_start: Expr | None = None
+    history_end: Expr | None = None
+    by_table_id: bool = False
+    information_schema: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Star:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SelectValue:
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionItem:
+    expr: Expr
+    name: str  # the explicit alias, else the last field name, else `_N` (1-based position)
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Statement):
+    projection: tuple[ProjectionItem, ...] | Star | SelectValue
+    source: TableRef
+    where: Expr | None
+
+    @property
+    def is_aggregate(self) -> bool:
+        """True when the projection is made of aggregates (then it yields exactly one row)."""
+        items = (self.projection,) if isinstance(self.projection, SelectValue) else self.projection
+        return isinstance(items, tuple) and any(isinstance(i.expr, Aggregate) for i in items)
+
+
+@dataclass(frozen=True, slots=True)
+class Exec(Statement):
+    name: str
+    args: tuple[Expr, ...]
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+_JOIN_WORDS = frozenset({"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS"})
+_UNSUPPORTED_TAIL = frozenset({"ORDER", "GROUP", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT"})
+_COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_LITERAL_KINDS = frozenset({lexer.STRING, lexer.INT, lexer.DECIMAL, lexer.FLOAT, lexer.ION})
+_WORD_LITERALS = {"TRUE": True, "FALSE": False, "NULL": None, "MISSING": MISSING}
+_COMMITTED_PREFIX = "_ql_committed_"
+
+
+class _Parser(lexer.TokenCursor):
+    """One parser per statement; `params` counts the `?` seen so far to number them."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        super().__init__(tokens)
+        self.params = 0
+
+    # -- statements
+    def statement(self) -> Statement:
+        tok = self.tok
+        handler = {
+            "SELECT": self.select, "INSERT": self.insert, "UPDATE": self.update, "DELETE": self.delete,
+            "CREATE": self.create, "DROP": self.drop, "UNDROP": self.undrop, "EXEC": self.exec_,
+            "FROM": self.from_first_update,
+        }.get(tok.value if tok.kind == lexer.WORD else "")
+        if handler is None:
+            raise self.fail("expected a statement: SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, EXEC, ...")
+        self.advance()
+        return replace(handler(), param_count=self.params)
+
+    def create(self) -> Statement:
+        if self.accept_kw("TABLE"):
+            name = self.identifier("a table name")
+            return CreateTable(name, self.with_option("aws_tags"))
+        if self.accept_kw("INDEX"):
+            self.expect_kw("ON")
+            table = self.identifier("a table name")
+            self.expect_op("(")
+            column = self.identifier("a field name")
+            if self.at_op(".") or self.at_op("["):
+                raise self.fail("QLDB indexes only top-level fields")
+            if self.at_op(","):
+                raise self.fail("an index covers exactly one field")
+            self.expect_op(")")
+            return CreateIndex(table, (column,))
+        raise self.fail("expected TABLE or INDEX")
+
+    def drop(self) -> Statement:
+        if self.accept_kw("TABLE"):
+            return DropTable(self.identifier("a table name"))
+        if self.accept_kw("INDEX"):
+            index_id = self.name_or_string("an index id")
+            self.expect_kw("ON")
+            table = self.identifier("a table name")
+            self.with_option("purge")  # QLDB demands `WITH (purge = true)`; dropping purges here anyway
+            return DropIndex(index_id, table)
+        raise self.fail("expected TABLE or INDEX")
+
+    def with_option(self, option: str) -> Expr | None:
+        """`WITH (option = expr)`, the one option QLDB allows on CREATE TABLE / DROP INDEX; None if absent."""
+        if not self.accept_kw("WITH"):
+            return None
+        self.expect_op("(")
+        if self.identifier(option).lower() != option:
+            raise self.fail(f"expected {option} (the only option here)", self.peek(-1))
+        self.expect_op("=")
+        value = self.expr()
+        self.expect_op(")")
+        return value
+
+    def optional_where(self) -> Expr | None:
+        return self.expr() if self.accept_kw("WHERE") else None
+
+    def undrop(self) -> Statement:
+        self.expect_kw("TABLE")
+        return UndropTable(self.name_or_string("a table id"))
+
+    def name_or_string(self, what: str) -> str:
+        if self.tok.kind == lexer.STRING:
+            return self.advance().value
+        return self.identifier(what)
+
+    def exec_(self) -> Statement:
+        name = self.identifier("a procedure name")
+        args: list[Expr] = []
+        if self.tok.kind != lexer.EOF and not self.at_op(";"):
+            args.append(self.expr())
+            while self.accept_op(","):
+                args.append(self.expr())
+        return Exec(name, tuple(args))
+
+    def insert(self) -> Statement:
+        self.expect_kw("INTO")
+        table = self.identifier("a table name")
+        self.accept_kw("VALUE")
+        return Insert(table, self.expr())
+
+    def table_binding(self) -> tuple[str, str, str | None]:
+        table = self.identifier("a table name")
+        alias = self.optional_alias() or table
+        by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
+        return table, alias, by_id
+
+    def delete(self) -> Statement:
+        self.expect_kw("FROM")
+        table, alias, by_id = self.table_binding()
+        return Delete(table, alias, by_id, self.optional_where())
+
+    def update(self) -> Statement:
+        table, alias, by_id = self.table_binding()
+        ops = self.update_operations(alias)
+        return Update(table, alias, by_id, ops, self.optional_where())
+
+    def from_first_update(self) -> Statement:
+        table, alias, by_id = self.table_binding()
+        where = self.optional_where()
+        return Update(table, alias, by_id, self.update_operations(alias), where)
+
+    def update_operations(self, alias: str) -> tuple[SetOp | RemoveOp, ...]:
+        ops: list[SetOp | RemoveOp] = []
+        while True:
+            if self.accept_kw("SET"):
+                ops.append(self.assignment(alias))
+                while self.accept_op(","):
+                    ops.append(self.assignment(alias))
+            elif self.accept_kw("REMOVE"):
+                ops.append(RemoveOp(self.doc_path(alias)))
+            elif self.at_kw("INSERT"):
+                raise self.fail("INSERT INTO inside UPDATE/FROM is not supported; use SET")
+            else:
+                break
+        if not ops:
+            raise self.fail("expected SET or REMOVE")
+        return tuple(ops)
+
+    def assignment(self, alias: str) -> SetOp:
+        path = self.doc_path(alias)
+        self.expect_op("=")
+        return SetOp(path, self.expr())
+
+    def doc_path(self, alias: str) -> DocPath:
+        """A SET/REMOVE target, made relative to the document by dropping a leading `alias`."""
+        start = self.tok
+        target = self.postfix()
+        root, steps = (target.root, target.steps) if isinstance(target, Path) else (target, ())
+        if not isinstance(root, Var):
+            raise self.fail("expected a field path", start)
+        parts: list[str | int] = [] if root.name == alias else [root.name]
+        for step in steps:
+            if isinstance(step, Lit) and isinstance(step.value, int) and not isinstance(step.value, bool):
+                parts.append(step.value)
+            elif isinstance(step, str):
+                parts.append(step)
+            else:
+                raise self.fail("path steps in SET/REMOVE must be names or integer literals", start)
+        if not parts:
+            raise self.fail("cannot SET or REMOVE the whole document (use INSERT or DELETE)", start)
+        return tuple(parts)
+
+    def select(self) -> Statement:
+        if self.at_kw("DISTINCT", "ALL"):
+            raise self.fail(f"SELECT {self.tok.value} is not supported")
+        if self.accept_kw("VALUE"):
+            projection: Any = SelectValue(self.projection_expr())
+        elif self.accept_op("*"):
+            projection = Star()
+        else:
+            projection = self.projection_items()
+        self.expect_kw("FROM")
+        source = self.from_source()
+        where = self.optional_where()
+        if self.at_kw(*_UNSUPPORTED_TAIL):
+            raise self.fail(f"{self.tok.value} is not supported")
+        return Select(projection, source, where)
+
+    def projection_expr(self) -> Expr:
+        """An expression, or an aggregate call that must make up the whole SELECT item."""
+        tok = self.tok
+        if tok.kind == lexer.WORD and tok.value.lower() in AGGREGATES and self.peek().text == "(":
+            self.i += 2
+            arg = None if tok.value == "COUNT" and self.accept_op("*") else self.expr()
+            self.expect_op(")")
+            if not (self.at_op(",") or self.at_kw("FROM", "AS") or self.is_identifier(self.tok)):
+                raise self.fail("an aggregate must be a whole SELECT item")
+            return Aggregate(tok.value.lower(), arg)
+        return self.expr()
+
+    def projection_items(self) -> tuple[ProjectionItem, ...]:
+        items = []
+        while True:
+            start = self.tok
+            expr = self.projection_expr()
+            name = self.optional_alias() or _default_name(expr, len(items) + 1)
+            if items and isinstance(expr, Aggregate) != isinstance(items[0].expr, Aggregate):
+                raise self.fail("cannot mix aggregates and plain values without GROUP BY", start)
+            items.append(ProjectionItem(expr, name))
+            if not self.accept_op(","):
+                return tuple(items)
+
+    def from_source(self) -> TableRef:
+        tok = self.tok
+        if self.at_op("(") or self.at_kw("SELECT"):
+            raise self.fail("subqueries are not supported")
+        if self.at_kw("HISTORY") and self.peek().text == "(":
+            ref = self.history_source()
+        elif self.at_kw("INFORMATION_SCHEMA") and self.peek().text == ".":
+            self.i += 2
+            if self.identifier("user_tables").lower() != "user_tables":
+                raise self.fail("only information_schema.user_tables is supported", self.peek(-1))
+            ref = TableRef("user_tables", "user_tables", information_schema=True)
+        else:
+            name = self.identifier("a table name")
+            committed = name.startswith(_COMMITTED_PREFIX) and len(name) > len(_COMMITTED_PREFIX)
+            table = name[len(_COMMITTED_PREFIX) :] if committed else name
+            ref = TableRef(table, name, committed_view=committed)
+        alias = self.optional_alias()
+        if self.at_kw("AT"):
+            raise self.fail("AT is not supported")
+        by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
+        if self.at_op(",") or self.at_kw(*_JOIN_WORDS):
+            raise self.fail("joins are not supported (one table per query)")
+        if by_id is not None and ref.information_schema:
+            raise self.fail("BY is not available on information_schema", tok)
+        return replace(ref, alias=alias or ref.alias, by_id_alias=by_id)
+
+    def history_source(self) -> TableRef:
+        self.i += 2  # HISTORY (
+        by_table_id = self.tok.kind == lexer.STRING
+        name = self.name_or_string("a table name or table id")
+        bounds: list[Expr] = []
+        while len(bounds) < 2 and self.accept_op(","):
+            bounds.append(self.expr())
+        self.expect_op(")")
+        start, end = (bounds + [None, None])[:2]
+        return TableRef(name, name, history=True, history_start=start, history_end=end,
+                        by_table_id=by_table_id)
+
+    # -- expressions, lowest precedence first
+    def expr(self) -> Expr:
+        left = self.and_expr()
+        while self.accept_kw("OR"):
+            left = Binary("OR", left, self.and_expr())
+        return left
+
+    def and_expr(self) -> Expr:  # NOT binds tighter than AND: `NOT a AND b` is `(NOT a) AND b`
+        left = self.not_expr()
+        while self.accept_kw("AND"):
+            left = Binary("AND", left, self.not_expr())
+        return left
+
+    def not_expr(self) -> Expr:
+        if self.accept_kw("NOT"):
+            return Unary("NOT", self.not_expr())
+        return self.predicate()
+
+    def predicate(self) -> Expr:
+        left = self.concat()
+        while True:
+            tok = self.tok
+            if tok.kind == lexer.OP and tok.text in _COMPARISONS:
+                self.i += 1
+                left = Binary(_COMPARISONS[tok.text], left, self.concat())
+            elif self.accept_kw("IS"):
+                negated = self.accept_kw("NOT")
+                if not self.at_kw("NULL", "MISSING"):
+                    raise self.fail("expected NULL or MISSING")
+                left = Is(left, self.advance().value, negated)
+            elif self.at_kw("IN", "LIKE", "BETWEEN") or (
+                self.at_kw("NOT") and self.at_kw("IN", "LIKE", "BETWEEN", tok=self.peek())
+            ):
+                negated = self.accept_kw("NOT")
+                left = self.special_predicate(self.advance().value, left, negated)
+            else:
+                return left
+
+    def special_predicate(self, word: str, left: Expr, negated: bool) -> Expr:
+        if word == "IN":
+            if self.at_op("(") and not self.at_kw("SELECT", tok=self.peek()):
+                self.i += 1
+                return In(left, ListExpr(self.comma_list(self.expr, ")")), negated)
+            return In(left, self.concat(), negated)
+        if word == "LIKE":
+            pattern = self.concat()
+            escape = self.concat() if self.accept_kw("ESCAPE") else None
+            return Like(left, pattern, escape, negated)
+        low = self.concat()
+        self.expect_kw("AND")
+        return Between(left, low, self.concat(), negated)
+
+    def binary_level(self, ops: tuple[str, ...], operand: Any) -> Expr:
+        left = operand()
+        while self.tok.kind == lexer.OP and self.tok.text in ops:
+            op = self.advance().text
+            left = Binary(op, left, operand())
+        return left
+
+    def concat(self) -> Expr:
+        return self.binary_level(("||",), self.additive)
+
+    def additive(self) -> Expr:
+        return self.binary_level(("+", "-"), self.multiplicative)
+
+    def multiplicative(self) -> Expr:
+        return self.binary_level(("*", "/", "%"), self.unary)
+
+    def unary(self) -> Expr:
+        if self.tok.kind == lexer.OP and self.tok.text in ("-", "+"):
+            return Unary(self.advance().text, self.unary())
+        return self.postfix()
+
+    def postfix(self) -> Expr:
+        node = self.primary()
+        steps: list[str | Expr] = []
+        while True:
+            if self.at_op("."):
+                nxt = self.peek()
+                if nxt.kind == lexer.QIDENT or nxt.kind == lexer.WORD:
+                    self.i += 2
+                    steps.append(nxt.value if nxt.kind == lexer.QIDENT else nxt.text)
+                    continue
+                if nxt.text == "*":
+                    raise self.fail("path wildcards (x.*) are not supported", nxt)
+                raise self.fail("expected a field name after '.'", nxt)
+            elif self.at_op("["):
+                self.i += 1
+                if self.at_op("*"):
+                    raise self.fail("path wildcards ([*]) are not supported")
+                index = self.expr()
+                self.expect_op("]")
+                is_name = isinstance(index, Lit) and isinstance(index.value, str)
+                steps.append(index.value if is_name else index)  # type: ignore[union-attr]
+                continue
+            if not steps:
+                return node
+            if isinstance(node, Path):  # `(x.a).b` is `x.a.b`: one flat path keeps index lookups simple
+                return Path(node.root, node.steps + tuple(steps))
+            return Path(node, tuple(steps))
+
+    def primary(self) -> Expr:
+        tok = self.tok
+        kind = tok.kind
+        if kind in _LITERAL_KINDS:
+            self.i += 1
+            return Lit(tok.value)
+        if kind == lexer.PARAM:
+            self.i += 1
+            self.params += 1
+            return Param(self.params - 1)
+        if kind == lexer.QIDENT:
+            self.i += 1
+            return Var(tok.value)
+        if kind == lexer.WORD:
+            return self.word_primary(tok)
+        if kind == lexer.OP:
+            if tok.text == "(":
+                return self.parenthesized()
+            closer = {"{": "}", "[": "]", "<<": ">>"}.get(tok.text)
+            if closer is not None:
+                self.i += 1
+                if closer == "}":
+                    return StructExpr(self.comma_list(self.struct_field, "}"))
+                items = self.comma_list(self.expr, closer)
+                return ListExpr(items) if closer == "]" else BagExpr(items)
+        raise self.fail("expected an expression")
+
+    def parenthesized(self) -> Expr:
+        self.i += 1
+        if self.at_kw("SELECT"):
+            raise self.fail("subqueries are not supported")
+        inner = self.expr()
+        self.expect_op(")")
+        return inner
+
+    def word_primary(self, tok: Token) -> Expr:
+        if tok.value in _WORD_LITERALS:
+            self.i += 1
+            return Lit(_WORD_LITERALS[tok.value])
+        nxt = self.peek()
+        if nxt.kind == lexer.OP and nxt.text == "(" and (tok.value not in RESERVED or tok.value == "EXISTS"):
+            return self.call(tok)
+        if tok.value == "SELECT":
+            raise self.fail("subqueries are not supported")
+        if tok.value in RESERVED:
+            raise self.fail("expected an expression (reserved word: quote it to use it as a name)")
+        self.i += 1
+        return Var(tok.text)
+
+    def call(self, tok: Token) -> Expr:
+        name = tok.text.lower()
+        self.i += 2
+        if name in AGGREGATES:
+            raise self.fail(f"aggregate {name.upper()} is only allowed as a whole SELECT item", tok)
+        if name not in FUNCTIONS:
+            raise self.fail(f"unknown function '{tok.text}' (supported: {', '.join(sorted(FUNCTIONS))})", tok)
+        args = self.comma_list(self.expr, ")")
+        low, high = FUNCTIONS[name]
+        if len(args) < low or (high is not None and len(args) > high):
+            raise self.fail(f"{name} takes {low if low == high else f'at least {low}'} argument(s)", tok)
+        return Call(name, args)
+
+    def struct_field(self) -> tuple[str, Expr]:
+        tok = self.tok
+        if tok.kind not in (lexer.STRING, lexer.QIDENT):
+            raise self.fail("expected a struct key ('string' or \"quoted name\")")
+        self.i += 1
+        self.expect_op(":")
+        return tok.value, self.expr()
+
+
+def _default_name(expr: Expr, position: int) -> str:
+    """PartiQL's implied projection name: a path's last field, a variable's name, else `_N`."""
+    if isinstance(expr, Var):
+        return expr.name
+    if isinstance(expr, Path) and isinstance(expr.steps[-1], str):
+        return expr.steps[-1]
+    return f"_{position}"
+
+
+def _line_col(sql: str, pos: int) -> tuple[int, int]:
+    line = sql.count("\n", 0, pos) + 1
+    return line, pos - (sql.rfind("\n", 0, pos) + 1) + 1
+
+
+def _run(text: str, rule: Callable[[_Parser], Any]) -> Any:
+    try:
+        parser = _Parser(lexer.tokenize(text))
+        node = rule(parser)
+        parser.accept_op(";")
+        if parser.tok.kind != lexer.EOF:
+            raise parser.fail("expected end of statement (one statement per call)")
+        return node
+    except lexer.LexError as exc:
+        line, column = _line_col(text, exc.pos)
+        where = f"near '{exc.near}'" if exc.near else "at end of input"
+        raise PartiQLSyntaxError(f"syntax error at line {line}, column {column} {where}: {exc.message}",
+                                 exc.pos, line, column) from None
+
+
+def parse(sql: str) -> Statement:
+    """Parse one PartiQL statement (an optional trailing `;` is allowed) into a frozen AST.
+
+    Raises PartiQLSyntaxError naming the line, column and offending token. Pure and deterministic, so
+    callers may cache results by statement text.
+    """
+    return _run(sql, _Parser.statement)
+
+
+def parse_expression(text: str) -> Expr:
+    """Parse a lone expression (for tests and tools that evaluate a WHERE fragment); same errors as parse."""
+    return _run(text, _Parser.expr)
