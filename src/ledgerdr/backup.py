@@ -132,7 +132,7 @@ def backup_window(source: Source, location: Location, t0: datetime, t1: datetime
     recorded ones hash-for-hash and are not counted again. Raises VerificationError naming every
     problem; the attempt is then an orphan, never recorded.
     """
-    attempt_prefix = location.key(f"{EXPORTS}{window_name(t0)}/{new_id()}/")
+    attempt_prefix = location.folder(f"{EXPORTS}{window_name(t0)}/{new_id()}/")
     done = source.export(export_start or t0, t1, location, attempt_prefix, policy.fmt, now + policy.retention)
     checked = _verify_attempt(location, attempt_prefix, done.export_id, previous)
     digest = _digest_with_proof(source, checked)

@@ -194,7 +194,7 @@ def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker,
     for ref in sorted(data_objects, key=lambda r: (r.first, r.last)):
         verify_object(replica.store.get, ref, chain, problems)
     if window.last_seq is not None and chain.last_seq != window.last_seq:
-        problems.append(Problem("gap", None, f"{{sequenceNo:{window.last_seq}}}",
+        problems.append(Problem("gap", record_key, f"{{sequenceNo:{window.last_seq}}}",
                                 f"window {window.window_start} should end at block {window.last_seq}, the replica's "
                                 f"copy ends at {chain.last_seq}"))
 

@@ -131,7 +131,7 @@ class Catalog:
 
 def read_windows(location: Location) -> Catalog:
     catalog = Catalog()
-    for info in location.store.list(location.key(WINDOWS)):
+    for info in location.store.list(location.folder(WINDOWS)):
         if not info.key.endswith(".json"):
             continue
         try:
@@ -145,7 +145,7 @@ def read_windows(location: Location) -> Catalog:
 def find_orphans(location: Location, catalog: Catalog) -> list[str]:
     recorded = {w.export_prefix for w in catalog.windows}
     attempts: set[str] = set()
-    base = location.key(EXPORTS)
+    base = location.folder(EXPORTS)
     for info in location.store.list(base):
         parts = info.key[len(base):].split("/")
         if len(parts) > 2:
@@ -164,7 +164,7 @@ def record_window(location: Location, record: WindowRecord, *, retain_until: dat
 
 def read_watermarks(location: Location, repository: str) -> list[Watermark]:
     marks = []
-    for info in location.store.list(location.key(f"{WATERMARKS}{repository}/")):
+    for info in location.store.list(location.folder(f"{WATERMARKS}{repository}/")):
         try:
             marks.append(Watermark.from_bytes(location.store.get(info.key)))
         except (StoreError, ValueError, TypeError, orjson.JSONDecodeError):

@@ -46,6 +46,10 @@ class Location:
         """The root-relative key of `rel` under this location; raises StoreError for an invalid key."""
         return validate_key(self.store.url, self.prefix + rel)
 
+    def folder(self, rel: str) -> str:
+        """The root-relative prefix of folder `rel` (ending in '/') under this location, for `list`."""
+        return validate_prefix(self.store.url, self.prefix + rel)
+
     @property
     def url(self) -> str:
         return self.store.url.rstrip("/") + "/" + self.prefix if self.prefix else self.store.url

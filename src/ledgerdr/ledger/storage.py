@@ -1,0 +1,520 @@
+"""SQLite storage of the embedded ledger: one WAL-mode file per ledger, low-level access only.
+
+The file holds everything a ledger is: its catalog (tables, indexes), the current committed revision
+of every document, the full revision history, equality-index entries, the journal blocks exactly as
+the journal writer encoded them (Ion binary), the Merkle nodes over block hashes, and the digest
+accumulator. Statement semantics, OCC and hashing live in `engine.py`; this module only reads and
+writes rows, and never commits on its own except in `create`: the engine owns every transaction
+(`write_transaction`), so a crash can never leave half a ledger transaction behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from amazon.ion.simple_types import IonPyBool, IonPyNull
+from amazon.ion.symbols import SymbolToken
+
+from ..errors import LedgerError
+from ..journal.hashing import dot
+from ..journal.proofs import DigestAccumulator
+
+FORMAT_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE tables (
+    table_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+    change_counter INTEGER NOT NULL DEFAULT 0, created_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tables_by_name ON tables (name, status);
+CREATE TABLE indexes (
+    index_id TEXT NOT NULL UNIQUE, table_id TEXT NOT NULL, field TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE documents (
+    table_id TEXT NOT NULL, doc_id TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
+    hash BLOB NOT NULL, tx_time_ms INTEGER NOT NULL, tx_id TEXT NOT NULL, block_seq INTEGER NOT NULL,
+    PRIMARY KEY (table_id, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE history (
+    table_id TEXT NOT NULL, doc_id TEXT NOT NULL, version INTEGER NOT NULL,
+    data BLOB, data_hash BLOB, hash BLOB NOT NULL, tx_time_ms INTEGER NOT NULL, tx_id TEXT NOT NULL,
+    block_seq INTEGER NOT NULL, PRIMARY KEY (table_id, doc_id, version)
+) WITHOUT ROWID;
+CREATE TABLE index_entries (
+    index_id TEXT NOT NULL, key BLOB NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (index_id, key, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE blocks (
+    seq INTEGER PRIMARY KEY, ion BLOB NOT NULL, block_hash BLOB NOT NULL, ts_ms INTEGER NOT NULL,
+    revisions INTEGER NOT NULL
+);
+CREATE INDEX blocks_by_time ON blocks (ts_ms);
+CREATE TABLE merkle_nodes (
+    height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (height, idx)
+) WITHOUT ROWID;
+"""
+
+
+class Durability(StrEnum):
+    """`full`: every commit is fsynced before it returns (survives power loss). `normal`: WAL commits
+    are fsynced at checkpoints only, so a power cut may lose the last commits (never corrupt the file)."""
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    table_id: str
+    name: str
+    status: str  # ACTIVE | INACTIVE
+    change_counter: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    index_id: str
+    table_id: str
+    field: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocRow:
+    """A revision row: the current one (`documents`) or any (`history`, where data may be None)."""
+
+    table_id: str
+    doc_id: str
+    version: int
+    data: bytes | None
+    hash: bytes
+    tx_time_ms: int
+    tx_id: str
+    block_seq: int
+    data_hash: bytes | None = None  # set on redacted history rows
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    seq: int
+    ion: bytes
+    block_hash: bytes
+    ts_ms: int
+    revisions: int
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime (exact; no float rounding)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+# ---------------------------------------------------------------------------------- index keys
+
+
+def index_key(value: Any) -> bytes | None:
+    """The equality key of a top-level field value, or None when the value cannot equal anything.
+
+    Values that PartiQL `=` holds equal must get the same key (1 = 1.0 = 1e0; a symbol equals the
+    string with its text; timestamps compare by instant). Unequal values may collide: the engine
+    re-checks the whole WHERE clause on every candidate, so a collision costs time, never correctness.
+    """
+    if value is None or isinstance(value, IonPyNull):
+        return None
+    key = _canonical(value)
+    return key if len(key) <= 64 else b"h" + hashlib.sha256(key).digest()
+
+
+def _canonical(value: Any) -> bytes:
+    if value is None or isinstance(value, IonPyNull):
+        return b"z"
+    if isinstance(value, (bool, IonPyBool)):  # before int: both are int subclasses
+        return b"b1" if value else b"b0"
+    if isinstance(value, (int, float, Decimal)):
+        return _number_key(value)
+    if isinstance(value, SymbolToken):
+        return b"t" + (value.text or "").encode()
+    if isinstance(value, str):
+        return b"t" + value.encode()
+    if isinstance(value, datetime):
+        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return b"d" + instant.astimezone(UTC).isoformat().encode()
+    if isinstance(value, (bytes, bytearray)):
+        return b"x" + bytes(value)
+    if hasattr(value, "items"):
+        parts = sorted(_canonical(k if isinstance(k, str) else getattr(k, "text", k)) + b"=" + _canonical(v)
+                       for k, v in value.items())
+        return b"{" + _joined(parts) + b"}"
+    if isinstance(value, (list, tuple)):
+        return b"[" + _joined([_canonical(v) for v in value]) + b"]"
+    return b"?" + repr(value).encode()
+
+
+def _joined(parts: Iterable[bytes]) -> bytes:
+    # Length-prefix each part so that nesting can never make two different containers collide oddly.
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+def _number_key(value: int | float | Decimal) -> bytes:
+    # Exactly equal numbers of any type convert to the same double, so keying on it makes them collide;
+    # distinct numbers that round to the same double merely share a key.
+    try:
+        as_float = float(value)
+    except OverflowError:
+        as_float = float("inf") if value > 0 else float("-inf")
+    if as_float == 0.0:
+        as_float = 0.0  # -0.0 equals 0
+    return b"n" + repr(as_float).encode()
+
+
+# ---------------------------------------------------------------------------------- connection
+
+
+def connect(path: Path | str, *, durability: Durability | str = Durability.FULL) -> sqlite3.Connection:
+    """Open a ledger file in WAL mode with autocommit (transactions are explicit)."""
+    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={Durability(durability).name}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class Storage:
+    """Row-level access to one ledger file. Not thread-safe: one per connection user."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._in_write = False
+
+    # -- lifecycle
+    @classmethod
+    def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any]) -> Storage:
+        """Create a new ledger file. Raises LedgerError if `path` already exists."""
+        path = Path(path)
+        if path.exists():
+            raise LedgerError(f"ledger file {path} already exists", hint="open it instead, or pick another path")
+        storage = cls(connect(path, durability=durability))
+        with storage.write_transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    storage.conn.execute(statement)
+            for key, value in {**meta, "format_version": FORMAT_VERSION}.items():
+                storage.set_meta(key, value)
+        return storage
+
+    @classmethod
+    def open(cls, path: Path | str, *, durability: Durability | str) -> Storage:
+        """Open an existing ledger file; raises LedgerError if it is missing or of an unknown format."""
+        path = Path(path)
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}", hint="create it with `ledgerdr ledger create`")
+        storage = cls(connect(path, durability=durability))
+        try:
+            version = storage.get_meta("format_version")
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path} is not a ledgerdr ledger: {exc}") from None
+        if version != FORMAT_VERSION:
+            raise LedgerError(f"{path} has ledger format version {version!r}; this ledgerdr reads {FORMAT_VERSION}")
+        return storage
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception. Takes the file's write lock, so
+        other processes' commits wait (busy timeout) rather than interleave."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._in_write = True
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._in_write = False
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Run several reads against one committed state (a WAL read transaction). Inside a write
+        transaction the reads already see one state, so nothing is started."""
+        if self._in_write:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    # -- meta
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def get_meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def all_meta(self) -> dict[str, Any]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    # -- catalog
+    def tables(self) -> list[TableRow]:
+        rows = self.conn.execute(
+            "SELECT table_id, name, status, change_counter FROM tables ORDER BY created_seq, table_id")
+        return [TableRow(*r) for r in rows]
+
+    def active_table(self, name: str) -> TableRow | None:
+        row = self.conn.execute(
+            "SELECT table_id, name, status, change_counter FROM tables WHERE name = ? AND status = 'ACTIVE'",
+            (name,)).fetchone()
+        return None if row is None else TableRow(*row)
+
+    def table(self, table_id: str) -> TableRow | None:
+        row = self.conn.execute(
+            "SELECT table_id, name, status, change_counter FROM tables WHERE table_id = ?", (table_id,)).fetchone()
+        return None if row is None else TableRow(*row)
+
+    def change_counter(self, table_id: str) -> int | None:
+        row = self.conn.execute("SELECT change_counter FROM tables WHERE table_id = ?", (table_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def insert_table(self, table_id: str, name: str, created_seq: int) -> None:
+        self.conn.execute("INSERT INTO tables (table_id, name, status, created_seq) VALUES (?, ?, 'ACTIVE', ?)",
+                          (table_id, name, created_seq))
+
+    def set_table_status(self, table_id: str, status: str) -> None:
+        self.conn.execute("UPDATE tables SET status = ?, change_counter = change_counter + 1 WHERE table_id = ?",
+                          (status, table_id))
+
+    def bump_change_counters(self, table_ids: Iterable[str]) -> None:
+        self.conn.executemany("UPDATE tables SET change_counter = change_counter + 1 WHERE table_id = ?",
+                              [(t,) for t in table_ids])
+
+    def indexes(self, table_id: str | None = None) -> list[IndexRow]:
+        if table_id is None:
+            rows = self.conn.execute("SELECT index_id, table_id, field, status FROM indexes ORDER BY rowid")
+        else:
+            rows = self.conn.execute(
+                "SELECT index_id, table_id, field, status FROM indexes WHERE table_id = ? ORDER BY rowid",
+                (table_id,))
+        return [IndexRow(*r) for r in rows]
+
+    def insert_index(self, index: IndexRow) -> None:
+        self.conn.execute("INSERT INTO indexes (index_id, table_id, field, status) VALUES (?, ?, ?, ?)",
+                          (index.index_id, index.table_id, index.field, index.status))
+
+    def delete_index(self, index_id: str) -> None:
+        self.conn.execute("DELETE FROM indexes WHERE index_id = ?", (index_id,))
+        self.conn.execute("DELETE FROM index_entries WHERE index_id = ?", (index_id,))
+
+    # -- documents
+    _DOC_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
+
+    def document(self, table_id: str, doc_id: str) -> DocRow | None:
+        row = self.conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? AND doc_id = ?",
+                                (table_id, doc_id)).fetchone()
+        return None if row is None else DocRow(*row)
+
+    def document_version(self, table_id: str, doc_id: str) -> int | None:
+        row = self.conn.execute("SELECT version FROM documents WHERE table_id = ? AND doc_id = ?",
+                                (table_id, doc_id)).fetchone()
+        return None if row is None else row[0]
+
+    def documents(self, table_id: str) -> Iterator[DocRow]:
+        rows = self.conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? ORDER BY doc_id",
+                                 (table_id,))
+        return (DocRow(*r) for r in rows)
+
+    def put_documents(self, rows: Iterable[DocRow]) -> None:
+        """Insert or replace current revisions (one executemany: a 40-document commit is one call)."""
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO documents ({self._DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.table_id, r.doc_id, r.version, r.data, r.hash, r.tx_time_ms, r.tx_id, r.block_seq) for r in rows])
+
+    def delete_documents(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Remove current revisions by (table id, doc id)."""
+        self.conn.executemany("DELETE FROM documents WHERE table_id = ? AND doc_id = ?", keys)
+
+    # -- history
+    _HISTORY_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq, data_hash"
+
+    def insert_history(self, rows: Iterable[DocRow]) -> None:
+        self.conn.executemany(
+            f"INSERT INTO history ({self._HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.table_id, r.doc_id, r.version, r.data, r.hash, r.tx_time_ms, r.tx_id, r.block_seq, r.data_hash)
+             for r in rows])
+
+    def history(self, table_id: str) -> Iterator[DocRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._HISTORY_COLUMNS} FROM history WHERE table_id = ? ORDER BY doc_id, version", (table_id,))
+        return (DocRow(*r) for r in rows)
+
+    def history_in_block(self, table_id: str, doc_id: str, block_seq: int) -> DocRow | None:
+        row = self.conn.execute(
+            f"SELECT {self._HISTORY_COLUMNS} FROM history WHERE table_id = ? AND doc_id = ? AND block_seq = ?",
+            (table_id, doc_id, block_seq)).fetchone()
+        return None if row is None else DocRow(*row)
+
+    def redact_history(self, table_id: str, doc_id: str, version: int, data_hash: bytes) -> None:
+        self.conn.execute(
+            "UPDATE history SET data = NULL, data_hash = ? WHERE table_id = ? AND doc_id = ? AND version = ?",
+            (data_hash, table_id, doc_id, version))
+
+    # -- index entries
+    def index_lookup(self, index_id: str, key: bytes) -> list[str]:
+        rows = self.conn.execute("SELECT doc_id FROM index_entries WHERE index_id = ? AND key = ? ORDER BY doc_id",
+                                 (index_id, key))
+        return [r[0] for r in rows]
+
+    def add_index_entries(self, entries: Iterable[tuple[str, bytes, str]]) -> None:
+        self.conn.executemany("INSERT OR IGNORE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)",
+                              entries)
+
+    def remove_index_entries(self, entries: Iterable[tuple[str, bytes, str]]) -> None:
+        self.conn.executemany("DELETE FROM index_entries WHERE index_id = ? AND key = ? AND doc_id = ?", entries)
+
+    # -- blocks
+    def append_block(self, row: BlockRow) -> None:
+        self.conn.execute("INSERT INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
+                          (row.seq, row.ion, row.block_hash, row.ts_ms, row.revisions))
+
+    def replace_block_bytes(self, seq: int, ion: bytes) -> None:
+        self.conn.execute("UPDATE blocks SET ion = ? WHERE seq = ?", (ion, seq))
+
+    def block(self, seq: int) -> BlockRow | None:
+        row = self.conn.execute("SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks WHERE seq = ?",
+                                (seq,)).fetchone()
+        return None if row is None else BlockRow(*row)
+
+    def last_block_head(self) -> tuple[int, bytes, int] | None:
+        """(seq, block_hash, ts_ms) of the newest block, without its bytes."""
+        return self.conn.execute(
+            "SELECT seq, block_hash, ts_ms FROM blocks ORDER BY seq DESC LIMIT 1").fetchone()
+
+    def block_count(self) -> int:
+        head = self.last_block_head()
+        return 0 if head is None else head[0] + 1
+
+    def block_hash(self, seq: int) -> bytes:
+        row = self.conn.execute("SELECT block_hash FROM blocks WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no block {seq}")
+        return row[0]
+
+    def iter_blocks(self, start: int, end: int | None, *, batch: int = 512) -> Iterator[BlockRow]:
+        """Blocks start..end inclusive (end None: to the tip), fetched `batch` at a time so memory stays
+        bounded and no read transaction is held open across the caller's work."""
+        seq = start
+        while end is None or seq <= end:
+            limit = batch if end is None else min(batch, end - seq + 1)
+            rows = self.conn.execute(
+                "SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks WHERE seq >= ? ORDER BY seq LIMIT ?",
+                (seq, limit)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield BlockRow(*row)
+            seq = rows[-1][0] + 1
+
+    def seq_range_for_time(self, start_ms: int, end_ms: int) -> tuple[int, int] | None:
+        """First and last seq of blocks with start_ms <= ts_ms < end_ms (block times never decrease)."""
+        first = self.conn.execute("SELECT min(seq) FROM blocks WHERE ts_ms >= ?", (start_ms,)).fetchone()[0]
+        last = self.conn.execute("SELECT max(seq) FROM blocks WHERE ts_ms < ?", (end_ms,)).fetchone()[0]
+        if first is None or last is None or first > last:
+            return None
+        return first, last
+
+    # -- merkle nodes (perfect subtrees over block hashes, height >= 1; height 0 is the blocks table)
+    def put_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        self.conn.executemany("INSERT INTO merkle_nodes (height, idx, hash) VALUES (?, ?, ?)", nodes)
+
+    def extend_digest(self, stack: list[tuple[int, bytes]], seq: int, block_hash: bytes) -> list[tuple[int, bytes]]:
+        """Add block `seq` to the persisted digest accumulator (whose open subtrees are `stack`) and
+        store the perfect subtrees it completes; returns the new stack. Part of the caller's commit."""
+        accumulator = accumulator_from(stack, seq)
+        nodes, node, height = [], block_hash, 0
+        for left_height, left in reversed(accumulator._stack):
+            if left_height != height:
+                break
+            node, height = dot(left, node), height + 1
+            nodes.append((height, ((seq + 1) >> height) - 1, node))
+        accumulator.add(block_hash)
+        if nodes:
+            self.put_nodes(nodes)
+        self.set_meta("digest_stack", pack_stack(accumulator._stack))
+        return accumulator._stack
+
+    def tree_proof(self, index: int, leaves: int) -> list[bytes]:
+        """Siblings of leaf `index` in merkle_root over block hashes 0..leaves-1, from stored nodes:
+        O(log² n) reads instead of re-hashing the journal (equals journal.proofs.tree_proof)."""
+        proof, height = [], 0
+        while (leaves + (1 << height) - 1) >> height > 1:
+            low = ((index >> height) ^ 1) << height
+            if low < leaves:
+                proof.append(self._range_root(low, min(low + (1 << height), leaves), height))
+            height += 1
+        return proof
+
+    def _range_root(self, low: int, high: int, height: int) -> bytes:
+        """merkle_root of block hashes low..high-1, where low is aligned to 2**height and the range
+        holds at most 2**height leaves: a stored perfect node, or its left half dot the rest."""
+        if high - low == 1 << height:
+            return self.node(height, low >> height)
+        half = 1 << (height - 1)
+        if high - low <= half:
+            return self._range_root(low, high, height - 1)
+        return dot(self.node(height - 1, low >> (height - 1)), self._range_root(low + half, high, height - 1))
+
+    def node(self, height: int, idx: int) -> bytes:
+        if height == 0:
+            return self.block_hash(idx)
+        row = self.conn.execute("SELECT hash FROM merkle_nodes WHERE height = ? AND idx = ?",
+                                (height, idx)).fetchone()
+        if row is None:
+            raise LedgerError(f"Merkle node ({height}, {idx}) is missing: the ledger file is damaged")
+        return row[0]
+
+
+def accumulator_from(stack: list[tuple[int, bytes]], count: int) -> DigestAccumulator:
+    """A DigestAccumulator restored from its persisted open subtrees. Raises LedgerError when they do
+    not cover exactly `count` blocks (a damaged file)."""
+    covered = sum(1 << height for height, _ in stack)
+    if covered != count:
+        raise LedgerError(f"digest accumulator covers {covered} blocks but the journal has {count}: "
+                          "the ledger file is damaged")
+    accumulator = DigestAccumulator()
+    accumulator._stack = list(stack)  # the accumulator's documented O(log n) state
+    accumulator.count = count
+    return accumulator
+
+
+def pack_stack(stack: list[tuple[int, bytes]]) -> bytes:
+    """The digest accumulator's open subtrees as bytes: (1-byte height, 32-byte hash) each."""
+    return b"".join(bytes((height,)) + node for height, node in stack)
+
+
+def unpack_stack(blob: bytes | None) -> list[tuple[int, bytes]]:
+    if not blob:
+        return []
+    return [(blob[i], bytes(blob[i + 1:i + 33])) for i in range(0, len(blob), 33)]

@@ -1,0 +1,148 @@
+"""One work unit, fetched, verified and turned into what a target applies.
+
+Nothing from an object is applied before the whole object has been verified: its sha256 (when
+recorded), every block's hashes, and the links between its blocks. A block's revisions become
+`RestoredRevision`s keyed by table id, document id and version, so applying them is idempotent
+and independent of order (DESIGN "Restore semantics").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import orjson
+
+from ..errors import VerificationError
+from ..journal.codecs import DecodeError, ExportFormat, read_blocks
+from ..journal.model import Block
+from ..journal.verify import BlockChecker, Problem, VerifyReport
+from ..stores import Store
+from ..targets.base import Redaction, RestoredRevision, TableDDL, redactions_of_block, revisions_of_block
+from .plan import WorkUnit
+
+
+@dataclass
+class UnitContent:
+    unit: WorkUnit
+    strand_id: str | None = None
+    blocks: list[Block] = field(default_factory=list)
+    tables: dict[str, TableDDL] = field(default_factory=dict)
+    revisions: list[RestoredRevision] = field(default_factory=list)
+    redactions: list[Redaction] = field(default_factory=list)
+    index_statements: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, table name, field)
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What a worker records after applying a unit; finalize links these into one chain."""
+
+    unit_id: str
+    first_seq: int | None
+    first_previous_hash: str | None
+    last_seq: int | None
+    last_hash: str | None
+    last_block_time_ms: int | None
+    revisions: int
+    type_lost: tuple[str, ...] = ()
+    index_statements: tuple[tuple[int, str, str], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> UnitResult:
+        raw = orjson.loads(data)
+        raw["type_lost"] = tuple(raw.get("type_lost", ()))
+        raw["index_statements"] = tuple(tuple(x) for x in raw.get("index_statements", ()))
+        return cls(**raw)
+
+
+def load_unit(store: Store, unit: WorkUnit) -> UnitContent:
+    """Fetch and verify; raises VerificationError naming the key and block address."""
+    data = store.get(unit.key, version_id=unit.version_id) if unit.version_id else store.get(unit.key)
+    if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
+        raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
+                                [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
+    fmt = ExportFormat.parse(unit.fmt)
+    content = UnitContent(unit)
+    report, problems = VerifyReport(), []
+    checker = BlockChecker(report)
+    previous: Block | None = None
+    try:
+        for block in read_blocks(data, fmt):
+            seq = block.sequence_no
+            if previous is not None and (seq != previous.sequence_no + 1 or
+                                         block.previous_block_hash != previous.block_hash):
+                problems.append(Problem("chain_broken", unit.key, str(block.address), "blocks inside the object "
+                                        "do not chain"))
+            previous = block
+            if seq < unit.first_seq or seq > unit.last_seq:
+                continue
+            if unit.until_ms is not None and _ms(block) >= unit.until_ms:
+                continue
+            checker.check(block, unit.key, fmt is ExportFormat.JSON, problems)
+            content.blocks.append(block)
+    except DecodeError as exc:
+        raise VerificationError(f"object {unit.key}: cannot decode: {exc}; nothing applied",
+                                [Problem("unreadable_object", unit.key, None, str(exc))]) from None
+    if problems:
+        raise VerificationError(f"object {unit.key} failed verification; nothing applied", problems)
+    for block in content.blocks:
+        _collect(content, block, fmt is ExportFormat.JSON)
+    return content
+
+
+def _ms(block: Block) -> int:
+    stamp = block.value["blockTimestamp"]
+    return int(stamp.timestamp() * 1000)
+
+
+def _collect(content: UnitContent, block: Block, json: bool) -> None:
+    content.strand_id = content.strand_id or block.strand_id
+    revisions = revisions_of_block(block, json_export=json)
+    for revision in revisions:
+        content.tables.setdefault(revision.table_id, TableDDL(revision.table_id, revision.table_name, (), False,
+                                                              revision.block_seq))
+    content.revisions.extend(revisions)
+    content.redactions.extend(redactions_of_block(block))
+    for statement in block.statements():
+        parsed = _index_statement(statement)
+        if parsed:
+            content.index_statements.append((block.sequence_no, *parsed))
+
+
+def _index_statement(text: str) -> tuple[str, str] | None:
+    """(table, field) of a `CREATE INDEX ON t (f)` statement, parsed with the ledger's PartiQL parser."""
+    if "index" not in text.lower():
+        return None
+    from ..ledger.partiql import CreateIndex, parse
+
+    try:
+        statement = parse(text)
+    except Exception:
+        return None
+    if isinstance(statement, CreateIndex):
+        return str(statement.table), ".".join(map(str, statement.path))
+    return None
+
+
+def result_of(content: UnitContent) -> UnitResult:
+    blocks = content.blocks
+    first, last = (blocks[0], blocks[-1]) if blocks else (None, None)
+    return UnitResult(
+        unit_id=content.unit.unit_id,
+        first_seq=first.sequence_no if first else None,
+        first_previous_hash=_b64(first.previous_block_hash) if first else None,
+        last_seq=last.sequence_no if last else None,
+        last_hash=_b64(last.block_hash) if last else None,
+        last_block_time_ms=_ms(last) if last else None,
+        revisions=len(content.revisions),
+        type_lost=tuple(f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost),
+        index_statements=tuple(content.index_statements),
+    )
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()

@@ -1,0 +1,228 @@
+"""The restore's data model and the `Target` interface every restore target implements.
+
+A restore is *state-based* (DESIGN "Restore semantics"): the planner turns journal blocks into work
+units; a worker turns a unit into `RestoredRevision`s, `TableDDL`s and `Redaction`s and hands them to
+`Target.apply`, which applies them in one transaction. Targets keep history keyed by
+`(tableId, documentId, version)` and the current state "newest version wins", so the result never
+depends on the order units arrive in, on how many workers apply them at once, or on re-delivery.
+
+`revisions_of_block` and `redactions_of_block` convert one journal block; they are shared by the
+workers, the digest of the journal (`targets.digest`) and the tests, so both sides read the journal
+the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+from ..errors import RestoreError
+from ..journal.hashing import dot, ion_hash
+from ..journal.model import Block, RevisionKind, revision_kind
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredRevision:
+    """One revision of one document, as the journal holds it, ready to apply.
+
+    `data` is the Ion value of the document, None when the revision is a delete or was redacted.
+    `metadata` is the journal's Ion struct `{id, version, txTime, txId}`; `hash` the journal's revision
+    hash. `data_hash` is set for a redacted revision (its hash is `dot(IonHash(metadata), data_hash)`).
+    `type_lost` marks a revision read from a JSON export whose hash did not recompute (JSON loses Ion
+    types, CONTRACTS §6): its data is kept as read, and the digest falls back on the journal's hash.
+    """
+
+    table_id: str
+    table_name: str
+    document_id: str
+    version: int
+    data: Any | None
+    metadata: Any
+    hash: bytes
+    block_seq: int
+    data_hash: bytes | None = None
+    type_lost: bool = False
+
+    @property
+    def deleted(self) -> bool:
+        """A delete: no data and no dataHash (reference §2.3)."""
+        return self.data is None and self.data_hash is None
+
+    @property
+    def redacted(self) -> bool:
+        return self.data is None and self.data_hash is not None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.table_id, self.document_id, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRevision:
+    """A revision as a target holds it, read back from the target's storage (`Target.iter_state`).
+
+    `current` False: a history row. `current` True: a row of the target's current state (the live
+    version of a document as the target serves it); every live document yields such a row in addition
+    to its history rows, so a digest checks the current state as stored, not as inferred.
+    `data` is decoded from storage; `metadata` is rebuilt from stored columns.
+    """
+
+    table_id: str
+    table_name: str
+    document_id: str
+    version: int
+    data: Any | None
+    metadata: Any
+    hash: bytes
+    data_hash: bytes | None
+    type_lost: bool
+    deleted: bool
+    block_seq: int
+    current: bool = False
+
+    @property
+    def redacted(self) -> bool:
+        return self.data is None and self.data_hash is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TableDDL:
+    """What the DDL statements of the journal say about one table (keyed by tableId, CONTRACTS §8).
+
+    `indexes` are top-level field names (QLDB indexes one top-level field each); targets take the union
+    of every unit's indexes. `dropped` is the table's state as of block `block_seq`: when units disagree,
+    the highest `block_seq` wins (QLDB has UNDROP TABLE), and at equal `block_seq` dropped wins.
+    """
+
+    table_id: str
+    table_name: str
+    indexes: tuple[str, ...] = ()
+    dropped: bool = False
+    block_seq: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A later `redactionInfo` entry: revision `(table_id, document_id, version)` keeps its hash and
+    loses its data, whether that revision reaches the target before or after this marker.
+
+    `data_hash` is the erased data's Ion hash when known (a redacted revision carries it); None lets
+    the target compute it from the data it holds (redactionInfo itself does not carry it).
+    """
+
+    table_id: str
+    document_id: str
+    version: int
+    data_hash: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.table_id, self.document_id, self.version)
+
+
+class LastBlock(TypedDict):
+    sequence_no: int
+    hash: str  # padded base64, as QLDB prints hashes (CONTRACTS §3)
+
+
+class TargetInfo(TypedDict):
+    """What `Target.info()` returns. Counts are of what is stored, so they survive a restart."""
+
+    kind: str
+    strand_id: str | None
+    ledger_name: str | None
+    units: int  # units applied
+    revisions: int  # history rows
+    documents: int  # live documents (rows of the current state)
+    tables: int
+    last_block: LastBlock | None  # the highest block of any applied unit
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A restore target. One instance per worker (each holds its own connection); several instances
+    may apply different units to the same target at once.
+    """
+
+    kind: str
+
+    def open_lineage(self, strand_id: str, ledger_name: str) -> None:
+        """Bind this target to the source's strand. The first call on an empty target records both;
+        later calls (from any instance) must name the same strand and ledger, else RestoreError naming
+        both. Must be called before `apply`. Idempotent."""
+
+    def applied_units(self) -> set[str]:
+        """Ids of every unit whose transaction committed."""
+
+    def apply(
+        self,
+        unit_id: str,
+        tables: Sequence[TableDDL],
+        revisions: Sequence[RestoredRevision],
+        redactions: Sequence[Redaction],
+        last_block: tuple[int, bytes] | None,
+    ) -> bool:
+        """Apply one unit in ONE transaction; return False and change nothing if `unit_id` was applied.
+
+        Creates tables and indexes idempotently; inserts each history row once; sets a document's
+        current row to its newest version (a newest delete removes it; an older revision arriving
+        later changes nothing); applies `redactions` to rows present now and remembers them for rows
+        arriving later; records the unit and `last_block` (sequence number, block hash). Raises
+        RestoreError when `open_lineage` was not called or the data cannot be stored."""
+
+    def iter_state(self) -> Iterator[StoredRevision]:
+        """Every history row, then (flagged `current`) every current row, from one consistent snapshot."""
+
+    def info(self) -> TargetInfo:
+        """Lineage, counts and the highest applied block."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+
+# ------------------------------------------------------------------------------ reading journal blocks
+
+
+def revisions_of_block(block: Block, *, json_export: bool = False) -> list[RestoredRevision]:
+    """The document revisions of `block` (system entries skipped), in block order.
+
+    Tables come from `transactionInfo.documents`. With `json_export`, a data revision whose hash does
+    not recompute is marked `type_lost` (CONTRACTS §6); for Ion the verifier has already checked it.
+    Raises RestoreError when a revision's document has no table in `transactionInfo`.
+    """
+    out = []
+    for revision in block.revisions:
+        kind = revision_kind(revision)
+        if kind is RevisionKind.SYSTEM:
+            continue
+        metadata = revision["metadata"]
+        document_id = str(metadata["id"])
+        table_id, table_name = block.table_of(document_id)
+        if table_id is None or table_name is None:
+            raise RestoreError(
+                f"block {block.address}: revision of document {document_id} names no table in transactionInfo"
+            )
+        data = revision["data"] if kind is RevisionKind.DATA else None
+        data_hash = bytes(revision["dataHash"]) if kind is RevisionKind.REDACTED else None
+        journal_hash = bytes(revision["hash"])
+        type_lost = json_export and data is not None and _recomputed(metadata, data) != journal_hash
+        out.append(RestoredRevision(
+            table_id=table_id, table_name=table_name, document_id=document_id, version=int(metadata["version"]),
+            data=data, metadata=metadata, hash=journal_hash, block_seq=block.sequence_no,
+            data_hash=data_hash, type_lost=type_lost,
+        ))
+    return out
+
+
+def redactions_of_block(block: Block) -> list[Redaction]:
+    """The revisions that `block`'s `redactionInfo` erased (reference §2.2); dataHash left to the target."""
+    info: Mapping[str, Any] = block.redaction_info or {}
+    return [
+        Redaction(str(r["tableId"]), str(r["documentId"]), int(r["version"]))
+        for r in info.get("revisions") or ()
+    ]
+
+
+def _recomputed(metadata: Any, data: Any) -> bytes:
+    return dot(ion_hash(metadata), ion_hash(data))

@@ -1,0 +1,240 @@
+"""The restore state digest (CONTRACTS §8): one hash that a restored target and the journal must share.
+
+Leaf per revision: `sha256(tableId ‖ 0x00 ‖ documentId ‖ 0x00 ‖ version as 8-byte big-endian ‖ H)`, all
+text UTF-8. `H` is the revision hash recomputed from what is stored — `dot(IonHash(metadata),
+IonHash(data))` — or, where it cannot be recomputed, the journal's hash: deletes (QLDB never published
+their rule), redacted revisions (the data is gone) and JSON revisions that lost their Ion types. Those
+are counted apart, by reason.
+
+Per table: `history` = SHA-256 over all its leaves sorted bytewise; `current` = the same over the leaf
+of the newest version of each live document. The ledger digest is SHA-256 over, for each table in
+`tableId` order, `tableId ‖ 0x00 ‖ history ‖ current`. A table appears only once it has a revision, so
+tables created by DDL and never written do not change the digest.
+
+Both builders below feed one `_DigestBuilder`, so the journal side and the target side cannot drift.
+Memory: 33 bytes of payload per revision (leaf and reason) plus, over the journal, the newest leaf
+per document.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any, Protocol
+
+from ..journal.hashing import dot, ion_hash
+from .base import Redaction, RestoredRevision, StoredRevision, Target
+
+# Why the journal's hash stood in for a recomputed one. The byte order also decides which reason a
+# revision delivered twice keeps (the higher): a redacted copy wins over one that still had data.
+RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED = 0, 1, 2, 3
+REASONS = {JSON_TYPE_LOST: "json_type_lost", DELETED: "deleted", REDACTED: "redacted"}
+
+
+class _Revision(Protocol):
+    """What a leaf is computed from: `RestoredRevision` and `StoredRevision` both fit."""
+
+    table_id: str
+    table_name: str
+    document_id: str
+    version: int
+    data: Any | None
+    metadata: Any
+    hash: bytes
+    data_hash: bytes | None
+    type_lost: bool
+
+    @property
+    def deleted(self) -> bool: ...
+
+
+@dataclass(frozen=True, order=True)
+class Mismatch:
+    """A revision whose hash, recomputed from stored data and metadata, differs from the journal's."""
+
+    table_id: str
+    document_id: str
+    version: int
+    where: str  # "history" or "current"
+    journal_hash: bytes = field(compare=False)
+    recomputed_hash: bytes = field(compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table_id": self.table_id, "document_id": self.document_id, "version": self.version,
+                "where": self.where, "journal_hash": _b64(self.journal_hash),
+                "recomputed_hash": _b64(self.recomputed_hash)}
+
+
+@dataclass(frozen=True)
+class TableDigest:
+    table_id: str
+    table_name: str
+    history: str  # hex
+    current: str  # hex
+    revisions: int
+    live_documents: int
+
+
+@dataclass(frozen=True)
+class StateDigest:
+    """The state digest and how it was reached. Equal `digest` ⇔ equal state (up to SHA-256)."""
+
+    digest: str  # hex
+    tables: dict[str, TableDigest]  # by tableId
+    revisions: int  # distinct history revisions
+    recomputed: int  # of those, how many had H recomputed from stored data
+    journal_hash_used: dict[str, int]  # the others, by reason (json_type_lost, deleted, redacted)
+    mismatches: tuple[Mismatch, ...]
+
+    def differences(self, other: StateDigest) -> list[str]:
+        """Human-readable lines naming each table whose history or current state differs from `other`."""
+        lines = []
+        for table_id in sorted(self.tables.keys() | other.tables.keys()):
+            mine, theirs = self.tables.get(table_id), other.tables.get(table_id)
+            if mine is None or theirs is None:
+                present = mine or theirs
+                side = "only here" if mine else "only in the other"
+                lines.append(f"table {present.table_name!r} ({table_id}) {side}")  # type: ignore[union-attr]
+                continue
+            for part in ("history", "current"):
+                if getattr(mine, part) != getattr(theirs, part):
+                    lines.append(f"table {mine.table_name!r} ({table_id}): {part} differs "
+                                 f"({mine.revisions} vs {theirs.revisions} revisions, "
+                                 f"{mine.live_documents} vs {theirs.live_documents} live documents)")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest, "revisions": self.revisions, "recomputed": self.recomputed,
+            "journal_hash_used": dict(self.journal_hash_used),
+            "mismatches": [m.to_dict() for m in self.mismatches],
+            "tables": [vars(t) for t in sorted(self.tables.values(), key=lambda t: t.table_id)],
+        }
+
+
+def leaf_hash(table_id: str, document_id: str, version: int, revision_hash: bytes) -> bytes:
+    """CONTRACTS §8's leaf for one revision."""
+    return sha256(b"".join((table_id.encode(), b"\x00", document_id.encode(), b"\x00",
+                            version.to_bytes(8, "big"), revision_hash))).digest()
+
+
+def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Iterable[Redaction] = ()) -> StateDigest:
+    """The state digest of the journal: what a correct target holds after applying these revisions.
+
+    Applies the target's rules: history keeps each `(tableId, documentId, version)` once (duplicates
+    are harmless), the newest version of a document is current unless it is a delete, and a revision
+    named by a redaction keeps its hash and loses its data. Order of `revisions` does not matter.
+    """
+    redacted = {r.key for r in redactions}
+    builder = _DigestBuilder()
+    newest: dict[tuple[str, str], tuple[int, bool, bytes]] = {}
+    for revision in revisions:
+        leaf = builder.add(revision, current=False, redacted=revision.key in redacted)
+        key = (revision.table_id, revision.document_id)
+        candidate = (revision.version, not revision.deleted, leaf)
+        known = newest.get(key)
+        if known is None or candidate > known:
+            newest[key] = candidate
+    for (table_id, _), (_, live, leaf) in newest.items():
+        if live:
+            builder.add_current_leaf(table_id, leaf)
+    return builder.finish()
+
+
+def digest_of_rows(rows: Iterable[StoredRevision]) -> StateDigest:
+    """The state digest of rows as a target stores them (history rows and rows flagged `current`)."""
+    builder = _DigestBuilder()
+    for row in rows:
+        builder.add(row, current=row.current)
+    return builder.finish()
+
+
+def digest_of_target(target: Target) -> StateDigest:
+    """The state digest of what `target` holds, read back through `Target.iter_state`."""
+    return digest_of_rows(target.iter_state())
+
+
+class _DigestBuilder:
+    """Collects leaves per table; `finish` sorts, de-duplicates and folds them."""
+
+    def __init__(self) -> None:
+        self._history: dict[str, list[bytes]] = {}  # leaf ‖ reason byte
+        self._current: dict[str, list[bytes]] = {}
+        self._names: dict[str, str] = {}
+        self._mismatches: set[Mismatch] = set()
+
+    def add(self, revision: _Revision, *, current: bool, redacted: bool = False) -> bytes:
+        """Add one revision's leaf to history (or to the current state) and return the leaf."""
+        revision_hash, reason = self._revision_hash(revision, redacted, "current" if current else "history")
+        leaf = leaf_hash(revision.table_id, revision.document_id, revision.version, revision_hash)
+        self._names[revision.table_id] = revision.table_name
+        if current:
+            self._current.setdefault(revision.table_id, []).append(leaf)
+        else:
+            self._history.setdefault(revision.table_id, []).append(leaf + bytes((reason,)))
+        return leaf
+
+    def add_current_leaf(self, table_id: str, leaf: bytes) -> None:
+        self._current.setdefault(table_id, []).append(leaf)
+
+    def _revision_hash(self, revision: _Revision, redacted: bool, where: str) -> tuple[bytes, int]:
+        journal_hash = bytes(revision.hash)
+        if revision.deleted:
+            return journal_hash, DELETED
+        if redacted or revision.data is None:
+            return journal_hash, REDACTED
+        if revision.type_lost:
+            return journal_hash, JSON_TYPE_LOST
+        recomputed = dot(ion_hash(revision.metadata), ion_hash(revision.data))
+        if recomputed != journal_hash:
+            self._mismatches.add(Mismatch(revision.table_id, revision.document_id, revision.version, where,
+                                          journal_hash, recomputed))
+        return recomputed, RECOMPUTED
+
+    def finish(self) -> StateDigest:
+        tables: dict[str, TableDigest] = {}
+        reasons: dict[str, int] = {name: 0 for name in REASONS.values()}
+        recomputed = 0
+        ledger = sha256()
+        for table_id in sorted(self._history.keys() | self._current.keys()):
+            history = _distinct_by_leaf(self._history.get(table_id, []))
+            current = sorted(set(self._current.get(table_id, [])))
+            for entry in history:
+                if entry[32] == RECOMPUTED:
+                    recomputed += 1
+                else:
+                    reasons[REASONS[entry[32]]] += 1
+            history_hash = _fold(entry[:32] for entry in history)
+            current_hash = _fold(current)
+            ledger.update(table_id.encode() + b"\x00" + history_hash + current_hash)
+            tables[table_id] = TableDigest(table_id, self._names[table_id], history_hash.hex(), current_hash.hex(),
+                                           len(history), len(current))
+        return StateDigest(
+            digest=ledger.hexdigest(), tables=tables, revisions=sum(t.revisions for t in tables.values()),
+            recomputed=recomputed, journal_hash_used=reasons, mismatches=tuple(sorted(self._mismatches)),
+        )
+
+
+def _distinct_by_leaf(entries: list[bytes]) -> list[bytes]:
+    """Sorted entries, one per leaf: a revision delivered twice counts once (the higher reason kept)."""
+    entries.sort()
+    out: list[bytes] = []
+    for entry in entries:
+        if out and out[-1][:32] == entry[:32]:
+            out[-1] = entry  # sorted, so this one has the higher reason byte
+        else:
+            out.append(entry)
+    return out
+
+
+def _fold(leaves: Iterable[bytes]) -> bytes:
+    digest = sha256()
+    for leaf in leaves:
+        digest.update(leaf)
+    return digest.digest()
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()

@@ -1,0 +1,426 @@
+"""PostgreSQL restore target: a queryable replica of the ledger (CONTRACTS §8: never promoted).
+
+Layout, all inside one schema (default `ledgerdr`):
+
+* catalog tables `_lineage` (strand and ledger name), `_units` (applied unit ids with their highest block
+  and the number of history rows they added), `_tables` (tableId → original name, PostgreSQL table
+  names, indexes, dropped state) and `_redactions` (every redaction seen, so a revision arriving later
+  is stored redacted);
+* per ledger table a history table (`…_history`, key `(id, version)`) and a current-state table (key
+  `id`), both with the columns of `COLUMNS`. `ion` holds the exact Ion binary of `data` (the source
+  of truth, what the digest reads); `data` is QLDB's JSON down-conversion (for SQL queries, indexed by
+  expression indexes `(data->>'field')`); `tx_time_ion` keeps `txTime` at Ion precision, which
+  `timestamptz` cannot.
+
+Journal table names are untrusted: PostgreSQL names are derived (sanitized lower-case prefix + a hash
+of the tableId, ≤ 63 bytes, so a name reused after DROP under another tableId is another table) and
+every identifier goes through `psycopg.sql.Identifier`; the original name is kept in `_tables` and as
+the table COMMENT.
+
+Concurrency: several workers (one `PostgresTarget` each) apply different units at once. A unit's
+transaction first claims its unit id (a concurrent duplicate waits on that row, then sees it taken),
+then takes a transaction-level advisory lock per ledger table it touches in sorted order. Every write
+to a ledger table, its catalog row or its redactions happens under that lock, so transactions never
+wait on each other in a cycle (no deadlock) and `CREATE TABLE/INDEX IF NOT EXISTS` never races.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+import orjson
+import psycopg
+from amazon.ion import simpleion
+from psycopg import sql
+
+from ..errors import RestoreError
+from ..journal.codecs import parse_timestamp, timestamp_text, to_json
+from ..journal.hashing import ion_hash
+from .base import LastBlock, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
+
+COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
+           "type_lost", "block_seq")
+_STAGE = sql.Identifier("pg_temp", "_ledgerdr_stage")
+# Binary COPY types of the staging table: table_id, then COLUMNS (data staged as text, cast to jsonb).
+_STAGE_TYPES = ["text", "text", "int4", "timestamptz", "text", "text", "text", "bytea", "bytea", "bytea", "bool",
+                "bool", "int8"]
+_PREFIX_BYTES = 40  # sanitized-name part of a table name: 40 + "_" + 12 hex + "_history" = 61 ≤ 63 bytes
+_INDEX_PREFIX_BYTES = 30
+_JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")  # an unescaped \u0000 in JSON text
+
+
+@dataclass(frozen=True)
+class PgTable:
+    """A ledger table as the catalog records it."""
+
+    table_id: str
+    table_name: str
+    current_table: str
+    history_table: str
+    indexes: tuple[str, ...]
+    dropped: bool
+    status_seq: int
+
+
+def pg_table_names(table_id: str, table_name: str) -> tuple[str, str]:
+    """(current, history) PostgreSQL names for a ledger table: unique per tableId, at most 63 bytes,
+    made only of [a-z0-9_] whatever the journal's name holds."""
+    base = re.sub(r"[^a-z0-9_]+", "_", table_name.lower()).strip("_")[:_PREFIX_BYTES] or "table"
+    current = f"{base}_{sha256(table_id.encode()).hexdigest()[:12]}"
+    return current, f"{current}_history"
+
+
+def pg_index_name(table_id: str, table_name: str, field: str) -> str:
+    base = re.sub(r"[^a-z0-9_]+", "_", table_name.lower()).strip("_")[:_INDEX_PREFIX_BYTES] or "table"
+    digest = sha256(b"%s\x00%s" % (table_id.encode(), field.encode())).hexdigest()[:16]
+    return f"ix_{base}_{digest}"
+
+
+def _lock_key(schema: str, domain: str, name: str) -> int:
+    """A signed 64-bit advisory lock key, one per (schema, domain, name)."""
+    return int.from_bytes(sha256(f"ledgerdr\x00{schema}\x00{domain}\x00{name}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+class PostgresTarget:
+    """A `Target` in PostgreSQL. One instance (one connection) per worker; not thread-safe itself.
+
+    Raises psycopg's errors for connection problems (the caller retries the unit); data PostgreSQL
+    cannot store becomes RestoreError naming the unit.
+    """
+
+    kind = "postgres"
+
+    def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
+        self.schema = schema
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._lineage: tuple[str, str] | None = None
+        try:
+            # txTime is also kept as Ion text; UTC here only makes the timestamptz column read naturally.
+            self._conn.execute("SET TIME ZONE 'UTC'")
+            self._ensure_catalog()
+            self._conn.execute(sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (table_id text, id text, version integer, tx_time timestamptz,"
+                " tx_time_ion text, tx_id text, data text, ion bytea, hash bytea, data_hash bytea, deleted boolean,"
+                " type_lost boolean, block_seq bigint) ON COMMIT DELETE ROWS").format(_STAGE))
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def _t(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def _lock(self, cur: psycopg.Cursor, keys: Sequence[int]) -> None:
+        """Transaction-level advisory locks, taken left to right in one statement (callers sort keys)."""
+        if keys:
+            locks = sql.SQL(", ").join(sql.SQL("pg_advisory_xact_lock({})").format(sql.Literal(k)) for k in keys)
+            cur.execute(sql.SQL("SELECT ") + locks)
+
+    def _ensure_catalog(self) -> None:
+        """Create the schema and catalog tables once; the lock makes concurrent first starts safe."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            self._lock(cur, [_lock_key(self.schema, "catalog", "")])
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),"
+                " strand_id text NOT NULL, ledger_name text NOT NULL, format_version integer NOT NULL DEFAULT 1,"
+                " opened_at timestamptz NOT NULL DEFAULT now())").format(self._t("_lineage")))
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (unit_id text PRIMARY KEY, last_block_seq bigint,"
+                " last_block_hash bytea, revisions bigint NOT NULL DEFAULT 0,"
+                " applied_at timestamptz NOT NULL DEFAULT now())").format(self._t("_units")))
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (table_id text PRIMARY KEY, table_name text NOT NULL,"
+                " current_table text NOT NULL UNIQUE, history_table text NOT NULL UNIQUE,"
+                " indexes text[] NOT NULL DEFAULT '{{}}', dropped boolean NOT NULL DEFAULT false,"
+                " status_seq bigint NOT NULL DEFAULT -1)").format(self._t("_tables")))
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (table_id text, document_id text, version integer, data_hash bytea,"
+                " PRIMARY KEY (table_id, document_id, version))").format(self._t("_redactions")))
+
+    # ------------------------------------------------------------------------------------------ lineage
+
+    def open_lineage(self, strand_id: str, ledger_name: str) -> None:
+        """Record or check the source's strand and ledger name. Raises RestoreError on another lineage.
+        Idempotent; concurrent first calls are safe (the singleton key serializes them)."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(sql.SQL("INSERT INTO {} (strand_id, ledger_name) VALUES (%s, %s) ON CONFLICT DO NOTHING")
+                        .format(self._t("_lineage")), (strand_id, ledger_name))
+            cur.execute(sql.SQL("SELECT strand_id, ledger_name FROM {}").format(self._t("_lineage")))
+            held_strand, held_ledger = cur.fetchone()  # type: ignore[misc]
+        if (held_strand, held_ledger) != (strand_id, ledger_name):
+            raise RestoreError(
+                f"PostgreSQL target (schema {self.schema!r}) holds ledger {held_ledger!r} strand {held_strand}, "
+                f"not ledger {ledger_name!r} strand {strand_id}",
+                hint="restore into another schema or database; a target never mixes lineages",
+            )
+        self._lineage = (strand_id, ledger_name)
+
+    def applied_units(self) -> set[str]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT unit_id FROM {}").format(self._t("_units")))
+            return {row[0] for row in cur}
+
+    # ------------------------------------------------------------------------------------------ apply
+
+    def apply(
+        self,
+        unit_id: str,
+        tables: Sequence[TableDDL],
+        revisions: Sequence[RestoredRevision],
+        redactions: Sequence[Redaction],
+        last_block: tuple[int, bytes] | None,
+    ) -> bool:
+        """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied."""
+        if self._lineage is None:
+            raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
+        staged = [_stage_row(r) for r in revisions]  # CPU work before the transaction: locks stay short
+        applied = False
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                if not self._claim_unit(cur, unit_id, last_block):
+                    raise psycopg.Rollback()
+                self._copy_stage(cur, staged)
+                written = sorted({r.table_id for r in revisions})
+                redacted = sorted({r.table_id for r in redactions})
+                self._lock(cur, [_lock_key(self.schema, "table", t)
+                                 for t in sorted(set(written) | set(redacted) | {d.table_id for d in tables})])
+                catalog = self._ensure_tables(cur, tables, revisions)
+                self._remember_redactions(cur, redactions)
+                inserted = sum(self._merge(cur, catalog[t]) for t in written)
+                for table_id in sorted(set(written) | set(redacted)):
+                    if table_id in catalog:
+                        self._redact(cur, catalog[table_id], [r for r in redactions if r.table_id == table_id])
+                cur.execute(sql.SQL("UPDATE {} SET revisions = %s WHERE unit_id = %s").format(self._t("_units")),
+                            (inserted, unit_id))
+                applied = True
+        except psycopg.DataError as exc:
+            raise RestoreError(f"unit {unit_id}: PostgreSQL refused the data: {exc}") from exc
+        return applied
+
+    def _claim_unit(self, cur: psycopg.Cursor, unit_id: str, last_block: tuple[int, bytes] | None) -> bool:
+        """Insert the unit's row; False if it exists. A concurrent duplicate waits here for the first."""
+        seq, block_hash = last_block if last_block is not None else (None, None)
+        cur.execute(sql.SQL("INSERT INTO {} (unit_id, last_block_seq, last_block_hash) VALUES (%s, %s, %s)"
+                            " ON CONFLICT DO NOTHING RETURNING unit_id").format(self._t("_units")),
+                    (unit_id, seq, block_hash))
+        return cur.fetchone() is not None
+
+    def _copy_stage(self, cur: psycopg.Cursor, rows: Sequence[tuple]) -> None:
+        if not rows:
+            return
+        columns = sql.SQL(", ").join(map(sql.Identifier, ("table_id", *COLUMNS)))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(_STAGE, columns)) as copy:
+            copy.set_types(_STAGE_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+    def _ensure_tables(self, cur: psycopg.Cursor, ddl: Sequence[TableDDL],
+                       revisions: Sequence[RestoredRevision]) -> dict[str, PgTable]:
+        """Create missing tables and indexes, record DDL state; return the catalog rows of the unit's
+        tables. Runs under the tables' advisory locks."""
+        names = {r.table_id: r.table_name for r in revisions}
+        names.update((d.table_id, d.table_name) for d in ddl)
+        catalog = self._catalog(cur, sorted(names))
+        for table_id in sorted(names.keys() - catalog.keys()):
+            catalog[table_id] = self._create_table(cur, table_id, names[table_id])
+        for d in sorted(ddl, key=lambda d: (d.table_id, d.block_seq, d.dropped)):
+            catalog[d.table_id] = self._record_ddl(cur, catalog[d.table_id], d)
+        return catalog
+
+    def _catalog(self, cur: psycopg.Cursor, table_ids: Sequence[str] | None = None) -> dict[str, PgTable]:
+        query = sql.SQL("SELECT table_id, table_name, current_table, history_table, indexes, dropped, status_seq"
+                        " FROM {}").format(self._t("_tables"))
+        if table_ids is None:
+            cur.execute(query + sql.SQL(" ORDER BY table_id"))
+        else:
+            cur.execute(query + sql.SQL(" WHERE table_id = ANY(%s)"), (list(table_ids),))
+        return {row[0]: PgTable(*row[:4], tuple(row[4]), row[5], row[6]) for row in cur.fetchall()}
+
+    def _create_table(self, cur: psycopg.Cursor, table_id: str, table_name: str) -> PgTable:
+        current, history = pg_table_names(table_id, table_name)
+        columns = sql.SQL(
+            "id text NOT NULL, version integer NOT NULL, tx_time timestamptz NOT NULL, tx_time_ion text NOT NULL,"
+            " tx_id text NOT NULL, data jsonb, ion bytea, hash bytea NOT NULL, data_hash bytea,"
+            " deleted boolean NOT NULL, type_lost boolean NOT NULL, block_seq bigint NOT NULL")
+        for name, key in ((history, "id, version"), (current, "id")):
+            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))")
+                        .format(self._t(name), columns, sql.SQL(key)))
+            cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(self._t(name), sql.Literal(table_name)))
+        cur.execute(sql.SQL("INSERT INTO {} (table_id, table_name, current_table, history_table)"
+                            " VALUES (%s, %s, %s, %s)").format(self._t("_tables")),
+                    (table_id, table_name, current, history))
+        return PgTable(table_id, table_name, current, history, (), False, -1)
+
+    def _record_ddl(self, cur: psycopg.Cursor, table: PgTable, ddl: TableDDL) -> PgTable:
+        new_indexes = [f for f in dict.fromkeys(ddl.indexes) if f not in table.indexes]
+        for field in new_indexes:
+            cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ((data ->> {}))").format(
+                sql.Identifier(pg_index_name(table.table_id, table.table_name, field)),
+                self._t(table.current_table), sql.Literal(field)))
+        # Highest block wins (QLDB has UNDROP TABLE); at the same block, dropped wins: order-independent.
+        newer_status = (ddl.block_seq, ddl.dropped) > (table.status_seq, table.dropped)
+        dropped, status_seq = (ddl.dropped, ddl.block_seq) if newer_status else (table.dropped, table.status_seq)
+        if not new_indexes and not newer_status:
+            return table
+        indexes = (*table.indexes, *new_indexes)
+        cur.execute(sql.SQL("UPDATE {} SET indexes = %s, dropped = %s, status_seq = %s WHERE table_id = %s")
+                    .format(self._t("_tables")), (list(indexes), dropped, status_seq, table.table_id))
+        return PgTable(table.table_id, table.table_name, table.current_table, table.history_table, indexes,
+                       dropped, status_seq)
+
+    def _remember_redactions(self, cur: psycopg.Cursor, redactions: Sequence[Redaction]) -> None:
+        if redactions:
+            cur.executemany(sql.SQL(
+                "INSERT INTO {0} AS r (table_id, document_id, version, data_hash) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (table_id, document_id, version)"
+                " DO UPDATE SET data_hash = coalesce(r.data_hash, excluded.data_hash)").format(self._t("_redactions")),
+                sorted((r.table_id, r.document_id, r.version, r.data_hash) for r in redactions))
+
+    def _merge(self, cur: psycopg.Cursor, table: PgTable) -> int:
+        """Staged rows of one table → history (once per key) and current (newest version per document,
+        read back from history so an older revision arriving later changes nothing). Returns the number
+        of history rows added."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        history, current = self._t(table.history_table), self._t(table.current_table)
+        selected = sql.SQL(", ").join(sql.SQL("data::jsonb") if c == "data" else sql.Identifier(c) for c in COLUMNS)
+        cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE table_id = %s ON CONFLICT DO NOTHING")
+                    .format(history, columns, selected, _STAGE), (table.table_id,))
+        inserted = cur.rowcount
+        updates = sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in COLUMNS[1:])
+        newest = sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in COLUMNS)
+        cur.execute(sql.SQL(
+            "WITH touched AS (SELECT DISTINCT id FROM {stage} WHERE table_id = %s),"
+            " newest AS (SELECT n.* FROM touched t CROSS JOIN LATERAL"
+            "   (SELECT * FROM {history} h WHERE h.id = t.id ORDER BY h.version DESC LIMIT 1) n),"
+            " removed AS (DELETE FROM {current} c USING newest n"
+            "   WHERE c.id = n.id AND n.deleted AND c.version < n.version)"
+            " INSERT INTO {current} AS c ({columns}) SELECT {newest} FROM newest n WHERE NOT n.deleted"
+            " ON CONFLICT (id) DO UPDATE SET {updates} WHERE c.version < excluded.version"
+        ).format(stage=_STAGE, history=history, current=current, columns=columns, newest=newest, updates=updates),
+            (table.table_id,))
+        return inserted
+
+    def _redact(self, cur: psycopg.Cursor, table: PgTable, new: Sequence[Redaction]) -> None:
+        """Erase the data of every stored revision that a known redaction names: those this unit staged
+        (redactions remembered earlier) and those the unit's new redactions name (stored earlier)."""
+        cur.execute(sql.SQL(
+            "SELECT h.id, h.version, h.ion, r.data_hash FROM {redactions} r"
+            " JOIN {history} h ON h.id = r.document_id AND h.version = r.version"
+            " WHERE r.table_id = %(t)s AND h.ion IS NOT NULL AND ("
+            "   EXISTS (SELECT 1 FROM {stage} s WHERE s.table_id = %(t)s AND s.id = r.document_id"
+            "           AND s.version = r.version)"
+            "   OR (r.document_id, r.version) IN (SELECT * FROM unnest(%(ids)s::text[], %(versions)s::int[])))"
+        ).format(redactions=self._t("_redactions"), history=self._t(table.history_table), stage=_STAGE),
+            {"t": table.table_id, "ids": [r.document_id for r in new], "versions": [r.version for r in new]})
+        erased = [(data_hash or ion_hash(simpleion.loads(ion)), doc_id, version)
+                  for doc_id, version, ion, data_hash in cur.fetchall()]
+        if not erased:
+            return
+        for name in (table.history_table, table.current_table):
+            cur.executemany(sql.SQL("UPDATE {} SET data = NULL, ion = NULL, data_hash = %s WHERE id = %s"
+                                    " AND version = %s").format(self._t(name)), erased)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def iter_state(self) -> Iterator[StoredRevision]:
+        """Every history row, then every current row (flagged `current`), table by table in tableId
+        order, from one REPEATABLE READ snapshot. Do not call `apply` on this instance meanwhile."""
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with self._conn.cursor() as cur:
+                catalog = self._catalog(cur)
+            for table in catalog.values():
+                yield from self._rows(table, table.history_table, current=False)
+                yield from self._rows(table, table.current_table, current=True)
+
+    def _rows(self, table: PgTable, name: str, *, current: bool) -> Iterator[StoredRevision]:
+        with self._conn.cursor(name="ledgerdr_state") as cur:
+            cur.itersize = 2000
+            cur.execute(sql.SQL("SELECT id, version, tx_time_ion, tx_id, ion, hash, data_hash, deleted, type_lost,"
+                                " block_seq FROM {}").format(self._t(name)))
+            for doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq in cur:
+                metadata = {"id": doc_id, "version": version, "txTime": parse_timestamp(tx_time), "txId": tx_id}
+                yield StoredRevision(
+                    table_id=table.table_id, table_name=table.table_name, document_id=doc_id, version=version,
+                    data=None if ion is None else simpleion.loads(bytes(ion)), metadata=metadata,
+                    hash=bytes(hash_), data_hash=None if data_hash is None else bytes(data_hash),
+                    type_lost=type_lost, deleted=deleted, block_seq=block_seq, current=current,
+                )
+
+    def tables(self) -> list[PgTable]:
+        """The catalog of ledger tables, in tableId order (for reports and SQL users)."""
+        with self._conn.cursor() as cur:
+            return list(self._catalog(cur).values())
+
+    def info(self) -> TargetInfo:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute(sql.SQL("SELECT strand_id, ledger_name FROM {}").format(self._t("_lineage")))
+            strand, ledger = cur.fetchone() or (None, None)
+            cur.execute(sql.SQL("SELECT count(*), coalesce(sum(revisions), 0) FROM {}").format(self._t("_units")))
+            units, revisions = cur.fetchone()  # type: ignore[misc]
+            cur.execute(sql.SQL("SELECT last_block_seq, last_block_hash FROM {} WHERE last_block_seq IS NOT NULL"
+                                " ORDER BY last_block_seq DESC LIMIT 1").format(self._t("_units")))
+            top = cur.fetchone()
+            catalog = self._catalog(cur)
+            documents = 0
+            for table in catalog.values():
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._t(table.current_table)))
+                documents += cur.fetchone()[0]  # type: ignore[index]
+        last_block = None if top is None else LastBlock(sequence_no=top[0], hash=_b64(bytes(top[1])))
+        return TargetInfo(kind=self.kind, strand_id=strand, ledger_name=ledger, units=units,
+                          revisions=int(revisions), documents=documents, tables=len(catalog),
+                          last_block=last_block)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PostgresTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------- rows
+
+
+def _stage_row(revision: RestoredRevision) -> tuple:
+    """One staging row: table_id, then COLUMNS, in the binary COPY types of `_STAGE_TYPES`."""
+    tx_time = revision.metadata["txTime"]
+    data = revision.data
+    return (
+        revision.table_id, revision.document_id, revision.version, _aware(tx_time), timestamp_text(tx_time),
+        str(revision.metadata["txId"]), None if data is None else _jsonb_text(data),
+        None if data is None else simpleion.dumps(data, binary=True), bytes(revision.hash),
+        None if revision.data_hash is None else bytes(revision.data_hash), revision.deleted, revision.type_lost,
+        revision.block_seq,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """A plain aware datetime for timestamptz; an Ion timestamp with unknown offset (-00:00) is UTC."""
+    return datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+                    moment.microsecond, tzinfo=moment.tzinfo or UTC)
+
+
+def _jsonb_text(data: Any) -> str:
+    """QLDB's JSON down-conversion as text for the `data` jsonb column. jsonb cannot hold U+0000, so an
+    escaped NUL becomes U+FFFD there; the `ion` column keeps the exact value."""
+    encoded = orjson.dumps(to_json(data))
+    if b"\\u0000" in encoded:
+        encoded = _JSON_NUL.sub(rb"\1\\ufffd", encoded)
+    return encoded.decode()
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()

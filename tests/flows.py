@@ -1,0 +1,36 @@
+"""Shared set-up for the flow tests: a ledger with history, backed up into a file repository."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from freezegun import freeze_time
+
+from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.journal.codecs import ExportFormat
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.workload import run_workload
+from ledgerdr.sources.embedded import EmbeddedSource
+from ledgerdr.stores import FileStore, Location
+
+T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
+
+
+def backed_up_ledger(root: Path, *, minutes: int = 4, per_minute: int = 6, fmt: ExportFormat = ExportFormat.ION_BINARY,
+                     seed: int = 0) -> tuple[Path, Location]:
+    """A ledger whose history spans `minutes` one-minute windows, all backed up into `root/primary`."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "ledger.db"
+    ledger = Ledger.create(path)
+    for minute in range(minutes):
+        with freeze_time(T0 + timedelta(minutes=minute, seconds=7)):
+            run_workload(ledger, per_minute, seed=seed + minute)
+    ledger.close()
+    location = Location(FileStore(root / "primary"), "")
+    source = EmbeddedSource(path)
+    with freeze_time(T0 + timedelta(minutes=minutes, seconds=6)):
+        report = run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1), fmt=fmt))
+    source.close()
+    assert len(report.recorded) == minutes and not report.failed
+    return path, location

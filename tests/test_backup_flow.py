@@ -1,0 +1,132 @@
+"""The backup flow against the embedded ledger and a file repository: windows contiguous across
+skipped, late, repeated and concurrent runs; failed or tampered exports not recorded and retried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from ledgerdr.backup import BackupPolicy, due_windows, floor_boundary, run_backup
+from ledgerdr.journal.exports import verify_location
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.workload import run_workload
+from ledgerdr.repository import read_windows
+from ledgerdr.sources.embedded import EmbeddedSource
+from ledgerdr.stores import FileStore, Location
+from ledgerdr.stores.faults import flip_byte
+
+T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
+POLICY = BackupPolicy(interval=timedelta(minutes=1), settle=timedelta(seconds=5))
+
+
+def _ledger_with_history(path, minutes: int, per_minute: int = 5) -> None:
+    """A ledger whose blocks are spread over `minutes` minutes from T0 (frozen clock)."""
+    ledger = Ledger.create(path)
+    for minute in range(minutes):
+        with freeze_time(T0 + timedelta(minutes=minute, seconds=7)):
+            run_workload(ledger, per_minute, seed=minute)
+    ledger.close()
+
+
+@pytest.fixture
+def setup(tmp_path):
+    _ledger_with_history(tmp_path / "ledger.db", minutes=6)
+    source = EmbeddedSource(tmp_path / "ledger.db")
+    yield source, Location(FileStore(tmp_path / "repo"), "")
+    source.close()
+
+
+def _assert_contiguous(location):
+    windows = read_windows(location).windows
+    assert windows
+    for before, after in zip(windows, windows[1:], strict=False):
+        assert before.window_end == after.window_start
+        if before.last_seq is not None and after.first_seq is not None:
+            assert after.first_seq == before.last_seq + 1
+            assert after.first_previous_block_hash == before.last_block_hash
+    return windows
+
+
+def test_due_windows_follow_the_interval_boundaries():
+    start = floor_boundary(T0 + timedelta(seconds=42), timedelta(minutes=1))
+    assert start == T0
+    assert due_windows(start, T0 + timedelta(minutes=3, seconds=4), POLICY) == [
+        (T0, T0 + timedelta(minutes=1)), (T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))]
+    merged = BackupPolicy(interval=timedelta(minutes=1), merge_due_windows=True)
+    assert due_windows(start, T0 + timedelta(minutes=3, seconds=6), merged) == [(T0, T0 + timedelta(minutes=3))]
+
+
+def test_skipped_late_and_repeated_runs_leave_no_gap(setup):
+    source, location = setup
+    with freeze_time(T0 + timedelta(minutes=2, seconds=6)):  # on time: two windows due
+        first = run_backup(source, location, POLICY)
+    assert len(first.recorded) == 2
+    with freeze_time(T0 + timedelta(minutes=2, seconds=30)):  # repeated run, nothing new due
+        again = run_backup(source, location, POLICY)
+    assert again.nothing_due and again.next_due == T0 + timedelta(minutes=3, seconds=5)
+    with freeze_time(T0 + timedelta(minutes=9)):  # several runs were skipped: catch up in order
+        late = run_backup(source, location, POLICY)
+    assert [w.window_start for w in late.recorded][0] == "2026-01-05T10:02:00.000Z"
+    windows = _assert_contiguous(location)
+    assert windows[-1].window_end == "2026-01-05T10:08:00.000Z"
+    assert sum(w.blocks for w in windows) == source.ledger.block_count
+    assert verify_location(location.store, "").ok
+
+
+def test_concurrent_runs_record_each_window_once(setup, tmp_path):
+    source, location = setup
+    other = EmbeddedSource(tmp_path / "ledger.db")
+    with freeze_time(T0 + timedelta(minutes=4)):
+        a = run_backup(source, location, POLICY)
+        b = run_backup(other, location, BackupPolicy(interval=POLICY.interval, settle=POLICY.settle))
+    other.close()
+    assert len(a.recorded) == 3 and b.nothing_due
+    assert len(read_windows(location).windows) == 3
+
+
+def test_tampered_export_is_not_recorded_and_is_retried(setup, monkeypatch):
+    source, location = setup
+    real_export = source.export
+
+    def export_then_tamper(*args, **kwargs):
+        done = real_export(*args, **kwargs)
+        data_keys = [i.key for i in location.store.list(done.prefix) if i.key.endswith(".ion")]
+        flip_byte(location.store, data_keys[0], -40)
+        return done
+
+    monkeypatch.setattr(source, "export", export_then_tamper)
+    with freeze_time(T0 + timedelta(minutes=2, seconds=6)):
+        report = run_backup(source, location, POLICY)
+    assert report.failed and not report.recorded
+    assert "failed verification" in report.failed[0][1]
+    catalog = read_windows(location)
+    assert catalog.windows == []
+    monkeypatch.setattr(source, "export", real_export)
+    with freeze_time(T0 + timedelta(minutes=2, seconds=6)):
+        retry = run_backup(source, location, POLICY)
+    assert len(retry.recorded) == 2
+    from ledgerdr.repository import find_orphans
+
+    assert len(find_orphans(location, read_windows(location))) == 1  # the failed attempt stays, unrecorded
+
+
+def test_window_record_carries_digest_and_checksums(setup):
+    source, location = setup
+    with freeze_time(T0 + timedelta(minutes=1, seconds=6)):
+        run_backup(source, location, POLICY)
+    (record,) = read_windows(location).windows
+    assert record.format_version == 1 and record.format == "ION_BINARY"
+    assert record.first_seq == 0 and record.last_seq is not None
+    assert record.digest and record.digest["proof"] and record.digest["tip_address"]
+    data = [o for o in record.objects if o.key.endswith(".ion")]
+    assert data and all(len(o.sha256) == 64 for o in data)
+    assert record.export_prefix.startswith("exports/20260105T100000Z/")
+
+
+def test_empty_ledger_has_nothing_due(tmp_path):
+    source = EmbeddedSource(tmp_path / "empty.db")
+    report = run_backup(source, Location(FileStore(tmp_path / "repo"), ""), POLICY)
+    source.close()
+    assert report.nothing_due and report.next_due is None
