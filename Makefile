@@ -22,7 +22,7 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 
 demo: $(VENV)/.installed
 	$(BIN)/ledgerdr drill --workdir demo-drill --html demo-drill/report.html
-	@echo "Report: demo-drill/report.json and demo-drill/report.html"
+	@echo "Report: demo-drill/report.json and demo-drill/report.html (open it in a browser)"
 
 test: $(VENV)/.test-installed
 	bash scripts/ensure-postgres.sh

@@ -89,8 +89,14 @@ def export_rate(ledger: Ledger, root: Path, fmt: ExportFormat, profile: bool) ->
     end = datetime.now(UTC)
 
     def run() -> int:
-        result = export_journal(ledger, start=datetime(2000, 1, 1, tzinfo=UTC), end=end, store=FileStore(root),
-                                prefix=fmt.value.lower(), fmt=fmt)
+        result = export_journal(
+            ledger,
+            start=datetime(2000, 1, 1, tzinfo=UTC),
+            end=end,
+            store=FileStore(root),
+            prefix=fmt.value.lower(),
+            fmt=fmt,
+        )
         return result.revisions
 
     return timed(run, profile, f"export {fmt.value}")
@@ -113,15 +119,26 @@ def run(args: argparse.Namespace) -> list[tuple[str, int, float, float]]:
             driver = LedgerDriver(ledger)
             ledger.execute("CREATE TABLE Bench")
             ledger.execute("CREATE INDEX ON Bench (key)")
-            ledger_single = timed(lambda: ledger_inserts(driver, single), args.profile, "single-document txns")
+            ledger_single = timed(
+                lambda: ledger_inserts(driver, single), args.profile, "single-document txns"
+            )
             ledger_batch = timed(lambda: ledger_inserts(driver, batch), args.profile, "40-document txns")
-            rows.append(("single-document transactions/s", TARGETS["single"], rate(ledger_single),
-                         rate(bare_single)))
-            rows.append(("documents/s in 40-document transactions", TARGETS["batch"], rate(ledger_batch),
-                         rate(bare_batch)))
+            rows.append(
+                ("single-document transactions/s", TARGETS["single"], rate(ledger_single), rate(bare_single))
+            )
+            rows.append(
+                (
+                    "documents/s in 40-document transactions",
+                    TARGETS["batch"],
+                    rate(ledger_batch),
+                    rate(bare_batch),
+                )
+            )
             for fmt in (ExportFormat.ION_BINARY, ExportFormat.ION_TEXT):
                 exported = export_rate(ledger, tmp_path / "exports", fmt, args.profile)
-                rows.append((f"export revisions/s ({fmt.value})", TARGETS["export"], rate(exported), rate(bare_scan)))
+                rows.append(
+                    (f"export revisions/s ({fmt.value})", TARGETS["export"], rate(exported), rate(bare_scan))
+                )
     return rows
 
 
@@ -131,20 +148,26 @@ def rate(measure: tuple[float, int]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--transactions", type=int, default=2000, help="single-document transactions")
     parser.add_argument("--batches", type=int, default=200, help="40-document transactions")
     parser.add_argument("--durability", choices=["full", "normal"], default="full")
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary per phase")
     args = parser.parse_args()
     rows = run(args)
-    print(f"\n{args.transactions} single-document and {args.batches} 40-document transactions, "
-          f"durability={args.durability}, {os.cpu_count()} CPUs\n")
+    print(
+        f"\n{args.transactions} single-document and {args.batches} 40-document transactions, "
+        f"durability={args.durability}, {os.cpu_count()} CPUs\n"
+    )
     print("| measure | target | ledgerdr | bare SQLite | ledgerdr / bare |")
     print("|---|---:|---:|---:|---:|")
     for name, target, measured, baseline in rows:
         mark = "" if measured >= target else " (below target)"
-        print(f"| {name} | {target:,} | {measured:,.0f}{mark} | {baseline:,.0f} | {measured / baseline:.3f} |")
+        print(
+            f"| {name} | {target:,} | {measured:,.0f}{mark} | {baseline:,.0f} | {measured / baseline:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -5,15 +5,17 @@ processes, as far as SQLite is concerned) and the driver retries them."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from amazon.ion import simpleion
 from amazon.ion.core import IonType
+from freezegun import freeze_time
 
 from ledgerdr.errors import LedgerError, OccConflict, QuotaExceeded
 from ledgerdr.journal.hashing import dot, ion_hash
-from ledgerdr.ledger import engine
+from ledgerdr.ledger import statements
 from ledgerdr.ledger.driver import LedgerDriver
 from ledgerdr.ledger.engine import Ledger
 
@@ -35,8 +37,12 @@ def ledger(path):
 def people(ledger):
     ledger.execute("CREATE TABLE Person")
     ledger.execute("CREATE INDEX ON Person (email)")
-    ids = [r["documentId"] for r in ledger.execute(
-        "INSERT INTO Person << {'email': 'ann@x', 'age': 40}, {'email': 'bob@x', 'age': 31} >>")]
+    ids = [
+        r["documentId"]
+        for r in ledger.execute(
+            "INSERT INTO Person << {'email': 'ann@x', 'age': 40}, {'email': 'bob@x', 'age': 31} >>"
+        )
+    ]
     return dict(zip(("ann", "bob"), ids, strict=True))
 
 
@@ -105,7 +111,10 @@ def test_drop_index(ledger, people):
 
 def test_insert_returns_new_ids_and_user_view_returns_data_only(ledger, people):
     assert all(ID.match(i) for i in people.values()) and len(set(people.values())) == 2
-    (doc_id,) = [r["documentId"] for r in ledger.execute("INSERT INTO Person ?", {"email": "cy@x", "n": Decimal("1.50")})]
+    (doc_id,) = [
+        r["documentId"]
+        for r in ledger.execute("INSERT INTO Person ?", {"email": "cy@x", "n": Decimal("1.50")})
+    ]
     rows = ledger.execute("SELECT * FROM Person WHERE email = 'cy@x'")
     assert rows == [{"email": "cy@x", "n": Decimal("1.50")}]
     (by_id,) = ledger.execute("SELECT * FROM Person AS p BY pid WHERE pid = ?", doc_id)
@@ -122,28 +131,43 @@ def test_committed_view_has_block_address_hash_data_and_metadata(ledger, people)
     assert metadata["version"] == 0 and ID.match(metadata["txId"])
     assert metadata["txTime"].microsecond % 1000 == 0 and metadata["txTime"].tzinfo is not None
     assert row["hash"] == dot(ion_hash(metadata), ion_hash(row["data"]))
-    (committed,) = ledger.execute("SELECT * FROM _ql_committed_Person AS c WHERE c.metadata.id = ?", people["bob"])
+    (committed,) = ledger.execute(
+        "SELECT * FROM _ql_committed_Person AS c WHERE c.metadata.id = ?", people["bob"]
+    )
     assert committed["data"]["email"] == "bob@x"
 
 
 def test_update_and_delete_make_new_versions_and_history_keeps_every_revision(ledger, people):
-    assert ledger.execute("UPDATE Person SET age = age + 1 WHERE email = 'ann@x'") == [{"documentId": people["ann"]}]
+    assert ledger.execute("UPDATE Person SET age = age + 1 WHERE email = 'ann@x'") == [
+        {"documentId": people["ann"]}
+    ]
     assert ledger.execute("DELETE FROM Person AS p BY pid WHERE pid = ?", people["bob"]) == [
-        {"documentId": people["bob"]}]
+        {"documentId": people["bob"]}
+    ]
     assert ledger.execute("SELECT * FROM Person") == [{"email": "ann@x", "age": 41}]
     committed = ledger.execute("SELECT * FROM _ql_committed_Person")
     assert [(r["metadata"]["id"], r["metadata"]["version"]) for r in committed] == [(people["ann"], 1)]
     history = ledger.execute("SELECT * FROM history(Person)")
     versions = sorted((r["metadata"]["id"], r["metadata"]["version"], "data" in r) for r in history)
-    assert versions == sorted([(people["ann"], 0, True), (people["ann"], 1, True), (people["bob"], 0, True),
-                               (people["bob"], 1, False)])
-    delete = next(r for r in history if r["metadata"]["id"] == people["bob"] and r["metadata"]["version"] == 1)
+    assert versions == sorted(
+        [
+            (people["ann"], 0, True),
+            (people["ann"], 1, True),
+            (people["bob"], 0, True),
+            (people["bob"], 1, False),
+        ]
+    )
+    delete = next(
+        r for r in history if r["metadata"]["id"] == people["bob"] and r["metadata"]["version"] == 1
+    )
     assert delete["hash"] == ion_hash(delete["metadata"])  # CONTRACTS §4 delete rule
 
 
 def test_update_set_remove_nested_paths(ledger, people):
-    ledger.execute("UPDATE Person AS p SET p.address.city = 'Lima', p.tags = ['a', 'b'] REMOVE p.age "
-                   "WHERE p.email = 'bob@x'")
+    ledger.execute(
+        "UPDATE Person AS p SET p.address.city = 'Lima', p.tags = ['a', 'b'] REMOVE p.age "
+        "WHERE p.email = 'bob@x'"
+    )
     (row,) = ledger.execute("SELECT * FROM Person WHERE email = 'bob@x'")
     assert row == {"email": "bob@x", "address": {"city": "Lima"}, "tags": ["a", "b"]}
 
@@ -176,8 +200,10 @@ def test_index_created_on_a_populated_table_finds_existing_documents(ledger):
 
 def test_ion_types_round_trip_exactly(ledger):
     ledger.execute("CREATE TABLE T")
-    value = simpleion.loads("{d: 1.230, t: 2024-05-01T10:00:00.123Z, b: {{aGVsbG8=}}, s: sym, l: [1, null.int, 'x'],"
-                            " n: {deep: [{x: 1e0}]}}")
+    value = simpleion.loads(
+        "{d: 1.230, t: 2024-05-01T10:00:00.123Z, b: {{aGVsbG8=}}, s: sym, l: [1, null.int, 'x'],"
+        " n: {deep: [{x: 1e0}]}}"
+    )
     ledger.execute("INSERT INTO T ?", value)
     (row,) = ledger.execute("SELECT * FROM T")
     assert ion_hash(row) == ion_hash(value)
@@ -227,8 +253,12 @@ def test_bad_statements_raise_ledger_errors(ledger, people):
     with pytest.raises(LedgerError, match="must be a struct"):
         ledger.execute("INSERT INTO Person VALUE 5")
     with pytest.raises(LedgerError, match="latest live revision"):
-        ledger.execute("EXEC redact_revision ?, ?, ?", {"strandId": ledger.strand_id, "sequenceNo": 2},
-                       ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables")[0], people["ann"])
+        ledger.execute(
+            "EXEC redact_revision ?, ?, ?",
+            {"strandId": ledger.strand_id, "sequenceNo": 2},
+            ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables")[0],
+            people["ann"],
+        )
 
 
 def test_failed_statement_leaves_the_transaction_unchanged(ledger, people):
@@ -238,7 +268,8 @@ def test_failed_statement_leaves_the_transaction_unchanged(ledger, people):
         txn.execute("UPDATE Person AS p SET p.email.x = 1")
     txn.commit()
     assert [s["statement"] for s in last_block(ledger)["transactionInfo"]["statements"]] == [
-        "UPDATE Person SET age = 50 WHERE email = 'bob@x'"]
+        "UPDATE Person SET age = 50 WHERE email = 'bob@x'"
+    ]
     assert sorted(ledger.execute("SELECT VALUE age FROM Person")) == [40, 50]
 
 
@@ -310,7 +341,7 @@ def test_table_and_index_quotas(ledger):
 def test_transaction_time_quota(ledger, people, monkeypatch):
     txn = ledger.begin()
     txn.execute("SELECT * FROM Person")
-    monkeypatch.setattr(engine, "MAX_TRANSACTION_SECONDS", 0.0)
+    monkeypatch.setattr(statements, "MAX_TRANSACTION_SECONDS", 0.0)
     with pytest.raises(QuotaExceeded, match="limit is 0 s"):
         txn.commit()
     assert not txn.is_open
@@ -360,6 +391,7 @@ def test_commits_from_two_ledger_objects_continue_one_chain(path, people):
 def test_driver_retries_the_whole_lambda_after_a_conflict(path, people):
     attempts = []
     with Ledger.open(path) as other, LedgerDriver(path, backoff_base=0.001) as driver:
+
         def increment(txn):
             attempts.append(1)
             (age,) = txn.execute_statement("SELECT VALUE age FROM Person WHERE email = 'ann@x'")
@@ -376,6 +408,7 @@ def test_driver_retries_the_whole_lambda_after_a_conflict(path, people):
 def test_driver_gives_up_after_retry_limit(path, people):
     attempts = []
     with Ledger.open(path) as other, LedgerDriver(path, retry_limit=2, backoff_base=0.001) as driver:
+
         def always_conflicting(txn):
             attempts.append(1)
             list(txn.execute_statement("SELECT * FROM Person WHERE email = 'ann@x'"))
@@ -407,3 +440,57 @@ def test_driver_aborts_on_other_errors_and_on_abort(path, people):
         assert driver.list_tables() == ["Person"]
         cursor = driver.execute_lambda(lambda txn: txn.execute_statement("SELECT VALUE email FROM Person"))
         assert sorted(cursor) == ["ann@x", "bob@x"]
+
+
+def test_history_time_bounds_select_revisions_active_in_the_range(tmp_path):
+    with freeze_time("2024-05-01T10:00:00Z") as clock, Ledger.create(tmp_path / "l.db") as ledger:
+        ledger.execute("CREATE TABLE T")
+        ledger.execute("INSERT INTO T ?", {"v": 0})  # version 0 active 10:00 .. 10:03
+        for minute, value in ((3, 1), (5, 2)):  # version 1 active 10:03 .. 10:05; version 2 from 10:05
+            clock.move_to(f"2024-05-01T10:0{minute}:00Z")
+            ledger.execute("UPDATE T SET v = ?", value)
+
+        def versions(start, end):
+            return sorted(
+                ledger.execute("SELECT VALUE h.metadata.version FROM history(T, ?, ?) AS h", start, end)
+            )
+
+        at = lambda text: datetime.fromisoformat(text)  # noqa: E731
+        assert versions(at("2024-05-01T10:03:30+00:00"), at("2024-05-01T10:04:00+00:00")) == [1]
+        assert versions(at("2024-05-01T10:02:00+00:00"), at("2024-05-01T10:05:00+00:00")) == [0, 1, 2]
+        assert versions(at("2024-05-01T11:00:00+00:00"), at("2024-05-01T12:00:00+00:00")) == [2]
+        assert versions(None, at("2024-05-01T09:00:00+00:00")) == []
+
+
+def test_opening_something_that_is_not_a_ledger_fails_clearly(tmp_path):
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(LedgerError, match="not a ledgerdr ledger"):
+        Ledger.open(tmp_path / "junk.db")
+    with pytest.raises(LedgerError, match="no ledger at"):
+        Ledger.open(tmp_path / "missing.db")
+    Ledger.create(tmp_path / "new" / "dir" / "l.db").close()
+    with pytest.raises(LedgerError, match="already exists"):
+        Ledger.create(tmp_path / "new" / "dir" / "l.db")
+
+
+def test_a_commit_that_fails_midway_leaves_nothing_behind(path, people):
+    """Two ledgers stage the same redaction; the second commit fails after its block and writes were
+    already applied inside the SQLite transaction, which must roll back as a whole."""
+    with Ledger.open(path) as a, Ledger.open(path) as b:
+        a.execute("UPDATE Person SET age = 1 WHERE email = 'ann@x'")
+        (old,) = a.execute(
+            "SELECT * FROM history(Person) AS h WHERE h.metadata.version = 0 AND h.data.email = 'ann@x'"
+        )
+        (table_id,) = a.execute("SELECT VALUE tableId FROM information_schema.user_tables")
+        args = (old["blockAddress"], table_id, people["ann"])
+        late = b.begin()
+        late.execute("INSERT INTO Person ?", {"email": "late@x"})
+        late.execute("EXEC redact_revision ?, ?, ?", *args)
+        a.execute("EXEC redact_revision ?, ?, ?", *args)
+        blocks = b.block_count
+        with pytest.raises(OccConflict, match="redacted concurrently"):
+            late.commit()
+        assert b.block_count == blocks
+        assert b.execute("SELECT * FROM Person WHERE email = 'late@x'") == []
+        b.execute("INSERT INTO Person ?", {"email": "after@x"})  # the chain continues cleanly
+        assert b.get_digest()["digestTipAddress"]["sequenceNo"] == blocks + 1

@@ -39,10 +39,10 @@ def ledger_path(tmp_path, runner):
 def test_exec_prints_ion_text_results_one_per_line(runner, ledger_path):
     table = simpleion.loads(invoke(runner, "exec", ledger_path, "CREATE TABLE Vehicle"))
     assert len(table["tableId"]) == 22
-    invoke(runner, "exec", ledger_path, "INSERT INTO Vehicle ?", "--param", "{VIN: \"1N4AL\", price: 20500.00}")
-    invoke(runner, "exec", ledger_path, "INSERT INTO Vehicle ?", "--param", "{VIN: \"KM8SR\", price: 9.5e3}")
+    invoke(runner, "exec", ledger_path, "INSERT INTO Vehicle ?", "--param", '{VIN: "1N4AL", price: 20500.00}')
+    invoke(runner, "exec", ledger_path, "INSERT INTO Vehicle ?", "--param", '{VIN: "KM8SR", price: 9.5e3}')
     lines = invoke(runner, "exec", ledger_path, "SELECT * FROM Vehicle WHERE VIN = ?", "--param", '"1N4AL"')
-    assert lines.splitlines() == ["{VIN:\"1N4AL\",price:20500.00}"]
+    assert lines.splitlines() == ['{VIN:"1N4AL",price:20500.00}']
     assert len(invoke(runner, "exec", ledger_path, "SELECT * FROM Vehicle").splitlines()) == 2
 
 
@@ -50,8 +50,11 @@ def test_exec_errors_are_ledger_errors(runner, ledger_path):
     with pytest.raises(LedgerError, match="no active table"):
         runner.invoke(ledger, ["exec", str(ledger_path), "SELECT * FROM Absent"], catch_exceptions=False)
     with pytest.raises(ConfigError, match="not Ion text"):
-        runner.invoke(ledger, ["exec", str(ledger_path), "SELECT 1 FROM x", "--param", "{unclosed"],
-                      catch_exceptions=False)
+        runner.invoke(
+            ledger,
+            ["exec", str(ledger_path), "SELECT 1 FROM x", "--param", "{unclosed"],
+            catch_exceptions=False,
+        )
 
 
 def test_load_digest_export_and_verify(runner, ledger_path, tmp_path):
@@ -70,8 +73,9 @@ def test_load_digest_export_and_verify(runner, ledger_path, tmp_path):
     time.sleep(0.002)  # the default window end is "now": let the last block's millisecond pass
     out = tmp_path / "exports"
     for fmt in ("ion_binary", "ion_text", "json"):
-        summary = json.loads(invoke(runner, "export", ledger_path, "--to", out, "--format", fmt,
-                                    "--prefix", fmt, "--json"))
+        summary = json.loads(
+            invoke(runner, "export", ledger_path, "--to", out, "--format", fmt, "--prefix", fmt, "--json")
+        )
         assert summary["blocks"] == blocks and summary["first_seq"] == 0 and summary["format"] == fmt.upper()
         text = invoke(runner, "export", ledger_path, "--to", out, "--format", fmt, "--prefix", f"{fmt}-text")
         assert f"blocks 0..{blocks - 1}" in text
@@ -85,12 +89,25 @@ def test_load_digest_export_and_verify(runner, ledger_path, tmp_path):
 
 def test_export_window_options(runner, ledger_path, tmp_path):
     invoke(runner, "exec", ledger_path, "CREATE TABLE T")
-    output = invoke(runner, "export", ledger_path, "--to", tmp_path / "out", "--start", "2001-01-01T00:00:00Z",
-                    "--end", "2001-01-02T00:00:00", "--json")
+    output = invoke(
+        runner,
+        "export",
+        ledger_path,
+        "--to",
+        tmp_path / "out",
+        "--start",
+        "2001-01-01T00:00:00Z",
+        "--end",
+        "2001-01-02T00:00:00",
+        "--json",
+    )
     assert json.loads(output)["blocks"] == 0
     with pytest.raises(ConfigError, match="ISO 8601"):
-        runner.invoke(ledger, ["export", str(ledger_path), "--to", str(tmp_path / "o"), "--start", "yesterday"],
-                      catch_exceptions=False)
+        runner.invoke(
+            ledger,
+            ["export", str(ledger_path), "--to", str(tmp_path / "o"), "--start", "yesterday"],
+            catch_exceptions=False,
+        )
 
 
 def test_every_command_has_help(runner):

@@ -41,7 +41,9 @@ def now_ms() -> datetime:
 
 def export_all(ledger: Ledger, root: Path, fmt: ExportFormat, prefix: str = "exports/", **options):
     store = FileStore(root)
-    return store, export_journal(ledger, start=EPOCH, end=now_ms(), store=store, prefix=prefix, fmt=fmt, **options)
+    return store, export_journal(
+        ledger, start=EPOCH, end=now_ms(), store=store, prefix=prefix, fmt=fmt, **options
+    )
 
 
 def block_hashes(ledger: Ledger) -> list[bytes]:
@@ -59,8 +61,12 @@ def workload_ledger(tmp_path):
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), transactions=st.integers(2, 40), tables=st.integers(1, 4),
-       max_blocks=st.sampled_from([1, 7, 10_000]))
+@given(
+    seed=st.integers(0, 10_000),
+    transactions=st.integers(2, 40),
+    tables=st.integers(1, 4),
+    max_blocks=st.sampled_from([1, 7, 10_000]),
+)
 def test_random_workloads_export_and_verify_in_every_format(seed, transactions, tables, max_blocks):
     with tempfile.TemporaryDirectory() as tmp:
         with Ledger.create(Path(tmp) / "l.db", durability="normal") as ledger:
@@ -68,9 +74,14 @@ def test_random_workloads_export_and_verify_in_every_format(seed, transactions, 
             digest = ledger.get_digest()
             assert digest["digest"] == merkle_root(block_hashes(ledger))
             for fmt in ExportFormat:
-                store, result = export_all(ledger, Path(tmp) / fmt.value, fmt, max_blocks_per_object=max_blocks)
-                assert (result.first_seq, result.last_seq, result.blocks) == (0, ledger.block_count - 1,
-                                                                              ledger.block_count)
+                store, result = export_all(
+                    ledger, Path(tmp) / fmt.value, fmt, max_blocks_per_object=max_blocks
+                )
+                assert (result.first_seq, result.last_seq, result.blocks) == (
+                    0,
+                    ledger.block_count - 1,
+                    ledger.block_count,
+                )
                 assert result.revisions == stats.documents_written
                 report = verify_location(store, "exports/")
                 assert report.ok, report.problems
@@ -84,7 +95,10 @@ def test_digest_is_the_merkle_root_and_block_proofs_fold_to_it(workload_ledger):
     hashes = block_hashes(workload_ledger)
     digest = workload_ledger.get_digest()
     assert digest["digest"] == merkle_root(hashes)
-    assert digest["digestTipAddress"] == {"strandId": workload_ledger.strand_id, "sequenceNo": len(hashes) - 1}
+    assert digest["digestTipAddress"] == {
+        "strandId": workload_ledger.strand_id,
+        "sequenceNo": len(hashes) - 1,
+    }
     rng = random.Random(1)
     for _ in range(40):
         tip = rng.randrange(len(hashes))
@@ -114,7 +128,9 @@ def test_revision_proofs_fold_from_the_revision_hash_to_the_digest(workload_ledg
 
 
 def test_ion_binary_export_is_a_byte_copy_of_the_stored_blocks(workload_ledger, tmp_path):
-    store, result = export_all(workload_ledger, tmp_path / "out", ExportFormat.ION_BINARY, max_blocks_per_object=9)
+    store, result = export_all(
+        workload_ledger, tmp_path / "out", ExportFormat.ION_BINARY, max_blocks_per_object=9
+    )
     assert len(result.objects) > 1
     for key, size, sha256 in result.objects:
         name = parse_data_object_key(key)
@@ -123,10 +139,18 @@ def test_ion_binary_export_is_a_byte_copy_of_the_stored_blocks(workload_ledger, 
 
 
 def test_manifests_and_keys_follow_qldb_layout(workload_ledger, tmp_path):
-    store, result = export_all(workload_ledger, tmp_path / "out", ExportFormat.ION_TEXT, prefix="dr/exports",
-                               max_blocks_per_object=25)
+    store, result = export_all(
+        workload_ledger,
+        tmp_path / "out",
+        ExportFormat.ION_TEXT,
+        prefix="dr/exports",
+        max_blocks_per_object=25,
+    )
     assert result.started_key == f"dr/exports/{result.export_id}.started.manifest"
-    assert result.completed_key == f"dr/exports/{result.export_id}.{workload_ledger.strand_id}.completed.manifest"
+    assert (
+        result.completed_key
+        == f"dr/exports/{result.export_id}.{workload_ledger.strand_id}.completed.manifest"
+    )
     started = read_ion_value(store.get(result.started_key))
     assert started["exportId"] == result.export_id and started["ledgerName"] == workload_ledger.name
     assert started["outputFormat"] == "ION_TEXT" and started["prefix"] == "dr/exports/"
@@ -147,22 +171,47 @@ def test_objects_never_span_an_hour_and_the_window_selects_by_block_time(tmp_pat
                 ledger.execute("INSERT INTO T ?", {"i": i})
             clock.tick(timedelta(minutes=1))
             store = FileStore(tmp_path / "out")
-            whole = export_journal(ledger, start=datetime(2024, 3, 1, 9, tzinfo=UTC), end=datetime.now(UTC),
-                                   store=store, prefix="all/", fmt="ION_BINARY", max_blocks_per_object=3)
-            hour = export_journal(ledger, start=datetime(2024, 3, 1, 10, tzinfo=UTC),
-                                  end=datetime(2024, 3, 1, 11, tzinfo=UTC), store=store, prefix="hour/",
-                                  fmt="JSON")
-            empty = export_journal(ledger, start=EPOCH, end=EPOCH + timedelta(hours=1), store=store,
-                                   prefix="empty/", fmt="ION_TEXT")
+            whole = export_journal(
+                ledger,
+                start=datetime(2024, 3, 1, 9, tzinfo=UTC),
+                end=datetime.now(UTC),
+                store=store,
+                prefix="all/",
+                fmt="ION_BINARY",
+                max_blocks_per_object=3,
+            )
+            hour = export_journal(
+                ledger,
+                start=datetime(2024, 3, 1, 10, tzinfo=UTC),
+                end=datetime(2024, 3, 1, 11, tzinfo=UTC),
+                store=store,
+                prefix="hour/",
+                fmt="JSON",
+            )
+            empty = export_journal(
+                ledger,
+                start=EPOCH,
+                end=EPOCH + timedelta(hours=1),
+                store=store,
+                prefix="empty/",
+                fmt="ION_TEXT",
+            )
             times = {row.seq: row.ts_ms for row in ledger.iter_blocks()}
     for key, _, _ in whole.objects:
         name = parse_data_object_key(key)
-        hours = {datetime.fromtimestamp(times[s] / 1000, UTC).strftime("%Y/%m/%d/%H") for s in
-                 range(name.first, name.last + 1)}
+        hours = {
+            datetime.fromtimestamp(times[s] / 1000, UTC).strftime("%Y/%m/%d/%H")
+            for s in range(name.first, name.last + 1)
+        }
         assert hours == {key.split("/", 1)[1].rsplit("/", 1)[0]}
         assert name.last - name.first < 3
-    in_hour = [s for s, ms in times.items() if datetime(2024, 3, 1, 10, tzinfo=UTC).timestamp() * 1000 <= ms
-               < datetime(2024, 3, 1, 11, tzinfo=UTC).timestamp() * 1000]
+    in_hour = [
+        s
+        for s, ms in times.items()
+        if datetime(2024, 3, 1, 10, tzinfo=UTC).timestamp() * 1000
+        <= ms
+        < datetime(2024, 3, 1, 11, tzinfo=UTC).timestamp() * 1000
+    ]
     assert (hour.first_seq, hour.last_seq, hour.blocks) == (min(in_hour), max(in_hour), len(in_hour))
     assert hour.first_previous_block_hash == ledger_hash(tmp_path, min(in_hour) - 1)
     assert empty.objects == () and empty.first_seq is None
@@ -180,12 +229,21 @@ def test_export_refuses_bad_windows_and_reused_ids(workload_ledger, tmp_path):
     with pytest.raises(ConfigError, match="empty or reversed"):
         export_journal(workload_ledger, start=EPOCH, end=EPOCH, store=store, prefix="", fmt="ION_TEXT")
     with pytest.raises(ConfigError, match="future"):
-        export_journal(workload_ledger, start=EPOCH, end=datetime.now(UTC) + timedelta(hours=1), store=store,
-                       prefix="", fmt="ION_TEXT")
-    export_journal(workload_ledger, start=EPOCH, end=now_ms(), store=store, prefix="", fmt="JSON", export_id="X1")
+        export_journal(
+            workload_ledger,
+            start=EPOCH,
+            end=datetime.now(UTC) + timedelta(hours=1),
+            store=store,
+            prefix="",
+            fmt="ION_TEXT",
+        )
+    export_journal(
+        workload_ledger, start=EPOCH, end=now_ms(), store=store, prefix="", fmt="JSON", export_id="X1"
+    )
     with pytest.raises(Exception, match="X1"):
-        export_journal(workload_ledger, start=EPOCH, end=now_ms(), store=store, prefix="", fmt="JSON",
-                       export_id="X1")
+        export_journal(
+            workload_ledger, start=EPOCH, end=now_ms(), store=store, prefix="", fmt="JSON", export_id="X1"
+        )
 
 
 # ------------------------------------------------------------------------------------- tampering
@@ -198,7 +256,9 @@ def test_tampering_with_a_block_in_the_sqlite_file_is_detected(workload_ledger, 
     assert target in victim.ion
     workload_ledger.close()
     with sqlite3.connect(workload_ledger.path) as conn:  # an attacker with write access to the file
-        conn.execute("UPDATE blocks SET ion = ? WHERE seq = ?", (victim.ion.replace(target, b"ownex", 1), victim.seq))
+        conn.execute(
+            "UPDATE blocks SET ion = ? WHERE seq = ?", (victim.ion.replace(target, b"ownex", 1), victim.seq)
+        )
     with Ledger.open(workload_ledger.path) as reopened:
         store, _ = export_all(reopened, tmp_path / "out", ExportFormat.ION_BINARY)
     report = verify_location(store, "exports/")
@@ -207,7 +267,9 @@ def test_tampering_with_a_block_in_the_sqlite_file_is_detected(workload_ledger, 
 
 
 def test_tampering_with_an_exported_object_is_detected(workload_ledger, tmp_path):
-    store, result = export_all(workload_ledger, tmp_path / "out", ExportFormat.ION_TEXT, max_blocks_per_object=20)
+    store, result = export_all(
+        workload_ledger, tmp_path / "out", ExportFormat.ION_TEXT, max_blocks_per_object=20
+    )
     key = result.objects[1][0]
     path = tmp_path / "out" / key
     data = bytearray(path.read_bytes())
@@ -233,9 +295,17 @@ def test_redaction_replaces_data_by_its_hash_and_the_chain_still_verifies(tmp_pa
         (old,) = ledger.execute("SELECT * FROM history(Person) AS h WHERE h.metadata.version = 0")
         table_id = ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables")[0]
         stored_before = next(ledger.iter_blocks(old["blockAddress"]["sequenceNo"]))
-        request = ledger.execute("EXEC redact_revision ?, ?, ?", old["blockAddress"], table_id, doc["documentId"])
-        assert request == [{"blockAddress": old["blockAddress"], "tableId": table_id,
-                            "documentId": doc["documentId"], "version": 0}]
+        request = ledger.execute(
+            "EXEC redact_revision ?, ?, ?", old["blockAddress"], table_id, doc["documentId"]
+        )
+        assert request == [
+            {
+                "blockAddress": old["blockAddress"],
+                "tableId": table_id,
+                "documentId": doc["documentId"],
+                "version": 0,
+            }
+        ]
         redacting = simpleion.loads(ledger.last_block().ion)
         assert redacting["redactionInfo"]["revisions"][0]["documentId"] == doc["documentId"]
 

@@ -24,8 +24,12 @@ from .output import emit_json
 
 _path_argument = click.argument("path", type=click.Path(dir_okay=False))
 _durability_option = click.option(
-    "--durability", type=click.Choice(["full", "normal"]), default="full", show_default=True,
-    help="full: fsync every commit; normal: faster, the last commits may be lost on power failure.")
+    "--durability",
+    type=click.Choice(["full", "normal"]),
+    default="full",
+    show_default=True,
+    help="full: fsync every commit; normal: faster, the last commits may be lost on power failure.",
+)
 
 
 def _ion_text(value: object) -> str:
@@ -60,8 +64,13 @@ def create(path: str, name: str | None, durability: str) -> None:
 @ledger.command("exec")
 @_path_argument
 @click.argument("statement")
-@click.option("--param", "params", multiple=True, metavar="ION",
-              help="A value for the next `?`, in Ion text (e.g. '{name: \"Ann\", age: 40}'). Repeatable.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="ION",
+    help="A value for the next `?`, in Ion text (e.g. '{name: \"Ann\", age: 40}'). Repeatable.",
+)
 @_durability_option
 def exec_(path: str, statement: str, params: tuple[str, ...], durability: str) -> None:
     """Run one PartiQL STATEMENT in its own transaction; print each result as Ion text, one per line."""
@@ -94,22 +103,39 @@ def digest(path: str, as_json: bool) -> None:
 
 @ledger.command()
 @_path_argument
-@click.option("--to", "directory", required=True, type=click.Path(file_okay=False),
-              help="Directory to write the export into (a file store root).")
+@click.option(
+    "--to",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write the export into (a file store root).",
+)
 @click.option("--prefix", default="", help="Key prefix inside the directory.")
 @click.option("--start", help="Inclusive window start, ISO 8601 UTC (default: the ledger's first block).")
 @click.option("--end", help="Exclusive window end, ISO 8601 UTC (default: now).")
-@click.option("--format", "fmt", type=click.Choice(["ion_text", "ion_binary", "json"], case_sensitive=False),
-              default="ion_text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ion_text", "ion_binary", "json"], case_sensitive=False),
+    default="ion_text",
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def export(path: str, directory: str, prefix: str, start: str | None, end: str | None, fmt: str,
-           as_json: bool) -> None:
+def export(
+    path: str, directory: str, prefix: str, start: str | None, end: str | None, fmt: str, as_json: bool
+) -> None:
     """Export the journal blocks committed in [START, END) in QLDB's export layout."""
     with Ledger.open(path, read_only=True) as opened:
         end_time = _parse_time(end, "end") or _now_ms()
         start_time = _parse_time(start, "start") or _default_start(opened, end_time)
-        result = export_journal(opened, start=start_time, end=end_time, store=FileStore(directory), prefix=prefix,
-                                fmt=ExportFormat.parse(fmt))
+        result = export_journal(
+            opened,
+            start=start_time,
+            end=end_time,
+            store=FileStore(directory),
+            prefix=prefix,
+            fmt=ExportFormat.parse(fmt),
+        )
     summary = result_summary(result)
     if as_json:
         emit_json(summary)
@@ -117,8 +143,10 @@ def export(path: str, directory: str, prefix: str, start: str | None, end: str |
     click.echo(f"export {result.export_id}")
     click.echo(f"window: {summary['window_start']} .. {summary['window_end']}   format: {summary['format']}")
     blocks = "no blocks" if result.first_seq is None else f"blocks {result.first_seq}..{result.last_seq}"
-    click.echo(f"{blocks} ({result.blocks} blocks, {result.revisions} revisions) in {len(result.objects)} objects, "
-               f"{summary['bytes']:,} bytes")
+    click.echo(
+        f"{blocks} ({result.blocks} blocks, {result.revisions} revisions) in {len(result.objects)} objects, "
+        f"{summary['bytes']:,} bytes"
+    )
     click.echo(f"completed manifest: {result.completed_key}")
 
 
@@ -136,8 +164,12 @@ def _default_start(opened: Ledger, end: datetime) -> datetime:
 
 @ledger.command()
 @_path_argument
-@click.option("--transactions", "-n", type=click.IntRange(min=1), required=True, help="How many transactions.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same workload).")
+@click.option(
+    "--transactions", "-n", type=click.IntRange(min=1), required=True, help="How many transactions."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same workload)."
+)
 @click.option("--tables", type=click.IntRange(1, 20), default=3, show_default=True)
 @_durability_option
 def load(path: str, transactions: int, seed: int, tables: int, durability: str) -> None:
@@ -145,6 +177,8 @@ def load(path: str, transactions: int, seed: int, tables: int, durability: str) 
     with LedgerDriver(path, durability=durability) as driver:
         stats = run_workload(driver, transactions, seed=seed, tables=tables)
         blocks = driver.ledger.block_count
-    click.echo(f"{stats.transactions} transactions: {stats.inserted} inserted, {stats.updated} updated, "
-               f"{stats.deleted} deleted, {stats.selects} read-only; {stats.occ_retries} OCC retries; "
-               f"ledger now has {blocks} blocks")
+    click.echo(
+        f"{stats.transactions} transactions: {stats.inserted} inserted, {stats.updated} updated, "
+        f"{stats.deleted} deleted, {stats.selects} read-only; {stats.occ_retries} OCC retries; "
+        f"ledger now has {blocks} blocks"
+    )

@@ -60,8 +60,14 @@ class DriverTransaction:
 class LedgerDriver:
     """Runs lambdas against one ledger file. Not thread-safe: use one driver per thread."""
 
-    def __init__(self, path: Path | str | Ledger, retry_limit: int = 4, *,
-                 durability: Durability | str = Durability.FULL, backoff_base: float = 0.01) -> None:
+    def __init__(
+        self,
+        path: Path | str | Ledger,
+        retry_limit: int = 4,
+        *,
+        durability: Durability | str = Durability.FULL,
+        backoff_base: float = 0.01,
+    ) -> None:
         self.ledger = path if isinstance(path, Ledger) else Ledger.open(path, durability=durability)
         self._owns_ledger = not isinstance(path, Ledger)
         self.retry_limit = retry_limit
@@ -89,7 +95,7 @@ class LedgerDriver:
                     raise
                 attempt += 1
                 self.retries += 1
-                time.sleep(random.uniform(0, self.backoff_base * (2 ** attempt)))
+                time.sleep(random.uniform(0, self.backoff_base * (2**attempt)))
             except BaseException:
                 txn.abort()
                 raise

@@ -118,17 +118,28 @@ def export_journal(
     fmt = ExportFormat.parse(fmt)
     start, end = _aware(start, "start"), _aware(end, "end")
     if start >= end:
-        raise ConfigError(f"export window is empty or reversed: start {start.isoformat()} >= end {end.isoformat()}")
+        raise ConfigError(
+            f"export window is empty or reversed: start {start.isoformat()} >= end {end.isoformat()}"
+        )
     if end > datetime.now(UTC):
-        raise ConfigError(f"export end {end.isoformat()} is in the future; blocks may still be committed before it",
-                          hint="export only windows that have closed (QLDB refuses them too)")
+        raise ConfigError(
+            f"export end {end.isoformat()} is in the future; blocks may still be committed before it",
+            hint="export only windows that have closed (QLDB refuses them too)",
+        )
     if max_blocks_per_object < 1 or max_bytes_per_object < 1:
         raise ConfigError("max_blocks_per_object and max_bytes_per_object must be positive")
     export_id = export_id or new_id()
     prefix = normalize_prefix(prefix)
     started_key = started_manifest_key(prefix, export_id)
-    manifest = StartedManifest(ledger.name, export_id, ms_timestamp(start), ms_timestamp(end), _bucket_name(store),
-                               prefix, output_format=fmt.value)
+    manifest = StartedManifest(
+        ledger.name,
+        export_id,
+        ms_timestamp(start),
+        ms_timestamp(end),
+        _bucket_name(store),
+        prefix,
+        output_format=fmt.value,
+    )
     _put(store, started_key, encode_ion_value(manifest.to_ion(), fmt), retain_until)
 
     window = ledger.block_range_for_time(to_ms(start), to_ms(end))
@@ -152,9 +163,17 @@ def export_journal(
     completed_key = completed_manifest_key(prefix, export_id, ledger.strand_id)
     _put(store, completed_key, encode_ion_value({"keys": [key for key, _, _ in objects]}, fmt), retain_until)
     return ExportResult(
-        export_id=export_id, prefix=prefix, format=fmt, start=start, end=end,
-        first_seq=None if window is None else window[0], last_seq=None if window is None else window[1],
-        blocks=blocks, revisions=revisions, objects=tuple(objects), started_key=started_key,
+        export_id=export_id,
+        prefix=prefix,
+        format=fmt,
+        start=start,
+        end=end,
+        first_seq=None if window is None else window[0],
+        last_seq=None if window is None else window[1],
+        blocks=blocks,
+        revisions=revisions,
+        objects=tuple(objects),
+        started_key=started_key,
         completed_key=completed_key,
         first_previous_block_hash=None if window is None else _previous_hash(ledger, window[0]),
         last_block_hash=None if last_row is None else last_row.block_hash,
@@ -173,8 +192,14 @@ def _previous_hash(ledger: Ledger, first_seq: int) -> bytes:
     return next(ledger.iter_blocks(first_seq - 1, first_seq - 1)).block_hash
 
 
-def _flush(store: Store, buffer: _ObjectBuffer, strand_id: str, prefix: str, fmt: ExportFormat,
-           retain_until: datetime | None) -> tuple[str, int, str]:
+def _flush(
+    store: Store,
+    buffer: _ObjectBuffer,
+    strand_id: str,
+    prefix: str,
+    fmt: ExportFormat,
+    retain_until: datetime | None,
+) -> tuple[str, int, str]:
     hour = from_ms(buffer.hour * _HOUR_MS)
     key = data_object_key(prefix, strand_id, buffer.first, buffer.last, fmt, hour)
     data = b"".join(buffer.chunks)
@@ -190,9 +215,15 @@ def _put(store: Store, key: str, data: bytes, retain_until: datetime | None) -> 
 def result_summary(result: ExportResult) -> dict[str, Any]:
     """A JSON-friendly summary (for the CLI and logs)."""
     return {
-        "export_id": result.export_id, "prefix": result.prefix, "format": result.format.value,
-        "window_start": result.start.isoformat(), "window_end": result.end.isoformat(),
-        "first_seq": result.first_seq, "last_seq": result.last_seq, "blocks": result.blocks,
-        "revisions": result.revisions, "objects": len(result.objects),
+        "export_id": result.export_id,
+        "prefix": result.prefix,
+        "format": result.format.value,
+        "window_start": result.start.isoformat(),
+        "window_end": result.end.isoformat(),
+        "first_seq": result.first_seq,
+        "last_seq": result.last_seq,
+        "blocks": result.blocks,
+        "revisions": result.revisions,
+        "objects": len(result.objects),
         "bytes": sum(size for _, size, _ in result.objects),
     }

@@ -15,7 +15,7 @@ import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -25,7 +25,7 @@ from typing import Any
 from amazon.ion.simple_types import IonPyBool, IonPyNull
 from amazon.ion.symbols import SymbolToken
 
-from ..errors import LedgerError
+from ..errors import LedgerError, OccConflict
 from ..journal.hashing import dot
 from ..journal.proofs import DigestAccumulator
 
@@ -105,6 +105,18 @@ class DocRow:
     data_hash: bytes | None = None  # set on redacted history rows
 
 
+@dataclass(slots=True)
+class ReadSet:
+    """What a transaction read, for optimistic concurrency control: each entry is re-read under the
+    write lock at commit (`Storage.validate`) and must be unchanged."""
+
+    names: dict[str, str | None] = field(default_factory=dict)  # table name -> active table id
+    documents: dict[tuple[str, str], int | None] = field(default_factory=dict)  # -> version (None: absent)
+    scans: dict[str, int] = field(default_factory=dict)  # table id -> change counter
+    index_probes: dict[tuple[str, bytes], tuple[str, ...]] = field(default_factory=dict)  # -> doc ids
+    catalog_version: int | None = None  # set once the transaction reads or changes the catalog
+
+
 @dataclass(frozen=True, slots=True)
 class BlockRow:
     seq: int
@@ -156,8 +168,10 @@ def _canonical(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return b"x" + bytes(value)
     if hasattr(value, "items"):
-        parts = sorted(_canonical(k if isinstance(k, str) else getattr(k, "text", k)) + b"=" + _canonical(v)
-                       for k, v in value.items())
+        parts = sorted(
+            _canonical(k if isinstance(k, str) else getattr(k, "text", k)) + b"=" + _canonical(v)
+            for k, v in value.items()
+        )
         return b"{" + _joined(parts) + b"}"
     if isinstance(value, (list, tuple)):
         return b"[" + _joined([_canonical(v) for v in value]) + b"]"
@@ -206,7 +220,10 @@ class Storage:
         """Create a new ledger file. Raises LedgerError if `path` already exists."""
         path = Path(path)
         if path.exists():
-            raise LedgerError(f"ledger file {path} already exists", hint="open it instead, or pick another path")
+            raise LedgerError(
+                f"ledger file {path} already exists", hint="open it instead, or pick another path"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
         storage = cls(connect(path, durability=durability))
         with storage.write_transaction():
             for statement in _SCHEMA.split(";"):
@@ -222,13 +239,16 @@ class Storage:
         path = Path(path)
         if not path.is_file():
             raise LedgerError(f"no ledger at {path}", hint="create it with `ledgerdr ledger create`")
-        storage = cls(connect(path, durability=durability))
         try:
+            storage = cls(connect(path, durability=durability))
             version = storage.get_meta("format_version")
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{path} is not a ledgerdr ledger: {exc}") from None
         if version != FORMAT_VERSION:
-            raise LedgerError(f"{path} has ledger format version {version!r}; this ledgerdr reads {FORMAT_VERSION}")
+            storage.close()
+            raise LedgerError(
+                f"{path} has ledger format version {version!r}; this ledgerdr reads {FORMAT_VERSION}"
+            )
         return storage
 
     def close(self) -> None:
@@ -278,38 +298,76 @@ class Storage:
     def all_meta(self) -> dict[str, Any]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
+    def catalog_version(self) -> int:
+        """Incremented by every commit that changes tables or indexes."""
+        return int(self.get_meta("catalog_version") or 0)
+
+    def validate(self, reads: ReadSet) -> None:
+        """Raise OccConflict, naming what changed, unless every read is as the transaction saw it.
+        Call inside the write transaction, so nothing can change between the check and the commit."""
+        for name, table_id in reads.names.items():
+            row = self.active_table(name)
+            if (row.table_id if row else None) != table_id:
+                raise OccConflict(
+                    f"table '{name}' was created, dropped or renamed by a concurrent transaction"
+                )
+        for (table_id, doc_id), version in reads.documents.items():
+            if self.document_version(table_id, doc_id) != version:
+                raise OccConflict(
+                    f"document {doc_id} (table {table_id}) changed after this transaction read it"
+                )
+        for table_id, counter in reads.scans.items():
+            if self.change_counter(table_id) != counter:
+                raise OccConflict(f"table {table_id} changed after this transaction scanned it")
+        for (index_id, key), doc_ids in reads.index_probes.items():
+            if tuple(self.index_lookup(index_id, key)) != doc_ids:
+                raise OccConflict(f"index {index_id} changed after this transaction read it")
+        if reads.catalog_version is not None and self.catalog_version() != reads.catalog_version:
+            raise OccConflict("the catalog (tables, indexes) changed after this transaction read it")
+
     # -- catalog
     def tables(self) -> list[TableRow]:
         rows = self.conn.execute(
-            "SELECT table_id, name, status, change_counter FROM tables ORDER BY created_seq, table_id")
+            "SELECT table_id, name, status, change_counter FROM tables ORDER BY created_seq, table_id"
+        )
         return [TableRow(*r) for r in rows]
 
     def active_table(self, name: str) -> TableRow | None:
         row = self.conn.execute(
             "SELECT table_id, name, status, change_counter FROM tables WHERE name = ? AND status = 'ACTIVE'",
-            (name,)).fetchone()
+            (name,),
+        ).fetchone()
         return None if row is None else TableRow(*row)
 
     def table(self, table_id: str) -> TableRow | None:
         row = self.conn.execute(
-            "SELECT table_id, name, status, change_counter FROM tables WHERE table_id = ?", (table_id,)).fetchone()
+            "SELECT table_id, name, status, change_counter FROM tables WHERE table_id = ?", (table_id,)
+        ).fetchone()
         return None if row is None else TableRow(*row)
 
     def change_counter(self, table_id: str) -> int | None:
-        row = self.conn.execute("SELECT change_counter FROM tables WHERE table_id = ?", (table_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT change_counter FROM tables WHERE table_id = ?", (table_id,)
+        ).fetchone()
         return None if row is None else row[0]
 
     def insert_table(self, table_id: str, name: str, created_seq: int) -> None:
-        self.conn.execute("INSERT INTO tables (table_id, name, status, created_seq) VALUES (?, ?, 'ACTIVE', ?)",
-                          (table_id, name, created_seq))
+        self.conn.execute(
+            "INSERT INTO tables (table_id, name, status, created_seq) VALUES (?, ?, 'ACTIVE', ?)",
+            (table_id, name, created_seq),
+        )
 
     def set_table_status(self, table_id: str, status: str) -> None:
-        self.conn.execute("UPDATE tables SET status = ?, change_counter = change_counter + 1 WHERE table_id = ?",
-                          (status, table_id))
+        self.conn.execute(
+            "UPDATE tables SET status = ?, change_counter = change_counter + 1 WHERE table_id = ?",
+            (status, table_id),
+        )
 
     def bump_change_counters(self, table_ids: Iterable[str]) -> None:
-        self.conn.executemany("UPDATE tables SET change_counter = change_counter + 1 WHERE table_id = ?",
-                              [(t,) for t in table_ids])
+        self.conn.executemany(
+            "UPDATE tables SET change_counter = change_counter + 1 WHERE table_id = ?",
+            [(t,) for t in table_ids],
+        )
 
     def indexes(self, table_id: str | None = None) -> list[IndexRow]:
         if table_id is None:
@@ -317,12 +375,15 @@ class Storage:
         else:
             rows = self.conn.execute(
                 "SELECT index_id, table_id, field, status FROM indexes WHERE table_id = ? ORDER BY rowid",
-                (table_id,))
+                (table_id,),
+            )
         return [IndexRow(*r) for r in rows]
 
     def insert_index(self, index: IndexRow) -> None:
-        self.conn.execute("INSERT INTO indexes (index_id, table_id, field, status) VALUES (?, ?, ?, ?)",
-                          (index.index_id, index.table_id, index.field, index.status))
+        self.conn.execute(
+            "INSERT INTO indexes (index_id, table_id, field, status) VALUES (?, ?, ?, ?)",
+            (index.index_id, index.table_id, index.field, index.status),
+        )
 
     def delete_index(self, index_id: str) -> None:
         self.conn.execute("DELETE FROM indexes WHERE index_id = ?", (index_id,))
@@ -332,25 +393,32 @@ class Storage:
     _DOC_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
 
     def document(self, table_id: str, doc_id: str) -> DocRow | None:
-        row = self.conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? AND doc_id = ?",
-                                (table_id, doc_id)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? AND doc_id = ?", (table_id, doc_id)
+        ).fetchone()
         return None if row is None else DocRow(*row)
 
     def document_version(self, table_id: str, doc_id: str) -> int | None:
-        row = self.conn.execute("SELECT version FROM documents WHERE table_id = ? AND doc_id = ?",
-                                (table_id, doc_id)).fetchone()
+        row = self.conn.execute(
+            "SELECT version FROM documents WHERE table_id = ? AND doc_id = ?", (table_id, doc_id)
+        ).fetchone()
         return None if row is None else row[0]
 
     def documents(self, table_id: str) -> Iterator[DocRow]:
-        rows = self.conn.execute(f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? ORDER BY doc_id",
-                                 (table_id,))
+        rows = self.conn.execute(
+            f"SELECT {self._DOC_COLUMNS} FROM documents WHERE table_id = ? ORDER BY doc_id", (table_id,)
+        )
         return (DocRow(*r) for r in rows)
 
     def put_documents(self, rows: Iterable[DocRow]) -> None:
         """Insert or replace current revisions (one executemany: a 40-document commit is one call)."""
         self.conn.executemany(
             f"INSERT OR REPLACE INTO documents ({self._DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.table_id, r.doc_id, r.version, r.data, r.hash, r.tx_time_ms, r.tx_id, r.block_seq) for r in rows])
+            [
+                (r.table_id, r.doc_id, r.version, r.data, r.hash, r.tx_time_ms, r.tx_id, r.block_seq)
+                for r in rows
+            ],
+        )
 
     def delete_documents(self, keys: Iterable[tuple[str, str]]) -> None:
         """Remove current revisions by (table id, doc id)."""
@@ -362,55 +430,81 @@ class Storage:
     def insert_history(self, rows: Iterable[DocRow]) -> None:
         self.conn.executemany(
             f"INSERT INTO history ({self._HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.table_id, r.doc_id, r.version, r.data, r.hash, r.tx_time_ms, r.tx_id, r.block_seq, r.data_hash)
-             for r in rows])
+            [
+                (
+                    r.table_id,
+                    r.doc_id,
+                    r.version,
+                    r.data,
+                    r.hash,
+                    r.tx_time_ms,
+                    r.tx_id,
+                    r.block_seq,
+                    r.data_hash,
+                )
+                for r in rows
+            ],
+        )
 
     def history(self, table_id: str) -> Iterator[DocRow]:
         rows = self.conn.execute(
-            f"SELECT {self._HISTORY_COLUMNS} FROM history WHERE table_id = ? ORDER BY doc_id, version", (table_id,))
+            f"SELECT {self._HISTORY_COLUMNS} FROM history WHERE table_id = ? ORDER BY doc_id, version",
+            (table_id,),
+        )
         return (DocRow(*r) for r in rows)
 
     def history_in_block(self, table_id: str, doc_id: str, block_seq: int) -> DocRow | None:
         row = self.conn.execute(
-            f"SELECT {self._HISTORY_COLUMNS} FROM history WHERE table_id = ? AND doc_id = ? AND block_seq = ?",
-            (table_id, doc_id, block_seq)).fetchone()
+            f"SELECT {self._HISTORY_COLUMNS} FROM history "
+            "WHERE table_id = ? AND doc_id = ? AND block_seq = ?",
+            (table_id, doc_id, block_seq),
+        ).fetchone()
         return None if row is None else DocRow(*row)
 
     def redact_history(self, table_id: str, doc_id: str, version: int, data_hash: bytes) -> None:
         self.conn.execute(
             "UPDATE history SET data = NULL, data_hash = ? WHERE table_id = ? AND doc_id = ? AND version = ?",
-            (data_hash, table_id, doc_id, version))
+            (data_hash, table_id, doc_id, version),
+        )
 
     # -- index entries
     def index_lookup(self, index_id: str, key: bytes) -> list[str]:
-        rows = self.conn.execute("SELECT doc_id FROM index_entries WHERE index_id = ? AND key = ? ORDER BY doc_id",
-                                 (index_id, key))
+        rows = self.conn.execute(
+            "SELECT doc_id FROM index_entries WHERE index_id = ? AND key = ? ORDER BY doc_id", (index_id, key)
+        )
         return [r[0] for r in rows]
 
     def add_index_entries(self, entries: Iterable[tuple[str, bytes, str]]) -> None:
-        self.conn.executemany("INSERT OR IGNORE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)",
-                              entries)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)", entries
+        )
 
     def remove_index_entries(self, entries: Iterable[tuple[str, bytes, str]]) -> None:
-        self.conn.executemany("DELETE FROM index_entries WHERE index_id = ? AND key = ? AND doc_id = ?", entries)
+        self.conn.executemany(
+            "DELETE FROM index_entries WHERE index_id = ? AND key = ? AND doc_id = ?", entries
+        )
 
     # -- blocks
     def append_block(self, row: BlockRow) -> None:
-        self.conn.execute("INSERT INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
-                          (row.seq, row.ion, row.block_hash, row.ts_ms, row.revisions))
+        self.conn.execute(
+            "INSERT INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
+            (row.seq, row.ion, row.block_hash, row.ts_ms, row.revisions),
+        )
 
     def replace_block_bytes(self, seq: int, ion: bytes) -> None:
         self.conn.execute("UPDATE blocks SET ion = ? WHERE seq = ?", (ion, seq))
 
     def block(self, seq: int) -> BlockRow | None:
-        row = self.conn.execute("SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks WHERE seq = ?",
-                                (seq,)).fetchone()
+        row = self.conn.execute(
+            "SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks WHERE seq = ?", (seq,)
+        ).fetchone()
         return None if row is None else BlockRow(*row)
 
     def last_block_head(self) -> tuple[int, bytes, int] | None:
         """(seq, block_hash, ts_ms) of the newest block, without its bytes."""
         return self.conn.execute(
-            "SELECT seq, block_hash, ts_ms FROM blocks ORDER BY seq DESC LIMIT 1").fetchone()
+            "SELECT seq, block_hash, ts_ms FROM blocks ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
 
     def block_count(self) -> int:
         head = self.last_block_head()
@@ -429,8 +523,10 @@ class Storage:
         while end is None or seq <= end:
             limit = batch if end is None else min(batch, end - seq + 1)
             rows = self.conn.execute(
-                "SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks WHERE seq >= ? ORDER BY seq LIMIT ?",
-                (seq, limit)).fetchall()
+                "SELECT seq, ion, block_hash, ts_ms, revisions FROM blocks "
+                "WHERE seq >= ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -449,7 +545,9 @@ class Storage:
     def put_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self.conn.executemany("INSERT INTO merkle_nodes (height, idx, hash) VALUES (?, ?, ?)", nodes)
 
-    def extend_digest(self, stack: list[tuple[int, bytes]], seq: int, block_hash: bytes) -> list[tuple[int, bytes]]:
+    def extend_digest(
+        self, stack: list[tuple[int, bytes]], seq: int, block_hash: bytes
+    ) -> list[tuple[int, bytes]]:
         """Add block `seq` to the persisted digest accumulator (whose open subtrees are `stack`) and
         store the perfect subtrees it completes; returns the new stack. Part of the caller's commit."""
         accumulator = accumulator_from(stack, seq)
@@ -489,8 +587,9 @@ class Storage:
     def node(self, height: int, idx: int) -> bytes:
         if height == 0:
             return self.block_hash(idx)
-        row = self.conn.execute("SELECT hash FROM merkle_nodes WHERE height = ? AND idx = ?",
-                                (height, idx)).fetchone()
+        row = self.conn.execute(
+            "SELECT hash FROM merkle_nodes WHERE height = ? AND idx = ?", (height, idx)
+        ).fetchone()
         if row is None:
             raise LedgerError(f"Merkle node ({height}, {idx}) is missing: the ledger file is damaged")
         return row[0]
@@ -501,8 +600,10 @@ def accumulator_from(stack: list[tuple[int, bytes]], count: int) -> DigestAccumu
     not cover exactly `count` blocks (a damaged file)."""
     covered = sum(1 << height for height, _ in stack)
     if covered != count:
-        raise LedgerError(f"digest accumulator covers {covered} blocks but the journal has {count}: "
-                          "the ledger file is damaged")
+        raise LedgerError(
+            f"digest accumulator covers {covered} blocks but the journal has {count}: "
+            "the ledger file is damaged"
+        )
     accumulator = DigestAccumulator()
     accumulator._stack = list(stack)  # the accumulator's documented O(log n) state
     accumulator.count = count
@@ -517,4 +618,4 @@ def pack_stack(stack: list[tuple[int, bytes]]) -> bytes:
 def unpack_stack(blob: bytes | None) -> list[tuple[int, bytes]]:
     if not blob:
         return []
-    return [(blob[i], bytes(blob[i + 1:i + 33])) for i in range(0, len(blob), 33)]
+    return [(blob[i], bytes(blob[i + 1 : i + 33])) for i in range(0, len(blob), 33)]

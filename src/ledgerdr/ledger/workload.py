@@ -53,15 +53,20 @@ def make_document(rng: random.Random, table: str, serial: int) -> dict[str, Any]
     moment = _BASE_TIME + timedelta(seconds=rng.randrange(0, 365 * 86400), milliseconds=rng.randrange(1000))
     return {
         "key": f"{table[:3].upper()}-{serial:08d}",
-        "owner": {"name": f"owner{rng.randrange(10_000)}", "city": rng.choice(_CITIES),
-                  "tags": [SymbolToken(rng.choice(_COLORS), None) for _ in range(rng.randrange(3))]},
+        "owner": {
+            "name": f"owner{rng.randrange(10_000)}",
+            "city": rng.choice(_CITIES),
+            "tags": [SymbolToken(rng.choice(_COLORS), None) for _ in range(rng.randrange(3))],
+        },
         "amount": Decimal(rng.randrange(0, 10_000_000)).scaleb(-2),
         "count": rng.randrange(-1000, 1000),
         "ratio": rng.random(),
         "active": rng.random() < 0.8,
         "since": ms_timestamp(moment) if rng.random() < 0.5 else moment,
         "digest": rng.randbytes(rng.randrange(0, 24)),
-        "history": [{"at": rng.randrange(1_000_000), "note": rng.choice(_CITIES)} for _ in range(rng.randrange(4))],
+        "history": [
+            {"at": rng.randrange(1_000_000), "note": rng.choice(_CITIES)} for _ in range(rng.randrange(4))
+        ],
         "comment": None if rng.random() < 0.2 else "x" * rng.randrange(0, 200),
     }
 
@@ -73,8 +78,10 @@ class _Workload:
         self.driver = driver
         self.rng = random.Random(seed)
         self.stats = WorkloadStats()
-        self.tables = [_TABLE_NAMES[i % len(_TABLE_NAMES)] + ("" if i < len(_TABLE_NAMES) else str(i))
-                       for i in range(tables)]
+        self.tables = [
+            _TABLE_NAMES[i % len(_TABLE_NAMES)] + ("" if i < len(_TABLE_NAMES) else str(i))
+            for i in range(tables)
+        ]
         self.live: dict[str, list[tuple[str, str]]] = {t: [] for t in self.tables}  # (doc id, key)
         self.serial = 0
 
@@ -147,10 +154,15 @@ class _Workload:
         doc_id, key = self.pick(table)  # type: ignore[misc]
         amount = Decimal(self.rng.randrange(0, 1_000_000)).scaleb(-2)
         if self.rng.random() < 0.5:
-            sql, args = f"UPDATE {table} AS t SET t.amount = ?, t.owner.city = ? WHERE t.key = ?", (
-                amount, self.rng.choice(_CITIES), key)
+            sql, args = (
+                f"UPDATE {table} AS t SET t.amount = ?, t.owner.city = ? WHERE t.key = ?",
+                (amount, self.rng.choice(_CITIES), key),
+            )
         else:
-            sql, args = f"UPDATE {table} AS t BY id SET t.amount = ? REMOVE t.comment WHERE id = ?", (amount, doc_id)
+            sql, args = (
+                f"UPDATE {table} AS t BY id SET t.amount = ? REMOVE t.comment WHERE id = ?",
+                (amount, doc_id),
+            )
         self.execute(lambda txn: list(txn.execute_statement(sql, *args)))
         self.stats.updated += 1
 
@@ -179,7 +191,9 @@ class _Workload:
             if roll < 0.5 and target:
                 return len(txn.execute_statement(f"SELECT * FROM {table} WHERE key = ?", target[1]))
             if roll < 0.8 and target:
-                return len(txn.execute_statement(f"SELECT t.owner FROM {table} AS t BY id WHERE id = ?", target[0]))
+                return len(
+                    txn.execute_statement(f"SELECT t.owner FROM {table} AS t BY id WHERE id = ?", target[0])
+                )
             return len(txn.execute_statement(f"SELECT COUNT(*) AS n FROM {table}"))
 
         self.execute(fn)
@@ -187,12 +201,15 @@ class _Workload:
         self.stats.read_only_transactions += 1
 
 
-def run_workload(driver_or_ledger: LedgerDriver | Ledger, transactions: int, seed: int = 0,
-                 tables: int = 3) -> WorkloadStats:
+def run_workload(
+    driver_or_ledger: LedgerDriver | Ledger, transactions: int, seed: int = 0, tables: int = 3
+) -> WorkloadStats:
     """Run `transactions` transactions (the first creates the tables and their indexes, if missing).
 
     Deterministic for a given seed apart from the ids the ledger draws. Raises whatever the ledger
     raises (OccConflict only after the driver's retries). Not idempotent: every call adds blocks.
     """
-    driver = driver_or_ledger if isinstance(driver_or_ledger, LedgerDriver) else LedgerDriver(driver_or_ledger)
+    driver = (
+        driver_or_ledger if isinstance(driver_or_ledger, LedgerDriver) else LedgerDriver(driver_or_ledger)
+    )
     return _Workload(driver, seed, tables).run(transactions)

@@ -25,7 +25,7 @@ from ..targets import open_target
 from ..targets.base import TableDDL
 from ..targets.digest import digest_of_revisions, digest_of_target
 from .plan import RestorePlan, plan_restore
-from .units import UnitResult, load_unit
+from .units import UnitResult, load_unit, result_of
 from .worker import read_results, run_worker
 
 
@@ -76,16 +76,23 @@ def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreO
     source = open_location(source_url)
     state_root = options.state_dir
     plan = _load_or_plan(source, options)
-    state = Location(FileStore(state_root / plan.restore_id, lock_mode=None), "")
+    # Unit ids are deterministic (block range + object key), so results are shared by every restore
+    # using this state folder: a pilot light or standby target's earlier units count as done.
+    results_dir = state_root / "unit-results"
+    state = Location(FileStore(results_dir, lock_mode=None), "")
     report = RestoreReport(plan.restore_id, source_url, target_url, options.strategy, units=len(plan.units),
                            lost_blocks=list(plan.gaps))
-    done = read_results(state)
-    pending = [u for u in plan.units if u.unit_id not in done]
+    target = open_target(target_url)
+    try:  # the target is the truth of what it holds (a pilot light or standby was preloaded earlier)
+        held = target.applied_units()
+    finally:
+        target.close()
+    pending = [u for u in plan.units if u.unit_id not in held]
     queue = SqliteQueue(state_root / plan.restore_id / "queue.db", name=f"run-{new_id()}",
                         max_attempts=options.max_attempts)
     queue.send_batch([u.to_bytes() for u in pending])
-    _run_workers(queue, source_url, target_url, state_root / plan.restore_id, plan, options, on_progress,
-                 total=len(plan.units), already=len(done))
+    _run_workers(queue, source_url, target_url, results_dir, plan, options, on_progress,
+                 total=len(plan.units), already=len(plan.units) - len(pending))
     report.dead_letters = [{"unit": orjson.loads(d.body).get("key"), "attempts": d.attempts, "reason": d.reason}
                            for d in queue.dead_letters()]
     queue.close()
@@ -151,12 +158,28 @@ def _worker_process(queue_path: str, queue_name: str, max_attempts: int, source_
 
 
 def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Location, report: RestoreReport) -> None:
-    """Link the units into one chain, build indexes, compare the target's state with the journal's."""
-    results = read_results(state)
-    report.units_applied = sum(1 for u in plan.units if u.unit_id in results)
+    """Link the units into one chain, build indexes, compare the target's state with the journal's.
+
+    One pass re-reads every unit the target holds: the journal side of the comparison never comes
+    from the target or from a worker's word."""
+    target = open_target(target_url)
+    try:
+        held = target.applied_units()
+    finally:
+        target.close()
+    revisions: list = []
+    redactions: list = []
+    results: dict[str, UnitResult] = {}
+    for unit in plan.units:
+        if unit.unit_id in held:
+            content = load_unit(source.store, unit)
+            results[unit.unit_id] = result_of(content)
+            revisions.extend(content.revisions)
+            redactions.extend(content.redactions)
+    report.units_applied = len(results)
     ordered = sorted((r for r in results.values() if r.first_seq is not None), key=lambda r: r.first_seq)
     _check_links(ordered, plan, report)
-    report.revisions = sum(r.revisions for r in results.values())
+    report.revisions = len(revisions)
     lost = [name for r in results.values() for name in r.type_lost]
     report.type_lost, report.type_lost_examples = len(lost), lost[:50]
     if ordered:
@@ -173,16 +196,6 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    redactions: list = []
-
-    def journal_revisions():
-        for unit in plan.units:
-            if unit.unit_id in results:
-                content = load_unit(source.store, unit)
-                redactions.extend(content.redactions)
-                yield from content.revisions
-
-    revisions = list(journal_revisions())
     journal_digest = digest_of_revisions(revisions, redactions)
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:

@@ -131,7 +131,7 @@ class EmbeddedTarget:
         metadata = revision.metadata
         row = DocRow(revision.table_id, revision.document_id, revision.version, data, revision.hash,
                      to_ms(metadata["txTime"]), str(metadata["txId"]), revision.block_seq, data_hash)
-        storage.insert_history(row)
+        storage.insert_history([row])
         if revision.type_lost:
             conn.execute("INSERT OR IGNORE INTO restore_type_lost VALUES (?, ?, ?)", key)
         newest = conn.execute("SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?",
@@ -145,9 +145,9 @@ class EmbeddedTarget:
         indexes = storage.indexes(row.table_id)
         old_data = simpleion.loads(old.data) if old is not None and indexes else None
         if row.data is None:
-            storage.delete_document(row.table_id, row.doc_id)
+            storage.delete_documents([(row.table_id, row.doc_id)])
         else:
-            storage.put_document(row)
+            storage.put_documents([row])
         for index in indexes:
             before = index_key(_field(old_data, index.field)) if old_data is not None else None
             after = index_key(_field(revision.data, index.field)) if row.data is not None else None
