@@ -18,6 +18,7 @@ from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.ledger import statements
 from ledgerdr.ledger.driver import LedgerDriver
 from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.storage import IndexRow, index_key
 
 ID = re.compile(r"^[0-9A-Za-z]{22}$")
 
@@ -494,3 +495,16 @@ def test_a_commit_that_fails_midway_leaves_nothing_behind(path, people):
         assert b.execute("SELECT * FROM Person WHERE email = 'late@x'") == []
         b.execute("INSERT INTO Person ?", {"email": "after@x"})  # the chain continues cleanly
         assert b.get_digest()["digestTipAddress"]["sequenceNo"] == blocks + 1
+
+
+def test_commit_cache_notices_writes_through_the_shared_connection(ledger):
+    """A restore target writes through the ledger's own connection (no data_version change): the next
+    commit must still see the catalog and chain as they are in the file."""
+    ledger.execute("CREATE TABLE T")
+    ledger.execute("INSERT INTO T ?", {"k": "a"})  # the commit path now caches T's (empty) index list
+    (table_id,) = ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables")
+    storage = ledger._storage
+    with storage.write_transaction():
+        storage.insert_index(IndexRow("RestoredIndex00000000", table_id, "k", "ONLINE"))
+    (doc,) = ledger.execute("INSERT INTO T ?", {"k": "b"})
+    assert storage.index_lookup("RestoredIndex00000000", index_key("b")) == [doc["documentId"]]

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..errors import EXIT_CODES, exit_code_for
-from . import backup_cmd, drill_cmd, ledger_cmd, replicate_cmd, restore_cmd, verify_cmd
+from . import backup_cmd, check_cmd, drill_cmd, ledger_cmd, replicate_cmd, restore_cmd, verify_cmd
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 
@@ -48,6 +48,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(backup_cmd.init)
 cli.add_command(backup_cmd.backup)
 cli.add_command(backup_cmd.status)
+cli.add_command(check_cmd.check)
 cli.add_command(replicate_cmd.replicate)
 cli.add_command(restore_cmd.restore)
 cli.add_command(restore_cmd.worker)

@@ -74,8 +74,8 @@ def _render(report, as_json: bool) -> None:
     for start, reason in report.failed:
         click.echo(f"FAILED window {start}: {reason}", err=True)
     if report.nothing_due:
-        due = report.next_due.isoformat() if report.next_due else "after the ledger's first commit"
-        click.echo(f"nothing due; next window is due at {due}")
+        click.echo(f"nothing due; the next window is due at {report.next_due.isoformat()}" if report.next_due
+                   else "nothing due: the ledger has no commits yet")
 
 
 @click.command()

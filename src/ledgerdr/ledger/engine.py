@@ -14,7 +14,7 @@ as in QLDB. Digests and proofs follow CONTRACTS §4: the digest is `merkle_root`
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from .storage import (
 @dataclass(frozen=True, slots=True)
 class _ChainState:
     data_version: int  # SQLite's PRAGMA data_version when this state was read
+    total_changes: int  # this connection's change count once the state was committed
     head: tuple[int, bytes, int] | None  # newest block: (seq, blockHash, ts_ms)
     stack: list[tuple[int, bytes]]  # the digest accumulator's open subtrees
     indexes: dict[str, list[IndexRow]]  # table id -> its indexes, filled lazily
@@ -126,15 +127,37 @@ class Ledger:
         self.read_only = read_only
 
     # ----------------------------------------------------------------------------------- commit
+    def _commit(self, txn: Transaction) -> CommitResult:
+        """Validate txn's read set and write its block, in one SQLite write transaction."""
+        storage = self._storage
+        try:
+            with storage.write_transaction():
+                storage.validate(txn._reads)
+                result, chain = self._append(txn)
+        except BaseException:
+            self._chain = None  # the rolled-back commit may have left the cache ahead of the file
+            raise
+        self._chain = replace(chain, total_changes=storage.conn.total_changes)
+        return result
+
     def _chain_state(self) -> _ChainState:
-        """The newest block and accumulator, read under the write lock. Reused from our last commit
-        while SQLite's data_version shows that no other connection has committed since."""
+        """The newest block, the accumulator and the index lists, read under the write lock. Reused
+        from our last commit while nothing else has written: SQLite's data_version moves when another
+        connection commits, total_changes when code sharing this connection (a restore) writes."""
         version = self._storage.data_version()
         cached = self._chain
-        if cached is not None and cached.data_version == version:
+        if (
+            cached is not None
+            and cached.data_version == version
+            and cached.total_changes == self._storage.conn.total_changes
+        ):
             return cached
         return _ChainState(
-            version, self._storage.last_block_head(), unpack_stack(self._storage.get_meta("digest_stack")), {}
+            version,
+            self._storage.conn.total_changes,
+            self._storage.last_block_head(),
+            unpack_stack(self._storage.get_meta("digest_stack")),
+            {},
         )
 
     def _append(self, txn: Transaction) -> tuple[CommitResult, _ChainState]:
@@ -174,7 +197,7 @@ class Ledger:
         stack = storage.extend_digest(state.stack, seq, block.block_hash)
         if txn._ddl:
             storage.set_meta("catalog_version", storage.catalog_version() + 1)
-        new_state = _ChainState(state.data_version, (seq, block.block_hash, ts_ms), stack, indexes)
+        new_state = _ChainState(state.data_version, 0, (seq, block.block_hash, ts_ms), stack, indexes)
         return CommitResult(txn.id, block.address, block.block_hash, ts_ms), new_state
 
     def _apply_ddl(self, ops: Sequence[DdlOp], seq: int) -> None:
@@ -208,9 +231,14 @@ class Ledger:
             DocRow(p.table.table_id, p.doc_id, p.version, p.raw, revision_hash, ts_ms, tx_id, seq)
             for p, revision_hash in zip(pending, hashes, strict=False)
         ]
+        if not rows:
+            return  # DDL-only, redaction-only or read-only: no document changed
         storage.insert_history(rows)
-        storage.put_documents(row for row in rows if row.data is not None)
-        storage.delete_documents((row.table_id, row.doc_id) for row in rows if row.data is None)
+        live = [row for row in rows if row.data is not None]
+        if live:
+            storage.put_documents(live)
+        if len(live) < len(rows):
+            storage.delete_documents((row.table_id, row.doc_id) for row in rows if row.data is None)
         removed: list[tuple[str, bytes, str]] = []
         added: list[tuple[str, bytes, str]] = []
         for p in pending:
@@ -222,8 +250,7 @@ class Ledger:
             storage.remove_index_entries(removed)
         if added:
             storage.add_index_entries(added)
-        if pending:
-            storage.bump_change_counters({p.table.table_id for p in pending})
+        storage.bump_change_counters({p.table.table_id for p in pending})
 
     def _apply_redaction(self, redaction: Redaction, data_hash: bytes) -> None:
         """Replace the revision's data by its dataHash in history and in the stored block bytes. The

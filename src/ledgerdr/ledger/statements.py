@@ -200,14 +200,10 @@ class Transaction:
             self._state = "committed"
             return None
         try:
-            with self._storage.write_transaction():
-                self._storage.validate(self._reads)
-                result, chain = self.ledger._append(self)
+            result = self.ledger._commit(self)
         except BaseException:
             self._state = "aborted"
-            self.ledger._chain = None  # a failed commit may have left the cache ahead of the file
             raise
-        self.ledger._chain = chain
         self._state = "committed"
         return result
 

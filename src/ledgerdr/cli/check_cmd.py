@@ -1,0 +1,47 @@
+"""`ledgerdr check`: preflight every repository before trusting it with backups."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..stores import unwrap
+from .common import config_option, json_option, load, open_repository
+from .output import emit_json
+
+
+@click.command()
+@config_option
+@json_option
+def check(config_path: str, as_json: bool) -> None:
+    """Report, per repository, whether it is reachable and write-once as configured.
+
+    For S3: versioning, Object Lock and its default retention, default encryption and replication; a
+    retention shorter than the bucket's lock period is refused. For directories: the folder is usable and
+    the file store enforces retention itself. Exits 2 on any error.
+    """
+    config = load(config_path)
+    rows = []
+    for repo in config.repositories:
+        location = open_repository(repo)
+        store = unwrap(location.store)
+        if store.properties.name == "s3":
+            from ..stores.s3 import check_retention, preflight
+
+            findings = preflight(location.store)
+            findings.append(check_retention(location.store, config.backup.retention_days))
+            if repo.require_object_lock and not any(f.check == "object_lock" and f.level == "ok" for f in findings):
+                from ..stores.s3 import Finding
+
+                findings.append(Finding("error", "object_lock", f"repository {repo.name} requires Object Lock"))
+            rows += [(repo.name, f.level, f.check, f.message) for f in findings]
+        else:
+            list(location.store.list(location.prefix))  # raises a clear StoreError when unusable
+            rows.append((repo.name, "ok", "store", f"{location.url}: usable; retention enforced by the file store"))
+    if as_json:
+        emit_json([{"repository": r, "level": lvl, "check": c, "message": m} for r, lvl, c, m in rows])
+    else:
+        for name, level, what, message in rows:
+            click.echo(f"[{name}] {level.upper():5} {what}: {message}")
+    sys.exit(2 if any(level == "error" for _, level, _, _ in rows) else 0)
