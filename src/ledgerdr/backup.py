@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .errors import VerificationError
+from .errors import SourceError, VerificationError
 from .journal.codecs import ExportFormat
 from .journal.exports import plan_location
 from .journal.layout import new_id
@@ -26,6 +26,7 @@ from .repository import (
     ObjectRecord,
     WindowRecord,
     iso_ms,
+    read_incarnations,
     read_windows,
     record_window,
     utcnow,
@@ -42,7 +43,6 @@ class BackupPolicy:
     fmt: ExportFormat = ExportFormat.ION_BINARY
     retention: timedelta = timedelta(days=30)
     merge_due_windows: bool = False
-    lineage: str = "main"
 
 
 @dataclass
@@ -87,6 +87,7 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
     catalog = read_windows(location)
     previous = catalog.last
     if previous is not None:
+        _check_lineage(location, previous, source)
         start = previous.end
     else:
         first = source.first_block_time()
@@ -110,6 +111,20 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
     next_start = previous.end if previous else start
     report.next_due = next_start + policy.interval + policy.settle
     return report
+
+
+def _check_lineage(location: Location, previous: WindowRecord, source: Source) -> None:
+    """A repository continues one chain. Its lineage changes only where a promotion recorded an
+    incarnation at the last recorded block; an old primary coming back after a promotion is refused."""
+    if previous.lineage == source.lineage:
+        return
+    for incarnation in read_incarnations(location):
+        if (incarnation.lineage == source.lineage and incarnation.last_seq == previous.last_seq
+                and incarnation.last_block_hash == previous.last_block_hash):
+            return
+    raise SourceError(f"repository {location.url} records lineage {previous.lineage} up to block {previous.last_seq}; "
+                      f"this ledger is lineage {source.lineage}: refusing to write another history into it",
+                      hint="a promoted standby took over this repository, or the config names the wrong ledger")
 
 
 def _backup_with_late_blocks(source: Source, location: Location, t0: datetime, t1: datetime,
@@ -147,7 +162,7 @@ def backup_window(source: Source, location: Location, t0: datetime, t1: datetime
         first_previous_block_hash=_b64(checked.first_previous_hash),
         last_block_hash=report.tip_hash if checked.last_seq is not None else None,
         blocks=checked.new_blocks, revisions=report.revisions, objects=tuple(checked.objects),
-        digest=digest, lineage=policy.lineage, recorded_at=iso_ms(utcnow()),
+        digest=digest, lineage=source.lineage, recorded_at=iso_ms(utcnow()),
         last_block_time=checked.last_block_time,
     )
 

@@ -20,6 +20,7 @@ from .stores import Location
 FORMAT_VERSION = 1
 WINDOWS = "_ledgerdr/windows/"
 WATERMARKS = "_ledgerdr/watermarks/"
+INCARNATIONS = "_ledgerdr/incarnations/"
 EXPORTS = "exports/"
 
 
@@ -180,6 +181,31 @@ def write_watermark(location: Location, mark: Watermark, *, retain_until: dateti
     except ObjectExists:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Incarnation:
+    """A promotion: from `last_seq` (hash `last_block_hash`) on, the chain continues as `lineage`."""
+
+    lineage: str
+    previous_lineage: str | None
+    last_seq: int
+    last_block_hash: str
+    promoted_at: str
+    format_version: int = FORMAT_VERSION
+
+
+def write_incarnation(location: Location, incarnation: Incarnation) -> None:
+    key = location.key(f"{INCARNATIONS}{incarnation.last_seq:020d}-{incarnation.lineage}.json")
+    location.store.put(key, orjson.dumps(asdict(incarnation), option=orjson.OPT_INDENT_2))
+
+
+def read_incarnations(location: Location) -> list[Incarnation]:
+    out = []
+    for info in location.store.list(location.folder(INCARNATIONS)):
+        raw = orjson.loads(location.store.get(info.key))
+        out.append(Incarnation(**{k: v for k, v in raw.items() if k in Incarnation.__dataclass_fields__}))
+    return sorted(out, key=lambda i: i.last_seq)
 
 
 def utcnow() -> datetime:

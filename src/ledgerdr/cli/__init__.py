@@ -11,7 +11,16 @@ import sys
 import click
 
 from ..errors import EXIT_CODES, exit_code_for
-from . import backup_cmd, check_cmd, drill_cmd, ledger_cmd, replicate_cmd, restore_cmd, verify_cmd
+from . import (
+    backup_cmd,
+    check_cmd,
+    drill_cmd,
+    ledger_cmd,
+    replicate_cmd,
+    restore_cmd,
+    standby_cmd,
+    verify_cmd,
+)
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 
@@ -54,6 +63,8 @@ cli.add_command(restore_cmd.restore)
 cli.add_command(restore_cmd.worker)
 cli.add_command(verify_cmd.verify)
 cli.add_command(ledger_cmd.ledger)
+cli.add_command(standby_cmd.standby)
+cli.add_command(standby_cmd.promote)
 cli.add_command(drill_cmd.drill)
 
 

@@ -101,14 +101,7 @@ def _plan_from_records(plan: RestorePlan, windows: list[WindowRecord], until: da
         plan.ledger_name = plan.ledger_name or window.source.get("ledger")
         if previous_last is not None and window.first_seq is not None and window.first_seq > previous_last + 1:
             plan.gaps.append((previous_last + 1, window.first_seq - 1))
-        first = window.first_seq if window.first_seq is not None else window.last_seq + 1
-        last = window.last_seq if until_block is None else min(window.last_seq, until_block)
-        for obj in window.objects:
-            name = parse_data_object_key(obj.key)
-            if name is None or name.last < first or name.first > last:
-                continue
-            plan.units.append(_unit(obj.key, window.format, max(first, name.first), min(last, name.last),
-                                    obj.sha256, obj.version_id, until_ms))
+        plan.units.extend(units_of_window(window, until_block, until_ms))
         previous_last = window.last_seq
         plan.expected_last_seq, plan.expected_last_hash = window.last_seq, window.last_block_hash
         if until_block is not None and window.last_seq >= until_block:
@@ -116,6 +109,22 @@ def _plan_from_records(plan: RestorePlan, windows: list[WindowRecord], until: da
             break
     if until is not None:
         plan.expected_last_hash = None  # the cut falls inside a window: known only after applying
+
+
+def units_of_window(window: WindowRecord, until_block: int | None = None, until_ms: int | None = None) -> list[WorkUnit]:
+    """The work units of one recorded window: its data objects, cut to the window's own blocks."""
+    if window.last_seq is None:
+        return []
+    first = window.first_seq if window.first_seq is not None else window.last_seq + 1
+    last = window.last_seq if until_block is None else min(window.last_seq, until_block)
+    units = []
+    for obj in window.objects:
+        name = parse_data_object_key(obj.key)
+        if name is None or name.last < first or name.first > last:
+            continue
+        units.append(_unit(obj.key, window.format, max(first, name.first), min(last, name.last), obj.sha256,
+                           obj.version_id, until_ms))
+    return units
 
 
 def _plan_from_exports(plan: RestorePlan, location: Location, until_block: int | None, until_ms: int | None) -> None:

@@ -23,6 +23,10 @@ class EmbeddedSource:
         self.ledger = Ledger.open(path)
         self.ledger_name = self.ledger.name
 
+    @property
+    def lineage(self) -> str:
+        return self.ledger.lineage
+
     def strand_id(self) -> str | None:
         return self.ledger.strand_id if self.ledger.block_count else None
 

@@ -34,6 +34,7 @@ class QldbSource:
                  client: Any = None, kms_key_arn: str | None = None, max_wait: float = 3600.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.ledger_name = ledger
+        self.lineage = f"qldb:{ledger}"
         self.role_arn = role_arn
         self.kms_key_arn = kms_key_arn
         self.max_wait = max_wait

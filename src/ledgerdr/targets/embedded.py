@@ -21,7 +21,7 @@ from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
-from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms
+from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
 from .base import Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
 
 _EXTRA_SCHEMA = (
@@ -166,19 +166,26 @@ class EmbeddedTarget:
 
     # ------------------------------------------------------------------------------------ after the last unit
     def finalize(self) -> None:
-        """Rebuild the digest accumulator over the contiguous journal (units stored blocks out of order)."""
+        """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order).
+
+        Incremental: it continues from the blocks already folded, so a standby pays per new block."""
         storage = self.storage
         with storage.write_transaction():
-            storage.conn.execute("DELETE FROM merkle_nodes")
-            stack: list = []
-            expected = 0
-            for block in storage.iter_blocks(0, None):
-                if block.seq != expected:
-                    break
+            stack = unpack_stack(storage.get_meta("digest_stack"))
+            folded = sum(1 << height for height, _ in stack)
+            for block in storage.iter_blocks(folded, None):
+                if block.seq != folded:
+                    break  # a hole: later blocks are folded once it is filled
                 stack = storage.extend_digest(stack, block.seq, block.block_hash)
-                expected += 1
-            if expected == 0:
-                storage.set_meta("digest_stack", b"")
+                folded += 1
+
+    def promote(self, lineage: str) -> None:
+        """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
+        self.finalize()
+        with self.storage.write_transaction():
+            self.storage.set_meta("lineage", lineage)
+            self.storage.set_meta("read_only", 0)
+            self.storage.set_meta("promoted_from_strand", self.storage.get_meta("restored_strand"))
 
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:
