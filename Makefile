@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	@echo "Report: demo-drill/report.json and demo-drill/report.html (open it in a browser)"
 
 test: $(VENV)/.test-installed
-	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 -q
 

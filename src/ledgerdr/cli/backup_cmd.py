@@ -19,7 +19,8 @@ from .output import emit_json
 
 
 @click.command()
-@click.option("--path", "config_path", default="ledgerdr.toml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--path", "config_path", default="ledgerdr.toml", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the config file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(config_path: str, force: bool) -> None:
     """Write a commented config whose defaults work at once, with no cloud.

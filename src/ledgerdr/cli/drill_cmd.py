@@ -13,7 +13,8 @@ from .output import emit_json
 
 
 @click.command()
-@click.option("--strategy", type=click.Choice([*STRATEGIES, "all"]), default="all", show_default=True)
+@click.option("--strategy", type=click.Choice([*STRATEGIES, "all"]), default="all", show_default=True,
+              help="Which recovery strategy to drill.")
 @click.option("--workdir", default="ledgerdr-drill", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the drill's ledger, regions and report (replaced on each run).")
 @click.option("--duration", default=12.0, show_default=True, help="Seconds of workload before the disaster.")

@@ -119,6 +119,7 @@ def digest(path: str, as_json: bool) -> None:
     type=click.Choice(["ion_text", "ion_binary", "json"], case_sensitive=False),
     default="ion_text",
     show_default=True,
+    help="QLDB's export format (ion_text is QLDB's default).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export(
@@ -170,7 +171,8 @@ def _default_start(opened: Ledger, end: datetime) -> datetime:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same workload)."
 )
-@click.option("--tables", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--tables", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="How many tables the workload spreads its documents over.")
 @_durability_option
 def load(path: str, transactions: int, seed: int, tables: int, durability: str) -> None:
     """Run a realistic workload (DDL, inserts, updates, deletes, selects) against PATH."""

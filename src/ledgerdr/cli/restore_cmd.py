@@ -36,7 +36,8 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--allow-gaps", is_flag=True, help="Restore across missing blocks and report exactly what is lost.")
 @click.option("--workers", type=int, help="Worker processes (default: one per core; 0: in this process).")
 @click.option("--resume", "resume", help="Continue the restore with this id (from its state folder).")
-@click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False))
+@click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False),
+              help="Where the restore keeps its plan, queue and unit results (for --resume).")
 @click.option("--strategy", type=click.Choice(["backup-restore", "intermediate"]), default="backup-restore",
               show_default=True, help="intermediate: the target already holds an earlier part (pilot light).")
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")

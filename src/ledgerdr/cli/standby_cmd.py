@@ -47,7 +47,8 @@ def standby(source: str, target: str, every: str, once: bool, as_json: bool) -> 
 @click.command()
 @click.option("--from", "source", required=True, help="The repository the standby follows.")
 @click.option("--to", "target", required=True, help="The standby: embedded:///path/standby.db")
-@click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False))
+@click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False),
+              help="Where the final catch-up restore keeps its state.")
 def promote(source: str, target: str, state_dir: str) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 

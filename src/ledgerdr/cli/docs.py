@@ -1,0 +1,33 @@
+"""docs/cli.md is generated from the commands themselves, so it cannot drift from `--help`.
+
+`python -m ledgerdr.cli.docs > docs/cli.md` rewrites it; tests/test_docs.py fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import cli
+
+
+def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+    out = []
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        out.append((f"{prefix} {name}", command))
+        if isinstance(command, click.Group):
+            out += _commands(command, f"{prefix} {name}")
+    return out
+
+
+def render() -> str:
+    lines = ["# Command line", "", "Generated from the commands (`python -m ledgerdr.cli.docs > docs/cli.md`).", ""]
+    for path, command in _commands(cli, "ledgerdr"):
+        with click.Context(command, info_name=path) as ctx:
+            lines += [f"## `{path}`", "", "```text", command.get_help(ctx).replace("Usage: ", "Usage: ", 1),
+                      "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
