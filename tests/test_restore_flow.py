@@ -140,3 +140,37 @@ def test_json_restore_names_type_lost_revisions(tmp_path):
     report = restore(str(tmp_path / "raw"), f"embedded:{tmp_path / 'json.db'}", _options(tmp_path))
     assert report.type_lost > 0 and report.type_lost_examples
     assert report.journal_state_digest == report.target_state_digest
+
+
+def test_worker_killed_mid_restore_loses_nothing(tmp_path):
+    """A `ledgerdr worker` process SIGKILLed while it works: its unit comes back after the visibility
+    timeout, another worker finishes, and the state digest equals the journal's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, primary = backed_up_ledger(tmp_path, minutes=6, per_minute=40)
+    expected = restore(primary.store.url, f"embedded:{tmp_path / 'ref.db'}", _options(tmp_path)).journal_state_digest
+    plan = plan_restore(primary)
+    queue_path = tmp_path / "q.db"
+    queue = SqliteQueue(queue_path, name="kill")
+    queue.send_batch([u.to_bytes() for u in plan.units])
+    queue.close()
+    target = tmp_path / "killed.db"
+    EmbeddedTarget(target).open_lineage(plan.strand_id, plan.ledger_name or "")
+    command = [str(Path(sys.executable).with_name("ledgerdr")), "worker", "--queue", f"sqlite:///{queue_path}?name=kill",
+               "--from", primary.store.url, "--to", f"embedded:{target}", "--state", str(tmp_path / "results"),
+               "--visibility-timeout", "2"]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.8)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    finisher = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finisher.returncode == 0, finisher.stderr
+    restored = EmbeddedTarget(target)
+    restored.finalize()
+    assert restored.applied_units() >= {u.unit_id for u in plan.units}
+    assert digest_of_target(restored).digest == expected
+    restored.close()

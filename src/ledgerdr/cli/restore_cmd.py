@@ -85,13 +85,15 @@ def _render(report) -> None:
 @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
               help="The restore's state folder (unit results are recorded there).")
 @click.option("--follow", is_flag=True, help="Keep waiting for units instead of exiting when the queue is empty.")
-def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool) -> None:
+@click.option("--visibility-timeout", default=300.0, show_default=True,
+              help="Seconds a received unit stays hidden; if this worker dies, it reappears after that.")
+def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool, visibility_timeout: float) -> None:
     """A restore worker: receive units, verify them, apply them, ack. Run any number, anywhere."""
     queue = open_queue(queue_url)
     tgt = open_target(target)
     try:
         stats = run_worker(queue, open_location(source), tgt, Location(FileStore(state_dir, lock_mode=None), ""),
-                           exit_when_idle=not follow)
+                           exit_when_idle=not follow, visibility_timeout=visibility_timeout)
     finally:
         tgt.close()
         queue.close()
