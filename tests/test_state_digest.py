@@ -263,7 +263,7 @@ def test_redaction_keeps_the_hash_whether_it_arrives_before_or_after_the_revisio
     s = standard_scenario(seed=4)
     revisions, redactions = s.revisions(), s.redactions()
     after = digest_of_revisions(revisions, redactions)
-    assert digest_of_revisions(revisions) .digest == after.digest  # the leaf keeps the journal's hash
+    assert digest_of_revisions(revisions).digest == after.digest  # the leaf keeps the journal's hash
     assert after.journal_hash_used["redacted"] == len(redactions)
     # A copy of the journal exported after the redaction holds the revision in its redacted form.
     keys = {r.key for r in redactions}

@@ -14,8 +14,10 @@ from ..errors import EXIT_CODES, exit_code_for
 from . import (
     backup_cmd,
     check_cmd,
+    compact_cmd,
     drill_cmd,
     ledger_cmd,
+    replay_cmd,
     replicate_cmd,
     restore_cmd,
     standby_cmd,
@@ -66,6 +68,9 @@ cli.add_command(ledger_cmd.ledger)
 cli.add_command(standby_cmd.standby)
 cli.add_command(standby_cmd.promote)
 cli.add_command(drill_cmd.drill)
+cli.add_command(compact_cmd.compact)
+cli.add_command(compact_cmd.prune)
+cli.add_command(replay_cmd.replay)
 
 
 def main() -> None:

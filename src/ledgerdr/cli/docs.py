@@ -22,8 +22,10 @@ def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]
 
 def render() -> str:
     lines = ["# Command line", "", "Generated from the commands (`python -m ledgerdr.cli.docs > docs/cli.md`).", ""]
+    # Each command is rendered under the real root context, so inherited settings (`-h`) show as users see them.
+    root = cli.make_context("ledgerdr", [], resilient_parsing=True)
     for path, command in _commands(cli, "ledgerdr"):
-        with click.Context(command, info_name=path) as ctx:
+        with click.Context(command, info_name=path, parent=root) as ctx:
             lines += [f"## `{path}`", "", "```text", command.get_help(ctx).replace("Usage: ", "Usage: ", 1),
                       "```", ""]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from ..restore.worker import run_worker
 from ..stores import FileStore, Location, open_location
 from ..targets import open_target
 from .output import emit_json, progress
+from .replay_cmd import run_replay
 
 
 def _when(text: str | None) -> datetime | None:
@@ -40,9 +41,13 @@ def _when(text: str | None) -> datetime | None:
               help="Where the restore keeps its plan, queue and unit results (for --resume).")
 @click.option("--strategy", type=click.Choice(["backup-restore", "intermediate"]), default="backup-restore",
               show_default=True, help="intermediate: the target already holds an earlier part (pilot light).")
+@click.option("--mode", type=click.Choice(["state", "replay-statements"]), default="state", show_default=True,
+              help="replay-statements: the reference architecture's lossy statement replay, as a baseline only "
+                   "(same as `ledgerdr replay`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
-            workers: int | None, resume: str | None, state_dir: str, strategy: str, as_json: bool) -> None:
+            workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str,
+            as_json: bool) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -50,6 +55,9 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     computed from the journal. Running it again, or with --resume, continues what is there.
     Exits 0 only on a verified restore, 7 otherwise.
     """
+    if mode == "replay-statements":
+        _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)
+        run_replay(source, target, workers or 0, as_json)
     options = RestoreOptions(until=_when(until), until_block=until_block, allow_gaps=allow_gaps, workers=workers,
                              state_dir=Path(state_dir), resume=resume, strategy=strategy)
     with progress("restoring units", None, enabled=not as_json) as bar:
@@ -60,6 +68,15 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     else:
         _render(report)
     sys.exit(0 if report.verdict else 7)
+
+
+def _refuse_with_replay(**given: object) -> None:
+    """Statement replay has no plan, position or cut-off: say so rather than ignore an option."""
+    defaults = {"strategy": "backup-restore"}
+    used = [name for name, value in given.items() if value not in (None, defaults.get(name))]
+    if used:
+        raise ConfigError(f"--mode replay-statements does not take --{used[0].replace('_', '-')}",
+                          hint="the baseline replays every export in full into a new ledger")
 
 
 def _render(report) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -20,6 +21,9 @@ from ..journal.exports import plan_location
 from ..journal.layout import new_id, parse_data_object_key
 from ..repository import WindowRecord, read_windows
 from ..stores import Location
+
+if TYPE_CHECKING:
+    from .snapshot import SnapshotManifest
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class RestorePlan:
     gaps: list[tuple[int, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     from_records: bool = False
+    snapshot_last_seq: int | None = None  # blocks up to here come from this snapshot (restore/snapshot.py)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -68,13 +73,22 @@ class RestorePlan:
 
 
 def plan_restore(location: Location, *, until: datetime | None = None, until_block: int | None = None,
-                 allow_gaps: bool = False, restore_id: str | None = None) -> RestorePlan:
-    """Raises RestoreError for a gap (unless `allow_gaps`) or when there is nothing to restore."""
+                 allow_gaps: bool = False, restore_id: str | None = None,
+                 use_snapshots: bool = True) -> RestorePlan:
+    """Raises RestoreError for a gap (unless `allow_gaps`) or when there is nothing to restore.
+
+    With `use_snapshots`, the newest snapshot wholly before the cut replaces the windows it covers."""
     catalog = read_windows(location)
     plan = RestorePlan(restore_id or new_id(), location.url)
     until_ms = int(until.timestamp() * 1000) if until else None
     if catalog.windows:
-        _plan_from_records(plan, catalog.windows, until, until_block, until_ms)
+        base = None
+        if use_snapshots:
+            from .snapshot import newest_snapshot  # snapshot.py imports this module
+
+            base = newest_snapshot(location, windows=catalog.windows, until_block=until_block,
+                                   until_ms=until_ms)
+        _plan_from_records(plan, catalog.windows, until, until_block, until_ms, base)
     else:
         _plan_from_exports(plan, location, until_block, until_ms)
     if plan.gaps and not allow_gaps:
@@ -89,14 +103,24 @@ def plan_restore(location: Location, *, until: datetime | None = None, until_blo
 
 
 def _plan_from_records(plan: RestorePlan, windows: list[WindowRecord], until: datetime | None,
-                       until_block: int | None, until_ms: int | None) -> None:
+                       until_block: int | None, until_ms: int | None,
+                       base: SnapshotManifest | None = None) -> None:
     plan.from_records = True
     previous_last: int | None = None
+    if base is not None:  # a SnapshotManifest: its parts first, then the windows after its tip
+        from .snapshot import snapshot_units
+
+        plan.units.extend(snapshot_units(base))
+        plan.snapshot_last_seq = previous_last = base.last_seq
+        plan.strand_id, plan.ledger_name = base.strand_id, base.ledger
+        plan.expected_last_seq, plan.expected_last_hash = base.last_seq, base.tip_hash
     for window in windows:
         if until is not None and window.start >= until:
             break
         if window.last_seq is None:
             continue
+        if plan.snapshot_last_seq is not None and window.last_seq <= plan.snapshot_last_seq:
+            continue  # covered by the snapshot
         plan.strand_id = plan.strand_id or window.source.get("strand_id")
         plan.ledger_name = plan.ledger_name or window.source.get("ledger")
         if previous_last is not None and window.first_seq is not None and window.first_seq > previous_last + 1:

@@ -49,6 +49,11 @@ class RestoreReport:
     type_lost_examples: list[str] = field(default_factory=list)
     journal_state_digest: str | None = None
     target_state_digest: str | None = None
+    # Restored from a snapshot: blocks ..snapshot_last_seq came as state and history (verified by their
+    # revision hashes and the snapshot's tip hash), not as journal blocks; a target that keeps the journal
+    # holds it from journal_from_seq on.
+    snapshot_last_seq: int | None = None
+    journal_from_seq: int | None = None
     rto_seconds: float = 0.0
     verdict: bool = False
 
@@ -67,6 +72,7 @@ class RestoreOptions:
     strategy: str = "backup-restore"
     max_attempts: int = 3
     visibility_timeout: float = 120.0
+    use_snapshots: bool = True
 
 
 def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreOptions(),
@@ -108,7 +114,7 @@ def _load_or_plan(source: Location, options: RestoreOptions) -> RestorePlan:
             raise ConfigError(f"no restore {options.resume} under {options.state_dir}")
         return RestorePlan.from_bytes(path.read_bytes())
     plan = plan_restore(source, until=options.until, until_block=options.until_block,
-                        allow_gaps=options.allow_gaps)
+                        allow_gaps=options.allow_gaps, use_snapshots=options.use_snapshots)
     folder = options.state_dir / plan.restore_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plan.json").write_bytes(plan.to_bytes())
@@ -177,6 +183,8 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
             revisions.extend(content.revisions)
             redactions.extend(content.redactions)
     report.units_applied = len(results)
+    if plan.snapshot_last_seq is not None:
+        report.snapshot_last_seq, report.journal_from_seq = plan.snapshot_last_seq, plan.snapshot_last_seq + 1
     ordered = sorted((r for r in results.values() if r.first_seq is not None), key=lambda r: r.first_seq)
     _check_links(ordered, plan, report)
     report.revisions = len(revisions)

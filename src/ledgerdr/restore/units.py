@@ -61,6 +61,10 @@ class UnitResult:
 
 def load_unit(store: Store, unit: WorkUnit) -> UnitContent:
     """Fetch and verify; raises VerificationError naming the key and block address."""
+    if unit.fmt == "SNAPSHOT":  # a snapshot part (restore/snapshot.py imports this module)
+        from .snapshot import load_snapshot_unit
+
+        return load_snapshot_unit(store, unit)
     data = store.get(unit.key, version_id=unit.version_id) if unit.version_id else store.get(unit.key)
     if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
         raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
@@ -129,6 +133,10 @@ def _index_statement(text: str) -> tuple[str, str] | None:
 
 
 def result_of(content: UnitContent) -> UnitResult:
+    if content.unit.fmt == "SNAPSHOT":
+        from .snapshot import snapshot_result
+
+        return snapshot_result(content)  # type: ignore[arg-type]
     blocks = content.blocks
     first, last = (blocks[0], blocks[-1]) if blocks else (None, None)
     return UnitResult(

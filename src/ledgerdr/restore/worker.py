@@ -16,6 +16,7 @@ from ..queues import Queue
 from ..stores import Location
 from ..targets.base import Target
 from .plan import WorkUnit
+from .snapshot import last_block_of
 from .units import UnitResult, load_unit, result_of
 
 RESULTS = "units/"
@@ -32,9 +33,8 @@ def apply_unit(source: Location, target: Target, unit: WorkUnit, ledger_name: st
     content = load_unit(source.store, unit)
     if content.strand_id:
         target.open_lineage(content.strand_id, ledger_name or "")
-    last = content.blocks[-1] if content.blocks else None
     target.apply(unit.unit_id, list(content.tables.values()), content.revisions, content.redactions,
-                 (last.sequence_no, last.block_hash) if last else None, **_journal_of(target, content))
+                 last_block_of(content), **_journal_of(target, content))
     return result_of(content)
 
 

@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
@@ -52,6 +53,8 @@ _STAGE_TYPES = ["text", "text", "int4", "timestamptz", "text", "text", "text", "
                 "bool", "int8"]
 _PREFIX_BYTES = 40  # sanitized-name part of a table name: 40 + "_" + 12 hex + "_history" = 61 ≤ 63 bytes
 _INDEX_PREFIX_BYTES = 30
+# A block's revisions share one txTime: parse each text once while reading a table back.
+_parse_tx_time = lru_cache(maxsize=4096)(parse_timestamp)
 _JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")  # an unescaped \u0000 in JSON text
 
 
@@ -193,7 +196,7 @@ class PostgresTarget:
                 redacted = sorted({r.table_id for r in redactions})
                 self._lock(cur, [_lock_key(self.schema, "table", t)
                                  for t in sorted(set(written) | set(redacted) | {d.table_id for d in tables})])
-                catalog = self._ensure_tables(cur, tables, revisions)
+                catalog = self._ensure_tables(cur, tables, revisions, redacted)
                 self._remember_redactions(cur, redactions)
                 inserted = sum(self._merge(cur, catalog[t]) for t in written)
                 for table_id in sorted(set(written) | set(redacted)):
@@ -223,13 +226,13 @@ class PostgresTarget:
             for row in rows:
                 copy.write_row(row)
 
-    def _ensure_tables(self, cur: psycopg.Cursor, ddl: Sequence[TableDDL],
-                       revisions: Sequence[RestoredRevision]) -> dict[str, PgTable]:
+    def _ensure_tables(self, cur: psycopg.Cursor, ddl: Sequence[TableDDL], revisions: Sequence[RestoredRevision],
+                       redacted: Sequence[str]) -> dict[str, PgTable]:
         """Create missing tables and indexes, record DDL state; return the catalog rows of the unit's
-        tables. Runs under the tables' advisory locks."""
+        tables (those redactions name included, when they exist). Runs under the tables' advisory locks."""
         names = {r.table_id: r.table_name for r in revisions}
         names.update((d.table_id, d.table_name) for d in ddl)
-        catalog = self._catalog(cur, sorted(names))
+        catalog = self._catalog(cur, sorted(names.keys() | set(redacted)))
         for table_id in sorted(names.keys() - catalog.keys()):
             catalog[table_id] = self._create_table(cur, table_id, names[table_id])
         for d in sorted(ddl, key=lambda d: (d.table_id, d.block_seq, d.dropped)):
@@ -348,7 +351,7 @@ class PostgresTarget:
             cur.execute(sql.SQL("SELECT id, version, tx_time_ion, tx_id, ion, hash, data_hash, deleted, type_lost,"
                                 " block_seq FROM {}").format(self._t(name)))
             for doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq in cur:
-                metadata = {"id": doc_id, "version": version, "txTime": parse_timestamp(tx_time), "txId": tx_id}
+                metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
                 yield StoredRevision(
                     table_id=table.table_id, table_name=table.table_name, document_id=doc_id, version=version,
                     data=None if ion is None else simpleion.loads(bytes(ion)), metadata=metadata,

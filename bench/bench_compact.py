@@ -1,0 +1,282 @@
+"""Compaction benchmark: restore from a snapshot plus one window against restore from every raw window.
+
+Builds a ledger of N revisions with the real workload spread over W one-minute windows (the ledger
+is written under freezegun, one frozen minute per window, as tests/flows.py does), backs it up with
+the real backup flow into `raw/`, copies that repository to `snap/` and compacts every window but the
+last there (timed: the nightly job's cost). Then, each in a fresh child process, restores into a new
+embedded ledger (a) `raw/` from all its windows and (b) `snap/` from the snapshot plus the last window.
+
+When `plan_restore` knows snapshots (the lead's hook is applied) both go through `ledgerdr.restore`
+end to end (plan, queue, workers, finalize with the state-digest comparison). Otherwise both go
+through one in-process driver written here that does what `restore` does with workers=0: load
+(verify) and apply every unit, then re-load every unit and compare the journal's state digest with
+the target's. Either way both sides run the same code and must end with the same state digest.
+
+    .venv/bin/python bench/bench_compact.py                       # 100,000 revisions, 10 windows
+    .venv/bin/python bench/bench_compact.py --revisions 20000 --windows 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from freezegun import freeze_time
+
+from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.compact import compact
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.workload import run_workload
+from ledgerdr.repository import read_windows
+from ledgerdr.restore import RestoreOptions, plan_restore, restore
+from ledgerdr.restore.plan import WorkUnit, units_of_window
+from ledgerdr.restore.snapshot import (
+    is_snapshot_unit,
+    last_block_of,
+    load_snapshot_unit,
+    newest_snapshot,
+    snapshot_units,
+)
+from ledgerdr.restore.units import load_unit
+from ledgerdr.sources.embedded import EmbeddedSource
+from ledgerdr.stores import FileStore, Location, open_location
+from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
+from ledgerdr.targets.embedded import EmbeddedTarget
+
+OUT = Path(__file__).resolve().parent / "out"
+T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
+INTERVAL = timedelta(minutes=1)
+TARGET_RATIO = 5.0
+WIRED = "use_snapshots" in inspect.signature(plan_restore).parameters
+if os.environ.get("BENCH_GC_OFF"):  # --gc-off: set here so that restore's spawned workers (which import
+    gc.disable()  # this module as __mp_main__) run without the cyclic collector too
+
+
+# ------------------------------------------------------------------------------------------ the data set
+
+
+def ensure_data(revisions: int, windows: int) -> Path:
+    """The cached data set OUT/compact-<N>-<W>/ (raw/, snap/); meta.json is written last."""
+    root = OUT / f"compact-{revisions}-{windows}"
+    if (root / "meta.json").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    written = _build_ledger(root / "ledger.db", revisions, windows)
+    built = time.perf_counter() - started
+    source, raw = EmbeddedSource(root / "ledger.db"), Location(FileStore(root / "raw"), "")
+    with freeze_time(T0 + windows * INTERVAL + timedelta(seconds=6)):
+        report = run_backup(source, raw, BackupPolicy(interval=INTERVAL))
+    source.close()
+    if report.failed or len(report.recorded) != windows:
+        raise SystemExit(f"backup failed: {report.failed or len(report.recorded)}")
+    shutil.copytree(root / "raw", root / "snap")
+    snap = Location(FileStore(root / "snap"), "")
+    last_but_one = report.recorded[-2].last_seq
+    folded = compact(snap, up_to_seq=last_but_one)  # real time: its objects are retained from now on
+    meta = {
+        "written": written,
+        "windows": windows,
+        "build_seconds": round(built, 1),
+        "revisions": sum(w.revisions for w in report.recorded),
+        "blocks": sum(w.blocks for w in report.recorded),
+        "last_window_revisions": report.recorded[-1].revisions,
+        "compact_seconds": folded.seconds,
+        "snapshot_revisions": folded.revisions,
+        "snapshot_objects": folded.objects,
+        "snapshot_bytes": folded.bytes_written,
+        "blocks_dropped": folded.blocks_without_revisions,
+        "raw_bytes": sum(o.size for w in report.recorded[:-1] for o in w.objects),
+    }
+    (root / "meta.json").write_text(json.dumps(meta, indent=1))
+    print(f"generated {meta} in {root}", file=sys.stderr)
+    return root
+
+
+def _build_ledger(path: Path, revisions: int, windows: int) -> int:
+    """About revisions/windows revisions per window; every block of window i is stamped in minute i."""
+    written, seed = 0, 1
+    with Ledger.create(path, durability="normal") as ledger:
+        for window in range(windows):
+            goal = revisions * (window + 1) // windows
+            with freeze_time(T0 + window * INTERVAL + timedelta(seconds=7)):
+                while written < goal:
+                    stats = run_workload(ledger, max(50, (goal - written) // 4), seed=seed)
+                    written, seed = written + stats.documents_written, seed + 1
+    return written
+
+
+# ------------------------------------------------------------------------------------------ child runs
+
+
+def run(task: str, root: Path, workers: int) -> dict:
+    """Restore `raw/` (task "raw") or `snap/` (task "snapshot") into a fresh embedded ledger."""
+    scratch = root / "scratch" / task
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    source = root / ("raw" if task == "raw" else "snap")
+    if WIRED:
+        report = restore(
+            str(source),
+            f"embedded:{scratch / 'restored.db'}",
+            RestoreOptions(workers=workers, state_dir=scratch / "state"),
+        )
+        return {
+            "seconds": report.rto_seconds,
+            "revisions": report.revisions,
+            "units": report.units,
+            "digest": report.target_state_digest,
+            "verified": report.verdict,
+            "driver": f"restore, workers={workers}",
+        }
+    location = open_location(str(source))
+    manifest = newest_snapshot(location) if task == "snapshot" else None
+    windows = [
+        w
+        for w in read_windows(location).windows
+        if w.last_seq is not None and (manifest is None or w.last_seq > manifest.last_seq)
+    ]
+    units = (snapshot_units(manifest) if manifest else []) + [u for w in windows for u in units_of_window(w)]
+    started = time.perf_counter()
+    result = drive(location, units, scratch / "restored.db")
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "units": len(units),
+        "driver": "in-process driver",
+        **result,
+    }
+
+
+def drive(location: Location, units: list[WorkUnit], path: Path) -> dict:
+    """What `restore` does with workers=0, for both kinds of unit: apply, then finalize and compare."""
+
+    def load(unit: WorkUnit):
+        return (
+            load_snapshot_unit(location.store, unit)
+            if is_snapshot_unit(unit)
+            else load_unit(location.store, unit)
+        )
+
+    target = EmbeddedTarget(path)
+    try:
+        for unit in units:
+            content = load(unit)
+            target.open_lineage(content.strand_id, "ledger")
+            target.apply(
+                unit.unit_id,
+                list(content.tables.values()),
+                content.revisions,
+                content.redactions,
+                last_block_of(content),
+                blocks=content.blocks,
+            )
+        revisions, redactions = [], []
+        for unit in units:  # finalize re-reads every unit: the journal side never comes from the target
+            content = load(unit)
+            revisions += content.revisions
+            redactions += content.redactions
+        target.finalize()
+        journal, restored = digest_of_revisions(revisions, redactions), digest_of_target(target)
+    finally:
+        target.close()
+    return {
+        "revisions": len(revisions),
+        "digest": restored.digest,
+        "verified": journal.digest == restored.digest,
+    }
+
+
+def measure(task: str, root: Path, workers: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", task, str(root), str(workers)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{task} failed:\n{done.stderr}")
+    shutil.rmtree(root / "scratch" / task, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------ the report
+
+
+def row(label: str, result: dict) -> str:
+    rate = result["revisions"] / result["seconds"]
+    cells = (label, str(result["units"]), f"{result['revisions']:,}", f"{result['seconds']:.1f}",
+             f"{rate:,.0f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+def report_lines(meta: dict, raw: dict, snap: dict, args: argparse.Namespace) -> list[str]:
+    ratio = raw["seconds"] / snap["seconds"]
+    same = raw["digest"] == snap["digest"] and raw["verified"] and snap["verified"]
+    compact_rate = meta["snapshot_revisions"] / meta["compact_seconds"] if meta["compact_seconds"] else 0
+    mib = {name: meta[name] / 2**20 for name in ("snapshot_bytes", "raw_bytes")}
+    gc_note = "; garbage collector disabled in both (--gc-off)" if args.gc_off else ""
+    return [
+        f"Restore from a snapshot plus one window vs from every raw window (`bench/bench_compact.py "
+        f"--revisions {args.revisions} --windows {args.windows}`): {meta['revisions']:,} revisions, "
+        f"{meta['blocks']:,} blocks in {meta['windows']} one-minute windows, ION_BINARY; "
+        f"{os.cpu_count()} CPUs; {raw['driver']}; each restore in a fresh process into a new embedded "
+        f"ledger{gc_note}.",
+        "",
+        "| restore from | units | revisions | seconds | revisions/s |",
+        "|---|---:|---:|---:|---:|",
+        row(f"all {meta['windows']} raw windows", raw),
+        row(f"snapshot ({meta['snapshot_objects']} objects) + last window "
+            f"({meta['last_window_revisions']:,} revisions)", snap),
+        "",
+        f"- speed-up {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×) {'✓' if ratio >= TARGET_RATIO else '✗'}; "
+        f"state digests {'equal, both verified' if same else 'DIFFER or unverified'}",
+        f"- compaction of {meta['windows'] - 1} windows: {meta['compact_seconds']:.1f} s "
+        f"({compact_rate:,.0f} revisions/s); snapshot {mib['snapshot_bytes']:,.1f} MiB vs "
+        f"{mib['raw_bytes']:,.1f} MiB of raw exports; {meta['blocks_dropped']:,} read-only or DDL-only "
+        "blocks dropped",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--revisions", type=int, default=100_000, help="revisions in the generated ledger")
+    parser.add_argument("--windows", type=int, default=10, help="one-minute windows (the last stays raw)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="restore workers (wired mode)"
+    )
+    parser.add_argument(
+        "--gc-off",
+        action="store_true",
+        help="experiment: run both restores with the cyclic garbage collector disabled",
+    )
+    parser.add_argument("--child", nargs=3, metavar=("TASK", "DIR", "WORKERS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run(args.child[0], Path(args.child[1]), int(args.child[2]))))
+        return
+    if args.gc_off:
+        os.environ["BENCH_GC_OFF"] = "1"  # inherited by the children and by restore's worker processes
+    if args.windows < 2:
+        parser.error("--windows must be at least 2")
+    root = ensure_data(args.revisions, args.windows)
+    meta = json.loads((root / "meta.json").read_text())
+    raw = measure("raw", root, args.workers)
+    print(f"raw: {raw}", file=sys.stderr, flush=True)
+    snap = measure("snapshot", root, args.workers)
+    print(f"snapshot: {snap}", file=sys.stderr, flush=True)
+    text = "\n".join(report_lines(meta, raw, snap, args)) + "\n"
+    print(text)
+    (OUT / "compact.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

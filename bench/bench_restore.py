@@ -1,0 +1,201 @@
+"""Restore benchmark: `ledgerdr restore` into the embedded ledger against the reference's statement replay.
+
+Builds a ledger of N revisions with the real workload, backs it up with the real backup flow (one-hour
+windows; the backup runs under freezegun at a "now" after the last window closed, as tests/flows.py
+does, so no waiting), then measures side by side, each run in a fresh child process on the same
+repository: `restore` with workers=0 (in process) and workers=2 (processes), both end to end
+(plan, fetch, verify, apply, finalize with the state-digest comparison), and `replay_statements`
+(the reference's restore: statement text, `revisions[0].data`, a driver per object). Finally
+cProfiles one more workers=0 restore and prints its hot spots. Writes bench/out/restore.md.
+
+    .venv/bin/python bench/bench_restore.py                     # 200,000 revisions
+    .venv/bin/python bench/bench_restore.py --revisions 20000 --no-profile
+
+The replay's rate uses its statement time only (the reference's ledger already had its tables; the
+DDL pass and the comparison with the journal are timed apart), which favours the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from freezegun import freeze_time
+
+from bench_verify import grow
+from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.restore import RestoreOptions, restore
+from ledgerdr.restore.replay import replay_statements
+from ledgerdr.sources.embedded import EmbeddedSource
+from ledgerdr.stores import FileStore, Location
+
+OUT = Path(__file__).resolve().parent / "out"
+TARGET_RATE = 50_000  # revisions/s, embedded, end to end including verification
+TARGET_RATIO = 20.0  # ledgerdr ÷ replay
+TARGET_RTO_1M = 60.0  # seconds for 1,000,000 revisions
+RUNS = ("restore-0", "restore-2", "replay")
+
+
+# ------------------------------------------------------------------------------------------ the data set
+
+
+def ensure_data(revisions: int, interval: timedelta) -> Path:
+    """The cached data set OUT/restore-<N>/ (ledger.db, primary/); meta.json is written last."""
+    root = OUT / f"restore-{revisions}"
+    if (root / "meta.json").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    with Ledger.create(root / "ledger.db", durability="normal") as ledger:
+        written, _ = grow(ledger, revisions, 0, seed=1)
+    built = time.perf_counter() - started
+    source = EmbeddedSource(root / "ledger.db")
+    policy = BackupPolicy(interval=interval)
+    # every window up to the current one is due once its end plus the settle time has passed
+    with freeze_time(datetime.now(UTC) + interval + policy.settle + timedelta(seconds=1)):
+        report = run_backup(source, Location(FileStore(root / "primary"), ""), policy)
+    source.close()
+    if report.failed or not report.recorded:
+        raise SystemExit(f"backup failed: {report.failed}")
+    meta = {"written": written, "windows": len(report.recorded), "build_seconds": round(built, 1),
+            "backup_seconds": round(time.perf_counter() - started - built, 1),
+            "revisions": sum(w.revisions for w in report.recorded), "blocks": sum(w.blocks for w in report.recorded),
+            "objects": sum(1 for w in report.recorded for o in w.objects if o.key.endswith(".ion"))}
+    (root / "meta.json").write_text(json.dumps(meta, indent=1))
+    print(f"generated {meta} in {root}", file=sys.stderr)
+    return root
+
+
+# ------------------------------------------------------------------------------------------ child runs
+
+
+def run(task: str, root: Path) -> dict:
+    """One measurement on a fresh target; returns what the report table needs."""
+    scratch = root / "scratch" / task
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    source = str(root / "primary")
+    if task == "replay":
+        report = replay_statements(source, scratch / "replay.db")
+        c = report.comparison
+        return {"seconds": report.seconds, "revisions": report.journal_revisions, "ddl_seconds": report.ddl_seconds,
+                "compare_seconds": report.compare_seconds, "failed": report.statements_failed,
+                "selected": report.statements_selected, "documents": c.target_documents,
+                "journal_documents": c.journal_documents, "matching": c.documents_matching,
+                "ids_preserved": c.ids_preserved, "identical": c.identical}
+    workers = 0 if task in ("restore-0", "profile") else 2
+    options = RestoreOptions(workers=workers, state_dir=scratch / "state")
+    profiler = cProfile.Profile() if task == "profile" else None
+    if profiler:
+        profiler.enable()
+    report = restore(source, f"embedded:{scratch / 'restored.db'}", options)
+    if profiler:
+        profiler.disable()
+        return {"seconds": report.rto_seconds, "revisions": report.revisions, "profile": _hot_spots(profiler)}
+    return {"seconds": report.rto_seconds, "revisions": report.revisions, "verdict": report.verdict,
+            "units": report.units}
+
+
+def _hot_spots(profiler: cProfile.Profile) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats(25)
+    return out.getvalue()
+
+
+def measure(task: str, root: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", task, str(root)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{task} failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    shutil.rmtree(root / "scratch" / task, ignore_errors=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ the report
+
+
+def mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def report_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> list[str]:
+    rate = {task: r["revisions"] / r["seconds"] for task, r in results.items()}
+    replay = results["replay"]
+    best = max(rate["restore-0"], rate["restore-2"])
+    ratio = best / rate["replay"]
+    lines = [
+        f"Restore into the embedded ledger (`bench/bench_restore.py --revisions {revisions_arg}`): "
+        f"{meta['revisions']:,} revisions, {meta['blocks']:,} blocks, {meta['objects']} data objects in "
+        f"{meta['windows']} window(s), ION_BINARY; {os.cpu_count()} CPUs; each run in a fresh process.",
+        "",
+        "| mode | seconds | revisions/s | ÷ replay | result |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for task, label in (("restore-0", "ledgerdr restore, workers=0"), ("restore-2", "ledgerdr restore, workers=2")):
+        r = results[task]
+        lines.append(f"| {label} | {r['seconds']:.1f} (RTO) | {rate[task]:,.0f} | {rate[task] / rate['replay']:.1f}× "
+                     f"| {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
+    lines += [
+        f"| replay-statements (reference) | {replay['seconds']:.1f} | {rate['replay']:,.0f} | 1.0× | "
+        f"{replay['failed']:,} of {replay['selected']:,} statements failed; {replay['documents']:,} of "
+        f"{replay['journal_documents']:,} documents, {replay['matching']:,} equal, {replay['ids_preserved']} "
+        f"ids kept; digest {'equal' if replay['identical'] else 'differs'} |",
+        "",
+        f"Replay excludes its DDL pass ({replay['ddl_seconds']:.1f} s) and its comparison with the journal "
+        f"({replay['compare_seconds']:.1f} s); the restores' RTO includes planning, verification of every "
+        "object (twice: before applying and again at finalize) and the state-digest comparison.",
+        "",
+    ]
+    rto_1m = min(results["restore-0"]["seconds"], results["restore-2"]["seconds"]) * 1_000_000 / meta["revisions"]
+    lines += [
+        f"- embedded ≥ {TARGET_RATE:,} revisions/s end to end: best {best:,.0f} {mark(best >= TARGET_RATE)}",
+        f"- ≥ {TARGET_RATIO:.0f}× the replay baseline: {ratio:.1f}× {mark(ratio >= TARGET_RATIO)}",
+        f"- RTO for 1,000,000 revisions < {TARGET_RTO_1M:.0f} s: {rto_1m:,.0f} s, a linear extrapolation from "
+        f"{meta['revisions']:,} revisions (not measured) {mark(rto_1m < TARGET_RTO_1M)}",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--revisions", type=int, default=200_000, help="revisions in the generated ledger")
+    parser.add_argument("--interval", type=int, default=3600, help="backup window, seconds")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
+    parser.add_argument("--child", nargs=2, metavar=("TASK", "DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run(args.child[0], Path(args.child[1]))))
+        return
+    root = ensure_data(args.revisions, timedelta(seconds=args.interval))
+    meta = json.loads((root / "meta.json").read_text())
+    started = time.perf_counter()
+    results = {}
+    for task in RUNS:
+        results[task] = measure(task, root)
+        print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
+    text = "\n".join(report_lines(meta, results, args.revisions)) + "\n"
+    print(text)
+    (OUT / "restore.md").write_text(text)
+    if not args.no_profile:
+        profile = measure("profile", root)["profile"]
+        (OUT / "restore-profile.txt").write_text(profile)
+        print(profile)
+    print(f"measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

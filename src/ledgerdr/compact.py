@@ -1,0 +1,479 @@
+"""`compact`: the nightly job that folds verified windows into a snapshot (DESIGN §4, CONTRACTS §2, §8).
+
+A snapshot holds every revision of every document (full history) sorted by table id, document id and
+version, the DDL (tables with their indexes and dropped state), and the journal's redactions applied;
+read-only transactions leave nothing in it (they have no revisions). It stands for blocks
+`first_seq..last_seq` and its manifest names the tip hash — the last folded window's `last_block_hash`.
+The format and the checks a reader makes are in `restore/snapshot.py`.
+
+Every source object is verified as it is read (`load_unit` for raw exports, `load_snapshot_unit` for the
+previous snapshot, which is the base of the next one, so compaction keeps working after `prune` removed
+raw exports), and the blocks must chain from window to window onto each window record's hashes.
+Nothing is written until everything has been read and checked; then parts (content-addressed names,
+put-if-absent) and the manifest last. New objects only. Memory: the sort spills to a temporary SQLite
+file; what stays in memory is one source object, one part, the DDL and the set of redacted revisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from amazon.ion import simpleion
+
+from .errors import ObjectExists, VerificationError
+from .journal.hashing import ion_hash
+from .journal.model import Block
+from .journal.verify import Problem
+from .repository import WindowRecord, iso_ms, read_windows, utcnow
+from .restore.plan import units_of_window
+from .restore.snapshot import (
+    SNAPSHOTS,
+    Key,
+    SnapshotManifest,
+    SnapshotObject,
+    encode_records,
+    gc_paused,
+    load_snapshot_unit,
+    manifest_key,
+    newest_snapshot,
+    record_key,
+    revision_of_record,
+    revision_record,
+    snapshot_units,
+)
+from .restore.units import load_unit, result_of
+from .stores import Location
+from .targets.base import RestoredRevision, TableDDL
+
+DEFAULT_PART_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class CompactReport:
+    location: str
+    last_seq: int | None = None
+    first_seq: int | None = None
+    tip_hash: str | None = None
+    manifest_key: str | None = None
+    base_snapshot: int | None = None
+    # window_start of the windows read from raw exports (the base snapshot's are in windows_covered)
+    windows_folded: list[str] = field(default_factory=list)
+    windows_covered: int = 0
+    objects: int = 0
+    bytes_written: int = 0
+    revisions: int = 0
+    documents: int = 0
+    live_documents: int = 0
+    redactions_applied: int = 0
+    blocks_without_revisions: int = 0  # read-only and DDL-only transactions: nothing of them is kept
+    already_compacted: bool = False
+    nothing_to_do: str | None = None
+    stopped_before: str | None = None  # why the fold stopped before the newest window (a gap)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compact(
+    location: Location,
+    *,
+    up_to_seq: int | None = None,
+    retention: timedelta | None = timedelta(days=30),
+    now: datetime | None = None,
+    part_bytes: int = DEFAULT_PART_BYTES,
+    on_progress: Callable[[str], None] | None = None,
+) -> CompactReport:
+    """Fold the verified windows after the newest snapshot (up to the newest window, or the last one
+    ending at or before `up_to_seq`; never past a gap) into a new snapshot.
+
+    Idempotent: when the manifest for that last block exists, nothing is done (`already_compacted`).
+    Raises VerificationError (naming key and block address) when a source object, the chain between
+    windows or the base snapshot does not verify; nothing is written then. StoreError as the store.
+    Snapshot objects are retained until `now + retention` (no retention when None).
+    """
+    started = time.monotonic()
+    now = now or utcnow()
+    report = CompactReport(location.url)
+    windows = read_windows(location).windows
+    base = newest_snapshot(location, windows=windows, until_block=up_to_seq)
+    selected, report.stopped_before = select_windows(windows, base, up_to_seq)
+    last = next((w for w in reversed(selected) if w.last_seq is not None), None)
+    report.base_snapshot = base.last_seq if base else None
+    if last is None or last.last_seq is None:
+        report.already_compacted = base is not None and report.stopped_before is None
+        report.nothing_to_do = (
+            f"snapshot {base.last_seq} covers every verified window"
+            if base
+            else "no verified window with blocks"
+        ) + (f"; {report.stopped_before}" if report.stopped_before else "")
+        report.last_seq = base.last_seq if base else None
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+    report.last_seq, report.tip_hash = last.last_seq, last.last_block_hash
+    report.manifest_key = manifest_key(location, last.last_seq)
+    report.windows_folded = [w.window_start for w in selected]
+    if location.store.exists(report.manifest_key):
+        report.already_compacted = True
+    else:
+        with tempfile.TemporaryDirectory(prefix="ledgerdr-compact-") as scratch:
+            fold = _Fold(Path(scratch) / "spill.db")
+            try:
+                with gc_paused():  # millions of short-lived Ion objects and no cycles (see gc_paused)
+                    _read_sources(location, fold, base, selected, on_progress)
+                    manifest = _write_snapshot(
+                        location, fold, base, selected, now, retention, part_bytes, report
+                    )
+            finally:
+                fold.close()
+        report.already_compacted = not _put_manifest(location, report.manifest_key, manifest)
+        report.first_seq, report.windows_covered = manifest.first_seq, len(manifest.windows)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def select_windows(
+    windows: list[WindowRecord], base: SnapshotManifest | None, up_to_seq: int | None
+) -> tuple[list[WindowRecord], str | None]:
+    """The window records to fold after `base`, in order, and why the selection stopped early (a gap).
+
+    Windows end at or before `up_to_seq`; trailing empty windows are left for the next snapshot."""
+    covered = set(base.windows) if base else set()
+    previous_last = base.last_seq if base else None
+    selected: list[WindowRecord] = []
+    for window in windows:
+        if window.window_start in covered or (
+            base and window.last_seq is not None and window.last_seq <= base.last_seq
+        ):
+            continue
+        if window.last_seq is None:
+            selected.append(window)
+            continue
+        if up_to_seq is not None and window.last_seq > up_to_seq:
+            break
+        if previous_last is not None and window.first_seq != previous_last + 1:
+            reason = f"gap before window {window.window_start}: block {previous_last} then {window.first_seq}"
+            while selected and selected[-1].last_seq is None:
+                selected.pop()
+            return selected, reason
+        selected.append(window)
+        previous_last = window.last_seq
+    while selected and selected[-1].last_seq is None:
+        selected.pop()
+    return selected, None
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+class _Fold:
+    """What compaction accumulates: revisions (spilled to SQLite for the sort), DDL, redactions, counts."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-65536", "temp_store=FILE"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.conn.execute(
+            "CREATE TABLE revs (t TEXT NOT NULL, d TEXT NOT NULL, v INTEGER NOT NULL, r BLOB NOT NULL)"
+        )
+        self.ddl = _Ddl()
+        self.redactions: set[Key] = set()
+        self.strand_id: str | None = None
+        self.tip: tuple[int, str] | None = None  # (seq, base64 hash) of the last block read
+        self.blocks_without_revisions = 0
+
+    def add(self, revisions: list[RestoredRevision]) -> None:
+        self.conn.executemany(
+            "INSERT INTO revs VALUES (?, ?, ?, ?)",
+            (
+                (r.table_id, r.document_id, r.version, simpleion.dumps(revision_record(r), binary=True))
+                for r in revisions
+            ),
+        )
+
+    def sorted_records(self) -> Iterator[tuple[Any, int]]:
+        """Every revision record once, in (tableId, documentId, version) order, redactions applied, with
+        the size of its encoding alone (an upper bound of its share of a part)."""
+        previous = None
+        for table_id, document_id, version, payload in self.conn.execute(
+            "SELECT t, d, v, r FROM revs ORDER BY t, d, v"
+        ):
+            if (table_id, document_id, version) == previous:
+                continue  # the same revision delivered by two sources: history keeps it once
+            previous = (table_id, document_id, version)
+            record = simpleion.loads(payload)
+            if previous in self.redactions and "data" in record:
+                revision = revision_of_record(record)
+                record = revision_record(revision, redacted_hash=ion_hash(revision.data))
+                record["redactionApplied"] = True
+            yield record, len(payload)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Ddl:
+    """Tables by id, from revisions and DDL statements in block order (CONTRACTS §8: a name reused
+    after DROP is another table). An index created before its table's first revision waits by name."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.active: dict[str, str] = {}  # table name → id of the live table with that name
+        self.pending: dict[str, set[str]] = {}  # indexes by table name, for a table not yet seen
+        self.index_statements: dict[tuple[int, str, str], None] = {}
+
+    def load(self, manifest: SnapshotManifest) -> None:
+        for table in manifest.tables:
+            self.tables[table.table_id] = {
+                "name": table.table_name,
+                "indexes": set(table.indexes),
+                "dropped": table.dropped,
+                "seq": table.block_seq,
+            }
+            if not table.dropped:
+                self.active[table.table_name] = table.table_id
+        self.index_statements.update((tuple(s), None) for s in manifest.index_statements)  # type: ignore[misc]
+
+    def block(
+        self, block: Block, revisions: list[RestoredRevision], indexes: list[tuple[int, str, str]]
+    ) -> None:
+        for revision in revisions:
+            if revision.table_id not in self.tables:
+                fields = self.pending.pop(revision.table_name, set())
+                self.tables[revision.table_id] = {
+                    "name": revision.table_name,
+                    "indexes": fields,
+                    "dropped": False,
+                    "seq": revision.block_seq,
+                }
+                self.active[revision.table_name] = revision.table_id
+        for statement in indexes:
+            self.index_statements[statement] = None
+            _, name, field_name = statement
+            if name in self.active:
+                self.tables[self.active[name]]["indexes"].add(field_name)
+            else:
+                self.pending.setdefault(name, set()).add(field_name)
+        for text in block.statements():
+            self._drop_or_undrop(block.sequence_no, text)
+
+    def _drop_or_undrop(self, seq: int, text: str) -> None:
+        if "drop" not in text.lower():
+            return
+        from .ledger.partiql import DropTable, UndropTable, parse
+
+        try:
+            statement = parse(text)
+        except Exception:  # not ours to judge: the journal verified; an unparsable statement changes no table
+            return
+        if isinstance(statement, DropTable):
+            self.pending.pop(statement.name, None)
+            table_id = self.active.pop(statement.name, None)
+            if table_id is not None:
+                self.tables[table_id].update(dropped=True, seq=seq)
+        elif isinstance(statement, UndropTable) and statement.table_id in self.tables:
+            table = self.tables[statement.table_id]
+            table.update(dropped=False, seq=seq)
+            self.active[table["name"]] = statement.table_id
+
+    def table_ddls(self) -> tuple[TableDDL, ...]:
+        return tuple(
+            TableDDL(table_id, t["name"], tuple(sorted(t["indexes"])), t["dropped"], t["seq"])
+            for table_id, t in sorted(self.tables.items())
+        )
+
+
+def _read_sources(
+    location: Location,
+    fold: _Fold,
+    base: SnapshotManifest | None,
+    windows: list[WindowRecord],
+    on_progress: Callable[[str], None] | None,
+) -> None:
+    store = location.store
+    if base is not None:
+        for unit in snapshot_units(base):
+            fold.add(load_snapshot_unit(store, unit).revisions)
+        fold.ddl.load(base)
+        fold.redactions.update(tuple(r) for r in base.redactions)  # type: ignore[misc]
+        fold.strand_id, fold.tip = base.strand_id, (base.last_seq, base.tip_hash)
+    for window in windows:
+        if on_progress:
+            on_progress(f"reading window {window.window_start}")
+        for unit in units_of_window(window):
+            content = load_unit(store, unit)
+            _link(fold, window, unit.key, result_of(content))
+            by_block: dict[int, list[RestoredRevision]] = {}
+            for revision in content.revisions:
+                by_block.setdefault(revision.block_seq, []).append(revision)
+            for block in content.blocks:
+                revisions = by_block.get(block.sequence_no, [])
+                fold.blocks_without_revisions += not revisions
+                fold.ddl.block(
+                    block, revisions, [s for s in content.index_statements if s[0] == block.sequence_no]
+                )
+            fold.add(content.revisions)
+            fold.redactions.update(r.key for r in content.redactions)
+            fold.strand_id = fold.strand_id or content.strand_id
+        if window.last_seq is not None and fold.tip != (window.last_seq, window.last_block_hash):
+            raise VerificationError(
+                f"window {window.window_start}: its objects end at {fold.tip}, the record says "
+                f"block {window.last_seq} {window.last_block_hash}; nothing compacted",
+                [Problem("chain_broken", window.export_prefix, None, "window end mismatch")],
+            )
+
+
+def _link(fold: _Fold, window: WindowRecord, key: str, result) -> None:
+    """The unit must continue the chain read so far (or, first of all, start where its window says)."""
+    if result.first_seq is None:
+        return
+    expected = fold.tip or (result.first_seq - 1, window.first_previous_block_hash)
+    if (result.first_seq - 1, result.first_previous_hash) != expected:
+        raise VerificationError(
+            f"object {key}: block {result.first_seq} (previous hash {result.first_previous_hash}) does not "
+            f"continue block {expected[0]} ({expected[1]}); nothing compacted",
+            [
+                Problem(
+                    "chain_broken",
+                    key,
+                    f"sequenceNo {result.first_seq}",
+                    "does not chain onto what precedes it",
+                )
+            ],
+        )
+    fold.tip = (result.last_seq, result.last_hash)
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+@dataclass
+class _Part:
+    records: list[Any] = field(default_factory=list)
+    size: int = 0
+    deleted: int = 0
+    redacted: int = 0
+    type_lost: int = 0
+
+
+def _write_snapshot(
+    location: Location,
+    fold: _Fold,
+    base: SnapshotManifest | None,
+    windows: list[WindowRecord],
+    now: datetime,
+    retention: timedelta | None,
+    part_bytes: int,
+    report: CompactReport,
+) -> SnapshotManifest:
+    last = next(w for w in reversed(windows) if w.last_seq is not None)
+    assert last.last_seq is not None and last.last_block_hash is not None
+    retain_until = now + retention if retention else None
+    objects: list[SnapshotObject] = []
+    part = _Part()
+    document: tuple[str, str] | None = None
+    live = False
+    for record, size in fold.sorted_records():  # each part's records are freed once it is written
+        key = record_key(record)
+        if key[:2] != document:
+            report.documents += 1
+            report.live_documents += live
+            document = key[:2]
+        live = "data" in record or "dataHash" in record
+        report.redactions_applied += bool(record.pop("redactionApplied", False))
+        _add(part, record, size)
+        if part.size >= part_bytes:
+            objects.append(_put_part(location, last.last_seq, len(objects), part, retain_until))
+            part = _Part()
+    report.live_documents += live
+    if part.records:
+        objects.append(_put_part(location, last.last_seq, len(objects), part, retain_until))
+    report.objects = len(objects)
+    report.bytes_written = sum(o.size for o in objects)
+    report.revisions = sum(o.revisions for o in objects)
+    report.blocks_without_revisions = fold.blocks_without_revisions
+    first_seq = base.first_seq if base else next(w.first_seq for w in windows if w.first_seq is not None)
+    return SnapshotManifest(
+        first_seq=first_seq,
+        last_seq=last.last_seq,
+        tip_hash=last.last_block_hash,
+        tip_window=last.window_start,
+        tip_time=last.last_block_time,
+        strand_id=fold.strand_id or last.source.get("strand_id", ""),
+        ledger=last.source.get("ledger"),
+        lineage=last.lineage,
+        windows=(base.windows if base else ()) + tuple(w.window_start for w in windows),
+        base_snapshot=base.last_seq if base else None,
+        tables=fold.ddl.table_ddls(),
+        index_statements=tuple(sorted(fold.ddl.index_statements)),
+        redactions=tuple(sorted(fold.redactions)),
+        objects=tuple(objects),
+        counts={
+            "revisions": report.revisions,
+            "documents": report.documents,
+            "live_documents": report.live_documents,
+            "deleted": sum(o.deleted for o in objects),
+            "redacted": sum(o.redacted for o in objects),
+            "type_lost": sum(o.type_lost for o in objects),
+            "tables": len(fold.ddl.tables),
+            "blocks": last.last_seq - first_seq + 1,
+            "blocks_without_revisions": fold.blocks_without_revisions
+            + (base.counts.get("blocks_without_revisions", 0) if base else 0),
+        },
+        created_at=iso_ms(now),
+    )
+
+
+def _add(part: _Part, record: Any, size: int) -> None:
+    part.records.append(record)
+    part.size += size
+    if "data" not in record:
+        part.deleted += "dataHash" not in record
+        part.redacted += "dataHash" in record
+    part.type_lost += bool(record.get("typeLost", False))
+
+
+def _put_part(
+    location: Location, last_seq: int, index: int, part: _Part, retain_until: datetime | None
+) -> SnapshotObject:
+    """Write one part put-if-absent under a content-addressed name: a rerun after an interruption finds
+    its own earlier part (same bytes, same name) and keeps it."""
+    data = encode_records(part.records)
+    digest = hashlib.sha256(data).hexdigest()
+    key = location.key(f"{SNAPSHOTS}{last_seq:020d}/part-{index:05d}-{digest[:16]}.ion")
+    try:
+        version_id = location.store.put(key, data, retain_until=retain_until, sha256=digest).version_id
+    except ObjectExists:
+        existing = location.store.head(key)
+        if (existing.sha256 or hashlib.sha256(location.store.get(key)).hexdigest()) != digest:
+            raise
+        version_id = existing.version_id
+    return SnapshotObject(
+        key,
+        len(data),
+        digest,
+        version_id,
+        len(part.records),
+        part.deleted,
+        part.redacted,
+        part.type_lost,
+        record_key(part.records[0]),
+        record_key(part.records[-1]),
+    )
+
+
+def _put_manifest(location: Location, key: str, manifest: SnapshotManifest) -> bool:
+    """Written last, put-if-absent: False when a concurrent run recorded this snapshot first."""
+    try:
+        location.store.put(key, manifest.to_bytes())
+    except ObjectExists:
+        return False
+    return True

@@ -1,0 +1,350 @@
+"""Statement replay: the reference architecture's restore, kept only as a baseline (DESIGN "Restore semantics").
+
+The reference's restore Lambda read each exported object, kept the statements of
+`transactionInfo.statements` that start with `INSERT INTO`, `UPDATE` or `DELETE` (case-insensitive),
+and executed each one as text in the new ledger with a driver created for that object, passing
+`revisions[0].data` as the parameter. This module does exactly that against the embedded ledger,
+including its losses, so that they can be measured:
+
+- journal statements carry `?` placeholders and no values: a statement with more than one `?` fails
+  (the single parameter does not match), and one with a single `?` gets a whole document where it
+  expected a key or an id (an `UPDATE ... WHERE id = ?` then matches nothing);
+- only `revisions[0]` is used: a 40-document insert restores one document;
+- a delete's `revisions[0]` has no `data`, so the reference's `revisions[0]['data']` raises;
+- every inserted document gets a new id, version and transaction time;
+- nothing is verified and nothing is idempotent (running it twice applies everything twice).
+
+One deviation, stated here because it favours the baseline: the reference ran against a ledger whose
+tables already existed. A fresh target has none, so the `CREATE TABLE` / `CREATE INDEX` statements of
+the journal are executed first, and timed apart (`ddl_seconds`, not in `seconds`).
+
+After the replay, the result is compared with the *verified* journal (`load_unit`): the restore state
+digest of both sides (CONTRACTS §8), and per table how many current documents have equal data (Ion
+hash, as a multiset), how many are missing or extra, and how many kept their document id.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import repeat
+from pathlib import Path
+
+from ..errors import ConfigError, LedgerDRError
+from ..journal.codecs import ExportFormat, read_blocks
+from ..journal.hashing import ion_hash
+from ..journal.model import Block
+from ..ledger.driver import LedgerDriver
+from ..ledger.engine import Ledger
+from ..stores import Location, Store, open_location
+from ..targets.base import Redaction, RestoredRevision, StoredRevision
+from ..targets.digest import digest_of_revisions, digest_of_rows
+from ..targets.embedded import EmbeddedTarget
+from .plan import WorkUnit, plan_restore
+from .units import load_unit
+
+DML_PREFIXES = ("INSERT INTO", "UPDATE", "DELETE")  # what the reference kept, compared upper-cased
+DDL_PREFIXES = ("CREATE TABLE", "CREATE INDEX")
+# An object whose bytes never spell "create table|index" holds no such statement in any export format
+# (Ion and JSON keep statement text as UTF-8), so the DDL pass decodes only the objects that do.
+_DDL_BYTES = re.compile(rb"(?i)create\s+(?:table|index)")
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class TableComparison:
+    """One table's current documents, journal vs replay target, matched by Ion hash of their data."""
+
+    table: str
+    journal_documents: int
+    target_documents: int
+    matching: int  # documents with equal data on both sides (as a multiset)
+    missing: int  # journal documents that have no equal document in the target
+    extra: int  # target documents that have no equal document in the journal
+    ids_preserved: int  # target documents whose id is one of the journal's live ids
+
+
+@dataclass(frozen=True)
+class ReplayComparison:
+    """The replay target against the verified journal's final state."""
+
+    journal_state_digest: str
+    target_state_digest: str
+    journal_revisions: int  # distinct document revisions in the journal
+    target_revisions: int  # history rows in the target
+    journal_documents: int  # live documents at the journal's end
+    target_documents: int
+    documents_matching: int
+    documents_missing: int
+    documents_extra: int
+    ids_preserved: int
+    tables: tuple[TableComparison, ...]
+
+    @property
+    def identical(self) -> bool:
+        return self.journal_state_digest == self.target_state_digest
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    source: str
+    target: str
+    workers: int
+    objects: int
+    drivers_created: int  # one per object, as the reference's Lambda did per SQS message
+    blocks: int
+    journal_revisions: int  # document revisions in the replayed blocks
+    statements: int  # statements in the replayed blocks' transactionInfo, SELECTs included
+    statements_selected: int  # those starting with INSERT INTO / UPDATE / DELETE
+    statements_replayed: int  # executed without error
+    statements_without_effect: int  # executed without error but changed no document
+    statements_failed: int
+    failure_reasons: dict[str, int]
+    failure_examples: tuple[str, ...]
+    ddl_statements: int  # CREATE TABLE / CREATE INDEX run first (see the module docstring)
+    ddl_failed: int
+    seconds: float  # the replay itself: plan, drivers, statements
+    ddl_seconds: float
+    compare_seconds: float
+    comparison: ReplayComparison | None = None
+
+    @property
+    def revisions_per_second(self) -> float:
+        return self.journal_revisions / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["revisions_per_second"] = round(self.revisions_per_second, 1)
+        if self.comparison is not None:
+            out["comparison"]["identical"] = self.comparison.identical
+        return out
+
+
+@dataclass
+class _Tally:
+    """What replaying one object did; summed over objects (picklable, so process workers return it)."""
+
+    blocks: int = 0
+    revisions: int = 0
+    statements: int = 0
+    selected: int = 0
+    replayed: int = 0
+    without_effect: int = 0
+    failed: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def fail(self, block: Block, statement: str, exc: BaseException) -> None:
+        self.failed += 1
+        self.reasons[_reason(exc)] += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(f"block {block.sequence_no}: {statement!r}: {type(exc).__name__}: {exc}")
+
+    def add(self, other: _Tally) -> None:
+        for name in ("blocks", "revisions", "statements", "selected", "replayed", "without_effect", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.reasons.update(other.reasons)
+        self.examples.extend(other.examples[: MAX_EXAMPLES - len(self.examples)])
+
+
+def replay_statements(source_url: str, target_path: str | Path, *, workers: int = 0,
+                      compare: bool = True) -> ReplayReport:
+    """Replay the exports under `source_url` as statements into a new embedded ledger at `target_path`.
+
+    `workers` 0 replays the objects in order in this process; N > 0 shares them among N processes, in
+    no particular order, as the reference's SQS-fed Lambdas did. Statement failures are counted, never
+    raised. Raises ConfigError if `target_path` exists (a replay is not idempotent: it would apply
+    everything twice), RestoreError from planning (gap, nothing to restore), and, when `compare`,
+    VerificationError if the journal itself fails verification.
+    """
+    target_path = Path(target_path)
+    if target_path.exists():
+        raise ConfigError(f"replay target {target_path} exists: statement replay is not idempotent, so it "
+                          "only runs into a new ledger", hint="choose a new path or remove the old one")
+    location = open_location(source_url)
+    plan = plan_restore(location)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    Ledger.create(target_path).close()
+    started = time.perf_counter()
+    ddl, ddl_failed = _create_tables(location.store, plan.units, target_path)
+    ddl_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    tally = _Tally()
+    for one in _replay_units(source_url, plan.units, target_path, workers):
+        tally.add(one)
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    comparison = compare_with_journal(location, plan.units, target_path) if compare else None
+    return ReplayReport(
+        source=source_url, target=str(target_path), workers=workers, objects=len(plan.units),
+        drivers_created=len(plan.units), blocks=tally.blocks, journal_revisions=tally.revisions,
+        statements=tally.statements, statements_selected=tally.selected, statements_replayed=tally.replayed,
+        statements_without_effect=tally.without_effect, statements_failed=tally.failed,
+        failure_reasons=dict(tally.reasons.most_common()), failure_examples=tuple(tally.examples),
+        ddl_statements=ddl, ddl_failed=ddl_failed, seconds=round(seconds, 3), ddl_seconds=round(ddl_seconds, 3),
+        compare_seconds=round(time.perf_counter() - started, 3) if compare else 0.0, comparison=comparison,
+    )
+
+
+# ------------------------------------------------------------------------------------------ the replay
+
+
+def _blocks_of(store: Store, unit: WorkUnit, data: bytes | None = None) -> Iterator[Block]:
+    """The unit's blocks, decoded without any check: the reference verified nothing."""
+    data = store.get(unit.key) if data is None else data
+    for block in read_blocks(data, ExportFormat.parse(unit.fmt)):
+        if unit.first_seq <= block.sequence_no <= unit.last_seq:
+            yield block
+
+
+def _create_tables(store: Store, units: Sequence[WorkUnit], target_path: Path) -> tuple[int, int]:
+    """Run the journal's CREATE TABLE / CREATE INDEX statements, in journal order; (run, failed)."""
+    run = failed = 0
+    with LedgerDriver(target_path) as driver:
+        for unit in units:
+            data = store.get(unit.key)
+            if not _DDL_BYTES.search(data):
+                continue
+            for block in _blocks_of(store, unit, data):
+                for statement in block.statements():
+                    if not statement.lstrip().upper().startswith(DDL_PREFIXES):
+                        continue
+                    try:
+                        driver.execute_lambda(lambda txn, s=statement: txn.execute_statement(s))
+                        run += 1
+                    except LedgerDRError:
+                        failed += 1
+    return run, failed
+
+
+def _replay_units(source_url: str, units: Sequence[WorkUnit], target_path: Path, workers: int) -> Iterable[_Tally]:
+    if workers <= 0:
+        store = open_location(source_url).store
+        return [_replay_unit(store, unit, target_path) for unit in units]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(_replay_unit_in_process, repeat(source_url), [u.to_bytes() for u in units],
+                             repeat(str(target_path))))
+
+
+def _replay_unit_in_process(source_url: str, unit: bytes, target_path: str) -> _Tally:
+    return _replay_unit(open_location(source_url).store, WorkUnit.from_bytes(unit), Path(target_path))
+
+
+def _replay_unit(store: Store, unit: WorkUnit, target_path: Path) -> _Tally:
+    """Replay one object with a driver of its own, as the reference's per-message Lambda did."""
+    tally = _Tally()
+    with LedgerDriver(target_path) as driver:
+        for block in _blocks_of(store, unit):
+            tally.blocks += 1
+            tally.revisions += sum(1 for r in block.revisions if "metadata" in r)
+            for statement in block.statements():
+                tally.statements += 1
+                if statement.upper().startswith(DML_PREFIXES):
+                    tally.selected += 1
+                    _replay_statement(driver, block, statement, tally)
+    return tally
+
+
+def _replay_statement(driver: LedgerDriver, block: Block, statement: str, tally: _Tally) -> None:
+    """One statement in its own transaction, with `revisions[0].data` as the parameter where it has a `?`."""
+    try:
+        # Indexing exactly as the reference did: a block without revisions raises IndexError, a delete's
+        # revisions[0] (metadata only) raises KeyError.
+        params = (block.revisions[0]["data"],) if "?" in statement else ()
+        changed = driver.execute_lambda(lambda txn: list(txn.execute_statement(statement, *params)))
+    except Exception as exc:  # every failure is counted; the reference only logged it
+        tally.fail(block, statement, exc)
+        return
+    tally.replayed += 1
+    if not changed:
+        tally.without_effect += 1
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure's class: its type and message with numbers blurred, so equal causes count together."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {re.sub(r'[0-9]+', 'N', text)[:120]}"
+
+
+# ------------------------------------------------------------------------------------------ the comparison
+
+
+def compare_with_journal(location: Location, units: Sequence[WorkUnit], target_path: Path) -> ReplayComparison:
+    """Compare the ledger at `target_path` with the final state of the verified journal.
+
+    Reads every unit again through `load_unit` (so the reference point is verified) and the target's
+    history and current documents. Opens the target as an `EmbeddedTarget`, which adds its restore
+    bookkeeping tables to the file. Raises VerificationError if the journal does not verify.
+    """
+    revisions: list[RestoredRevision] = []
+    redactions: list[Redaction] = []
+    for unit in units:
+        content = load_unit(location.store, unit)
+        revisions.extend(content.revisions)
+        redactions.extend(content.redactions)
+    journal_digest = digest_of_revisions(revisions, redactions)
+    journal_docs = _journal_documents(revisions)
+    del revisions
+    current: list[StoredRevision] = []
+    target = EmbeddedTarget(target_path)
+    try:
+        target_digest = digest_of_rows(_keeping_current(target.iter_state(), current))
+    finally:
+        target.close()
+    target_docs: dict[str, dict[str, bytes]] = {}
+    for row in current:
+        target_docs.setdefault(row.table_name, {})[row.document_id] = _content_key(row.data, row.data_hash)
+    tables = tuple(_compare_table(name, journal_docs.get(name, {}), target_docs.get(name, {}))
+                   for name in sorted(journal_docs.keys() | target_docs.keys()))
+    return ReplayComparison(
+        journal_state_digest=journal_digest.digest, target_state_digest=target_digest.digest,
+        journal_revisions=journal_digest.revisions, target_revisions=target_digest.revisions,
+        journal_documents=sum(t.journal_documents for t in tables),
+        target_documents=sum(t.target_documents for t in tables),
+        documents_matching=sum(t.matching for t in tables), documents_missing=sum(t.missing for t in tables),
+        documents_extra=sum(t.extra for t in tables), ids_preserved=sum(t.ids_preserved for t in tables),
+        tables=tables,
+    )
+
+
+def _journal_documents(revisions: Iterable[RestoredRevision]) -> dict[str, dict[str, bytes]]:
+    """table name -> {document id: Ion hash of its data} for the documents live at the journal's end."""
+    newest: dict[tuple[str, str], RestoredRevision] = {}
+    for revision in revisions:
+        key = (revision.table_id, revision.document_id)
+        known = newest.get(key)
+        if known is None or revision.version > known.version:
+            newest[key] = revision
+    out: dict[str, dict[str, bytes]] = {}
+    for revision in newest.values():
+        if not revision.deleted:
+            out.setdefault(revision.table_name, {})[revision.document_id] = _content_key(revision.data,
+                                                                                         revision.data_hash)
+    return out
+
+
+def _keeping_current(rows: Iterable[StoredRevision], current: list[StoredRevision]) -> Iterator[StoredRevision]:
+    for row in rows:
+        if row.current:
+            current.append(row)
+        yield row
+
+
+def _content_key(data: object, data_hash: bytes | None) -> bytes:
+    """Ion hash of a document's data; a redacted revision's dataHash is that same hash."""
+    return ion_hash(data) if data is not None else bytes(data_hash or b"")
+
+
+def _compare_table(name: str, journal: dict[str, bytes], target: dict[str, bytes]) -> TableComparison:
+    want, have = Counter(journal.values()), Counter(target.values())
+    return TableComparison(
+        table=name, journal_documents=len(journal), target_documents=len(target),
+        matching=sum((want & have).values()), missing=sum((want - have).values()),
+        extra=sum((have - want).values()), ids_preserved=len(journal.keys() & target.keys()),
+    )
