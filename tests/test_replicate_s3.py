@@ -168,8 +168,6 @@ def test_replicate_copies_the_recorded_version_when_a_newer_one_hides_it(regions
     assert report.windows_verified == MINUTES
 
 
-@pytest.mark.xfail(strict=True, reason="window records copied to a replica name the *primary's* version ids; "
-                   "restore fetches that version_id from the replica bucket, where it does not exist")
 def test_restore_from_the_replica_region(regions, tmp_path) -> None:
     _, primary, _, eu = regions
     assert replicate(primary, _replica(eu), "eu").ok
