@@ -230,6 +230,61 @@ def test_tampered_export_is_not_recorded_and_the_window_is_retried(s3, history) 
     assert verify_location(location.store, catalog.windows[0].export_prefix).ok
 
 
+class _NewVersionAfterRead:
+    """Right after the backup reads an export's data object, someone else puts a newer version of that key
+    (S3 accepts it over a locked object): the window the backup verified is the older version."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.raw = boto3.client("s3", region_name=REGION)
+        self.reading: str | None = None
+        self.hidden: dict[str, str] = {}  # key -> sha256 of the bytes the backup read
+
+    def before(self, params: dict, **_: object) -> None:
+        self.reading = params["Key"] if params["Key"].endswith(".ion") else None
+
+    def after(self, parsed: dict, **_: object) -> None:
+        key, self.reading = self.reading, None
+        if key is None or key in self.hidden or "Body" not in parsed:
+            return
+        body = parsed["Body"].read()
+        parsed["Body"] = _Replay(body)
+        self.hidden[key] = hashlib.sha256(body).hexdigest()
+        self.raw.put_object(Bucket=self.bucket, Key=key, Body=flipped(body), ChecksumAlgorithm="SHA256")
+
+
+class _Replay:
+    """A response body already read once, served again to its caller."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, *_: object) -> bytes:
+        return self.data
+
+
+def test_recorded_version_id_and_sha256_describe_the_same_bytes(s3, history) -> None:
+    base, path = history
+    make_bucket(s3, "dr-race", default_days=1)
+    client = boto3.client("s3", region_name=REGION)
+    race = _NewVersionAfterRead("dr-race")
+    client.meta.events.register("before-parameter-build.s3.GetObject", race.before)
+    client.meta.events.register("after-call.s3.GetObject", race.after)
+    location = Location(S3Store("dr-race", client=client, region=REGION), PREFIX)
+    source = EmbeddedSource(path)
+    try:
+        report = run_backup(source, location, POLICY, now=due_after(base))
+    finally:
+        source.close()
+    assert len(report.recorded) == MINUTES and race.hidden
+    for obj in (o for w in read_windows(location).windows for o in w.objects):
+        body = s3.get_object(Bucket="dr-race", Key=obj.key, VersionId=obj.version_id)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == obj.sha256, obj.key
+        if obj.key in race.hidden:
+            assert obj.sha256 == race.hidden[obj.key]
+            assert s3.head_object(Bucket="dr-race", Key=obj.key)["VersionId"] != obj.version_id
+
+
 # --- the CLI: clear errors, check --------------------------------------------------------------------------
 
 

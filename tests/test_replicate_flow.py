@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flows import T0, backed_up_ledger
-from ledgerdr.errors import StoreUnavailable
+from ledgerdr.errors import ConfigError, StoreUnavailable
+from ledgerdr.journal.layout import parse_data_object_key
 from ledgerdr.replicate import replicate
-from ledgerdr.repository import read_watermarks, read_windows
+from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
 from ledgerdr.status import repository_status
 from ledgerdr.stores import FileStore, Location
-from ledgerdr.stores.faults import flip_byte
+from ledgerdr.stores.faults import flip_byte, truncate
 from ledgerdr.stores.retrying import StoreWrapper
 
 
@@ -117,3 +120,82 @@ def test_status_reports_rpo_per_repository(tmp_path):
     s = repository_status("secondary", "r2", replica, now=now, primary=False)
     assert p.rpo_seconds == s.rpo_seconds == 6 * 60
     assert p.tip_hash == s.tip_hash and p.last_seq == s.last_seq
+
+
+# --- bad input and unfit replicas: named, refused, nothing lost ------------------------------------------------
+
+
+def test_an_altered_primary_object_is_named_by_key_and_block_and_not_copied(tmp_path):
+    from test_backup_s3 import run_cli, write_config
+
+    _, primary = backed_up_ledger(tmp_path)
+    windows = read_windows(primary).windows
+    bad = next(o for o in windows[2].objects if o.key.endswith(".ion"))
+    first, last = parse_data_object_key(bad.key).first, parse_data_object_key(bad.key).last
+    flip_byte(primary.store, bad.key, -30)
+    config = write_config(tmp_path / "ledgerdr.toml", {"primary": {"url": str(tmp_path / "primary")},
+                                                       "secondary": {"url": str(tmp_path / "secondary")}})
+    result = run_cli("replicate", "-c", str(config))
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.output
+    named = [line for line in result.stderr.splitlines() if bad.key in line]
+    assert any(line.startswith("problem: checksum_mismatch:") and f"block {{sequenceNo:{first}..{last}}}" in line
+               for line in named), result.stderr
+    replica = Location(FileStore(tmp_path / "secondary"), "")
+    assert not replica.store.exists(bad.key)  # write-once: altered bytes copied now could never be replaced
+    others = [o.key for w in windows for o in w.objects if o.key != bad.key]
+    assert all(replica.store.exists(key) for key in others)
+    assert [m.last_seq for m in read_watermarks(replica, "secondary")] == [windows[1].last_seq]
+
+
+def test_an_unreadable_window_record_is_named_and_stops_the_watermark(tmp_path):
+    _, primary = backed_up_ledger(tmp_path)
+    windows = read_windows(primary).windows
+    record_key = primary.key(WINDOWS + windows[2].key_name)
+    truncate(primary.store, record_key, 20)
+    replica = Location(FileStore(tmp_path / "secondary"), "")
+    report = replicate(primary, replica, "secondary")
+    assert not report.ok
+    assert [(p.kind, p.key) for p in report.problems] == [("unreadable_record", record_key)]
+    assert report.windows_verified == 2 and report.watermark.last_seq == windows[1].last_seq
+    assert not replica.store.exists(record_key)
+
+
+def test_a_replica_with_another_prefix_is_refused_before_copying(tmp_path):
+    _, primary = backed_up_ledger(tmp_path, minutes=1)
+    elsewhere = Location(FileStore(tmp_path / "secondary"), "dr/")
+    with pytest.raises(ConfigError, match="has key prefix 'dr/', the primary .* has ''"):
+        replicate(primary, elsewhere, "secondary")
+    assert list(elsewhere.store.list()) == []
+
+
+def test_require_object_lock_refuses_a_replica_that_does_not_enforce_retention(tmp_path):
+    _, primary = backed_up_ledger(tmp_path, minutes=1)
+    unlocked = Location(FileStore(tmp_path / "secondary", lock_mode=None), "")
+    with pytest.raises(ConfigError, match="repository secondary requires Object Lock.*does not enforce retention"):
+        replicate(primary, unlocked, "secondary", require_object_lock=True)
+    assert list(unlocked.store.list()) == []
+    locked = Location(FileStore(tmp_path / "secondary"), "")
+    assert replicate(primary, locked, "secondary", require_object_lock=True).ok
+
+
+class _CountingHeads(StoreWrapper):
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.heads = 0
+
+    def head(self, key, **kwargs):
+        self.heads += 1
+        return self.inner.head(key, **kwargs)
+
+
+def test_a_run_with_nothing_new_looks_at_no_verified_object(tmp_path):
+    """Cost follows what is new: windows under the replica's watermark are neither copied nor re-checked."""
+    _, primary = backed_up_ledger(tmp_path)
+    replica = Location(_CountingHeads(FileStore(tmp_path / "secondary")), "")
+    first = replicate(primary, replica, "secondary")
+    assert first.ok and first.copied > 0 and replica.store.heads >= first.copied
+    replica.store.heads = 0
+    again = replicate(primary, replica, "secondary")
+    assert again.ok and again.copied == 0 and again.skipped == first.copied
+    assert replica.store.heads == 0 and again.windows_verified == 0

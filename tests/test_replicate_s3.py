@@ -7,25 +7,28 @@ bucket with the primary's prefix: a replica mirrors the primary's root-relative 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.errors import ConfigError
 from ledgerdr.replicate import replicate
 from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
 from ledgerdr.restore.run import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.status import repository_status
-from ledgerdr.stores import Location, open_location, unwrap
+from ledgerdr.stores import Location, MeteredStore, open_location, unwrap
 from ledgerdr.stores.s3 import S3Store
 from test_backup_s3 import (
     MINUTES,
     due_after,
+    error_line,
     ledger_with_history,
     make_bucket,
     recent_base,
@@ -109,7 +112,7 @@ def test_the_copy_is_retained_at_least_as_long_as_the_source(regions) -> None:
 
 
 class _UploadsFailAfter:
-    """The replica's network path breaks after `n` uploads (reads keep working)."""
+    """The replica's network path breaks after `n` uploads or server-side copies (reads keep working)."""
 
     def __init__(self, n: int) -> None:
         self.left = n
@@ -124,13 +127,15 @@ def test_an_interrupted_copy_resumes_without_copying_again(regions) -> None:
     _, primary, _, _ = regions
     flaky = boto3.client("s3", region_name=REPLICA_REGION)
     breaker = _UploadsFailAfter(3)  # fewer than the first window's objects: nothing can be verified
-    flaky.meta.events.register("before-call.s3.PutObject", breaker)
+    for event in ("before-call.s3.PutObject", "before-call.s3.CopyObject"):
+        flaky.meta.events.register(event, breaker)
     first = replicate(primary, _replica(flaky), "eu", concurrency=1)
     total = _object_count(primary)
     assert not first.ok and first.copied == 3
     assert [p.kind for p in first.problems].count("copy_failed") == total - 3
     assert first.watermark is None and first.windows_verified == 0
-    flaky.meta.events.unregister("before-call.s3.PutObject", breaker)
+    for event in ("before-call.s3.PutObject", "before-call.s3.CopyObject"):
+        flaky.meta.events.unregister(event, breaker)
     resumed = replicate(primary, _replica(flaky), "eu")
     assert resumed.ok, resumed.problems
     assert (resumed.skipped, resumed.copied) == (3, total - 3)
@@ -157,8 +162,6 @@ def test_a_conflicting_replica_object_is_detected_and_blocks_the_watermark(regio
     assert [m.last_seq for m in read_watermarks(_replica(eu), "eu")] == [windows[1].last_seq]
 
 
-@pytest.mark.xfail(strict=True, reason="replicate reads the primary's *current* version, not the recorded "
-                   "version_id: a newer version written over a locked key (S3 allows it) makes the copy fail")
 def test_replicate_copies_the_recorded_version_when_a_newer_one_hides_it(regions) -> None:
     _, primary, us, eu = regions
     target = next(o for o in read_windows(primary).windows[1].objects if o.key.endswith(".ion"))
@@ -166,6 +169,82 @@ def test_replicate_copies_the_recorded_version_when_a_newer_one_hides_it(regions
     report = replicate(primary, _replica(eu), "eu")
     assert report.ok, report.problems
     assert report.windows_verified == MINUTES
+    copy = eu.get_object(Bucket=REPLICA, Key=target.key)["Body"].read()
+    assert hashlib.sha256(copy).hexdigest() == target.sha256
+
+
+def test_data_objects_are_copied_server_side_between_buckets(regions) -> None:
+    _, primary, _, eu = regions
+    metered = Location(MeteredStore(primary.store), primary.prefix)
+    report = replicate(metered, _replica(eu), "eu")
+    assert report.ok, report.problems
+    windows = read_windows(primary).windows
+    # only the window records pass through ledgerdr (listed once, copied once); every recorded object,
+    # manifests and data, is a CopyObject of its recorded version
+    assert metered.store.objects_read == 2 * len(windows)
+    assert metered.store.bytes_read < sum(o.size for w in windows for o in w.objects)
+    for obj in (o for w in windows for o in w.objects):
+        head = eu.head_object(Bucket=REPLICA, Key=obj.key)
+        assert head["Metadata"]["sha256"] == obj.sha256 and head["ObjectLockMode"] == "COMPLIANCE"
+
+
+class _CopyDenied:
+    """S3's answer to a CopyObject whose source bucket belongs to an account these credentials cannot read."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, **_: object) -> None:
+        self.calls += 1
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "CopyObject")
+
+
+def test_a_refused_server_side_copy_reads_the_recorded_version_through_ledgerdr(regions) -> None:
+    _, primary, us, _ = regions
+    target = next(o for o in read_windows(primary).windows[2].objects if o.key.endswith(".ion"))
+    us.put_object(Bucket=PRIMARY, Key=target.key, Body=b"forged", ChecksumAlgorithm="SHA256")  # a new version
+    client = boto3.client("s3", region_name=REPLICA_REGION)
+    denied = _CopyDenied()
+    client.meta.events.register("before-call.s3.CopyObject", denied)
+    metered = Location(MeteredStore(primary.store), PREFIX)
+    report = replicate(metered, _replica(client), "eu", concurrency=1)
+    assert report.ok, report.problems
+    assert report.windows_verified == MINUTES
+    assert denied.calls == 1  # asked once; every later object went straight through get and put
+    assert metered.store.bytes_read > sum(o.size for w in read_windows(primary).windows for o in w.objects)
+    copy = client.get_object(Bucket=REPLICA, Key=target.key)["Body"].read()
+    assert hashlib.sha256(copy).hexdigest() == target.sha256
+
+
+def test_multipart_objects_are_copied_through_ledgerdr_by_recorded_version(regions, tmp_path) -> None:
+    """S3 keeps only a composite checksum for a multipart upload, so it cannot vouch for the whole
+    object's sha256: those objects are read (the recorded version) and checked on their way through."""
+    base, _, us, eu = regions
+    make_bucket(us, "dr-multipart", default_days=1)
+    primary = Location(S3Store("dr-multipart", client=us, region=PRIMARY_REGION, multipart_threshold=1), PREFIX)
+    source = EmbeddedSource(tmp_path / "ledger.db")
+    assert len(run_backup(source, primary, POLICY, now=due_after(base)).recorded) == MINUTES
+    source.close()
+    target = next(o for o in read_windows(primary).windows[1].objects if o.key.endswith(".ion"))
+    us.put_object(Bucket="dr-multipart", Key=target.key, Body=b"forged", ChecksumAlgorithm="SHA256")
+    metered = Location(MeteredStore(primary.store), PREFIX)
+    report = replicate(metered, _replica(eu), "eu")
+    assert report.ok, report.problems
+    assert report.windows_verified == MINUTES
+    assert metered.store.bytes_read > sum(o.size for w in read_windows(primary).windows for o in w.objects)
+    copy = eu.get_object(Bucket=REPLICA, Key=target.key)["Body"].read()
+    assert hashlib.sha256(copy).hexdigest() == target.sha256
+
+
+def test_a_replica_with_another_prefix_is_refused_before_copying(regions) -> None:
+    _, primary, _, eu = regions
+    elsewhere = Location(S3Store(REPLICA, client=eu, region=REPLICA_REGION), "other-prefix/")
+    with pytest.raises(ConfigError) as refused:
+        replicate(primary, elsewhere, "eu")
+    assert "'other-prefix/'" in str(refused.value) and f"{PREFIX!r}" in str(refused.value)
+    assert "Contents" not in eu.list_objects_v2(Bucket=REPLICA)
+    # the same bucket under the primary's prefix is fine: prefixes, not buckets, must match
+    assert replicate(primary, _replica(eu), "eu").ok
 
 
 def test_restore_from_the_replica_region(regions, tmp_path) -> None:
@@ -194,7 +273,7 @@ def test_cross_account_replica_through_an_assumed_role(regions) -> None:
 
 
 def test_a_replica_bucket_without_object_lock_is_refused_when_required(regions, tmp_path) -> None:
-    _, _, _, eu = regions
+    _, primary, _, eu = regions
     make_bucket(eu, "dr-plain-eu", locked=False)
     config = write_config(tmp_path / "ledgerdr.toml", {
         "primary": {"url": f"s3://{PRIMARY}/{PREFIX}", "region": PRIMARY_REGION},
@@ -205,9 +284,23 @@ def test_a_replica_bucket_without_object_lock_is_refused_when_required(regions, 
     errors = [(r["repository"], r["check"]) for r in json.loads(check.stdout) if r["level"] == "error"]
     assert ("eu", "object_lock") in errors and all(name == "eu" for name, _ in errors)
     assert any("repository eu requires Object Lock" in r["message"] for r in json.loads(check.stdout))
-    # `replicate` does not check `require_object_lock` itself: it fails only because every locked put
-    # into the unlocked bucket is refused by S3, after trying each object.
+    # `replicate` makes the same check before copying anything (not after S3 refused every locked put)
     result = run_cli("replicate", "-c", str(config))
-    assert result.exit_code == 4, result.output
-    assert "Traceback" not in result.output and "copy_failed" in result.stderr
+    assert result.exit_code == 2, result.output
+    error = error_line(result)
+    assert "repository eu requires Object Lock" in error and "bucket 'dr-plain-eu'" in error
+    assert "nothing was copied" in error
     assert "Contents" not in eu.list_objects_v2(Bucket="dr-plain-eu")
+    # and so does the flow itself, for callers other than the CLI
+    plain = Location(S3Store("dr-plain-eu", client=eu, region=REPLICA_REGION), PREFIX)
+    with pytest.raises(ConfigError, match="bucket 'dr-plain-eu' does not provide it"):
+        replicate(primary, plain, "eu", require_object_lock=True)
+    assert "Contents" not in eu.list_objects_v2(Bucket="dr-plain-eu")
+    # a locked replica with the same requirement replicates
+    locked = write_config(config, {
+        "primary": {"url": f"s3://{PRIMARY}/{PREFIX}", "region": PRIMARY_REGION},
+        "eu": {"url": f"s3://{REPLICA}/{PREFIX}", "region": REPLICA_REGION, "require_object_lock": True},
+    })
+    ok = run_cli("replicate", "-c", str(locked))
+    assert ok.exit_code == 0, ok.output
+    assert read_watermarks(_replica(eu), "eu")[-1].last_seq == read_windows(primary).windows[-1].last_seq

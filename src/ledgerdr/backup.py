@@ -104,6 +104,8 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
             break
         if record_window(location, record, retain_until=now + policy.retention):
             report.recorded.append(record)
+            if on_window:  # at once, not after the run: a standby notified per record lags by one window at most
+                on_window("recorded", window_name(t0))
         else:  # another run recorded this window first: continue from what it recorded
             report.already_recorded.append(record.window_start)
             record = next(w for w in read_windows(location).windows if w.window_start == record.window_start)
@@ -188,11 +190,11 @@ def _verify_attempt(location: Location, prefix: str, export_id: str, previous: W
     checked = _Checked(report, list(plan.problems), [])
     for export in plan.exports:
         for key in filter(None, (export.ref.started_key, *export.ref.completed_keys.values())):
-            checked.objects.append(_object_record(store, key, store.get(key)))
+            checked.objects.append(_object_record(store, key)[0])
 
     def read(key: str) -> bytes:
-        data = store.get(key)
-        checked.objects.append(_object_record(store, key, data))
+        record, data = _object_record(store, key)
+        checked.objects.append(record)
         return data
 
     last_recorded = previous.last_seq if previous else None
@@ -260,11 +262,16 @@ def _digest_with_proof(source: Source, checked: _Checked) -> dict | None:
     return out
 
 
-def _object_record(store, key: str, data: bytes) -> ObjectRecord:
-    version = None
-    if store.properties.has_versions:
-        version = store.head(key).version_id
-    return ObjectRecord(key, len(data), hashlib.sha256(data).hexdigest(), version)
+def _object_record(store, key: str) -> tuple[ObjectRecord, bytes]:
+    """The record of `key` and the bytes it describes. On a versioned store the version is fixed first
+    and exactly that version is read: a get followed by a head could name a newer version put in between
+    (S3 accepts one over a locked key), recording one object's sha256 under another's version id."""
+    if not store.properties.has_versions:
+        data = store.get(key)
+        return ObjectRecord(key, len(data), hashlib.sha256(data).hexdigest()), data
+    version = store.head(key).version_id
+    data = store.get(key, version_id=version) if version else store.get(key)
+    return ObjectRecord(key, len(data), hashlib.sha256(data).hexdigest(), version), data
 
 
 def _b64(value: bytes | None) -> str | None:

@@ -6,22 +6,30 @@ interrupted run resumes where it stopped. Verification at the destination never 
 against the window record's sha256, and its blocks verified as a chain continuing from the
 replica's last watermark — incremental, so its cost follows what is new. A watermark never
 passes a missing, altered or late object.
+
+What is copied is the version each window record names, never the key's current version: on S3 a
+newer version can be put over a locked key, and only the recorded one is what the chain verified.
+A replica holds the primary's root-relative keys (records name them, restore reads them), so it must
+use the same key prefix; a replica whose prefix differs, or that lacks the Object Lock its
+configuration requires, is refused before anything is copied.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from .errors import ObjectExists, ObjectNotFound, StoreError
+from .errors import ChecksumMismatch, ConfigError, ObjectExists, ObjectNotFound, StoreError
 from .journal.codecs import ExportFormat
 from .journal.layout import parse_data_object_key
 from .journal.verify import BlockChecker, ChainChecker, ObjectRef, Problem, VerifyReport, verify_object
 from .repository import (
     WINDOWS,
+    ObjectRecord,
     Watermark,
     WindowRecord,
     iso_ms,
@@ -30,7 +38,7 @@ from .repository import (
     utcnow,
     write_watermark,
 )
-from .stores import Location
+from .stores import Location, copy_object, object_lock_refusal
 
 
 @dataclass
@@ -50,15 +58,64 @@ class ReplicateReport:
 
 def replicate(primary: Location, replica: Location, name: str, *, verify_only: bool = False,
               concurrency: int = 8, retention: timedelta = timedelta(days=30),
-              now: datetime | None = None, on_object: Callable[[str], None] | None = None) -> ReplicateReport:
-    """Bring replica `name` up to the primary's recorded windows, verify, and write a watermark."""
+              now: datetime | None = None, on_object: Callable[[str], None] | None = None,
+              require_object_lock: bool = False) -> ReplicateReport:
+    """Bring replica `name` up to the primary's recorded windows, verify, and write a watermark.
+
+    Idempotent and resumable. Raises ConfigError, before anything is copied, when the replica's prefix
+    differs from the primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and
+    records are not raised: each is a Problem in the report naming its key and block address, and the
+    watermark stops before the first window that has one.
+    """
+    refuse_unfit_replica(primary, replica, name, require_object_lock=require_object_lock)
     now = now or utcnow()
     report = ReplicateReport(name)
-    windows = read_windows(primary).windows
+    catalog = read_windows(primary)
+    windows = catalog.windows
+    blocked_from = _unreadable_records(catalog.unreadable, report)
+    marks = read_watermarks(replica, name)
+    last = marks[-1] if marks else None
     if not verify_only:
-        _copy_all(primary, replica, windows, report, concurrency, now + retention, on_object)
-    _verify_and_mark(replica, name, windows, report, now + retention)
+        # Windows the replica's watermark covers were verified there, and write-once storage keeps them:
+        # looking at their objects again would make every run cost the whole history, not what is new.
+        covered = set(last.windows_verified) if last else set()
+        report.skipped += sum(len(w.objects) + 1 for w in windows if w.window_start in covered)
+        todo = [w for w in windows if w.window_start not in covered]
+        _copy_all(primary, replica, todo, report, concurrency, now + retention, on_object)
+    _verify_and_mark(replica, name, last, windows, report, now + retention, blocked_from)
     return report
+
+
+def refuse_unfit_replica(primary: Location, replica: Location, name: str, *, require_object_lock: bool) -> None:
+    """Raise ConfigError naming every reason `replica` cannot mirror `primary` (none: return)."""
+    problems = []
+    if replica.prefix != primary.prefix:
+        # Records name root-relative keys that include the primary's prefix, and restore reads exactly
+        # those keys from the replica's root while it finds records under the replica's own prefix.
+        problems.append(f"replica {name} ({replica.url}) has key prefix {replica.prefix!r}, the primary "
+                        f"({primary.url}) has {primary.prefix!r}: the window records name keys under "
+                        f"{primary.prefix!r}, so a replica must use the same prefix")
+    if require_object_lock:
+        refusal = object_lock_refusal(replica, name)
+        if refusal:
+            problems.append(refusal)
+    if problems:
+        raise ConfigError(f"refusing to replicate to {name}: " + "; ".join(problems),
+                          hint="nothing was copied; fix the replica's url or bucket and run again")
+
+
+def _unreadable_records(keys: list[str], report: ReplicateReport) -> datetime | None:
+    """Report each window record the primary holds but this ledgerdr cannot read; the earliest such
+    window's start (verification stops there: its blocks would look like a gap), or None."""
+    starts = []
+    for key in keys:
+        report.problems.append(Problem("unreadable_record", key, None, "window record is not valid JSON or has "
+                                       "a newer format_version; it is not copied, and no watermark passes it"))
+        try:
+            starts.append(datetime.strptime(key.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
+        except ValueError:
+            starts.append(datetime.min.replace(tzinfo=UTC))  # cannot place it: verify nothing past the watermark
+    return min(starts, default=None)
 
 
 # ------------------------------------------------------------------------------------------- copy
@@ -66,13 +123,14 @@ def replicate(primary: Location, replica: Location, name: str, *, verify_only: b
 
 def _copy_all(primary: Location, replica: Location, windows: list[WindowRecord], report: ReplicateReport,
               concurrency: int, retain_until: datetime, on_object: Callable[[str], None] | None) -> None:
-    jobs: list[tuple[str, str | None]] = []
+    jobs: list[ObjectRecord] = []
     for window in windows:
-        jobs += [(o.key, o.sha256) for o in window.objects]
-        jobs.append((primary.key(WINDOWS + window.key_name), None))
+        jobs += window.objects
+        # the record itself: no sha256 is recorded for it, and it is read at its current version
+        jobs.append(ObjectRecord(primary.key(WINDOWS + window.key_name), 0, ""))
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for key, outcome in zip((k for k, _ in jobs), pool.map(
-                lambda job: _copy_one(primary, replica, job[0], job[1], retain_until), jobs), strict=True):
+        for key, outcome in zip((job.key for job in jobs), pool.map(
+                lambda job: _copy_one(primary, replica, job, retain_until), jobs), strict=True):
             if isinstance(outcome, Problem):
                 report.problems.append(outcome)
             elif outcome == 0:
@@ -84,70 +142,77 @@ def _copy_all(primary: Location, replica: Location, windows: list[WindowRecord],
                 on_object(key)
 
 
-def _copy_one(primary: Location, replica: Location, key: str, sha256: str | None,
-              retain_until: datetime) -> int | Problem:
+def _copy_one(primary: Location, replica: Location, obj: ObjectRecord, retain_until: datetime) -> int | Problem:
     """Bytes copied (0 = already there with the same checksum), or the Problem that stopped it.
 
-    Keys are root-relative in both stores: a replica mirrors the primary's layout."""
+    Keys are root-relative in both stores: a replica mirrors the primary's layout. The copy is the
+    recorded version (`obj.version_id`), retained at least as long as it is on the primary."""
+    key, sha256 = obj.key, obj.sha256 or None
+    where = _declared_blocks(key)
     try:
         existing = replica.store.head(key)
     except ObjectNotFound:
         existing = None
+    except StoreError as exc:
+        return Problem("copy_failed", key, where, f"cannot read the replica: {exc}")
     if existing is not None:
         if sha256 is None or existing.sha256 == sha256:
             return 0
-        return Problem("replica_conflict", key, None, "the replica holds different bytes under this key; "
+        return Problem("replica_conflict", key, where, "the replica holds different bytes under this key; "
                        "write-once storage cannot fix it: investigate before trusting this replica")
+    version = f"version {obj.version_id} of " if obj.version_id else ""
     try:
-        data = primary.store.get(key)
-    except StoreError as exc:
-        return Problem("missing_object", key, None, f"cannot read from the primary: {exc}")
-    source_until = _retain_until(primary, key)
-    until = max(retain_until, source_until) if source_until else retain_until
-    try:
-        replica.store.put(key, data, retain_until=until, sha256=sha256)
+        copied = copy_object(primary.store, replica.store, key, version_id=obj.version_id, sha256=sha256,
+                             retain_until=retain_until)
     except ObjectExists:
         return 0  # a concurrent run copied it; verification below checks its bytes
+    except ObjectNotFound as exc:
+        return Problem("missing_object", key, where, f"the primary has no {version}this key: {exc}")
+    except ChecksumMismatch as exc:
+        return Problem("checksum_mismatch", key, where, f"the primary's {version}this object does not match the "
+                       f"recorded sha256 (altered there, or damaged in transit); nothing was copied: {exc}")
     except StoreError as exc:
-        return Problem("copy_failed", key, None, str(exc))
-    return len(data)
+        return Problem("copy_failed", key, where, str(exc))
+    return copied.size
 
 
-def _retain_until(location: Location, key: str) -> datetime | None:
-    try:
-        return location.store.head(key).retain_until
-    except StoreError:
-        return None
+def _declared_blocks(key: str) -> str | None:
+    """The block range a data object's name declares, as verification names it; None for manifests."""
+    name = parse_data_object_key(key)
+    return f"{{sequenceNo:{name.first}..{name.last}}}" if name else None
 
 
 # ------------------------------------------------------------------------------------------- verify
 
 
-def _verify_and_mark(replica: Location, name: str, windows: list[WindowRecord], report: ReplicateReport,
-                     retain_until: datetime) -> None:
-    marks = read_watermarks(replica, name)
-    last = marks[-1] if marks else None
+def _verify_and_mark(replica: Location, name: str, last: Watermark | None, windows: list[WindowRecord],
+                     report: ReplicateReport, retain_until: datetime, blocked_from: datetime | None = None) -> None:
     verified = list(last.windows_verified) if last else []
-    pending = [w for w in windows if w.window_start not in set(verified)]
+    done = set(verified)
+    pending = [w for w in windows if w.window_start not in done]
     chain = _seeded_chain(last)
     newest: WindowRecord | None = None
+    tip = (chain.last_seq, chain.last_hash)  # of the last window that verified, never of a failed one
     for window in pending:
+        if blocked_from is not None and window.start >= blocked_from:
+            break  # an unreadable record comes first (reported already)
         problems: list[Problem] = []
         _verify_window(replica, window, chain, problems)
         if problems:
             report.problems.extend(problems)
             break  # no watermark passes a problem
         verified.append(window.window_start)
+        done.add(window.window_start)
         report.windows_verified += 1
         newest = window
+        tip = (chain.last_seq, chain.last_hash)
     if newest is None:
         report.watermark = last
         return
-    blocks_window = next((w for w in reversed(windows) if w.window_start in set(verified) and w.last_seq is not None),
-                         None)
+    blocks_window = next((w for w in reversed(windows) if w.window_start in done and w.last_seq is not None), None)
     mark = Watermark(repository=name,
-                     last_seq=chain.last_seq if chain.last_seq is not None else -1,
-                     last_block_hash=base64.b64encode(chain.last_hash or b"").decode(),
+                     last_seq=tip[0] if tip[0] is not None else -1,
+                     last_block_hash=base64.b64encode(tip[1] or b"").decode(),
                      last_block_time=blocks_window.last_block_time if blocks_window else None,
                      windows_verified=tuple(verified), verified_at=iso_ms(utcnow()))
     write_watermark(replica, mark, retain_until=retain_until) or _write_same_block(replica, mark, retain_until)
@@ -180,7 +245,12 @@ def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker,
     record_key = replica.key(WINDOWS + window.key_name)
     if not replica.store.exists(record_key):
         problems.append(Problem("missing_object", record_key, None, "window record has not arrived"))
-    fmt = ExportFormat.parse(window.format)
+    try:
+        fmt = ExportFormat.parse(window.format)
+    except ConfigError as exc:
+        problems.append(Problem("wrong_format", record_key, f"{{sequenceNo:{window.first_seq}..{window.last_seq}}}",
+                                f"window record names an unknown format: {exc}"))
+        return
     data_objects = []
     for obj in window.objects:
         name = parse_data_object_key(obj.key)
@@ -200,8 +270,6 @@ def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker,
 
 
 def _check_bytes(replica: Location, key: str, sha256: str, problems: list[Problem]) -> None:
-    import hashlib
-
     try:
         data = replica.store.get(key)
     except StoreError as exc:

@@ -2,14 +2,17 @@
 
 RPO (CONTRACTS §7) = now − `window_end` of the repository's newest *verified* window. In the
 primary a window is verified before it is recorded; in a replica, only its own watermark says
-what was verified there.
+what was verified there. A warm standby's lag is read from the position it keeps in its own target
+(`status --standby TARGET`, see restore/standby.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
+from .errors import LedgerDRError
 from .repository import find_orphans, parse_iso, read_watermarks, read_windows
 from .stores import Location
 
@@ -72,3 +75,113 @@ def repository_status(name: str, region: str, location: Location, *, now: dateti
             status.tip_hash = with_blocks[-1].last_block_hash
             status.last_block_time = with_blocks[-1].last_block_time
     return status
+
+
+@dataclass
+class StandbyStatus:
+    """A warm standby's position and lag (`status --standby TARGET`).
+
+    Lag is computed now, against the repository the standby follows: `lag_blocks` = the repository's
+    newest recorded block − the standby's last applied block; `lag_seconds` = how long the oldest window
+    the standby has not applied has been recorded (0 when caught up). `checked_at` is when the standby
+    last looked: a standby that died shows an old one even while the repository is idle."""
+
+    target: str
+    source: str | None = None
+    state: str = "unknown"  # following | stopped | not started | unknown (no position recorded)
+    last_seq: int | None = None
+    last_block_hash: str | None = None
+    last_block_time: str | None = None
+    window: str | None = None
+    applied_at: str | None = None
+    checked_at: str | None = None
+    checked_seconds_ago: float | None = None
+    snapshot_last_seq: int | None = None
+    repository_last_seq: int | None = None
+    repository_window: str | None = None
+    lag_blocks: int | None = None
+    lag_seconds: float | None = None
+    stopped: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def render(self) -> str:
+        lines = [f"[standby] {self.target}  following {self.source or 'unknown'}  ({self.state})"]
+        if self.error:
+            return "\n".join([*lines, f"  ERROR: {self.error}"])
+        lines.append(f"  applied up to block {self.last_seq}  ({self.last_block_hash}), window {self.window}, "
+                     f"at {self.applied_at}")
+        if self.snapshot_last_seq is not None:
+            lines.append(f"  started from the snapshot at block {self.snapshot_last_seq}")
+        lines.append(f"  repository newest block: {self.repository_last_seq}  (window {self.repository_window})")
+        lines.append(f"  lag now: {self.lag_blocks} blocks, {_seconds(self.lag_seconds)}")
+        if self.checked_at:
+            lines.append(f"  last checked: {self.checked_at} ({_seconds(self.checked_seconds_ago)} ago)")
+        if self.stopped:
+            lines.append(f"  STOPPED: {self.stopped}")
+        return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1f}s"
+
+
+def standby_status(target_url: str, *, now: datetime, default_source: str | None = None,
+                   known: dict[str, Location] | None = None) -> StandbyStatus:
+    """Read the standby's recorded position from its target (never creating one) and compute its lag
+    against the repository it follows (`default_source` when it recorded none). `known` maps URLs to
+    configured locations, whose store options (region, endpoint) are then used. Problems become `error`."""
+    from .restore.standby import lag, read_position
+    from .stores import open_location
+    from .targets import open_target
+
+    status = StandbyStatus(target_url)
+    path = _embedded_path(target_url)
+    if path is not None and not path.exists():
+        status.error = f"no standby ledger at {path}"
+        return status
+    try:
+        target = open_target(target_url)
+        try:
+            position, info = read_position(target), target.info()
+        finally:
+            target.close()
+    except (LedgerDRError, ValueError) as exc:
+        status.error = str(exc)
+        return status
+    last = info.get("last_block")
+    if position is not None:
+        status.source, status.last_seq, status.last_block_hash = position.source, position.last_seq, \
+            position.last_block_hash
+        status.last_block_time, status.window, status.applied_at = position.last_block_time, position.window, \
+            position.applied_at
+        status.checked_at, status.snapshot_last_seq, status.stopped = position.checked_at, \
+            position.snapshot_last_seq, position.stopped
+        status.checked_seconds_ago = round((now - parse_iso(position.checked_at)).total_seconds(), 3)
+        status.state = "stopped" if position.stopped else "following"
+    elif last:
+        status.source, status.last_seq, status.last_block_hash = default_source, last["sequence_no"], last["hash"]
+    else:
+        status.source, status.state = default_source, "not started"
+    if status.source is None:
+        return status
+    try:
+        location = (known or {}).get(status.source) or open_location(status.source)
+        catalog = read_windows(location)
+    except LedgerDRError as exc:
+        status.error = f"cannot read the repository {status.source}: {exc}"
+        return status
+    newest = next((w for w in reversed(catalog.windows) if w.last_seq is not None), None)
+    if newest is not None:
+        status.repository_last_seq, status.repository_window = newest.last_seq, newest.window_start
+    status.lag_blocks, status.lag_seconds = lag(status.last_seq, catalog.windows, now)
+    return status
+
+
+def _embedded_path(url: str) -> Path | None:
+    if not url.startswith("embedded:"):
+        return None
+    rest = url[len("embedded:"):]
+    return Path(rest[2:] if rest.startswith("//") else rest)

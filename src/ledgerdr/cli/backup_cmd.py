@@ -12,8 +12,10 @@ import click
 from ..backup import run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError
+from ..queues import QueueError
+from ..queues.notify import open_notifications, window_recorded_message
 from ..sources import open_source
-from ..status import repository_status
+from ..status import repository_status, standby_status
 from .common import backup_policy, config_option, json_option, load, open_repository
 from .output import emit_json
 
@@ -39,8 +41,10 @@ def init(config_path: str, force: bool) -> None:
 @config_option
 @click.option("--once", "mode", flag_value="once", default=True, help="Export what is due, then exit (default).")
 @click.option("--every", "every", help="Keep running, checking this often (e.g. 30s, 5m).")
+@click.option("--notify", metavar="QUEUE_URL",
+              help="After recording windows, tell this queue (a standby's `--notify`; sqlite:///q.db?name=N or SQS).")
 @json_option
-def backup(config_path: str, mode: str, every: str | None, as_json: bool) -> None:
+def backup(config_path: str, mode: str, every: str | None, notify: str | None, as_json: bool) -> None:
     """Export every due window of the source, verify it, and record it in the primary repository.
 
     Windows are contiguous by construction: each starts where the last recorded one ended. A window is
@@ -51,9 +55,18 @@ def backup(config_path: str, mode: str, every: str | None, as_json: bool) -> Non
     location = open_repository(config.primary)
     policy = backup_policy(config)
     pause = parse_duration(every, "--every").total_seconds() if every else None
+    notifications = open_notifications(notify) if notify else None
+
+    def on_window(what: str, name: str) -> None:
+        click.echo(f"{what} window {name}", err=True)
+        if what == "recorded" and notifications is not None:  # on AWS, S3 event notifications do this instead
+            try:
+                notifications.publish(window_recorded_message(location.url, [name]))
+            except QueueError as exc:  # the window is recorded; a standby's periodic re-list finds it
+                click.echo(f"warning: could not notify {notify}: {exc}", err=True)
+
     while True:
-        report = run_backup(source, location, policy,
-                            on_window=lambda what, name: click.echo(f"{what} window {name}", err=True))
+        report = run_backup(source, location, policy, on_window=on_window)
         _render(report, as_json)
         if report.failed:
             sys.exit(4)
@@ -83,19 +96,27 @@ def _render(report, as_json: bool) -> None:
 @config_option
 @json_option
 @click.option("--max-rpo", help="Exit 8 when any repository's RPO is past this (e.g. 2h): for cron and alerts.")
-def status(config_path: str, as_json: bool, max_rpo: str | None) -> None:
-    """Windows, newest verified block, tip hash, RPO and gaps of every repository."""
+@click.option("--standby", "standbys", multiple=True, metavar="TARGET_URL",
+              help="Also show this warm standby's position and lag (repeatable), read from the target itself.")
+def status(config_path: str, as_json: bool, max_rpo: str | None, standbys: tuple[str, ...]) -> None:
+    """Windows, newest verified block, tip hash, RPO and gaps of every repository; lag of each standby."""
     config = load(config_path)
     now = datetime.now(UTC)
     limit = parse_duration(max_rpo, "--max-rpo") if max_rpo else None
-    statuses = [repository_status(repo.name, repo.region, open_repository(repo), now=now,
+    locations = [open_repository(repo) for repo in config.repositories]
+    statuses = [repository_status(repo.name, repo.region, location, now=now,
                                   primary=(i == 0), primary_name=config.primary.name)
-                for i, repo in enumerate(config.repositories)]
+                for i, (repo, location) in enumerate(zip(config.repositories, locations, strict=True))]
+    known = {location.url: location for location in locations}
+    followers = [standby_status(url, now=now, default_source=locations[0].url, known=known) for url in standbys]
     if as_json:
-        emit_json({"now": now.isoformat(), "repositories": [s.to_json() for s in statuses]})
+        emit_json({"now": now.isoformat(), "repositories": [s.to_json() for s in statuses],
+                   "standbys": [f.to_json() for f in followers]})
     else:
         for s in statuses:
             click.echo(s.render())
+        for f in followers:
+            click.echo(f.render())
     if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
         click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
                                                             or s.rpo_seconds > limit.total_seconds()), err=True)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..stores import unwrap
+from ..stores import object_lock_refusal, unwrap
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json
 
@@ -31,14 +31,15 @@ def check(config_path: str, as_json: bool) -> None:
 
             findings = preflight(location.store)
             findings.append(check_retention(location.store, config.backup.retention_days))
-            if repo.require_object_lock and not any(f.check == "object_lock" and f.level == "ok" for f in findings):
-                from ..stores.s3 import Finding
-
-                findings.append(Finding("error", "object_lock", f"repository {repo.name} requires Object Lock"))
             rows += [(repo.name, f.level, f.check, f.message) for f in findings]
         else:
             list(location.store.list(location.prefix))  # raises a clear StoreError when unusable
+            findings = None
             rows.append((repo.name, "ok", "store", f"{location.url}: usable; retention enforced by the file store"))
+        if repo.require_object_lock:
+            refusal = object_lock_refusal(location, repo.name, findings)
+            if refusal:
+                rows.append((repo.name, "error", "object_lock", refusal))
     if as_json:
         emit_json([{"repository": r, "level": lvl, "check": c, "message": m} for r, lvl, c, m in rows])
     else:

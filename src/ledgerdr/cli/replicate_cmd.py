@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import click
 
-from ..config import parse_duration
+from ..config import RepositoryConfig, parse_duration
+from ..errors import ConfigError
+from ..replicate import refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
+from ..stores import Location
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json, progress
 
@@ -28,23 +31,43 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
 
     Skips objects already there with the same checksum, so an interrupted run resumes. Exits 4 when
     any replica has a missing, altered or conflicting object (its watermark does not move past it).
+    Exits 2, copying nothing, when a replica's prefix differs from the primary's or it lacks the Object
+    Lock its `require_object_lock` asks for (the check `ledgerdr check` makes).
     """
     config = load(config_path)
     primary = open_repository(config.primary)
     replicas = [config.repository(n) for n in names] if names else list(config.replicas)
     pause = parse_duration(every, "--every").total_seconds()
     retention = timedelta(days=config.backup.retention_days)
+    locations = {repo.name: open_repository(repo) for repo in replicas}
+    _refuse_unfit(primary, replicas, locations)
     while True:
         reports = []
         for repo in replicas:
             with progress(f"replicating to {repo.name}", None, enabled=not as_json) as bar:
-                reports.append(replicate_flow(primary, open_repository(repo), repo.name, verify_only=verify_only,
+                reports.append(replicate_flow(primary, locations[repo.name], repo.name, verify_only=verify_only,
                                               concurrency=concurrency, retention=retention,
-                                              on_object=lambda key: bar.advance()))
+                                              on_object=lambda key: bar.advance(),
+                                              require_object_lock=repo.require_object_lock))
         _render(reports, as_json)
         if not follow:
             sys.exit(0 if all(r.ok for r in reports) else 4)
         time.sleep(pause)
+
+
+def _refuse_unfit(primary: Location, replicas: list[RepositoryConfig], locations: dict[str, Location]) -> None:
+    """Every unfit replica named at once, before any is copied to (the flow checks its own again)."""
+    refused: list[ConfigError] = []
+    for repo in replicas:
+        try:
+            refuse_unfit_replica(primary, locations[repo.name], repo.name,
+                                 require_object_lock=repo.require_object_lock)
+        except ConfigError as exc:
+            refused.append(exc)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        raise ConfigError("\n  - ".join(["refusing to replicate:", *map(str, refused)]))
 
 
 def _render(reports, as_json: bool) -> None:

@@ -2,46 +2,65 @@
 
 from __future__ import annotations
 
-import time
+import signal
 
 import click
+import orjson
 
 from ..config import parse_duration
-from ..restore.standby import follow_once
+from ..queues.notify import open_notifications
+from ..restore.standby import FollowReport, run_standby
 from ..restore.standby import promote as promote_flow
 from ..stores import open_location
 from ..targets import open_target
-from .output import emit_json
 
 
 @click.command()
 @click.option("--from", "source", required=True, help="The repository to follow (a directory or s3://).")
 @click.option("--to", "target", required=True, help="The standby ledger: embedded:///path/standby.db or postgresql://…")
-@click.option("--every", default="2s", show_default=True, help="How often to look for new windows.")
+@click.option("--notify", "notify", metavar="QUEUE_URL",
+              help="Wake on messages in this queue (sqlite:///q.db?name=N, or an SQS queue URL fed by S3 event "
+                   "notifications); without it, poll.")
+@click.option("--every", default="2s", show_default=True, help="Without --notify: how often to look for new windows.")
+@click.option("--relist-every", default="1m", show_default=True,
+              help="With --notify: look at least this often anyway, in case a message was lost.")
 @click.option("--once", is_flag=True, help="Apply what is new, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print each round as a JSON line.")
-def standby(source: str, target: str, every: str, once: bool, as_json: bool) -> None:
+def standby(source: str, target: str, notify: str | None, every: str, relist_every: str, once: bool,
+            as_json: bool) -> None:
     """Follow a repository: apply each new window if it chains onto the last applied block.
 
-    Stops with exit 7 on a gap or a fork, naming the block address. Its position is what the target holds,
-    so a killed standby resumes where it was. The standby stays read-only until `ledgerdr promote`.
+    An empty standby starts from the newest verified snapshot. Stops with exit 7 on a gap or a fork,
+    naming the block address. Its position is kept in the target, so a killed standby resumes where it
+    was; `ledgerdr status --standby TARGET` shows its lag. The standby stays read-only until
+    `ledgerdr promote`.
     """
     location = open_location(source)
     pause = parse_duration(every, "--every").total_seconds()
-    while True:
-        tgt = open_target(target)
-        try:
-            report = follow_once(location, tgt)
-        finally:
-            tgt.close()
-        if as_json:
-            emit_json(report.to_json())
-        else:
-            click.echo(f"standby at block {report.position_seq}; {len(report.windows_applied)} windows applied; "
-                       f"lag {report.lag_blocks} blocks, {report.lag_seconds}s")
-        if once:
-            return
-        time.sleep(pause)
+    relist = parse_duration(relist_every, "--relist-every").total_seconds()
+    notifications = open_notifications(notify) if notify else None
+    stopping: list[int] = []
+    # SIGTERM ends the current round cleanly (a SIGKILL is survived too: the position is durable).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    tgt = open_target(target)
+    try:
+        run_standby(location, tgt, notifications=notifications, every=pause, relist_every=relist, once=once,
+                    on_round=lambda report: _render(report, as_json), should_stop=lambda: bool(stopping))
+    finally:
+        tgt.close()
+        if notifications is not None:
+            notifications.close()
+
+
+def _render(report: FollowReport, as_json: bool) -> None:
+    if as_json:  # one line per round, so a supervisor or a benchmark can read rounds as they happen
+        click.echo(orjson.dumps(report.to_json()).decode())
+        return
+    if report.snapshot_last_seq is not None:
+        click.echo(f"started from the snapshot at block {report.snapshot_last_seq}")
+    if report.windows_applied or not report.notices:
+        click.echo(f"standby at block {report.position_seq}; {len(report.windows_applied)} windows applied; "
+                   f"lag {report.lag_blocks} blocks, {report.lag_seconds}s")
 
 
 @click.command()

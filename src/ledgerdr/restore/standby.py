@@ -1,88 +1,349 @@
 """Warm standby and promotion (DESIGN §3, issue "warm standby").
 
 `follow_once` applies every new window record, in order, if and only if it chains onto the last block
-the standby applied; otherwise it stops and names the gap or fork by block address. The standby's
-position is what its target durably holds, so a SIGKILLed follower resumes where it was. `promote`
-applies the rest, verifies the whole target against the journal, records a write-once *incarnation*
-in the repository, and opens the ledger for writes under a new lineage.
+the standby applied; otherwise it stops and names the gap or fork by block address. An empty standby
+starts from the newest verified snapshot and then loads only the windows after it. `run_standby` repeats
+that, woken by notifications (S3 events → SQS, or the sqlite queue) or by polling, and re-lists the
+repository now and then even with a queue, in case a message was lost.
+
+Durable position. The target is the truth of what it holds (each unit is applied in one transaction and
+recorded by its deterministic id). After each window commits, the standby also writes a `StandbyPosition`
+into the target's own metadata (the embedded ledger's meta table): the last block applied, its hash, when
+it was applied, and the repository's newest block at that moment. A standby killed between the two
+commits re-applies that one window on restart, which changes nothing (the target skips units it holds).
+`ledgerdr status --standby TARGET` reads the same record to show the lag. A target without a metadata
+store (PostgreSQL) falls back to its newest applied block, so it still resumes, but status then shows
+only what it can compute from the repository.
+
+`promote` applies the rest, verifies the whole target against the journal, records a write-once
+*incarnation* in the repository, and opens the ledger for writes under a new lineage.
 """
 
 from __future__ import annotations
 
+import base64
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-from ..errors import RestoreError
+import orjson
+
+from ..errors import LedgerDRError, RestoreError, StoreError
 from ..journal.layout import new_id
-from ..repository import Incarnation, WindowRecord, iso_ms, parse_iso, read_windows, utcnow, write_incarnation
+from ..journal.model import BlockAddress
+from ..queues.notify import Notifications
+from ..repository import (
+    WINDOWS,
+    Incarnation,
+    WindowRecord,
+    iso_ms,
+    parse_iso,
+    read_windows,
+    utcnow,
+    window_name,
+    write_incarnation,
+)
 from ..stores import Location
 from ..targets.base import Target
-from .plan import units_of_window
-from .worker import apply_unit
+from .plan import WorkUnit, units_of_window
+from .snapshot import last_block_of, newest_snapshot, snapshot_units
+from .units import load_unit
+
+POSITION_META = "standby_position"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StandbyPosition:
+    """Where a standby is (CONTRACTS-style record, JSON, kept in the target's metadata).
+
+    `window` is the newest window (its `window_start`) the standby has consumed, empty ones included; it
+    is also where the next round starts reading records. `repository_*` describe the newest window record
+    the standby saw at `checked_at`. `stopped` holds the gap or fork message once it stopped."""
+
+    source: str
+    strand_id: str | None
+    last_seq: int | None
+    last_block_hash: str | None
+    last_block_time: str | None
+    window: str | None
+    applied_at: str | None
+    checked_at: str
+    repository_last_seq: int | None
+    repository_window: str | None
+    snapshot_last_seq: int | None = None
+    stopped: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> StandbyPosition:
+        """Raises ValueError for a record this ledgerdr cannot read."""
+        raw = orjson.loads(data)
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"standby position format_version {raw.get('format_version')} is not {FORMAT_VERSION}")
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+def read_position(target: Target) -> StandbyPosition | None:
+    """The position the standby last recorded in `target`, or None (none yet, or no metadata store)."""
+    storage = getattr(target, "storage", None)  # the embedded ledger's meta table
+    if storage is None:
+        return None
+    value = storage.get_meta(POSITION_META)
+    return None if value is None else StandbyPosition.from_bytes(value)
+
+
+def _write_position(target: Target, position: StandbyPosition) -> None:
+    storage = getattr(target, "storage", None)
+    if storage is None:
+        return  # the target's own newest applied block is then the position (see the module docstring)
+    with storage.write_transaction():
+        storage.set_meta(POSITION_META, position.to_bytes().decode())
 
 
 @dataclass
 class FollowReport:
     windows_applied: list[str] = field(default_factory=list)
+    applied_at: list[str] = field(default_factory=list)  # when each of windows_applied committed
+    snapshot_last_seq: int | None = None  # set when this round started the standby from a snapshot
     position_seq: int | None = None
     position_hash: str | None = None
+    repository_seq: int | None = None
     lag_blocks: int = 0
     lag_seconds: float | None = None
+    notices: list[str] = field(default_factory=list)  # kinds of the notifications that woke this round
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def follow_once(location: Location, target: Target, *, now: datetime | None = None) -> FollowReport:
-    """Apply every recorded window after the target's position; raises RestoreError on a gap or fork."""
-    windows = read_windows(location).windows
-    info = target.info()
-    last = info.get("last_block")
-    seq = last["sequence_no"] if last else None
-    block_hash = last["hash"] if last else None
+@dataclass
+class _Cursor:
+    seq: int | None
+    block_hash: str | None
+    block_time: str | None
+    window: str | None
+    applied_at: str | None
+    snapshot_last_seq: int | None
+
+
+def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None
+                ) -> FollowReport:
+    """Apply every recorded window after the standby's position, each checked to chain onto the last
+    block applied before anything of it is applied. Idempotent; resumable after a kill at any point.
+
+    Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped."""
+    clock = now if callable(now) else (lambda: now) if now is not None else utcnow
+    position = read_position(target)
+    cursor = _start(position, target)
     report = FollowReport()
-    for window in windows:
-        if window.last_seq is None or (seq is not None and window.last_seq <= seq):
-            continue
-        _check_chains(window, seq, block_hash)
-        for unit in units_of_window(window):
-            apply_unit(location, target, unit, window.source.get("ledger"))
-        seq, block_hash = window.last_seq, window.last_block_hash
-        report.windows_applied.append(window.window_start)
-    if hasattr(target, "finalize"):
-        target.finalize()
-    report.position_seq, report.position_hash = seq, block_hash
+    windows, unreadable = _windows_after(location, cursor.window)
     newest = next((w for w in reversed(windows) if w.last_seq is not None), None)
-    if newest is not None:
-        report.lag_blocks = newest.last_seq - (seq if seq is not None else -1)
-    applied = next((w for w in windows if w.last_seq == seq), None) if seq is not None else None
-    if applied is not None:
-        report.lag_seconds = round(((now or utcnow()) - parse_iso(applied.window_end)).total_seconds(), 3)
+    try:
+        if cursor.seq is None:
+            _start_from_snapshot(location, target, cursor, report, clock, windows)
+            if report.snapshot_last_seq is not None:
+                _write_position(target, _position(location, cursor, newest, clock, position))
+        for window in windows:
+            if window.last_seq is None or (cursor.seq is not None and window.last_seq <= cursor.seq):
+                if cursor.seq is not None and (window.last_seq is not None or _after(window, cursor)):
+                    cursor.window = window.window_start  # consumed: the next round reads after it
+                continue
+            _check_chains(window, cursor.seq, cursor.block_hash, unreadable)
+            _apply_window(location, target, window, cursor.block_hash)
+            cursor.seq, cursor.block_hash = window.last_seq, window.last_block_hash
+            cursor.block_time, cursor.window = window.last_block_time, window.window_start
+            cursor.applied_at = iso_ms(clock())
+            report.windows_applied.append(window.window_start)
+            report.applied_at.append(cursor.applied_at)
+            _write_position(target, _position(location, cursor, newest, clock, position))
+    except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
+        _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
+        raise
+    if report.windows_applied and hasattr(target, "finalize"):
+        target.finalize()
+    _write_position(target, _position(location, cursor, newest, clock, position))  # also a heartbeat
+    report.position_seq, report.position_hash = cursor.seq, cursor.block_hash
+    report.repository_seq = newest.last_seq if newest is not None else cursor.seq
+    report.lag_blocks, report.lag_seconds = lag(cursor.seq, windows, clock())
     return report
 
 
-def _check_chains(window: WindowRecord, seq: int | None, block_hash: str | None) -> None:
+def lag(seq: int | None, windows: list[WindowRecord], now: datetime) -> tuple[int, float]:
+    """(blocks, seconds) behind the repository: the blocks recorded after `seq`, and how long the oldest
+    window not yet applied has been waiting since it was recorded (0 when caught up)."""
+    pending = [w for w in windows if w.last_seq is not None and (seq is None or w.last_seq > seq)]
+    if not pending:
+        return 0, 0.0
+    blocks = pending[-1].last_seq - (seq if seq is not None else -1)
+    return blocks, round(max(0.0, (now - parse_iso(pending[0].recorded_at)).total_seconds()), 3)
+
+
+def _after(window: WindowRecord, cursor: _Cursor) -> bool:
+    return cursor.window is None or window.start > parse_iso(cursor.window)
+
+
+def _start(position: StandbyPosition | None, target: Target) -> _Cursor:
+    if position is not None:
+        return _Cursor(position.last_seq, position.last_block_hash, position.last_block_time, position.window,
+                       position.applied_at, position.snapshot_last_seq)
+    last = target.info().get("last_block")  # a target preloaded by `restore`, or one without metadata
+    if last:
+        return _Cursor(last["sequence_no"], last["hash"], None, None, None, None)
+    return _Cursor(None, None, None, None, None, None)
+
+
+def _windows_after(location: Location, window: str | None) -> tuple[list[WindowRecord], list[str]]:
+    """Window records after `window` (all when None), oldest first, and the keys that did not parse.
+
+    Keys are `<t0>.json` with a fixed-width t0, so names sort as times: only new records are fetched."""
+    if window is None:
+        catalog = read_windows(location)
+        return catalog.windows, catalog.unreadable
+    after = window_name(parse_iso(window)) + ".json"
+    records, unreadable = [], []
+    for info in location.store.list(location.folder(WINDOWS)):
+        name = info.key.rsplit("/", 1)[-1]
+        if not name.endswith(".json") or name <= after:
+            continue
+        try:
+            records.append(WindowRecord.from_bytes(location.store.get(info.key)))
+        except (ValueError, TypeError, KeyError, orjson.JSONDecodeError, StoreError):
+            unreadable.append(info.key)
+    return sorted(records, key=lambda w: w.start), unreadable
+
+
+def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, report: FollowReport,
+                         clock: Callable[[], datetime], windows: list[WindowRecord]) -> None:
+    """An empty standby loads the newest verified snapshot, then only the windows after its tip.
+
+    `windows` is every record (a standby with no position reads them all). A kill halfway through leaves
+    some parts applied and no position: the next round picks the same snapshot and skips those parts."""
+    base = newest_snapshot(location, windows=windows)
+    if base is None:
+        return
+    for unit in snapshot_units(base):
+        _apply(location, target, unit, load_unit(location.store, unit), base.ledger)
+    tip = next((w for w in windows if w.window_start == base.tip_window), None)
+    cursor.seq, cursor.block_hash, cursor.block_time = base.last_seq, base.tip_hash, base.tip_time
+    cursor.window = tip.window_start if tip is not None else None
+    cursor.applied_at, cursor.snapshot_last_seq = iso_ms(clock()), base.last_seq
+    report.snapshot_last_seq = base.last_seq
+
+
+def _apply_window(location: Location, target: Target, window: WindowRecord, block_hash: str | None) -> None:
+    """Each unit is loaded and verified, then checked to chain onto the block before it, then applied."""
+    running = block_hash
+    for unit in sorted(units_of_window(window), key=lambda u: u.first_seq):
+        content = load_unit(location.store, unit)
+        for block in content.blocks[:1]:
+            previous = _b64(block.previous_block_hash) or None
+            if running is not None and previous != running:
+                raise RestoreError(
+                    f"standby stopped: block {block.sequence_no} of {unit.key} does not chain onto the standby's "
+                    f"last block (previousBlockHash {previous}, expected {running}; fork at {block.address})",
+                    hint="the object is not the history the window record describes")
+        if content.blocks:
+            running = _b64(content.blocks[-1].block_hash)
+        _apply(location, target, unit, content, window.source.get("ledger"))
+
+
+def _apply(location: Location, target: Target, unit: WorkUnit, content, ledger_name: str | None) -> None:
+    # worker.apply_unit without its load, so that the chain is checked between verifying and applying
+    if content.strand_id:
+        target.open_lineage(content.strand_id, ledger_name or "")
+    journal = {"blocks": content.blocks} if getattr(target, "keeps_journal", False) else {}
+    target.apply(unit.unit_id, list(content.tables.values()), content.revisions, content.redactions,
+                 last_block_of(content), **journal)
+
+
+def _position(location: Location, cursor: _Cursor, newest: WindowRecord | None, clock: Callable[[], datetime],
+              before: StandbyPosition | None, *, stopped: str | None = None) -> StandbyPosition:
+    strand = newest.source.get("strand_id") if newest is not None else before.strand_id if before else None
+    return StandbyPosition(
+        source=location.url, strand_id=strand, last_seq=cursor.seq, last_block_hash=cursor.block_hash,
+        last_block_time=cursor.block_time, window=cursor.window, applied_at=cursor.applied_at,
+        checked_at=iso_ms(clock()),
+        repository_last_seq=newest.last_seq if newest is not None else (
+            before.repository_last_seq if before and before.repository_last_seq is not None else cursor.seq),
+        repository_window=newest.window_start if newest is not None else (
+            before.repository_window if before else cursor.window),
+        snapshot_last_seq=cursor.snapshot_last_seq, stopped=stopped)
+
+
+def _check_chains(window: WindowRecord, seq: int | None, block_hash: str | None, unreadable: list[str]) -> None:
     expected = 0 if seq is None else seq + 1
     first = window.first_seq
-    address = f'{{strandId:"{window.source.get("strand_id")}",sequenceNo:{first}}}'
+    address = BlockAddress(window.source.get("strand_id") or "", expected)
     if first != expected:
+        hint = "a window is missing from the repository; restore it before following on"
+        if unreadable:
+            hint += f" (unreadable records: {', '.join(unreadable[:3])})"
         raise RestoreError(f"standby stopped: window {window.window_start} starts at block {first}, the standby "
-                           f"holds up to {seq} (gap at {address})",
-                           hint="a window is missing from the repository; restore it before following on")
+                           f"holds up to {seq} (gap at {address})", hint=hint)
     if seq is not None and window.first_previous_block_hash != block_hash:
         raise RestoreError(f"standby stopped: window {window.window_start} does not chain onto the standby's last "
-                           f"block {seq} (fork at {address})", hint="the repository holds another history")
+                           f"block {seq} ({block_hash}); its first block names {window.first_previous_block_hash} "
+                           f"(fork at {address})", hint="the repository holds another history")
 
 
-def promote(location: Location, target_url: str, *, state_dir=None) -> Incarnation:
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode() if value else ""
+
+
+def run_standby(location: Location, target: Target, *, notifications: Notifications | None = None,
+                every: float = 2.0, relist_every: float = 60.0, once: bool = False,
+                on_round: Callable[[FollowReport], None] | None = None,
+                should_stop: Callable[[], bool] = lambda: False) -> FollowReport:
+    """Follow until `should_stop()` (or after one round with `once`). Without notifications, look every
+    `every` seconds; with them, look when one arrives and at least every `relist_every` seconds.
+
+    A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
+    fork (the position then records why the standby stopped)."""
+    woke: list = []
+    while True:
+        report = follow_once(location, target)
+        report.notices = [n.kind for n in woke]
+        if notifications is not None and woke:
+            notifications.done(woke)
+        if on_round is not None:
+            on_round(report)
+        if once or should_stop():
+            return report
+        woke = _wait(notifications, every, relist_every, should_stop)
+
+
+def _wait(notifications: Notifications | None, every: float, relist_every: float,
+          should_stop: Callable[[], bool]) -> list:
+    if notifications is None:
+        time.sleep(every)
+        return []
+    deadline = time.monotonic() + relist_every
+    while not should_stop():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return []  # the periodic re-list: a lost message must not leave the standby behind
+        notices = notifications.wait(min(remaining, 5.0))
+        if notices:
+            return notices + notifications.wait(0)  # a burst of records becomes one round
+    return []
+
+
+def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None) -> Incarnation:
     """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes."""
-    from pathlib import Path
-
     from ..targets import open_target
     from .run import RestoreOptions, restore
 
-    report = restore(location.url, target_url, RestoreOptions(workers=0, state_dir=Path(state_dir or
-                                                                                      ".ledgerdr-restores")))
+    # The whole journal, not the newest snapshot: a writable ledger continues the chain and serves digests and
+    # proofs over every block, and a snapshot holds no blocks. A standby that started from a snapshot loads
+    # the raw windows it covers here (state-based apply: its documents do not change).
+    report = restore(location.url, target_url, RestoreOptions(workers=0, use_snapshots=False,
+                                                              state_dir=Path(state_dir or ".ledgerdr-restores")))
     if not report.verdict:
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))

@@ -24,14 +24,15 @@ from ..errors import (
     StoreUnavailable,
 )
 from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key, validate_prefix
+from .copying import copy_object
 from .file import FileStore
 from .retrying import MeteredStore, RetryingStore, StoreWrapper, unwrap
 
 __all__ = [
     "TEMP_SUFFIX", "AccessDenied", "ChecksumMismatch", "ConfigError", "FileStore", "Location", "MeteredStore",
     "ObjectExists", "ObjectInfo", "ObjectNotFound", "RetentionViolation", "RetryingStore", "Store",
-    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "open_location", "open_store",
-    "parse_location", "unwrap", "validate_key", "validate_prefix",
+    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "copy_object", "object_lock_refusal",
+    "open_location", "open_store", "parse_location", "unwrap", "validate_key", "validate_prefix",
 ]
 
 
@@ -53,6 +54,21 @@ class Location:
     @property
     def url(self) -> str:
         return self.store.url.rstrip("/") + "/" + self.prefix if self.prefix else self.store.url
+
+
+def object_lock_refusal(location: Location, repository: str, findings: list | None = None) -> str | None:
+    """Why `location` cannot serve repository `repository`, configured with `require_object_lock`; None when
+    it can. S3: the bucket's Object Lock, as `ledgerdr check` sees it (`findings` reuses its preflight).
+    Other stores: they must enforce retention themselves. The one check `check` and `replicate` share."""
+    if unwrap(location.store).properties.name == "s3":
+        from .s3 import object_lock_required
+
+        finding = object_lock_required(location.store, repository, findings)
+        return None if finding.level == "ok" else finding.message
+    if location.store.properties.enforces_retention:
+        return None
+    return (f"repository {repository} requires Object Lock, and {location.url} does not enforce retention "
+            "(its lock_mode is off)")
 
 
 def parse_location(url: str) -> tuple[str, str, str]:

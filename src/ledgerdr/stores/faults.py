@@ -120,10 +120,10 @@ class FaultyStore(StoreWrapper):
         data = super().get(key, start=start, end=end, version_id=version_id)
         return data[: len(data) // 2] if key in self.short_read_keys else data
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         self._enter("head", key)
         self._refuse_dropped("head", key)
-        return self.inner.head(key)
+        return super().head(key, version_id=version_id)
 
     def exists(self, key: str) -> bool:
         self._enter("exists", key)

@@ -161,8 +161,9 @@ class FileStore:
                 handle.seek(lo)
                 return handle.read() if hi is None else handle.read(max(0, hi - lo))
 
-    def head(self, key: str) -> ObjectInfo:
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         """Size (actual), sha256 and retain-until (as recorded at write time); raises ObjectNotFound.
+        `version_id` is ignored, as in `get`.
 
         An object copied in without a sidecar (e.g. `aws s3 sync`) reports sha256 and retain_until None.
         """

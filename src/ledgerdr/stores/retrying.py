@@ -41,8 +41,9 @@ class StoreWrapper:
         extra = {"version_id": version_id} if version_id else {}
         return self.inner.get(key, start=start, end=end, **extra)
 
-    def head(self, key: str) -> ObjectInfo:
-        return self.inner.head(key)
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
+        extra = {"version_id": version_id} if version_id else {}
+        return self.inner.head(key, **extra)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
@@ -128,8 +129,8 @@ class RetryingStore(StoreWrapper):
     ) -> bytes:
         return self._retry(lambda: super(RetryingStore, self).get(key, start=start, end=end, version_id=version_id))
 
-    def head(self, key: str) -> ObjectInfo:
-        return self._retry(lambda: self.inner.head(key))
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
+        return self._retry(lambda: super(RetryingStore, self).head(key, version_id=version_id))
 
     def exists(self, key: str) -> bool:
         return self._retry(lambda: self.inner.exists(key))

@@ -47,6 +47,7 @@ from .retrying import unwrap
 MiB = 1024 * 1024
 _MIN_PART = 5 * MiB  # S3's minimum size of every part but the last
 _MAX_PARTS = 10_000
+_MAX_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects would need UploadPartCopy
 _LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
 _SSE_MODES = ("AES256", "aws:kms")
 # botocore retries throttling/5xx itself; kept low because RetryingStore multiplies the attempts.
@@ -130,6 +131,8 @@ class S3Store:
             "s3", enforces_retention=self.lock_mode is not None, server_side_copy=True, has_versions=True
         )
         self._bucket_seen = False
+        # Source buckets whose server-side copy was refused (another account): asked once, then read through us.
+        self._copy_refused: set[str] = set()
 
     def __repr__(self) -> str:
         return f"S3Store({self.bucket!r}, lock_mode={self.lock_mode!r}, sse={self.sse!r})"
@@ -221,6 +224,51 @@ class S3Store:
                         hint="write-once storage: the object can be removed only after its retention ends",
                     ) from exc
                 raise
+
+    def copy_from(
+        self, source: S3Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+    ) -> ObjectInfo | None:
+        """Server-side copy of `key` (the version `version_id`) from `source`'s bucket to the same key here,
+        put-if-absent, retained until the later of `retain_until` and the source version's own retention.
+
+        Returns None, having written nothing, when S3 cannot vouch for the bytes (the source version's stored
+        SHA-256 is absent, composite or not `sha256`; or it is over CopyObject's 5 GiB) or this store's
+        credentials may not read `source` (another account): the caller then copies through get and put,
+        which checks the bytes itself. Raises ObjectNotFound (no such key or version), ObjectExists,
+        AccessDenied, StoreUnavailable.
+        """
+        validate_key(self.url, key)
+        if source.bucket in self._copy_refused:
+            return None
+        with source._aws("head", key):
+            head = source.client.head_object(Bucket=source.bucket, Key=key, ChecksumMode="ENABLED",
+                                             **_version(version_id))
+        stored = head.get("ChecksumSHA256")
+        if (stored != _b64(bytes.fromhex(sha256)) or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT"
+                or head["ContentLength"] > _MAX_COPY):
+            return None
+        until = future_utc(self.url, key, retain_until)
+        source_until = _object_info(key, head).retain_until
+        if source_until is not None and (until is None or source_until > until):
+            until = source_until
+        until = until if self.lock_mode else None
+        params = self._write_params(key, sha256, until)
+        copy_source = {"Bucket": source.bucket, "Key": key, **_version(version_id)}
+        self.client.meta.events.register("before-call.s3.CopyObject", _empty_body_md5,
+                                         unique_id="ledgerdr-copy-empty-body-md5")
+        try:
+            resp = self.client.copy_object(CopySource=copy_source, IfNoneMatch="*", MetadataDirective="REPLACE",
+                                           **params)
+        except ClientError as exc:
+            if _code(exc) in _DENIED | {"NoSuchBucket"}:
+                # The source is out of these credentials' reach; if the destination is the problem, the
+                # put that follows names it.
+                self._copy_refused.add(source.bucket)
+                return None
+            raise self._error(exc, "put", key) from exc
+        except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+            raise StoreUnavailable(self.url, key, "put", str(exc), hint="S3 is unreachable; retried later") from exc
+        return ObjectInfo(key, head["ContentLength"], sha256, until, version_id=resp.get("VersionId"))
 
     # --- writing -----------------------------------------------------------------------------------------
 
@@ -353,6 +401,13 @@ class S3Store:
                           hint="create it with Object Lock enabled, or correct the location's bucket and region")
 
 
+def _empty_body_md5(params: dict[str, Any], **_: Any) -> None:
+    """A write that sets Object Lock retention, or lands in a bucket with default retention, must carry an
+    integrity header (moto enforces it on CopyObject too, and refuses the copy without one). CopyObject
+    sends no body, so the MD5 of the empty body is a true Content-MD5 for it."""
+    params["headers"].setdefault("Content-MD5", _b64(hashlib.md5(b"").digest()))
+
+
 def _check_settings(bucket: str, lock_mode: str | None, sse: str | None, kms_key_id: str | None,
                     client: Any, role_arn: str | None, threshold: int) -> None:
     problems = []
@@ -449,6 +504,21 @@ def preflight(store: Store) -> list[Finding]:
         except _Unreadable as unreadable:
             findings.append(unreadable.finding)
     return findings
+
+
+def object_lock_required(store: Store, repository: str, findings: list[Finding] | None = None) -> Finding:
+    """A repository's `require_object_lock`, checked: 'error' naming the repository and the bucket unless
+    `preflight` finds Object Lock enabled. `findings` reuses a preflight already run; never raises for what
+    it finds."""
+    s3 = _s3_of(store)
+    findings = preflight(store) if findings is None else findings
+    lock = next((f for f in findings if f.check == "object_lock"), None)
+    if lock is not None and lock.level == "ok":
+        return Finding("ok", "object_lock", f"repository {repository} requires Object Lock; bucket {s3.bucket!r} "
+                       "has it")
+    why = lock.message if lock else "; ".join(f.message for f in findings if f.level != "ok")
+    return Finding("error", "object_lock", f"repository {repository} requires Object Lock, and bucket "
+                   f"{s3.bucket!r} does not provide it: {why}")
 
 
 def check_retention(store: Store, retention_days: int) -> Finding:

@@ -1,0 +1,41 @@
+"""Copying one object between two stores: a free function over the `Store` interface (STYLE §1).
+
+The version to copy is named explicitly. On S3 a key is not an object: a plain PutObject over a locked key
+adds a newer version, so "the current version" may be bytes nobody recorded; a window record names the
+version it verified, and that is the one a replica must receive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .base import ObjectInfo, Store
+from .retrying import unwrap
+
+
+def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None = None, sha256: str | None = None,
+                retain_until: datetime | None = None) -> ObjectInfo:
+    """Copy `key` (its version `version_id`, where `source` keeps versions) to the same key in `dest`,
+    put-if-absent, retained until the later of `retain_until` and the source object's own retention.
+
+    Between two S3 stores the copy is server-side when S3 itself vouches that the source version's bytes
+    have `sha256`; otherwise the bytes pass through this process and `dest.put` checks them against
+    `sha256`. Not idempotent: a second call raises ObjectExists. Raises ObjectNotFound (no such key or
+    version in `source`), ObjectExists, ChecksumMismatch (the source's bytes are not `sha256`: nothing is
+    stored), and the rest of the StoreError family.
+    """
+    src, dst = unwrap(source), unwrap(dest)
+    if sha256 and src.properties.server_side_copy and src.properties.name == dst.properties.name == "s3":
+        # botocore retries the server-side calls itself; a failure that outlasts them reaches the caller.
+        info = dst.copy_from(src, key, version_id=version_id, sha256=sha256,  # type: ignore[attr-defined]
+                             retain_until=retain_until)
+        if info is not None:
+            return info
+    which = {"version_id": version_id} if version_id and source.properties.has_versions else {}
+    head = source.head(key, **which)  # type: ignore[call-arg]
+    data = source.get(key, **which)  # type: ignore[call-arg]
+    until = retain_until
+    floor = until or datetime.now(UTC)  # a lapsed source retention adds nothing (and put refuses past times)
+    if head.retain_until is not None and head.retain_until > floor:
+        until = head.retain_until
+    return dest.put(key, data, retain_until=until, sha256=sha256)
