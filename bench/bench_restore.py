@@ -8,8 +8,14 @@ repository: `restore` with workers=0 (in process) and workers=2 (processes), bot
 (the reference's restore: statement text, `revisions[0].data`, a driver per object). Finally
 cProfiles one more workers=0 restore and prints its hot spots. Writes bench/out/restore.md.
 
+`--target postgres` (or `both`) also restores into PostgreSQL side by side: a private cluster started by
+the bench exactly as the tests start theirs (tests/pg_server.py: initdb in a temporary directory, unix
+socket only), but durable (fsync, synchronous_commit and full_page_writes on, as a real replica runs),
+with a fresh database per run.
+
     .venv/bin/python bench/bench_restore.py                     # 200,000 revisions
     .venv/bin/python bench/bench_restore.py --revisions 20000 --no-profile
+    .venv/bin/python bench/bench_restore.py --revisions 50000 --target both
 
 The replay's rate uses its statement time only (the reference's ledger already had its tables; the
 DDL pass and the comparison with the journal are timed apart), which favours the baseline.
@@ -27,24 +33,32 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from freezegun import freeze_time
 
-from bench_verify import grow
-from ledgerdr.backup import BackupPolicy, run_backup
-from ledgerdr.ledger.engine import Ledger
-from ledgerdr.restore import RestoreOptions, restore
-from ledgerdr.restore.replay import replay_statements
-from ledgerdr.sources.embedded import EmbeddedSource
-from ledgerdr.stores import FileStore, Location
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' private PostgreSQL server
+
+from bench_verify import grow  # noqa: E402
+from ledgerdr.backup import BackupPolicy, run_backup  # noqa: E402
+from ledgerdr.ledger.engine import Ledger  # noqa: E402
+from ledgerdr.restore import RestoreOptions, restore  # noqa: E402
+from ledgerdr.restore.replay import replay_statements  # noqa: E402
+from ledgerdr.sources.embedded import EmbeddedSource  # noqa: E402
+from ledgerdr.stores import FileStore, Location  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_RATE = 50_000  # revisions/s, embedded, end to end including verification
 TARGET_RATIO = 20.0  # ledgerdr ÷ replay
 TARGET_RTO_1M = 60.0  # seconds for 1,000,000 revisions
+TARGET_RATE_PG = 30_000  # revisions/s into PostgreSQL, end to end
 RUNS = ("restore-0", "restore-2", "replay")
+PG_RUNS = ("pg-0", "pg-2")
+# A replica keeps what it commits: the tests' settings (fsync off) would flatter PostgreSQL here.
+PG_DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "128MB"}
 
 
 # ------------------------------------------------------------------------------------------ the data set
@@ -81,7 +95,7 @@ def ensure_data(revisions: int, interval: timedelta) -> Path:
 # ------------------------------------------------------------------------------------------ child runs
 
 
-def run(task: str, root: Path) -> dict:
+def run(task: str, root: Path, pg_url: str | None = None) -> dict:
     """One measurement on a fresh target; returns what the report table needs."""
     scratch = root / "scratch" / task
     shutil.rmtree(scratch, ignore_errors=True)
@@ -95,12 +109,13 @@ def run(task: str, root: Path) -> dict:
                 "selected": report.statements_selected, "documents": c.target_documents,
                 "journal_documents": c.journal_documents, "matching": c.documents_matching,
                 "ids_preserved": c.ids_preserved, "identical": c.identical}
-    workers = 0 if task in ("restore-0", "profile") else 2
+    workers = 0 if task in ("restore-0", "profile", "pg-0", "pg-profile") else 2
     options = RestoreOptions(workers=workers, state_dir=scratch / "state")
-    profiler = cProfile.Profile() if task == "profile" else None
+    profiler = cProfile.Profile() if task in ("profile", "pg-profile") else None
+    target = pg_url if task.startswith("pg-") else f"embedded:{scratch / 'restored.db'}"
     if profiler:
         profiler.enable()
-    report = restore(source, f"embedded:{scratch / 'restored.db'}", options)
+    report = restore(source, target, options)
     if profiler:
         profiler.disable()
         return {"seconds": report.rto_seconds, "revisions": report.revisions, "profile": _hot_spots(profiler)}
@@ -116,8 +131,17 @@ def _hot_spots(profiler: cProfile.Profile) -> str:
     return out.getvalue()
 
 
-def measure(task: str, root: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", task, str(root)], capture_output=True, text=True)
+def measure(task: str, root: Path, server=None) -> dict:
+    """Run `task` in a fresh child process; a PostgreSQL task gets a fresh database of `server`."""
+    if task.startswith("pg-"):
+        with server.fresh_database(uri=True) as url:
+            return _measure([task, str(root), url], root)
+    return _measure([task, str(root)], root)
+
+
+def _measure(args: list[str], root: Path) -> dict:
+    task = args[0]
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{task} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -132,7 +156,14 @@ def mark(ok: bool) -> str:
     return "✓" if ok else "✗"
 
 
-def report_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> list[str]:
+def report_lines(meta: dict, results: dict[str, dict], revisions_arg: int, target: str = "embedded") -> list[str]:
+    lines = embedded_lines(meta, results, revisions_arg) if "restore-0" in results else []
+    if "pg-0" in results:
+        lines += ([""] if lines else []) + postgres_lines(meta, results, revisions_arg, target)
+    return lines
+
+
+def embedded_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> list[str]:
     rate = {task: r["revisions"] / r["seconds"] for task, r in results.items()}
     replay = results["replay"]
     best = max(rate["restore-0"], rate["restore-2"])
@@ -170,31 +201,94 @@ def report_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> li
     return lines
 
 
+def postgres_lines(meta: dict, results: dict[str, dict], revisions_arg: int, target: str) -> list[str]:
+    rate = {task: r["revisions"] / r["seconds"] for task, r in results.items()}
+    best = max(rate["pg-0"], rate["pg-2"])
+    ratio = best / rate["replay"]
+    lines = [
+        f"Restore into PostgreSQL (`bench/bench_restore.py --revisions {revisions_arg} --target {target}`): the "
+        f"same {meta['revisions']:,} revisions; a private PostgreSQL {results['pg-0'].get('server', '')} cluster "
+        "on a unix socket, durable settings (fsync, synchronous_commit on), a fresh database per run; client, "
+        "workers and server share the same CPUs.",
+        "",
+        "| mode | seconds | revisions/s | ÷ replay | result |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for task, label in (("pg-0", "ledgerdr restore → postgres, workers=0"),
+                        ("pg-2", "ledgerdr restore → postgres, workers=2")):
+        r = results[task]
+        lines.append(f"| {label} | {r['seconds']:.1f} (RTO) | {rate[task]:,.0f} | {rate[task] / rate['replay']:.1f}× "
+                     f"| {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
+    lines.append(f"| replay-statements (reference) | {results['replay']['seconds']:.1f} | {rate['replay']:,.0f} "
+                 "| 1.0× | (as above) |")
+    rto_1m = min(results["pg-0"]["seconds"], results["pg-2"]["seconds"]) * 1_000_000 / meta["revisions"]
+    lines += [
+        "",
+        f"- PostgreSQL ≥ {TARGET_RATE_PG:,} revisions/s end to end: best {best:,.0f} {mark(best >= TARGET_RATE_PG)}",
+        f"- ≥ {TARGET_RATIO:.0f}× the replay baseline: {ratio:.1f}× {mark(ratio >= TARGET_RATIO)}",
+        f"- 1,000,000 revisions would take {rto_1m:,.0f} s: a linear extrapolation from {meta['revisions']:,} "
+        "revisions (not measured)",
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--revisions", type=int, default=200_000, help="revisions in the generated ledger")
     parser.add_argument("--interval", type=int, default=3600, help="backup window, seconds")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
-    parser.add_argument("--child", nargs=2, metavar=("TASK", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--target", choices=("embedded", "postgres", "both"), default="embedded",
+                        help="restore into the embedded ledger, PostgreSQL (a private server), or both side by side")
+    parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run(args.child[0], Path(args.child[1]))))
+        print(json.dumps(run(args.child[0], Path(args.child[1]), *args.child[2:])))
         return
     root = ensure_data(args.revisions, timedelta(seconds=args.interval))
     meta = json.loads((root / "meta.json").read_text())
     started = time.perf_counter()
-    results = {}
-    for task in RUNS:
-        results[task] = measure(task, root)
-        print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
-    text = "\n".join(report_lines(meta, results, args.revisions)) + "\n"
-    print(text)
-    (OUT / "restore.md").write_text(text)
-    if not args.no_profile:
-        profile = measure("profile", root)["profile"]
-        (OUT / "restore-profile.txt").write_text(profile)
-        print(profile)
+    embedded, postgres = args.target in ("embedded", "both"), args.target in ("postgres", "both")
+    tasks = [*(RUNS if embedded else ("replay",)), *(PG_RUNS if postgres else ())]
+    with _postgres(postgres) as server:
+        results = {}
+        # side by side: embedded and PostgreSQL runs alternate, so load from other work hits both alike
+        for task in _interleaved(tasks):
+            results[task] = measure(task, root, server)
+            if server is not None and task.startswith("pg-"):
+                results[task]["server"] = server.version
+            print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
+        text = "\n".join(report_lines(meta, results, args.revisions, args.target)) + "\n"
+        print(text)
+        (OUT / "restore.md").write_text(text)
+        if not args.no_profile:
+            for task, name in (("profile", "restore-profile.txt"), ("pg-profile", "restore-postgres-profile.txt")):
+                if (task == "profile" and embedded) or (task == "pg-profile" and postgres):
+                    profile = measure(task, root, server)["profile"]
+                    (OUT / name).write_text(profile)
+                    print(profile)
     print(f"measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def _interleaved(tasks: list[str]) -> list[str]:
+    embedded = [t for t in tasks if not t.startswith("pg-")]
+    postgres = [t for t in tasks if t.startswith("pg-")]
+    out = []
+    for i in range(max(len(embedded), len(postgres))):
+        out += embedded[i:i + 1] + postgres[i:i + 1]
+    return out
+
+
+@contextmanager
+def _postgres(wanted: bool):
+    if not wanted:
+        yield None
+        return
+    from pg_server import PostgresServer
+
+    with PostgresServer.running(PG_DURABLE) as server:
+        with psycopg.connect(server.dsn()) as conn:
+            server.version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        yield server
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """A private PostgreSQL cluster for the test session: initdb into a temporary directory, listen only on
 a unix socket inside it, fsync off, stop and delete it at the end.
 
-The binaries come from PATH or /usr/lib/postgresql/<version>/bin (`scripts/ensure-postgres.sh` installs
-them in CI). When they are missing, `PostgresServer.start` raises `PostgresUnavailable` with what to
+The binaries come from PATH or /usr/lib/postgresql/<version>/bin (`scripts/ensure-test-tools.sh`
+installs them). When they are missing, `PostgresServer.start` raises `PostgresUnavailable` with what to
 do, so a fixture built on it FAILS rather than skips (STYLE §5: never silently skipped). initdb refuses
 to run as root, so as root the cluster runs as the `postgres` user.
 """
@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -48,25 +49,27 @@ def find_binaries() -> Path:
         return Path(candidates[-1]).parent
     raise PostgresUnavailable(
         "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: "
-        "run scripts/ensure-postgres.sh (or install the 'postgresql' package) to run these tests"
+        "run scripts/ensure-test-tools.sh (or install the 'postgresql' package) to run these tests"
     )
 
 
 class PostgresServer:
     """A running private cluster. Use `PostgresServer.running()` as a context manager."""
 
-    def __init__(self, bindir: Path, root: Path, run_as: str | None) -> None:
+    def __init__(self, bindir: Path, root: Path, run_as: str | None, settings: dict[str, str] | None = None) -> None:
         self.bindir, self.root, self.run_as = bindir, root, run_as
         self.data = root / "data"
         self.socket_dir = root
+        self.settings = {**SETTINGS, **(settings or {})}
 
     @classmethod
     @contextmanager
-    def running(cls) -> Iterator[PostgresServer]:
+    def running(cls, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+        """Start a cluster; `settings` override `SETTINGS` (the benchmark turns fsync back on)."""
         bindir = find_binaries()
         run_as = "postgres" if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="ledgerdr-pg-"))
-        server = cls(bindir, root, run_as)
+        server = cls(bindir, root, run_as, settings)
         try:
             if run_as:
                 shutil.chown(root, user=run_as)
@@ -93,7 +96,7 @@ class PostgresServer:
                   "--locale=C", "--no-sync")
 
     def _start(self) -> None:
-        options = " ".join([f"-k {self.socket_dir}", f"-p {PORT}", *(f"-c {k}={v}" for k, v in SETTINGS.items())])
+        options = " ".join([f"-k {self.socket_dir}", f"-p {PORT}", *(f"-c {k}={v}" for k, v in self.settings.items())])
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w",
                   "-t", "60", "start")
 
@@ -107,14 +110,18 @@ class PostgresServer:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host={self.socket_dir} port={PORT} user=postgres dbname={dbname}"
 
+    def uri(self, dbname: str = "postgres") -> str:
+        """The same connection as a `postgresql://` URI (what `ledgerdr restore --to` takes)."""
+        return f"postgresql://postgres@/{quote(dbname)}?host={quote(str(self.socket_dir))}&port={PORT}"
+
     @contextmanager
-    def fresh_database(self) -> Iterator[str]:
-        """A new empty database for one test; yields its DSN and drops it afterwards."""
+    def fresh_database(self, *, uri: bool = False) -> Iterator[str]:
+        """A new empty database for one test; yields its DSN (or URI) and drops it afterwards."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            yield self.dsn(name)
+            yield self.uri(name) if uri else self.dsn(name)
         finally:
             with psycopg.connect(self.dsn(), autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

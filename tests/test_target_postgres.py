@@ -22,23 +22,9 @@ from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.targets.base import Target
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.postgres import PostgresTarget
-from pg_server import PostgresServer
 from test_state_digest import JournalScenario, standard_scenario
 
 LEDGER = "vehicle-registration"
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A private PostgreSQL cluster for the session. Fails (never skips) when PostgreSQL is missing."""
-    with PostgresServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def pg_dsn(postgres_server):
-    with postgres_server.fresh_database() as dsn:
-        yield dsn
 
 
 @pytest.fixture
@@ -176,7 +162,7 @@ def test_another_lineage_is_refused(open_target, scenario):
         other.open_lineage("OtherStrand0123456789a", LEDGER)
     assert scenario.strand_id in str(caught.value) and "OtherStrand0123456789a" in str(caught.value)
     with pytest.raises(RestoreError):
-        other.apply("u", [], [], [], None)  # no lineage opened on this instance
+        open_target(schema="unbound").apply("u", [], [], [], None)  # no lineage recorded in that schema
     other.open_lineage(scenario.strand_id, LEDGER)  # the same lineage continues
 
 
@@ -303,3 +289,26 @@ def test_json_export_restores_with_type_lost_revisions_counted(open_target, scen
     expected = journal_digest(scenario, ExportFormat.JSON)
     assert digest == expected and expected.journal_hash_used["json_type_lost"] > 0
     assert digest.digest == journal_digest(scenario).digest  # the same state as an Ion restore
+
+
+def test_the_digest_reads_current_rows_as_stored(open_target, pg_dsn, scenario):
+    """iter_state decodes a current row only once when PostgreSQL finds it identical to its history
+    row; a current row altered in place must still change the digest."""
+    target = open_target(scenario)
+    for unit in scenario.units(4):
+        unit.apply_to(target)
+    expected = journal_digest(scenario)
+    assert digest_of_target(target) == expected
+    with psycopg.connect(pg_dsn) as conn:
+        live = {t.table_id: [r[0] for r in conn.execute(sql.SQL("SELECT id FROM {} WHERE ion IS NOT NULL ORDER BY id")
+                                                         .format(sql.Identifier(target.schema, t.current_table)))]
+                for t in target.tables()}
+        table = next(t for t in target.tables() if len(live[t.table_id]) >= 2)
+        current = sql.Identifier(target.schema, table.current_table)
+        doc, other = live[table.table_id][:2]
+        conn.execute(sql.SQL("UPDATE {0} SET ion = (SELECT ion FROM {0} WHERE id = %s) WHERE id = %s").format(current),
+                     (other, doc))
+    altered = digest_of_target(target)
+    assert altered.digest != expected.digest
+    assert [(m.document_id, m.where) for m in altered.mismatches] == [(doc, "current")]
+    assert altered.tables[table.table_id].history == expected.tables[table.table_id].history
