@@ -29,13 +29,17 @@ from .journal.layout import parse_data_object_key
 from .journal.verify import BlockChecker, ChainChecker, ObjectRef, Problem, VerifyReport, verify_object
 from .repository import (
     WINDOWS,
+    Catalog,
     ObjectRecord,
+    RecordCache,
     Watermark,
     WindowRecord,
     iso_ms,
+    parse_iso,
     read_watermarks,
     read_windows,
     utcnow,
+    window_name,
     write_watermark,
 )
 from .stores import Location, copy_object, object_lock_refusal
@@ -45,7 +49,8 @@ from .stores import Location, copy_object, object_lock_refusal
 class ReplicateReport:
     repository: str
     copied: int = 0
-    skipped: int = 0
+    skipped: int = 0  # objects of the windows looked at that the replica already held
+    windows_covered: int = 0  # windows under the replica's watermark: neither read, copied nor verified again
     bytes_copied: int = 0
     windows_verified: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -59,31 +64,47 @@ class ReplicateReport:
 def replicate(primary: Location, replica: Location, name: str, *, verify_only: bool = False,
               concurrency: int = 8, retention: timedelta = timedelta(days=30),
               now: datetime | None = None, on_object: Callable[[str], None] | None = None,
-              require_object_lock: bool = False) -> ReplicateReport:
+              require_object_lock: bool = False, cache: RecordCache | None = None) -> ReplicateReport:
     """Bring replica `name` up to the primary's recorded windows, verify, and write a watermark.
 
-    Idempotent and resumable. Raises ConfigError, before anything is copied, when the replica's prefix
-    differs from the primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and
+    Idempotent and resumable. A follower passes the same `cache` every round, so records and watermarks
+    it has read are not fetched again until the listing shows them changed. Records of windows under the
+    replica's watermark are listed but not read (the watermark, write-once in the replica, vouches for them).
+    Raises ConfigError, before anything is copied, when the replica's prefix differs from the primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and
     records are not raised: each is a Problem in the report naming its key and block address, and the
     watermark stops before the first window that has one.
     """
     refuse_unfit_replica(primary, replica, name, require_object_lock=require_object_lock)
     now = now or utcnow()
     report = ReplicateReport(name)
-    catalog = read_windows(primary)
+    marks = read_watermarks(replica, name, cache=cache)
+    last = marks[-1] if marks else None
+    # Windows the replica's watermark covers were verified there, and write-once storage keeps them: looking
+    # at their objects, or even their records, again would make every run cost the whole history.
+    covered = set(last.windows_verified) if last else set()
+    catalog = _read_uncovered(primary, covered, cache)
     windows = catalog.windows
     blocked_from = _unreadable_records(catalog.unreadable, report)
-    marks = read_watermarks(replica, name)
-    last = marks[-1] if marks else None
+    report.windows_covered = len(catalog.passed) + sum(1 for w in windows if w.window_start in covered)
     if not verify_only:
-        # Windows the replica's watermark covers were verified there, and write-once storage keeps them:
-        # looking at their objects again would make every run cost the whole history, not what is new.
-        covered = set(last.windows_verified) if last else set()
-        report.skipped += sum(len(w.objects) + 1 for w in windows if w.window_start in covered)
         todo = [w for w in windows if w.window_start not in covered]
         _copy_all(primary, replica, todo, report, concurrency, now + retention, on_object)
     _verify_and_mark(replica, name, last, windows, report, now + retention, blocked_from)
     return report
+
+
+def _read_uncovered(primary: Location, covered: set[str], cache: RecordCache | None) -> Catalog:
+    """The primary's window records, less those at or before the newest window the watermark covers (listed,
+    not fetched). Should a record sort before that bound without being covered (one recorded behind the
+    watermark: nothing in the write-once layout lets that happen, but nothing here assumes it), every record
+    is read, as without a bound."""
+    if not covered:
+        return read_windows(primary, cache=cache)
+    catalog = read_windows(primary, after=max(covered, key=parse_iso), cache=cache)
+    names = {window_name(parse_iso(start)) + ".json" for start in covered}
+    if any(key.rsplit("/", 1)[-1] not in names for key in catalog.passed):
+        return read_windows(primary, cache=cache)
+    return catalog
 
 
 def refuse_unfit_replica(primary: Location, replica: Location, name: str, *, require_object_lock: bool) -> None:
@@ -210,10 +231,12 @@ def _verify_and_mark(replica: Location, name: str, last: Watermark | None, windo
         report.watermark = last
         return
     blocks_window = next((w for w in reversed(windows) if w.window_start in done and w.last_seq is not None), None)
+    # no newly verified window holds a block: the newest block is the last watermark's (its record unread)
+    block_time = blocks_window.last_block_time if blocks_window else last.last_block_time if last else None
     mark = Watermark(repository=name,
                      last_seq=tip[0] if tip[0] is not None else -1,
                      last_block_hash=base64.b64encode(tip[1] or b"").decode(),
-                     last_block_time=blocks_window.last_block_time if blocks_window else None,
+                     last_block_time=block_time,
                      windows_verified=tuple(verified), verified_at=iso_ms(utcnow()))
     write_watermark(replica, mark, retain_until=retain_until) or _write_same_block(replica, mark, retain_until)
     report.watermark = mark

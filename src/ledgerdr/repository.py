@@ -8,14 +8,17 @@ No object is ever rewritten: the catalog is whatever listing these keys gives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from .errors import ObjectExists, StoreError
-from .stores import Location
+from .stores import Location, ObjectInfo
+
+T = TypeVar("T")
 
 FORMAT_VERSION = 1
 WINDOWS = "_ledgerdr/windows/"
@@ -119,6 +122,7 @@ class Catalog:
     windows: list[WindowRecord] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # record keys that failed to parse
     orphans: list[str] = field(default_factory=list)  # export attempt folders no record names
+    passed: list[str] = field(default_factory=list)  # record keys at or before `read_windows(after=)`: not read
 
     @property
     def last(self) -> WindowRecord | None:
@@ -130,15 +134,77 @@ class Catalog:
                 if a.end != b.start]
 
 
-def read_windows(location: Location) -> Catalog:
+class RecordCache:
+    """What one process parsed from write-once records, for readers that list the same folder again and again
+    (`replicate --follow`, the standby): a record is fetched again only when the listing shows it changed.
+
+    An entry is keyed by the store's URL and the record's key, and holds the listing's `ObjectInfo.stamp` and
+    size it was read at. A record is write-once, but on S3 a newer version can still be put over its key, and a
+    file can be rewritten in place: either changes the stamp, and the record is read again. A backend that
+    gives no stamp gets no caching. Each read keeps only the entries it used, so the cache never holds more
+    than the last read returned. Not thread-safe: one cache per follower loop.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[str, int, Any]] = {}
+        self.fetched = 0  # records read from the store (a GET each)
+        self.reused = 0  # records taken from the cache
+
+    def parse(self, location: Location, info: ObjectInfo, parse: Callable[[bytes], T]) -> T:
+        """`parse` of the bytes at `info.key`, from the cache when `info` shows the object unchanged since it
+        was read; otherwise a GET. Raises what `get` and `parse` raise (nothing is cached then)."""
+        entry = self._entries.get((location.store.url, info.key))
+        if info.stamp is not None and entry is not None and entry[:2] == (info.stamp, info.size):
+            self.reused += 1
+            return entry[2]
+        value = parse(location.store.get(info.key))
+        self.fetched += 1
+        if info.stamp is not None:
+            self._entries[(location.store.url, info.key)] = (info.stamp, info.size, value)
+        return value
+
+    def keep_only(self, location: Location, folder: str, used: set[str]) -> None:
+        """Forget the entries under `folder` of this store that the last read did not use."""
+        url = location.store.url
+        for key in [k for (u, k) in self._entries if u == url and k.startswith(folder) and k not in used]:
+            del self._entries[(url, key)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _fetch(location: Location, info: ObjectInfo, parse: Callable[[bytes], T], cache: RecordCache | None) -> T:
+    return parse(location.store.get(info.key)) if cache is None else cache.parse(location, info, parse)
+
+
+def read_windows(location: Location, *, after: str | None = None, cache: RecordCache | None = None) -> Catalog:
+    """Every window record under `location`, oldest first, and the keys of those that do not parse.
+
+    `after` (a `window_start`): records whose key sorts at or before that window's key are listed, their keys
+    put in `catalog.passed`, and neither fetched nor parsed. Keys are `<t0>.json` with a fixed-width UTC `t0`
+    (`window_name`), so key order is window order; the bound compares names, not listing order. A caller uses
+    it only for windows it has already consumed by other, write-once evidence (a watermark, a standby's
+    position) and should check `passed` against that evidence. `cache` keeps parsed records between calls.
+    Raises StoreError when the listing or a GET fails.
+    """
     catalog = Catalog()
-    for info in location.store.list(location.folder(WINDOWS)):
-        if not info.key.endswith(".json"):
+    folder = location.folder(WINDOWS)
+    bound = window_name(parse_iso(after)) + ".json" if after is not None else None
+    used: set[str] = set()
+    for info in location.store.list(folder):
+        name = info.key.rsplit("/", 1)[-1]
+        if not name.endswith(".json"):
             continue
+        if bound is not None and name <= bound:
+            catalog.passed.append(info.key)
+            continue
+        used.add(info.key)
         try:
-            catalog.windows.append(WindowRecord.from_bytes(location.store.get(info.key)))
+            catalog.windows.append(_fetch(location, info, WindowRecord.from_bytes, cache))
         except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
             catalog.unreadable.append(info.key)
+    if cache is not None:
+        cache.keep_only(location, folder, used)
     catalog.windows.sort(key=lambda w: w.start)
     return catalog
 
@@ -163,13 +229,20 @@ def record_window(location: Location, record: WindowRecord, *, retain_until: dat
     return True
 
 
-def read_watermarks(location: Location, repository: str) -> list[Watermark]:
+def read_watermarks(location: Location, repository: str, *, cache: RecordCache | None = None) -> list[Watermark]:
+    """Repository `repository`'s watermarks in `location`, by `last_seq`; unreadable ones are left out.
+    `cache` (see `RecordCache`) keeps parsed watermarks between calls of a long-running follower."""
     marks = []
-    for info in location.store.list(location.folder(f"{WATERMARKS}{repository}/")):
+    folder = location.folder(f"{WATERMARKS}{repository}/")
+    used: set[str] = set()
+    for info in location.store.list(folder):
+        used.add(info.key)
         try:
-            marks.append(Watermark.from_bytes(location.store.get(info.key)))
+            marks.append(_fetch(location, info, Watermark.from_bytes, cache))
         except (StoreError, ValueError, TypeError, orjson.JSONDecodeError):
             continue
+    if cache is not None:
+        cache.keep_only(location, folder, used)
     return sorted(marks, key=lambda m: m.last_seq)
 
 

@@ -12,6 +12,7 @@ from ..config import RepositoryConfig, parse_duration
 from ..errors import ConfigError
 from ..replicate import refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
+from ..repository import RecordCache
 from ..stores import Location
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json, progress
@@ -41,6 +42,8 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
     retention = timedelta(days=config.backup.retention_days)
     locations = {repo.name: open_repository(repo) for repo in replicas}
     _refuse_unfit(primary, replicas, locations)
+    # with --follow, each round fetches only the records and watermarks that are new since the last one
+    caches = {repo.name: RecordCache() for repo in replicas}
     while True:
         reports = []
         for repo in replicas:
@@ -48,7 +51,8 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
                 reports.append(replicate_flow(primary, locations[repo.name], repo.name, verify_only=verify_only,
                                               concurrency=concurrency, retention=retention,
                                               on_object=lambda key: bar.advance(),
-                                              require_object_lock=repo.require_object_lock))
+                                              require_object_lock=repo.require_object_lock,
+                                              cache=caches[repo.name]))
         _render(reports, as_json)
         if not follow:
             sys.exit(0 if all(r.ok for r in reports) else 4)
@@ -73,6 +77,7 @@ def _refuse_unfit(primary: Location, replicas: list[RepositoryConfig], locations
 def _render(reports, as_json: bool) -> None:
     if as_json:
         emit_json([{"repository": r.repository, "copied": r.copied, "skipped": r.skipped,
+                    "windows_covered": r.windows_covered,
                     "bytes_copied": r.bytes_copied, "windows_verified": r.windows_verified,
                     "watermark": r.watermark.__dict__ if r.watermark else None,
                     "problems": [p.__dict__ for p in r.problems]} for r in reports])
@@ -80,6 +85,6 @@ def _render(reports, as_json: bool) -> None:
     for r in reports:
         mark = f"verified to block {r.watermark.last_seq}" if r.watermark else "nothing verified yet"
         click.echo(f"[{r.repository}] copied {r.copied} ({r.bytes_copied} bytes), skipped {r.skipped}, "
-                   f"{r.windows_verified} new windows verified; {mark}")
+                   f"{r.windows_verified} new windows verified ({r.windows_covered} verified before); {mark}")
         for p in r.problems:
             click.echo(f"problem: {p}", err=True)

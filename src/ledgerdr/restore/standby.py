@@ -30,19 +30,18 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import LedgerDRError, RestoreError, StoreError
+from ..errors import LedgerDRError, RestoreError
 from ..journal.layout import new_id
 from ..journal.model import BlockAddress
 from ..queues.notify import Notifications
 from ..repository import (
-    WINDOWS,
     Incarnation,
+    RecordCache,
     WindowRecord,
     iso_ms,
     parse_iso,
     read_windows,
     utcnow,
-    window_name,
     write_incarnation,
 )
 from ..stores import Location
@@ -132,17 +131,18 @@ class _Cursor:
     snapshot_last_seq: int | None
 
 
-def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None
-                ) -> FollowReport:
+def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None,
+                cache: RecordCache | None = None) -> FollowReport:
     """Apply every recorded window after the standby's position, each checked to chain onto the last
     block applied before anything of it is applied. Idempotent; resumable after a kill at any point.
+    `run_standby` passes one `cache` to every round: records already read are not fetched again.
 
     Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped."""
     clock = now if callable(now) else (lambda: now) if now is not None else utcnow
     position = read_position(target)
     cursor = _start(position, target)
     report = FollowReport()
-    windows, unreadable = _windows_after(location, cursor.window)
+    windows, unreadable = _windows_after(location, cursor.window, cache)
     newest = next((w for w in reversed(windows) if w.last_seq is not None), None)
     try:
         if cursor.seq is None:
@@ -198,24 +198,15 @@ def _start(position: StandbyPosition | None, target: Target) -> _Cursor:
     return _Cursor(None, None, None, None, None, None)
 
 
-def _windows_after(location: Location, window: str | None) -> tuple[list[WindowRecord], list[str]]:
+def _windows_after(location: Location, window: str | None, cache: RecordCache | None = None
+                   ) -> tuple[list[WindowRecord], list[str]]:
     """Window records after `window` (all when None), oldest first, and the keys that did not parse.
 
-    Keys are `<t0>.json` with a fixed-width t0, so names sort as times: only new records are fetched."""
-    if window is None:
-        catalog = read_windows(location)
-        return catalog.windows, catalog.unreadable
-    after = window_name(parse_iso(window)) + ".json"
-    records, unreadable = [], []
-    for info in location.store.list(location.folder(WINDOWS)):
-        name = info.key.rsplit("/", 1)[-1]
-        if not name.endswith(".json") or name <= after:
-            continue
-        try:
-            records.append(WindowRecord.from_bytes(location.store.get(info.key)))
-        except (ValueError, TypeError, KeyError, orjson.JSONDecodeError, StoreError):
-            unreadable.append(info.key)
-    return sorted(records, key=lambda w: w.start), unreadable
+    Keys are `<t0>.json` with a fixed-width t0, so names sort as times: only new records are fetched. A
+    standby with no window position (a PostgreSQL target keeps none) reads every record each round; `cache`
+    then saves the GETs of those it read before."""
+    catalog = read_windows(location, after=window, cache=cache)
+    return catalog.windows, catalog.unreadable
 
 
 def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, report: FollowReport,
@@ -306,8 +297,9 @@ def run_standby(location: Location, target: Target, *, notifications: Notificati
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
     fork (the position then records why the standby stopped)."""
     woke: list = []
+    cache = RecordCache()  # records are write-once: a round re-reads only what the listing shows new or changed
     while True:
-        report = follow_once(location, target)
+        report = follow_once(location, target, cache=cache)
         report.notices = [n.kind for n in woke]
         if notifications is not None and woke:
             notifications.done(woke)

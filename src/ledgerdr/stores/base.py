@@ -37,6 +37,10 @@ class ObjectInfo:
     retain_until: datetime | None
     version_id: str | None = None
     storage_class: str | None = None
+    # Changes whenever the object at `key` is replaced or rewritten (S3: ETag and LastModified; file: size,
+    # mtime, ctime and inode). Lets a reader keep what it parsed from a write-once record between listings
+    # (`repository.RecordCache`); None when the backend cannot tell, and then nothing may be kept.
+    stamp: str | None = None
 
 
 @runtime_checkable

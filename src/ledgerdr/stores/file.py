@@ -326,7 +326,10 @@ class FileStore:
         if not path.is_file():
             raise ObjectNotFound(self.url, key, "head", "a directory, not an object")
         sha256, until = self._read_meta(key)
-        return ObjectInfo(key, st.st_size, sha256, until)
+        # ctime moves on every write and cannot be set back (utime sets only mtime): an in-place rewrite of
+        # the same size, as tampering or `faults.flip_byte` does, still changes the stamp.
+        stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+        return ObjectInfo(key, st.st_size, sha256, until, stamp=stamp)
 
     def _read_meta(self, key: str) -> tuple[str | None, datetime | None]:
         try:

@@ -204,7 +204,7 @@ class S3Store:
                 for obj in page.get("Contents", ()):  # a page of an empty listing has no Contents
                     if is_valid_key(self.url, obj["Key"]):
                         yield ObjectInfo(obj["Key"], obj["Size"], None, None,
-                                         storage_class=obj.get("StorageClass"))
+                                         storage_class=obj.get("StorageClass"), stamp=_stamp(obj))
 
     def delete(self, key: str) -> None:
         """Remove the current version of `key` for good (not a delete marker, which would leave a locked
@@ -437,7 +437,15 @@ def _object_info(key: str, resp: dict[str, Any]) -> ObjectInfo:
         retain_until=until.astimezone(UTC) if until else None,
         version_id=resp.get("VersionId"),
         storage_class=resp.get("StorageClass", "STANDARD"),
+        stamp=_stamp(resp),
     )
+
+
+def _stamp(obj: dict[str, Any]) -> str | None:
+    """ETag with LastModified: a new version put over the key changes LastModified even with the same bytes,
+    and the ETag even within the same second (it is the MD5, or unique per write under SSE-KMS)."""
+    etag, modified = obj.get("ETag"), obj.get("LastModified")
+    return f"{etag}@{modified.isoformat()}" if etag and modified else None
 
 
 def _is_locked(resp: dict[str, Any]) -> bool:
