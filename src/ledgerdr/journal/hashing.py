@@ -488,9 +488,12 @@ def ion_hash(value: Any) -> bytes:
 
 # --- QLDB's dot and Merkle root (reference §3.2, §3.3) ----------------------------------------------------
 
-# XOR with 0x80 maps signed bytes (-128..127) onto 0..255 in the same order, so reversing the bytes and
-# comparing them as unsigned `bytes` is QLDB's signed comparison from index 31 down to 0.
-_SIGNED_TO_UNSIGNED = bytes(b ^ 0x80 for b in range(256))
+# XOR with 0x80 maps signed bytes (-128..127) onto 0..255 in the same order, so comparing the bytes from
+# index 31 down to 0 as unsigned is QLDB's signed comparison. A little-endian integer compares exactly that
+# way (byte 31 most significant), and flipping the top bit of every byte is one XOR with 0x8080…80: two C
+# calls instead of a slice, a copy and a translate per operand (1.0 µs a dot instead of 1.6 µs).
+_SIGN_FLIP = int.from_bytes(b"\x80" * 32, "little")
+_from_bytes = int.from_bytes
 HASH_LENGTH = 32
 
 
@@ -506,17 +509,17 @@ def dot(a: bytes, b: bytes) -> bytes:
         return bytes(a)
     if len(a) != HASH_LENGTH or len(b) != HASH_LENGTH:
         raise ValueError(f"dot needs {HASH_LENGTH}-byte hashes, got {len(a)} and {len(b)} bytes")
-    key_a = bytes(a[::-1]).translate(_SIGNED_TO_UNSIGNED)
-    key_b = bytes(b[::-1]).translate(_SIGNED_TO_UNSIGNED)
-    return sha256(a + b if key_a < key_b else b + a).digest()
+    if (_from_bytes(a, "little") ^ _SIGN_FLIP) < (_from_bytes(b, "little") ^ _SIGN_FLIP):
+        return sha256(a + b).digest()
+    return sha256(b + a).digest()
 
 
 def merkle_root(hashes: Sequence[bytes]) -> bytes:
     """Fold `hashes` pairwise left to right with `dot`, an odd last node passing up unchanged, until one
     remains. Empty input → b"". Raises ValueError as `dot`."""
     level = list(hashes)
-    if not level:
-        return b""
+    if len(level) <= 2:  # most blocks: one transactionInfo hash and one revisions root, or one revision
+        return dot(level[0], level[1]) if len(level) == 2 else bytes(level[0]) if level else b""
     while len(level) > 1:
         paired = [dot(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from amazon.ion.simple_types import IonPyNull
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class BlockAddress:
@@ -123,6 +125,4 @@ class Block:
 
 
 def _is_null(value: Any) -> bool:
-    from amazon.ion.simple_types import IonPyNull
-
     return isinstance(value, IonPyNull)

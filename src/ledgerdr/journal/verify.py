@@ -18,7 +18,7 @@ from typing import Any
 
 from .codecs import DecodeError, ExportFormat, read_blocks
 from .hashing import dot, ion_hash, merkle_root
-from .model import Block, RevisionKind, revision_kind
+from .model import Block
 from .proofs import DigestAccumulator
 
 _NULL_HASH = ion_hash(None)
@@ -68,7 +68,10 @@ class VerifyReport:
 
 class BlockChecker:
     """Recomputes every hash of a block. `json` marks blocks read from a JSON export, whose `data`
-    may have lost Ion types: a mismatch there is counted `json_type_lost`, not a problem."""
+    may have lost Ion types: a mismatch there is counted `json_type_lost`, not a problem.
+
+    Per-block bookkeeping is kept off the hot path: a block's address is formatted only when a
+    problem or warning names it (formatting it for every block cost as much as a chain-only check)."""
 
     def __init__(self, report: VerifyReport, *, strict: bool = False, check_revisions: bool = True) -> None:
         self.report = report
@@ -77,36 +80,42 @@ class BlockChecker:
         self.chain_only: Counter[str] = Counter()
 
     def check(self, block: Block, key: str | None, json: bool, problems: list[Problem]) -> None:
-        address = str(block.address)
-
-        def problem(kind: str, detail: str) -> None:
-            problems.append(Problem(kind, key, address, detail))
-
-        problem.where = f"object {key}, block {address}"  # type: ignore[attr-defined]
-
-        entries = block.entries_hash_list
+        value = block.value
+        get = value.get
+        entries = [bytes(h) for h in get("entriesHashList") or ()]
         entry_set = set(entries)
-        info = block.transaction_info
-        if info is not None and self.check_revisions:
-            if ion_hash(info) not in entry_set:
-                problem("transaction_info_hash", "IonHash(transactionInfo) is not in entriesHashList")
-            self._check_statements(info, address, key, problem)
-        if self.check_revisions and block.redaction_info is not None and ion_hash(block.redaction_info) not in entry_set:
-            problem("redaction_info_hash", "IonHash(redactionInfo) is not in entriesHashList")
-        revisions = block.revisions
+        if self.check_revisions:
+            info = get("transactionInfo")
+            if info is not None:
+                if ion_hash(info) not in entry_set:
+                    _problem(problems, "transaction_info_hash", key, block,
+                             "IonHash(transactionInfo) is not in entriesHashList")
+                self._check_statements(info, block, key, problems)
+            redaction = get("redactionInfo")
+            if redaction is not None and ion_hash(redaction) not in entry_set:
+                _problem(problems, "redaction_info_hash", key, block, "IonHash(redactionInfo) is not in entriesHashList")
+        revisions = get("revisions")
         if revisions:
-            hashes = []
-            for revision in revisions:
-                hashes.append(bytes(revision["hash"]))
-                self._check_revision(revision, json, problem)
+            hashes = [bytes(revision["hash"]) for revision in revisions]
+            if self.check_revisions:
+                for revision, stated in zip(revisions, hashes, strict=True):
+                    self._check_revision(revision, stated, json, block, key, problems)
+            else:
+                system = sum(1 for revision in revisions if "metadata" not in revision)
+                self.report.system_entries += system
+                self.report.revisions += len(hashes) - system
+                self.chain_only["not_checked"] += len(hashes) - system
             if merkle_root(hashes) not in entry_set:
-                problem("revisions_root", "Merkle root of the revision hashes is not in entriesHashList")
-        if merkle_root(entries) != block.entries_hash:
-            problem("entries_hash", "entriesHash is not the Merkle root of entriesHashList")
-        if dot(block.entries_hash, block.previous_block_hash) != block.block_hash:
-            problem("block_hash", "blockHash != dot(entriesHash, previousBlockHash)")
+                _problem(problems, "revisions_root", key, block,
+                         "Merkle root of the revision hashes is not in entriesHashList")
+        entries_hash = bytes(value["entriesHash"])
+        if merkle_root(entries) != entries_hash:
+            _problem(problems, "entries_hash", key, block, "entriesHash is not the Merkle root of entriesHashList")
+        if dot(entries_hash, block.previous_block_hash) != bytes(value["blockHash"]):
+            _problem(problems, "block_hash", key, block, "blockHash != dot(entriesHash, previousBlockHash)")
 
-    def _check_statements(self, info: Mapping[str, Any], address: str, key: str | None, problem) -> None:
+    def _check_statements(self, info: Mapping[str, Any], block: Block, key: str | None,
+                          problems: list[Problem]) -> None:
         for statement in info.get("statements") or ():
             digest = statement.get("statementDigest")
             if digest is None or ion_hash(statement["statement"]) == bytes(digest):
@@ -115,42 +124,46 @@ class BlockChecker:
             if "?" in text and not self.strict:
                 # QLDB never said whether parameters enter the digest (reference §2.2).
                 self.report.warnings.append(f"statement digest rule unknown for a statement with parameters "
-                                            f"(object {key}, block {address})")
+                                            f"(object {key}, block {block.address})")
             else:
-                problem("statement_digest", f"statementDigest mismatch for {text[:80]!r}")
+                _problem(problems, "statement_digest", key, block, f"statementDigest mismatch for {text[:80]!r}")
 
-    def _check_revision(self, revision: Mapping[str, Any], json: bool, problem) -> None:
-        kind = revision_kind(revision)
-        if kind is RevisionKind.SYSTEM:
+    def _check_revision(self, revision: Mapping[str, Any], stated: bytes, json: bool, block: Block,
+                        key: str | None, problems: list[Problem]) -> None:
+        # revision_kind, inlined: this runs once per revision
+        if "metadata" not in revision:
             self.report.system_entries += 1
             return
-        self.report.revisions += 1
-        if not self.check_revisions:
-            self.chain_only["not_checked"] += 1
-            return
-        stated = bytes(revision["hash"])
+        report = self.report
+        report.revisions += 1
         meta_hash = ion_hash(revision["metadata"])
-        if kind is RevisionKind.DATA:
+        if "data" in revision:
             if dot(meta_hash, ion_hash(revision["data"])) == stated:
-                self.report.revisions_fully_verified += 1
+                report.revisions_fully_verified += 1
             elif json:
                 self.chain_only["json_type_lost"] += 1
                 if self.chain_only["json_type_lost"] <= 100:
-                    self.report.warnings.append(f"json_type_lost: revision {_doc(revision)} does not recompute "
-                                                f"from its JSON data ({problem.where})")
+                    report.warnings.append(f"json_type_lost: revision {_doc(revision)} does not recompute "
+                                           f"from its JSON data (object {key}, block {block.address})")
             else:
-                problem("revision_hash", f"revision {_doc(revision)}: hash does not recompute from data+metadata")
-        elif kind is RevisionKind.REDACTED:
+                _problem(problems, "revision_hash", key, block,
+                         f"revision {_doc(revision)}: hash does not recompute from data+metadata")
+        elif "dataHash" in revision:
             if dot(meta_hash, bytes(revision["dataHash"])) == stated:
                 self.chain_only["redacted"] += 1
             else:
-                problem("revision_hash", f"redacted revision {_doc(revision)}: hash != dot(metadata, dataHash)")
-        elif stated in (meta_hash, dot(meta_hash, _NULL_HASH)):
-            self.report.revisions_fully_verified += 1
+                _problem(problems, "revision_hash", key, block,
+                         f"redacted revision {_doc(revision)}: hash != dot(metadata, dataHash)")
+        elif stated == meta_hash or stated == dot(meta_hash, _NULL_HASH):
+            report.revisions_fully_verified += 1
         elif self.strict:
-            problem("revision_hash", f"deleted revision {_doc(revision)}: hash fits no known rule")
+            _problem(problems, "revision_hash", key, block, f"deleted revision {_doc(revision)}: hash fits no known rule")
         else:
             self.chain_only["rule_unknown"] += 1
+
+
+def _problem(problems: list[Problem], kind: str, key: str | None, block: Block, detail: str) -> None:
+    problems.append(Problem(kind, key, str(block.address), detail))
 
 
 def _doc(revision: Mapping[str, Any]) -> str:
@@ -167,6 +180,9 @@ class ChainChecker:
     Blocks at or below the last sequence number seen are overlaps: they must repeat the earlier
     block hash-for-hash and are then skipped. `keep` says which sequence numbers will be seen
     again (from the objects' declared ranges), so only those hashes are remembered.
+
+    The report's tip (`tip_address`, `tip_hash`) and `last_block_time` are derived from the last
+    block fed, once per object (`sync_report`) or on reading, not formatted for every block.
     """
 
     def __init__(self, report: VerifyReport, blocks: BlockChecker, keep: Callable[[int], bool] = lambda s: False):
@@ -181,41 +197,54 @@ class ChainChecker:
         self.digest_valid = True
         self.first_seq: int | None = None
         self.first_previous_hash: bytes | None = None
-        self.last_block_time: str | None = None
+        self._tip: Block | None = None  # the last block linked into the chain
+        self._synced: Block | None = None
+
+    @property
+    def last_block_time(self) -> str | None:
+        return None if self._tip is None else _time_text(self._tip.value.get("blockTimestamp"))
+
+    def sync_report(self) -> None:
+        """Write the tip into the report (verify_object calls it after each object)."""
+        tip = self._tip
+        if tip is not None and tip is not self._synced:
+            self.report.tip_address = str(tip.address)
+            self.report.tip_hash = _b64(self.last_hash or b"")
+            self._synced = tip
 
     def feed(self, block: Block, key: str | None, json: bool, problems: list[Problem]) -> None:
-        address, seq = str(block.address), block.sequence_no
+        address = block.value["blockAddress"]
+        seq, strand_id = int(address["sequenceNo"]), str(address["strandId"])
+        previous = block.previous_block_hash
         if self.strand_id is None:
-            self.strand_id = block.strand_id
-            self.report.first_address = address
-            self.first_seq, self.first_previous_hash = seq, block.previous_block_hash
-            if seq == 0 and block.previous_block_hash:
-                problems.append(Problem("chain_broken", key, address, "genesis block has a previousBlockHash"))
+            self.strand_id = strand_id
+            self.report.first_address = str(block.address)
+            self.first_seq, self.first_previous_hash = seq, previous
+            if seq == 0 and previous:
+                _problem(problems, "chain_broken", key, block, "genesis block has a previousBlockHash")
             self.digest_valid = seq == 0
-        elif block.strand_id != self.strand_id:
-            problems.append(Problem("strand_mismatch", key, address, f"expected strand {self.strand_id}"))
+        elif strand_id != self.strand_id:
+            _problem(problems, "strand_mismatch", key, block, f"expected strand {self.strand_id}")
             return
-        if self.last_seq is not None and seq <= self.last_seq:
-            self._overlap(block, key, problems)
-            return
-        if self.last_seq is not None:
-            if seq > self.last_seq + 1:
-                problems.append(Problem("gap", key, address,
-                                        f"blocks {self.last_seq + 1}..{seq - 1} are missing"))
+        last_seq = self.last_seq
+        if last_seq is not None:
+            if seq <= last_seq:
+                self._overlap(block, key, problems)
+                return
+            if seq > last_seq + 1:
+                _problem(problems, "gap", key, block, f"blocks {last_seq + 1}..{seq - 1} are missing")
                 self.digest_valid = False
-            elif block.previous_block_hash != self.last_hash:
-                problems.append(Problem("chain_broken", key, address,
-                                        "previousBlockHash does not equal the prior block's blockHash"))
+            elif previous != self.last_hash:
+                _problem(problems, "chain_broken", key, block,
+                         "previousBlockHash does not equal the prior block's blockHash")
         self.blocks.check(block, key, json, problems)
         self.report.blocks += 1
-        self.last_seq, self.last_hash = seq, block.block_hash
+        block_hash = bytes(block.value["blockHash"])
+        self.last_seq, self.last_hash, self._tip = seq, block_hash, block
         if self.keep(seq):
-            self.remembered[seq] = self.last_hash
+            self.remembered[seq] = block_hash
         if self.digest_valid:
-            self.digest.add(self.last_hash)
-        self.report.tip_address = address
-        self.report.tip_hash = _b64(self.last_hash)
-        self.last_block_time = _time_text(block.value.get("blockTimestamp"))
+            self.digest.add(block_hash)
 
     def _overlap(self, block: Block, key: str | None, problems: list[Problem]) -> None:
         earlier = self.remembered.get(block.sequence_no)
@@ -283,6 +312,13 @@ def verify_objects(
 
 
 def verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChecker, problems: list[Problem]) -> None:
+    try:
+        _verify_object(read, ref, chain, problems)
+    finally:
+        chain.sync_report()
+
+
+def _verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChecker, problems: list[Problem]) -> None:
     declared = f"{{sequenceNo:{ref.first}..{ref.last}}}" if ref.first is not None else None
     if ref.resolved_key is None:
         problems.append(Problem("missing_object", ref.key, declared, "object named in the manifest does not exist"))

@@ -7,6 +7,7 @@ folder: the plan, the queue, and one result record per applied unit.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -23,10 +24,17 @@ from ..queues.sqlite import SqliteQueue
 from ..stores import FileStore, Location, open_location
 from ..targets import open_target
 from ..targets.base import TableDDL
-from ..targets.digest import digest_of_revisions, digest_of_target
-from .plan import RestorePlan, plan_restore
-from .units import UnitResult, load_unit, result_of
-from .worker import read_results, run_worker
+from ..targets.digest import (
+    DigestPart,
+    digest_of_journal,
+    digest_of_parts,
+    digest_of_target,
+    digest_part_of_rows,
+    journal_entries,
+)
+from .plan import RestorePlan, WorkUnit, plan_restore
+from .units import UnitResult, load_unit, read_journal_leaves, result_of
+from .worker import read_leaves, read_results, run_worker
 
 
 @dataclass
@@ -102,7 +110,7 @@ def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreO
     report.dead_letters = [{"unit": orjson.loads(d.body).get("key"), "attempts": d.attempts, "reason": d.reason}
                            for d in queue.dead_letters()]
     queue.close()
-    _finalize(plan, source, target_url, state, report)
+    _finalize(plan, source, target_url, state, report, processes=_worker_count(options))
     report.rto_seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -115,15 +123,38 @@ def _load_or_plan(source: Location, options: RestoreOptions) -> RestorePlan:
         return RestorePlan.from_bytes(path.read_bytes())
     plan = plan_restore(source, until=options.until, until_block=options.until_block,
                         allow_gaps=options.allow_gaps, use_snapshots=options.use_snapshots)
+    plan.units = split_units(plan.units)
     folder = options.state_dir / plan.restore_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plan.json").write_bytes(plan.to_bytes())
     return plan
 
 
+# Blocks per work unit. A data object holds up to 10,000 blocks (~35,000 revisions): as one unit it keeps
+# one worker busy while another idles, and holds the whole object's values in memory. Each part still
+# fetches the object and checks its sha256 and the links of every block it reads.
+UNIT_BLOCKS = 2_500
+
+
+def split_units(units: list[WorkUnit], blocks: int = UNIT_BLOCKS) -> list[WorkUnit]:
+    """Cut each journal unit into block ranges of at most `blocks` blocks (snapshot parts stay whole).
+    Ids stay deterministic: the range and the object key's tag, as the planner names units."""
+    out = []
+    for unit in units:
+        if unit.fmt == "SNAPSHOT" or unit.last_seq - unit.first_seq < blocks:
+            out.append(unit)
+            continue
+        tag = unit.unit_id.rsplit("-", 1)[-1]
+        for first in range(unit.first_seq, unit.last_seq + 1, blocks):
+            last = min(first + blocks - 1, unit.last_seq)
+            out.append(dataclasses.replace(unit, unit_id=f"{first:020d}-{last:020d}-{tag}", first_seq=first,
+                                           last_seq=last))
+    return out
+
+
 def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir: Path, plan: RestorePlan,
                  options: RestoreOptions, on_progress, *, total: int, already: int) -> None:
-    count = (os.cpu_count() or 1) if options.workers is None else options.workers
+    count = _worker_count(options)
     state = Location(FileStore(state_dir, lock_mode=None), "")
     if count == 0:
         target = open_target(target_url)
@@ -163,31 +194,43 @@ def _worker_process(queue_path: str, queue_name: str, max_attempts: int, source_
         queue.close()
 
 
-def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Location, report: RestoreReport) -> None:
+def _worker_count(options: RestoreOptions) -> int:
+    return (os.cpu_count() or 1) if options.workers is None else options.workers
+
+
+def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Location, report: RestoreReport,
+              *, processes: int = 0) -> None:
     """Link the units into one chain, build indexes, compare the target's state with the journal's.
 
-    One pass re-reads every unit the target holds: the journal side of the comparison never comes
-    from the target or from a worker's word."""
+    The journal side of the comparison never comes from the target: it is what the workers recorded
+    when they verified each unit (its result and journal leaves, `units.journal_leaves`), and for a
+    unit the target holds without such a record (a worker killed between its commit and its record,
+    or units applied by an older version) the unit is fetched and verified again here. The target
+    side is recomputed from what the target stores (`digest_of_target`)."""
     target = open_target(target_url)
     try:
         held = target.applied_units()
     finally:
         target.close()
-    revisions: list = []
+    entries: list = []
     redactions: list = []
     results: dict[str, UnitResult] = {}
+    recorded = read_results(state)
+    revisions = 0
     for unit in plan.units:
-        if unit.unit_id in held:
-            content = load_unit(source.store, unit)
-            results[unit.unit_id] = result_of(content)
-            revisions.extend(content.revisions)
-            redactions.extend(content.redactions)
+        if unit.unit_id not in held:
+            continue
+        result, unit_entries, unit_redactions = _journal_side(source, state, unit, recorded.get(unit.unit_id))
+        results[unit.unit_id] = result
+        entries.extend(unit_entries)
+        redactions.extend(unit_redactions)
+        revisions += result.revisions
     report.units_applied = len(results)
     if plan.snapshot_last_seq is not None:
         report.snapshot_last_seq, report.journal_from_seq = plan.snapshot_last_seq, plan.snapshot_last_seq + 1
     ordered = sorted((r for r in results.values() if r.first_seq is not None), key=lambda r: r.first_seq)
     _check_links(ordered, plan, report)
-    report.revisions = len(revisions)
+    report.revisions = revisions
     lost = [name for r in results.values() for name in r.type_lost]
     report.type_lost, report.type_lost_examples = len(lost), lost[:50]
     if ordered:
@@ -197,14 +240,26 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.problems.append(f"{len(report.dead_letters)} unit(s) dead-lettered; the target is incomplete")
     target = open_target(target_url)
     try:
-        _create_indexes(target, results, plan.restore_id)
-        if hasattr(target, "finalize"):
-            target.finalize()
-        target_digest = digest_of_target(target)
+        if processes > 1 and hasattr(target, "iter_state_part"):
+            # Decoding and hashing every stored row is most of finalize: spread it over processes, and
+            # build the indexes meanwhile (they touch neither history nor current rows, which the digest
+            # reads from its own snapshot; no unit is being applied any more).
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(processes) as pool:
+                parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
+                _create_indexes(target, results, plan.restore_id)
+                if hasattr(target, "finalize"):
+                    target.finalize()
+                target_digest = digest_of_parts(parts.get())
+        else:
+            _create_indexes(target, results, plan.restore_id)
+            if hasattr(target, "finalize"):
+                target.finalize()
+            target_digest = digest_of_target(target)
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    journal_digest = digest_of_revisions(revisions, redactions)
+    journal_digest = digest_of_journal(entries, redactions)
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:
         report.problems.append("the target's state digest differs from the journal's: "
@@ -215,6 +270,32 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.problems.append(f"last applied block hash {report.last_block_hash} is not the recorded "
                                f"{plan.expected_last_hash}")
     report.verdict = not report.problems and not report.lost_blocks and report.units_applied == report.units
+
+
+def _journal_side(source: Location, state: Location, unit: WorkUnit,
+                  recorded: UnitResult | None) -> tuple[UnitResult, list, list]:
+    """A held unit's result, digest entries and redaction keys: as its worker recorded them, or read
+    and verified again from the source when no usable record exists."""
+    leaves = read_leaves(state, unit.unit_id) if recorded is not None else None
+    if leaves is not None and recorded is not None:
+        try:
+            entries, redactions = read_journal_leaves(leaves, unit)
+        except ValueError:
+            pass
+        else:
+            if len(entries) == recorded.revisions:
+                return recorded, entries, redactions
+    content = load_unit(source.store, unit)
+    return result_of(content), journal_entries(content.revisions), [r.key for r in content.redactions]
+
+
+def _digest_part(target_url: str, index: int, count: int) -> DigestPart:
+    """One process's share of the target digest (finalize)."""
+    target = open_target(target_url)
+    try:
+        return digest_part_of_rows(target.iter_state_part(index, count))  # type: ignore[attr-defined]
+    finally:
+        target.close()
 
 
 def _check_links(ordered: list[UnitResult], plan: RestorePlan, report: RestoreReport) -> None:

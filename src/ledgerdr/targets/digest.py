@@ -143,6 +143,55 @@ def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Itera
     return builder.finish()
 
 
+# What `digest_of_journal` needs of a revision besides its key and hash (`journal_entries`).
+ENTRY_DELETED, ENTRY_NO_DATA, ENTRY_TYPE_LOST = 1, 2, 4
+
+JournalEntry = tuple[str, str, str, int, bytes, int]  # table id, table name, document id, version, hash, flags
+
+
+def journal_entries(revisions: Iterable[RestoredRevision]) -> list[JournalEntry]:
+    """The digest inputs of *verified* revisions (`restore.units.load_unit`), small enough for a worker
+    to record beside its unit result so that the restore's finalize need not read the journal again."""
+    return [
+        (r.table_id, r.table_name, r.document_id, r.version, bytes(r.hash),
+         (ENTRY_DELETED if r.deleted else 0) | (ENTRY_NO_DATA if r.data is None else 0)
+         | (ENTRY_TYPE_LOST if r.type_lost else 0))
+        for r in revisions
+    ]
+
+
+def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tuple[str, str, int]] = ()) -> StateDigest:
+    """`digest_of_revisions` of revisions that verification already recomputed: equal to it for them.
+
+    H is the journal's hash throughout: where `digest_of_revisions` recomputes `dot(IonHash(metadata),
+    IonHash(data))`, the verifier has recomputed that very value and found it equal to the journal's
+    hash (or, for JSON, marked the revision type-lost); so no value is hashed twice. Revisions that did
+    not pass verification must go through `digest_of_revisions`, which recomputes.
+    """
+    redacted = set(redactions)
+    builder = _DigestBuilder()
+    newest: dict[tuple[str, str], tuple[int, bool, bytes]] = {}
+    for table_id, table_name, document_id, version, journal_hash, flags in entries:
+        if flags & ENTRY_DELETED:
+            reason = DELETED
+        elif flags & ENTRY_NO_DATA or (table_id, document_id, version) in redacted:
+            reason = REDACTED
+        elif flags & ENTRY_TYPE_LOST:
+            reason = JSON_TYPE_LOST
+        else:
+            reason = RECOMPUTED
+        leaf = builder.add_leaf(table_id, table_name, leaf_hash(table_id, document_id, version, journal_hash), reason)
+        key = (table_id, document_id)
+        candidate = (version, not flags & ENTRY_DELETED, leaf)
+        known = newest.get(key)
+        if known is None or candidate > known:
+            newest[key] = candidate
+    for (table_id, _), (_, live, leaf) in newest.items():
+        if live:
+            builder.add_current_leaf(table_id, leaf)
+    return builder.finish()
+
+
 def digest_of_rows(rows: Iterable[StoredRevision]) -> StateDigest:
     """The state digest of rows as a target stores them (history rows and rows flagged `current`)."""
     builder = _DigestBuilder()
@@ -156,6 +205,38 @@ def digest_of_target(target: Target) -> StateDigest:
     return digest_of_rows(target.iter_state())
 
 
+@dataclass
+class DigestPart:
+    """The leaves of part of a target's rows (`digest_part_of_rows`), computed apart (in another process)
+    and folded by `digest_of_parts`. Plain data, so it pickles."""
+
+    history: dict[str, list[bytes]]
+    current: dict[str, list[bytes]]
+    names: dict[str, str]
+    mismatches: set[Mismatch]
+
+
+def digest_part_of_rows(rows: Iterable[StoredRevision]) -> DigestPart:
+    builder = _DigestBuilder()
+    for row in rows:
+        builder.add(row, current=row.current)
+    return DigestPart(builder._history, builder._current, builder._names, builder._mismatches)
+
+
+def digest_of_parts(parts: Iterable[DigestPart]) -> StateDigest:
+    """The digest of the union of the parts' rows: equal to `digest_of_rows` over all of them, since
+    leaves are sorted and de-duplicated per table before they are folded."""
+    builder = _DigestBuilder()
+    for part in parts:
+        for table_id, leaves in part.history.items():
+            builder._history.setdefault(table_id, []).extend(leaves)
+        for table_id, leaves in part.current.items():
+            builder._current.setdefault(table_id, []).extend(leaves)
+        builder._names.update(part.names)
+        builder._mismatches |= part.mismatches
+    return builder.finish()
+
+
 class _DigestBuilder:
     """Collects leaves per table; `finish` sorts, de-duplicates and folds them."""
 
@@ -164,6 +245,7 @@ class _DigestBuilder:
         self._current: dict[str, list[bytes]] = {}
         self._names: dict[str, str] = {}
         self._mismatches: set[Mismatch] = set()
+        self._last: tuple[Any, Any, bytes] | None = None
 
     def add(self, revision: _Revision, *, current: bool, redacted: bool = False) -> bytes:
         """Add one revision's leaf to history (or to the current state) and return the leaf."""
@@ -174,6 +256,12 @@ class _DigestBuilder:
             self._current.setdefault(revision.table_id, []).append(leaf)
         else:
             self._history.setdefault(revision.table_id, []).append(leaf + bytes((reason,)))
+        return leaf
+
+    def add_leaf(self, table_id: str, table_name: str, leaf: bytes, reason: int) -> bytes:
+        """Add a history leaf computed elsewhere (`digest_of_journal`)."""
+        self._names[table_id] = table_name
+        self._history.setdefault(table_id, []).append(leaf + bytes((reason,)))
         return leaf
 
     def add_current_leaf(self, table_id: str, leaf: bytes) -> None:
@@ -187,7 +275,12 @@ class _DigestBuilder:
             return journal_hash, REDACTED
         if revision.type_lost:
             return journal_hash, JSON_TYPE_LOST
-        recomputed = dot(ion_hash(revision.metadata), ion_hash(revision.data))
+        last = self._last
+        if last is not None and last[0] is revision.data and last[1] is revision.metadata:
+            recomputed = last[2]  # the very objects just hashed (a target's current row sharing its history row's)
+        else:
+            recomputed = dot(ion_hash(revision.metadata), ion_hash(revision.data))
+            self._last = (revision.data, revision.metadata, recomputed)  # held, so their ids cannot be reused
         if recomputed != journal_hash:
             self._mismatches.add(Mismatch(revision.table_id, revision.document_id, revision.version, where,
                                           journal_hash, recomputed))

@@ -9,11 +9,14 @@ half-applied. The digest accumulator needs blocks in order, so it is rebuilt onc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from zlib import crc32
 
 from amazon.ion import simpleion
+from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
@@ -83,10 +86,8 @@ class EmbeddedTarget:
                 return False
             for table in tables:
                 self._table(table)
-            for block in blocks:
-                self._block(block)
-            for revision in revisions:
-                self._revision(revision)
+            self._blocks(blocks)
+            self._revisions(revisions)
             for redaction in redactions:
                 self._redaction(redaction)
             storage.conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
@@ -107,54 +108,81 @@ class EmbeddedTarget:
             storage.insert_index(index)
             storage.add_index_entries(
                 (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
-                if (key := index_key(_field(simpleion.loads(row.data), field))) is not None)
+                if (key := index_key(_field(_loads(row.data), field))) is not None)
 
-    def _block(self, block: Block) -> None:
-        ion = block.raw or simpleion.dumps(block.value, binary=True)
-        revisions = sum(1 for r in block.revisions if "metadata" in r)
-        self.storage.conn.execute(
+    def _blocks(self, blocks: Sequence[Block]) -> None:
+        """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
+        re-encoded; one statement for the unit."""
+        self.storage.conn.executemany(
             "INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
-            (block.sequence_no, ion, block.block_hash, to_ms(block.timestamp), revisions))
+            [(block.sequence_no, block.raw or simpleion.dumps(block.value, binary=True), block.block_hash,
+              to_ms(block.timestamp), sum(1 for r in block.revisions if "metadata" in r)) for block in blocks])
 
-    def _revision(self, revision: RestoredRevision) -> None:
+    def _revisions(self, revisions: Sequence[RestoredRevision]) -> None:
+        """History rows (each key once: a re-delivered revision is skipped), then per document the
+        current row when this unit brought the newest version, written in batches."""
         storage, conn = self.storage, self.storage.conn
-        key = revision.key
-        if conn.execute("SELECT 1 FROM history WHERE table_id = ? AND doc_id = ? AND version = ?", key).fetchone():
-            return  # re-delivered: history rows are inserted once
-        if storage.table(revision.table_id) is None:
-            storage.insert_table(revision.table_id, revision.table_name, revision.block_seq)
-        data = None if revision.data is None else simpleion.dumps(revision.data, binary=True)
-        data_hash = revision.data_hash
-        if data is not None and conn.execute("SELECT 1 FROM restore_redactions WHERE table_id = ? AND doc_id = ? "
-                                             "AND version = ?", key).fetchone():
-            data, data_hash = None, ion_hash(revision.data)  # erased later in the journal: never bring it back
-        metadata = revision.metadata
-        row = DocRow(revision.table_id, revision.document_id, revision.version, data, revision.hash,
-                     to_ms(metadata["txTime"]), str(metadata["txId"]), revision.block_seq, data_hash)
-        storage.insert_history([row])
-        if revision.type_lost:
-            conn.execute("INSERT OR IGNORE INTO restore_type_lost VALUES (?, ?, ?)", key)
-        newest = conn.execute("SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?",
-                              key[:2]).fetchone()[0]
-        if revision.version == newest:
-            self._set_current(row, revision)
+        known_tables = {t.table_id for t in storage.tables()}
+        redacted = {tuple(r) for r in conn.execute("SELECT table_id, doc_id, version FROM restore_redactions")}
+        fresh: dict[tuple[str, str, int], tuple[RestoredRevision, DocRow]] = {}
+        for revision in revisions:
+            key = revision.key
+            if key in fresh or conn.execute("SELECT 1 FROM history WHERE table_id = ? AND doc_id = ? AND version = ?",
+                                            key).fetchone():
+                continue  # re-delivered: history rows are inserted once
+            if revision.table_id not in known_tables:
+                storage.insert_table(revision.table_id, revision.table_name, revision.block_seq)
+                known_tables.add(revision.table_id)
+            data = None if revision.data is None else simpleion.dumps(revision.data, binary=True)
+            data_hash = revision.data_hash
+            if data is not None and key in redacted:
+                data, data_hash = None, ion_hash(revision.data)  # erased later in the journal: never bring it back
+            metadata = revision.metadata
+            fresh[key] = (revision, DocRow(revision.table_id, revision.document_id, revision.version, data,
+                                           revision.hash, to_ms(metadata["txTime"]), str(metadata["txId"]),
+                                           revision.block_seq, data_hash))
+        if not fresh:
+            return
+        storage.insert_history(row for _, row in fresh.values())
+        conn.executemany("INSERT OR IGNORE INTO restore_type_lost VALUES (?, ?, ?)",
+                         [key for key, (revision, _) in fresh.items() if revision.type_lost])
+        newest: dict[tuple[str, str], tuple[RestoredRevision, DocRow]] = {}
+        for revision, row in fresh.values():
+            known = newest.get((row.table_id, row.doc_id))
+            if known is None or revision.version > known[0].version:
+                newest[(row.table_id, row.doc_id)] = (revision, row)
+        self._set_current([pair for doc, pair in newest.items() if pair[0].version == conn.execute(
+            "SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?", doc).fetchone()[0]])
 
-    def _set_current(self, row: DocRow, revision: RestoredRevision) -> None:
+    def _set_current(self, newest: list[tuple[RestoredRevision, DocRow]]) -> None:
+        """Make each row its document's current one (a delete or redacted row removes it) and move the
+        document's index entries from its old current row to the new one."""
         storage = self.storage
-        old = storage.document(row.table_id, row.doc_id)
-        indexes = storage.indexes(row.table_id)
-        old_data = simpleion.loads(old.data) if old is not None and indexes else None
-        if row.data is None:
-            storage.delete_documents([(row.table_id, row.doc_id)])
-        else:
-            storage.put_documents([row])
-        for index in indexes:
-            before = index_key(_field(old_data, index.field)) if old_data is not None else None
-            after = index_key(_field(revision.data, index.field)) if row.data is not None else None
-            if before is not None:
-                storage.remove_index_entries([(index.index_id, before, row.doc_id)])
-            if after is not None:
-                storage.add_index_entries([(index.index_id, after, row.doc_id)])
+        indexes: dict[str, list[IndexRow]] = {}
+        puts, deletes, removed, added = [], [], [], []
+        for revision, row in newest:
+            table_indexes = indexes.get(row.table_id)
+            if table_indexes is None:
+                table_indexes = indexes[row.table_id] = storage.indexes(row.table_id)
+            if row.data is None:
+                deletes.append((row.table_id, row.doc_id))
+            else:
+                puts.append(row)
+            if not table_indexes:
+                continue
+            old = storage.document(row.table_id, row.doc_id)
+            old_data = _loads(old.data) if old is not None else None
+            for index in table_indexes:
+                before = index_key(_field(old_data, index.field)) if old_data is not None else None
+                after = index_key(_field(revision.data, index.field)) if row.data is not None else None
+                if before is not None:
+                    removed.append((index.index_id, before, row.doc_id))
+                if after is not None:
+                    added.append((index.index_id, after, row.doc_id))
+        storage.delete_documents(deletes)
+        storage.put_documents(puts)
+        storage.remove_index_entries(removed)
+        storage.add_index_entries(added)
 
     def _redaction(self, redaction: Redaction) -> None:
         storage = self.storage
@@ -192,15 +220,24 @@ class EmbeddedTarget:
         return {t.table_id: t.name for t in self.storage.tables()}
 
     def iter_state(self) -> Iterator[StoredRevision]:
+        """Table by table, each document's history rows and then its current row. A current row whose
+        stored columns are byte-for-byte those of the document's newest history row shares that row's
+        decoded data and metadata objects, so the digest hashes those bytes once (it recomputes per
+        distinct object); any difference in the stored bytes decodes and hashes the current row apart."""
+        return self.iter_state_part(0, 1)
+
+    def iter_state_part(self, index: int, count: int) -> Iterator[StoredRevision]:
+        """`iter_state` restricted to the documents whose id falls in part `index` of `count` (by CRC-32),
+        so that `count` processes can each decode and hash one part (`targets.digest.digest_of_parts`)."""
         names = self.table_names()
         with self.storage.read_snapshot():
             lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")}
             for table_id, name in names.items():
-                for row in self.storage.history(table_id):
-                    yield _stored(row, name, current=False, lost=lost)
-            for table_id, name in names.items():
-                for row in self.storage.documents(table_id):
-                    yield _stored(row, name, current=True, lost=lost)
+                history, documents = self.storage.history(table_id), self.storage.documents(table_id)
+                if count > 1:
+                    history = (r for r in history if crc32(r.doc_id.encode()) % count == index)
+                    documents = (r for r in documents if crc32(r.doc_id.encode()) % count == index)
+                yield from _merged(history, documents, name, lost)
 
     def info(self) -> TargetInfo:
         conn = self.storage.conn
@@ -218,10 +255,55 @@ class EmbeddedTarget:
         self.ledger.close()
 
 
+def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set) -> Iterator[StoredRevision]:
+    """Both inputs are ordered by doc_id (history then by version): a merge, so memory stays flat."""
+    current = next(documents, None)
+    newest: tuple[DocRow, StoredRevision] | None = None
+    for row in history:
+        if newest is not None and newest[0].doc_id != row.doc_id:
+            yield from _current_rows(newest, current, documents, name, lost)
+            current = _skip_to(current, documents, newest[0].doc_id)
+            newest = None
+        while current is not None and current.doc_id < row.doc_id:  # a current row without history
+            yield _stored(current, name, current=True, lost=lost)
+            current = next(documents, None)
+        stored = _stored(row, name, current=False, lost=lost)
+        yield stored
+        newest = (row, stored)
+    if newest is not None:
+        yield from _current_rows(newest, current, documents, name, lost)
+        current = _skip_to(current, documents, newest[0].doc_id)
+    while current is not None:
+        yield _stored(current, name, current=True, lost=lost)
+        current = next(documents, None)
+
+
+def _current_rows(newest: tuple[DocRow, StoredRevision], current: DocRow | None, documents: Iterator[DocRow],
+                  name: str, lost: set) -> Iterator[StoredRevision]:
+    row, stored = newest
+    if current is None or current.doc_id != row.doc_id:
+        return
+    if current.data_hash is None and row.data_hash is None and current == row:  # DocRow equality: every column
+        yield dataclasses.replace(stored, current=True)
+    else:
+        yield _stored(current, name, current=True, lost=lost)
+
+
+def _skip_to(current: DocRow | None, documents: Iterator[DocRow], doc_id: str) -> DocRow | None:
+    """The first current row after `doc_id` (the one for `doc_id` was just handled)."""
+    return next(documents, None) if current is not None and current.doc_id == doc_id else current
+
+
+def _loads(data: bytes) -> Any:
+    """Stored Ion, as plain Python values wherever that loses no Ion type (structs stay IonPyDict):
+    about half the cost of IonPy values, and hashed identically (tests/test_ion_hash_property.py)."""
+    return simpleion.loads(data, value_model=IonPyValueModel.MAY_BE_BARE)
+
+
 def _stored(row: DocRow, table_name: str, *, current: bool, lost: set) -> StoredRevision:
     metadata = {"id": row.doc_id, "version": row.version, "txTime": ms_timestamp(from_ms(row.tx_time_ms)),
                 "txId": row.tx_id}
-    data = None if row.data is None else simpleion.loads(row.data)
+    data = None if row.data is None else _loads(row.data)
     return StoredRevision(row.table_id, table_name, row.doc_id, row.version, data, metadata, row.hash,
                           row.data_hash, (row.table_id, row.doc_id, row.version) in lost, row.data is None and row.data_hash is None, row.block_seq, current)
 
