@@ -179,7 +179,10 @@ def read_ion_value(data: bytes | str) -> Any:
         raise DecodeError(f"unreadable Ion: {exc}") from None
 
 
-def _read_json_lines(data: bytes, chain_only: bool = False) -> Iterator[Block]:
+def json_lines(data: bytes) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """(line index, line, parsed object) for each non-blank line of a JSON Lines object, in order.
+    Raises DecodeError at the first line that is not a JSON object. Shared by `read_blocks` and the
+    fused JSON chain check (verify.ChainChecker.feed_json_lines), so both read the same lines alike."""
     for index, line in enumerate(data.splitlines()):
         if not line or line.isspace():  # (strip() would copy every line)
             continue
@@ -189,11 +192,22 @@ def _read_json_lines(data: bytes, chain_only: bool = False) -> Iterator[Block]:
             raise DecodeError(f"line {index + 1} is not JSON: {exc}", index) from None
         if not isinstance(obj, dict):
             raise DecodeError(f"line {index + 1} is not a JSON object", index)
+        yield index, line, obj
+
+
+def json_chain_block(obj: dict[str, Any], index: int) -> Block:
+    """A parsed JSON line as a chain-only block: only addresses and hashes re-typed (in place).
+    Raises DecodeError naming the line when the block does not fit QLDB's schema."""
+    try:
+        return Block(_retype_chain(obj))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"line {index + 1}: block does not match QLDB's schema: {exc}", index) from None
+
+
+def _read_json_lines(data: bytes, chain_only: bool = False) -> Iterator[Block]:
+    for index, line, obj in json_lines(data):
         if chain_only:
-            try:
-                yield Block(_retype_chain(obj))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DecodeError(f"line {index + 1}: block does not match QLDB's schema: {exc}", index) from None
+            yield json_chain_block(obj, index)
             continue
         if _revisions_have_float(obj):
             # orjson reads 1.20 as the float 1.2; re-read the line so decimals keep their exact text.

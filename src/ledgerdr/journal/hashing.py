@@ -491,7 +491,8 @@ def ion_hash(value: Any) -> bytes:
 # XOR with 0x80 maps signed bytes (-128..127) onto 0..255 in the same order, so comparing the bytes from
 # index 31 down to 0 as unsigned is QLDB's signed comparison. A little-endian integer compares exactly that
 # way (byte 31 most significant), and flipping the top bit of every byte is one XOR with 0x8080…80: two C
-# calls instead of a slice, a copy and a translate per operand (1.0 µs a dot instead of 1.6 µs).
+# calls instead of a slice, a copy and a translate per operand (1.0 µs a dot instead of 1.6 µs). Byte 31
+# alone decides 255 times in 256, and comparing it first (two index operations) brings a dot to ~0.8 µs.
 _SIGN_FLIP = int.from_bytes(b"\x80" * 32, "little")
 _from_bytes = int.from_bytes
 HASH_LENGTH = 32
@@ -509,6 +510,9 @@ def dot(a: bytes, b: bytes) -> bytes:
         return bytes(a)
     if len(a) != HASH_LENGTH or len(b) != HASH_LENGTH:
         raise ValueError(f"dot needs {HASH_LENGTH}-byte hashes, got {len(a)} and {len(b)} bytes")
+    high_a, high_b = a[31], b[31]
+    if high_a != high_b:
+        return sha256(a + b if (high_a ^ 0x80) < (high_b ^ 0x80) else b + a).digest()
     if (_from_bytes(a, "little") ^ _SIGN_FLIP) < (_from_bytes(b, "little") ^ _SIGN_FLIP):
         return sha256(a + b).digest()
     return sha256(b + a).digest()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from binascii import a2b_base64
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .codecs import DecodeError, ExportFormat, read_blocks
+from .codecs import DecodeError, ExportFormat, json_chain_block, json_lines, read_blocks
 from .hashing import dot, ion_hash, merkle_root
 from .model import Block
 from .proofs import DigestAccumulator
@@ -185,10 +186,12 @@ class ChainChecker:
     block fed, once per object (`sync_report`) or on reading, not formatted for every block.
     """
 
-    def __init__(self, report: VerifyReport, blocks: BlockChecker, keep: Callable[[int], bool] = lambda s: False):
+    def __init__(self, report: VerifyReport, blocks: BlockChecker, keep: Callable[[int], bool] = lambda s: False,
+                 *, fuse_json: bool = True):
         self.report = report
         self.blocks = blocks
         self.keep = keep
+        self.fuse_json = fuse_json  # chain-only JSON objects through feed_json_lines (False: block by block)
         self.strand_id: str | None = None
         self.last_seq: int | None = None
         self.last_hash: bytes | None = None
@@ -246,6 +249,87 @@ class ChainChecker:
         if self.digest_valid:
             self.digest.add(block_hash)
 
+    def feed_json_lines(self, data: bytes, key: str | None, problems: list[Problem], span: list[int | None]) -> None:
+        """Chain-only check of one JSON Lines object, fused with its parse; `span` gets [first, last]
+        sequence numbers read, as `_verify_object` tracks them. Same results as `feed(json_chain_block(...))`
+        for every line, in the same order, with the same exceptions (tests/test_verify_json_chain.py).
+
+        A chain check of JSON is budgeted at about one parse of it (the issue: ≤ 2×): re-typing each line
+        into a `Block` and going through `feed` and `BlockChecker.check` cost as much as orjson itself.
+        So a line that continues the chain (next sequence number, same strand, previousBlockHash equal to the
+        last blockHash) is checked here, reading the parsed dict as is: the same hashes are decoded and the
+        same `merkle_root`/`dot` recomputed; when every check passes the block is counted and linked as
+        `feed` would. Anything else (the chain's first block, a gap, overlap, other strand, a hash mismatch,
+        a field off the schema, any exception) goes, without side effects, to `json_chain_block` + `feed`,
+        which then reports exactly what they always report. The parsed dict is left untouched here for that.
+        """
+        keep, add_digest, remembered = self.keep, self.digest.add, self.remembered
+        first, last = span
+        strand_id, last_seq, last_hash, digest_valid = self.strand_id, self.last_seq, self.last_hash, self.digest_valid
+        last_text: str | None = None  # the base64 text `last_hash` was decoded from, when known
+        tip: dict[str, Any] | None = None  # the last block linked here (as parsed)
+        blocks = revisions = system = 0
+        with_revisions = False  # BlockChecker counts "not_checked" for any block with revisions, even 0
+        try:
+            for index, _line, obj in json_lines(data):
+                address = obj.get("blockAddress")
+                if last_seq is not None and strand_id is not None and type(address) is dict:
+                    seq = address.get("sequenceNo")
+                    if type(seq) is int and seq == last_seq + 1 and address.get("strandId") == strand_id:
+                        try:
+                            fused = _fused_chain_hashes(obj, last_hash, last_text)
+                        except Exception:  # whatever it is, the general path below meets and reports it
+                            fused = None
+                        if fused is not None:
+                            last_hash, last_text, counted, system_here = fused
+                            if counted:
+                                with_revisions = True
+                                revisions += counted - system_here
+                                system += system_here
+                            blocks += 1
+                            last_seq, tip = seq, obj
+                            if first is None:
+                                first = seq
+                            last = seq
+                            if keep(seq):
+                                remembered[seq] = last_hash
+                            if digest_valid:
+                                add_digest(last_hash)
+                            continue
+                # the general path, from the state the fused blocks left
+                if blocks:
+                    self._flush_fused(span, first, last, last_seq, last_hash, tip, blocks, revisions, system,
+                                      with_revisions)
+                    tip, blocks, revisions, system, with_revisions = None, 0, 0, 0, False
+                last_text = None
+                block = json_chain_block(obj, index)
+                if first is None:
+                    first = span[0] = block.sequence_no
+                last = span[1] = block.sequence_no
+                self.feed(block, key, True, problems)
+                strand_id, last_seq, last_hash, digest_valid = (self.strand_id, self.last_seq, self.last_hash,
+                                                                self.digest_valid)
+        finally:
+            if blocks:  # (only fused blocks since the last general one: that one's `feed` kept the state itself)
+                self._flush_fused(span, first, last, last_seq, last_hash, tip, blocks, revisions, system,
+                                  with_revisions)
+
+    def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int,
+                     last_hash: bytes, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
+                     with_revisions: bool) -> None:
+        """Write back what `feed_json_lines` kept in locals since the last general block: the link, the
+        object's span, the report's counts, and its last block as the tip."""
+        self.last_seq, self.last_hash = last_seq, last_hash
+        span[0], span[1] = first, last
+        if tip is not None:
+            self._tip = Block(tip)  # reads blockAddress and blockTimestamp only, which chain mode leaves as parsed
+        report = self.report
+        report.blocks += blocks
+        report.revisions += revisions
+        report.system_entries += system
+        if with_revisions:
+            self.blocks.chain_only["not_checked"] += revisions
+
     def _overlap(self, block: Block, key: str | None, problems: list[Problem]) -> None:
         earlier = self.remembered.get(block.sequence_no)
         if earlier is None and block.sequence_no == self.last_seq:
@@ -256,6 +340,54 @@ class ChainChecker:
         elif earlier != block.block_hash:
             problems.append(Problem("overlap_mismatch", key, str(block.address),
                                     "block differs from the earlier copy of the same sequence number (fork)"))
+
+
+def _fused_chain_hashes(obj: Mapping[str, Any], last_hash: bytes | None,
+                        last_text: str | None) -> tuple[bytes, str, int, int] | None:
+    """`BlockChecker.check` in chain-only mode plus `feed`'s link check, on a parsed JSON block that
+    continues the chain: (blockHash, its text, revisions, system entries) when all of them pass and
+    `_retype_chain` would accept the block, else None (or an exception). Reads `obj` only.
+
+    Equal base64 texts decode to equal hashes, so a text equal to one already decoded (the previous
+    blockHash, an entriesHashList member) is compared as text: most blocks hold one revision, whose
+    hash is then the revisions' Merkle root and a member of entriesHashList as given."""
+    previous_text = obj.get("previousBlockHash")
+    if previous_text is None or previous_text != last_text:
+        previous = b"" if previous_text is None else a2b_base64(previous_text)
+        if previous != last_hash:
+            return None
+    else:
+        previous = last_hash
+    entries_text = obj.get("entriesHashList")
+    if type(entries_text) is not list:
+        return None
+    entries = [a2b_base64(h) for h in entries_text]
+    revisions = obj.get("revisions")
+    count = system = 0
+    if revisions:
+        if type(revisions) is not list:
+            return None
+        count = len(revisions)
+        if count == 1:
+            revision = revisions[0]
+            text = revision["hash"]
+            if text not in entries_text and a2b_base64(text) not in entries:
+                return None
+            system = 0 if "metadata" in revision else 1
+        else:
+            hashes = [a2b_base64(revision["hash"]) for revision in revisions]
+            for revision in revisions:
+                if "metadata" not in revision:
+                    system += 1
+            if merkle_root(hashes) not in entries:
+                return None
+    entries_hash = a2b_base64(obj["entriesHash"])
+    block_text = obj["blockHash"]
+    block_hash = a2b_base64(block_text)
+    root = dot(entries[0], entries[1]) if len(entries) == 2 else merkle_root(entries)
+    if root != entries_hash or dot(entries_hash, previous) != block_hash:
+        return None
+    return block_hash, block_text, count, system
 
 
 def _b64(value: bytes) -> str:
@@ -295,10 +427,12 @@ def verify_objects(
     check_revisions: bool = True,
     keep: Callable[[int], bool] = lambda s: False,
     on_object: Callable[[ObjectRef, int], None] | None = None,
+    fuse_json: bool = True,
 ) -> ChainChecker:
-    """Verify objects in the order given as one chain, adding to `report`."""
+    """Verify objects in the order given as one chain, adding to `report`. `fuse_json=False` checks
+    chain-only JSON block by block (the reference the fused path is tested and measured against)."""
     block_checker = BlockChecker(report, strict=strict, check_revisions=check_revisions)
-    chain = ChainChecker(report, block_checker, keep)
+    chain = ChainChecker(report, block_checker, keep, fuse_json=fuse_json)
     for ref in objects:
         report.objects += 1
         blocks_before = report.blocks
@@ -336,21 +470,27 @@ def _verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChe
         problems.append(Problem("wrong_format", ref.key, declared, mismatch))
         return
     json = ref.fmt is ExportFormat.JSON
-    first = last = None
+    chain_only = not chain.blocks.check_revisions
+    span: list[int | None] = [None, None]  # first and last sequence numbers read
     try:
-        for block in read_blocks(data, ref.fmt, chain_only=not chain.blocks.check_revisions):
-            if first is None:
-                first = block.sequence_no
-            last = block.sequence_no
-            chain.feed(block, ref.key, json, problems)
+        if json and chain_only and chain.fuse_json:
+            chain.feed_json_lines(data, ref.key, problems, span)
+        else:
+            for block in read_blocks(data, ref.fmt, chain_only=chain_only):
+                if span[0] is None:
+                    span[0] = block.sequence_no
+                span[1] = block.sequence_no
+                chain.feed(block, ref.key, json, problems)
     except DecodeError as exc:
+        last = span[1]
         after = f"after {{sequenceNo:{last}}}" if last is not None else declared
         problems.append(Problem("unreadable_object", ref.key, after, f"cannot decode: {exc}"))
         return
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problems.append(Problem("malformed_block", ref.key, f"after {{sequenceNo:{last}}}",
+        problems.append(Problem("malformed_block", ref.key, f"after {{sequenceNo:{span[1]}}}",
                                 f"block does not follow QLDB's schema: {exc!r}"))
         return
+    first, last = span
     if ref.first is not None and (first, last) != (ref.first, ref.last):
         problems.append(Problem("range_mismatch", ref.key, declared,
                                 f"object holds blocks {first}..{last}, its name declares {ref.first}..{ref.last}"))
