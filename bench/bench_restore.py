@@ -188,7 +188,9 @@ def embedded_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> 
         "",
         f"Replay excludes its DDL pass ({replay['ddl_seconds']:.1f} s) and its comparison with the journal "
         f"({replay['compare_seconds']:.1f} s); the restores' RTO includes planning, verification of every "
-        "object (twice: before applying and again at finalize) and the state-digest comparison.",
+        "object before it is applied (once: finalize builds the journal's side of the state digest from the "
+        "digest leaves the workers recorded) and the state-digest comparison, which re-hashes every revision "
+        "the target stores from its stored bytes.",
         "",
     ]
     rto_1m = min(results["restore-0"]["seconds"], results["restore-2"]["seconds"]) * 1_000_000 / meta["revisions"]

@@ -293,7 +293,8 @@ def _digest_part(target_url: str, index: int, count: int) -> DigestPart:
     """One process's share of the target digest (finalize)."""
     target = open_target(target_url)
     try:
-        return digest_part_of_rows(target.iter_state_part(index, count))  # type: ignore[attr-defined]
+        decode = {"decode": False} if getattr(target, "stores_ion", False) else {}
+        return digest_part_of_rows(target.iter_state_part(index, count, **decode))  # type: ignore[attr-defined]
     finally:
         target.close()
 

@@ -31,6 +31,8 @@ class RestoredRevision:
     hash. `data_hash` is set for a redacted revision (its hash is `dot(IonHash(metadata), data_hash)`).
     `type_lost` marks a revision read from a JSON export whose hash did not recompute (JSON loses Ion
     types, CONTRACTS §6): its data is kept as read, and the digest falls back on the journal's hash.
+    `ion` is `data` as a self-contained Ion binary stream, when verification encoded it in the same pass
+    that computed the Ion Hash it checked (`restore.units`): a target may store these bytes as they are.
     """
 
     table_id: str
@@ -43,6 +45,7 @@ class RestoredRevision:
     block_seq: int
     data_hash: bytes | None = None
     type_lost: bool = False
+    ion: bytes | None = None
 
     @property
     def deleted(self) -> bool:
@@ -65,7 +68,9 @@ class StoredRevision:
     `current` False: a history row. `current` True: a row of the target's current state (the live
     version of a document as the target serves it); every live document yields such a row in addition
     to its history rows, so a digest checks the current state as stored, not as inferred.
-    `data` is decoded from storage; `metadata` is rebuilt from stored columns.
+    `data` is decoded from storage; `metadata` is rebuilt from stored columns. `ion` is the stored Ion
+    binary of `data` where the target keeps it so: the digest then hashes those bytes directly, and a
+    target asked not to decode (`iter_state(decode=False)`) leaves `data` as `NOT_DECODED`.
     """
 
     table_id: str
@@ -80,10 +85,23 @@ class StoredRevision:
     deleted: bool
     block_seq: int
     current: bool = False
+    ion: bytes | None = None
 
     @property
     def redacted(self) -> bool:
         return self.data is None and self.data_hash is not None
+
+
+class _NotDecoded:
+    """`StoredRevision.data` of a row read without decoding it (its `ion` holds the stored bytes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_DECODED"
+
+
+NOT_DECODED: Any = _NotDecoded()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +202,11 @@ class Target(Protocol):
 # ------------------------------------------------------------------------------ reading journal blocks
 
 
-def revisions_of_block(block: Block, *, json_export: bool = False) -> list[RestoredRevision]:
+def revisions_of_block(block: Block, *, json_export: bool = False,
+                       encoded: Mapping[int, bytes] | None = None) -> list[RestoredRevision]:
     """The document revisions of `block` (system entries skipped), in block order.
+
+    `encoded` maps `id(revision struct)` to its data's Ion binary, as the verifier encoded it (`ion`).
 
     Tables come from `transactionInfo.documents`. With `json_export`, a data revision whose hash does
     not recompute is marked `type_lost` (CONTRACTS §6); for Ion the verifier has already checked it.
@@ -210,7 +231,7 @@ def revisions_of_block(block: Block, *, json_export: bool = False) -> list[Resto
         out.append(RestoredRevision(
             table_id=table_id, table_name=table_name, document_id=document_id, version=int(metadata["version"]),
             data=data, metadata=metadata, hash=journal_hash, block_seq=block.sequence_no,
-            data_hash=data_hash, type_lost=type_lost,
+            data_hash=data_hash, type_lost=type_lost, ion=encoded.get(id(revision)) if encoded else None,
         ))
     return out
 

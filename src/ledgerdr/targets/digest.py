@@ -24,8 +24,12 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, Protocol
 
+from amazon.ion import simpleion
+from amazon.ion.simpleion import IonPyValueModel
+
 from ..journal.hashing import dot, ion_hash
-from .base import Redaction, RestoredRevision, StoredRevision, Target
+from ..journal.ionwrite import binary_ion_hash
+from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, Target
 
 # Why the journal's hash stood in for a recomputed one. The byte order also decides which reason a
 # revision delivered twice keeps (the higher): a redacted copy wins over one that still had data.
@@ -45,6 +49,7 @@ class _Revision(Protocol):
     hash: bytes
     data_hash: bytes | None
     type_lost: bool
+    ion: bytes | None
 
     @property
     def deleted(self) -> bool: ...
@@ -201,7 +206,10 @@ def digest_of_rows(rows: Iterable[StoredRevision]) -> StateDigest:
 
 
 def digest_of_target(target: Target) -> StateDigest:
-    """The state digest of what `target` holds, read back through `Target.iter_state`."""
+    """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
+    bytes, undecoded, where the target offers them: the digest hashes those bytes directly)."""
+    if getattr(target, "stores_ion", False):
+        return digest_of_rows(target.iter_state(decode=False))  # type: ignore[call-arg]
     return digest_of_rows(target.iter_state())
 
 
@@ -276,11 +284,13 @@ class _DigestBuilder:
         if revision.type_lost:
             return journal_hash, JSON_TYPE_LOST
         last = self._last
-        if last is not None and last[0] is revision.data and last[1] is revision.metadata:
+        ion = revision.ion
+        data = revision.data if ion is None else ion
+        if last is not None and last[0] is data and last[1] is revision.metadata:
             recomputed = last[2]  # the very objects just hashed (a target's current row sharing its history row's)
         else:
-            recomputed = dot(ion_hash(revision.metadata), ion_hash(revision.data))
-            self._last = (revision.data, revision.metadata, recomputed)  # held, so their ids cannot be reused
+            recomputed = _recompute(revision.metadata, revision.data, ion, journal_hash)
+            self._last = (data, revision.metadata, recomputed)  # held, so their ids cannot be reused
         if recomputed != journal_hash:
             self._mismatches.add(Mismatch(revision.table_id, revision.document_id, revision.version, where,
                                           journal_hash, recomputed))
@@ -308,6 +318,23 @@ class _DigestBuilder:
             digest=ledger.hexdigest(), tables=tables, revisions=sum(t.revisions for t in tables.values()),
             recomputed=recomputed, journal_hash_used=reasons, mismatches=tuple(sorted(self._mismatches)),
         )
+
+
+def _recompute(metadata: Any, data: Any, ion: bytes | None, journal_hash: bytes) -> bytes:
+    """`dot(IonHash(metadata), IonHash(data))`, with IonHash(data) read from the stored Ion bytes `ion`
+    when there are some (`ionwrite.binary_ion_hash`: no Python values built). A result that differs from
+    the journal's hash, or bytes that reader does not read, are decided by decoding the bytes and hashing
+    the value, so a mismatch is only ever reported from the decoded value (as without the fast path)."""
+    meta_hash = ion_hash(metadata)
+    if ion is not None:
+        data_hash = binary_ion_hash(ion)
+        if data_hash is not None:
+            recomputed = dot(meta_hash, data_hash)
+            if recomputed == journal_hash:
+                return recomputed
+        if data is NOT_DECODED or data is None:
+            data = simpleion.loads(ion, value_model=IonPyValueModel.MAY_BE_BARE)
+    return dot(meta_hash, ion_hash(data))
 
 
 def _distinct_by_leaf(entries: list[bytes]) -> list[bytes]:

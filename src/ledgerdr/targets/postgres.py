@@ -61,7 +61,7 @@ from psycopg import sql
 from ..errors import RestoreError
 from ..journal.codecs import parse_timestamp, timestamp_text, to_json
 from ..journal.hashing import ion_hash
-from .base import LastBlock, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
+from .base import NOT_DECODED, LastBlock, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
 
 COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
            "type_lost", "block_seq")
@@ -119,6 +119,7 @@ class PostgresTarget:
     """
 
     kind = "postgres"
+    stores_ion = True  # iter_state(decode=False): rows carry their stored Ion, undecoded (targets.digest)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -361,20 +362,21 @@ class PostgresTarget:
 
     # ------------------------------------------------------------------------------------------ reading
 
-    def iter_state(self) -> Iterator[StoredRevision]:
+    def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Every history row and every current row (flagged `current`), table by table in tableId order,
         from one REPEATABLE READ snapshot. A current row identical to its history row (compared column by
         column in PostgreSQL) follows that row and shares its decoded data, so the stored Ion is decoded
         once per revision; any other current row comes after the table's history, decoded on its own.
-        Do not call `apply` on this instance meanwhile."""
+        Rows carry the stored Ion (`ion`); `decode=False` leaves `data` as `NOT_DECODED` (the digest
+        hashes the bytes). Do not call `apply` on this instance meanwhile."""
         with self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             with self._conn.cursor() as cur:
                 catalog = self._catalog(cur)
             for table in catalog.values():
-                yield from self._rows(table)
+                yield from self._rows(table, decode)
 
-    def _rows(self, table: PgTable) -> Iterator[StoredRevision]:
+    def _rows(self, table: PgTable, decode: bool = True) -> Iterator[StoredRevision]:
         history, current = self._t(table.history_table), self._t(table.current_table)
         same = sql.SQL("({}) IS NOT DISTINCT FROM ({})").format(
             sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in _STORED),
@@ -399,9 +401,9 @@ class PostgresTarget:
                     metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
                     row = StoredRevision(
                         table_id=table.table_id, table_name=table.table_name, document_id=doc_id, version=version,
-                        data=None if ion is None else loads(ion, value_model=model), metadata=metadata,
-                        hash=hash_, data_hash=data_hash, type_lost=type_lost, deleted=deleted, block_seq=block_seq,
-                        current=current_only,
+                        data=None if ion is None else loads(ion, value_model=model) if decode else NOT_DECODED,
+                        metadata=metadata, hash=hash_, data_hash=data_hash, type_lost=type_lost, deleted=deleted,
+                        block_seq=block_seq, current=current_only, ion=ion,
                     )
                     yield row
                     if same_current:
@@ -469,7 +471,7 @@ def _stage_rows(revisions: Sequence[RestoredRevision]) -> list[tuple]:
         rows.append((
             revision.table_id, revision.document_id, revision.version, block_time[0], block_time[1],
             str(revision.metadata["txId"]), None if data is None else _jsonb_text(data),
-            None if data is None else dumps(data, binary=True), bytes(revision.hash),
+            None if data is None else revision.ion or dumps(data, binary=True), bytes(revision.hash),
             None if revision.data_hash is None else bytes(revision.data_hash), revision.deleted, revision.type_lost,
             revision.block_seq,
         ))
