@@ -34,9 +34,11 @@ from typing import Any, NoReturn
 import orjson
 from amazon.ion import simpleion
 from amazon.ion.exceptions import IonException
+from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import StoreError, VerificationError
 from ..journal.hashing import dot, ion_hash
+from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
 from ..journal.model import BlockAddress
 from ..journal.verify import Problem
 from ..repository import WINDOWS, WindowRecord, parse_iso, read_windows, window_name
@@ -227,7 +229,8 @@ def record_key(record: Any) -> Key:
     return str(record["tableId"]), str(metadata["id"]), int(metadata["version"])
 
 
-def revision_of_record(record: Any) -> RestoredRevision:
+def revision_of_record(record: Any, ion: bytes | None = None) -> RestoredRevision:
+    """`ion`: the data's Ion binary as `check_record` encoded it while hashing it, for the target to store."""
     table_id, document_id, version = record_key(record)
     data_hash = record.get("dataHash")
     return RestoredRevision(
@@ -241,6 +244,7 @@ def revision_of_record(record: Any) -> RestoredRevision:
         block_seq=int(record["blockSeq"]),
         data_hash=None if data_hash is None else bytes(data_hash),
         type_lost=bool(record.get("typeLost", False)),
+        ion=ion,
     )
 
 
@@ -253,31 +257,41 @@ class _Tally:
     rule_unknown: int = 0
 
 
-def check_record(record: Any, tally: _Tally) -> str | None:
-    """Recompute the record's revision hash; the problem's detail, or None when it holds."""
+def check_record(record: Any, tally: _Tally) -> tuple[str | None, bytes | None]:
+    """Recompute the record's revision hash: (the problem's detail or None, the data's Ion binary).
+
+    A data value is encoded and hashed in one walk (`ionwrite.encode_hashed`), so the bytes a target
+    stores are those of the very value whose hash was checked; a value the encoder does not write is
+    hashed by `ion_hash` and left for the target to encode."""
     stated = bytes(record["hash"])
     meta_hash = ion_hash(record["metadata"])
     tally.revisions += 1
     if "data" in record:
         if record.get("typeLost"):
             tally.type_lost += 1
-            return None
-        return (
-            None
-            if dot(meta_hash, ion_hash(record["data"])) == stated
-            else "hash does not recompute from metadata and data"
-        )
+            return None, None
+        data_hash, ion = _hash_and_encode(record["data"])
+        return (None if dot(meta_hash, data_hash) == stated else "hash does not recompute from metadata and data"), ion
     if "dataHash" in record:
         tally.redacted += 1
         return (
             None
             if dot(meta_hash, bytes(record["dataHash"])) == stated
             else "redacted revision: hash != dot(metadata, dataHash)"
-        )
+        ), None
     tally.deleted += 1
     if stated not in (meta_hash, dot(meta_hash, _NULL_HASH)):
         tally.rule_unknown += 1  # QLDB never published the rule for deletes (CONTRACTS §4)
-    return None
+    return None, None
+
+
+def _hash_and_encode(value: Any) -> tuple[bytes, bytes | None]:
+    symbols = SymbolTable()
+    try:
+        ion, serialized = encode_hashed(value, symbols)
+    except Unencodable:
+        return ion_hash(value), None
+    return hashlib.sha256(serialized).digest(), symbols.standalone(ion)
 
 
 @contextmanager
@@ -350,7 +364,7 @@ def load_snapshot_unit(store: Store, unit: WorkUnit) -> SnapshotContent:
     content = SnapshotContent(unit, strand_id=manifest.strand_id, manifest=manifest, part=part)
     with gc_paused():
         try:
-            records = simpleion.loads(data, single_value=False)
+            records = simpleion.loads(data, single_value=False, value_model=IonPyValueModel.MAY_BE_BARE)
         except (IonException, ValueError, TypeError, IndexError) as exc:
             _refuse(unit.key, "unreadable_object", None, f"cannot decode: {exc}")
         _check_records(content, records, expected)
@@ -398,12 +412,12 @@ def _check_records(content: SnapshotContent, records: list[Any], expected: Snaps
         if previous is not None and current <= previous:
             problems.append(Problem("order", key, where, f"record {current} is not after {previous}"))
         previous = current
-        detail = check_record(record, content.tally)
+        detail, ion = check_record(record, content.tally)
         if detail:
             problems.append(
                 Problem("revision_hash", key, where, f"revision {current[1]} v{current[2]}: {detail}")
             )
-        content.revisions.append(revision_of_record(record))
+        content.revisions.append(revision_of_record(record, ion))
     tally = content.tally
     stated = (expected.revisions, expected.deleted, expected.redacted, expected.type_lost)
     found = (tally.revisions, tally.deleted, tally.redacted, tally.type_lost)
