@@ -134,18 +134,31 @@ def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Itera
     """
     redacted = {r.key for r in redactions}
     builder = _DigestBuilder()
-    newest: dict[tuple[str, str], tuple[int, bool, bytes]] = {}
+    newest = _NewestLeaves()
     for revision in revisions:
         leaf = builder.add(revision, current=False, redacted=revision.key in redacted)
-        key = (revision.table_id, revision.document_id)
-        candidate = (revision.version, not revision.deleted, leaf)
-        known = newest.get(key)
-        if known is None or candidate > known:
-            newest[key] = candidate
-    for (table_id, _), (_, live, leaf) in newest.items():
-        if live:
-            builder.add_current_leaf(table_id, leaf)
+        newest.offer(revision.table_id, revision.document_id, revision.version, not revision.deleted, leaf)
+    newest.add_live_to(builder)
     return builder.finish()
+
+
+class _NewestLeaves:
+    """The journal side's current state: the leaf of each document's newest version, unless a delete."""
+
+    def __init__(self) -> None:
+        self._newest: dict[tuple[str, str], tuple[int, bool, bytes]] = {}
+
+    def offer(self, table_id: str, document_id: str, version: int, live: bool, leaf: bytes) -> None:
+        key = (table_id, document_id)
+        candidate = (version, live, leaf)
+        known = self._newest.get(key)
+        if known is None or candidate > known:
+            self._newest[key] = candidate
+
+    def add_live_to(self, builder: _DigestBuilder) -> None:
+        for (table_id, _), (_, live, leaf) in self._newest.items():
+            if live:
+                builder.add_current_leaf(table_id, leaf)
 
 
 # What `digest_of_journal` needs of a revision besides its key and hash (`journal_entries`).
@@ -175,7 +188,7 @@ def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tupl
     """
     redacted = set(redactions)
     builder = _DigestBuilder()
-    newest: dict[tuple[str, str], tuple[int, bool, bytes]] = {}
+    newest = _NewestLeaves()
     for table_id, table_name, document_id, version, journal_hash, flags in entries:
         if flags & ENTRY_DELETED:
             reason = DELETED
@@ -186,14 +199,8 @@ def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tupl
         else:
             reason = RECOMPUTED
         leaf = builder.add_leaf(table_id, table_name, leaf_hash(table_id, document_id, version, journal_hash), reason)
-        key = (table_id, document_id)
-        candidate = (version, not flags & ENTRY_DELETED, leaf)
-        known = newest.get(key)
-        if known is None or candidate > known:
-            newest[key] = candidate
-    for (table_id, _), (_, live, leaf) in newest.items():
-        if live:
-            builder.add_current_leaf(table_id, leaf)
+        newest.offer(table_id, document_id, version, not flags & ENTRY_DELETED, leaf)
+    newest.add_live_to(builder)
     return builder.finish()
 
 
