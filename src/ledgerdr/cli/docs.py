@@ -12,8 +12,9 @@ from . import cli
 
 def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
     out = []
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    for name in group.list_commands(None):  # type: ignore[arg-type]  # neither group reads the context
+        command = group.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None
         out.append((f"{prefix} {name}", command))
         if isinstance(command, click.Group):
             out += _commands(command, f"{prefix} {name}")

@@ -10,7 +10,7 @@ backend's constructor (`clock` for sqlite; `client`, `dead_letter_url` for sqs).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigError
@@ -31,7 +31,9 @@ from .base import (
     StaleReceipt,
 )
 from .sqlite import SqliteQueue
-from .sqs import SqsQueue, create_sqs_queue
+
+if TYPE_CHECKING:
+    from .sqs import SqsQueue, create_sqs_queue
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -54,6 +56,18 @@ __all__ = [
     "open_queue",
 ]
 
+
+
+def __getattr__(name: str) -> Any:
+    # The SQS backend pulls in boto3 (~130 ms): loaded when first named, so a command that only uses
+    # sqlite queues (every scheduled `backup --once` with a local notify queue) does not pay for it.
+    if name in ("SqsQueue", "create_sqs_queue"):
+        from . import sqs
+
+        return getattr(sqs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _SQLITE_OPTIONS = {"name", "max_attempts", "clock"}
 _SQS_OPTIONS = {"region", "max_attempts", "client", "dead_letter_url"}
 
@@ -70,6 +84,8 @@ def open_queue(url: str, **opts: Any) -> Queue:
         return _open_sqs_name(url, parts.netloc, parts.path, _options(url, parts.query, opts, _SQS_OPTIONS))
     host = (parts.hostname or "").lower()
     if scheme == "https" and (host.startswith("sqs.") or ".queue." in host):
+        from .sqs import SqsQueue
+
         queue_url = parts._replace(query="", fragment="").geturl()
         return SqsQueue(queue_url, **_options(url, parts.query, opts, _SQS_OPTIONS))
     raise ConfigError(f"unknown queue URL {url!r}",
@@ -88,6 +104,8 @@ def _open_sqs_name(url: str, netloc: str, path: str, options: dict[str, Any]) ->
     if len(segments) not in (1, 2):
         raise ConfigError(f"queue URL {url!r} must be sqs://NAME or sqs://ACCOUNT/NAME")
     account = segments[0] if len(segments) == 2 else None
+    from .sqs import SqsQueue
+
     return SqsQueue.from_name(segments[-1], account=account, **options)
 
 

@@ -28,7 +28,7 @@ import orjson
 
 from ..errors import ConfigError
 from .base import Message, Queue, StaleReceipt
-from .sqs import MAX_BATCH_ENTRIES, MAX_WAIT_SECONDS, _call, region_from_url
+from .sqs import MAX_BATCH_ENTRIES, MAX_WAIT_SECONDS, _call, region_from_url, sqs_client
 
 # A consumer acks after the re-read a message asked for; if it dies first, the message is simply seen
 # again after this long, which costs one more re-read.
@@ -138,17 +138,15 @@ class SqsNotifications:
     """Raw SQS: bodies are whatever S3, SNS, EventBridge or ledgerdr sent, read as text."""
 
     def __init__(self, url: str, *, region: str | None = None, client: Any = None) -> None:
-        import boto3
-
         parts = urlsplit(url)
         self._owns_client = client is None
         if parts.scheme.lower() == "sqs":
             name = [s for s in (parts.netloc, *parts.path.split("/")) if s][-1]
-            self._client = client or boto3.client("sqs", region_name=region)
+            self._client = client or sqs_client(region)
             self.url = _call(url, "open", lambda: self._client.get_queue_url(QueueName=name))["QueueUrl"]
         else:
             self.url = parts._replace(query="", fragment="").geturl()
-            self._client = client or boto3.client("sqs", region_name=region or region_from_url(self.url))
+            self._client = client or sqs_client(region or region_from_url(self.url))
 
     def wait(self, seconds: float) -> list[Notice]:
         wait = min(MAX_WAIT_SECONDS, max(0, math.ceil(seconds)))  # SQS long polls in whole seconds

@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import ConfigError
@@ -98,7 +97,7 @@ class SqsQueue:
         self.url = queue_url
         self.max_attempts = max_attempts
         self._owns_client = client is None
-        self._client = client or boto3.client("sqs", region_name=region or region_from_url(queue_url))
+        self._client = client or sqs_client(region or region_from_url(queue_url))
         self._reasons: OrderedDict[str, str] = OrderedDict()
         self._redrive_max: int | None = None
         self._max_text = 0
@@ -110,7 +109,7 @@ class SqsQueue:
         cls, name: str, *, account: str | None = None, region: str | None = None, client: Any = None, **opts: Any
     ) -> SqsQueue:
         """Open the queue called `name` (owned by `account`, default the caller's) in `region`."""
-        sqs = client or boto3.client("sqs", region_name=region)
+        sqs = client or sqs_client(region)
         args = {"QueueName": name} | ({"QueueOwnerAWSAccountId": account} if account else {})
         url = _call(f"sqs://{name}", "open", lambda: sqs.get_queue_url(**args))["QueueUrl"]
         queue = cls(url, client=sqs, **opts)
@@ -369,6 +368,14 @@ class SqsQueue:
 
     def _call(self, op: str, fn: Callable[[], Any], message_id: str | None = None) -> Any:
         return _call(self.url, op, fn, message_id)
+
+
+def sqs_client(region: str | None) -> Any:
+    """A boto3 SQS client; boto3 is imported here, on first use, because importing it costs ~130 ms
+    that every CLI start would pay otherwise."""
+    import boto3
+
+    return boto3.client("sqs", region_name=region)
 
 
 def _call(queue: str, op: str, fn: Callable[[], Any], message_id: str | None = None) -> Any:
