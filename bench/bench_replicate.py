@@ -336,6 +336,17 @@ def report_lines(args, meta: dict, f: dict, s: dict, inc: dict, load: tuple[tupl
         f"| S3 → S3 (moto server): bare `get_object` + `put_object` | "
         f"{rate_cells(s['objects'], s['bytes'], s['bare_get_put'])} | {s['bare_get_put'] / s['bare_copy']:.1f}× |",
         "",
+        *incremental_lines(args, inc),
+        "",
+        f"The S3 primary was filled by the real backup flow through the moto server in {s['backup']:.1f} s. "
+        "Absolute times move with the other jobs on this machine; each ratio compares runs made within seconds "
+        "of each other.",
+    ]
+    return lines
+
+
+def incremental_lines(args: argparse.Namespace, inc: dict) -> list[str]:
+    return [
         f"Incremental (`--history-revisions {args.history_revisions} --history-windows {args.history_windows}`): "
         f"one new window ({inc['new_revisions']:,} revisions, {inc['new_blocks']:,} blocks) on top of a "
         f"history of {inc['history_windows']} windows ({inc['history_revisions']:,} revisions, "
@@ -348,12 +359,15 @@ def report_lines(args, meta: dict, f: dict, s: dict, inc: dict, load: tuple[tupl
         f"{inc['on_history']:.3f} | "
         f"{inc['on_history'] / inc['alone']:.2f}× |",
         f"| alone | {inc['alone']:.3f} | 1.00× |",
-        "",
-        f"The S3 primary was filled by the real backup flow through the moto server in {s['backup']:.1f} s. "
-        "Absolute times move with the other jobs on this machine; each ratio compares runs made within seconds "
-        "of each other.",
     ]
-    return lines
+
+
+def measure_incremental(args: argparse.Namespace) -> dict:
+    large = ensure_data(args.history_revisions, args.history_windows, args.new)
+    incremental = incremental_runs(large, large / "scratch", args.repeat, args.history_windows)
+    shutil.rmtree(large / "scratch", ignore_errors=True)
+    print(f"incremental: {incremental}", file=sys.stderr, flush=True)
+    return incremental
 
 
 def main() -> None:
@@ -365,7 +379,14 @@ def main() -> None:
     parser.add_argument("--history-windows", type=int, default=200, help="one-minute windows that history spans")
     parser.add_argument("--new", type=int, default=500, help="revisions in the one new window")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the best is reported)")
+    parser.add_argument("--incremental-only", action="store_true",
+                        help="measure only one new window on top of the history (writes replicate-incremental.md)")
     args = parser.parse_args()
+    if args.incremental_only:
+        text = "\n".join(incremental_lines(args, measure_incremental(args))) + "\n"
+        print(text)
+        (OUT / "replicate-incremental.md").write_text(text)
+        return
     load_start = os.getloadavg()
     root = ensure_data(args.revisions, args.windows, args.new)
     meta = json.loads((root / "meta.json").read_text())
@@ -383,10 +404,7 @@ def main() -> None:
         server.terminate()
         server.join()
     print(f"s3: {s3}", file=sys.stderr, flush=True)
-    large = ensure_data(args.history_revisions, args.history_windows, args.new)
-    incremental = incremental_runs(large, large / "scratch", args.repeat, args.history_windows)
-    shutil.rmtree(large / "scratch", ignore_errors=True)
-    print(f"incremental: {incremental}", file=sys.stderr, flush=True)
+    incremental = measure_incremental(args)
     shutil.rmtree(scratch, ignore_errors=True)
     text = "\n".join(report_lines(args, meta, files, s3, incremental, (load_start, os.getloadavg()))) + "\n"
     print(text)
