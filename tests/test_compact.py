@@ -101,7 +101,7 @@ def _raw_digest(location: Location, tmp_path: Path) -> str:
 
 
 def _listing(location: Location) -> dict[str, str | None]:
-    return {info.key: info.sha256 for info in location.store.list("")}
+    return {info.key: location.store.head(info.key).sha256 for info in location.store.list("")}
 
 
 def _unlocked(location: Location) -> FileStore:

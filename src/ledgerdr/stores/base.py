@@ -52,7 +52,8 @@ class Store(Protocol):
       When `sha256` is given and the bytes do not match it, `ChecksumMismatch` is raised and
       nothing is stored. `retain_until` (UTC) forbids deletion before that time.
     - `get` raises `ObjectNotFound`; `start`/`end` select the byte range [start, end).
-    - `list(prefix)` yields ObjectInfo in UTF-8 byte order of keys; an empty prefix lists all.
+    - `list(prefix)` yields ObjectInfo in UTF-8 byte order of keys; an empty prefix lists all. A listing
+      fills key, size and stamp; sha256, retention and version come from `head`, which costs a request.
     - `delete` raises `RetentionViolation` before the object's retention ends.
     - Keys are relative, '/'-separated, with no empty, '.' or '..' segment and no temp suffix.
     """

@@ -22,10 +22,13 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 from ..errors import (
     AccessDenied,
@@ -177,15 +180,18 @@ class FileStore:
             return path.is_file()
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Objects whose key starts with `prefix`, in UTF-8 byte order; empty for a missing root or prefix."""
+        """Objects whose key starts with `prefix`, in UTF-8 byte order; empty for a missing root or prefix.
+        Key, size and stamp only, as S3 lists them: sha256 and retention live in a sidecar per object, and
+        reading thousands of those made every listing of a long history slow (use `head`)."""
         validate_prefix(self.url, prefix)
         start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         self._inside_root(start, prefix)
+        root = str(self.root)  # plain strings: a listing of thousands of records must not cost a Path each
         with self._os_errors("list", prefix):
             keys = sorted((k for k in self._walk(start) if k.startswith(prefix)), key=str.encode)
             for key in keys:
                 try:
-                    yield self._info(key, self.root / key)
+                    yield self._info(key, f"{root}/{key}", with_sidecar=False)
                 except ObjectNotFound:
                     continue  # deleted while we listed
 
@@ -318,14 +324,14 @@ class FileStore:
 
     # --- reading -----------------------------------------------------------------------------------------
 
-    def _info(self, key: str, path: Path) -> ObjectInfo:
+    def _info(self, key: str, path: Path | str, *, with_sidecar: bool = True) -> ObjectInfo:
         try:
-            st = path.stat()
+            st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(self.url, key, "head") from None
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise ObjectNotFound(self.url, key, "head", "a directory, not an object")
-        sha256, until = self._read_meta(key)
+        sha256, until = self._read_meta(key) if with_sidecar else (None, None)
         # ctime moves on every write and cannot be set back (utime sets only mtime): an in-place rewrite of
         # the same size, as tampering or `faults.flip_byte` does, still changes the stamp.
         stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
@@ -333,7 +339,8 @@ class FileStore:
 
     def _read_meta(self, key: str) -> tuple[str | None, datetime | None]:
         try:
-            record = json.loads(self._meta_path(key).read_bytes())
+            with open(f"{self.root}/{META_DIR}/objects/{key}", "rb") as sidecar:
+                record = orjson.loads(sidecar.read())
         except FileNotFoundError:
             return None, None
         except ValueError as exc:
