@@ -100,8 +100,9 @@ def _read_uncovered(primary: Location, covered: set[str], cache: RecordCache | N
     is read, as without a bound."""
     if not covered:
         return read_windows(primary, cache=cache)
-    catalog = read_windows(primary, after=max(covered, key=parse_iso), cache=cache)
-    names = {window_name(parse_iso(start)) + ".json" for start in covered}
+    times = {start: parse_iso(start) for start in covered}  # parsed once: a long history covers thousands
+    catalog = read_windows(primary, after=max(times, key=times.__getitem__), cache=cache)
+    names = {window_name(t) + ".json" for t in times.values()}
     if any(key.rsplit("/", 1)[-1] not in names for key in catalog.passed):
         return read_windows(primary, cache=cache)
     return catalog

@@ -353,19 +353,26 @@ class FileStore:
 
     def _walk(self, start: Path) -> Iterator[str]:
         """Root-relative keys of regular files under `start`, skipping metadata, temp files, symlinks and
-        names that are not valid keys (non-UTF-8, backslashes): they cannot be ledgerdr's."""
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            if rel_dir == ".":
-                rel_dir = ""
-                dirnames[:] = [d for d in dirnames if d != META_DIR]
-            elif rel_dir.split("/", 1)[0] == META_DIR:  # a prefix that starts inside the metadata
-                return
-            for name in filenames:
-                key = f"{rel_dir}/{name}" if rel_dir else name
-                if name.endswith(TEMP_SUFFIX) or os.path.islink(os.path.join(dirpath, name)):
-                    continue
-                if is_valid_key(self.url, key):
+        names that are not valid keys (non-UTF-8, backslashes): they cannot be ledgerdr's. Unreadable or
+        missing directories are passed over, as `os.walk` does; `scandir` spares a stat per file."""
+        rel_top = Path(start).relative_to(self.root).as_posix()
+        rel_top = "" if rel_top == "." else rel_top
+        if rel_top.split("/", 1)[0] == META_DIR:  # a prefix that starts inside the metadata
+            return
+        pending = [(str(start), rel_top)]
+        while pending:
+            directory, rel_dir = pending.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    found = list(entries)
+            except OSError:
+                continue
+            for entry in found:
+                key = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if rel_dir or entry.name != META_DIR:
+                        pending.append((entry.path, key))
+                elif not entry.is_symlink() and not entry.name.endswith(TEMP_SUFFIX) and is_valid_key(self.url, key):
                     yield key
 
     @contextmanager
