@@ -6,11 +6,8 @@ the real backup flow into `raw/`, copies that repository to `snap/` and compacts
 last there (timed: the nightly job's cost). Then, each in a fresh child process, restores into a new
 embedded ledger (a) `raw/` from all its windows and (b) `snap/` from the snapshot plus the last window.
 
-When `plan_restore` knows snapshots (the lead's hook is applied) both go through `ledgerdr.restore`
-end to end (plan, queue, workers, finalize with the state-digest comparison). Otherwise both go
-through one in-process driver written here that does what `restore` does with workers=0: load
-(verify) and apply every unit, then re-load every unit and compare the journal's state digest with
-the target's. Either way both sides run the same code and must end with the same state digest.
+Both go through `ledgerdr.restore` end to end (plan, queue, workers, finalize with the state-digest
+comparison), so both sides run the same code and must end with the same state digest.
 
     .venv/bin/python bench/bench_compact.py                       # 100,000 revisions, 10 windows
     .venv/bin/python bench/bench_compact.py --revisions 20000 --windows 5
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import os
 import shutil
@@ -36,27 +32,14 @@ from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload
-from ledgerdr.repository import read_windows
-from ledgerdr.restore import RestoreOptions, plan_restore, restore
-from ledgerdr.restore.plan import WorkUnit, units_of_window
-from ledgerdr.restore.snapshot import (
-    is_snapshot_unit,
-    last_block_of,
-    load_snapshot_unit,
-    newest_snapshot,
-    snapshot_units,
-)
-from ledgerdr.restore.units import load_unit
+from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
-from ledgerdr.stores import FileStore, Location, open_location
-from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
-from ledgerdr.targets.embedded import EmbeddedTarget
+from ledgerdr.stores import FileStore, Location
 
 OUT = Path(__file__).resolve().parent / "out"
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 INTERVAL = timedelta(minutes=1)
 TARGET_RATIO = 5.0
-WIRED = "use_snapshots" in inspect.signature(plan_restore).parameters
 if os.environ.get("BENCH_GC_OFF"):  # --gc-off: set here so that restore's spawned workers (which import
     gc.disable()  # this module as __mp_main__) run without the cyclic collector too
 
@@ -125,74 +108,18 @@ def run(task: str, root: Path, workers: int) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     source = root / ("raw" if task == "raw" else "snap")
-    if WIRED:
-        report = restore(
-            str(source),
-            f"embedded:{scratch / 'restored.db'}",
-            RestoreOptions(workers=workers, state_dir=scratch / "state"),
-        )
-        return {
-            "seconds": report.rto_seconds,
-            "revisions": report.revisions,
-            "units": report.units,
-            "digest": report.target_state_digest,
-            "verified": report.verdict,
-            "driver": f"restore, workers={workers}",
-        }
-    location = open_location(str(source))
-    manifest = newest_snapshot(location) if task == "snapshot" else None
-    windows = [
-        w
-        for w in read_windows(location).windows
-        if w.last_seq is not None and (manifest is None or w.last_seq > manifest.last_seq)
-    ]
-    units = (snapshot_units(manifest) if manifest else []) + [u for w in windows for u in units_of_window(w)]
-    started = time.perf_counter()
-    result = drive(location, units, scratch / "restored.db")
+    report = restore(
+        str(source),
+        f"embedded:{scratch / 'restored.db'}",
+        RestoreOptions(workers=workers, state_dir=scratch / "state"),
+    )
     return {
-        "seconds": round(time.perf_counter() - started, 3),
-        "units": len(units),
-        "driver": "in-process driver",
-        **result,
-    }
-
-
-def drive(location: Location, units: list[WorkUnit], path: Path) -> dict:
-    """What `restore` does with workers=0, for both kinds of unit: apply, then finalize and compare."""
-
-    def load(unit: WorkUnit):
-        return (
-            load_snapshot_unit(location.store, unit)
-            if is_snapshot_unit(unit)
-            else load_unit(location.store, unit)
-        )
-
-    target = EmbeddedTarget(path)
-    try:
-        for unit in units:
-            content = load(unit)
-            target.open_lineage(content.strand_id, "ledger")
-            target.apply(
-                unit.unit_id,
-                list(content.tables.values()),
-                content.revisions,
-                content.redactions,
-                last_block_of(content),
-                blocks=content.blocks,
-            )
-        revisions, redactions = [], []
-        for unit in units:  # finalize re-reads every unit: the journal side never comes from the target
-            content = load(unit)
-            revisions += content.revisions
-            redactions += content.redactions
-        target.finalize()
-        journal, restored = digest_of_revisions(revisions, redactions), digest_of_target(target)
-    finally:
-        target.close()
-    return {
-        "revisions": len(revisions),
-        "digest": restored.digest,
-        "verified": journal.digest == restored.digest,
+        "seconds": report.rto_seconds,
+        "revisions": report.revisions,
+        "units": report.units,
+        "digest": report.target_state_digest,
+        "verified": report.verdict,
+        "driver": f"restore, workers={workers}",
     }
 
 

@@ -34,7 +34,7 @@ from ledgerdr.restore.snapshot import (
     newest_snapshot,
     snapshot_units,
 )
-from ledgerdr.restore.units import UnitContent, load_unit
+from ledgerdr.restore.units import load_unit
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.faults import flip_byte
@@ -47,15 +47,6 @@ SECRET = b"123-45-6789"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _load(location: Location, unit: WorkUnit) -> UnitContent:
-    """What `load_unit` does once the lead's hook dispatches on the unit's kind."""
-    return (
-        load_snapshot_unit(location.store, unit)
-        if is_snapshot_unit(unit)
-        else load_unit(location.store, unit)
-    )
 
 
 def _units_after(location: Location, manifest: SnapshotManifest) -> list[WorkUnit]:
@@ -72,7 +63,7 @@ def _restore_by_hand(location: Location, units: list[WorkUnit], path: Path) -> t
     revisions, redactions = [], []
     try:
         for unit in units:
-            content = _load(location, unit)
+            content = load_unit(location.store, unit)
             revisions += content.revisions
             redactions += content.redactions
             target.open_lineage(content.strand_id, "ledger")
