@@ -505,13 +505,7 @@ def _symbol_names(data: bytes, pos: int, end: int) -> tuple[bytes | None, ...]:
     names = _LST_CACHE.get(key)
     if names is not None:
         return names
-    descriptor = data[pos]
-    if descriptor >> 4 != 0xD or descriptor & 0x0F == 0x0F:
-        raise _NotRead("symbol table is not a struct")
-    pos += 1
-    length = descriptor & 0x0F
-    if length == 14 or length == 1:
-        length, pos = _read_varuint(data, pos, end)
+    length, pos = _typed_length(data, pos, end, 0xD, "symbol table is not a struct")
     if pos + length != end:
         raise _NotRead("symbol table length")
     found: list[bytes | None] = list(_SYSTEM_NAMES)
@@ -521,24 +515,12 @@ def _symbol_names(data: bytes, pos: int, end: int) -> tuple[bytes | None, ...]:
         if sid != 7 or seen:  # only `symbols`, once (imports, max_id… are not read)
             raise _NotRead("symbol table field")
         seen = True
-        descriptor = data[pos]
-        pos += 1
-        if descriptor >> 4 != 0xB or descriptor & 0x0F == 0x0F:
-            raise _NotRead("symbols is not a list")
-        length = descriptor & 0x0F
-        if length == 14:
-            length, pos = _read_varuint(data, pos, end)
+        length, pos = _typed_length(data, pos, end, 0xB, "symbols is not a list")
         stop = pos + length
         if stop > end:
             raise _NotRead("symbols length")
         while pos < stop:
-            descriptor = data[pos]
-            pos += 1
-            if descriptor >> 4 != 0x8 or descriptor & 0x0F == 0x0F:
-                raise _NotRead("a symbol that is not a string")
-            length = descriptor & 0x0F
-            if length == 14:
-                length, pos = _read_varuint(data, pos, stop)
+            length, pos = _typed_length(data, pos, stop, 0x8, "a symbol that is not a string")
             if pos + length > stop:
                 raise _NotRead("symbol length")
             try:
@@ -551,6 +533,19 @@ def _symbol_names(data: bytes, pos: int, end: int) -> tuple[bytes | None, ...]:
     if len(_LST_CACHE) < 4096:
         _LST_CACHE[key] = names
     return names
+
+
+def _typed_length(data: bytes, pos: int, end: int, type_code: int, what: str) -> tuple[int, int]:
+    """(length, position of the body) of a non-null value of `type_code` at data[pos]; raises
+    _NotRead(`what`) for another type or a null. A sorted struct (L=1) has its length as a VarUInt."""
+    descriptor = data[pos]
+    pos += 1
+    if descriptor >> 4 != type_code or descriptor & 0x0F == 0x0F:
+        raise _NotRead(what)
+    length = descriptor & 0x0F
+    if length == 14 or (type_code == 0xD and length == 1):
+        length, pos = _read_varuint(data, pos, end)
+    return length, pos
 
 
 def _read_value(data: bytes, pos: int, end: int, names: tuple[bytes | None, ...]) -> tuple[bytes, int]:
