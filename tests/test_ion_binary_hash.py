@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 from hypothesis import given
@@ -55,6 +56,13 @@ def test_agrees_with_decoding(value: Any) -> None:
         serialized = binary_hash_repr(data)
         if serialized is not None:
             assert serialized == ion_hash_repr(simpleion.loads(data))
+
+
+@pytest.mark.parametrize("bits", [0x7FF8000000000001, 0xFFF8000000000000, 0x7FF0000000000001])
+def test_every_nan_hashes_as_the_canonical_nan(bits: int) -> None:
+    # Found by the property test above: a nan with a payload or a sign was hashed from its raw bytes.
+    data = b"\xe0\x01\x00\xea\x48" + bits.to_bytes(8, "big")
+    assert binary_hash_repr(data) == ion_hash_repr(simpleion.loads(data)) == ion_hash_repr(float("nan"))
 
 
 def test_reads_documents_written_by_both_encoders() -> None:

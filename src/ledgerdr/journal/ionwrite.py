@@ -535,6 +535,9 @@ def _symbol_names(data: bytes, pos: int, end: int) -> tuple[bytes | None, ...]:
     return names
 
 
+_EXPONENT, _MANTISSA = 0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF  # of an IEEE binary64
+
+
 def _typed_length(data: bytes, pos: int, end: int, type_code: int, what: str) -> tuple[int, int]:
     """(length, position of the body) of a non-null value of `type_code` at data[pos]; raises
     _NotRead(`what`) for another type or a null. A sorted struct (L=1) has its length as a VarUInt."""
@@ -587,6 +590,9 @@ def _read_value(data: bytes, pos: int, end: int, names: tuple[bytes | None, ...]
             return b"\x0b\x40\x0e", stop
         if length != 8:
             raise _NotRead("float width")
+        bits = int.from_bytes(data[pos:stop], "big")
+        if bits & _EXPONENT == _EXPONENT and bits & _MANTISSA:  # any nan, whatever its sign and payload
+            return b"\x0b\x40" + _escape(_FLOAT_NAN_REPR) + b"\x0e", stop
         return b"\x0b\x40" + _escape(data[pos:stop]) + b"\x0e", stop
     if code == 0x70:
         sid = int.from_bytes(data[pos:stop], "big")
