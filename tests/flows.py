@@ -13,6 +13,8 @@ from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
+from ledgerdr.targets.digest import digest_of_target
+from ledgerdr.targets.embedded import EmbeddedTarget
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 
@@ -34,3 +36,26 @@ def backed_up_ledger(root: Path, *, minutes: int = 4, per_minute: int = 6, fmt: 
     source.close()
     assert len(report.recorded) == minutes and not report.failed
     return path, location
+
+
+def back_up_one_more_minute(ledger_path: Path, location: Location, minute: int) -> int:
+    """Write a little more history in minute `minute` and run the backup once that window is due; the
+    windows it recorded."""
+    ledger = Ledger.open(ledger_path)
+    with freeze_time(T0 + timedelta(minutes=minute, seconds=7)):
+        run_workload(ledger, 6, seed=100 + minute)
+    ledger.close()
+    source = EmbeddedSource(ledger_path)
+    with freeze_time(T0 + timedelta(minutes=minute + 1, seconds=6)):
+        recorded = len(run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded)
+    source.close()
+    return recorded
+
+
+def embedded_digest(path: Path) -> str:
+    """The state digest of the embedded target at `path`, read back on its own."""
+    target = EmbeddedTarget(path)
+    try:
+        return digest_of_target(target).digest
+    finally:
+        target.close()

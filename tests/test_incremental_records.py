@@ -6,21 +6,15 @@ counted by a store wrapper (file) or botocore's event hooks (S3)."""
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import boto3
 import orjson
-from freezegun import freeze_time
 from moto import mock_aws
 
-from flows import T0, backed_up_ledger
-from ledgerdr.backup import BackupPolicy, run_backup
-from ledgerdr.ledger.engine import Ledger
-from ledgerdr.ledger.workload import run_workload
+from flows import back_up_one_more_minute, backed_up_ledger
 from ledgerdr.replicate import replicate
 from ledgerdr.repository import WATERMARKS, WINDOWS, RecordCache, read_windows
 from ledgerdr.restore.standby import follow_once
-from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.retrying import StoreWrapper
 from ledgerdr.stores.s3 import S3Store
@@ -42,17 +36,6 @@ class _Gets(StoreWrapper):
     def taken(self, folder: str = "") -> list[str]:
         keys, self.keys = [k for k in self.keys if k.startswith(folder)], []
         return keys
-
-
-def _one_more_window(ledger_path, location: Location, minute: int) -> None:
-    ledger = Ledger.open(ledger_path)
-    with freeze_time(T0 + timedelta(minutes=minute, seconds=7)):
-        run_workload(ledger, 6, seed=100 + minute)
-    ledger.close()
-    source = EmbeddedSource(ledger_path)
-    with freeze_time(T0 + timedelta(minutes=minute + 1, seconds=6)):
-        assert len(run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded) == 1
-    source.close()
 
 
 def _rewrite(path, data: bytes) -> None:
@@ -81,7 +64,7 @@ def test_replicate_follower_gets_no_old_record_and_picks_up_a_new_one(tmp_path):
     again = replicate(primary, replica, "secondary", cache=cache)
     assert again.ok and primary.store.taken() == [] and replica.store.taken() == []
 
-    _one_more_window(ledger_path, plain, 3)
+    assert back_up_one_more_minute(ledger_path, plain, 3) == 1
     new = read_windows(plain).windows[-1]
     grown = replicate(primary, replica, "secondary", cache=cache)
     assert grown.ok and grown.windows_verified == 1 and grown.windows_covered == 3
@@ -98,7 +81,7 @@ def test_one_shot_replicate_reads_no_record_under_the_watermark(tmp_path):
     replica = Location(FileStore(tmp_path / "secondary"), "")
     assert replicate(primary, replica, "secondary").ok
     primary.store.taken()
-    _one_more_window(ledger_path, plain, 3)
+    assert back_up_one_more_minute(ledger_path, plain, 3) == 1
     report = replicate(primary, replica, "secondary")
     assert report.ok and report.windows_verified == 1 and report.windows_covered == 3
     assert set(primary.store.taken(WINDOWS)) == {WINDOWS + read_windows(plain).windows[-1].key_name}
@@ -166,7 +149,7 @@ def test_a_standby_round_with_nothing_new_gets_no_record(tmp_path):
         repo.store.taken()
         idle = follow_once(repo, target, cache=cache)
         assert idle.windows_applied == [] and repo.store.taken() == []
-        _one_more_window(ledger_path, plain, 3)
+        assert back_up_one_more_minute(ledger_path, plain, 3) == 1
         new = read_windows(plain).windows[-1]
         grown = follow_once(repo, target, cache=cache)
         assert grown.windows_applied == [new.window_start] and grown.position_seq == new.last_seq

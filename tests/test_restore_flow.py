@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import backed_up_ledger
+from flows import backed_up_ledger, embedded_digest
 from ledgerdr.errors import RestoreError
 from ledgerdr.journal import ion_hash
 from ledgerdr.journal.codecs import ExportFormat
@@ -23,14 +23,6 @@ from qldb_export_factory import generate_blocks, write_qldb_export
 
 def _options(tmp_path: Path, **kwargs) -> RestoreOptions:
     return RestoreOptions(workers=0, state_dir=tmp_path / "state", **kwargs)
-
-
-def _digest(path: Path) -> str:
-    target = EmbeddedTarget(path)
-    try:
-        return digest_of_target(target).digest
-    finally:
-        target.close()
 
 
 @pytest.mark.parametrize("fmt", [ExportFormat.ION_BINARY, ExportFormat.ION_TEXT])
@@ -55,7 +47,7 @@ def test_two_restores_are_identical_and_a_rerun_is_harmless(tmp_path):
     b = restore(primary.store.url, f"embedded:{tmp_path / 'b.db'}", _options(tmp_path))
     again = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", _options(tmp_path))
     assert a.verdict and b.verdict and again.verdict
-    assert _digest(tmp_path / "a.db") == _digest(tmp_path / "b.db") == a.journal_state_digest
+    assert embedded_digest(tmp_path / "a.db") == embedded_digest(tmp_path / "b.db") == a.journal_state_digest
 
 
 def test_duplicated_and_shuffled_units_leave_the_digest_unchanged(tmp_path):

@@ -21,7 +21,7 @@ import pytest
 from freezegun import freeze_time
 from moto import mock_aws
 
-from flows import T0, backed_up_ledger
+from flows import T0, back_up_one_more_minute, backed_up_ledger, embedded_digest
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
 from ledgerdr.errors import RestoreError, SourceError
@@ -46,24 +46,13 @@ LEDGERDR = Path(sys.executable).with_name("ledgerdr")
 POLICY = BackupPolicy(interval=timedelta(minutes=1))
 
 
-def _more_history(ledger_path: Path, location: Location, minute: int) -> None:
-    ledger = Ledger.open(ledger_path)
-    with freeze_time(T0 + timedelta(minutes=minute, seconds=7)):
-        run_workload(ledger, 6, seed=100 + minute)
-    ledger.close()
-    source = EmbeddedSource(ledger_path)
-    with freeze_time(T0 + timedelta(minutes=minute + 1, seconds=6)):
-        assert run_backup(source, location, POLICY).recorded
-    source.close()
-
-
 def test_standby_follows_window_by_window(tmp_path):
     ledger_path, repo = backed_up_ledger(tmp_path, minutes=2)
     target = EmbeddedTarget(tmp_path / "standby.db")
     first = follow_once(repo, target)
     windows = read_windows(repo).windows
     assert first.position_seq == windows[-1].last_seq and first.lag_blocks == 0
-    _more_history(ledger_path, repo, 2)
+    assert back_up_one_more_minute(ledger_path, repo, 2)
     second = follow_once(repo, target)
     assert second.windows_applied == [read_windows(repo).windows[-1].window_start]
     reference = restore(repo.store.url, f"embedded:{tmp_path / 'ref.db'}",
@@ -150,14 +139,6 @@ def _reference_digest(location: Location, tmp_path: Path, **options) -> str:
     return report.journal_state_digest
 
 
-def _digest(path: Path) -> str:
-    target = EmbeddedTarget(path)
-    try:
-        return digest_of_target(target).digest
-    finally:
-        target.close()
-
-
 def _peek_position(path: Path) -> StandbyPosition | None:
     """The durable position as another process sees it, read-only (opening a target would write)."""
     try:
@@ -187,7 +168,7 @@ def test_an_empty_standby_starts_from_the_newest_snapshot_then_loads_only_later_
     compact(repo, retention=None)
     snapshot = newest_snapshot(repo)
     assert snapshot is not None
-    _more_history(ledger_path, repo, 3)
+    assert back_up_one_more_minute(ledger_path, repo, 3)
     windows = read_windows(repo).windows
     target = EmbeddedTarget(tmp_path / "standby.db")
     report = follow_once(repo, target)
@@ -275,7 +256,7 @@ def test_a_sigkilled_standby_resumes_from_its_durable_position(tmp_path):
     # resumed right after its position: nothing before it applied again, nothing after it skipped
     assert resumed["windows_applied"] == [w.window_start for w in windows if w.last_seq > killed_at.last_seq]
     assert resumed["position_seq"] == windows[-1].last_seq and resumed["lag_blocks"] == 0
-    assert _digest(target_path) == _reference_digest(repo, tmp_path)
+    assert embedded_digest(target_path) == _reference_digest(repo, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ notifications
@@ -294,7 +275,7 @@ def test_sqlite_notifications_wake_the_standby_and_status_shows_its_lag(tmp_path
     try:
         first = orjson.loads(process.stdout.readline())
         assert first["position_seq"] == read_windows(repo).windows[-1].last_seq
-        _more_history(ledger_path, repo, 2)  # a new window, not yet applied: status shows the lag
+        assert back_up_one_more_minute(ledger_path, repo, 2)  # a new window, not yet applied: status shows the lag
         new = read_windows(repo).windows[-1]
         behind = _status(config, target_path)
         assert behind["lag_blocks"] == new.blocks and behind["lag_seconds"] > 0
@@ -377,7 +358,7 @@ def test_s3_event_notifications_through_sqs_wake_the_standby(tmp_path):
         assert not failures and not thread.is_alive()
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
         assert attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
-        assert _digest(tmp_path / "standby.db") == _reference_digest(full, tmp_path)
+        assert embedded_digest(tmp_path / "standby.db") == _reference_digest(full, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ a live ledger
@@ -434,4 +415,4 @@ def test_the_standby_follows_a_live_ledger_within_one_window(tmp_path):
     assert len(windows) >= 3 and set(applied) == {w.window_start for w in windows}
     lags = {w.window_start: (applied[w.window_start] - parse_iso(w.recorded_at)).total_seconds() for w in windows}
     assert max(lags.values()) < 1.0, f"lag past one 1 s window: {lags}"
-    assert _digest(target_path) == _reference_digest(repo, tmp_path)
+    assert embedded_digest(target_path) == _reference_digest(repo, tmp_path)
