@@ -448,6 +448,17 @@ def encode_hashed(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
         raise Unencodable(str(exc)) from exc
 
 
+def standalone_hashed(value: Any) -> tuple[bytes, bytes] | None:
+    """(Ion Hash of `value`, `value` as a self-contained Ion binary stream) from one walk, with a symbol
+    table of its own so the bytes depend on the value alone; None for a value the encoder does not write."""
+    table = SymbolTable()
+    try:
+        ion, serialized = encode_hashed(value, table)
+    except Unencodable:
+        return None
+    return sha256(serialized).digest(), table.standalone(ion)
+
+
 def encode_ion(value: Any, table: SymbolTable) -> bytes:
     """The binary encoding of `value` against `table` (see `encode_hashed`)."""
     return encode_hashed(value, table)[0]

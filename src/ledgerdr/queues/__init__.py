@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str) -> Any:
     # The SQS backend pulls in boto3 (~130 ms): loaded when first named, so a command that only uses
     # sqlite queues (every scheduled `backup --once` with a local notify queue) does not pay for it.

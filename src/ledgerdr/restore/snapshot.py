@@ -38,7 +38,7 @@ from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import StoreError, VerificationError
 from ..journal.hashing import dot, ion_hash
-from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
+from ..journal.ionwrite import standalone_hashed
 from ..journal.model import BlockAddress
 from ..journal.verify import Problem
 from ..repository import WINDOWS, WindowRecord, parse_iso, read_windows, window_name
@@ -260,7 +260,7 @@ class _Tally:
 def check_record(record: Any, tally: _Tally) -> tuple[str | None, bytes | None]:
     """Recompute the record's revision hash: (the problem's detail or None, the data's Ion binary).
 
-    A data value is encoded and hashed in one walk (`ionwrite.encode_hashed`), so the bytes a target
+    A data value is encoded and hashed in one walk (`ionwrite.standalone_hashed`), so the bytes a target
     stores are those of the very value whose hash was checked; a value the encoder does not write is
     hashed by `ion_hash` and left for the target to encode."""
     stated = bytes(record["hash"])
@@ -286,12 +286,7 @@ def check_record(record: Any, tally: _Tally) -> tuple[str | None, bytes | None]:
 
 
 def _hash_and_encode(value: Any) -> tuple[bytes, bytes | None]:
-    symbols = SymbolTable()
-    try:
-        ion, serialized = encode_hashed(value, symbols)
-    except Unencodable:
-        return ion_hash(value), None
-    return hashlib.sha256(serialized).digest(), symbols.standalone(ion)
+    return standalone_hashed(value) or (ion_hash(value), None)
 
 
 @contextmanager

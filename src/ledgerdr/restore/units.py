@@ -19,7 +19,7 @@ import orjson
 from ..errors import ObjectNotFound, VerificationError
 from ..journal.codecs import DecodeError, ExportFormat, read_blocks
 from ..journal.hashing import dot, ion_hash
-from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
+from ..journal.ionwrite import standalone_hashed
 from ..journal.model import Block
 from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
@@ -170,7 +170,7 @@ def load_unit(store: Store, unit: WorkUnit) -> UnitContent:
 
 class _EncodingChecker(BlockChecker):
     """`BlockChecker` whose revision check also yields what a target stores: a data revision's document
-    is encoded by `ionwrite.encode_hashed`, whose one walk gives both its Ion binary and its Ion Hash, and
+    is encoded by `ionwrite.standalone_hashed`, whose one walk gives both its Ion binary and its Ion Hash, and
     that hash is the one the check compares with the journal's. So the bytes a target stores are those of
     the very value whose hash was verified, and the document is hashed and encoded once, not hashed here
     and encoded again by the target (`encoded`, by `id` of the revision struct, for `revisions_of_block`).
@@ -189,17 +189,12 @@ class _EncodingChecker(BlockChecker):
     def _check_revision(self, revision: Mapping[str, Any], stated: bytes, json: bool, block: Block,
                         key: str | None, problems: list[Problem]) -> None:
         if not json and "data" in revision and "metadata" in revision:
-            symbols = SymbolTable()
-            try:
-                ion, serialized = encode_hashed(revision["data"], symbols)
-            except Unencodable:
-                pass
-            else:
-                if dot(ion_hash(revision["metadata"]), hashlib.sha256(serialized).digest()) == stated:
-                    self.report.revisions += 1
-                    self.report.revisions_fully_verified += 1
-                    self.encoded[id(revision)] = symbols.standalone(ion)
-                    return
+            encoded = standalone_hashed(revision["data"])
+            if encoded is not None and dot(ion_hash(revision["metadata"]), encoded[0]) == stated:
+                self.report.revisions += 1
+                self.report.revisions_fully_verified += 1
+                self.encoded[id(revision)] = encoded[1]
+                return
         super()._check_revision(revision, stated, json, block, key, problems)
 
 

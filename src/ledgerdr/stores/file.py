@@ -339,8 +339,7 @@ class FileStore:
 
     def _read_meta(self, key: str) -> tuple[str | None, datetime | None]:
         try:
-            with open(f"{self.root}/{META_DIR}/objects/{key}", "rb") as sidecar:
-                record = orjson.loads(sidecar.read())
+            record = orjson.loads(self._meta_path(key).read_bytes())
         except FileNotFoundError:
             return None, None
         except ValueError as exc:
