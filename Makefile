@@ -11,7 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+NATIVE_SOURCES := setup.py $(wildcard src/ledgerdr/_native/*.c src/ledgerdr/_native/*.h)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(QLDB_MODELS)
 	touch $@

@@ -1,0 +1,25 @@
+"""Build of the optional C accelerators; everything else is in pyproject.toml.
+
+Each extension is `optional`: on a machine without a C compiler the install still succeeds and
+ledgerdr runs on its pure-Python paths (`ledgerdr.native` says which are in use)."""
+
+from setuptools import Extension, setup
+
+_FLAGS = ["-O2", "-std=c99", "-Wall", "-Wno-unused-function"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "ledgerdr._ionhash",
+            ["src/ledgerdr/_native/ionhash.c", "src/ledgerdr/_native/sha256.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
+            "ledgerdr._iontext",
+            ["src/ledgerdr/_native/iontext.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+    ]
+)
