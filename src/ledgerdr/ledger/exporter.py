@@ -9,8 +9,9 @@ a new export id (a new attempt folder) and can never overwrite anything.
 The window is the blocks whose `blockTimestamp` lies in [start, end). Blocks stream from SQLite in
 batches and objects are flushed at `max_blocks_per_object` / `max_bytes_per_object` and at every UTC
 hour boundary (an object holds one hour's blocks), so memory is bounded by one object, not the window.
-ION_BINARY objects are the stored block bytes concatenated (no parse); ION_TEXT and JSON parse each
-stored block once and re-encode it.
+ION_BINARY objects are the stored block bytes concatenated (no parse); ION_TEXT objects are converted
+from them by the C converter (`ledgerdr._iontext`) when it is built; JSON, and ION_TEXT without it, parse
+each stored block once and re-encode it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
+from .. import native
 from ..errors import ConfigError
 from ..journal.codecs import ExportFormat, encode_block, encode_ion_value
 from ..journal.layout import (
@@ -181,6 +183,11 @@ def export_journal(
 
 
 def _reencode(ion: bytes, fmt: ExportFormat) -> bytes:
+    if fmt is ExportFormat.ION_TEXT and native.iontext is not None:
+        try:
+            return native.iontext.binary_to_text(ion)  # ~40x amazon.ion's load + text dump
+        except ValueError:
+            pass  # outside what the converter writes (e.g. a shared symbol table): amazon.ion decides
     # MAY_BE_BARE returns plain Python values wherever that loses no Ion type (about 2.5x faster to
     # parse than IonPy wrappers); the re-encoded text is the same.
     return encode_block(simpleion.loads(ion, value_model=IonPyValueModel.MAY_BE_BARE), fmt)
