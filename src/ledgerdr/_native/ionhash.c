@@ -1,4 +1,896 @@
+/* ledgerdr._ionhash: native twins of the hot functions of ledgerdr.journal.ionwrite.
+ *
+ * encode_hashed(value, table, fallback) -> (ion, s)
+ *     Ion binary encoding of `value` against the SymbolTable `table` and its Ion Hash serialization s(value),
+ *     byte for byte what ionwrite.encode_hashed(value, table) returns. Only values whose type is exactly
+ *     dict (with exact str keys), list, tuple, str, int, bool, float, bytes, bytearray or None are handled
+ *     here; any other value (subclasses included) is handed to fallback(value, table), which returns the
+ *     (ion, s) pair of the Python implementation, and its result is spliced in.
+ * binary_hash_repr(data) -> bytes | None
+ *     ionwrite.binary_hash_repr ported path by path: s(value) of the one value of a self-contained Ion
+ *     binary stream, or None when the stream is outside the subset read there.
+ * binary_ion_hash(data) -> bytes | None
+ *     sha256(binary_hash_repr(data)), or None.
+ * sha256(data) -> bytes
+ *     The SHA-256 of sha256.c (exposed for tests, with _sha256_portable and SHA256_ACCELERATED).
+ *
+ * The Python functions stay the reference; tests/test_ionhash_native.py checks that both give the same bytes.
+ */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_ionhash", NULL, -1, NULL};
-PyMODINIT_FUNC PyInit__ionhash(void) { return PyModule_Create(&mod); }
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sha256.h"
+
+/* Hard cap on container nesting, on top of Python's recursion limit (which is what normally stops a deep
+ * value: Py_EnterRecursiveCall raises RecursionError as the Python code would). Keeps the C stack safe when
+ * the recursion limit has been raised very high. */
+#define MAX_DEPTH 10000
+
+/* --- growable byte buffer ----------------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *p;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buf;
+
+static int buf_grow(Buf *b, Py_ssize_t extra)
+{
+    Py_ssize_t need = b->len + extra;
+    Py_ssize_t cap = b->cap ? b->cap : 256;
+    unsigned char *p;
+    if (extra < 0 || need < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    while (cap < need) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    p = (unsigned char *)PyMem_Realloc(b->p, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_reserve(Buf *b, Py_ssize_t extra)
+{
+    if (b->cap - b->len >= extra) return 0;
+    return buf_grow(b, extra);
+}
+
+static inline int buf_add(Buf *b, const void *data, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0) return -1;
+    if (n) memcpy(b->p + b->len, data, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_add3(Buf *b, unsigned char x, unsigned char y, unsigned char z)
+{
+    if (buf_reserve(b, 3) < 0) return -1;
+    b->p[b->len] = x;
+    b->p[b->len + 1] = y;
+    b->p[b->len + 2] = z;
+    b->len += 3;
+    return 0;
+}
+
+static void buf_free(Buf *b)
+{
+    PyMem_Free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Ion Hash escape: 0x0B, 0x0E and 0x0C are each preceded by 0x0C. */
+static int buf_add_escaped(Buf *b, const unsigned char *src, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    unsigned char *out;
+    if (buf_reserve(b, 2 * n) < 0) return -1;
+    out = b->p + b->len;
+    for (i = 0; i < n; i++) {
+        unsigned char c = src[i];
+        if (c == 0x0B || c == 0x0C || c == 0x0E) *out++ = 0x0C;
+        *out++ = c;
+    }
+    b->len = out - b->p;
+    return 0;
+}
+
+/* B || tq || escape(raw) || E */
+static int buf_add_scalar_s(Buf *b, unsigned char tq, const unsigned char *raw, Py_ssize_t n)
+{
+    if (buf_reserve(b, 2 * n + 3) < 0) return -1;
+    b->p[b->len++] = 0x0B;
+    b->p[b->len++] = tq;
+    if (buf_add_escaped(b, raw, n) < 0) return -1;
+    b->p[b->len++] = 0x0E;
+    return 0;
+}
+
+/* VarUInt of `value` into out (at most 10 octets); returns its length. */
+static int varuint_bytes(uint64_t value, unsigned char *out)
+{
+    unsigned char tmp[10];
+    int n = 0, i;
+    tmp[n++] = (unsigned char)(0x80 | (value & 0x7F));
+    value >>= 7;
+    while (value) {
+        tmp[n++] = (unsigned char)(value & 0x7F);
+        value >>= 7;
+    }
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Type descriptor (and VarUInt length when it does not fit the low nibble); returns its length. */
+static int td_bytes(unsigned char code, uint64_t length, unsigned char *out)
+{
+    if (length < 14) {
+        out[0] = (unsigned char)(code | length);
+        return 1;
+    }
+    out[0] = (unsigned char)(code | 14);
+    return 1 + varuint_bytes(length, out + 1);
+}
+
+static int buf_add_td(Buf *b, unsigned char code, Py_ssize_t length)
+{
+    unsigned char head[11];
+    int n = td_bytes(code, (uint64_t)length, head);
+    return buf_add(b, head, n);
+}
+
+/* Put the type descriptor of the body b[start:] in front of it. */
+static int buf_insert_td(Buf *b, Py_ssize_t start, unsigned char code)
+{
+    unsigned char head[11];
+    Py_ssize_t body = b->len - start;
+    int n = td_bytes(code, (uint64_t)body, head);
+    if (buf_reserve(b, n) < 0) return -1;
+    memmove(b->p + start + n, b->p + start, (size_t)body);
+    memcpy(b->p + start, head, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static int cmp_hash(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* s(struct) from the field hashes in hashes[start:]: sorted, concatenated, escaped, wrapped. The hashes
+ * are popped off afterwards. */
+static int finish_struct_s(Buf *out, Buf *hashes, Py_ssize_t start)
+{
+    Py_ssize_t count = (hashes->len - start) / 32;
+    if (count > 1) qsort(hashes->p + start, (size_t)count, 32, cmp_hash);
+    if (buf_reserve(out, 2 * (hashes->len - start) + 3) < 0) return -1;
+    out->p[out->len++] = 0x0B;
+    out->p[out->len++] = 0xD0;
+    if (buf_add_escaped(out, hashes->p + start, hashes->len - start) < 0) return -1;
+    out->p[out->len++] = 0x0E;
+    hashes->len = start;
+    return 0;
+}
+
+/* sha256(s[start:]) pushed onto hashes; s is truncated back to start. */
+static int push_field_hash(Buf *s, Py_ssize_t start, Buf *hashes)
+{
+    if (buf_reserve(hashes, 32) < 0) return -1;
+    ldr_sha256(s->p + start, (size_t)(s->len - start), hashes->p + hashes->len);
+    hashes->len += 32;
+    s->len = start;
+    return 0;
+}
+
+static PyObject *str_sid;  /* "sid" */
+static PyObject *str_sids; /* "sids" */
+
+/* --- encode_hashed -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject *table;
+    PyObject *fallback;
+    PyObject *sids; /* table.sids, fetched at the first field name; owned */
+    Buf ion;
+    Buf s;
+    Buf hashes; /* field hashes of the structs being encoded, a stack */
+    int depth;
+} Enc;
+
+static int enc_value(Enc *e, PyObject *value);
+
+static int enc_fallback(Enc *e, PyObject *value)
+{
+    PyObject *pair = PyObject_CallFunctionObjArgs(e->fallback, value, e->table, NULL);
+    PyObject *ion, *s;
+    int rc = -1;
+    if (pair == NULL) return -1;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+        PyErr_Format(PyExc_TypeError, "fallback must return a (bytes, bytes) tuple, not %.100s",
+                     Py_TYPE(pair)->tp_name);
+        goto done;
+    }
+    ion = PyTuple_GET_ITEM(pair, 0);
+    s = PyTuple_GET_ITEM(pair, 1);
+    if (buf_add(&e->ion, PyBytes_AS_STRING(ion), PyBytes_GET_SIZE(ion)) < 0) goto done;
+    if (buf_add(&e->s, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s)) < 0) goto done;
+    rc = 0;
+done:
+    Py_DECREF(pair);
+    return rc;
+}
+
+static int enc_magnitude(Enc *e, int negative, const unsigned char *mag, Py_ssize_t n)
+{
+    unsigned char code = negative ? 0x30 : 0x20;
+    if (buf_add_td(&e->ion, code, n) < 0 || buf_add(&e->ion, mag, n) < 0) return -1;
+    return buf_add_scalar_s(&e->s, code, mag, n);
+}
+
+static int enc_int(Enc *e, PyObject *value)
+{
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) {
+        unsigned char mag[8];
+        unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+        int n = 0, i;
+        while (n < 8 && (m >> (8 * n))) n++;
+        for (i = 0; i < n; i++) mag[i] = (unsigned char)(m >> (8 * (n - 1 - i)));
+        return enc_magnitude(e, x < 0, mag, n);
+    } else {
+        PyObject *absolute = PyNumber_Absolute(value);
+        size_t bits;
+        Py_ssize_t n;
+        unsigned char *mag;
+        int rc = -1;
+        if (absolute == NULL) return -1;
+        bits = _PyLong_NumBits(absolute);
+        if (bits == (size_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(absolute);
+            return -1;
+        }
+        n = (Py_ssize_t)((bits + 7) / 8);
+        mag = (unsigned char *)PyMem_Malloc(n ? (size_t)n : 1);
+        if (mag == NULL) {
+            Py_DECREF(absolute);
+            PyErr_NoMemory();
+            return -1;
+        }
+#if PY_VERSION_HEX >= 0x030D0000
+        if (_PyLong_AsByteArray((PyLongObject *)absolute, mag, (size_t)n, 0, 0, 1) == 0)
+#else
+        if (_PyLong_AsByteArray((PyLongObject *)absolute, mag, (size_t)n, 0, 0) == 0)
+#endif
+            rc = enc_magnitude(e, overflow < 0, mag, n);
+        PyMem_Free(mag);
+        Py_DECREF(absolute);
+        return rc;
+    }
+}
+
+static int enc_float(Enc *e, double x)
+{
+    unsigned char packed[8];
+    uint64_t bits;
+    int i;
+    if (x == 0.0 && !signbit(x)) {
+        if (buf_add(&e->ion, "\x40", 1) < 0) return -1;
+        return buf_add3(&e->s, 0x0B, 0x40, 0x0E);
+    }
+    memcpy(&bits, &x, 8);
+    for (i = 0; i < 8; i++) packed[i] = (unsigned char)(bits >> (56 - 8 * i));
+    if (buf_add(&e->ion, "\x48", 1) < 0 || buf_add(&e->ion, packed, 8) < 0) return -1;
+    if (x != x) return buf_add_scalar_s(&e->s, 0x40, (const unsigned char *)"\x7f\xf8\0\0\0\0\0\0", 8);
+    return buf_add_scalar_s(&e->s, 0x40, packed, 8);
+}
+
+static int enc_raw(Enc *e, unsigned char code, const unsigned char *raw, Py_ssize_t n)
+{
+    if (buf_add_td(&e->ion, code, n) < 0 || buf_add(&e->ion, raw, n) < 0) return -1;
+    return buf_add_scalar_s(&e->s, code, raw, n);
+}
+
+static int enc_enter(Enc *e)
+{
+    if (e->depth >= MAX_DEPTH) {
+        PyErr_SetString(PyExc_RecursionError, "maximum recursion depth exceeded while encoding an Ion value");
+        return -1;
+    }
+    if (Py_EnterRecursiveCall(" while encoding an Ion value")) return -1;
+    e->depth++;
+    return 0;
+}
+
+static void enc_leave(Enc *e)
+{
+    e->depth--;
+    Py_LeaveRecursiveCall();
+}
+
+/* The field-name SID of `key` in the table: table.sids[key], else table.sid(key), which adds it. */
+static int enc_sid(Enc *e, PyObject *key, Py_ssize_t *sid)
+{
+    PyObject *found, *added = NULL;
+    if (e->sids == NULL) {
+        e->sids = PyObject_GetAttr(e->table, str_sids);
+        if (e->sids == NULL) return -1;
+        if (!PyDict_Check(e->sids)) {
+            PyErr_SetString(PyExc_TypeError, "table.sids must be a dict");
+            return -1;
+        }
+    }
+    found = PyDict_GetItemWithError(e->sids, key);
+    if (found == NULL || found == Py_None) {
+        if (found == NULL && PyErr_Occurred()) return -1;
+        added = PyObject_CallMethodObjArgs(e->table, str_sid, key, NULL);
+        if (added == NULL) return -1;
+        found = added;
+    }
+    *sid = PyLong_AsSsize_t(found);
+    Py_XDECREF(added);
+    if (*sid == -1 && PyErr_Occurred()) return -1;
+    if (*sid < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative symbol ID");
+        return -1;
+    }
+    return 0;
+}
+
+static int enc_dict(Enc *e, PyObject *dict)
+{
+    Py_ssize_t pos = 0, ion_start, hash_start;
+    PyObject *key, *item;
+    int rc = -1;
+
+    while (PyDict_Next(dict, &pos, &key, &item)) {
+        if (!PyUnicode_CheckExact(key)) return enc_fallback(e, dict); /* the Python handler does it all */
+    }
+    if (enc_enter(e) < 0) return -1;
+    ion_start = e->ion.len;
+    hash_start = e->hashes.len;
+    pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &item)) {
+        Py_ssize_t n, sid, s_start;
+        const char *text;
+        unsigned char head[10];
+        int ok;
+        Py_INCREF(key);
+        Py_INCREF(item);
+        text = PyUnicode_AsUTF8AndSize(key, &n); /* s(name) first, as _name_parts does, then the SID */
+        ok = text != NULL && enc_sid(e, key, &sid) == 0;
+        if (ok) ok = buf_add(&e->ion, head, varuint_bytes((uint64_t)sid, head)) == 0;
+        if (ok) {
+            s_start = e->s.len;
+            ok = buf_add_scalar_s(&e->s, 0x70, (const unsigned char *)text, n) == 0 && enc_value(e, item) == 0 &&
+                 push_field_hash(&e->s, s_start, &e->hashes) == 0;
+        }
+        Py_DECREF(key);
+        Py_DECREF(item);
+        if (!ok) goto done;
+    }
+    if (finish_struct_s(&e->s, &e->hashes, hash_start) < 0) goto done;
+    rc = buf_insert_td(&e->ion, ion_start, 0xD0);
+done:
+    enc_leave(e);
+    return rc;
+}
+
+static int enc_sequence(Enc *e, PyObject *seq)
+{
+    Py_ssize_t i, ion_start;
+    int rc = -1, is_list = PyList_CheckExact(seq);
+    if (enc_enter(e) < 0) return -1;
+    ion_start = e->ion.len;
+    if (buf_reserve(&e->s, 2) < 0) goto done;
+    e->s.p[e->s.len++] = 0x0B;
+    e->s.p[e->s.len++] = 0xB0;
+    for (i = 0; i < (is_list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq)); i++) {
+        PyObject *item = is_list ? PyList_GET_ITEM(seq, i) : PyTuple_GET_ITEM(seq, i);
+        int bad;
+        Py_INCREF(item);
+        bad = enc_value(e, item);
+        Py_DECREF(item);
+        if (bad) goto done;
+    }
+    if (buf_add(&e->s, "\x0e", 1) < 0) goto done;
+    rc = buf_insert_td(&e->ion, ion_start, 0xB0);
+done:
+    enc_leave(e);
+    return rc;
+}
+
+static int enc_value(Enc *e, PyObject *value)
+{
+    PyTypeObject *type = Py_TYPE(value);
+    if (type == &PyUnicode_Type) {
+        Py_ssize_t n;
+        const char *raw = PyUnicode_AsUTF8AndSize(value, &n);
+        if (raw == NULL) return -1;
+        return enc_raw(e, 0x80, (const unsigned char *)raw, n);
+    }
+    if (type == &PyDict_Type) return enc_dict(e, value);
+    if (type == &PyLong_Type) return enc_int(e, value);
+    if (type == &PyList_Type || type == &PyTuple_Type) return enc_sequence(e, value);
+    if (type == &PyBool_Type) {
+        if (buf_add(&e->ion, value == Py_True ? "\x11" : "\x10", 1) < 0) return -1;
+        return buf_add3(&e->s, 0x0B, value == Py_True ? 0x11 : 0x10, 0x0E);
+    }
+    if (type == &PyFloat_Type) return enc_float(e, PyFloat_AS_DOUBLE(value));
+    if (type == &PyBytes_Type)
+        return enc_raw(e, 0xA0, (const unsigned char *)PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+    if (type == &PyByteArray_Type)
+        return enc_raw(e, 0xA0, (const unsigned char *)PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value));
+    if (value == Py_None) {
+        if (buf_add(&e->ion, "\x0f", 1) < 0) return -1;
+        return buf_add3(&e->s, 0x0B, 0x0F, 0x0E);
+    }
+    return enc_fallback(e, value);
+}
+
+static PyObject *py_encode_hashed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Enc e;
+    PyObject *result = NULL;
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "encode_hashed() takes 3 arguments (value, table, fallback), %zd given",
+                     nargs);
+        return NULL;
+    }
+    memset(&e, 0, sizeof e);
+    e.table = args[1];
+    e.fallback = args[2];
+    if (enc_value(&e, args[0]) == 0) {
+        result = Py_BuildValue("(y#y#)", (const char *)e.ion.p, e.ion.len, (const char *)e.s.p, e.s.len);
+    }
+    Py_XDECREF(e.sids);
+    buf_free(&e.ion);
+    buf_free(&e.s);
+    buf_free(&e.hashes);
+    return result;
+}
+
+/* --- binary_hash_repr ----------------------------------------------------------------------------------- */
+
+/* Outcomes of the readers: OK, NOTREAD (outside the subset, or the Python code's IndexError: None), or
+ * ERROR (a Python exception is set: RecursionError, MemoryError). */
+#define OK 0
+#define NOTREAD 1
+#define ERROR (-1)
+
+/* VarUInts longer than any buffer saturate here: every comparison the reader makes then goes the way it
+ * goes with the exact (arbitrarily large) Python int. */
+#define HUGE_VALUE ((uint64_t)1 << 58)
+
+typedef struct {
+    const unsigned char *d;
+    Py_ssize_t n;     /* len(data): reading at or past it is the Python code's IndexError */
+    Buf out;          /* s() being built */
+    Buf hashes;       /* field hashes of the structs being read, a stack */
+    Buf names;        /* s(symbol) of each SID, concatenated */
+    Py_ssize_t *noff; /* names of SID i: names.p[noff[i]:noff[i + 1]]; SID 0 has none */
+    Py_ssize_t count; /* len(names) in the Python code: 10 + local symbols */
+    int depth;
+} Rd;
+
+static const char *const SYSTEM_SYMBOLS[9] = {
+    "$ion", "$ion_1_0", "$ion_symbol_table", "name", "version", "imports", "symbols", "max_id",
+    "$ion_shared_symbol_table",
+};
+
+static int rd_varuint(Rd *r, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
+{
+    uint64_t value = 0;
+    Py_ssize_t p = *pos;
+    while (p < end) {
+        unsigned char octet;
+        if (p >= r->n) return NOTREAD;
+        octet = r->d[p++];
+        if (value < ((uint64_t)1 << 50))
+            value = (value << 7) | (octet & 0x7F);
+        else
+            value = HUGE_VALUE;
+        if (octet & 0x80) {
+            *pos = p;
+            *out = value;
+            return OK;
+        }
+    }
+    return NOTREAD;
+}
+
+/* _typed_length: (length, position of the body) of a non-null value of type_code at d[*pos]. */
+static int rd_typed_length(Rd *r, Py_ssize_t *pos, Py_ssize_t end, int type_code, uint64_t *length)
+{
+    unsigned char descriptor;
+    if (*pos >= r->n) return NOTREAD;
+    descriptor = r->d[(*pos)++];
+    if (descriptor >> 4 != type_code || (descriptor & 0x0F) == 0x0F) return NOTREAD;
+    *length = descriptor & 0x0F;
+    if (*length == 14 || (type_code == 0xD && *length == 1)) return rd_varuint(r, pos, end, length);
+    return OK;
+}
+
+/* Python's strict UTF-8 decoder: well-formed UTF-8 only (no surrogates, overlongs, or beyond U+10FFFF). */
+static int valid_utf8(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+            if (i + 2 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80) return 0;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+            if (i + 3 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80 ||
+                (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The system symbols' names: SIDs 1-9. */
+static int rd_system_names(Rd *r, Py_ssize_t capacity)
+{
+    int i;
+    if (capacity < 0) capacity = 0;
+    r->noff = (Py_ssize_t *)PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(capacity + 11));
+    if (r->noff == NULL) {
+        PyErr_NoMemory();
+        return ERROR;
+    }
+    r->noff[0] = r->noff[1] = 0;
+    for (i = 0; i < 9; i++) {
+        const char *text = SYSTEM_SYMBOLS[i];
+        if (buf_add_scalar_s(&r->names, 0x70, (const unsigned char *)text, (Py_ssize_t)strlen(text)) < 0)
+            return ERROR;
+        r->noff[i + 2] = r->names.len;
+    }
+    r->count = 10;
+    return OK;
+}
+
+/* _symbol_names: the names of the local symbol table struct at d[pos:end] (after its annotation). */
+static int rd_symbol_names(Rd *r, Py_ssize_t pos, Py_ssize_t end)
+{
+    uint64_t length, sid;
+    Py_ssize_t stop;
+    int seen = 0, rc;
+    /* each symbol takes at least one octet of d[pos:end] */
+    PyMem_Free(r->noff);
+    r->names.len = 0;
+    if (rd_system_names(r, end - pos) != OK) return ERROR;
+    if ((rc = rd_typed_length(r, &pos, end, 0xD, &length)) != OK) return rc;
+    if ((uint64_t)pos + length != (uint64_t)end) return NOTREAD;
+    while (pos < end) {
+        if ((rc = rd_varuint(r, &pos, end, &sid)) != OK) return rc;
+        if (sid != 7 || seen) return NOTREAD; /* only `symbols`, once */
+        seen = 1;
+        if ((rc = rd_typed_length(r, &pos, end, 0xB, &length)) != OK) return rc;
+        if ((uint64_t)pos + length > (uint64_t)end) return NOTREAD;
+        stop = pos + (Py_ssize_t)length;
+        while (pos < stop) {
+            if ((rc = rd_typed_length(r, &pos, stop, 0x8, &length)) != OK) return rc;
+            if ((uint64_t)pos + length > (uint64_t)stop) return NOTREAD;
+            if (!valid_utf8(r->d + pos, (Py_ssize_t)length)) return NOTREAD;
+            if (buf_add_scalar_s(&r->names, 0x70, r->d + pos, (Py_ssize_t)length) < 0) return ERROR;
+            r->count++;
+            r->noff[r->count] = r->names.len;
+            pos += (Py_ssize_t)length;
+        }
+    }
+    return OK;
+}
+
+static inline int rd_add_name(Rd *r, uint64_t sid)
+{
+    return buf_add(&r->out, r->names.p + r->noff[sid], r->noff[sid + 1] - r->noff[sid]) < 0 ? ERROR : OK;
+}
+
+static int rd_value(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *after);
+
+static int rd_enter(Rd *r)
+{
+    if (r->depth >= MAX_DEPTH) {
+        PyErr_SetString(PyExc_RecursionError, "maximum recursion depth exceeded while reading Ion binary");
+        return ERROR;
+    }
+    if (Py_EnterRecursiveCall(" while reading Ion binary")) return ERROR;
+    r->depth++;
+    return OK;
+}
+
+static void rd_leave(Rd *r)
+{
+    r->depth--;
+    Py_LeaveRecursiveCall();
+}
+
+/* _read_fields: s(struct) of the fields at d[pos:stop]. */
+static int rd_fields(Rd *r, Py_ssize_t pos, Py_ssize_t stop)
+{
+    Py_ssize_t hash_start = r->hashes.len;
+    int rc;
+    while (pos < stop) {
+        uint64_t sid;
+        Py_ssize_t s_start;
+        if ((rc = rd_varuint(r, &pos, stop, &sid)) != OK) return rc;
+        if (!(0 < sid && sid < (uint64_t)r->count)) return NOTREAD; /* unknown field name */
+        if (pos >= stop) return NOTREAD;                             /* field without a value */
+        s_start = r->out.len;
+        if (rd_add_name(r, sid) != OK) return ERROR;
+        if ((rc = rd_value(r, pos, stop, &pos)) != OK) return rc;
+        if (push_field_hash(&r->out, s_start, &r->hashes) < 0) return ERROR;
+    }
+    return finish_struct_s(&r->out, &r->hashes, hash_start) < 0 ? ERROR : OK;
+}
+
+/* _read_value: s(value) of the value at d[pos], which must end by `end`; *after is the position after it. */
+static int rd_value_inner(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *after)
+{
+    unsigned char descriptor, code;
+    uint64_t length;
+    Py_ssize_t stop;
+    int rc;
+
+    if (pos >= r->n) return NOTREAD;
+    descriptor = r->d[pos++];
+    code = descriptor & 0xF0;
+    length = descriptor & 0x0F;
+    if (length == 15) { /* null.<type> */
+        int t = code >> 4;
+        if (t >= 0xE) return NOTREAD;
+        if (buf_add3(&r->out, 0x0B, t == 3 ? 0x2F : (unsigned char)(code | 0x0F), 0x0E) < 0) return ERROR;
+        *after = pos;
+        return OK;
+    }
+    if (code == 0x10) {
+        if (length > 1) return NOTREAD;
+        if (buf_add3(&r->out, 0x0B, length ? 0x11 : 0x10, 0x0E) < 0) return ERROR;
+        *after = pos;
+        return OK;
+    }
+    if (length == 14 || (length == 1 && code == 0xD0)) {
+        if ((rc = rd_varuint(r, &pos, end, &length)) != OK) return rc;
+    }
+    if ((uint64_t)pos + length > (uint64_t)end) return NOTREAD; /* length past the end */
+    stop = pos + (Py_ssize_t)length;
+    *after = stop;
+    switch (code) {
+    case 0x30:
+        if (!length) return NOTREAD; /* negative zero int */
+        /* fall through */
+    case 0x20:
+    case 0x50:
+    case 0x60:
+    case 0x80:
+    case 0x90:
+    case 0xA0:
+        return buf_add_scalar_s(&r->out, code, r->d + pos, (Py_ssize_t)length) < 0 ? ERROR : OK;
+    case 0xD0:
+        return rd_fields(r, pos, stop);
+    case 0xB0:
+    case 0xC0:
+        if (buf_reserve(&r->out, 2) < 0) return ERROR;
+        r->out.p[r->out.len++] = 0x0B;
+        r->out.p[r->out.len++] = code;
+        while (pos < stop) {
+            if ((rc = rd_value(r, pos, stop, &pos)) != OK) return rc;
+        }
+        return buf_add(&r->out, "\x0e", 1) < 0 ? ERROR : OK;
+    case 0x40: {
+        uint64_t bits = 0;
+        int i;
+        if (length == 0) return buf_add3(&r->out, 0x0B, 0x40, 0x0E) < 0 ? ERROR : OK;
+        if (length != 8) return NOTREAD; /* float width */
+        for (i = 0; i < 8; i++) bits = (bits << 8) | r->d[pos + i];
+        if ((bits & 0x7FF0000000000000ULL) == 0x7FF0000000000000ULL && (bits & 0x000FFFFFFFFFFFFFULL))
+            return buf_add_scalar_s(&r->out, 0x40, (const unsigned char *)"\x7f\xf8\0\0\0\0\0\0", 8) < 0 ? ERROR
+                                                                                                        : OK;
+        return buf_add_scalar_s(&r->out, 0x40, r->d + pos, 8) < 0 ? ERROR : OK;
+    }
+    case 0x70: {
+        uint64_t sid = 0;
+        Py_ssize_t p = pos;
+        while (p < stop && r->d[p] == 0) p++; /* leading zero octets */
+        if (p == stop) return buf_add3(&r->out, 0x0B, 0x71, 0x0E) < 0 ? ERROR : OK; /* symbol zero */
+        if (stop - p > 7) return NOTREAD;                                               /* unknown symbol */
+        for (; p < stop; p++) sid = (sid << 8) | r->d[p];
+        if (sid >= (uint64_t)r->count) return NOTREAD; /* unknown symbol */
+        return rd_add_name(r, sid);
+    }
+    case 0xE0: {
+        uint64_t annotations_length, sid;
+        Py_ssize_t annotations_end, inner_end;
+        if ((rc = rd_varuint(r, &pos, stop, &annotations_length)) != OK) return rc;
+        if ((uint64_t)pos + annotations_length >= (uint64_t)stop) return NOTREAD; /* annotation wrapper */
+        annotations_end = pos + (Py_ssize_t)annotations_length;
+        if (buf_reserve(&r->out, 2) < 0) return ERROR;
+        r->out.p[r->out.len++] = 0x0B;
+        r->out.p[r->out.len++] = 0xE0;
+        while (pos < annotations_end) {
+            if ((rc = rd_varuint(r, &pos, annotations_end, &sid)) != OK) return rc;
+            if (!(0 < sid && sid < (uint64_t)r->count)) return NOTREAD; /* unknown annotation */
+            if (rd_add_name(r, sid) != OK) return ERROR;
+        }
+        if (pos >= r->n) return NOTREAD;
+        if (r->d[pos] >> 4 == 0xE) return NOTREAD; /* nested annotation wrapper */
+        if ((rc = rd_value(r, pos, stop, &inner_end)) != OK) return rc;
+        if (inner_end != stop) return NOTREAD; /* annotation wrapper length */
+        return buf_add(&r->out, "\x0e", 1) < 0 ? ERROR : OK;
+    }
+    default:
+        return NOTREAD; /* NOP padding, reserved */
+    }
+}
+
+static int rd_value(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *after)
+{
+    int rc;
+    if (rd_enter(r) != OK) return ERROR;
+    rc = rd_value_inner(r, pos, end, after);
+    rd_leave(r);
+    return rc;
+}
+
+static const unsigned char IVM[4] = {0xE0, 0x01, 0x00, 0xEA};
+
+/* binary_hash_repr on d[0:n]: OK with s() in r->out, NOTREAD (None) or ERROR. */
+static int rd_stream(Rd *r)
+{
+    Py_ssize_t pos = 4, end = r->n, after;
+    int rc;
+    if (r->n < 4 || memcmp(r->d, IVM, 4) != 0) return NOTREAD;
+    if (rd_system_names(r, 0) != OK) return ERROR;
+    if (pos < end && r->d[pos] >> 4 == 0xE) { /* an annotation wrapper: the symbol table, or the value */
+        uint64_t length = r->d[pos] & 0x0F, annotations_length;
+        Py_ssize_t body = pos + 1, first, stop;
+        if (length == 14 && (rc = rd_varuint(r, &body, end, &length)) != OK) return rc;
+        stop = body + (Py_ssize_t)length; /* length < 2**58: no overflow */
+        first = body;
+        if ((rc = rd_varuint(r, &first, stop, &annotations_length)) != OK) return rc;
+        if (annotations_length == 1) {
+            if (first >= r->n) return NOTREAD;
+            if (r->d[first] == 0x83 && stop <= end) { /* $ion_symbol_table:: */
+                if ((rc = rd_symbol_names(r, first + 1, stop)) != OK) return rc;
+                pos = stop;
+            }
+        }
+    }
+    if (pos >= end || (pos + 4 <= r->n && memcmp(r->d + pos, IVM, 4) == 0)) return NOTREAD;
+    if ((rc = rd_value(r, pos, end, &after)) != OK) return rc;
+    return after == end ? OK : NOTREAD;
+}
+
+/* Runs rd_stream on `arg` (a bytes-like object); returns a new reference: the bytes, None, or NULL. */
+static PyObject *hash_repr(PyObject *arg, int digest)
+{
+    Py_buffer view;
+    Rd r;
+    int rc;
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    memset(&r, 0, sizeof r);
+    r.d = (const unsigned char *)view.buf;
+    r.n = view.len;
+    rc = rd_stream(&r);
+    if (rc == OK) {
+        if (digest) {
+            unsigned char out[32];
+            ldr_sha256(r.out.p, (size_t)r.out.len, out);
+            result = PyBytes_FromStringAndSize((const char *)out, 32);
+        } else {
+            result = PyBytes_FromStringAndSize((const char *)r.out.p, r.out.len);
+        }
+    } else if (rc == NOTREAD) {
+        result = Py_NewRef(Py_None);
+    }
+    PyMem_Free(r.noff);
+    buf_free(&r.out);
+    buf_free(&r.hashes);
+    buf_free(&r.names);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *py_binary_hash_repr(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    return hash_repr(arg, 0);
+}
+
+static PyObject *py_binary_ion_hash(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    return hash_repr(arg, 1);
+}
+
+static PyObject *digest_of(PyObject *arg, void (*sha)(const unsigned char *, size_t, unsigned char *))
+{
+    Py_buffer view;
+    unsigned char out[32];
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    sha((const unsigned char *)view.buf, (size_t)view.len, out);
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+static PyObject *py_sha256(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    return digest_of(arg, ldr_sha256);
+}
+
+static PyObject *py_sha256_portable(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    return digest_of(arg, ldr_sha256_portable);
+}
+
+/* --- module --------------------------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"sha256", py_sha256, METH_O, "sha256(data) -> the 32-byte SHA-256 digest of data."},
+    {"_sha256_portable", py_sha256_portable, METH_O,
+     "_sha256_portable(data) -> sha256(data) by the portable code even where SHA-NI is used (for tests)."},
+    {"encode_hashed", (PyCFunction)(void (*)(void))py_encode_hashed, METH_FASTCALL,
+     "encode_hashed(value, table, fallback) -> (ion, s): ionwrite.encode_hashed(value, table); values of\n"
+     "other than the plain types are encoded by fallback(value, table)."},
+    {"binary_hash_repr", py_binary_hash_repr, METH_O,
+     "binary_hash_repr(data) -> s(value) of the stream's one value, or None (ionwrite.binary_hash_repr)."},
+    {"binary_ion_hash", py_binary_ion_hash, METH_O,
+     "binary_ion_hash(data) -> sha256(binary_hash_repr(data)), or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_ionhash",
+    "Native twins of ledgerdr.journal.ionwrite's encode_hashed and binary_hash_repr (same bytes).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__ionhash(void)
+{
+    PyObject *module;
+    if (str_sid == NULL) {
+        str_sid = PyUnicode_InternFromString("sid");
+        str_sids = PyUnicode_InternFromString("sids");
+        if (str_sid == NULL || str_sids == NULL) return NULL;
+    }
+    module = PyModule_Create(&module_def);
+    if (module != NULL && PyModule_AddObjectRef(module, "SHA256_ACCELERATED", ldr_sha256_accelerated() ? Py_True
+                                                                                                   : Py_False) < 0)
+        Py_CLEAR(module);
+    return module;
+}

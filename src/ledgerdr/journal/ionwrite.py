@@ -44,6 +44,7 @@ from amazon.ion.simple_types import (
 )
 from amazon.ion.symbols import SymbolToken
 
+from .. import native
 from .hashing import (
     _EXACT,
     _FLOAT_NAN_REPR,
@@ -435,10 +436,11 @@ _HANDLERS = _Handlers(
 )
 
 
-def encode_hashed(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
+def encode_hashed_python(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
     """(binary encoding of `value` against `table`, Ion Hash serialization s(value)).
 
     `sha256(s).digest()` is `hashing.ion_hash(value)`. Raises Unencodable for what it does not write.
+    The reference; `encode_hashed` is the C twin when it is built (same bytes, tested).
     """
     try:
         return _HANDLERS[value.__class__](value, table)
@@ -446,6 +448,25 @@ def encode_hashed(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise Unencodable(str(exc)) from exc
+
+
+def _python_handler(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
+    """What the C encoder hands back for a type it does not write itself (IonPy values, Decimal,
+    timestamps, symbols, subclasses)."""
+    return _HANDLERS[value.__class__](value, table)
+
+
+def _encode_hashed_native(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
+    try:
+        return _NATIVE.encode_hashed(value, table, _python_handler)  # type: ignore[union-attr]
+    except Unencodable:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise Unencodable(str(exc)) from exc
+
+
+_NATIVE = native.ionhash
+encode_hashed = encode_hashed_python if _NATIVE is None else _encode_hashed_native
 
 
 def standalone_hashed(value: Any) -> tuple[bytes, bytes] | None:
@@ -668,7 +689,7 @@ def _read_fields(data: bytes, pos: int, stop: int, names: tuple[bytes | None, ..
     return b"\x0b\xd0" + _escape(b"".join(hashes)) + b"\x0e"
 
 
-def binary_hash_repr(data: bytes) -> bytes | None:
+def binary_hash_repr_python(data: bytes) -> bytes | None:
     """s(value) of the single value of the self-contained Ion binary stream `data`, read from its bytes;
     None when the stream is outside the subset read here (see above): decode and hash it then."""
     try:
@@ -690,13 +711,28 @@ def binary_hash_repr(data: bytes) -> bytes | None:
             return None
         value, pos = _read_value(data, pos, end, names)
         return value if pos == end else None
-    except (_NotRead, IndexError):
+    except (_NotRead, IndexError, RecursionError):  # a hostile nesting depth is outside the subset
         return None
+
+
+def _binary_hash_repr_native(data: bytes) -> bytes | None:
+    try:
+        return _NATIVE.binary_hash_repr(data)  # type: ignore[union-attr]
+    except RecursionError:
+        return None
+
+
+binary_hash_repr = binary_hash_repr_python if _NATIVE is None else _binary_hash_repr_native
 
 
 def binary_ion_hash(data: bytes) -> bytes | None:
     """`hashing.ion_hash` of the value `data` holds (`binary_hash_repr`), or None when not read here."""
-    serialized = binary_hash_repr(data)
+    if _NATIVE is not None:
+        try:
+            return _NATIVE.binary_ion_hash(data)
+        except RecursionError:
+            return None
+    serialized = binary_hash_repr_python(data)
     return None if serialized is None else sha256(serialized).digest()
 
 
