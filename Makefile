@@ -11,6 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+PURE_PYTHON_TESTS := tests/test_native.py tests/test_journal_ionwrite.py tests/test_ion_binary_hash.py \
+	tests/test_ledger_journal.py tests/test_ledger.py tests/test_state_digest.py tests/test_restore_flow.py
 NATIVE_SOURCES := setup.py $(wildcard src/ledgerdr/_native/*.c src/ledgerdr/_native/*.h)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)
@@ -29,6 +31,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check src tests bench
+	# first, the tests of the paths that have C twins, on the pure-Python twins (a machine without a compiler)
+	LEDGERDR_PURE_PYTHON=1 $(BIN)/python -m pytest -n 2 -q $(PURE_PYTHON_TESTS)
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(VENV)/.test-installed
