@@ -2,8 +2,9 @@
 
 1. `sha256` equals hashlib's.
 2. `encode_hashed(v, table, fallback)` returns exactly what `ionwrite.encode_hashed_python(v, table)` returns, and
-   leaves the symbol table in the same state, for plain values (handled in C) mixed with values the C code
-   hands to the fallback (Decimal, datetime, SymbolToken, IonPy values), on fresh and pre-seeded tables.
+   leaves the symbol table in the same state (sids, texts, the encoded symbol list, the prelude), for plain
+   values, Decimal, naive/UTC datetimes and SymbolTokens (handled in C) mixed with values the C code hands to
+   the fallback (IonPy values, Timestamps, other offsets, subclasses), on fresh and pre-seeded tables.
 3. `binary_hash_repr` / `binary_ion_hash` agree with the Python ones on every input: streams both encoders
    write, the same streams mutated or truncated, and garbage after a version marker (None included).
 4. The embedded ledger's workload documents, both ways.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -63,15 +64,28 @@ binaries = st.one_of(st.binary(max_size=40), st.binary(min_size=14, max_size=200
 plain_scalars = st.one_of(
     st.none(), st.booleans(), ints, floats, texts, binaries, binaries.map(bytearray),
 )
-fallback_scalars = st.one_of(
+decimals = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False),
-    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
-    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)).map(
-        lambda d: d.replace(tzinfo=timezone(timedelta(minutes=90)))
+    st.builds(  # huge coefficients (past 18 digits, and past the 4000 the C code builds itself), any exponent
+        lambda sign, digits, exponent: Decimal((sign, tuple(digits), exponent)),
+        st.integers(0, 1),
+        st.one_of(st.lists(st.integers(0, 9), min_size=1, max_size=60), st.lists(st.integers(0, 9), min_size=3990,
+                                                                                 max_size=4010)),
+        st.one_of(st.integers(-200, 200), st.integers(-(10**9) - 5, 10**9 + 5),
+                  st.sampled_from([-(10**9), -(10**9) + 1, 10**9 - 1, 10**9, 63, 64, -63, -64, 8191, 8192, -8192])),
     ),
-    names.map(lambda n: SymbolToken(n, None)),
-    st.just(SymbolToken(None, 0)),
 )
+datetimes = st.one_of(
+    st.datetimes(),  # naive, years 1 to 9999
+    st.datetimes(timezones=st.just(UTC)),
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)).map(
+        lambda d: d.replace(tzinfo=timezone(timedelta(minutes=90)))  # not UTC: the fallback
+    ),
+    st.datetimes().map(lambda d: d.replace(microsecond=0)),
+)
+symbol_tokens = st.one_of(names.map(lambda n: SymbolToken(n, None)), names.map(lambda n: SymbolToken(n, 7)),
+                          st.just(SymbolToken(None, 0)))
+fallback_scalars = st.one_of(decimals, datetimes, symbol_tokens)
 
 
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -85,12 +99,27 @@ def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 plain_values = st.recursive(plain_scalars, _containers, max_leaves=25)
 
 
+def _simpleion_safe(value: Any) -> bool:
+    """Whether `value` is safe to give simpleion: amazon.ion's C writer fails on decimals with exponents
+    past about ±10**6 and, after enough such failures, corrupts its heap (`malloc(): invalid size`)."""
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return not isinstance(exponent, int) or abs(exponent) < 100_000
+    if isinstance(value, dict):
+        return all(_simpleion_safe(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_simpleion_safe(item) for item in value)
+    return True
+
+
 def _ionpy(value: Any) -> Any:
     """The IonPy value (IonPyDict, IonPyInt, IonPyText…) that loads returns for `value` (or `value` itself
-    when simpleion cannot write it, e.g. a bytearray)."""
+    when simpleion cannot write or read it back, e.g. a bytearray)."""
+    if not _simpleion_safe(value):
+        return value
     try:
         return simpleion.loads(simpleion.dumps(value, binary=True))
-    except TypeError:
+    except Exception:  # noqa: BLE001 - TypeError, or amazon.ion's IonException for a huge decimal
         return value
 
 
@@ -105,9 +134,15 @@ def _both(value: Any, t1: SymbolTable, t2: SymbolTable) -> tuple[bytes, bytes]:
     expected = ionwrite.encode_hashed_python(value, t2)
     got = native.encode_hashed(value, t1, fallback)
     assert got == expected
+    _same_tables(t1, t2)
+    return got
+
+
+def _same_tables(t1: SymbolTable, t2: SymbolTable) -> None:
     assert t1.sids == t2.sids
     assert t1.texts == t2.texts
-    return got
+    assert b"".join(t1._pieces) == b"".join(t2._pieces)
+    assert t1.prelude() == t2.prelude()
 
 
 # --- sha256 ------------------------------------------------------------------------------------------------
@@ -212,6 +247,153 @@ def test_deep_nesting_raises_recursion_error() -> None:
         ionwrite.encode_hashed_python(value, SymbolTable())
 
 
+# --- Decimal, datetime and SymbolToken in C; symbols added without table.sid ------------------------------
+
+_SEEDS = ("a", "b", "sym", "key", "x" * 20)
+
+
+def _seeded() -> SymbolTable:
+    table = SymbolTable()
+    for text in _SEEDS:
+        table.sid(text)
+    table.fields(("owner", "tags"))
+    return table
+
+
+@SETTINGS
+@given(st.lists(fallback_scalars, max_size=6), st.booleans())
+def test_new_native_scalars_encode_the_same(items: list[Any], seeded: bool) -> None:
+    t1, t2 = (_seeded(), _seeded()) if seeded else (SymbolTable(), SymbolTable())
+    for item in items:
+        _both(item, t1, t2)
+    _both(items, t1, t2)
+    _both({f"k{i}": item for i, item in enumerate(items)}, t1, t2)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal(0), Decimal("0.0"), Decimal("-0"), Decimal("-0.00"), Decimal("0E+5"), Decimal("-0E-5"),
+        Decimal("1E+5"), Decimal("1.500"), Decimal("100"), Decimal("-1"), Decimal("127"), Decimal("128"),
+        Decimal("-128"), Decimal("255"), Decimal("256"), Decimal("0.000001"), Decimal("1E-63"), Decimal("1E-64"),
+        Decimal("1E+63"), Decimal("1E+64"), Decimal("999999999999999999"), Decimal("1000000000000000000"),
+        Decimal("-9223372036854775808"), Decimal("18446744073709551616"), Decimal("9" * 100), Decimal("-" + "8" * 4000),
+        Decimal("1" * 5000), Decimal("1E+999999999"), Decimal("-1E-999999999"), Decimal("1E+1000000000"),
+        Decimal("7E+2000000000"), Decimal("12345678901234567890123E-40"), Decimal("-0.000E+20"),
+        datetime(2024, 5, 6, 7, 8, 9), datetime(2024, 5, 6, 7, 8, 9, 123456), datetime(2024, 5, 6, 7, 8, 9, 128),
+        datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), datetime(1, 1, 1), datetime(127, 12, 31, 23, 59, 59),
+        datetime(128, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 1, 1, 11, 12, 14, 999999), datetime(1979, 11, 14, 11, 14, 11, 11),  # escaped octets
+        datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=-5))),  # fallback
+        datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(0))),  # UTC, but not timezone.utc: fallback
+        SymbolToken("sym", None), SymbolToken("", None), SymbolToken("$ion", None), SymbolToken("\x0b\x0e", 3),
+        SymbolToken(None, 0), SymbolToken("é" * 20, None), SymbolToken("a" * 2000, None),
+        {"a": SymbolToken("a", None), "b": [SymbolToken("b", None), SymbolToken("new", None)], "new": 1},
+        [Decimal("1.5"), datetime(2020, 2, 29), SymbolToken("t", None), {"d": Decimal("-0E-3")}],
+    ],
+)
+def test_new_native_examples_encode_the_same(value: Any) -> None:
+    _both(value, SymbolTable(), SymbolTable())
+    _both(value, _seeded(), _seeded())
+
+
+def test_new_types_do_not_reach_the_fallback() -> None:
+    seen: list[type] = []
+
+    def recording(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
+        seen.append(type(value))
+        return fallback(value, table)
+
+    handled = [Decimal("1.5"), Decimal("-0"), Decimal("9" * 50), datetime(2024, 1, 2),
+               datetime(2024, 1, 2, tzinfo=UTC), SymbolToken("s", None), SymbolToken(None, 0)]
+    native.encode_hashed(handled, SymbolTable(), recording)
+    assert seen == []
+    passed_on = [Decimal("NaN"), Decimal("Infinity"), Decimal("1E+1000000000"), Decimal("1" * 4001),
+                 datetime(2024, 1, 2, tzinfo=timezone(timedelta(hours=1))), SymbolToken(123, None),
+                 simpleion.loads(simpleion.dumps(Decimal("1.5"))), ionwrite.Timestamp(2024, 1, 2)]
+    for value in passed_on:
+        seen.clear()
+        try:
+            native.encode_hashed([value], SymbolTable(), recording)
+        except Exception:  # noqa: BLE001 - NaN, SymbolToken(123): the Python code raises, which is the point
+            pass
+        assert seen == [type(value)], value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [SymbolToken(None, 5), [1, SymbolToken(None, 5)], {"a": SymbolToken(None, None)}, Decimal("NaN"),
+     {"a": [Decimal("-Infinity")]}, Decimal("sNaN"), SymbolToken(42, None)],
+)
+def test_unencodable_new_types_raise_through_the_fallback(value: Any) -> None:
+    t1, t2 = _seeded(), _seeded()
+    with pytest.raises(Unencodable):
+        ionwrite.encode_hashed_python(value, t2)
+    with pytest.raises(Exception) as raised:
+        native.encode_hashed(value, t1, fallback)
+    # The fallback's exception comes through unchanged; the wrapper turns it into Unencodable as Python does.
+    assert isinstance(raised.value, (Unencodable, TypeError, ValueError, KeyError, AttributeError))
+    with pytest.raises(Unencodable):
+        ionwrite._encode_hashed_native(value, SymbolTable())
+    assert t1.sids == t2.sids
+    assert t1.texts == t2.texts
+
+
+def test_symbol_with_surrogate_text_fails_like_the_python_code() -> None:
+    # Python's SymbolTable.sid adds the text, then fails encoding it: the C code lets the fallback do that.
+    t1, t2 = SymbolTable(), SymbolTable()
+    with pytest.raises(Unencodable):
+        ionwrite.encode_hashed_python([SymbolToken("\ud800", None)], t2)
+    with pytest.raises(UnicodeEncodeError):
+        native.encode_hashed([SymbolToken("\ud800", None)], t1, fallback)
+    assert t1.sids == t2.sids
+    assert t1.texts == t2.texts
+    assert t1._pieces == t2._pieces
+
+
+def test_symbols_are_added_without_table_sid_only_for_an_exact_symbol_table() -> None:
+    class Counting(SymbolTable):
+        __slots__ = ("calls",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def sid(self, text: str) -> int:
+            self.calls.append(text)
+            return super().sid(text)
+
+    value = {"a": 1, "b": SymbolToken("c", None), "d": [{"a": SymbolToken("e", None)}]}
+    counting, reference = Counting(), SymbolTable()
+    _both(value, counting, reference)
+    assert counting.calls == ["a", "b", "c", "d", "e"]
+    exact = SymbolTable()
+    before = SymbolTable.sid
+    try:
+        SymbolTable.sid = None  # type: ignore[assignment,method-assign]  # must not be called
+        native.encode_hashed(value, exact, fallback)
+    finally:
+        SymbolTable.sid = before  # type: ignore[method-assign]
+    _same_tables(exact, reference)
+    again = SymbolTable()
+    ionwrite.encode_hashed_python(value, again)
+    assert again.standalone(b"") == exact.standalone(b"")
+
+
+def test_table_grown_by_fields_then_native_then_python() -> None:
+    t1, t2 = SymbolTable(), SymbolTable()
+    for table in (t1, t2):
+        table.fields(("blockAddress", "strandId", "sequenceNo"))
+    _both({"strandId": "s", "fresh": SymbolToken("other", None)}, t1, t2)
+    for table in (t1, t2):
+        table.fields(("fresh", "later", "blockAddress"))
+    ionwrite.encode_hashed_python({"python": SymbolToken("p", None)}, t1)
+    native.encode_hashed({"python": SymbolToken("p", None)}, t2, fallback)
+    _same_tables(t1, t2)
+    loaded = simpleion.loads(t1.standalone(native.encode_hashed(SymbolToken("later", None), t1, fallback)[0]))
+    assert loaded.text == "later"
+
+
 # --- binary_hash_repr --------------------------------------------------------------------------------------
 
 
@@ -224,8 +406,9 @@ def _check_repr(data: bytes) -> None:
 def _streams(value: Any) -> list[bytes]:
     out = []
     try:
-        out.append(simpleion.dumps(value, binary=True))
-    except TypeError:  # a bytearray
+        if _simpleion_safe(value):
+            out.append(simpleion.dumps(value, binary=True))
+    except Exception:  # noqa: BLE001 - TypeError for a bytearray, IonException for a huge decimal
         pass
     table = SymbolTable()
     try:

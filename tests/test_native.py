@@ -13,7 +13,6 @@ import sys
 import pytest
 
 
-
 @pytest.mark.skipif(not os.environ.get("CI"), reason="only CI promises a C compiler")
 def test_ci_builds_every_accelerator() -> None:
     # setup.py marks the extensions optional so an install never fails for want of a compiler;

@@ -3,9 +3,12 @@
  * encode_hashed(value, table, fallback) -> (ion, s)
  *     Ion binary encoding of `value` against the SymbolTable `table` and its Ion Hash serialization s(value),
  *     byte for byte what ionwrite.encode_hashed(value, table) returns. Only values whose type is exactly
- *     dict (with exact str keys), list, tuple, str, int, bool, float, bytes, bytearray or None are handled
- *     here; any other value (subclasses included) is handed to fallback(value, table), which returns the
- *     (ion, s) pair of the Python implementation, and its result is spliced in.
+ *     dict (with exact str keys), list, tuple, str, int, bool, float, bytes, bytearray, None, decimal.Decimal
+ *     (finite), datetime.datetime (naive or tzinfo datetime.timezone.utc) or amazon.ion's SymbolToken (with
+ *     text, or SID 0) are handled here; any other value (subclasses included) is handed to
+ *     fallback(value, table), which returns the (ion, s) pair of the Python implementation, and its result
+ *     is spliced in. New symbols are added to a table of type exactly ionwrite.SymbolTable the way
+ *     SymbolTable.sid adds them (sids, texts, _pieces), without calling it; any other table gets table.sid().
  * binary_hash_repr(data) -> bytes | None
  *     ionwrite.binary_hash_repr ported path by path: s(value) of the one value of a self-contained Ion
  *     binary stream, or None when the stream is outside the subset read there.
@@ -18,6 +21,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,15 +201,72 @@ static int push_field_hash(Buf *s, Py_ssize_t start, Buf *hashes)
     return 0;
 }
 
-static PyObject *str_sid;  /* "sid" */
-static PyObject *str_sids; /* "sids" */
+static PyObject *str_sid;      /* "sid" */
+static PyObject *str_sids;     /* "sids" */
+static PyObject *str_texts;    /* "texts" */
+static PyObject *str_pieces;   /* "_pieces" */
+static PyObject *str_as_tuple; /* "as_tuple" */
+
+/* Exact types written here besides the builtins, looked up at the first encode_hashed call (not at import:
+ * ionwrite imports this module). NULL when unavailable: such values then go to the fallback. */
+static int types_ready;
+static PyObject *decimal_type;     /* decimal.Decimal */
+static PyObject *symbol_token_type; /* amazon.ion.symbols.SymbolToken */
+static PyObject *symbol_table_type; /* ledgerdr.journal.ionwrite.SymbolTable, once that module is loaded */
+
+static PyObject *attr_of_module(const char *module_name, const char *attr)
+{
+    PyObject *module = PyImport_ImportModule(module_name), *found;
+    if (module == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    found = PyObject_GetAttrString(module, attr);
+    Py_DECREF(module);
+    if (found == NULL || !PyType_Check(found)) {
+        PyErr_Clear();
+        Py_CLEAR(found);
+    }
+    return found;
+}
+
+static void init_types(void)
+{
+    if (!types_ready) {
+        types_ready = 1;
+        decimal_type = attr_of_module("decimal", "Decimal");
+        symbol_token_type = attr_of_module("amazon.ion.symbols", "SymbolToken");
+    }
+    if (symbol_table_type == NULL) { /* only from sys.modules: never import ionwrite from here */
+        PyObject *name = PyUnicode_FromString("ledgerdr.journal.ionwrite"), *module;
+        if (name == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        module = PyImport_GetModule(name);
+        Py_DECREF(name);
+        if (module == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        symbol_table_type = PyObject_GetAttrString(module, "SymbolTable");
+        Py_DECREF(module);
+        if (symbol_table_type == NULL || !PyType_Check(symbol_table_type)) {
+            PyErr_Clear();
+            Py_CLEAR(symbol_table_type);
+        }
+    }
+}
 
 /* --- encode_hashed -------------------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject *table;
     PyObject *fallback;
-    PyObject *sids; /* table.sids, fetched at the first field name; owned */
+    PyObject *sids;   /* table.sids, fetched at the first symbol; owned */
+    PyObject *texts;  /* table.texts and table._pieces, when `fast`; owned */
+    PyObject *pieces;
+    int fast;         /* the table is exactly a SymbolTable: add symbols here, not through table.sid */
     Buf ion;
     Buf s;
     Buf hashes; /* field hashes of the structs being encoded, a stack */
@@ -325,21 +386,65 @@ static void enc_leave(Enc *e)
     Py_LeaveRecursiveCall();
 }
 
-/* The field-name SID of `key` in the table: table.sids[key], else table.sid(key), which adds it. */
-static int enc_sid(Enc *e, PyObject *key, Py_ssize_t *sid)
+/* table.sids (and, for an exact SymbolTable, texts and _pieces), fetched once per call. */
+static int enc_table(Enc *e)
+{
+    e->sids = PyObject_GetAttr(e->table, str_sids);
+    if (e->sids == NULL) return -1;
+    if (!PyDict_Check(e->sids)) {
+        PyErr_SetString(PyExc_TypeError, "table.sids must be a dict");
+        Py_CLEAR(e->sids);
+        return -1;
+    }
+    if (symbol_table_type != NULL && (PyObject *)Py_TYPE(e->table) == symbol_table_type &&
+        PyDict_CheckExact(e->sids)) {
+        e->texts = PyObject_GetAttr(e->table, str_texts);
+        if (e->texts == NULL) return -1;
+        e->pieces = PyObject_GetAttr(e->table, str_pieces);
+        if (e->pieces == NULL) return -1;
+        e->fast = PyList_CheckExact(e->texts) && PyList_CheckExact(e->pieces);
+    }
+    return 0;
+}
+
+/* SymbolTable.sid(key) without the call: sids[key] = len(texts) + 10, texts.append(key),
+ * _pieces.append(td(0x80, len(utf8)) + utf8) (ionwrite._string_piece). `text`/`n` is key's UTF-8. */
+static int enc_add_symbol(Enc *e, PyObject *key, const char *text, Py_ssize_t n, Py_ssize_t *sid)
+{
+    unsigned char head[11];
+    int h = td_bytes(0x80, (uint64_t)n, head);
+    Py_ssize_t next = PyList_GET_SIZE(e->texts) + 10;
+    PyObject *sid_obj, *piece;
+    int rc = -1;
+    sid_obj = PyLong_FromSsize_t(next);
+    if (sid_obj == NULL) return -1;
+    piece = PyBytes_FromStringAndSize(NULL, h + n);
+    if (piece == NULL) {
+        Py_DECREF(sid_obj);
+        return -1;
+    }
+    memcpy(PyBytes_AS_STRING(piece), head, (size_t)h);
+    memcpy(PyBytes_AS_STRING(piece) + h, text, (size_t)n);
+    if (PyDict_SetItem(e->sids, key, sid_obj) == 0 && PyList_Append(e->texts, key) == 0 &&
+        PyList_Append(e->pieces, piece) == 0) {
+        *sid = next;
+        rc = 0;
+    }
+    Py_DECREF(sid_obj);
+    Py_DECREF(piece);
+    return rc;
+}
+
+/* The SID of the symbol `key` (an exact str; `text`/`n` its UTF-8) in the table: table.sids[key], else
+ * added as table.sid(key) adds it. */
+static int enc_sid(Enc *e, PyObject *key, const char *text, Py_ssize_t n, Py_ssize_t *sid)
 {
     PyObject *found, *added = NULL;
-    if (e->sids == NULL) {
-        e->sids = PyObject_GetAttr(e->table, str_sids);
-        if (e->sids == NULL) return -1;
-        if (!PyDict_Check(e->sids)) {
-            PyErr_SetString(PyExc_TypeError, "table.sids must be a dict");
-            return -1;
-        }
-    }
+    if (e->sids == NULL && enc_table(e) < 0) return -1;
     found = PyDict_GetItemWithError(e->sids, key);
     if (found == NULL || found == Py_None) {
         if (found == NULL && PyErr_Occurred()) return -1;
+        if (e->fast) return enc_add_symbol(e, key, text, n, sid);
         added = PyObject_CallMethodObjArgs(e->table, str_sid, key, NULL);
         if (added == NULL) return -1;
         found = added;
@@ -375,7 +480,7 @@ static int enc_dict(Enc *e, PyObject *dict)
         Py_INCREF(key);
         Py_INCREF(item);
         text = PyUnicode_AsUTF8AndSize(key, &n); /* s(name) first, as _name_parts does, then the SID */
-        ok = text != NULL && enc_sid(e, key, &sid) == 0;
+        ok = text != NULL && enc_sid(e, key, text, n, &sid) == 0;
         if (ok) ok = buf_add(&e->ion, head, varuint_bytes((uint64_t)sid, head)) == 0;
         if (ok) {
             s_start = e->s.len;
@@ -417,6 +522,228 @@ done:
     return rc;
 }
 
+/* hashing._varint of a 64-bit value into out (at most 11 octets); returns its length. */
+static int varint_bytes(long long value, unsigned char *out)
+{
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    unsigned char groups[11];
+    int n = 0, i;
+    if (magnitude < 64) {
+        out[0] = (unsigned char)(0x80 | (value < 0 ? 0x40 : 0) | magnitude);
+        return 1;
+    }
+    groups[n++] = (unsigned char)(0x80 | (magnitude & 0x7F));
+    magnitude >>= 7;
+    while (magnitude) {
+        groups[n++] = (unsigned char)(magnitude & 0x7F);
+        magnitude >>= 7;
+    }
+    if (groups[n - 1] & 0x40) groups[n++] = 0; /* no room for the sign bit in the leading group */
+    if (value < 0) groups[n - 1] |= 0x40;
+    for (i = 0; i < n; i++) out[i] = groups[n - 1 - i];
+    return n;
+}
+
+/* hashing._int_field of the minimal big-endian magnitude mag[0:n] into out (n + 1 octets at most). */
+static Py_ssize_t int_field_bytes(const unsigned char *mag, Py_ssize_t n, int negative, unsigned char *out)
+{
+    Py_ssize_t len = 0;
+    if (n && (mag[0] & 0x80)) out[len++] = 0;
+    if (n) memcpy(out + len, mag, (size_t)n);
+    len += n;
+    if (negative) {
+        if (len)
+            out[0] |= 0x80;
+        else
+            out[len++] = 0x80;
+    }
+    return len;
+}
+
+/* Minimal big-endian bytes of m into out (8 at most); returns the count (0 for zero). */
+static int uint64_bytes(unsigned long long m, unsigned char *out)
+{
+    int n = 0, i;
+    while (n < 8 && (m >> (8 * n))) n++;
+    for (i = 0; i < n; i++) out[i] = (unsigned char)(m >> (8 * (n - 1 - i)));
+    return n;
+}
+
+/* Above this many digits a coefficient is left to the Python code (building it here is quadratic). */
+#define DECIMAL_MAX_DIGITS 4000
+
+/* ionwrite._decimal for an exact, finite decimal.Decimal: exponent VarInt then coefficient Int. */
+static int enc_decimal(Enc *e, PyObject *value)
+{
+    PyObject *parts = PyObject_CallMethodNoArgs(value, str_as_tuple), *digits, *exponent, *big = NULL;
+    long long exp;
+    int overflow = 0, negative, rc = -1;
+    Py_ssize_t ndigits, i, mag_len = 0, rep_len;
+    unsigned char small[8], *mag = small, *rep = NULL, stack_rep[32];
+
+    if (parts == NULL) return -1;
+    if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(parts, 1))) {
+        Py_DECREF(parts);
+        return enc_fallback(e, value);
+    }
+    digits = PyTuple_GET_ITEM(parts, 1);
+    exponent = PyTuple_GET_ITEM(parts, 2);
+    ndigits = PyTuple_GET_SIZE(digits);
+    if (!PyLong_CheckExact(exponent) || ndigits > DECIMAL_MAX_DIGITS) goto fallback; /* NaN, Infinity */
+    exp = PyLong_AsLongLongAndOverflow(exponent, &overflow);
+    if (exp == -1 && PyErr_Occurred()) goto done;
+    /* Beyond the Python code's exact context (Emax 999_999_999) its scaleb may raise: let it. */
+    if (overflow || exp > 999999999LL || exp < -999999999LL) goto fallback;
+    negative = PyObject_IsTrue(PyTuple_GET_ITEM(parts, 0));
+    if (negative < 0) goto done;
+
+    if (ndigits <= 18) {
+        unsigned long long c = 0;
+        for (i = 0; i < ndigits; i++) {
+            long d = PyLong_AsLong(PyTuple_GET_ITEM(digits, i));
+            if (d == -1 && PyErr_Occurred()) goto done;
+            if (d < 0 || d > 9) goto fallback;
+            c = c * 10 + (unsigned long long)d;
+        }
+        mag_len = uint64_bytes(c, small);
+    } else { /* coefficient = digits as an int, 18 digits at a time */
+        size_t bits;
+        big = PyLong_FromLong(0);
+        if (big == NULL) goto done;
+        for (i = 0; i < ndigits;) {
+            unsigned long long chunk = 0, scale = 1;
+            PyObject *scale_obj, *chunk_obj, *tmp;
+            Py_ssize_t stop = i + 18 < ndigits ? i + 18 : ndigits;
+            for (; i < stop; i++) {
+                long d = PyLong_AsLong(PyTuple_GET_ITEM(digits, i));
+                if (d == -1 && PyErr_Occurred()) goto done;
+                if (d < 0 || d > 9) goto fallback;
+                chunk = chunk * 10 + (unsigned long long)d;
+                scale *= 10;
+            }
+            scale_obj = PyLong_FromUnsignedLongLong(scale);
+            if (scale_obj == NULL) goto done;
+            tmp = PyNumber_Multiply(big, scale_obj);
+            Py_DECREF(scale_obj);
+            if (tmp == NULL) goto done;
+            Py_SETREF(big, tmp);
+            chunk_obj = PyLong_FromUnsignedLongLong(chunk);
+            if (chunk_obj == NULL) goto done;
+            tmp = PyNumber_Add(big, chunk_obj);
+            Py_DECREF(chunk_obj);
+            if (tmp == NULL) goto done;
+            Py_SETREF(big, tmp);
+        }
+        bits = _PyLong_NumBits(big);
+        if (bits == (size_t)-1 && PyErr_Occurred()) goto done;
+        mag_len = (Py_ssize_t)((bits + 7) / 8);
+        mag = (unsigned char *)PyMem_Malloc(mag_len ? (size_t)mag_len : 1);
+        if (mag == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+#if PY_VERSION_HEX >= 0x030D0000
+        if (_PyLong_AsByteArray((PyLongObject *)big, mag, (size_t)mag_len, 0, 0, 1) < 0) goto done;
+#else
+        if (_PyLong_AsByteArray((PyLongObject *)big, mag, (size_t)mag_len, 0, 0) < 0) goto done;
+#endif
+    }
+
+    if (!mag_len && !exp && !negative) { /* 0d0 has no representation */
+        if (buf_add(&e->ion, "\x50", 1) < 0) goto done;
+        rc = buf_add3(&e->s, 0x0B, 0x50, 0x0E);
+        goto done;
+    }
+    rep = mag_len + 12 <= (Py_ssize_t)sizeof stack_rep ? stack_rep : (unsigned char *)PyMem_Malloc((size_t)mag_len + 12);
+    if (rep == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    rep_len = varint_bytes(exp, rep);
+    rep_len += int_field_bytes(mag, mag_len, negative, rep + rep_len);
+    rc = enc_raw(e, 0x50, rep, rep_len);
+    goto done;
+
+fallback:
+    rc = enc_fallback(e, value);
+done:
+    if (rep != NULL && rep != stack_rep) PyMem_Free(rep);
+    if (mag != small) PyMem_Free(mag);
+    Py_XDECREF(big);
+    Py_DECREF(parts);
+    return rc;
+}
+
+/* ionwrite._timestamp for an exact datetime.datetime, naive or in datetime.timezone.utc (hashing's
+ * _timestamp_repr of a plain datetime: second precision and six fraction digits). */
+static int enc_datetime(Enc *e, PyObject *value)
+{
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(value);
+    unsigned char rep[16], mag[4];
+    int year = PyDateTime_GET_YEAR(value), n = 0, us = PyDateTime_DATE_GET_MICROSECOND(value);
+    if (tz == Py_None)
+        rep[n++] = 0xC0; /* unknown offset: VarInt negative zero */
+    else if (tz == PyDateTime_TimeZone_UTC)
+        rep[n++] = 0x80;
+    else
+        return enc_fallback(e, value);
+    if (year < 0x80) {
+        rep[n++] = (unsigned char)(0x80 | year);
+    } else {
+        rep[n++] = (unsigned char)(year >> 7);
+        rep[n++] = (unsigned char)(0x80 | (year & 0x7F));
+    }
+    rep[n++] = (unsigned char)(0x80 | PyDateTime_GET_MONTH(value));
+    rep[n++] = (unsigned char)(0x80 | PyDateTime_GET_DAY(value));
+    rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_HOUR(value));
+    rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_MINUTE(value));
+    rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_SECOND(value));
+    rep[n++] = 0xC6; /* fraction exponent -6, then the microseconds (none when zero) */
+    n += (int)int_field_bytes(mag, uint64_bytes((unsigned long long)us, mag), 0, rep + n);
+    return enc_raw(e, 0x60, rep, n);
+}
+
+/* ionwrite._symbol for an exact SymbolToken: with str text, or no text and SID 0; the rest goes to the
+ * fallback (which raises Unencodable for unknown text). */
+static int enc_symbol_token(Enc *e, PyObject *value)
+{
+    PyObject *text, *sid_obj;
+    unsigned char mag[8], head[11];
+    Py_ssize_t sid, n;
+    const char *raw;
+    int h, m;
+    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) < 2) return enc_fallback(e, value);
+    text = PyTuple_GET_ITEM(value, 0);
+    if (text == Py_None) {
+        int overflow = 0;
+        sid_obj = PyTuple_GET_ITEM(value, 1);
+        if (!PyLong_CheckExact(sid_obj) || PyLong_AsLongLongAndOverflow(sid_obj, &overflow) != 0 || overflow)
+            return enc_fallback(e, value); /* (-1 and an overflowing SID set no error) */
+        if (buf_add(&e->ion, "\x70", 1) < 0) return -1;
+        return buf_add3(&e->s, 0x0B, 0x71, 0x0E);
+    }
+    if (!PyUnicode_CheckExact(text)) return enc_fallback(e, value);
+    raw = PyUnicode_AsUTF8AndSize(text, &n);
+    if (raw == NULL) { /* a lone surrogate: the Python code adds the symbol, then fails; let it */
+        PyErr_Clear();
+        return enc_fallback(e, value);
+    }
+    Py_INCREF(value);
+    if (enc_sid(e, text, raw, n, &sid) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    m = uint64_bytes((unsigned long long)sid, mag);
+    h = td_bytes(0x70, (uint64_t)m, head);
+    if (buf_add(&e->ion, head, h) < 0 || buf_add(&e->ion, mag, m) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    h = sid ? buf_add_scalar_s(&e->s, 0x70, (const unsigned char *)raw, n) : buf_add3(&e->s, 0x0B, 0x71, 0x0E);
+    Py_DECREF(value);
+    return h;
+}
+
 static int enc_value(Enc *e, PyObject *value)
 {
     PyTypeObject *type = Py_TYPE(value);
@@ -442,6 +769,9 @@ static int enc_value(Enc *e, PyObject *value)
         if (buf_add(&e->ion, "\x0f", 1) < 0) return -1;
         return buf_add3(&e->s, 0x0B, 0x0F, 0x0E);
     }
+    if ((PyObject *)type == decimal_type) return enc_decimal(e, value);
+    if (PyDateTimeAPI != NULL && type == PyDateTimeAPI->DateTimeType) return enc_datetime(e, value);
+    if ((PyObject *)type == symbol_token_type) return enc_symbol_token(e, value);
     return enc_fallback(e, value);
 }
 
@@ -455,6 +785,7 @@ static PyObject *py_encode_hashed(PyObject *module, PyObject *const *args, Py_ss
                      nargs);
         return NULL;
     }
+    init_types();
     memset(&e, 0, sizeof e);
     e.table = args[1];
     e.fallback = args[2];
@@ -462,6 +793,8 @@ static PyObject *py_encode_hashed(PyObject *module, PyObject *const *args, Py_ss
         result = Py_BuildValue("(y#y#)", (const char *)e.ion.p, e.ion.len, (const char *)e.s.p, e.s.len);
     }
     Py_XDECREF(e.sids);
+    Py_XDECREF(e.texts);
+    Py_XDECREF(e.pieces);
     buf_free(&e.ion);
     buf_free(&e.s);
     buf_free(&e.hashes);
@@ -886,7 +1219,15 @@ PyMODINIT_FUNC PyInit__ionhash(void)
     if (str_sid == NULL) {
         str_sid = PyUnicode_InternFromString("sid");
         str_sids = PyUnicode_InternFromString("sids");
-        if (str_sid == NULL || str_sids == NULL) return NULL;
+        str_texts = PyUnicode_InternFromString("texts");
+        str_pieces = PyUnicode_InternFromString("_pieces");
+        str_as_tuple = PyUnicode_InternFromString("as_tuple");
+        if (str_sid == NULL || str_sids == NULL || str_texts == NULL || str_pieces == NULL || str_as_tuple == NULL)
+            return NULL;
+    }
+    if (PyDateTimeAPI == NULL) {
+        PyDateTime_IMPORT;
+        if (PyDateTimeAPI == NULL) PyErr_Clear(); /* datetimes then go to the fallback */
     }
     module = PyModule_Create(&module_def);
     if (module != NULL && PyModule_AddObjectRef(module, "SHA256_ACCELERATED", ldr_sha256_accelerated() ? Py_True
