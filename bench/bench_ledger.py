@@ -6,6 +6,7 @@ SQLite. Run from the repository root:
 
     .venv/bin/python bench/bench_ledger.py --transactions 2000 --batches 200 --durability normal
     .venv/bin/python bench/bench_ledger.py --profile          # adds a cProfile summary per phase
+    LEDGERDR_PURE_PYTHON=1 .venv/bin/python bench/bench_ledger.py   # without the C accelerators
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from amazon.ion import simpleion
 
+from ledgerdr import native
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.ledger.driver import LedgerDriver
 from ledgerdr.ledger.engine import Ledger
@@ -159,7 +161,7 @@ def main() -> None:
     rows = run(args)
     print(
         f"\n{args.transactions} single-document and {args.batches} 40-document transactions, "
-        f"durability={args.durability}, {os.cpu_count()} CPUs\n"
+        f"durability={args.durability}, {os.cpu_count()} CPUs, C accelerators {native.summary()}\n"
     )
     print("| measure | target | ledgerdr | bare SQLite | ledgerdr / bare |")
     print("|---|---:|---:|---:|---:|")
