@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,12 @@ def _importable(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_version_says_which_accelerators_run() -> None:
+    env = dict(os.environ, LEDGERDR_PURE_PYTHON="1")
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("ledgerdr")), "--version"], env=env, capture_output=True, text=True,
+        check=True,
+    )
+    assert "C accelerators: none, pure Python" in out.stdout

@@ -61,9 +61,17 @@ class _Group(click.Group):
             sys.exit(exit_code_for(exc))
 
 
+def _version_message() -> str:
+    """`--version` also says which C accelerators this install runs on (see ledgerdr.native)."""
+    from .. import native  # two small extension modules, no heavy imports
+
+    built = [name for name, loaded in native.summary().items() if loaded]
+    return "%(prog)s %(version)s (C accelerators: " + (", ".join(built) or "none, pure Python") + ")"
+
+
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
-@click.version_option(package_name="ledgerdr")
+@click.version_option(package_name="ledgerdr", message=_version_message())
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Verifiable disaster recovery for QLDB-style ledgers.
