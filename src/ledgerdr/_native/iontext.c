@@ -22,6 +22,8 @@
 #include <string.h>
 #include <math.h>
 
+#include "buffer.h"
+
 #define MAX_DEPTH 1000
 #define MAX_FRACTION_DIGITS 100000
 
@@ -34,8 +36,7 @@ typedef struct {
 
 typedef struct {
     cptr base;    /* start of the input, for error offsets */
-    char *out;
-    size_t len, cap;
+    Buf buf; /* the text written so far */
     Sym *syms;
     size_t nsyms, capsyms;
 } Ctx;
@@ -70,39 +71,19 @@ static int fail(Ctx *c, cptr at, const char *msg)
     return -1;
 }
 
-static int grow(Ctx *c, size_t need)
-{
-    size_t cap = c->cap ? c->cap : 256;
-    while (cap < c->len + need) {
-        if (cap > ((size_t)PY_SSIZE_T_MAX) / 2) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *nb = PyMem_Realloc(c->out, cap);
-    if (!nb) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    c->out = nb;
-    c->cap = cap;
-    return 0;
-}
-
 static inline int reserve(Ctx *c, size_t n)
 {
-    if (c->len + n <= c->cap)
-        return 0;
-    return grow(c, n);
+    if (n > (size_t)PY_SSIZE_T_MAX)
+        return PyErr_NoMemory(), -1;
+    return buf_reserve(&c->buf, (Py_ssize_t)n);
 }
 
 static inline int put(Ctx *c, const char *s, size_t n)
 {
     if (reserve(c, n) < 0)
         return -1;
-    memcpy(c->out + c->len, s, n);
-    c->len += n;
+    memcpy(((char *)c->buf.p) + c->buf.len, s, n);
+    c->buf.len += n;
     return 0;
 }
 
@@ -110,7 +91,7 @@ static inline int putc_(Ctx *c, char ch)
 {
     if (reserve(c, 1) < 0)
         return -1;
-    c->out[c->len++] = ch;
+    ((char *)c->buf.p)[c->buf.len++] = ch;
     return 0;
 }
 
@@ -361,7 +342,7 @@ static int put_escaped(Ctx *c, cptr p, size_t n, char quote, cptr at)
 {
     if (n > (size_t)PY_SSIZE_T_MAX / 4 - 8 || reserve(c, 4 * n + 2) < 0)
         return -1;
-    char *o = c->out + c->len;
+    char *o = ((char *)c->buf.p) + c->buf.len;
     *o++ = quote;
     cptr e = p + n;
     while (p < e) {
@@ -404,16 +385,16 @@ static int put_escaped(Ctx *c, cptr p, size_t n, char quote, cptr at)
             else if (b == 0xF4)
                 hi = 0x8F;
         } else {
-            c->len = (size_t)(o - c->out);
+            c->buf.len = (size_t)(o - ((char *)c->buf.p));
             return fail(c, at, "invalid UTF-8 in text");
         }
         if ((size_t)(e - p) < need + 1 || p[1] < lo || p[1] > hi) {
-            c->len = (size_t)(o - c->out);
+            c->buf.len = (size_t)(o - ((char *)c->buf.p));
             return fail(c, at, "invalid UTF-8 in text");
         }
         for (size_t k = 2; k <= need; k++) {
             if ((p[k] & 0xC0) != 0x80) {
-                c->len = (size_t)(o - c->out);
+                c->buf.len = (size_t)(o - ((char *)c->buf.p));
                 return fail(c, at, "invalid UTF-8 in text");
             }
         }
@@ -422,7 +403,7 @@ static int put_escaped(Ctx *c, cptr p, size_t n, char quote, cptr at)
         p += need + 1;
     }
     *o++ = quote;
-    c->len = (size_t)(o - c->out);
+    c->buf.len = (size_t)(o - ((char *)c->buf.p));
     return 0;
 }
 
@@ -625,18 +606,18 @@ static int write_timestamp(Ctx *c, const Hdr *h)
                 size_t k = (size_t)fexp;
                 if (putc_(c, '.') < 0)
                     return -1;
-                size_t start = c->len;
+                size_t start = c->buf.len;
                 if (put_magnitude(c, coef, ncoef, 0x7F) < 0)
                     return -1;
-                size_t nd = c->len - start;
+                size_t nd = c->buf.len - start;
                 if (nd > k)
                     return fail(c, h->head, "timestamp fraction not below one second");
                 if (nd < k) {
                     if (reserve(c, k - nd) < 0)
                         return -1;
-                    memmove(c->out + start + (k - nd), c->out + start, nd);
-                    memset(c->out + start, '0', k - nd);
-                    c->len += k - nd;
+                    memmove(((char *)c->buf.p) + start + (k - nd), ((char *)c->buf.p) + start, nd);
+                    memset(((char *)c->buf.p) + start, '0', k - nd);
+                    c->buf.len += k - nd;
                 }
             } else if (!zero) {
                 return fail(c, h->head, "timestamp fraction not below one second");
@@ -674,7 +655,7 @@ static int write_blob(Ctx *c, cptr p, size_t n)
 {
     if (n > (size_t)PY_SSIZE_T_MAX / 2 || reserve(c, (n + 2) / 3 * 4 + 4) < 0)
         return -1;
-    char *o = c->out + c->len;
+    char *o = ((char *)c->buf.p) + c->buf.len;
     *o++ = '{';
     *o++ = '{';
     size_t i = 0;
@@ -698,7 +679,7 @@ static int write_blob(Ctx *c, cptr p, size_t n)
         *o++ = B64[(v >> 6) & 63];
         *o++ = '=';
     }
-    c->len = (size_t)(o - c->out);
+    c->buf.len = (size_t)(o - ((char *)c->buf.p));
     return put(c, "}}", 2);
 }
 
@@ -706,7 +687,7 @@ static int write_clob(Ctx *c, cptr p, size_t n)
 {
     if (n > (size_t)PY_SSIZE_T_MAX / 4 - 8 || reserve(c, 4 * n + 6) < 0)
         return -1;
-    char *o = c->out + c->len;
+    char *o = ((char *)c->buf.p) + c->buf.len;
     *o++ = '{';
     *o++ = '{';
     *o++ = '"';
@@ -724,7 +705,7 @@ static int write_clob(Ctx *c, cptr p, size_t n)
     *o++ = '"';
     *o++ = '}';
     *o++ = '}';
-    c->len = (size_t)(o - c->out);
+    c->buf.len = (size_t)(o - ((char *)c->buf.p));
     return 0;
 }
 
@@ -963,7 +944,7 @@ static PyObject *binary_to_text(PyObject *self, PyObject *arg)
         goto done;
     }
     reset_symbols(&c);
-    if (view.len > 0 && grow(&c, (size_t)view.len * 2 + 64) < 0)
+    if (view.len > 0 && buf_grow(&c.buf, view.len * 2 + 64) < 0)
         goto done;
     if (p < end && (end - p < 4 || p[0] != 0xE0)) {
         fail(&c, p, "stream does not start with a version marker");
@@ -1005,9 +986,9 @@ static PyObject *binary_to_text(PyObject *self, PyObject *arg)
         if (write_value(&c, &h, 0, 1) < 0 || putc_(&c, '\n') < 0)
             goto done;
     }
-    result = PyBytes_FromStringAndSize(c.out ? c.out : "", (Py_ssize_t)c.len);
+    result = PyBytes_FromStringAndSize(c.buf.p ? (char *)c.buf.p : "", c.buf.len);
 done:
-    PyMem_Free(c.out);
+    PyMem_Free(c.buf.p);
     PyMem_Free(c.syms);
     PyBuffer_Release(&view);
     return result;
