@@ -689,24 +689,30 @@ def _read_fields(data: bytes, pos: int, stop: int, names: tuple[bytes | None, ..
     return b"\x0b\xd0" + _escape(b"".join(hashes)) + b"\x0e"
 
 
+def _stream_prelude(data: bytes) -> tuple[tuple[bytes | None, ...], int]:
+    """(s(symbol) by SID, position of the first value) of a self-contained stream: after the version marker
+    and its local symbol table when the stream has one. Raises _NotRead without a version marker."""
+    if not data.startswith(IVM):
+        raise _NotRead("no version marker")
+    pos, end = 4, len(data)
+    if pos < end and data[pos] >> 4 == 0xE:  # an annotation wrapper: the symbol table, or the value
+        descriptor = data[pos]
+        length, body = descriptor & 0x0F, pos + 1
+        if length == 14:
+            length, body = _read_varuint(data, body, end)
+        stop = body + length
+        annotations_length, first = _read_varuint(data, body, stop)
+        if annotations_length == 1 and data[first] == 0x83 and stop <= end:  # $ion_symbol_table::
+            return _symbol_names(data, first + 1, stop), stop
+    return _SYSTEM_NAMES, pos
+
+
 def binary_hash_repr_python(data: bytes) -> bytes | None:
     """s(value) of the single value of the self-contained Ion binary stream `data`, read from its bytes;
     None when the stream is outside the subset read here (see above): decode and hash it then."""
     try:
-        if not data.startswith(IVM):
-            return None
-        pos, end = 4, len(data)
-        names = _SYSTEM_NAMES
-        if pos < end and data[pos] >> 4 == 0xE:  # an annotation wrapper: the symbol table, or the value
-            descriptor = data[pos]
-            length, body = descriptor & 0x0F, pos + 1
-            if length == 14:
-                length, body = _read_varuint(data, body, end)
-            stop = body + length
-            annotations_length, first = _read_varuint(data, body, stop)
-            if annotations_length == 1 and data[first] == 0x83 and stop <= end:  # $ion_symbol_table::
-                names = _symbol_names(data, first + 1, stop)
-                pos = stop
+        names, pos = _stream_prelude(data)
+        end = len(data)
         if pos >= end or data.startswith(IVM, pos):
             return None
         value, pos = _read_value(data, pos, end, names)
@@ -745,22 +751,9 @@ def binary_top_field(data: bytes, name: str) -> tuple[int, bytes] | None:
     the struct has no such field. None when the stream is outside that shape, is not a struct, or names the
     field more than once: decode it then. Lets an index be built without decoding every document."""
     try:
-        if not data.startswith(IVM):
-            return None
-        pos, end = 4, len(data)
-        names = _SYSTEM_NAMES
-        if pos < end and data[pos] >> 4 == 0xE:
-            descriptor = data[pos]
-            length, body = descriptor & 0x0F, pos + 1
-            if length == 14:
-                length, body = _read_varuint(data, body, end)
-            stop = body + length
-            annotations_length, first = _read_varuint(data, body, stop)
-            if annotations_length != 1 or data[first] != 0x83 or stop > end:
-                return None
-            names = _symbol_names(data, first + 1, stop)
-            pos = stop
-        descriptor = data[pos]
+        names, pos = _stream_prelude(data)
+        end = len(data)
+        descriptor = data[pos]  # an annotation wrapper left here is no struct: None below
         if descriptor >> 4 != 0xD or descriptor & 0x0F == 0x0F:
             return None
         length = descriptor & 0x0F
