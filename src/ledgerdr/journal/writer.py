@@ -7,8 +7,9 @@ Each block is encoded once, to Ion binary, at commit; exports copy those bytes.
 The block is encoded by `journal.ionwrite`, which writes Ion binary and computes Ion Hash in one walk,
 and splices in documents that the caller already encoded against a shared `SymbolTable` (the embedded
 ledger encodes each document when its statement stages it): no document is encoded or hashed twice. The
-metadata, statement and document-entry hashes reuse what does not change within a block or between
-blocks (field hashes of txTime/txId/startTime, statement digests, per-version hashes). A value that
+envelope around the documents (revisions' metadata and hashes, transactionInfo, the Merkle roots, the
+chained block hash) is written by the C accelerator `_ionhash.encode_block` when it is built, else by
+`_envelope_python`, which stays its byte-for-byte reference (tests/test_block_native.py). A value that
 encoder does not write falls back to `simpleion.dumps` and `hashing.ion_hash` of the whole block,
 which raise the errors users have always seen.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from amazon.ion import simpleion
 from amazon.ion.core import Timestamp, TimestampPrecision
 
+from .. import native
 from .hashing import _escape, _s_name, _timestamp_repr, dot, ion_hash, merkle_root
 from .ionwrite import SymbolTable, Unencodable, encode_hashed, td
 from .layout import new_id
@@ -290,6 +292,7 @@ def _document_entry_s(table_name: str, table_id: str, indexes: tuple[int, ...]) 
 
 
 _NO_SYMBOLS = SymbolTable()  # ints need no symbols
+_NATIVE = native.ionhash
 # Every field name of a block without redactions (redactionInfo's are added when needed).
 _ENVELOPE = (
     "blockAddress", "strandId", "sequenceNo", "transactionId", "blockTimestamp", "blockHash", "entriesHash",
@@ -307,6 +310,52 @@ def _block_symbols(writes: Sequence[DocumentWrite]) -> SymbolTable:
     return SymbolTable()
 
 
+def _document_data(writes: Sequence[DocumentWrite], symbols: SymbolTable) -> list[tuple[bytes, bytes] | None]:
+    """(Ion binary against `symbols`, Ion Hash) of each write's data, None for a delete: what the caller
+    encoded when it used the same table, else encoded here (before the envelope's names join the table)."""
+    data: list[tuple[bytes, bytes] | None] = []
+    for write in writes:
+        encoded = write.encoded
+        if write.data is None:
+            data.append(None)
+        elif encoded is not None and encoded.symbols is symbols:
+            data.append((encoded.ion, encoded.hash))
+        else:
+            data_ion, data_s = encode_hashed(write.data, symbols)
+            data.append((data_ion, sha256(data_s).digest()))
+    return data
+
+
+# (body, block hash, entries hash, entriesHashList, revision hashes): the block without its symbol table.
+Envelope = tuple[bytes, bytes, bytes, Sequence[bytes], Sequence[bytes]]
+
+
+def _envelope_native(
+    symbols: SymbolTable,
+    address: BlockAddress,
+    ts_rep: bytes,
+    tx_id: str,
+    statements: Sequence[str],
+    writes: Sequence[DocumentWrite],
+    data: Sequence[tuple[bytes, bytes] | None],
+    system_revisions: Sequence[bytes],
+    redactions: Sequence[Redaction],
+    previous_block_hash: bytes,
+) -> Envelope | None:
+    """`_envelope_python` by the C accelerator, or None where it leaves the block to Python (no C build,
+    redactions, a document written twice, unusual argument types)."""
+    if _NATIVE is None or redactions:
+        return None
+    items = [
+        (w.table_name, w.table_id, w.document_id, w.version, *(d or (None, None)), w.statement_indexes)
+        for w, d in zip(writes, data, strict=True)
+    ]
+    return _NATIVE.encode_block(
+        symbols, address.strand_id, address.sequence_no, tx_id, ts_rep, statements, items,
+        system_revisions, previous_block_hash,
+    )
+
+
 def _encode_block(
     address: BlockAddress,
     when: Timestamp,
@@ -317,11 +366,63 @@ def _encode_block(
     redactions: Sequence[Redaction],
     previous_block_hash: bytes,
 ) -> WrittenBlock:
-    """Encode and hash one block with `ionwrite` (the same bytes' meaning and hashes as
-    `JournalWriter._generic_block`). Raises Unencodable for a value it does not write."""
+    """Encode and hash one block with `ionwrite` and, when built, the C envelope (the same bytes' meaning
+    and hashes as `JournalWriter._generic_block`). Raises Unencodable for a value it does not write."""
     symbols = _block_symbols(writes)
+    data = _document_data(writes, symbols)
+    args = (
+        symbols, address, _timestamp_repr(when), tx_id, statements, writes, data, system_revisions, redactions,
+        previous_block_hash,
+    )
+    body, block_hash, entries_hash, entries, hashes = _envelope_native(*args) or _envelope_python(*args)
+    ion = symbols.prelude() + body
+    hashes = tuple(hashes)
+
+    def build_value() -> dict[str, Any]:
+        revisions: list[dict[str, Any]] = []
+        for write, revision_hash in zip(writes, hashes, strict=False):
+            metadata = {"id": write.document_id, "version": write.version, "txTime": when, "txId": tx_id}
+            revision: dict[str, Any] = {"blockAddress": address.to_ion(), "hash": revision_hash}
+            if write.data is not None:
+                revision["data"] = write.data
+            revision["metadata"] = metadata
+            revisions.append(revision)
+        revisions += [{"hash": h} for h in system_revisions]
+        value: dict[str, Any] = {
+            "blockAddress": address.to_ion(),
+            "transactionId": tx_id,
+            "blockTimestamp": when,
+            "blockHash": block_hash,
+            "entriesHash": entries_hash,
+            "previousBlockHash": previous_block_hash,
+            "entriesHashList": list(entries),
+            "transactionInfo": _transaction_info(statements, writes, when),
+        }
+        redaction_info = _redaction_info(redactions)
+        if redaction_info is not None:
+            value["redactionInfo"] = redaction_info
+        if revisions:
+            value["revisions"] = revisions
+        return value
+
+    return WrittenBlock(ion, address, block_hash, when, hashes, build_value)
+
+
+def _envelope_python(
+    symbols: SymbolTable,
+    address: BlockAddress,
+    ts_rep: bytes,
+    tx_id: str,
+    statements: Sequence[str],
+    writes: Sequence[DocumentWrite],
+    data: Sequence[tuple[bytes, bytes] | None],
+    system_revisions: Sequence[bytes],
+    redactions: Sequence[Redaction],
+    previous_block_hash: bytes,
+) -> Envelope:
+    """The block's struct encoded against `symbols` (its envelope names added in `_ENVELOPE`'s order, then
+    the document ids of transactionInfo.documents), with its hashes. `data` is `_document_data(writes)`."""
     f = symbols.fields(_ENVELOPE).__getitem__
-    ts_rep = _timestamp_repr(when)
     ts_ion = td(0x60, len(ts_rep)) + ts_rep
     ts_s = b"\x0b\x60" + _escape(ts_rep) + b"\x0e"
     tx_ion = _string_ion(tx_id)
@@ -337,7 +438,7 @@ def _encode_block(
     data_field, metadata_field, id_field, version_field = f("data"), f("metadata"), f("id"), f("version")
     revision_ions = []
     revision_hashes = []
-    for write in writes:
+    for write, document in zip(writes, data, strict=True):
         version_ion, version_s = encode_hashed(write.version, symbols)
         metadata_s = _sorted_struct_s(
             [
@@ -351,20 +452,14 @@ def _encode_block(
         metadata_ion = _struct(
             id_field + _string_ion(write.document_id) + version_field + version_ion + meta_tail
         )
-        if write.data is None:
+        if document is None:
             revision_hash = metadata_hash
-            data = b""
+            data_part = b""
         else:
-            encoded = write.encoded
-            if encoded is not None and encoded.symbols is symbols:
-                data_ion, data_hash = encoded.ion, encoded.hash
-            else:
-                data_ion, data_s = encode_hashed(write.data, symbols)
-                data_hash = sha256(data_s).digest()
-            revision_hash = dot(metadata_hash, data_hash)
-            data = data_field + data_ion
+            revision_hash = dot(metadata_hash, document[1])
+            data_part = data_field + document[0]
         revision_hashes.append(revision_hash)
-        revision_ions.append(_struct(revision_head + revision_hash + data + metadata_field + metadata_ion))
+        revision_ions.append(_struct(revision_head + revision_hash + data_part + metadata_field + metadata_ion))
     hash_field = f("hash")
     for system_hash in system_revisions:
         revision_hashes.append(system_hash)
@@ -397,36 +492,7 @@ def _encode_block(
     if revision_ions:
         revisions_list = b"".join(revision_ions)
         body.append(f("revisions") + td(0xB0, len(revisions_list)) + revisions_list)
-    ion = symbols.prelude() + _struct(b"".join(body))
-    hashes = tuple(revision_hashes)
-
-    def build_value() -> dict[str, Any]:
-        revisions: list[dict[str, Any]] = []
-        for write, revision_hash in zip(writes, hashes, strict=False):
-            metadata = {"id": write.document_id, "version": write.version, "txTime": when, "txId": tx_id}
-            revision: dict[str, Any] = {"blockAddress": address.to_ion(), "hash": revision_hash}
-            if write.data is not None:
-                revision["data"] = write.data
-            revision["metadata"] = metadata
-            revisions.append(revision)
-        revisions += [{"hash": h} for h in system_revisions]
-        value: dict[str, Any] = {
-            "blockAddress": address.to_ion(),
-            "transactionId": tx_id,
-            "blockTimestamp": when,
-            "blockHash": block_hash,
-            "entriesHash": entries_hash,
-            "previousBlockHash": previous_block_hash,
-            "entriesHashList": entries,
-            "transactionInfo": _transaction_info(statements, writes, when),
-        }
-        if redaction_info is not None:
-            value["redactionInfo"] = redaction_info
-        if revisions:
-            value["revisions"] = revisions
-        return value
-
-    return WrittenBlock(ion, address, block_hash, when, hashes, build_value)
+    return _struct(b"".join(body)), block_hash, entries_hash, entries, revision_hashes
 
 
 def _transaction_info_encoded(
