@@ -3,7 +3,7 @@
 1. `sha256` equals hashlib's.
 2. `encode_hashed(v, table, fallback)` returns exactly what `ionwrite.encode_hashed_python(v, table)` returns, and
    leaves the symbol table in the same state (sids, texts, the encoded symbol list, the prelude), for plain
-   values, Decimal, naive/UTC datetimes and SymbolTokens (handled in C) mixed with values the C code hands to
+   values, Decimal, naive/UTC datetimes and Timestamps, and SymbolTokens (handled in C) mixed with values the C code hands to
    the fallback (IonPy values, Timestamps, other offsets, subclasses), on fresh and pre-seeded tables.
 3. `binary_hash_repr` / `binary_ion_hash` agree with the Python ones on every input: streams both encoders
    write, the same streams mutated or truncated, and garbage after a version marker (None included).
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from amazon.ion import simpleion
+from amazon.ion.core import Timestamp, TimestampPrecision
 from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -83,9 +84,34 @@ datetimes = st.one_of(
     ),
     st.datetimes().map(lambda d: d.replace(microsecond=0)),
 )
+
+
+def _timestamp(moment: datetime, precision: int, digits: int, zone: Any) -> Timestamp:
+    """An amazon.ion Timestamp of `moment` at `precision`, with `digits` fraction digits at second precision
+    (past six, held by fractional_seconds): the C code writes UTC or naive ones at second precision with up
+    to five digits, and hands every other to the fallback."""
+    fields = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    if precision != TimestampPrecision.SECOND:
+        return Timestamp(*fields, 0, tzinfo=zone, precision=TimestampPrecision(precision))
+    if digits <= 6:
+        step = 10 ** (6 - digits)
+        return Timestamp(*fields, moment.microsecond // step * step, tzinfo=zone,
+                         precision=TimestampPrecision.SECOND, fractional_precision=digits)
+    fraction = Decimal(f"0.{moment.microsecond:06d}{'7' * (digits - 6)}")
+    return Timestamp(*fields, moment.microsecond, tzinfo=zone, precision=TimestampPrecision.SECOND,
+                     fractional_seconds=fraction)
+
+
+timestamps = st.builds(
+    _timestamp,
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
+    st.one_of(st.just(int(TimestampPrecision.SECOND)), st.integers(0, 4)),
+    st.one_of(st.integers(0, 5), st.integers(0, 9)),
+    st.sampled_from([UTC, None, timezone(timedelta(hours=-5))]),
+)
 symbol_tokens = st.one_of(names.map(lambda n: SymbolToken(n, None)), names.map(lambda n: SymbolToken(n, 7)),
                           st.just(SymbolToken(None, 0)))
-fallback_scalars = st.one_of(decimals, datetimes, symbol_tokens)
+fallback_scalars = st.one_of(decimals, datetimes, timestamps, symbol_tokens)
 
 
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -286,6 +312,15 @@ def test_new_native_scalars_encode_the_same(items: list[Any], seeded: bool) -> N
         datetime(2024, 1, 1, 11, 12, 14, 999999), datetime(1979, 11, 14, 11, 14, 11, 11),  # escaped octets
         datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=-5))),  # fallback
         datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(0))),  # UTC, but not timezone.utc: fallback
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 123456), 4, 3, UTC),
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 123456), 4, 0, UTC),
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9), 4, 2, None),  # a zero coefficient: the exponent alone
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 999999), 4, 5, UTC),
+        _timestamp(datetime(1979, 11, 14, 11, 14, 11, 11000), 4, 3, UTC),  # escaped octets
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 123456), 4, 6, UTC),  # fallback from here on
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 123456), 4, 8, None),
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9), 3, 0, UTC),
+        _timestamp(datetime(2024, 5, 6, 7, 8, 9, 120000), 4, 2, timezone(timedelta(hours=9))),
         SymbolToken("sym", None), SymbolToken("", None), SymbolToken("$ion", None), SymbolToken("\x0b\x0e", 3),
         SymbolToken(None, 0), SymbolToken("é" * 20, None), SymbolToken("a" * 2000, None),
         {"a": SymbolToken("a", None), "b": [SymbolToken("b", None), SymbolToken("new", None)], "new": 1},
@@ -305,12 +340,17 @@ def test_new_types_do_not_reach_the_fallback() -> None:
         return fallback(value, table)
 
     handled = [Decimal("1.5"), Decimal("-0"), Decimal("9" * 50), datetime(2024, 1, 2),
-               datetime(2024, 1, 2, tzinfo=UTC), SymbolToken("s", None), SymbolToken(None, 0)]
+               datetime(2024, 1, 2, tzinfo=UTC), SymbolToken("s", None), SymbolToken(None, 0),
+               _timestamp(datetime(2024, 1, 2, 3, 4, 5, 678000), 4, 3, UTC),
+               _timestamp(datetime(2024, 1, 2, 3, 4, 5), 4, 0, None)]
     native.encode_hashed(handled, SymbolTable(), recording)
     assert seen == []
     passed_on = [Decimal("NaN"), Decimal("Infinity"), Decimal("1E+1000000000"), Decimal("1" * 4001),
                  datetime(2024, 1, 2, tzinfo=timezone(timedelta(hours=1))), SymbolToken(123, None),
-                 simpleion.loads(simpleion.dumps(Decimal("1.5"))), ionwrite.Timestamp(2024, 1, 2)]
+                 simpleion.loads(simpleion.dumps(Decimal("1.5"))), ionwrite.Timestamp(2024, 1, 2),
+                 _timestamp(datetime(2024, 1, 2), 4, 6, UTC), _timestamp(datetime(2024, 1, 2), 3, 0, UTC),
+                 _timestamp(datetime(2024, 1, 2), 4, 3, timezone(timedelta(hours=1))),
+                 simpleion.loads("2024-01-02T03:04:05.678Z")]
     for value in passed_on:
         seen.clear()
         try:

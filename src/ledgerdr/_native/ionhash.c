@@ -4,8 +4,8 @@
  *     Ion binary encoding of `value` against the SymbolTable `table` and its Ion Hash serialization s(value),
  *     byte for byte what ionwrite.encode_hashed(value, table) returns. Only values whose type is exactly
  *     dict (with exact str keys), list, tuple, str, int, bool, float, bytes, bytearray, None, decimal.Decimal
- *     (finite), datetime.datetime (naive or tzinfo datetime.timezone.utc) or amazon.ion's SymbolToken (with
- *     text, or SID 0) are handled here; any other value (subclasses included) is handed to
+ *     (finite), datetime.datetime (naive or tzinfo datetime.timezone.utc), amazon.ion's Timestamp (the same
+ *     zones, second precision, up to 5 fraction digits) or SymbolToken (with text, or SID 0) are handled here; any other value (subclasses included) is handed to
  *     fallback(value, table), which returns the (ion, s) pair of the Python implementation, and its result
  *     is spliced in. New symbols are added to a table of type exactly ionwrite.SymbolTable the way
  *     SymbolTable.sid adds them (sids, texts, _pieces), without calling it; any other table gets table.sid().
@@ -176,12 +176,14 @@ static PyObject *str_sids;     /* "sids" */
 static PyObject *str_texts;    /* "texts" */
 static PyObject *str_pieces;   /* "_pieces" */
 static PyObject *str_as_tuple; /* "as_tuple" */
+static PyObject *str_precision, *str_fractional_precision, *str_fractional_seconds; /* Timestamp's */
 
 /* Exact types written here besides the builtins, looked up at the first encode_hashed call (not at import:
  * ionwrite imports this module). NULL when unavailable: such values then go to the fallback. */
 static int types_ready;
 static PyObject *decimal_type;     /* decimal.Decimal */
 static PyObject *symbol_token_type; /* amazon.ion.symbols.SymbolToken */
+static PyObject *timestamp_type;    /* amazon.ion.core.Timestamp */
 static PyObject *symbol_table_type; /* ledgerdr.journal.ionwrite.SymbolTable, once that module is loaded */
 
 static PyObject *attr_of_module(const char *module_name, const char *attr)
@@ -206,6 +208,7 @@ static void init_types(void)
         types_ready = 1;
         decimal_type = attr_of_module("decimal", "Decimal");
         symbol_token_type = attr_of_module("amazon.ion.symbols", "SymbolToken");
+        timestamp_type = attr_of_module("amazon.ion.core", "Timestamp");
     }
     if (symbol_table_type == NULL) { /* only from sys.modules: never import ionwrite from here */
         PyObject *name = PyUnicode_FromString("ledgerdr.journal.ionwrite"), *module;
@@ -644,19 +647,12 @@ done:
     return rc;
 }
 
-/* ionwrite._timestamp for an exact datetime.datetime, naive or in datetime.timezone.utc (hashing's
- * _timestamp_repr of a plain datetime: second precision and six fraction digits). */
-static int enc_datetime(Enc *e, PyObject *value)
+/* offset, year, month, day, hour, minute and second of a timestamp (hashing._timestamp_repr at second
+ * precision) into rep (8 octets at most); the offset is VarInt 0 for UTC, negative zero when naive. */
+static int timestamp_head(PyObject *value, int naive, unsigned char *rep)
 {
-    PyObject *tz = PyDateTime_DATE_GET_TZINFO(value);
-    unsigned char rep[16], mag[4];
-    int year = PyDateTime_GET_YEAR(value), n = 0, us = PyDateTime_DATE_GET_MICROSECOND(value);
-    if (tz == Py_None)
-        rep[n++] = 0xC0; /* unknown offset: VarInt negative zero */
-    else if (tz == PyDateTime_TimeZone_UTC)
-        rep[n++] = 0x80;
-    else
-        return enc_fallback(e, value);
+    int year = PyDateTime_GET_YEAR(value), n = 0;
+    rep[n++] = naive ? 0xC0 : 0x80;
     if (year < 0x80) {
         rep[n++] = (unsigned char)(0x80 | year);
     } else {
@@ -668,8 +664,60 @@ static int enc_datetime(Enc *e, PyObject *value)
     rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_HOUR(value));
     rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_MINUTE(value));
     rep[n++] = (unsigned char)(0x80 | PyDateTime_DATE_GET_SECOND(value));
+    return n;
+}
+
+/* ionwrite._timestamp for an exact datetime.datetime, naive or in datetime.timezone.utc (hashing's
+ * _timestamp_repr of a plain datetime: second precision and six fraction digits). */
+static int enc_datetime(Enc *e, PyObject *value)
+{
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(value);
+    unsigned char rep[16], mag[4];
+    int n, us = PyDateTime_DATE_GET_MICROSECOND(value);
+    if (tz != Py_None && tz != PyDateTime_TimeZone_UTC) return enc_fallback(e, value);
+    n = timestamp_head(value, tz == Py_None, rep);
     rep[n++] = 0xC6; /* fraction exponent -6, then the microseconds (none when zero) */
     n += (int)int_field_bytes(mag, uint64_bytes((unsigned long long)us, mag), 0, rep + n);
+    return enc_raw(e, 0x60, rep, n);
+}
+
+/* An int attribute of value (an int subclass such as TimestampPrecision too), or -1 when absent, None or
+ * not an int in [0, 2**31); no error is left set. */
+static long int_attr(PyObject *value, PyObject *name)
+{
+    PyObject *attr = PyObject_GetAttr(value, name);
+    long result = -1;
+    if (attr != NULL && PyLong_Check(attr)) {
+        result = PyLong_AsLong(attr);
+        if (result < 0 || result > 0x7FFFFFFF) result = -1;
+    }
+    Py_XDECREF(attr);
+    PyErr_Clear();
+    return result;
+}
+
+/* ionwrite._timestamp for an exact amazon.ion Timestamp at second precision with 0 to 5 fraction digits,
+ * naive or in datetime.timezone.utc (as ms_timestamp and amazon.ion's reader make them); any other goes to
+ * the fallback. hashing._fraction_repr: exponent -digits, coefficient the microseconds cut to the digits;
+ * a zero coefficient writes the exponent alone (none at all for zero digits). */
+static int enc_timestamp(Enc *e, PyObject *value)
+{
+    static const int POW10[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(value), *fraction;
+    unsigned char rep[24], mag[4];
+    long digits;
+    int n, coefficient;
+    if (tz != Py_None && tz != PyDateTime_TimeZone_UTC) return enc_fallback(e, value);
+    if (int_attr(value, str_precision) != 4) return enc_fallback(e, value); /* TimestampPrecision.SECOND */
+    digits = int_attr(value, str_fractional_precision);
+    fraction = PyObject_GetAttr(value, str_fractional_seconds);
+    PyErr_Clear();
+    Py_XDECREF(fraction);
+    if (fraction == NULL || fraction == Py_None || digits < 0 || digits > 5) return enc_fallback(e, value);
+    n = timestamp_head(value, tz == Py_None, rep);
+    coefficient = PyDateTime_DATE_GET_MICROSECOND(value) / POW10[6 - digits];
+    if (digits) rep[n++] = (unsigned char)(0xC0 | digits); /* VarInt -digits */
+    if (coefficient) n += (int)int_field_bytes(mag, uint64_bytes((unsigned long long)coefficient, mag), 0, rep + n);
     return enc_raw(e, 0x60, rep, n);
 }
 
@@ -742,6 +790,7 @@ static int enc_value(Enc *e, PyObject *value)
     if ((PyObject *)type == decimal_type) return enc_decimal(e, value);
     if (PyDateTimeAPI != NULL && type == PyDateTimeAPI->DateTimeType) return enc_datetime(e, value);
     if ((PyObject *)type == symbol_token_type) return enc_symbol_token(e, value);
+    if ((PyObject *)type == timestamp_type && timestamp_type != NULL) return enc_timestamp(e, value);
     return enc_fallback(e, value);
 }
 
@@ -1705,7 +1754,11 @@ PyMODINIT_FUNC PyInit__ionhash(void)
         str_texts = PyUnicode_InternFromString("texts");
         str_pieces = PyUnicode_InternFromString("_pieces");
         str_as_tuple = PyUnicode_InternFromString("as_tuple");
-        if (str_sid == NULL || str_sids == NULL || str_texts == NULL || str_pieces == NULL || str_as_tuple == NULL)
+        str_precision = PyUnicode_InternFromString("precision");
+        str_fractional_precision = PyUnicode_InternFromString("fractional_precision");
+        str_fractional_seconds = PyUnicode_InternFromString("fractional_seconds");
+        if (str_sid == NULL || str_sids == NULL || str_texts == NULL || str_pieces == NULL || str_as_tuple == NULL ||
+            str_precision == NULL || str_fractional_precision == NULL || str_fractional_seconds == NULL)
             return NULL;
     }
     if (PyDateTimeAPI == NULL) {
