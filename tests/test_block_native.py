@@ -75,8 +75,10 @@ def _seeded() -> SymbolTable:
 def _envelope(fn: Any, block: dict[str, Any], table: SymbolTable) -> Any:
     data = writer._document_data(block["writes"], table)
     return fn(
-        table, BlockAddress(block["strand"], block["seq"]), _timestamp_repr(block["when"]), block["tx_id"],
-        block["statements"], block["writes"], data, block["system"], [], block["previous"],
+        writer.BlockParts(
+            table, BlockAddress(block["strand"], block["seq"]), _timestamp_repr(block["when"]), block["tx_id"],
+            block["statements"], block["writes"], data, block["system"], [], block["previous"],
+        )
     )
 
 
@@ -223,7 +225,7 @@ def test_the_embedded_ledger_uses_the_c_envelope(tmp_path: Any, monkeypatch: pyt
     reference = writer._envelope_python
 
     def counting(*args: Any) -> Any:
-        python_blocks.append(args[1].sequence_no)
+        python_blocks.append(args[0].address.sequence_no)
         return reference(*args)
 
     monkeypatch.setattr(writer, "_envelope_python", counting)

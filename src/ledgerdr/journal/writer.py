@@ -167,20 +167,10 @@ class JournalWriter:
             entries.append(ion_hash(redaction_info))
         entries_hash = merkle_root(entries)
         block_hash = dot(entries_hash, previous_block_hash)
-        value: dict[str, Any] = {
-            "blockAddress": address.to_ion(),
-            "transactionId": tx_id,
-            "blockTimestamp": when,
-            "blockHash": block_hash,
-            "entriesHash": entries_hash,
-            "previousBlockHash": previous_block_hash,
-            "entriesHashList": entries,
-            "transactionInfo": transaction_info,
-        }
-        if redaction_info is not None:
-            value["redactionInfo"] = redaction_info
-        if revisions:
-            value["revisions"] = revisions
+        value = _block_value(
+            address, tx_id, when, (block_hash, entries_hash, previous_block_hash), entries, transaction_info,
+            redaction_info, revisions,
+        )
         ion = simpleion.dumps(value, binary=True)
         return WrittenBlock(ion, address, block_hash, when, revision_hashes, lambda: value)
 
@@ -192,6 +182,35 @@ class JournalWriter:
             return {"blockAddress": address.to_ion(), "hash": ion_hash(metadata), "metadata": metadata}
         revision_hash = dot(ion_hash(metadata), ion_hash(write.data))
         return {"blockAddress": address.to_ion(), "hash": revision_hash, "data": write.data, "metadata": metadata}
+
+
+def _block_value(
+    address: BlockAddress,
+    tx_id: str,
+    when: Timestamp,
+    hashes: tuple[bytes, bytes, bytes],
+    entries: list[bytes],
+    transaction_info: dict[str, Any],
+    redaction_info: dict[str, Any] | None,
+    revisions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A block as Python values, its fields in QLDB's order; `hashes` is (block, entries, previous block)."""
+    block_hash, entries_hash, previous_block_hash = hashes
+    value: dict[str, Any] = {
+        "blockAddress": address.to_ion(),
+        "transactionId": tx_id,
+        "blockTimestamp": when,
+        "blockHash": block_hash,
+        "entriesHash": entries_hash,
+        "previousBlockHash": previous_block_hash,
+        "entriesHashList": entries,
+        "transactionInfo": transaction_info,
+    }
+    if redaction_info is not None:
+        value["redactionInfo"] = redaction_info
+    if revisions:
+        value["revisions"] = revisions
+    return value
 
 
 def _transaction_info(statements: Sequence[str], writes: Sequence[DocumentWrite], when: Timestamp) -> dict:
@@ -330,29 +349,35 @@ def _document_data(writes: Sequence[DocumentWrite], symbols: SymbolTable) -> lis
 Envelope = tuple[bytes, bytes, bytes, Sequence[bytes], Sequence[bytes]]
 
 
-def _envelope_native(
-    symbols: SymbolTable,
-    address: BlockAddress,
-    ts_rep: bytes,
-    tx_id: str,
-    statements: Sequence[str],
-    writes: Sequence[DocumentWrite],
-    data: Sequence[tuple[bytes, bytes] | None],
-    system_revisions: Sequence[bytes],
-    redactions: Sequence[Redaction],
-    previous_block_hash: bytes,
-) -> Envelope | None:
+@dataclass(frozen=True, slots=True)
+class BlockParts:
+    """What a block's envelope is encoded from: `data` is `_document_data(writes, symbols)`, `ts_rep` the
+    block timestamp's Ion representation."""
+
+    symbols: SymbolTable
+    address: BlockAddress
+    ts_rep: bytes
+    tx_id: str
+    statements: Sequence[str]
+    writes: Sequence[DocumentWrite]
+    data: Sequence[tuple[bytes, bytes] | None]
+    system_revisions: Sequence[bytes]
+    redactions: Sequence[Redaction]
+    previous_block_hash: bytes
+
+
+def _envelope_native(parts: BlockParts) -> Envelope | None:
     """`_envelope_python` by the C accelerator, or None where it leaves the block to Python (no C build,
     redactions, a document written twice, unusual argument types)."""
-    if _NATIVE is None or redactions:
+    if _NATIVE is None or parts.redactions:
         return None
     items = [
         (w.table_name, w.table_id, w.document_id, w.version, *(d or (None, None)), w.statement_indexes)
-        for w, d in zip(writes, data, strict=True)
+        for w, d in zip(parts.writes, parts.data, strict=True)
     ]
     return _NATIVE.encode_block(
-        symbols, address.strand_id, address.sequence_no, tx_id, ts_rep, statements, items,
-        system_revisions, previous_block_hash,
+        parts.symbols, parts.address.strand_id, parts.address.sequence_no, parts.tx_id, parts.ts_rep,
+        parts.statements, items, parts.system_revisions, parts.previous_block_hash,
     )
 
 
@@ -369,12 +394,11 @@ def _encode_block(
     """Encode and hash one block with `ionwrite` and, when built, the C envelope (the same bytes' meaning
     and hashes as `JournalWriter._generic_block`). Raises Unencodable for a value it does not write."""
     symbols = _block_symbols(writes)
-    data = _document_data(writes, symbols)
-    args = (
-        symbols, address, _timestamp_repr(when), tx_id, statements, writes, data, system_revisions, redactions,
-        previous_block_hash,
+    parts = BlockParts(
+        symbols, address, _timestamp_repr(when), tx_id, statements, writes, _document_data(writes, symbols),
+        system_revisions, redactions, previous_block_hash,
     )
-    body, block_hash, entries_hash, entries, hashes = _envelope_native(*args) or _envelope_python(*args)
+    body, block_hash, entries_hash, entries, hashes = _envelope_native(parts) or _envelope_python(parts)
     ion = symbols.prelude() + body
     hashes = tuple(hashes)
 
@@ -388,40 +412,19 @@ def _encode_block(
             revision["metadata"] = metadata
             revisions.append(revision)
         revisions += [{"hash": h} for h in system_revisions]
-        value: dict[str, Any] = {
-            "blockAddress": address.to_ion(),
-            "transactionId": tx_id,
-            "blockTimestamp": when,
-            "blockHash": block_hash,
-            "entriesHash": entries_hash,
-            "previousBlockHash": previous_block_hash,
-            "entriesHashList": list(entries),
-            "transactionInfo": _transaction_info(statements, writes, when),
-        }
-        redaction_info = _redaction_info(redactions)
-        if redaction_info is not None:
-            value["redactionInfo"] = redaction_info
-        if revisions:
-            value["revisions"] = revisions
-        return value
+        return _block_value(
+            address, tx_id, when, (block_hash, entries_hash, previous_block_hash), list(entries),
+            _transaction_info(statements, writes, when), _redaction_info(redactions), revisions,
+        )
 
     return WrittenBlock(ion, address, block_hash, when, hashes, build_value)
 
 
-def _envelope_python(
-    symbols: SymbolTable,
-    address: BlockAddress,
-    ts_rep: bytes,
-    tx_id: str,
-    statements: Sequence[str],
-    writes: Sequence[DocumentWrite],
-    data: Sequence[tuple[bytes, bytes] | None],
-    system_revisions: Sequence[bytes],
-    redactions: Sequence[Redaction],
-    previous_block_hash: bytes,
-) -> Envelope:
-    """The block's struct encoded against `symbols` (its envelope names added in `_ENVELOPE`'s order, then
-    the document ids of transactionInfo.documents), with its hashes. `data` is `_document_data(writes)`."""
+def _envelope_python(parts: BlockParts) -> Envelope:
+    """The block's struct encoded against `parts.symbols` (its envelope names added in `_ENVELOPE`'s order,
+    then the document ids of transactionInfo.documents), with its hashes."""
+    symbols, address, ts_rep, tx_id = parts.symbols, parts.address, parts.ts_rep, parts.tx_id
+    statements, writes, system_revisions = parts.statements, parts.writes, parts.system_revisions
     f = symbols.fields(_ENVELOPE).__getitem__
     ts_ion = td(0x60, len(ts_rep)) + ts_rep
     ts_s = b"\x0b\x60" + _escape(ts_rep) + b"\x0e"
@@ -438,7 +441,7 @@ def _envelope_python(
     data_field, metadata_field, id_field, version_field = f("data"), f("metadata"), f("id"), f("version")
     revision_ions = []
     revision_hashes = []
-    for write, document in zip(writes, data, strict=True):
+    for write, document in zip(writes, parts.data, strict=True):
         version_ion, version_s = encode_hashed(write.version, symbols)
         metadata_s = _sorted_struct_s(
             [
@@ -468,13 +471,13 @@ def _envelope_python(
     info_ion, info_hash = _transaction_info_encoded(statements, writes, ts_ion, ts_s, symbols, f)
     entries = [merkle_root(revision_hashes)] if revision_hashes else []
     entries.append(info_hash)
-    redaction_info = _redaction_info(redactions)
+    redaction_info = _redaction_info(parts.redactions)
     redaction_ion = b""
     if redaction_info is not None:
         redaction_ion, redaction_s = encode_hashed(redaction_info, symbols)
         entries.append(sha256(redaction_s).digest())
     entries_hash = merkle_root(entries)
-    block_hash = dot(entries_hash, previous_block_hash)
+    block_hash = dot(entries_hash, parts.previous_block_hash)
 
     entries_list = b"".join(_blob_ion(e) for e in entries)
     body = [
@@ -483,7 +486,7 @@ def _envelope_python(
         f("blockTimestamp") + ts_ion,
         f("blockHash") + _blob_ion(block_hash),
         f("entriesHash") + _blob_ion(entries_hash),
-        f("previousBlockHash") + _blob_ion(previous_block_hash),
+        f("previousBlockHash") + _blob_ion(parts.previous_block_hash),
         f("entriesHashList") + td(0xB0, len(entries_list)) + entries_list,
         f("transactionInfo") + info_ion,
     ]
