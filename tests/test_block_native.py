@@ -234,3 +234,23 @@ def test_the_embedded_ledger_uses_the_c_envelope(tmp_path: Any, monkeypatch: pyt
         assert ledger.block_count >= 80
     assert stats.updated and stats.deleted and stats.read_only_transactions and stats.ddl_statements
     assert python_blocks == []
+
+
+def test_a_table_that_changes_the_caller_lists_while_the_block_is_encoded() -> None:
+    """encode_block reads its own copies: a table whose sid() empties the lists cannot pull them away."""
+    digest = hashlib.sha256(b"ddl").digest()
+    statements, items, system = ["A", "B"], [("T", "TID", "d", 1, None, None, (0, 1))], [digest]
+
+    class Meddling(SymbolTable):
+        def sid(self, text: str) -> int:
+            statements.clear()
+            items.clear()
+            system.clear()
+            return super().sid(text)
+
+    rep = _timestamp_repr(WHEN)
+    got = native.encode_block(Meddling(), "S", 0, "tx", rep, statements, items, system, b"")
+    expected = native.encode_block(
+        SymbolTable(), "S", 0, "tx", rep, ["A", "B"], [("T", "TID", "d", 1, None, None, (0, 1))], [digest], b""
+    )
+    assert statements == [] and got == expected

@@ -1688,8 +1688,8 @@ static PyObject *py_encode_block(PyObject *module, PyObject *const *args, Py_ssi
     BlockWrite *writes = NULL;
     Py_ssize_t write_count = 0, revision_count;
     unsigned char *hashes = NULL;
-    PyObject *result = NULL;
-    int usable;
+    PyObject *result = NULL, *owned[9];
+    int usable, i;
     (void)module;
     if (nargs != 9) {
         PyErr_Format(PyExc_TypeError,
@@ -1699,21 +1699,30 @@ static PyObject *py_encode_block(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     init_types();
-    usable = blk_arguments(args, &writes, &write_count);
+    for (i = 5; i <= 7; i++)
+        if (!PyList_CheckExact(args[i]) && !PyTuple_CheckExact(args[i])) return Py_NewRef(Py_None);
+    /* Tuples of the sequences: what is read here stays alive even if a table's sid() changes the lists. */
+    memcpy(owned, args, sizeof owned);
+    owned[5] = owned[6] = owned[7] = NULL;
+    for (i = 5; i <= 7; i++)
+        if ((owned[i] = PySequence_Tuple(args[i])) == NULL) goto done;
+    usable = blk_arguments(owned, &writes, &write_count);
     if (usable <= 0) {
-        PyMem_Free(writes);
-        return usable < 0 ? NULL : Py_NewRef(Py_None);
+        result = usable < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
     }
-    revision_count = write_count + PySequence_Fast_GET_SIZE(args[7]);
+    revision_count = write_count + PyTuple_GET_SIZE(owned[7]);
     hashes = (unsigned char *)PyMem_Malloc((size_t)(2 * revision_count + 1) * 32); /* the hashes, then scratch */
     if (hashes == NULL) {
-        PyMem_Free(writes);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto done;
     }
     memset(&k, 0, sizeof k);
-    k.e.table = args[0];
-    result = blk_encode(&k, args, writes, write_count, hashes);
+    k.e.table = owned[0];
+    result = blk_encode(&k, owned, writes, write_count, hashes);
     blk_free(&k);
+done:
+    for (i = 5; i <= 7; i++) Py_XDECREF(owned[i]);
     PyMem_Free(hashes);
     PyMem_Free(writes);
     return result;
