@@ -128,6 +128,12 @@ static int buf_add_td(Buf *b, unsigned char code, Py_ssize_t length)
     return buf_add(b, head, n);
 }
 
+/* A scalar's type descriptor and its representation raw[0:n]. */
+static int put_scalar(Buf *b, unsigned char code, const void *raw, Py_ssize_t n)
+{
+    return buf_add_td(b, code, n) < 0 ? -1 : buf_add(b, raw, n);
+}
+
 /* Put the type descriptor of the body b[start:] in front of it. */
 static int buf_insert_td(Buf *b, Py_ssize_t start, unsigned char code)
 {
@@ -273,7 +279,7 @@ done:
 static int enc_magnitude(Enc *e, int negative, const unsigned char *mag, Py_ssize_t n)
 {
     unsigned char code = negative ? 0x30 : 0x20;
-    if (buf_add_td(&e->ion, code, n) < 0 || buf_add(&e->ion, mag, n) < 0) return -1;
+    if (put_scalar(&e->ion, code, mag, n) < 0) return -1;
     return buf_add_scalar_s(&e->s, code, mag, n);
 }
 
@@ -338,7 +344,7 @@ static int enc_float(Enc *e, double x)
 
 static int enc_raw(Enc *e, unsigned char code, const unsigned char *raw, Py_ssize_t n)
 {
-    if (buf_add_td(&e->ion, code, n) < 0 || buf_add(&e->ion, raw, n) < 0) return -1;
+    if (put_scalar(&e->ion, code, raw, n) < 0) return -1;
     return buf_add_scalar_s(&e->s, code, raw, n);
 }
 
@@ -1353,11 +1359,6 @@ static inline int put_field(Blk *k, Buf *b, int name)
     return buf_add(b, k->sid[name], k->sid_n[name]);
 }
 
-static int put_scalar(Buf *b, unsigned char code, const void *raw, Py_ssize_t n)
-{
-    return buf_add_td(b, code, n) < 0 ? -1 : buf_add(b, raw, n);
-}
-
 static int put_buf(Buf *b, const Buf *piece)
 {
     return buf_add(b, piece->p, piece->len);
@@ -1463,8 +1464,7 @@ static int blk_system_revision(Blk *k, const unsigned char *hash)
 /* transactionInfo.statements onto k->info; H(its field) into out. */
 static int blk_statements(Blk *k, PyObject *statements, unsigned char *out)
 {
-    Py_ssize_t i, n, list_start, count = PySequence_Fast_GET_SIZE(statements);
-    PyObject **items = PySequence_Fast_ITEMS(statements);
+    Py_ssize_t i, n, list_start, count = PyTuple_GET_SIZE(statements);
     Buf all = {NULL, 0, 0}; /* s() of each statement struct, concatenated */
     Buf *b = &k->info;
     int rc = -1;
@@ -1472,7 +1472,7 @@ static int blk_statements(Blk *k, PyObject *statements, unsigned char *out)
     list_start = b->len;
     for (i = 0; i < count; i++) {
         unsigned char fields[3 * 32], digest[32];
-        const char *text = PyUnicode_AsUTF8AndSize(items[i], &n); /* checked by the caller */
+        const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(statements, i), &n); /* checked already */
         Py_ssize_t struct_start = b->len;
         if (buf_add_scalar_s(&k->s, 0x80, (const unsigned char *)text, n) < 0) goto done;
         ldr_sha256(k->s.p, (size_t)k->s.len, digest); /* statementDigest = H(s(text)) */
@@ -1579,7 +1579,8 @@ static int blk_envelope(Blk *k, const unsigned char *block_hash, const unsigned 
     return buf_insert_td(b, 0, 0xD0);
 }
 
-/* Checks encode_block's arguments; 0 when they are outside what it writes (it then returns None). */
+/* Checks encode_block's arguments (statements, writes and system hashes as tuples by now); 0 when they are
+ * outside what it writes (it then returns None). */
 static int blk_arguments(PyObject *const *args, BlockWrite **writes, Py_ssize_t *write_count)
 {
     Py_ssize_t i, n, prev_n;
@@ -1589,23 +1590,20 @@ static int blk_arguments(PyObject *const *args, BlockWrite **writes, Py_ssize_t 
         return 0;
     prev_n = PyBytes_GET_SIZE(args[8]);
     if (prev_n != 0 && prev_n != 32) return 0;
-    if (!PyList_CheckExact(args[5]) && !PyTuple_CheckExact(args[5])) return 0;
-    for (i = 0; i < PySequence_Fast_GET_SIZE(args[5]); i++)
-        if (utf8_of(PySequence_Fast_ITEMS(args[5])[i], &n) == NULL) return 0;
-    if (!PyList_CheckExact(args[7]) && !PyTuple_CheckExact(args[7])) return 0;
-    for (i = 0; i < PySequence_Fast_GET_SIZE(args[7]); i++) {
-        PyObject *hash = PySequence_Fast_ITEMS(args[7])[i];
+    for (i = 0; i < PyTuple_GET_SIZE(args[5]); i++)
+        if (utf8_of(PyTuple_GET_ITEM(args[5], i), &n) == NULL) return 0;
+    for (i = 0; i < PyTuple_GET_SIZE(args[7]); i++) {
+        PyObject *hash = PyTuple_GET_ITEM(args[7], i);
         if (!PyBytes_CheckExact(hash) || PyBytes_GET_SIZE(hash) != 32) return 0;
     }
-    if (!PyList_CheckExact(args[6]) && !PyTuple_CheckExact(args[6])) return 0;
-    *write_count = PySequence_Fast_GET_SIZE(args[6]);
+    *write_count = PyTuple_GET_SIZE(args[6]);
     *writes = (BlockWrite *)PyMem_Calloc((size_t)(*write_count ? *write_count : 1), sizeof(BlockWrite));
     if (*writes == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     for (i = 0; i < *write_count; i++)
-        if (!unpack_write(PySequence_Fast_ITEMS(args[6])[i], &(*writes)[i])) return 0;
+        if (!unpack_write(PyTuple_GET_ITEM(args[6], i), &(*writes)[i])) return 0;
     if (*write_count > 1) { /* several revisions of one document share an entry: the Python path groups them */
         seen = PySet_New(NULL);
         if (seen == NULL) return -1;
@@ -1627,14 +1625,14 @@ static PyObject *blk_encode(Blk *k, PyObject *const *args, const BlockWrite *wri
                             unsigned char *hashes)
 {
     PyObject *systems = args[7], *previous = args[8], *entries_tuple = NULL, *hashes_tuple = NULL, *result = NULL;
-    Py_ssize_t i, system_count = PySequence_Fast_GET_SIZE(systems), revision_count = write_count + system_count;
+    Py_ssize_t i, system_count = PyTuple_GET_SIZE(systems), revision_count = write_count + system_count;
     Py_ssize_t entry_count = 0, info_count = 1, previous_n = PyBytes_GET_SIZE(previous);
     unsigned char entries[2 * 32], root[2 * 32], info_fields[2 * 32], entries_hash[32], block_hash[32];
     if (blk_prepare(k, args[1], (unsigned long long)small_uint(args[2]), args[3], args[4]) < 0) return NULL;
     for (i = 0; i < write_count; i++)
         if (blk_revision(k, &writes[i], hashes + 32 * i) < 0) return NULL;
     for (i = 0; i < system_count; i++) {
-        const unsigned char *hash = (const unsigned char *)PyBytes_AS_STRING(PySequence_Fast_ITEMS(systems)[i]);
+        const unsigned char *hash = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(systems, i));
         memcpy(hashes + 32 * (write_count + i), hash, 32);
         if (blk_system_revision(k, hash) < 0) return NULL;
     }
