@@ -20,20 +20,20 @@ Restrictions, and why:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from amazon.ion import simpleion
-from amazon.ion.core import IonType, Timestamp, TimestampPrecision
+from amazon.ion.core import IonType
 from amazon.ion.exceptions import IonException
-from amazon.ion.simple_types import IonPyBytes, IonPyDict, IonPyList, IonPyNull, IonPyText
+from amazon.ion.simple_types import IonPyBytes, IonPyList, IonPyNull, IonPyText
 from amazon.ion.simpleion import IonPyValueModel
 from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import ionhash_shim
+from ion_strategies import datetimes, multimap, timestamps
 from ledgerdr.journal.hashing import ion_hash
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,43 +63,6 @@ _special_floats = st.sampled_from([0.0, -0.0, float("nan"), float("inf"), float(
 floats = st.one_of(st.floats(), _special_floats)  # st.floats() also draws NaNs with other payloads and signs
 canonical_floats = st.one_of(st.floats(allow_nan=False), _special_floats)
 
-_offsets = st.one_of(
-    st.none(), st.just(0), st.integers(-23 * 60 - 59, 23 * 60 + 59)
-)  # minutes; None = unknown (-00:00)
-
-
-@st.composite
-def timestamps(draw: st.DrawFn) -> Timestamp:
-    """An Ion timestamp at any precision, with 0-9 fraction digits at second precision."""
-    precision = draw(st.sampled_from(list(TimestampPrecision)))
-    year = draw(st.integers(2, 9998))
-    month = draw(st.integers(1, 12)) if precision >= TimestampPrecision.MONTH else 1
-    day = draw(st.integers(1, 28)) if precision >= TimestampPrecision.DAY else 1
-    hour, minute, second = 0, 0, 0
-    tz = None
-    if precision >= TimestampPrecision.MINUTE:
-        hour, minute = draw(st.integers(0, 23)), draw(st.integers(0, 59))
-        offset = draw(_offsets)
-        tz = None if offset is None else timezone(timedelta(minutes=offset))
-    fraction = None
-    if precision >= TimestampPrecision.SECOND:
-        second = draw(st.integers(0, 59))
-        digits = draw(st.integers(0, 9))
-        if digits:
-            fraction = Decimal(draw(st.integers(0, 10**digits - 1))).scaleb(-digits)
-    return Timestamp(
-        year, month, day, hour, minute, second, None, tz,
-        precision=precision, fractional_seconds=fraction if fraction is not None else Decimal(0),
-    )  # fmt: skip
-
-
-@st.composite
-def datetimes(draw: st.DrawFn) -> datetime:
-    """A plain datetime, naive or aware: dumps writes it at second precision with six digits."""
-    value = draw(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)))
-    offset = draw(_offsets)
-    return value if offset is None else value.replace(tzinfo=timezone(timedelta(minutes=offset)))
-
 
 def _plain_scalars(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
     return st.one_of(
@@ -122,11 +85,6 @@ annotations = st.lists(names.map(lambda n: SymbolToken(n, None)), max_size=3).ma
 symbols = st.one_of(names.map(lambda n: SymbolToken(n, None)), st.just(SymbolToken(None, 0)))
 
 
-def _annotate(value: Any, ann: tuple[SymbolToken, ...]) -> Any:
-    value.ion_annotations = ann
-    return value
-
-
 ionpy_scalars = st.one_of(
     st.builds(lambda t, a: IonPyNull.from_value(t, None, a), st.sampled_from(_ION_TYPES), annotations),
     st.builds(lambda b, a: IonPyBytes.from_value(IonType.CLOB, b, a), st.binary(max_size=12), annotations),
@@ -141,18 +99,10 @@ def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.lists(children, max_size=5),
         st.lists(children, max_size=5).map(tuple),
         st.dictionaries(names, children, max_size=5),
-        st.builds(_multimap, fields, annotations),
+        st.builds(multimap, fields, annotations),
         st.builds(lambda xs, a: IonPyList.from_value(IonType.SEXP, xs, a), st.lists(children, max_size=4), annotations),
         st.builds(lambda xs, a: IonPyList.from_value(IonType.LIST, xs, a), st.lists(children, max_size=4), annotations),
     )  # fmt: skip
-
-
-def _multimap(fields: list[tuple[str, Any]], ann: tuple[SymbolToken, ...]) -> IonPyDict:
-    """A struct that may repeat a field name (names are drawn from a small set, so repeats are common)."""
-    struct = IonPyDict()
-    for name, value in fields:
-        struct.add_item(name, value)
-    return _annotate(struct, ann)
 
 
 def _ion_values(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:

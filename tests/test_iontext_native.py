@@ -12,7 +12,7 @@ The module is an optional C extension: skipped when it is not built here (CI bui
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from amazon.ion.simple_types import (
     IonPyBool,
     IonPyBytes,
     IonPyDecimal,
-    IonPyDict,
     IonPyFloat,
     IonPyInt,
     IonPyList,
@@ -37,7 +36,9 @@ from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ion_strategies import datetimes, multimap, timestamps
 from ledgerdr.journal.hashing import ion_hash
+from ledgerdr.journal.ionwrite import varuint
 from qldb_export_factory import SAMPLES
 
 _iontext = pytest.importorskip("ledgerdr._iontext")  # built by setup.py / CI; optional elsewhere
@@ -62,15 +63,6 @@ def assert_equivalent(binary: bytes) -> bytes:
 
 
 # --- a hand encoder for the cases amazon.ion's writer never produces ----------------------------------------
-
-
-def varuint(n: int) -> bytes:
-    out = [0x80 | (n & 0x7F)]
-    n >>= 7
-    while n:
-        out.append(n & 0x7F)
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def tlv(t: int, body: bytes, l_nibble: int | None = None) -> bytes:
@@ -133,43 +125,6 @@ def decimals(draw: st.DrawFn) -> Decimal:
     return Decimal((sign, tuple(int(d) for d in str(coefficient)), exponent))
 
 
-_offsets = st.one_of(st.none(), st.just(0), st.integers(-23 * 60 - 59, 23 * 60 + 59))
-
-
-@st.composite
-def timestamps(draw: st.DrawFn) -> Timestamp:
-    precision = draw(st.sampled_from(list(TimestampPrecision)))
-    year = draw(st.one_of(st.integers(2, 9998), st.sampled_from([2, 9998, 2000, 2024])))
-    month = draw(st.integers(1, 12)) if precision >= TimestampPrecision.MONTH else 1
-    day = (
-        draw(st.integers(1, 31 if month in (1, 3, 5, 7, 8, 10, 12) else 28))
-        if precision >= TimestampPrecision.DAY
-        else 1
-    )
-    hour = minute = second = 0
-    tz = None
-    if precision >= TimestampPrecision.MINUTE:
-        hour, minute = draw(st.integers(0, 23)), draw(st.integers(0, 59))
-        offset = draw(_offsets)
-        tz = None if offset is None else timezone(timedelta(minutes=offset))
-    fraction = Decimal(0)
-    if precision >= TimestampPrecision.SECOND:
-        second = draw(st.integers(0, 59))
-        digits = draw(st.integers(0, 12))
-        if digits:
-            fraction = Decimal(draw(st.one_of(st.just(0), st.integers(0, 10**digits - 1)))).scaleb(-digits)
-    return Timestamp(
-        year, month, day, hour, minute, second, None, tz, precision=precision, fractional_seconds=fraction
-    )
-
-
-@st.composite
-def datetimes(draw: st.DrawFn) -> datetime:
-    value = draw(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)))
-    offset = draw(_offsets)
-    return value if offset is None else value.replace(tzinfo=timezone(timedelta(minutes=offset)))
-
-
 annotations = st.lists(names.map(lambda n: SymbolToken(n, None)), max_size=3).map(tuple)
 plain_scalars = st.one_of(
     st.none(),
@@ -179,7 +134,7 @@ plain_scalars = st.one_of(
     decimals(),
     texts,
     st.binary(max_size=40),
-    timestamps(),
+    timestamps(max_digits=12),
     datetimes(),
 )
 ionpy_scalars = st.one_of(
@@ -192,24 +147,17 @@ ionpy_scalars = st.one_of(
     st.builds(lambda v, a: IonPyBool.from_value(IonType.BOOL, v, a), st.booleans(), annotations),
     st.builds(lambda v, a: IonPyFloat.from_value(IonType.FLOAT, v, a), floats, annotations),
     st.builds(lambda v, a: IonPyDecimal.from_value(IonType.DECIMAL, v, a), decimals(), annotations),
-    st.builds(lambda v, a: IonPyTimestamp.from_value(IonType.TIMESTAMP, v, a), timestamps(), annotations),
+    st.builds(lambda v, a: IonPyTimestamp.from_value(IonType.TIMESTAMP, v, a), timestamps(max_digits=12), annotations),
     names.map(lambda n: SymbolToken(n, None)),
     st.just(SymbolToken(None, 0)),
 )
-
-
-def _multimap(fields: list[tuple[str, Any]], ann: tuple[SymbolToken, ...]) -> IonPyDict:
-    value = IonPyDict.from_value(IonType.STRUCT, {}, ann)
-    for name, child in fields:
-        value.add_item(name, child)
-    return value
 
 
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.lists(children, max_size=5),
         st.dictionaries(names, children, max_size=5),
-        st.builds(_multimap, st.lists(st.tuples(names, children), max_size=5), annotations),
+        st.builds(multimap, st.lists(st.tuples(names, children), max_size=5), annotations),
         st.builds(lambda xs, a: IonPyList.from_value(IonType.SEXP, xs, a), st.lists(children, max_size=4), annotations),
         st.builds(lambda xs, a: IonPyList.from_value(IonType.LIST, xs, a), st.lists(children, max_size=4), annotations),
     )  # fmt: skip
