@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from ledgerdr.journal.hashing import dot, ion_hash, ion_hash_repr, merkle_root
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "data"  # copies, with provenance in data/README.md
 IVM = b"\xe0\x01\x00\xea"
 
 
