@@ -100,6 +100,29 @@ def is_valid_key(store: str, key: str) -> bool:
     return True
 
 
+def unusable_root(root: Path | str, *, create: bool) -> str | None:
+    """Why a directory store cannot live at `root`, or None (issue 16 item 12).
+
+    Never the root of the file system (a backup wrote exports/, _ledgerdr/ and .ledgerdr-meta/ into `/`),
+    never an existing file. With `create` (a store about to be written), a missing root must be creatable:
+    its nearest existing ancestor is a directory this process may write into."""
+    path = Path(os.path.realpath(root))
+    if path.parent == path:
+        return f"{path} is the root of the file system; use a directory of its own"
+    if path.exists():
+        return None if path.is_dir() else f"{path} is a file, not a directory"
+    if not create:
+        return None
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{path} cannot be created: {ancestor} is a file"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{path} cannot be created: {ancestor} is not writable"
+    return None
+
+
 # --- the backend -------------------------------------------------------------------------------------------
 
 
@@ -108,12 +131,16 @@ class FileStore:
 
     `lock_mode` "compliance" (default) refuses deletes before retain-until; None records retention but does
     not enforce it (then `properties.enforces_retention` is False). Works on a root that does not exist yet
-    (it is created on the first put). POSIX only (hard links and flock).
+    (it is created on the first put). Raises ConfigError for the file system's root or a file (see
+    `unusable_root`). POSIX only (hard links and flock).
     """
 
     def __init__(self, root: Path | str, *, lock_mode: str | None = "compliance") -> None:
         if lock_mode is not None and lock_mode.lower() != "compliance":
             raise ConfigError(f"file store lock_mode must be 'compliance' or None, not {lock_mode!r}")
+        refusal = unusable_root(root, create=False)
+        if refusal:
+            raise ConfigError(f"a file store cannot live at {root}: {refusal}")
         self.root = Path(os.path.abspath(root))
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
