@@ -192,3 +192,10 @@ def test_backup_now_holds_every_commit_made_before_it(tmp_path):
                        sleep=sleep)
     source.close()
     assert again.nothing_due and len(waited) == 1  # nothing new: no wait, no empty window
+
+
+def test_backup_now_on_an_empty_ledger_has_nothing_to_do(tmp_path):
+    source = EmbeddedSource(tmp_path / "empty.db")
+    report = backup_now(source, Location(FileStore(tmp_path / "repo"), ""), POLICY, sleep=lambda s: None)
+    source.close()
+    assert report.nothing_due and report.next_due is None

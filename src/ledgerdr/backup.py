@@ -160,6 +160,8 @@ def backup_now(source: Source, location: Location, policy: BackupPolicy, *,
 def _has_unrecorded_blocks(source: Source, catalog: Catalog) -> bool:
     """Whether the ledger's tip is past the newest recorded block: an on-demand run on an idle ledger
     then records no empty partial window (one digest call, no export)."""
+    if source.first_block_time() is None:  # an empty ledger has no digest yet
+        return False
     recorded = max((w.last_seq for w in catalog.windows if w.last_seq is not None), default=-1)
     return source.digest().tip.sequence_no > recorded
 
