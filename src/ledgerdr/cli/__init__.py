@@ -35,7 +35,9 @@ _COMMANDS = {
     "replay": "replay_cmd",
 }
 
-_EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+_EPILOG = ("Exit codes (which command returns which: docs/cli.md):\n\n"
+           + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+           + f"\n\n  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)\n\n  {EXIT_BROKEN_PIPE}  output closed by its reader (| head)")
 
 
 class _Group(click.Group):
