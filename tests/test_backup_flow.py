@@ -3,12 +3,13 @@ skipped, late, repeated and concurrent runs; failed or tampered exports not reco
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 
-from ledgerdr.backup import BackupPolicy, due_windows, floor_boundary, run_backup
+from ledgerdr.backup import BackupPolicy, backup_now, due_windows, floor_boundary, run_backup
 from ledgerdr.journal.exports import verify_location
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload
@@ -128,5 +129,73 @@ def test_window_record_carries_digest_and_checksums(setup):
 def test_empty_ledger_has_nothing_due(tmp_path):
     source = EmbeddedSource(tmp_path / "empty.db")
     report = run_backup(source, Location(FileStore(tmp_path / "repo"), ""), POLICY)
+    source.close()
+    assert report.nothing_due and report.next_due is None
+
+
+def test_on_demand_run_records_a_partial_window_and_the_schedule_goes_on_from_its_end(setup):
+    """Issue 16 item 1: `backup --once` exports everything up to now − settle whatever the interval; the
+    scheduled windows then start at the partial window's end and end on interval boundaries again."""
+    source, location = setup
+    hourly = BackupPolicy(interval=timedelta(hours=1), settle=timedelta(seconds=5))
+    with freeze_time(T0 + timedelta(minutes=2, seconds=30, microseconds=700)):
+        first = run_backup(source, location, hourly, on_demand=True)
+    (partial,) = first.recorded  # no hourly window is due yet: only the partial one
+    assert (partial.window_start, partial.window_end) == ("2026-01-05T10:00:00.000Z", "2026-01-05T10:02:25.000Z")
+    assert partial.blocks > 0 and first.next_due == T0 + timedelta(hours=1, seconds=5)
+    with freeze_time(T0 + timedelta(minutes=2, seconds=40)):
+        assert run_backup(source, location, hourly).nothing_due  # scheduled: the rest of the hour is not due
+    with freeze_time(T0 + timedelta(hours=2, seconds=6)):
+        scheduled = run_backup(source, location, hourly)
+    assert [(w.window_start, w.window_end) for w in scheduled.recorded] == [
+        ("2026-01-05T10:02:25.000Z", "2026-01-05T11:00:00.000Z"),
+        ("2026-01-05T11:00:00.000Z", "2026-01-05T12:00:00.000Z")]
+    windows = _assert_contiguous(location)
+    assert sum(w.blocks for w in windows) == source.ledger.block_count
+    assert verify_location(location.store, "").ok
+    with freeze_time(T0 + timedelta(hours=2, minutes=30)):  # on demand on an idle ledger: no empty partial window
+        idle = run_backup(source, location, hourly, on_demand=True)
+    assert idle.nothing_due and len(read_windows(location).windows) == 3
+
+
+def test_on_demand_partial_window_holds_only_blocks_before_the_cutoff(setup):
+    source, location = setup
+    hourly = BackupPolicy(interval=timedelta(hours=1), settle=timedelta(seconds=5))
+    with freeze_time(T0 + timedelta(minutes=3, seconds=10)):  # minute 3's blocks (at 10:03:07) are after the cutoff
+        (partial,) = run_backup(source, location, hourly, on_demand=True).recorded
+    with freeze_time(T0 + timedelta(minutes=3, seconds=20)):
+        (second,) = run_backup(source, location, hourly, on_demand=True).recorded
+    assert partial.window_end == second.window_start == "2026-01-05T10:03:05.000Z"
+    assert second.first_seq == partial.last_seq + 1 and second.blocks > 0
+    _assert_contiguous(location)
+
+
+def test_backup_now_holds_every_commit_made_before_it(tmp_path):
+    """`backup --once` right after a load (the README's Quick start): the blocks of the last seconds are
+    in the export, although they are younger than `settle` when the run starts."""
+    ledger = Ledger.create(tmp_path / "ledger.db")
+    run_workload(ledger, 20, seed=1)
+    ledger.close()
+    source = EmbeddedSource(tmp_path / "ledger.db")
+    location = Location(FileStore(tmp_path / "repo"), "")
+    waited = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(seconds)
+
+    report = backup_now(source, location, BackupPolicy(interval=timedelta(hours=1), settle=timedelta(seconds=1)),
+                        sleep=sleep)
+    assert sum(w.blocks for w in report.recorded) == source.ledger.block_count > 0
+    assert 0 < waited[0] <= 2.0
+    again = backup_now(source, location, BackupPolicy(interval=timedelta(hours=1), settle=timedelta(seconds=1)),
+                       sleep=sleep)
+    source.close()
+    assert again.nothing_due and len(waited) == 1  # nothing new: no wait, no empty window
+
+
+def test_backup_now_on_an_empty_ledger_has_nothing_to_do(tmp_path):
+    source = EmbeddedSource(tmp_path / "empty.db")
+    report = backup_now(source, Location(FileStore(tmp_path / "repo"), ""), POLICY, sleep=lambda s: None)
     source.close()
     assert report.nothing_due and report.next_due is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,19 @@ def test_readme_opens_with_the_two_commands():
     text = (ROOT / "README.md").read_text()
     first_block = text.split("```")[1]
     assert "make demo" in first_block and "make test" in first_block
+
+
+def test_cli_reference_usage_lines_name_each_command_once():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    for path, usage in re.findall(r"^## `(ledgerdr[^`]*)`\n\n```text\nUsage: ([^\n]*)", text, re.M):
+        assert usage.startswith(path + " "), f"{path}: usage line reads {usage!r}"
+    assert text.count("Usage: ") == len(_commands(cli, "ledgerdr"))
+
+
+def test_cli_reference_lists_each_commands_exit_codes():
+    from ledgerdr.cli.exits import COMMAND_EXITS
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert sorted(COMMAND_EXITS) == sorted(path.split(" ", 1)[1] for path, _ in _commands(cli, "ledgerdr"))
+    for command in COMMAND_EXITS:
+        assert f"| `ledgerdr {command}` |" in text

@@ -2,7 +2,9 @@
 
 The next window starts exactly where the last *recorded* window ended, never at "now minus the
 interval" (reference defect 1), so a late, skipped or repeated run can neither leave a gap nor
-overlap. A window is recorded only after its export verified and chained onto the previous
+overlap. A window ends at the next interval boundary after its start; an on-demand run (`through`)
+also records the *partial* window from there up to `through`, and the next window then starts at that
+partial end and ends at the following boundary, so the schedule goes on, contiguous, from there. A window is recorded only after its export verified and chained onto the previous
 record; an export that fails is left as an orphan attempt and the next run tries again. The
 record is written put-if-absent, so two concurrent runs cannot both record a window.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +26,7 @@ from .journal.proofs import verify_proof
 from .journal.verify import Problem, VerifyReport, verify_objects
 from .repository import (
     EXPORTS,
+    Catalog,
     ObjectRecord,
     WindowRecord,
     iso_ms,
@@ -64,23 +68,43 @@ def floor_boundary(moment: datetime, interval: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
-def due_windows(start: datetime, now: datetime, policy: BackupPolicy) -> list[tuple[datetime, datetime]]:
-    """Windows [t0, t1) from `start` whose end plus the settle time has passed."""
+def next_boundary(t0: datetime, interval: timedelta) -> datetime:
+    """The first interval boundary strictly after `t0`: where a window starting at `t0` ends. For a
+    boundary `t0` that is `t0 + interval`; after a partial (on-demand) window it is the boundary the
+    schedule would have reached anyway, so scheduled windows stay on epoch multiples of the interval."""
+    return floor_boundary(t0, interval) + interval
+
+
+def on_demand_cutoff(now: datetime, policy: BackupPolicy) -> datetime:
+    """`now - settle`, floored to the whole second: window names (and so record keys) have second
+    precision, and the next window's start must name exactly this end."""
+    return (now - policy.settle).replace(microsecond=0)
+
+
+def due_windows(start: datetime, now: datetime, policy: BackupPolicy, *,
+                through: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """Windows [t0, t1) from `start` whose end plus the settle time has passed; then, given `through`
+    (an on-demand run), the partial window [t0, through) when `through` is past the last of them."""
     windows = []
     t0 = start
-    while t0 + policy.interval + policy.settle <= now:
-        windows.append((t0, t0 + policy.interval))
-        t0 += policy.interval
+    while next_boundary(t0, policy.interval) + policy.settle <= now:
+        t1 = next_boundary(t0, policy.interval)
+        windows.append((t0, t1))
+        t0 = t1
+    if through is not None and through > t0:
+        windows.append((t0, through))
     if policy.merge_due_windows and len(windows) > 1:
         windows = [(windows[0][0], windows[-1][1])]
     return windows
 
 
 def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now: datetime | None = None,
-               on_window: Callable[[str, str], None] | None = None) -> BackupReport:
+               on_demand: bool = False, on_window: Callable[[str, str], None] | None = None) -> BackupReport:
     """Export, verify and record every due window in order; stop at the first failure.
 
-    Idempotent: running it again, or concurrently, records each window once.
+    `on_demand` (`backup --once`) also exports what was committed up to `now - settle` since the last
+    due window, as one partial window, when the ledger has blocks no record holds yet. Idempotent:
+    running it again, or concurrently, records each window once.
     """
     now = now or utcnow()
     report = BackupReport()
@@ -94,7 +118,8 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
         if first is None:
             return report  # an empty ledger has nothing to back up yet
         start = floor_boundary(first, policy.interval)
-    for t0, t1 in due_windows(start, now, policy):
+    through = on_demand_cutoff(now, policy) if on_demand and _has_unrecorded_blocks(source, catalog) else None
+    for t0, t1 in due_windows(start, now, policy, through=through):
         if on_window:
             on_window("exporting", window_name(t0))
         try:
@@ -111,8 +136,34 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
             record = next(w for w in read_windows(location).windows if w.window_start == record.window_start)
         previous = record
     next_start = previous.end if previous else start
-    report.next_due = next_start + policy.interval + policy.settle
+    report.next_due = next_boundary(next_start, policy.interval) + policy.settle
     return report
+
+
+def backup_now(source: Source, location: Location, policy: BackupPolicy, *,
+               on_window: Callable[[str, str], None] | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> BackupReport:
+    """On demand (`backup --once`): back up everything committed before this call, whatever the interval.
+
+    The partial window ends at the next whole second after the call (window names have second
+    precision), and, as every window, is exported only `settle` after its end, so this waits up to
+    `settle` + 1 s when the ledger has unrecorded blocks (not at all otherwise). A commit that still lands
+    in it later is caught by the next run's re-export (`_backup_with_late_blocks`).
+    """
+    started = utcnow()
+    if _has_unrecorded_blocks(source, read_windows(location)):
+        settled = started.replace(microsecond=0) + timedelta(seconds=1) + policy.settle
+        sleep(max(0.0, (settled - utcnow()).total_seconds()))
+    return run_backup(source, location, policy, on_demand=True, on_window=on_window)
+
+
+def _has_unrecorded_blocks(source: Source, catalog: Catalog) -> bool:
+    """Whether the ledger's tip is past the newest recorded block: an on-demand run on an idle ledger
+    then records no empty partial window (one digest call, no export)."""
+    if source.first_block_time() is None:  # an empty ledger has no digest yet
+        return False
+    recorded = max((w.last_seq for w in catalog.windows if w.last_seq is not None), default=-1)
+    return source.digest().tip.sequence_no > recorded
 
 
 def _check_lineage(location: Location, previous: WindowRecord, source: Source) -> None:

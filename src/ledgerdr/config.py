@@ -1,12 +1,19 @@
 """`ledgerdr.toml`: read once, validated up front, every problem reported at once with its field.
 
 Defaults work with no cloud at all: an embedded ledger and two directories standing in for two
-regions. `ledgerdr init` writes `DEFAULT_CONFIG`, commented, so the file documents itself.
+regions. Every key is declared once in a schema (`SOURCE`, `BACKUP`, `REPOSITORY`: type, default, doc)
+that both validates a file (unknown keys and wrongly typed values refused, all problems reported at
+once, naming key and value) and writes `ledgerdr init`'s commented `DEFAULT_CONFIG`, so the two cannot
+drift. A table rather than pydantic or msgspec: ledgerdr keeps its install small, and TOML already
+gives typed values, so the checks are a few lines.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,40 +22,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .journal.codecs import ExportFormat
-
-DEFAULT_CONFIG = """\
-# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.
-
-[source]
-# "embedded": a ledger file on this machine (created if absent). "qldb": Amazon QLDB or any
-# QLDB-compatible endpoint (ledger, region, role_arn for the export role, optional endpoint_url).
-kind = "embedded"
-path = "ledger.db"
-ledger = "ledger"
-
-[backup]
-# The export interval is the RPO knob: at worst this much (plus `settle`) is not yet exported.
-interval = "1h"
-# Wait this long after a window ends before exporting it, so that late commits land in it.
-settle = "5s"
-# ion_binary keeps every Ion type and is a byte copy of the embedded journal; json is lossy.
-format = "ion_binary"
-# Objects are locked (write-once) for this long; never shorter than a bucket's Object Lock period.
-retention_days = 30
-# Several due intervals become one bigger window instead of one window each.
-merge_due_windows = false
-
-# Repositories: the first is the primary (exports are written there); the others are replicas.
-# url: a directory, file:///dir, or s3://bucket/prefix (region, role_arn, endpoint_url, lock_mode,
-# sse, kms_key_id apply to s3).
-[repositories.primary]
-url = "repo-primary"
-region = "local-primary"
-
-[repositories.secondary]
-url = "repo-secondary"
-region = "local-secondary"
-"""
+from .repository import EXPORTS, WINDOWS
+from .stores.file import META_DIR, unusable_root
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -126,91 +101,230 @@ def load_config(path: str | Path) -> Config:
     return parse_config(raw, base=path.parent, path=path)
 
 
-_S3_OPTIONS = {"region", "role_arn", "endpoint_url", "lock_mode", "sse", "kms_key_id"}
+# --- the schema: one table that validates every key and writes `ledgerdr init`'s commented defaults --------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key. `default` None: optional, written into the defaults commented out (`example`).
+    `kind` is how the TOML value is checked: str, bool, int (≥ `minimum`), duration, format, or one of
+    `choices`. A TOML value of another type is refused, never coerced (`"no"` is not false)."""
+
+    key: str
+    kind: str
+    doc: str
+    default: Any = None
+    example: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+
+SOURCE = (
+    Setting("kind", "choice", '"embedded": a ledger file on this machine (created if absent). "qldb": Amazon QLDB '
+            "or any QLDB-compatible endpoint (then ledger, region and role_arn are required).", "embedded",
+            choices=("embedded", "qldb")),
+    Setting("path", "str", "embedded: the ledger file, relative to this config file.", "ledger.db"),
+    Setting("ledger", "str", "The ledger's name.", "ledger"),
+    Setting("region", "str", "qldb: the ledger's region.", example="us-east-1"),
+    Setting("role_arn", "str", "qldb: the role QLDB assumes to write exports into the primary repository.",
+            example="arn:aws:iam::111122223333:role/ledgerdr-export"),
+    Setting("endpoint_url", "str", "qldb: a QLDB-compatible endpoint instead of AWS's.",
+            example="http://127.0.0.1:8443"),
+)
+BACKUP = (
+    Setting("interval", "duration", "The export interval is the RPO knob: at worst this much (plus `settle`) is "
+            "not yet exported by scheduled runs; `backup --once` exports everything up to now.", "1h"),
+    Setting("settle", "duration", "Wait this long after a window ends before exporting it, so that late commits "
+            "land in it.", "5s"),
+    Setting("format", "format", "ion_binary keeps every Ion type and is a byte copy of the embedded journal; json "
+            "is lossy.", "ion_binary"),
+    Setting("retention_days", "int", "Objects are locked (write-once) for this long; never shorter than a bucket's "
+            "Object Lock period.", 30, minimum=0),
+    Setting("merge_due_windows", "bool", "Several due intervals become one bigger window instead of one window "
+            "each.", False),
+)
+REPOSITORY = (
+    Setting("url", "str", "A directory (empty, or a ledgerdr repository), file:///dir, or s3://bucket/prefix."),
+    Setting("region", "str", "A name for where it is (for s3: the bucket's region).", "local"),
+    Setting("require_object_lock", "bool", "Refuse to write unless the storage enforces retention itself.", False),
+    Setting("role_arn", "str", "s3: a role to assume for this repository (another account).",
+            example="arn:aws:iam::444455556666:role/ledgerdr-replica"),
+    Setting("endpoint_url", "str", "s3: an S3-compatible endpoint.", example="http://127.0.0.1:9000"),
+    Setting("lock_mode", "str", "s3: COMPLIANCE (default) or GOVERNANCE Object Lock on every object.",
+            example="COMPLIANCE"),
+    Setting("sse", "str", "s3: server-side encryption, AES256 or aws:kms.", example="aws:kms"),
+    Setting("kms_key_id", "str", "s3: the KMS key for sse = aws:kms.", example="alias/ledgerdr"),
+)
+_STORE_OPTIONS = ("role_arn", "endpoint_url", "lock_mode", "sse", "kms_key_id")  # passed to the store backend
+_DEFAULT_REPOSITORIES = {"primary": {"url": "repo-primary", "region": "local-primary"},
+                         "secondary": {"url": "repo-secondary", "region": "local-secondary"}}
+# A directory holding any of these is a ledgerdr repository (or a raw QLDB export copied into a folder, which
+# verify and restore read): a configured repository may use it. Any other non-empty directory is refused.
+_REPOSITORY_MARKERS = (WINDOWS.split("/", 1)[0], EXPORTS.rstrip("/"), META_DIR)
+
+
+def _typed(where: str, setting: Setting, value: Any, problems: list[str]) -> Any:
+    """`value` checked against `setting` (a duration parsed, a format parsed); None, with a problem, if not."""
+    kind = setting.kind
+    ok = {"str": isinstance(value, str), "choice": value in setting.choices,
+          "bool": type(value) is bool, "int": type(value) is int and value >= (setting.minimum or 0)}
+    if kind in ok:
+        if ok[kind]:
+            return value
+        wanted = {"str": "a string", "bool": "true or false (unquoted)", "choice": " or ".join(map(_toml, setting.choices)),
+                  "int": f"a whole number ≥ {setting.minimum or 0}"}[kind]
+        problems.append(f"{where}: {_shown(value)} must be {wanted}")
+        return None
+    try:
+        if kind == "duration":
+            if type(value) is bool or not isinstance(value, (str, int, float)):
+                raise ConfigError(f"{where}: {_shown(value)} is not a duration (use e.g. 500ms, 30s, 15m, 1h, 7d)")
+            return parse_duration(value, where)
+        return ExportFormat.parse(value) if isinstance(value, str) else ExportFormat.parse(repr(value))
+    except ConfigError as exc:
+        problems.append(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
+        return None
+
+
+def _section(where: str, raw: Any, schema: tuple[Setting, ...], problems: list[str]) -> dict[str, Any]:
+    """Every key of `raw` checked against `schema` (unknown keys refused); defaults filled in."""
+    if not isinstance(raw, dict):
+        problems.append(f"[{where}]: must be a table, not {_shown(raw)}")
+        return {s.key: s.default for s in schema}
+    known = {s.key: s for s in schema}
+    problems.extend(f"{where}.{k}: unknown setting (known: {', '.join(known)})" for k in raw if k not in known)
+    values = {}
+    for setting in schema:
+        if setting.key in raw:
+            values[setting.key] = _typed(f"{where}.{setting.key}", setting, raw[setting.key], problems)
+        else:
+            values[setting.key] = _typed(where, setting, setting.default, []) if setting.default is not None else None
+    return values
+
+
+def _toml(value: Any) -> str:
+    return "true" if value is True else "false" if value is False else json.dumps(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as the TOML file spells it (`true`, `"no"`), so an error message quotes the file."""
+    try:
+        return _toml(value)
+    except TypeError:  # a TOML date or time
+        return str(value)
+
+
+def _render_settings(schema: tuple[Setting, ...], values: dict[str, Any] | None = None) -> list[str]:
+    lines = []
+    for setting in schema:
+        lines += [f"# {line}" for line in textwrap.wrap(setting.doc, 108)]
+        value = (values or {}).get(setting.key, setting.default)
+        lines.append(f"# {setting.key} = {_toml(setting.example)}" if value is None else
+                     f"{setting.key} = {_toml(value)}")
+    return lines
+
+
+def render_defaults() -> str:
+    """`ledgerdr init`'s file: every setting of the schema, with its doc; optional ones commented out."""
+    lines = ["# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.", "",
+             "[source]", *_render_settings(SOURCE), "", "[backup]", *_render_settings(BACKUP), "",
+             "# Repositories: the first is the primary (exports are written there); the others are replicas."]
+    for i, (name, values) in enumerate(_DEFAULT_REPOSITORIES.items()):  # the first documents every setting
+        lines += ["", f"[repositories.{name}]", *(_render_settings(REPOSITORY, values) if i == 0 else
+                                                   [f"{k} = {_toml(v)}" for k, v in values.items()])]
+    return "\n".join(lines) + "\n"
 
 
 def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | None = None) -> Config:
     """Validate everything, collect every problem, raise one ConfigError listing them all."""
     problems: list[str] = []
     warnings: list[str] = []
-    source = _source(raw.get("source", {}), base, problems)
-    backup = _backup(raw.get("backup", {}), problems, warnings)
+    raw_source = raw.get("source", {})
+    source = _source(_section("source", raw_source, SOURCE, problems), base, problems)
+    if source.kind == "qldb" and isinstance(raw_source, dict) and "ledger" not in raw_source:
+        problems.append("source.ledger: required when source.kind = 'qldb'")
+    backup = _backup(_section("backup", raw.get("backup", {}), BACKUP, problems), problems, warnings)
     repositories = _repositories(raw.get("repositories", {}), base, problems)
     for section in sorted(set(raw) - {"source", "backup", "repositories"}):
-        problems.append(f"[{section}]: unknown section")
+        problems.append(f"[{section}]: unknown section (known: source, backup, repositories)")
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
                           + "\n  - ".join(problems))
     return Config(source, backup, repositories, path, tuple(warnings))
 
 
-def _source(raw: dict[str, Any], base: Path, problems: list[str]) -> SourceConfig:
-    kind = raw.get("kind", "embedded")
-    if kind not in ("embedded", "qldb"):
-        problems.append(f"source.kind: {kind!r} is not 'embedded' or 'qldb'")
-    unknown = set(raw) - {"kind", "path", "ledger", "region", "role_arn", "endpoint_url"}
-    problems.extend(f"source.{k}: unknown setting" for k in sorted(unknown))
-    path = None
-    if kind == "embedded":
-        path = base / raw.get("path", "ledger.db")
-    elif kind == "qldb":
-        for required in ("ledger", "region", "role_arn"):
-            if not raw.get(required):
-                problems.append(f"source.{required}: required when source.kind = 'qldb'")
-    return SourceConfig(kind=kind, path=path, ledger=str(raw.get("ledger", "ledger")), region=raw.get("region"),
-                        role_arn=raw.get("role_arn"), endpoint_url=raw.get("endpoint_url"))
+def _source(values: dict[str, Any], base: Path, problems: list[str]) -> SourceConfig:
+    if values["kind"] == "qldb":
+        problems.extend(f"source.{key}: required when source.kind = 'qldb'"
+                        for key in ("region", "role_arn") if not values[key])
+    path = base / values["path"] if values["kind"] == "embedded" and values["path"] else None
+    return SourceConfig(kind=values["kind"] or "embedded", path=path, ledger=values["ledger"] or "ledger",
+                        region=values["region"], role_arn=values["role_arn"], endpoint_url=values["endpoint_url"])
 
 
-def _backup(raw: dict[str, Any], problems: list[str], warnings: list[str]) -> BackupConfig:
-    values: dict[str, Any] = {}
-    for name in ("interval", "settle"):
-        if name in raw:
-            try:
-                values[name] = parse_duration(raw[name], f"backup.{name}")
-            except ConfigError as exc:
-                problems.append(str(exc))
-    interval = values.get("interval", timedelta(hours=1))
-    if interval.total_seconds() < 1 or interval.total_seconds() % 1:
-        problems.append(f"backup.interval: {raw.get('interval')!r} must be a whole number of seconds, at least 1s")
-    if "format" in raw:
-        try:
-            values["format"] = ExportFormat.parse(raw["format"])
-        except ConfigError as exc:
-            problems.append(f"backup.format: {exc}")
-    if values.get("format") is ExportFormat.JSON:
+def _backup(values: dict[str, Any], problems: list[str], warnings: list[str]) -> BackupConfig:
+    interval = values["interval"]
+    if interval is not None and (interval.total_seconds() < 1 or interval.total_seconds() % 1):
+        problems.append(f"backup.interval: {interval} must be a whole number of seconds, at least 1s")
+    if values["format"] is ExportFormat.JSON:
         warnings.append("backup.format = json loses Ion types: revision data hashes cannot all be re-checked and "
                         "restored values may differ from the originals; prefer ion_binary")
-    retention = raw.get("retention_days", 30)
-    if not isinstance(retention, int) or retention < 0:
-        problems.append(f"backup.retention_days: {retention!r} must be a whole number of days ≥ 0")
-    else:
-        values["retention_days"] = retention
-    if "merge_due_windows" in raw:
-        values["merge_due_windows"] = bool(raw["merge_due_windows"])
-    unknown = set(raw) - {"interval", "settle", "format", "retention_days", "merge_due_windows"}
-    problems.extend(f"backup.{k}: unknown setting" for k in sorted(unknown))
-    return BackupConfig(**values)
+    return BackupConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _repositories(raw: dict[str, Any], base: Path, problems: list[str]) -> tuple[RepositoryConfig, ...]:
-    if not raw:
+def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[RepositoryConfig, ...]:
+    if not raw or not isinstance(raw, dict):
         problems.append("[repositories]: at least one repository (the primary) is required")
         return ()
     repos = []
     for name, settings in raw.items():
+        where = f"repositories.{name}"
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-            problems.append(f"repositories.{name}: names may use letters, digits, '-' and '_' only")
-        url = settings.get("url")
+            problems.append(f"{where}: names may use letters, digits, '-' and '_' only")
+        values = _section(where, settings, REPOSITORY, problems)
+        url = values["url"]
         if not url:
-            problems.append(f"repositories.{name}.url: required")
+            if isinstance(settings, dict) and "url" not in settings:
+                problems.append(f"{where}.url: required")
             continue
-        if "://" not in url:
-            url = str((base / url).resolve())
-        elif url.startswith("file://"):
-            url = "file://" + str((base / url[len("file://"):]).resolve())
-        options = {k: v for k, v in settings.items() if k in _S3_OPTIONS and k != "region"}
-        unknown = set(settings) - _S3_OPTIONS - {"url", "require_object_lock"}
-        problems.extend(f"repositories.{name}.{k}: unknown setting" for k in sorted(unknown))
-        repos.append(RepositoryConfig(name, url, settings.get("region", "local"), options,
-                                      bool(settings.get("require_object_lock", False))))
+        url = _absolute(url, base)
+        refusal = _repository_url_refusal(url)
+        if refusal:
+            problems.append(f"{where}.url: {_shown(values['url'])}: {refusal}")
+        options = {k: values[k] for k in _STORE_OPTIONS if values[k] is not None}
+        repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"]))
     return tuple(repos)
+
+
+def _absolute(url: str, base: Path) -> str:
+    if "://" not in url:
+        return str((base / url).resolve())
+    if url.startswith("file://"):
+        return "file://" + str((base / url[len("file://"):]).resolve())
+    return url
+
+
+def _repository_url_refusal(url: str) -> str | None:
+    """Why a directory cannot be this repository (issue 16 item 12), or None; S3 URLs are checked by `check`.
+    The root of the file system, a file and an uncreatable path are refused, and so is a directory that
+    already holds something other than a ledgerdr repository (backing up into a home directory would
+    scatter exports/ and _ledgerdr/ among the user's files)."""
+    if url.startswith("s3://"):
+        return None
+    root = Path(url.removeprefix("file://"))
+    refusal = unusable_root(root, create=True)
+    if refusal or not root.is_dir():
+        return refusal
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries]
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not names or any(n in _REPOSITORY_MARKERS or n.endswith(".started.manifest") for n in names):
+        return None
+    return (f"{root} is not empty and is not a ledgerdr repository (it holds {', '.join(sorted(names)[:3])}"
+            f"{', …' if len(names) > 3 else ''}; a repository holds {' or '.join(m + '/' for m in _REPOSITORY_MARKERS[:2])}): "
+            "use an empty or new directory")
+
+
+DEFAULT_CONFIG = render_defaults()

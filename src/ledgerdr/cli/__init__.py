@@ -7,11 +7,13 @@ with --debug.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from ..errors import EXIT_CODES, exit_code_for
+from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 
 # Each verb's module is imported only when that verb runs (or `--help` lists them all): the flows pull
 # in the ledger, the Ion codecs and boto3, and a scheduled `backup --once` should not wait for all of it.
@@ -33,7 +35,9 @@ _COMMANDS = {
     "replay": "replay_cmd",
 }
 
-_EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+_EPILOG = ("Exit codes (which command returns which: docs/cli.md):\n\n"
+           + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+           + f"\n\n  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)\n\n  {EXIT_BROKEN_PIPE}  output closed by its reader (| head)")
 
 
 class _Group(click.Group):
@@ -51,9 +55,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except KeyboardInterrupt:
             click.echo("interrupted: work done so far is kept; run the same command again to resume", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # the one place errors turn into exit codes
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -82,5 +88,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+def _stdout_closed() -> None:
+    """End quietly when stdout's reader went away (`ledgerdr status | head`): no traceback, and no second
+    BrokenPipeError when the interpreter flushes stdout at exit (it goes to /dev/null instead). The exit
+    code is a SIGPIPE death's (141), so `set -o pipefail` cannot take a cut-short `status` for a pass."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (an embedding caller's stream)
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
 def main() -> None:
-    cli(prog_name="ledgerdr")
+    try:
+        cli(prog_name="ledgerdr")
+    except BrokenPipeError:  # while click prints help or usage, outside any command
+        _stdout_closed()

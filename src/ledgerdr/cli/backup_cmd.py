@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..backup import run_backup
+from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError
 from ..queues import QueueError
@@ -39,16 +39,24 @@ def init(config_path: str, force: bool) -> None:
 
 @click.command()
 @config_option
-@click.option("--once", "mode", flag_value="once", default=True, help="Export what is due, then exit (default).")
-@click.option("--every", "every", help="Keep running, checking this often (e.g. 30s, 5m).")
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Export everything committed up to now − settle, then exit (default).")
+@click.option("--due-only", is_flag=True,
+              help="Export only whole intervals that are due (for a scheduler that runs `--once` each interval).")
+@click.option("--every", "every", help="Keep running, exporting each interval when due (e.g. 30s, 5m: how often "
+              "to check).")
 @click.option("--notify", metavar="QUEUE_URL",
               help="After recording windows, tell this queue (a standby's `--notify`; sqlite:///q.db?name=N or SQS).")
 @json_option
-def backup(config_path: str, mode: str, every: str | None, notify: str | None, as_json: bool) -> None:
-    """Export every due window of the source, verify it, and record it in the primary repository.
+def backup(config_path: str, mode: str, due_only: bool, every: str | None, notify: str | None,
+           as_json: bool) -> None:
+    """Export the source's new windows, verify them, and record them in the primary repository.
 
-    Windows are contiguous by construction: each starts where the last recorded one ended. A window is
-    due `settle` after it ends. With nothing due, exits 0 and names the next due time.
+    Windows are contiguous by construction: each starts where the last recorded one ended, and ends at
+    the next interval boundary; a window is due `settle` after it ends. `--once` (on demand) also
+    records the partial window up to now − settle, so everything committed until then is backed up
+    whatever the interval; the schedule goes on from its end. With nothing to export, exits 0 and
+    names the next due time.
     """
     config = load(config_path)
     source = open_source(config.source)
@@ -66,13 +74,22 @@ def backup(config_path: str, mode: str, every: str | None, notify: str | None, a
                 click.echo(f"warning: could not notify {notify}: {exc}", err=True)
 
     while True:
-        report = run_backup(source, location, policy, on_window=on_window)
+        if pause is None and not due_only:
+            report = backup_now(source, location, policy, on_window=on_window, sleep=_settle)
+        else:
+            report = run_backup(source, location, policy, on_window=on_window)
         _render(report, as_json)
         if report.failed:
             sys.exit(4)
         if pause is None:
             return
         time.sleep(pause)
+
+
+def _settle(seconds: float) -> None:
+    if seconds >= 1:
+        click.echo(f"waiting {seconds:.0f}s (settle) so that every commit up to now is in the export", err=True)
+    time.sleep(seconds)
 
 
 def _render(report, as_json: bool) -> None:

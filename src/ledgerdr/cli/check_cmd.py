@@ -19,7 +19,9 @@ def check(config_path: str, as_json: bool) -> None:
 
     For S3: versioning, Object Lock and its default retention, default encryption and replication; a
     retention shorter than the bucket's lock period is refused. For directories: the folder is usable and
-    the file store enforces retention itself. Exits 2 on any error.
+    the file store enforces retention itself; the file system's root, a file, a path that cannot be created
+    and a folder holding anything but a ledgerdr repository are refused, as every command refuses them.
+    Exits 2 on any error.
     """
     config = load(config_path)
     rows = []

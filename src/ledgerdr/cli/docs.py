@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from . import cli
+from .exits import render_table
 
 
 def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
@@ -22,12 +23,15 @@ def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]
 
 
 def render() -> str:
-    lines = ["# Command line", "", "Generated from the commands (`python -m ledgerdr.cli.docs > docs/cli.md`).", ""]
-    # Each command is rendered under the real root context, so inherited settings (`-h`) show as users see them.
+    lines = ["# Command line", "", "Generated from the commands (`python -m ledgerdr.cli.docs > docs/cli.md`).", "",
+             "## Exit codes", "", "What each code means is in `ledgerdr --help` and the README; which codes each "
+             "command returns, and why (`src/ledgerdr/cli/exits.py`):", "", *render_table(), ""]
+    # Each command is rendered under the real root context, so inherited settings (`-h`) show as users see them;
+    # its name relative to the root, which already prints "ledgerdr" in the usage line.
     root = cli.make_context("ledgerdr", [], resilient_parsing=True)
     for path, command in _commands(cli, "ledgerdr"):
-        with click.Context(command, info_name=path, parent=root) as ctx:
-            lines += [f"## `{path}`", "", "```text", command.get_help(ctx).replace("Usage: ", "Usage: ", 1),
+        with click.Context(command, info_name=path.split(" ", 1)[1], parent=root) as ctx:
+            lines += [f"## `{path}`", "", "```text", command.get_help(ctx),
                       "```", ""]
     return "\n".join(lines)
 

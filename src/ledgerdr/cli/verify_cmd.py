@@ -6,8 +6,9 @@ import sys
 
 import click
 
+from ..errors import ObjectNotFound
 from ..journal.exports import plan_location, verify_location
-from ..stores import open_location
+from ..stores import Location, open_location
 from .output import emit_json, progress, stderr
 
 
@@ -23,9 +24,11 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
     transaction-info hash and statement digest, and the chain across all exports (gaps, overlaps,
-    broken links). Exits 0 only when nothing is wrong, 4 otherwise.
+    broken links). Exits 0 only when nothing is wrong, 4 when verification fails; 3 when there is nothing
+    to verify (a missing path or an empty folder), 2 for a file or the file system's root.
     """
     loc = open_location(location)
+    _refuse_nothing_there(loc)
     total = len(plan_location(loc.store, loc.prefix, export_id=export_id).objects)
     with progress("verifying objects", total, enabled=not as_json) as bar:
         report = verify_location(loc.store, loc.prefix, export_id=export_id, strict=strict,
@@ -35,6 +38,14 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     else:
         _render(report)
     sys.exit(0 if report.ok else 4)
+
+
+def _refuse_nothing_there(loc: Location) -> None:
+    """A mistyped path or an empty folder is a storage problem (exit 3), not a failed verification (4):
+    a monitor must tell "the backup is damaged" from "the job points at nothing"."""
+    if next(iter(loc.store.list(loc.prefix)), None) is None:
+        raise ObjectNotFound(loc.store.url, loc.prefix + "*", "list", f"nothing under {loc.url}: the path does "
+                             "not exist or the folder is empty", hint="give the folder or s3:// prefix holding the exports")
 
 
 def _render(report) -> None:

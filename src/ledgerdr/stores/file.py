@@ -2,9 +2,13 @@
 
 Layout under `root`:
 - `<key>` — the object, read-only (0444) once written;
-- `.ledgerdr-meta/objects/<key>` — JSON sidecar with the object's sha256 and retain-until (format_version 1).
-  It mirrors the object tree without a suffix, so it can collide only where objects themselves would
-  (`a` and `a/b`); a `<key>.json` name would collide with a key such as `a.json/b`;
+- `.ledgerdr-meta/objects/<h[:2]>/<h>.meta.json` (h = sha256 of the key) — JSON sidecar with the object's
+  key, sha256 and retain-until (sidecar format 2). Named so that no tool takes it for an object: format 1
+  mirrored the object tree under the objects' own names (`.ledgerdr-meta/objects/<key>`), so
+  `find -name '*.manifest'` or a sync of the folder to S3 picked up decoys that are not QLDB manifests.
+  Hashed and flat, as the locks: a `<key>.meta.json` beside the mirrored tree would collide with a key
+  such as `a.meta.json/b`. Format-1 sidecars are still read (a repository written before keeps working);
+  a new put writes format 2;
 - `.ledgerdr-meta/locks/<h[:2]>/<h>` (h = sha256 of the key) — per-key flock files, flat so that a lock
   left by a deleted `a` never blocks a later `a/b`;
 - `<dir>/<name>.<pid>.<random>.ledgerdr-tmp` — in-flight temp files; a crash can leave one behind.
@@ -43,7 +47,8 @@ from ..errors import (
 from .base import TEMP_SUFFIX, ObjectInfo, StoreProperties, validate_key, validate_prefix
 
 META_DIR = ".ledgerdr-meta"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # of the sidecar; 2: hashed `.meta.json` names, 1: the object's own key (still read)
+SIDECAR_SUFFIX = ".meta.json"
 # errno values of a network file system that may succeed when tried again (NFS server restart, timeout).
 _TRANSIENT_ERRNOS = {errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EINTR}
 # errno values telling that the file system cannot hard-link (FAT, some FUSE and SMB mounts).
@@ -100,6 +105,29 @@ def is_valid_key(store: str, key: str) -> bool:
     return True
 
 
+def unusable_root(root: Path | str, *, create: bool) -> str | None:
+    """Why a directory store cannot live at `root`, or None (issue 16 item 12).
+
+    Never the root of the file system (a backup wrote exports/, _ledgerdr/ and .ledgerdr-meta/ into `/`),
+    never an existing file. With `create` (a store about to be written), a missing root must be creatable:
+    its nearest existing ancestor is a directory this process may write into."""
+    path = Path(os.path.realpath(root))
+    if path.parent == path:
+        return f"{path} is the root of the file system; use a directory of its own"
+    if path.exists():
+        return None if path.is_dir() else f"{path} is a file, not a directory"
+    if not create:
+        return None
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{path} cannot be created: {ancestor} is a file"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{path} cannot be created: {ancestor} is not writable"
+    return None
+
+
 # --- the backend -------------------------------------------------------------------------------------------
 
 
@@ -108,12 +136,16 @@ class FileStore:
 
     `lock_mode` "compliance" (default) refuses deletes before retain-until; None records retention but does
     not enforce it (then `properties.enforces_retention` is False). Works on a root that does not exist yet
-    (it is created on the first put). POSIX only (hard links and flock).
+    (it is created on the first put). Raises ConfigError for the file system's root or a file (see
+    `unusable_root`). POSIX only (hard links and flock).
     """
 
     def __init__(self, root: Path | str, *, lock_mode: str | None = "compliance") -> None:
         if lock_mode is not None and lock_mode.lower() != "compliance":
             raise ConfigError(f"file store lock_mode must be 'compliance' or None, not {lock_mode!r}")
+        refusal = unusable_root(root, create=False)
+        if refusal:
+            raise ConfigError(f"a file store cannot live at {root}: {refusal}")
         self.root = Path(os.path.abspath(root))
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
@@ -206,7 +238,8 @@ class FileStore:
                     hint="write-once storage: the object can be removed only after its retention ends",
                 )
             path.unlink()
-            self._meta_path(key).unlink(missing_ok=True)
+            for meta in self._meta_paths(key):
+                _unlink_file(meta)
             _fsync_dir(path.parent)
 
     # --- paths -------------------------------------------------------------------------------------------
@@ -225,7 +258,13 @@ class FileStore:
             raise StoreError(self.url, key, "validate", "key resolves outside the store root")
 
     def _meta_path(self, key: str) -> Path:
-        return self.root / META_DIR / "objects" / key
+        """Where a sidecar of this version is written (format 2)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / META_DIR / "objects" / digest[:2] / f"{digest}{SIDECAR_SUFFIX}"
+
+    def _meta_paths(self, key: str) -> tuple[Path, Path]:
+        """Where a sidecar of `key` may be, newest format first: format 2, then format 1 (the key itself)."""
+        return self._meta_path(key), self.root / META_DIR / "objects" / key
 
     # --- writing -----------------------------------------------------------------------------------------
 
@@ -338,15 +377,21 @@ class FileStore:
         return ObjectInfo(key, st.st_size, sha256, until, stamp=stamp)
 
     def _read_meta(self, key: str) -> tuple[str | None, datetime | None]:
-        try:
-            record = orjson.loads(self._meta_path(key).read_bytes())
-        except FileNotFoundError:
+        for meta in self._meta_paths(key):
+            try:
+                data = meta.read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue  # a format-1 path that is a directory: the sidecars of keys under `key/`
+            try:
+                record = orjson.loads(data)
+            except ValueError as exc:
+                raise StoreError(
+                    self.url, key, "head", f"unreadable metadata {meta.relative_to(self.root)}: {exc}",
+                    hint="the sidecar was altered; verify the object against the window record",
+                ) from None
+            break
+        else:
             return None, None
-        except ValueError as exc:
-            raise StoreError(
-                self.url, key, "head", f"unreadable metadata {META_DIR}/objects/{key}: {exc}",
-                hint="the sidecar was altered; verify the object against the window record",
-            ) from None
         until = record.get("retain_until")
         return record.get("sha256"), None if until is None else datetime.fromisoformat(until)
 
@@ -387,6 +432,14 @@ class FileStore:
         except OSError as exc:
             error = StoreUnavailable if exc.errno in _TRANSIENT_ERRNOS else StoreError
             raise error(self.url, key, op, f"{exc.strerror or exc} ({exc.filename})") from exc
+
+
+def _unlink_file(path: Path) -> None:
+    """Remove a sidecar if it is there (a format-1 path may be a directory of other keys' sidecars)."""
+    try:
+        path.unlink()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass
 
 
 def _fsync_dir(directory: Path) -> None:
