@@ -16,7 +16,8 @@ from .output import emit_json
 @click.option("--strategy", type=click.Choice([*STRATEGIES, "all"]), default="all", show_default=True,
               help="Which recovery strategy to drill.")
 @click.option("--workdir", default="ledgerdr-drill", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the drill's ledger, regions and report (replaced on each run).")
+              help="Folder for the drill's ledger, regions and report: new, empty, or one a drill made "
+                   "(its own files are replaced; anything else is refused, exit 2).")
 @click.option("--duration", default=12.0, show_default=True, help="Seconds of workload before the disaster.")
 @click.option("--interval", default=2.0, show_default=True, help="Export interval in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

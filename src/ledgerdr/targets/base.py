@@ -157,6 +157,28 @@ class TargetInfo(TypedDict):
     last_block: LastBlock | None  # the highest block of any applied unit
 
 
+@dataclass(frozen=True)
+class TargetHolding:
+    """What a target holds before a restore changes anything (`Target.holding`), so that a restore can
+    refuse, unchanged, a target that holds other data: a live ledger, another lineage, newer blocks.
+
+    `strand_id` is the strand its data belongs to (None: it holds nothing); `last_seq` its highest block;
+    `restore_target` whether a restore bound it (else the data is its own, e.g. a live ledger);
+    `writable` whether it accepts writes (a live or promoted ledger); `where` names it in messages and
+    `path` is the file it lives in, when it is one (compared with the configured source)."""
+
+    where: str
+    strand_id: str | None
+    last_seq: int | None
+    restore_target: bool
+    writable: bool
+    path: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.strand_id is None and self.last_seq is None
+
+
 @runtime_checkable
 class Target(Protocol):
     """A restore target. One instance per worker (each holds its own connection); several instances
@@ -172,6 +194,9 @@ class Target(Protocol):
 
     def applied_units(self) -> set[str]:
         """Ids of every unit whose transaction committed."""
+
+    def holding(self) -> TargetHolding:
+        """What the target holds now. Reads only: a restore that refuses the target leaves it unchanged."""
 
     def apply(
         self,

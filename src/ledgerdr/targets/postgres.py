@@ -61,7 +61,16 @@ from psycopg import sql
 from ..errors import RestoreError
 from ..journal.codecs import parse_timestamp, timestamp_text, to_json
 from ..journal.hashing import ion_hash
-from .base import NOT_DECODED, LastBlock, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
+from .base import (
+    NOT_DECODED,
+    LastBlock,
+    Redaction,
+    RestoredRevision,
+    StoredRevision,
+    TableDDL,
+    TargetHolding,
+    TargetInfo,
+)
 
 COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
            "type_lost", "block_seq")
@@ -199,6 +208,13 @@ class PostgresTarget:
         with self._conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT unit_id FROM {}").format(self._t("_units")))
             return {row[0] for row in cur}
+
+    def holding(self) -> TargetHolding:
+        """Always a restore target (a queryable replica, never writable through ledgerdr)."""
+        strand = self._conn.execute(sql.SQL("SELECT strand_id FROM {}").format(self._t("_lineage"))).fetchone()
+        last = self._conn.execute(sql.SQL("SELECT max(last_block_seq) FROM {}").format(self._t("_units"))).fetchone()
+        return TargetHolding(f"PostgreSQL schema {self.schema!r}", strand[0] if strand else None,
+                             last[0] if last else None, True, False)
 
     # ------------------------------------------------------------------------------------------ apply
 
