@@ -262,7 +262,7 @@ def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir
                                        str(state_dir), str(failures_dir), plan.ledger_name,
                                        options.visibility_timeout))
                  for _ in range(count)]
-    with _sigint_blocked():  # a Ctrl-C while a worker starts up must not reach it (see _worker_process)
+    with _sigint_ignored():  # a Ctrl-C while a worker starts up must not reach it (see _worker_process)
         for process in processes:
             process.start()
     try:
@@ -281,23 +281,22 @@ def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir
             process.join(timeout=5)
 
 
-class _sigint_blocked:
-    """Block SIGINT in this thread while child processes start: they inherit the mask, so a Ctrl-C in
-    that moment stays pending until the child has set SIGINT to ignored (`_ignore_sigint`), and the
-    parent receives its own pending SIGINT when the mask is restored."""
+class _sigint_ignored:
+    """Ignore SIGINT in this process while child processes start. An ignored signal stays ignored across
+    exec and Python's start-up keeps it so, so a Ctrl-C while a child imports cannot raise a traceback
+    there; the child confirms it (`_ignore_sigint`). Only the moment of the fork+exec is affected here."""
 
     def __enter__(self) -> None:
-        self.before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        self.before = signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def __exit__(self, *exc: object) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.before)
+        signal.signal(signal.SIGINT, self.before)
 
 
 def _ignore_sigint() -> None:
     """In a child process: Ctrl-C is the parent's to handle (it stops the children, without a
     traceback from each of them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _worker_process(queue_path: str, queue_name: str, max_attempts: int, source_url: str, target_url: str,
@@ -365,7 +364,7 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
             # build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
             context = multiprocessing.get_context("spawn")
-            with _sigint_blocked():  # only while its processes start (see _sigint_blocked)
+            with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
                 parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
