@@ -29,7 +29,8 @@ def drill(strategy: str, workdir: str, duration: float, interval: float, as_json
     region A, verified copies into region B; then region A is lost and each strategy (cold restore,
     pilot light, warm standby) recovers from region B alone. Reports RPO (data lost) and RTO (time to a
     verified, writable ledger) for each. Writes report.json into the work folder; exits 0 only when every
-    strategy verified.
+    strategy verified, 4 when one did not, 2 when --workdir is a non-empty folder that no drill made (it
+    is left untouched: a drill deletes only what a drill created).
     """
     from datetime import timedelta
 

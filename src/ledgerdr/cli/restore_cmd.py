@@ -60,7 +60,7 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     Plans one work unit per data object, applies them with a pool of workers (state-based and
     idempotent: any order, any re-delivery), then compares a state digest of the target with the one
     computed from the journal. Running the same command again, or with --resume, continues an
-    interrupted or unfinished restore under the same id (RTO counted from its first start).
+    interrupted restore under the same id (RTO counted from its first start).
 
     A target that holds other data (a live ledger, another lineage, blocks newer than the backup, the
     configured source) is refused before anything is written. Exits 0 only on a verified restore; 2 on
@@ -124,7 +124,8 @@ def _render(report) -> None:
         click.echo(f"problem: {problem}", err=True)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    verdict = "VERIFIED" if report.verdict else f"NOT VERIFIED (continue with --resume {report.restore_id})"
+    verdict = "VERIFIED" if report.verdict else \
+        f"NOT VERIFIED (continue with --resume {report.restore_id})" if report.resumable else "NOT VERIFIED"
     resumed = ", resumed: counted from its first start" if report.resumed else ""
     click.echo(f"RTO {report.rto_seconds:.1f}s{resumed}; verdict: {verdict}")
 

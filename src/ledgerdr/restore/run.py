@@ -65,7 +65,8 @@ class RestoreReport:
     snapshot_last_seq: int | None = None
     journal_from_seq: int | None = None
     rto_seconds: float = 0.0  # from the restore's first start, interruptions included
-    resumed: bool = False  # this run continued an interrupted or unfinished run of the same restore
+    resumed: bool = False  # this run continued an interrupted run of the same restore
+    resumable: bool = False  # units are missing (e.g. dead-lettered after transient failures): --resume helps
     warnings: list[str] = field(default_factory=list)
     verdict: bool = False
 
@@ -116,9 +117,14 @@ def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreO
     state_root = options.state_dir
     plan, run = _load_or_plan(source, source_url, target_url, options)
     try:
-        return _restore(plan, run, source, source_url, target_url, options, on_progress)
+        report = _restore(plan, run, source, source_url, target_url, options, on_progress)
     except KeyboardInterrupt:
-        raise RestoreInterrupted(plan.restore_id, state_root) from None
+        raise RestoreInterrupted(plan.restore_id, state_root) from None  # unfinished: a re-run resumes it
+    except BaseException:
+        _save_run(state_root, plan.restore_id, {**run, "finished": True})  # refused or failed: re-plan next time
+        raise
+    _save_run(state_root, plan.restore_id, {**run, "finished": True})
+    return report
 
 
 def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, target_url: str,
@@ -157,8 +163,6 @@ def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, ta
                                 "replica); then run the same command again")
     _finalize(plan, source, target_url, state, report, processes=_worker_count(options))
     report.rto_seconds = round(time.time() - run["first_started"], 3)
-    if report.verdict:
-        _save_run(state_root, plan.restore_id, {**run, "finished": True})
     return report
 
 
@@ -208,8 +212,9 @@ def _save_run(state_root: Path, restore_id: str, run: dict) -> None:
 
 
 def _unfinished(state_root: Path, identity: dict) -> str | None:
-    """The newest restore in `state_root` with this identity that has not finished (interrupted,
-    refused, failed): a re-run of the same command continues it."""
+    """The newest restore in `state_root` with this identity that never reached its end (interrupted,
+    or its process killed): a re-run of the same command continues it. A restore that ended (verified
+    or not, refused, failed) is planned afresh, so that a re-run sees what the location holds now."""
     found = []
     if state_root.is_dir():
         for folder in state_root.iterdir():
@@ -357,6 +362,11 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.last_block_time_ms = ordered[-1].last_block_time_ms
     if report.dead_letters:
         report.problems.append(f"{len(report.dead_letters)} unit(s) dead-lettered; the target is incomplete")
+    missing = [u for u in plan.units if u.unit_id not in held]
+    if missing:  # never an unverified verdict without its reason
+        report.problems.append(f"{len(missing)} of {len(plan.units)} unit(s) not applied, the first: {missing[0].key} "
+                               f"(blocks {missing[0].first_seq}..{missing[0].last_seq})")
+        report.resumable = True
     target = open_target(target_url)
     try:
         if processes > 1 and hasattr(target, "iter_state_part"):
