@@ -312,3 +312,19 @@ def test_a_drill_folder_is_reused_removing_only_the_drills_own_files(tmp_path):
     empty.mkdir()
     prepare_workdir(empty)  # an empty folder is taken and marked
     assert (empty / MARKER).is_file()
+
+
+def test_postgres_target_of_another_lineage_is_refused_before_anything_is_written(tmp_path, pg_url):
+    from ledgerdr.targets.postgres import PostgresTarget
+
+    _, primary = backed_up_ledger(tmp_path / "one")
+    _, other = backed_up_ledger(tmp_path / "two", seed=5)
+    common = ["--to", pg_url, "--workers", "0", "--state-dir", str(tmp_path / "state")]
+    assert run("restore", "--from", primary.store.url, *common).exit_code == 0
+    target = PostgresTarget(pg_url)
+    before = (target.info(), target.applied_units())
+    refused = run("restore", "--from", other.store.url, *common)
+    assert refused.exit_code == 7 and "another lineage" in refused.stderr, refused.output
+    assert "PostgreSQL schema 'ledgerdr'" in refused.stderr
+    assert (target.info(), target.applied_units()) == before
+    target.close()
