@@ -37,21 +37,18 @@ def check_target(holding: TargetHolding, plan: RestorePlan, *, force: bool = Fal
         raise TargetRefused(f"the target {holding.where} holds ledger strand {holding.strand_id}, the backup "
                             f"is strand {plan.strand_id}: another lineage, nothing was changed",
                             hint="restore into a new target; --force cannot mix two lineages")
-    done: list[str] = []
-    upto = "no block" if holding.last_seq is None else f"blocks up to {holding.last_seq}"
+    reasons = []  # (what the target holds, what --force then does)
     if holding.writable:
-        what = (f"the target {holding.where} is a writable ledger ({'promoted, ' if holding.restore_target else ''}"
-                f"{upto}): restoring into it would make it a read-only restore target, and its writers fail")
-        if not force:
-            raise TargetRefused(what + "; nothing was changed", hint="restore into a new target, or pass --force "
-                                "to do exactly that")
-        done.append(f"--force: {what}")
+        upto = "no block" if holding.last_seq is None else f"blocks up to {holding.last_seq}"
+        reasons.append((f"the target {holding.where} is a writable ledger ("
+                        f"{'promoted, ' if holding.restore_target else ''}{upto})",
+                        "it becomes a read-only restore target, and its writers fail"))
     newest = plan.expected_last_seq
     if holding.last_seq is not None and newest is not None and holding.last_seq > newest:
-        what = (f"the target {holding.where} holds blocks up to {holding.last_seq}, newer than the backup's "
-                f"newest block {newest}")
-        if not force:
-            raise TargetRefused(what + "; nothing was changed", hint="restore into a new target, or pass --force "
-                                "to add the backup to it anyway (it keeps its newer blocks and cannot verify)")
-        done.append(f"--force: {what}: they stay, and the restore cannot verify")
-    return done
+        reasons.append((f"the target {holding.where} holds blocks up to {holding.last_seq}, newer than the "
+                        f"backup's newest block {newest}", "they stay, and the restore cannot verify"))
+    if reasons and not force:
+        what, effect = reasons[0]
+        raise TargetRefused(f"{what}: nothing was changed",
+                            hint=f"restore into a new target, or pass --force to go on anyway ({effect})")
+    return [f"--force: {what}: {effect}" for what, effect in reasons]
