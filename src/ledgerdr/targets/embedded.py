@@ -273,7 +273,8 @@ class EmbeddedTarget:
         so that `count` processes can each decode and hash one part (`targets.digest.digest_of_parts`)."""
         names = self.table_names()
         with self.storage.read_snapshot():
-            lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")}
+            lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")} \
+                if self._has_restore_schema() else set()  # a ledger no restore touched (e.g. a replay's)
             for table_id, name in names.items():
                 history, documents = self.storage.history(table_id), self.storage.documents(table_id)
                 if count > 1:
@@ -287,7 +288,7 @@ class EmbeddedTarget:
         return TargetInfo(
             kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
             ledger_name=self.storage.get_meta("ledger_name"),
-            units=conn.execute("SELECT count(*) FROM restore_units").fetchone()[0],
+            units=len(self.applied_units()),
             revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
             documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
             tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],
