@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
 
@@ -170,14 +171,16 @@ def test_a_record_naming_a_dotdot_key_is_refused_naming_the_key(tmp_path):
     assert not (tmp_path / "t.db").exists()
 
 
-def test_a_damaged_object_fails_at_once_naming_it_not_retried(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_damaged_object_fails_at_once_naming_it_not_retried(tmp_path, workers):
     backed_up_ledger(tmp_path / "src")
     repo = tmp_path / "repo"
     writable_copy(tmp_path / "src" / "primary", repo)
     victim = plan_restore(open_location(str(repo))).units[1]
     flip_byte(FileStore(repo), victim.key, -50)
     for _ in range(2):  # and a re-run says why again
-        result = restore(repo, tmp_path / "t.db", tmp_path / "state")
+        result = run("restore", "--from", str(repo), "--to", f"embedded:{tmp_path / 't.db'}", "--workers", workers,
+                     "--state-dir", str(tmp_path / "state"))
         assert result.exit_code == 7, result.output
         assert victim.key in result.stderr and "sha256" in result.stderr
         assert f"blocks {victim.first_seq}..{victim.last_seq}" in result.stderr
