@@ -170,6 +170,7 @@ def _load_or_plan(source: Location, source_url: str, target_url: str,
                   options: RestoreOptions) -> tuple[RestorePlan, dict]:
     """The plan and run record (`run.json`: identity, first start, runs) of `options.resume`, else of an
     unfinished restore with the same identity in the state folder (a re-run resumes it), else new ones."""
+    started = time.time()  # RTO counts planning too
     identity = options.identity(source_url, target_url)
     restore_id = options.resume or _unfinished(options.state_dir, identity)
     if restore_id:
@@ -177,7 +178,7 @@ def _load_or_plan(source: Location, source_url: str, target_url: str,
         if not path.exists():
             raise ConfigError(f"no restore {restore_id} under {options.state_dir}")
         plan = RestorePlan.from_bytes(path.read_bytes())
-        run = _read_run(options.state_dir, restore_id) or {"identity": identity, "first_started": time.time(),
+        run = _read_run(options.state_dir, restore_id) or {"identity": identity, "first_started": started,
                                                            "runs": 0, "finished": False}
     else:
         plan = plan_restore(source, until=options.until, until_block=options.until_block,
@@ -186,7 +187,7 @@ def _load_or_plan(source: Location, source_url: str, target_url: str,
         folder = options.state_dir / plan.restore_id
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plan.json").write_bytes(plan.to_bytes())
-        run = {"identity": identity, "first_started": time.time(), "runs": 0, "finished": False}
+        run = {"identity": identity, "first_started": started, "runs": 0, "finished": False}
     run = {**run, "runs": run["runs"] + 1, "finished": False}
     _save_run(options.state_dir, plan.restore_id, run)
     return plan, run
