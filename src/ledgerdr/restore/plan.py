@@ -8,7 +8,6 @@ skipped, and a gap refused unless the caller allows it (then it is named exactly
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -191,7 +190,9 @@ def _without_repeat(plan: RestorePlan, store: Store, window: WindowRecord, units
             check_repeat(store, earlier, _claim(unit), lo, hi)
     plan.warnings.append(f"overlap: the window record of {window.window_start} repeats blocks {first}..{repeat_last} "
                          f"of {previous_record}, with the same hashes: planned once")
-    return [dataclasses.replace(u, first_seq=max(u.first_seq, covered + 1)) for u in units if u.last_seq > covered]
+    # the rest of each unit, renamed for its new range (unit ids name their range)
+    return [_unit(u.key, u.fmt, max(u.first_seq, covered + 1), u.last_seq, u.sha256, u.version_id, u.until_ms)
+            for u in units if u.last_seq > covered]
 
 
 def _claim(unit: WorkUnit) -> Claim:
