@@ -370,7 +370,7 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.resumable = True
     target = open_target(target_url)
     try:
-        if processes > 1 and hasattr(target, "iter_state_part"):
+        if processes > 1 and target.splits_state:
             # Decoding and hashing every stored row is most of finalize: spread it over processes, and
             # build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
@@ -380,13 +380,11 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
             with pool:
                 parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
                 _create_indexes(target, results, plan.restore_id)
-                if hasattr(target, "finalize"):
-                    target.finalize()
+                target.finalize()
                 target_digest = digest_of_parts(parts.get())
         else:
             _create_indexes(target, results, plan.restore_id)
-            if hasattr(target, "finalize"):
-                target.finalize()
+            target.finalize()
             target_digest = digest_of_target(target)
         report.tables = len(target_digest.tables)
     finally:
@@ -425,8 +423,7 @@ def _digest_part(target_url: str, index: int, count: int) -> DigestPart:
     """One process's share of the target digest (finalize)."""
     target = open_target(target_url)
     try:
-        decode = {"decode": False} if getattr(target, "stores_ion", False) else {}
-        return digest_part_of_rows(target.iter_state_part(index, count, **decode))  # type: ignore[attr-defined]
+        return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
     finally:
         target.close()
 

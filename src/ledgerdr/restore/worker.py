@@ -96,7 +96,7 @@ def _apply_unit(source: Location, target: Target, unit: WorkUnit,
 
 def _journal_of(target: Target, content) -> dict:
     """Targets that keep the journal itself (the embedded ledger) also get the blocks' bytes."""
-    if getattr(target, "keeps_journal", False):
+    if target.keeps_journal:
         return {"blocks": content.blocks}
     return {}
 

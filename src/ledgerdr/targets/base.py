@@ -186,6 +186,11 @@ class Target(Protocol):
     """
 
     kind: str
+    # Capabilities, as data: `keeps_journal` — `apply` also takes the blocks themselves (`blocks=`), so the
+    # target holds the journal (the embedded ledger); `splits_state` — `iter_state_part` divides the rows
+    # between processes (finalize's parallel digest), where a plain filter would read every row each time.
+    keeps_journal: bool
+    splits_state: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;
@@ -214,8 +219,16 @@ class Target(Protocol):
         arriving later; records the unit and `last_block` (sequence number, block hash). Raises
         RestoreError when `open_lineage` was not called or the data cannot be stored."""
 
-    def iter_state(self) -> Iterator[StoredRevision]:
-        """Every history row, then (flagged `current`) every current row, from one consistent snapshot."""
+    def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """Every history row, then (flagged `current`) every current row, from one consistent snapshot.
+        Rows carry their stored Ion (`ion`); `decode=False` leaves `data` as `NOT_DECODED`."""
+
+    def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """`iter_state` for the documents in part `index` of `count`; called only where `splits_state`."""
+
+    def finalize(self) -> None:
+        """After a run's last unit (or a standby's round): bring derived state up to date (the embedded
+        ledger's digest accumulator). May do nothing. Idempotent."""
 
     def info(self) -> TargetInfo:
         """Lineage, counts and the highest applied block."""

@@ -49,7 +49,7 @@ _EXTRA_SCHEMA = (
 class EmbeddedTarget:
     kind = "embedded"
     keeps_journal = True
-    stores_ion = True  # iter_state(decode=False): rows carry their stored Ion bytes, undecoded
+    splits_state = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

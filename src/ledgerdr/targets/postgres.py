@@ -35,6 +35,7 @@ from decimal import Decimal
 from functools import lru_cache
 from hashlib import sha256
 from typing import Any
+from zlib import crc32
 
 import orjson
 import psycopg
@@ -128,7 +129,8 @@ class PostgresTarget:
     """
 
     kind = "postgres"
-    stores_ion = True  # iter_state(decode=False): rows carry their stored Ion, undecoded (targets.digest)
+    keeps_journal = False  # a queryable replica: rows, not the journal's blocks
+    splits_state = False
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -391,6 +393,14 @@ class PostgresTarget:
                 catalog = self._catalog(cur)
             for table in catalog.values():
                 yield from self._rows(table, decode)
+
+    def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """`iter_state` filtered by the CRC-32 of the document id. Every part reads every row (hence
+        `splits_state` False: finalize reads this target in one process)."""
+        return (row for row in self.iter_state(decode=decode) if crc32(row.document_id.encode()) % count == index)
+
+    def finalize(self) -> None:
+        """Nothing is derived after the units: every apply leaves the tables complete."""
 
     def _rows(self, table: PgTable, decode: bool = True) -> Iterator[StoredRevision]:
         history, current = self._t(table.history_table), self._t(table.current_table)
