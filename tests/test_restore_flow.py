@@ -84,10 +84,9 @@ def test_tampered_object_is_refused_before_anything_from_it_is_applied(tmp_path)
     plan = plan_restore(primary)
     victim = plan.units[1]
     flip_byte(primary.store, victim.key, -50)
-    report = restore(primary.store.url, f"embedded:{tmp_path / 't.db'}", _options(tmp_path))
-    assert not report.verdict
-    assert [d["unit"] for d in report.dead_letters] == [victim.key]
-    assert "sha256" in report.dead_letters[0]["reason"]
+    # a permanent failure: reported at once with the object's key, not retried into a dead letter
+    with pytest.raises(RestoreError, match=f"{victim.key}.*sha256"):
+        restore(primary.store.url, f"embedded:{tmp_path / 't.db'}", _options(tmp_path))
     restored = Ledger.open(tmp_path / "t.db")
     seqs = {r[0] for r in restored._storage.conn.execute("SELECT seq FROM blocks")}
     assert not seqs & set(range(victim.first_seq, victim.last_seq + 1))
@@ -98,9 +97,8 @@ def test_other_lineage_is_refused(tmp_path):
     _, primary = backed_up_ledger(tmp_path / "one")
     _, other = backed_up_ledger(tmp_path / "two", seed=5)
     assert restore(primary.store.url, f"embedded:{tmp_path / 'x.db'}", _options(tmp_path)).verdict
-    report = restore(other.store.url, f"embedded:{tmp_path / 'x.db'}", _options(tmp_path))
-    assert not report.verdict
-    assert all("lineage" in d["reason"] for d in report.dead_letters)
+    with pytest.raises(RestoreError, match="another lineage"):  # refused before anything is applied
+        restore(other.store.url, f"embedded:{tmp_path / 'x.db'}", _options(tmp_path))
 
 
 # ------------------------------------------------------------------------ raw QLDB exports, no records

@@ -275,10 +275,10 @@ def test_tampered_object_is_refused_before_anything_from_it_is_applied(ledger, p
     plan = plan_restore(open_location(str(copy)))
     victim = plan.units[1]
     flip_byte(FileStore(copy), victim.key, -50)
-    code, report = restore_cli(str(copy), pg_url, tmp_path / "state")
-    assert code == 7 and not report["verdict"]
-    assert [d["unit"] for d in report["dead_letters"]] == [victim.key]
-    assert "sha256" in report["dead_letters"][0]["reason"]
+    result = CliRunner().invoke(cli, ["restore", "--from", str(copy), "--to", pg_url, "--workers", "0",
+                                      "--state-dir", str(tmp_path / "state"), "--json"])
+    # a permanent failure: reported at once, naming the object, never retried into a dead letter
+    assert result.exit_code == 7 and victim.key in result.stderr and "sha256" in result.stderr
     with psycopg.connect(pg_url) as conn, PostgresTarget(pg_url) as target:
         assert victim.unit_id not in target.applied_units()
         for table in target.tables():

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .backup import BackupPolicy, run_backup
-from .errors import RestoreError
+from .errors import ConfigError, RestoreError
 from .journal.hashing import merkle_root
 from .ledger.engine import Ledger
 from .ledger.workload import run_workload
@@ -35,6 +35,10 @@ from .sources.embedded import EmbeddedSource
 from .stores import FileStore, Location
 
 STRATEGIES = ("backup-restore", "intermediate", "warm-standby")
+# Written into a work folder the drill creates (or finds empty); only a folder holding it is reused.
+MARKER = ".ledgerdr-drill"
+# Everything a drill writes into its work folder; a later drill removes these and nothing else.
+_OWN_ENTRIES = ("region-a", "region-a.lost", "region-b", "restore-state", "report.json")
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,7 @@ class _Clock:
 
 def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s: None) -> DrillReport:
     work = settings.workdir
-    if work.exists():
-        shutil.rmtree(work)
+    prepare_workdir(work)
     primary_dir, secondary_dir = work / "region-a", work / "region-b"
     ledger_path = primary_dir / "ledger.db"
     primary_dir.mkdir(parents=True)
@@ -162,6 +165,29 @@ def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s:
     report.timeline = clock.events
     shutil.move(str(lost_region), str(primary_dir))  # put the lost region back for inspection
     return report
+
+
+def prepare_workdir(work: Path) -> None:
+    """Make `work` ready for a drill without deleting anything a drill did not create.
+
+    A missing or empty folder gets the drill's marker. A folder with the marker is a previous drill's:
+    only the entries a drill writes (`_OWN_ENTRIES`) are removed, anything else put there is kept. Any
+    other non-empty folder (`--workdir .` or `~`, a typo) is refused with ConfigError before anything
+    is written, as is a path that is not a folder."""
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"drill work folder {work} exists and is not a folder")
+    if work.is_dir() and any(work.iterdir()) and not (work / MARKER).is_file():
+        raise ConfigError(f"drill work folder {work} is not empty and was not made by a drill (no {MARKER} "
+                          f"in it): refusing to use it, nothing was changed",
+                          hint="pass --workdir with a new or empty folder")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("made by `ledgerdr drill`; a later drill replaces the drill's own files here\n")
+    for name in _OWN_ENTRIES:
+        entry = work / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
 
 
 def _follow(secondary: Location, target: Path, state_dir: Path) -> bool:

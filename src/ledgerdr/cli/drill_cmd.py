@@ -16,7 +16,8 @@ from .output import emit_json
 @click.option("--strategy", type=click.Choice([*STRATEGIES, "all"]), default="all", show_default=True,
               help="Which recovery strategy to drill.")
 @click.option("--workdir", default="ledgerdr-drill", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the drill's ledger, regions and report (replaced on each run).")
+              help="Folder for the drill's ledger, regions and report: new, empty, or one a drill made "
+                   "(its own files are replaced; anything else is refused, exit 2).")
 @click.option("--duration", default=12.0, show_default=True, help="Seconds of workload before the disaster.")
 @click.option("--interval", default=2.0, show_default=True, help="Export interval in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -28,7 +29,8 @@ def drill(strategy: str, workdir: str, duration: float, interval: float, as_json
     region A, verified copies into region B; then region A is lost and each strategy (cold restore,
     pilot light, warm standby) recovers from region B alone. Reports RPO (data lost) and RTO (time to a
     verified, writable ledger) for each. Writes report.json into the work folder; exits 0 only when every
-    strategy verified.
+    strategy verified, 4 when one did not, 2 when --workdir is a non-empty folder that no drill made (it
+    is left untouched: a drill deletes only what a drill created).
     """
     from datetime import timedelta
 

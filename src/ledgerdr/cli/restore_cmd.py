@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +13,11 @@ from ..errors import ConfigError
 from ..queues import open_queue
 from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
+from ..restore.run import RestoreInterrupted
 from ..restore.worker import run_worker
 from ..stores import FileStore, Location, open_location
 from ..targets import open_target
+from .common import config_option, load
 from .output import emit_json, progress
 from .replay_cmd import run_replay
 
@@ -44,30 +47,58 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--mode", type=click.Choice(["state", "replay-statements"]), default="state", show_default=True,
               help="replay-statements: the reference architecture's lossy statement replay, as a baseline only "
                    "(same as `ledgerdr replay`).")
+@click.option("--force", is_flag=True,
+              help="Restore into a writable ledger (it becomes a read-only restore target) or one holding blocks "
+                   "newer than the backup, saying so; never into another lineage or the configured source.")
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
-            workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str,
-            as_json: bool) -> None:
+            workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
+            config_path: str, as_json: bool) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
     idempotent: any order, any re-delivery), then compares a state digest of the target with the one
-    computed from the journal. Running it again, or with --resume, continues what is there.
-    Exits 0 only on a verified restore, 7 otherwise.
+    computed from the journal. Running the same command again, or with --resume, continues an
+    interrupted restore under the same id (RTO counted from its first start).
+
+    A target that holds other data (a live ledger, another lineage, blocks newer than the backup, the
+    configured source) is refused before anything is written. Exits 0 only on a verified restore; 2 on
+    a usage error (e.g. --until with --until-block, or --until-block past the newest backed-up block);
+    3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or object, target
+    holding other data) or ends unverified; 130 when interrupted.
     """
     if mode == "replay-statements":
         _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)
         run_replay(source, target, workers or 0, as_json)
+    if until is not None and until_block is not None:
+        raise ConfigError("--until and --until-block both give the restore's end: pass one of them")
     options = RestoreOptions(until=_when(until), until_block=until_block, allow_gaps=allow_gaps, workers=workers,
-                             state_dir=Path(state_dir), resume=resume, strategy=strategy)
-    with progress("restoring units", None, enabled=not as_json) as bar:
-        report = restore_flow(source, target, options,
-                              on_progress=lambda done, total, n: bar.update(completed=done, total=total))
+                             state_dir=Path(state_dir), resume=resume, strategy=strategy, force=force,
+                             protected=_configured_source(config_path))
+    try:
+        with progress("restoring units", None, enabled=not as_json) as bar:
+            report = restore_flow(source, target, options,
+                                  on_progress=lambda done, total, n: bar.update(completed=done, total=total))
+    except RestoreInterrupted as stop:
+        command = ["ledgerdr", "restore", "--from", source, "--to", target, "--resume", stop.restore_id,
+                   "--state-dir", state_dir]
+        click.echo(f"interrupted: restore {stop.restore_id} stopped; what it applied is kept.\n"
+                   f"resume with: {shlex.join(command)}\n(running the same command again resumes it too)", err=True)
+        sys.exit(130)
     if as_json:
         emit_json(report.to_json())
     else:
         _render(report)
     sys.exit(0 if report.verdict else 7)
+
+
+def _configured_source(config_path: str) -> tuple[str, ...]:
+    """The configured source ledger's file, when a configuration exists (a restore never writes there)."""
+    if not Path(config_path).is_file():
+        return ()
+    config = load(config_path)
+    return (str(config.source.path),) if config.source.path else ()
 
 
 def _refuse_with_replay(**given: object) -> None:
@@ -91,8 +122,12 @@ def _render(report) -> None:
         click.echo(f"dead letter: {dead['unit']} after {dead['attempts']} attempts: {dead['reason']}", err=True)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
-    verdict = "VERIFIED" if report.verdict else f"NOT VERIFIED (continue with --resume {report.restore_id})"
-    click.echo(f"RTO {report.rto_seconds:.1f}s; verdict: {verdict}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    verdict = "VERIFIED" if report.verdict else \
+        f"NOT VERIFIED (continue with --resume {report.restore_id})" if report.resumable else "NOT VERIFIED"
+    resumed = ", resumed: counted from its first start" if report.resumed else ""
+    click.echo(f"RTO {report.rto_seconds:.1f}s{resumed}; verdict: {verdict}")
 
 
 @click.command()

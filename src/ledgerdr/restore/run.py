@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RestoreError
 from ..journal.layout import new_id
 from ..queues.sqlite import SqliteQueue
 from ..stores import FileStore, Location, open_location
@@ -32,9 +33,10 @@ from ..targets.digest import (
     digest_part_of_rows,
     journal_entries,
 )
+from .guard import check_target
 from .plan import RestorePlan, WorkUnit, plan_restore
 from .units import UnitResult, load_unit, read_journal_leaves, result_of
-from .worker import read_leaves, read_results, run_worker
+from .worker import read_failures, read_leaves, read_results, run_worker
 
 
 @dataclass
@@ -62,7 +64,10 @@ class RestoreReport:
     # holds it from journal_from_seq on.
     snapshot_last_seq: int | None = None
     journal_from_seq: int | None = None
-    rto_seconds: float = 0.0
+    rto_seconds: float = 0.0  # from the restore's first start, interruptions included
+    resumed: bool = False  # this run continued an interrupted run of the same restore
+    resumable: bool = False  # units are missing (e.g. dead-lettered after transient failures): --resume helps
+    warnings: list[str] = field(default_factory=list)
     verdict: bool = False
 
     def to_json(self) -> dict:
@@ -81,53 +86,144 @@ class RestoreOptions:
     max_attempts: int = 3
     visibility_timeout: float = 120.0
     use_snapshots: bool = True
+    force: bool = False  # restore into a writable ledger or one ahead of the backup (guard.check_target)
+    protected: tuple[str, ...] = ()  # files never restored into: the configured source ledger
+
+    def identity(self, source_url: str, target_url: str) -> dict:
+        """What makes two runs the same restore: a re-run with the same identity resumes it."""
+        return {"source": source_url, "target": target_url, "until": self.until.isoformat() if self.until else None,
+                "until_block": self.until_block, "allow_gaps": self.allow_gaps, "strategy": self.strategy,
+                "use_snapshots": self.use_snapshots}
+
+
+class RestoreInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a restore: what was applied is kept; `restore_id` resumes it (so does the same
+    command run again)."""
+
+    def __init__(self, restore_id: str, state_dir: Path) -> None:
+        super().__init__(restore_id)
+        self.restore_id, self.state_dir = restore_id, state_dir
 
 
 def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreOptions(),
             *, on_progress: Callable[[int, int, int], None] | None = None) -> RestoreReport:
-    """Restore (or continue restoring) into `target_url`; returns the verified report."""
-    started = time.monotonic()
+    """Restore (or continue restoring) into `target_url`; returns the report (`verdict` says verified).
+
+    Raises RestoreError before changing the target when it holds other data (`guard.check_target`) or the
+    plan is refused (gap, fork, damaged record), and when a unit fails permanently (a damaged object,
+    another lineage): at once, naming the object, since retrying cannot help. Raises RestoreInterrupted
+    on Ctrl-C; running the same restore again (or with `resume`) continues it under the same id."""
     source = open_location(source_url)
     state_root = options.state_dir
-    plan = _load_or_plan(source, options)
+    plan, run = _load_or_plan(source, source_url, target_url, options)
+    try:
+        report = _restore(plan, run, source, source_url, target_url, options, on_progress)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(plan.restore_id, state_root) from None  # unfinished: a re-run resumes it
+    except BaseException:
+        _save_run(state_root, plan.restore_id, {**run, "finished": True})  # refused or failed: re-plan next time
+        raise
+    _save_run(state_root, plan.restore_id, {**run, "finished": True})
+    return report
+
+
+def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, target_url: str,
+             options: RestoreOptions, on_progress: Callable[[int, int, int], None] | None) -> RestoreReport:
+    state_root = options.state_dir
     # Unit ids are deterministic (block range + object key), so results are shared by every restore
     # using this state folder: a pilot light or standby target's earlier units count as done.
     results_dir = state_root / "unit-results"
     state = Location(FileStore(results_dir, lock_mode=None), "")
     report = RestoreReport(plan.restore_id, source_url, target_url, options.strategy, units=len(plan.units),
-                           lost_blocks=list(plan.gaps))
+                           lost_blocks=list(plan.gaps), resumed=run["runs"] > 1, warnings=list(plan.warnings))
     target = open_target(target_url)
     try:  # the target is the truth of what it holds (a pilot light or standby was preloaded earlier)
+        report.warnings += check_target(target.holding(), plan, force=options.force, protected=options.protected)
         held = target.applied_units()
     finally:
         target.close()
     pending = [u for u in plan.units if u.unit_id not in held]
-    queue = SqliteQueue(state_root / plan.restore_id / "queue.db", name=f"run-{new_id()}",
+    run_name = f"run-{new_id()}"
+    failures_dir = state_root / plan.restore_id / "failures" / run_name
+    queue = SqliteQueue(state_root / plan.restore_id / "queue.db", name=run_name,
                         max_attempts=options.max_attempts)
     queue.send_batch([u.to_bytes() for u in pending])
-    _run_workers(queue, source_url, target_url, results_dir, plan, options, on_progress,
+    _run_workers(queue, source_url, target_url, results_dir, failures_dir, plan, options, on_progress,
                  total=len(plan.units), already=len(plan.units) - len(pending))
     report.dead_letters = [{"unit": orjson.loads(d.body).get("key"), "attempts": d.attempts, "reason": d.reason}
                            for d in queue.dead_letters()]
     queue.close()
+    failed = read_failures(Location(FileStore(failures_dir, lock_mode=None), ""))
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more unit(s))" if len(failed) > 1 else ""
+        raise RestoreError(f"restore {plan.restore_id} stopped: {first['reason']}{more}; the target holds only "
+                           f"units applied before it",
+                           hint="retrying cannot help until this is fixed (e.g. the object re-copied from a good "
+                                "replica); then run the same command again")
     _finalize(plan, source, target_url, state, report, processes=_worker_count(options))
-    report.rto_seconds = round(time.monotonic() - started, 3)
+    report.rto_seconds = round(time.time() - run["first_started"], 3)
     return report
 
 
-def _load_or_plan(source: Location, options: RestoreOptions) -> RestorePlan:
-    if options.resume:
-        path = options.state_dir / options.resume / "plan.json"
+def _load_or_plan(source: Location, source_url: str, target_url: str,
+                  options: RestoreOptions) -> tuple[RestorePlan, dict]:
+    """The plan and run record (`run.json`: identity, first start, runs) of `options.resume`, else of an
+    unfinished restore with the same identity in the state folder (a re-run resumes it), else new ones."""
+    started = time.time()  # RTO counts planning too
+    identity = options.identity(source_url, target_url)
+    restore_id = options.resume or _unfinished(options.state_dir, identity)
+    if restore_id:
+        path = options.state_dir / restore_id / "plan.json"
         if not path.exists():
-            raise ConfigError(f"no restore {options.resume} under {options.state_dir}")
-        return RestorePlan.from_bytes(path.read_bytes())
-    plan = plan_restore(source, until=options.until, until_block=options.until_block,
-                        allow_gaps=options.allow_gaps, use_snapshots=options.use_snapshots)
-    plan.units = split_units(plan.units)
-    folder = options.state_dir / plan.restore_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "plan.json").write_bytes(plan.to_bytes())
-    return plan
+            raise ConfigError(f"no restore {restore_id} under {options.state_dir}")
+        plan = RestorePlan.from_bytes(path.read_bytes())
+        run = _read_run(options.state_dir, restore_id) or {"identity": identity, "first_started": started,
+                                                           "runs": 0, "finished": False}
+    else:
+        plan = plan_restore(source, until=options.until, until_block=options.until_block,
+                            allow_gaps=options.allow_gaps, use_snapshots=options.use_snapshots)
+        plan.units = split_units(plan.units)
+        folder = options.state_dir / plan.restore_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "plan.json").write_bytes(plan.to_bytes())
+        run = {"identity": identity, "first_started": started, "runs": 0, "finished": False}
+    run = {**run, "runs": run["runs"] + 1, "finished": False}
+    _save_run(options.state_dir, plan.restore_id, run)
+    return plan, run
+
+
+RUN_RECORD = "run.json"
+
+
+def _read_run(state_root: Path, restore_id: str) -> dict | None:
+    try:
+        return orjson.loads((state_root / restore_id / RUN_RECORD).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _save_run(state_root: Path, restore_id: str, run: dict) -> None:
+    """Rewritten in place (the state folder is the restore's own scratch, not write-once storage):
+    written to a temporary name and renamed, so a reader sees the old or the new record."""
+    path = state_root / restore_id / RUN_RECORD
+    temp = path.with_suffix(".tmp")
+    temp.write_bytes(orjson.dumps(run))
+    temp.replace(path)
+
+
+def _unfinished(state_root: Path, identity: dict) -> str | None:
+    """The newest restore in `state_root` with this identity that never reached its end (interrupted,
+    or its process killed): a re-run of the same command continues it. A restore that ended (verified
+    or not, refused, failed) is planned afresh, so that a re-run sees what the location holds now."""
+    found = []
+    if state_root.is_dir():
+        for folder in state_root.iterdir():
+            run = _read_run(state_root, folder.name)
+            if run and not run.get("finished") and run.get("identity") == identity and \
+                    (folder / "plan.json").is_file():
+                found.append((run.get("first_started", 0), folder.name))
+    return max(found)[1] if found else None
 
 
 # Blocks per work unit. A data object holds up to 10,000 blocks (~35,000 revisions): as one unit it keeps
@@ -152,15 +248,16 @@ def split_units(units: list[WorkUnit], blocks: int = UNIT_BLOCKS) -> list[WorkUn
     return out
 
 
-def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir: Path, plan: RestorePlan,
-                 options: RestoreOptions, on_progress, *, total: int, already: int) -> None:
+def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir: Path, failures_dir: Path,
+                 plan: RestorePlan, options: RestoreOptions, on_progress, *, total: int, already: int) -> None:
     count = _worker_count(options)
     state = Location(FileStore(state_dir, lock_mode=None), "")
+    failures = Location(FileStore(failures_dir, lock_mode=None), "")
     if count == 0:
         target = open_target(target_url)
         try:
             run_worker(queue, open_location(source_url), target, state, ledger_name=plan.ledger_name,
-                       visibility_timeout=options.visibility_timeout,
+                       visibility_timeout=options.visibility_timeout, failures=failures,
                        on_unit=lambda unit, n: on_progress and on_progress(len(read_results(state)), total, n))
         finally:
             target.close()
@@ -168,27 +265,55 @@ def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker_process, daemon=True,
                                  args=(str(queue.path), queue.name, options.max_attempts, source_url, target_url,
-                                       str(state_dir), plan.ledger_name, options.visibility_timeout))
+                                       str(state_dir), str(failures_dir), plan.ledger_name,
+                                       options.visibility_timeout))
                  for _ in range(count)]
-    for process in processes:
-        process.start()
+    with _sigint_ignored():  # a Ctrl-C while a worker starts up must not reach it (see _worker_process)
+        for process in processes:
+            process.start()
     try:
         while any(p.is_alive() for p in processes):
             time.sleep(0.2)
             if on_progress:
                 on_progress(len(read_results(state)), total, 0)
+    except KeyboardInterrupt:
+        # Workers ignore SIGINT: stop them here. A worker stopped inside a unit's transaction leaves
+        # nothing of it (the target rolls it back); the unit is applied again on resume.
+        for process in processes:
+            process.terminate()
+        raise
     finally:
         for process in processes:
             process.join(timeout=5)
 
 
+class _sigint_ignored:
+    """Ignore SIGINT in this process while child processes start. An ignored signal stays ignored across
+    exec and Python's start-up keeps it so, so a Ctrl-C while a child imports cannot raise a traceback
+    there; the child confirms it (`_ignore_sigint`). Only the moment of the fork+exec is affected here."""
+
+    def __enter__(self) -> None:
+        self.before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.before)
+
+
+def _ignore_sigint() -> None:
+    """In a child process: Ctrl-C is the parent's to handle (it stops the children, without a
+    traceback from each of them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _worker_process(queue_path: str, queue_name: str, max_attempts: int, source_url: str, target_url: str,
-                    state_dir: str, ledger_name: str | None, visibility_timeout: float) -> None:
+                    state_dir: str, failures_dir: str, ledger_name: str | None, visibility_timeout: float) -> None:
+    _ignore_sigint()
     queue = SqliteQueue(queue_path, name=queue_name, max_attempts=max_attempts)
     target = open_target(target_url)
     try:
         run_worker(queue, open_location(source_url), target, Location(FileStore(state_dir, lock_mode=None), ""),
-                   ledger_name=ledger_name, visibility_timeout=visibility_timeout)
+                   ledger_name=ledger_name, visibility_timeout=visibility_timeout,
+                   failures=Location(FileStore(failures_dir, lock_mode=None), ""))
     finally:
         target.close()
         queue.close()
@@ -238,23 +363,28 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.last_block_time_ms = ordered[-1].last_block_time_ms
     if report.dead_letters:
         report.problems.append(f"{len(report.dead_letters)} unit(s) dead-lettered; the target is incomplete")
+    missing = [u for u in plan.units if u.unit_id not in held]
+    if missing:  # never an unverified verdict without its reason
+        report.problems.append(f"{len(missing)} of {len(plan.units)} unit(s) not applied, the first: {missing[0].key} "
+                               f"(blocks {missing[0].first_seq}..{missing[0].last_seq})")
+        report.resumable = True
     target = open_target(target_url)
     try:
-        if processes > 1 and hasattr(target, "iter_state_part"):
+        if processes > 1 and target.splits_state:
             # Decoding and hashing every stored row is most of finalize: spread it over processes, and
             # build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
             context = multiprocessing.get_context("spawn")
-            with context.Pool(processes) as pool:
+            with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
+                pool = context.Pool(processes, initializer=_ignore_sigint)
+            with pool:
                 parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
                 _create_indexes(target, results, plan.restore_id)
-                if hasattr(target, "finalize"):
-                    target.finalize()
+                target.finalize()
                 target_digest = digest_of_parts(parts.get())
         else:
             _create_indexes(target, results, plan.restore_id)
-            if hasattr(target, "finalize"):
-                target.finalize()
+            target.finalize()
             target_digest = digest_of_target(target)
         report.tables = len(target_digest.tables)
     finally:
@@ -293,8 +423,7 @@ def _digest_part(target_url: str, index: int, count: int) -> DigestPart:
     """One process's share of the target digest (finalize)."""
     target = open_target(target_url)
     try:
-        decode = {"decode": False} if getattr(target, "stores_ion", False) else {}
-        return digest_part_of_rows(target.iter_state_part(index, count, **decode))  # type: ignore[attr-defined]
+        return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
     finally:
         target.close()
 

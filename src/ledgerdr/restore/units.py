@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ObjectNotFound, VerificationError
+from ..errors import VerificationError
 from ..journal.codecs import DecodeError, ExportFormat, read_blocks
 from ..journal.hashing import dot, ion_hash
 from ..journal.ionwrite import standalone_hashed
@@ -25,6 +25,7 @@ from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
 from ..targets.base import Redaction, RestoredRevision, TableDDL, redactions_of_block, revisions_of_block
 from ..targets.digest import JournalEntry, journal_entries
+from .overlaps import fetch_object
 from .plan import WorkUnit
 
 
@@ -109,27 +110,13 @@ def read_journal_leaves(data: bytes, unit: WorkUnit) -> tuple[list[JournalEntry]
         raise ValueError(f"unreadable journal leaves: {exc}") from None
 
 
-def _fetch(store: Store, unit: WorkUnit) -> bytes:
-    """The recorded version, or the key's current one where that version id does not exist.
-
-    Window records name the primary's version ids; a replica bucket gives the same bytes other ids.
-    The recorded sha256 and the hash chain still decide whether what was read is the right object.
-    """
-    if not unit.version_id:
-        return store.get(unit.key)
-    try:
-        return store.get(unit.key, version_id=unit.version_id)
-    except ObjectNotFound:
-        return store.get(unit.key)
-
-
 def load_unit(store: Store, unit: WorkUnit) -> UnitContent:
     """Fetch and verify; raises VerificationError naming the key and block address."""
     if unit.fmt == "SNAPSHOT":  # a snapshot part (restore/snapshot.py imports this module)
         from .snapshot import load_snapshot_unit
 
         return load_snapshot_unit(store, unit)
-    data = _fetch(store, unit)
+    data = fetch_object(store, unit.key, unit.version_id)
     if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
         raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
                                 [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ObjectExists, StoreError
+import orjson
+
+from ..errors import ObjectExists, RestoreError, StoreError, VerificationError
 from ..queues import Queue
 from ..stores import Location
 from ..targets.base import Target
@@ -21,6 +23,40 @@ from .units import UnitResult, journal_leaves, load_unit, result_of
 
 RESULTS = "units/"
 LEAVES_SUFFIX = ".leaves"
+FAILED = "failed/"
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A failure that the same unit will meet again however often it is retried: a damaged or
+    undecodable object, a broken chain, another lineage in the target, a missing object or a denied
+    access (store errors not marked retryable). Connection drops and throttling are not."""
+    if isinstance(exc, StoreError):
+        return not exc.retryable
+    return isinstance(exc, VerificationError | RestoreError)
+
+
+def failure_reason(unit: WorkUnit, exc: BaseException) -> str:
+    """The reason a unit failed, naming its object and, where the error has them, the block addresses."""
+    text = f"{type(exc).__name__}: {exc}"
+    problems = exc.problems if isinstance(exc, VerificationError) else []
+    addresses = [p.block_address for p in problems if p.block_address]
+    where = f" at block {', '.join(addresses[:3])}" if addresses else ""
+    return f"unit {unit.unit_id} (object {unit.key}, blocks {unit.first_seq}..{unit.last_seq}){where}: {text}"
+
+
+def record_failure(failures: Location, unit: WorkUnit, exc: BaseException) -> None:
+    """Record a permanent failure (first one per unit wins): the restore stops and reports it."""
+    body = orjson.dumps({"unit": unit.unit_id, "key": unit.key, "reason": failure_reason(unit, exc)[:4000]})
+    try:
+        failures.store.put(failures.key(FAILED + unit.unit_id + ".json"), body)
+    except ObjectExists:
+        pass
+
+
+def read_failures(failures: Location) -> list[dict]:
+    """The permanent failures recorded so far, ordered by unit id (block order)."""
+    return [orjson.loads(failures.store.get(info.key)) for info in failures.store.list(failures.folder(FAILED))
+            if info.key.endswith(".json")]
 
 
 def read_leaves(state: Location, unit_id: str) -> bytes | None:
@@ -60,7 +96,7 @@ def _apply_unit(source: Location, target: Target, unit: WorkUnit,
 
 def _journal_of(target: Target, content) -> dict:
     """Targets that keep the journal itself (the embedded ledger) also get the blocks' bytes."""
-    if getattr(target, "keeps_journal", False):
+    if target.keeps_journal:
         return {"blocks": content.blocks}
     return {}
 
@@ -86,10 +122,17 @@ def read_results(state: Location) -> dict[str, UnitResult]:
 
 def run_worker(queue: Queue, source: Location, target: Target, state: Location, *, ledger_name: str | None = None,
                visibility_timeout: float = 300.0, exit_when_idle: bool = True,
-               on_unit: Callable[[str, int], None] | None = None) -> WorkerStats:
-    """Process units until the queue is empty (or forever with exit_when_idle=False)."""
+               on_unit: Callable[[str, int], None] | None = None, failures: Location | None = None) -> WorkerStats:
+    """Process units until the queue is empty (or forever with exit_when_idle=False).
+
+    With `failures`, a permanent failure (`is_permanent`) is recorded there, its message acked, and
+    this worker stops, as does every worker sharing `failures` before its next unit: the restore fails
+    at once with the reason instead of retrying what cannot succeed. Without it (a `ledgerdr worker`
+    on a shared queue), every failure is released for retry and ends as a dead letter with its reason."""
     stats = WorkerStats()
     while True:
+        if failures is not None and read_failures(failures):
+            return stats  # another worker met a permanent failure: the restore stops
         messages = queue.receive(1, visibility_timeout, wait_seconds=0.5)
         if not messages:
             counts = queue.counts()
@@ -102,8 +145,12 @@ def run_worker(queue: Queue, source: Location, target: Target, state: Location, 
             unit = WorkUnit.from_bytes(message.body)
             result, leaves = _apply_unit(source, target, unit, ledger_name)
             record_result(state, result, leaves)
-        except Exception as exc:  # every failure is the unit's: release it with the reason, never crash
+        except Exception as exc:  # every failure is the unit's: record or release it, never crash
             stats.failed += 1
+            if failures is not None and is_permanent(exc):
+                record_failure(failures, unit, exc)
+                queue.ack(message)
+                return stats
             queue.release(message, reason=f"{type(exc).__name__}: {exc}"[:2000])
             continue
         queue.ack(message)

@@ -157,6 +157,28 @@ class TargetInfo(TypedDict):
     last_block: LastBlock | None  # the highest block of any applied unit
 
 
+@dataclass(frozen=True)
+class TargetHolding:
+    """What a target holds before a restore changes anything (`Target.holding`), so that a restore can
+    refuse, unchanged, a target that holds other data: a live ledger, another lineage, newer blocks.
+
+    `strand_id` is the strand its data belongs to (None: it holds nothing); `last_seq` its highest block;
+    `restore_target` whether a restore bound it (else the data is its own, e.g. a live ledger);
+    `writable` whether it accepts writes (a live or promoted ledger); `where` names it in messages and
+    `path` is the file it lives in, when it is one (compared with the configured source)."""
+
+    where: str
+    strand_id: str | None
+    last_seq: int | None
+    restore_target: bool
+    writable: bool
+    path: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.strand_id is None and self.last_seq is None
+
+
 @runtime_checkable
 class Target(Protocol):
     """A restore target. One instance per worker (each holds its own connection); several instances
@@ -164,6 +186,11 @@ class Target(Protocol):
     """
 
     kind: str
+    # Capabilities, as data: `keeps_journal` — `apply` also takes the blocks themselves (`blocks=`), so the
+    # target holds the journal (the embedded ledger); `splits_state` — `iter_state_part` divides the rows
+    # between processes (finalize's parallel digest), where a plain filter would read every row each time.
+    keeps_journal: bool
+    splits_state: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;
@@ -172,6 +199,9 @@ class Target(Protocol):
 
     def applied_units(self) -> set[str]:
         """Ids of every unit whose transaction committed."""
+
+    def holding(self) -> TargetHolding:
+        """What the target holds now. Reads only: a restore that refuses the target leaves it unchanged."""
 
     def apply(
         self,
@@ -189,8 +219,16 @@ class Target(Protocol):
         arriving later; records the unit and `last_block` (sequence number, block hash). Raises
         RestoreError when `open_lineage` was not called or the data cannot be stored."""
 
-    def iter_state(self) -> Iterator[StoredRevision]:
-        """Every history row, then (flagged `current`) every current row, from one consistent snapshot."""
+    def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """Every history row, then (flagged `current`) every current row, from one consistent snapshot.
+        Rows carry their stored Ion (`ion`); `decode=False` leaves `data` as `NOT_DECODED`."""
+
+    def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """`iter_state` for the documents in part `index` of `count`; called only where `splits_state`."""
+
+    def finalize(self) -> None:
+        """After a run's last unit (or a standby's round): bring derived state up to date (the embedded
+        ledger's digest accumulator). May do nothing. Idempotent."""
 
     def info(self) -> TargetInfo:
         """Lineage, counts and the highest applied block."""

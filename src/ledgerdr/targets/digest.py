@@ -214,10 +214,8 @@ def digest_of_rows(rows: Iterable[StoredRevision]) -> StateDigest:
 
 def digest_of_target(target: Target) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
-    bytes, undecoded, where the target offers them: the digest hashes those bytes directly)."""
-    if getattr(target, "stores_ion", False):
-        return digest_of_rows(target.iter_state(decode=False))  # type: ignore[call-arg]
-    return digest_of_rows(target.iter_state())
+    bytes, undecoded: the digest hashes those bytes directly)."""
+    return digest_of_rows(target.iter_state(decode=False))
 
 
 @dataclass

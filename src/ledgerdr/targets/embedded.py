@@ -26,7 +26,15 @@ from ..journal.model import Block
 from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
 from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
-from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
+from .base import (
+    NOT_DECODED,
+    Redaction,
+    RestoredRevision,
+    StoredRevision,
+    TableDDL,
+    TargetHolding,
+    TargetInfo,
+)
 
 _EXTRA_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS restore_units (unit_id TEXT PRIMARY KEY, last_seq INTEGER) WITHOUT ROWID",
@@ -41,7 +49,7 @@ _EXTRA_SCHEMA = (
 class EmbeddedTarget:
     kind = "embedded"
     keeps_journal = True
-    stores_ion = True  # iter_state(decode=False): rows carry their stored Ion bytes, undecoded
+    splits_state = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -54,14 +62,25 @@ class EmbeddedTarget:
         # B-trees' working set saves re-reading pages (measured ~20% of apply at 2 MiB, SQLite's default).
         # Per connection, in memory only: durability is unchanged.
         self.storage.conn.execute("PRAGMA cache_size=-65536")
-        with self.storage.write_transaction():
-            for statement in _EXTRA_SCHEMA:
-                self.storage.conn.execute(statement)
+        # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
+        # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
+        if self.storage.get_meta("restored_strand") is not None or not self.storage.block_count():
+            with self.storage.write_transaction():
+                self._restore_schema()
+
+    def _restore_schema(self) -> None:
+        for statement in _EXTRA_SCHEMA:
+            self.storage.conn.execute(statement)
+
+    def _has_restore_schema(self) -> bool:
+        return self.storage.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'restore_units'").fetchone() is not None
 
     # ------------------------------------------------------------------------------------ lineage
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         storage = self.storage
         with storage.write_transaction():
+            self._restore_schema()
             bound = storage.get_meta("restored_strand")
             if bound is None:
                 if storage.block_count() and storage.get_meta("strand_id") != strand_id:
@@ -78,7 +97,20 @@ class EmbeddedTarget:
         self.ledger.strand_id = strand_id
 
     def applied_units(self) -> set[str]:
+        if not self._has_restore_schema():
+            return set()  # a ledger no restore has touched
         return {r[0] for r in self.storage.conn.execute("SELECT unit_id FROM restore_units")}
+
+    def holding(self) -> TargetHolding:
+        storage = self.storage
+        restored = storage.get_meta("restored_strand")
+        last = storage.block_count() - 1
+        if self._has_restore_schema():  # a snapshot restore holds blocks as state, recorded per unit
+            unit_last = storage.conn.execute("SELECT max(last_seq) FROM restore_units").fetchone()[0]
+            last = max(last, unit_last if unit_last is not None else -1)
+        strand = restored or (storage.get_meta("strand_id") if last >= 0 else None)
+        return TargetHolding(f"embedded ledger {self.path}", strand, last if last >= 0 else None,
+                             restored is not None, not storage.get_meta("read_only"), str(self.path.resolve()))
 
     # ------------------------------------------------------------------------------------ apply
     def apply(self, unit_id: str, tables: Sequence[TableDDL], revisions: Sequence[RestoredRevision],
@@ -241,7 +273,8 @@ class EmbeddedTarget:
         so that `count` processes can each decode and hash one part (`targets.digest.digest_of_parts`)."""
         names = self.table_names()
         with self.storage.read_snapshot():
-            lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")}
+            lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")} \
+                if self._has_restore_schema() else set()  # a ledger no restore touched (e.g. a replay's)
             for table_id, name in names.items():
                 history, documents = self.storage.history(table_id), self.storage.documents(table_id)
                 if count > 1:
@@ -255,7 +288,7 @@ class EmbeddedTarget:
         return TargetInfo(
             kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
             ledger_name=self.storage.get_meta("ledger_name"),
-            units=conn.execute("SELECT count(*) FROM restore_units").fetchone()[0],
+            units=len(self.applied_units()),
             revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
             documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
             tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],

@@ -35,6 +35,7 @@ from decimal import Decimal
 from functools import lru_cache
 from hashlib import sha256
 from typing import Any
+from zlib import crc32
 
 import orjson
 import psycopg
@@ -61,7 +62,16 @@ from psycopg import sql
 from ..errors import RestoreError
 from ..journal.codecs import parse_timestamp, timestamp_text, to_json
 from ..journal.hashing import ion_hash
-from .base import NOT_DECODED, LastBlock, Redaction, RestoredRevision, StoredRevision, TableDDL, TargetInfo
+from .base import (
+    NOT_DECODED,
+    LastBlock,
+    Redaction,
+    RestoredRevision,
+    StoredRevision,
+    TableDDL,
+    TargetHolding,
+    TargetInfo,
+)
 
 COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
            "type_lost", "block_seq")
@@ -119,7 +129,8 @@ class PostgresTarget:
     """
 
     kind = "postgres"
-    stores_ion = True  # iter_state(decode=False): rows carry their stored Ion, undecoded (targets.digest)
+    keeps_journal = False  # a queryable replica: rows, not the journal's blocks
+    splits_state = False
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -199,6 +210,13 @@ class PostgresTarget:
         with self._conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT unit_id FROM {}").format(self._t("_units")))
             return {row[0] for row in cur}
+
+    def holding(self) -> TargetHolding:
+        """Always a restore target (a queryable replica, never writable through ledgerdr)."""
+        strand = self._conn.execute(sql.SQL("SELECT strand_id FROM {}").format(self._t("_lineage"))).fetchone()
+        last = self._conn.execute(sql.SQL("SELECT max(last_block_seq) FROM {}").format(self._t("_units"))).fetchone()
+        return TargetHolding(f"PostgreSQL schema {self.schema!r}", strand[0] if strand else None,
+                             last[0] if last else None, True, False)
 
     # ------------------------------------------------------------------------------------------ apply
 
@@ -375,6 +393,14 @@ class PostgresTarget:
                 catalog = self._catalog(cur)
             for table in catalog.values():
                 yield from self._rows(table, decode)
+
+    def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
+        """`iter_state` filtered by the CRC-32 of the document id. Every part reads every row (hence
+        `splits_state` False: finalize reads this target in one process)."""
+        return (row for row in self.iter_state(decode=decode) if crc32(row.document_id.encode()) % count == index)
+
+    def finalize(self) -> None:
+        """Nothing is derived after the units: every apply leaves the tables complete."""
 
     def _rows(self, table: PgTable, decode: bool = True) -> Iterator[StoredRevision]:
         history, current = self._t(table.history_table), self._t(table.current_table)
