@@ -192,6 +192,10 @@ class Target(Protocol):
     def iter_state(self) -> Iterator[StoredRevision]:
         """Every history row, then (flagged `current`) every current row, from one consistent snapshot."""
 
+    def table_ddls(self) -> list[TableDDL]:
+        """Every table the target holds, by tableId: name, indexes, and the status (dropped) of the
+        highest `block_seq` applied, which the state digest includes."""
+
     def info(self) -> TargetInfo:
         """Lineage, counts and the highest applied block."""
 

@@ -35,6 +35,9 @@ _EXTRA_SCHEMA = (
     # revisions read from JSON whose hash did not recompute: the digest uses the journal's hash for them
     "CREATE TABLE IF NOT EXISTS restore_type_lost (table_id TEXT, doc_id TEXT, version INTEGER, "
     "PRIMARY KEY (table_id, doc_id, version)) WITHOUT ROWID",
+    # the block of each table's status as last applied: the highest wins (TableDDL), whatever the order
+    "CREATE TABLE IF NOT EXISTS restore_table_status (table_id TEXT PRIMARY KEY, status_seq INTEGER NOT NULL) "
+    "WITHOUT ROWID",
 )
 
 
@@ -102,10 +105,16 @@ class EmbeddedTarget:
 
     def _table(self, table: TableDDL) -> None:
         storage = self.storage
-        if storage.table(table.table_id) is None:
+        held = storage.table(table.table_id)
+        if held is None:
             storage.insert_table(table.table_id, table.table_name, max(table.block_seq, 0))
-        if table.dropped:
-            storage.set_table_status(table.table_id, "INACTIVE")
+        held_seq = self._status_seqs().get(table.table_id, -1)
+        held_dropped = held is not None and held.status == "INACTIVE"
+        # Highest block wins (QLDB has UNDROP TABLE); at the same block, dropped wins: order-independent.
+        if (table.block_seq, table.dropped) > (held_seq, held_dropped):
+            storage.set_table_status(table.table_id, "INACTIVE" if table.dropped else "ACTIVE")
+            storage.conn.execute("INSERT OR REPLACE INTO restore_table_status VALUES (?, ?)",
+                                 (table.table_id, table.block_seq))
         have = {index.field for index in storage.indexes(table.table_id)}
         for field in table.indexes:
             if field in have:
@@ -225,6 +234,18 @@ class EmbeddedTarget:
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:
         return {t.table_id: t.name for t in self.storage.tables()}
+
+    def _status_seqs(self) -> dict[str, int]:
+        return dict(self.storage.conn.execute("SELECT table_id, status_seq FROM restore_table_status"))
+
+    def table_ddls(self) -> list[TableDDL]:
+        with self.storage.read_snapshot():
+            seqs = self._status_seqs()
+            indexes: dict[str, list[str]] = {}
+            for index in self.storage.indexes():
+                indexes.setdefault(index.table_id, []).append(index.field)
+            return [TableDDL(t.table_id, t.name, tuple(sorted(indexes.get(t.table_id, ()))), t.status == "INACTIVE",
+                             seqs.get(t.table_id, -1)) for t in sorted(self.storage.tables(), key=lambda t: t.table_id)]
 
     def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Table by table, each document's history rows and then its current row. A current row whose

@@ -409,9 +409,8 @@ class PostgresTarget:
                     if same_current:
                         yield replace(row, current=True)
 
-    def table_names(self) -> dict[str, str]:
-        """tableId → the journal's table name (the restore maps CREATE INDEX statements through it)."""
-        return {t.table_id: t.table_name for t in self.tables()}
+    def table_ddls(self) -> list[TableDDL]:
+        return [TableDDL(t.table_id, t.table_name, t.indexes, t.dropped, t.status_seq) for t in self.tables()]
 
     def tables(self) -> list[PgTable]:
         """The catalog of ledger tables, in tableId order (for reports and SQL users)."""
