@@ -23,6 +23,7 @@ from ..journal.hashing import ion_hash
 from ..journal.ionwrite import SymbolTable, Unencodable, binary_top_field, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
+from ..journal.redact import redact_block_ion
 from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
 from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
@@ -95,12 +96,14 @@ class EmbeddedTarget:
                 return False
             for table in tables:
                 self._table(table)
-            self._blocks(blocks)
+            erased = self._blocks(blocks)
             self._revisions(revisions)
             for redaction in redactions:
                 self._redaction(redaction)
             storage.conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
                                  (unit_id, last_block[0] if last_block else None))
+        if redactions or erased:
+            storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
         return True
 
     def _table(self, table: TableDDL) -> None:
@@ -125,13 +128,25 @@ class EmbeddedTarget:
                 (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
                 if (key := _stored_index_key(row.data, field)) is not None)
 
-    def _blocks(self, blocks: Sequence[Block]) -> None:
+    def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
-        re-encoded; one statement for the unit."""
-        self.storage.conn.executemany(
-            "INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
-            [(block.sequence_no, block.raw or simpleion.dumps(block.value, binary=True), block.block_hash,
-              to_ms(block.timestamp), sum(1 for r in block.revisions if "metadata" in r)) for block in blocks])
+        re-encoded; one statement for the unit. A revision that a redaction already applied here names is
+        stored with `dataHash` in place of its data, as QLDB's journal holds it after the redaction.
+        True when some data was erased so."""
+        conn = self.storage.conn
+        known = {} if not blocks else {
+            (doc_id, version): None for doc_id, version in conn.execute("SELECT doc_id, version FROM restore_redactions")}
+        rows, erased = [], False
+        for block in blocks:
+            ion = block.raw or simpleion.dumps(block.value, binary=True)
+            if known and any((str(r["metadata"]["id"]), int(r["metadata"]["version"])) in known
+                             for r in block.revisions if "metadata" in r and "data" in r):
+                ion, erased = redact_block_ion(ion, known) or ion, True
+            rows.append((block.sequence_no, ion, block.block_hash, to_ms(block.timestamp),
+                         sum(1 for r in block.revisions if "metadata" in r)))
+        conn.executemany(
+            "INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)", rows)
+        return erased
 
     def _revisions(self, revisions: Sequence[RestoredRevision]) -> None:
         """History rows (each key once: a re-delivered revision is skipped), then per document the
@@ -201,12 +216,22 @@ class EmbeddedTarget:
         storage.add_index_entries(added)
 
     def _redaction(self, redaction: Redaction) -> None:
+        """Erase the revision's data from its history row and from its stored block, if they are here;
+        remember the redaction for a revision (and its block) that arrives later."""
         storage = self.storage
         storage.conn.execute("INSERT OR IGNORE INTO restore_redactions VALUES (?, ?, ?)", redaction.key)
-        row = storage.conn.execute("SELECT data FROM history WHERE table_id = ? AND doc_id = ? AND version = ?",
-                                   redaction.key).fetchone()
-        if row is not None and row[0] is not None:
-            storage.redact_history(*redaction.key, redaction.data_hash or ion_hash(simpleion.loads(row[0])))
+        row = storage.conn.execute("SELECT data, block_seq FROM history WHERE table_id = ? AND doc_id = ? "
+                                   "AND version = ?", redaction.key).fetchone()
+        if row is None:
+            return
+        data, seq = row
+        if data is not None:
+            storage.redact_history(*redaction.key, redaction.data_hash or ion_hash(simpleion.loads(data)))
+        block = storage.block(seq)
+        if block is not None:
+            erased = redact_block_ion(block.ion, {(redaction.document_id, redaction.version): redaction.data_hash})
+            if erased is not None:
+                storage.replace_block_bytes(seq, erased)
 
     # ------------------------------------------------------------------------------------ after the last unit
     def finalize(self) -> None:
@@ -222,6 +247,9 @@ class EmbeddedTarget:
                     break  # a hole: later blocks are folded once it is filled
                 stack = storage.extend_digest(stack, block.seq, block.block_hash)
                 folded += 1
+            redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
+        if redacted:
+            storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
