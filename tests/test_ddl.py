@@ -121,12 +121,16 @@ def _restore(location: Location, root: Path, name: str, *, snapshots: bool):
     return report
 
 
-def _statuses(path: Path) -> dict[str, bool]:
+def _tables(path: Path) -> list[TableDDL]:
     target = EmbeddedTarget(path)
     try:
-        return {t.table_name: t.dropped for t in target.table_ddls()}
+        return target.table_ddls()
     finally:
         target.close()
+
+
+def _statuses(path: Path) -> dict[str, bool]:
+    return {t.table_name: t.dropped for t in _tables(path)}
 
 
 def test_drop_table_then_compact_raw_and_snapshot_restores_agree(tmp_path):
@@ -168,6 +172,7 @@ _op = st.one_of(
     st.tuples(st.just("insert"), st.sampled_from(NAMES), st.integers(0, 99)),
     st.tuples(st.just("update"), st.sampled_from(NAMES), st.integers(0, 99)),
     st.tuples(st.just("delete"), st.sampled_from(NAMES)),
+    st.tuples(st.just("redact"), st.sampled_from(NAMES)),
     st.tuples(st.just("tick")),  # the next one-minute window
 )
 
@@ -178,7 +183,7 @@ def _run(ledger: Ledger, op: tuple, dropped: list[str]) -> None:
         if kind == "create":
             ledger.execute(f"CREATE TABLE {op[1]}")
         elif kind == "drop":
-            ((result,),) = [ledger.execute(f"DROP TABLE {op[1]}")]
+            (result,) = ledger.execute(f"DROP TABLE {op[1]}")
             dropped.append(str(result["tableId"]))
         elif kind == "undrop" and dropped:
             ledger.execute(f"UNDROP TABLE \"{dropped[op[1] % len(dropped)]}\"")
@@ -190,16 +195,25 @@ def _run(ledger: Ledger, op: tuple, dropped: list[str]) -> None:
             ledger.execute(f"UPDATE {op[1]} SET a = ?", op[2])
         elif kind == "delete":
             ledger.execute(f"DELETE FROM {op[1]} WHERE a < 50")
+        elif kind == "redact":
+            _redact_an_old_revision(ledger, op[1])
     except LedgerError:
         pass  # e.g. DROP of a table that does not exist: QLDB refuses it and the journal records nothing
 
 
-def _digest_of(path: Path) -> str:
-    target = EmbeddedTarget(path)
-    try:
-        return digest_of_target(target).digest
-    finally:
-        target.close()
+def _redact_an_old_revision(ledger: Ledger, name: str) -> None:
+    """Redact the first superseded revision with data of the active table `name`, if there is one."""
+    rows = ledger.execute(f"SELECT * FROM history({name}) AS h")
+    newest: dict[str, int] = {}
+    for row in rows:
+        doc = str(row["metadata"]["id"])
+        newest[doc] = max(newest.get(doc, -1), int(row["metadata"]["version"]))
+    old = next((r for r in rows if "data" in r and int(r["metadata"]["version"]) < newest[str(r["metadata"]["id"])]),
+               None)
+    if old is not None:
+        (table_id,) = ledger.execute(
+            f"SELECT VALUE tableId FROM information_schema.user_tables WHERE name = '{name}' AND status = 'ACTIVE'")
+        ledger.execute("EXEC redact_revision ?, ?, ?", old["blockAddress"], table_id, old["metadata"]["id"])
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -243,21 +257,13 @@ def test_any_journal_restores_to_one_state_digest_raw_from_a_snapshot_and_via_st
     finally:
         fresh.close()
     assert raw.journal_state_digest == raw.target_state_digest == snap.target_state_digest == expected == fresh_digest
-    restored = _dropped_by_id(root / "raw.db")  # the tables written to, as the source ledger has them
+    restored = {t.table_id: t.dropped for t in _tables(root / "raw.db")}  # the tables written to, as the source ledger has them
     source = Ledger.open(root / "ledger.db", read_only=True)
     try:
         truth = {t.table_id: t.status == "INACTIVE" for t in source._storage.tables() if t.table_id in restored}
     finally:
         source.close()
     assert restored == truth
-
-
-def _dropped_by_id(path: Path) -> dict[str, bool]:
-    target = EmbeddedTarget(path)
-    try:
-        return {t.table_id: t.dropped for t in target.table_ddls()}
-    finally:
-        target.close()
 
 
 def test_ddl_events_of_real_blocks_name_the_table_at_its_statement(tmp_path):
