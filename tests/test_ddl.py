@@ -24,6 +24,7 @@ from ledgerdr.restore.run import RestoreOptions, restore
 from ledgerdr.restore.standby import follow_once
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
+from ledgerdr.targets import open_target
 from ledgerdr.targets.base import TableDDL
 from ledgerdr.targets.ddl import (
     CREATE_INDEX,
@@ -133,9 +134,10 @@ def _statuses(path: Path) -> dict[str, bool]:
     return {t.table_name: t.dropped for t in _tables(path)}
 
 
-def test_drop_table_then_compact_raw_and_snapshot_restores_agree(tmp_path):
-    ledger = Ledger.create(tmp_path / "ledger.db")
-    location = Location(FileStore(tmp_path / "primary"), "")
+def _keep_and_drop_scratch(root: Path) -> Location:
+    """Window 0 writes Keep and Scratch; window 1 drops Scratch."""
+    ledger = Ledger.create(root / "ledger.db")
+    location = Location(FileStore(root / "primary"), "")
     with freeze_time(T0 + timedelta(seconds=7)):
         ledger.execute("CREATE TABLE Keep")
         ledger.execute("CREATE TABLE Scratch")
@@ -145,7 +147,12 @@ def test_drop_table_then_compact_raw_and_snapshot_restores_agree(tmp_path):
         ledger.execute("DROP TABLE Scratch")
         ledger.execute("INSERT INTO Keep ?", {"a": 3})
     ledger.close()
-    _backup(tmp_path, location, 2)
+    _backup(root, location, 2)
+    return location
+
+
+def test_drop_table_then_compact_raw_and_snapshot_restores_agree(tmp_path):
+    location = _keep_and_drop_scratch(tmp_path)
     raw = _restore(location, tmp_path, "raw.db", snapshots=False)
     with freeze_time(T0 + timedelta(minutes=2, seconds=8)):
         compact(location, retention=None)
@@ -278,3 +285,18 @@ def test_ddl_events_of_real_blocks_name_the_table_at_its_statement(tmp_path):
     events = [e for b in blocks for e in events_of_block(b)]
     kinds = [(e.kind, e.name) for e in events]
     assert kinds == [(CREATE_TABLE, name), (SEEN, name), (DROP_TABLE, name)]
+
+
+def test_a_postgresql_restore_and_standby_hold_the_dropped_table_inactive(tmp_path, postgres_server):
+    location = _keep_and_drop_scratch(tmp_path)
+    expected = _restore(location, tmp_path, "raw.db", snapshots=False).journal_state_digest
+    with postgres_server.fresh_database(uri=True) as restored, postgres_server.fresh_database(uri=True) as follower:
+        report = restore(location.store.url, restored, RestoreOptions(workers=0, state_dir=tmp_path / "pg-state"))
+        assert report.verdict, report.problems
+        standby = open_target(follower)
+        try:
+            follow_once(location, standby)
+            assert digest_of_target(standby).digest == report.target_state_digest == expected
+            assert {t.table_name: t.dropped for t in standby.table_ddls()} == {"Keep": False, "Scratch": True}
+        finally:
+            standby.close()
