@@ -14,6 +14,7 @@ literal in the statement text is part of the journal and QLDB's redaction leaves
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -145,3 +146,21 @@ def _postgres_files_holding(url: str) -> list[str]:
                                (f"%{MARKER}%",)).fetchone()[0]
             assert hit == 0, table
     return [f for f in holding(data_dir) if not f.startswith("pg_wal/")]
+
+
+def test_a_reader_on_an_old_snapshot_delays_the_wal_truncation_only_until_the_next_commit(tmp_path):
+    ledger = Ledger.create(tmp_path / "ledger" / "ledger.db")
+    with freeze_time(T0):
+        ledger.execute("CREATE TABLE Patient")
+        ledger.execute("INSERT INTO Patient ?", {"name": "Ann", "ssn": MARKER})
+        ledger.execute("UPDATE Patient SET ssn = 'replaced'")
+        reader = sqlite3.connect(tmp_path / "ledger" / "ledger.db")
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM blocks").fetchone()  # holds the snapshot before the redaction
+        _redact_old_revision(ledger)
+        assert "ledger.db-wal" in holding(tmp_path / "ledger")  # the reader may still need those pages
+        reader.execute("COMMIT")
+        reader.close()
+        ledger.execute("INSERT INTO Patient ?", {"name": "Bob"})  # the next commit truncates the WAL
+        assert holding(tmp_path / "ledger") == []
+    ledger.close()

@@ -65,6 +65,7 @@ class Ledger:
         self.lineage: str = meta["lineage"]
         self.read_only = read_only or bool(meta.get("read_only"))
         self._chain: _ChainState | None = None
+        self._scrub_pending = False  # a redaction's WAL truncation waits for a reader (Storage.scrub)
 
     @classmethod
     def create(
@@ -92,6 +93,8 @@ class Ledger:
         return cls(path, Storage.open(path, durability=durability), read_only=read_only)
 
     def close(self) -> None:
+        if self._scrub_pending:
+            self._storage.scrub()
         self._storage.close()
 
     def __enter__(self) -> Ledger:
@@ -138,8 +141,9 @@ class Ledger:
         except BaseException:
             self._chain = None  # the rolled-back commit may have left the cache ahead of the file
             raise
-        if txn._redactions:
-            storage.scrub()  # the erased bytes must not outlive the commit in the WAL (issue 16 item 13)
+        if txn._redactions or self._scrub_pending:
+            # the erased bytes must not outlive the commit in the WAL; a busy reader: try after the next commit
+            self._scrub_pending = not storage.scrub()
         # Built directly: dataclasses.replace costs ~10 µs, a visible share of a one-document commit.
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes

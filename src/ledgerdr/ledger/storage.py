@@ -30,6 +30,7 @@ from ..journal.hashing import dot
 from ..journal.proofs import DigestAccumulator
 
 FORMAT_VERSION = 1
+_SCRUB_WAIT_MS = 2000
 _SECURE_DELETE_META = "secure_delete"  # 1: every write since the file was created ran with secure_delete on
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -267,7 +268,14 @@ class Storage:
             self.conn.execute("VACUUM")
             with self.write_transaction():
                 self.set_meta(_SECURE_DELETE_META, 1)
-        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # A reader may hold an old snapshot for long (an export): wait for it briefly, not the 60 s a commit
+        # waits for the write lock; the caller tries again later.
+        timeout = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.conn.execute(f"PRAGMA busy_timeout={_SCRUB_WAIT_MS}")
+        try:
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
         return not busy
 
     @contextmanager
