@@ -38,6 +38,7 @@ from ledgerdr.restore.units import load_unit
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.faults import flip_byte
+from ledgerdr.targets.ddl import DdlState
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 
@@ -60,12 +61,13 @@ def _units_after(location: Location, manifest: SnapshotManifest) -> list[WorkUni
 def _restore_by_hand(location: Location, units: list[WorkUnit], path: Path) -> tuple[str, str]:
     """Apply units as a worker does into a fresh embedded target: (target digest, journal digest)."""
     target = EmbeddedTarget(path)
-    revisions, redactions = [], []
+    revisions, redactions, events = [], [], []
     try:
         for unit in units:
             content = load_unit(location.store, unit)
             revisions += content.revisions
             redactions += content.redactions
+            events += content.ddl
             target.open_lineage(content.strand_id, "ledger")
             target.apply(
                 unit.unit_id,
@@ -76,7 +78,8 @@ def _restore_by_hand(location: Location, units: list[WorkUnit], path: Path) -> t
                 blocks=content.blocks,
             )
         target.finalize()
-        return digest_of_target(target).digest, digest_of_revisions(revisions, redactions).digest
+        dropped = DdlState().apply_all(events).dropped()
+        return digest_of_target(target).digest, digest_of_revisions(revisions, redactions, dropped).digest
     finally:
         target.close()
 

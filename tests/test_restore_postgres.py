@@ -92,7 +92,7 @@ def snapshot(url: str) -> dict:
         out["_tables"] = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY table_id").format(
             sql.Identifier(target.schema, "_tables"))).fetchall()
         out["_units"] = conn.execute(sql.SQL(
-            "SELECT unit_id, last_block_seq, last_block_hash, revisions FROM {} WHERE unit_id NOT LIKE '%%-indexes-%%'"
+            "SELECT unit_id, last_block_seq, last_block_hash, revisions FROM {} WHERE unit_id NOT LIKE '%%-ddl-%%'"
             " ORDER BY unit_id").format(sql.Identifier(target.schema, "_units"))).fetchall()
         for table in target.tables():
             for name in (table.history_table, table.current_table):

@@ -29,6 +29,7 @@ from ledgerdr.targets.base import (
     redactions_of_block,
     revisions_of_block,
 )
+from ledgerdr.targets.ddl import DdlState, events_of_block
 from ledgerdr.targets.digest import digest_of_revisions, leaf_hash
 
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -143,6 +144,10 @@ class JournalScenario:
 
     def redactions(self) -> list[Redaction]:
         return [r for b in self.blocks for r in redactions_of_block(Block(b.value))]
+
+    def dropped(self) -> dict[str, bool]:
+        """tableId → dropped, as the one interpreter of the journal's DDL reads these blocks."""
+        return DdlState().apply_all(e for b in self.blocks for e in events_of_block(Block(b.value))).dropped()
 
     def read_blocks(self, fmt: ExportFormat) -> list[Block]:
         return [blk for b in self.blocks for blk in read_blocks(encode_block(b.value, fmt), fmt)]

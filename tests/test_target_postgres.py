@@ -49,7 +49,7 @@ def scenario():
 
 
 def journal_digest(s: JournalScenario, fmt: ExportFormat = ExportFormat.ION_BINARY):
-    return digest_of_revisions(s.revisions(fmt), s.redactions())
+    return digest_of_revisions(s.revisions(fmt), s.redactions(), s.dropped())
 
 
 def current_versions(dsn: str, target: PostgresTarget) -> dict[tuple[str, str], int]:

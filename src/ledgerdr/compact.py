@@ -30,7 +30,6 @@ from amazon.ion import simpleion
 
 from .errors import ObjectExists, VerificationError
 from .journal.hashing import ion_hash
-from .journal.model import Block
 from .journal.verify import Problem
 from .repository import WindowRecord, iso_ms, read_windows, utcnow
 from .restore.plan import units_of_window
@@ -51,7 +50,8 @@ from .restore.snapshot import (
 )
 from .restore.units import load_unit, result_of
 from .stores import Location
-from .targets.base import RestoredRevision, TableDDL
+from .targets.base import RestoredRevision
+from .targets.ddl import DdlState
 
 DEFAULT_PART_BYTES = 4 * 1024 * 1024
 
@@ -184,7 +184,7 @@ class _Fold:
         self.conn.execute(
             "CREATE TABLE revs (t TEXT NOT NULL, d TEXT NOT NULL, v INTEGER NOT NULL, r BLOB NOT NULL)"
         )
-        self.ddl = _Ddl()
+        self.ddl = DdlState()
         self.redactions: set[Key] = set()
         self.strand_id: str | None = None
         self.tip: tuple[int, str] | None = None  # (seq, base64 hash) of the last block read
@@ -220,77 +220,6 @@ class _Fold:
         self.conn.close()
 
 
-class _Ddl:
-    """Tables by id, from revisions and DDL statements in block order (CONTRACTS §8: a name reused
-    after DROP is another table). An index created before its table's first revision waits by name."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {}
-        self.active: dict[str, str] = {}  # table name → id of the live table with that name
-        self.pending: dict[str, set[str]] = {}  # indexes by table name, for a table not yet seen
-        self.index_statements: dict[tuple[int, str, str], None] = {}
-
-    def load(self, manifest: SnapshotManifest) -> None:
-        for table in manifest.tables:
-            self.tables[table.table_id] = {
-                "name": table.table_name,
-                "indexes": set(table.indexes),
-                "dropped": table.dropped,
-                "seq": table.block_seq,
-            }
-            if not table.dropped:
-                self.active[table.table_name] = table.table_id
-        self.index_statements.update((tuple(s), None) for s in manifest.index_statements)  # type: ignore[misc]
-
-    def block(
-        self, block: Block, revisions: list[RestoredRevision], indexes: list[tuple[int, str, str]]
-    ) -> None:
-        for revision in revisions:
-            if revision.table_id not in self.tables:
-                fields = self.pending.pop(revision.table_name, set())
-                self.tables[revision.table_id] = {
-                    "name": revision.table_name,
-                    "indexes": fields,
-                    "dropped": False,
-                    "seq": revision.block_seq,
-                }
-                self.active[revision.table_name] = revision.table_id
-        for statement in indexes:
-            self.index_statements[statement] = None
-            _, name, field_name = statement
-            if name in self.active:
-                self.tables[self.active[name]]["indexes"].add(field_name)
-            else:
-                self.pending.setdefault(name, set()).add(field_name)
-        for text in block.statements():
-            self._drop_or_undrop(block.sequence_no, text)
-
-    def _drop_or_undrop(self, seq: int, text: str) -> None:
-        if "drop" not in text.lower():
-            return
-        from .ledger.partiql import DropTable, UndropTable, parse
-
-        try:
-            statement = parse(text)
-        except Exception:  # not ours to judge: the journal verified; an unparsable statement changes no table
-            return
-        if isinstance(statement, DropTable):
-            self.pending.pop(statement.name, None)
-            table_id = self.active.pop(statement.name, None)
-            if table_id is not None:
-                self.tables[table_id].update(dropped=True, seq=seq)
-        elif isinstance(statement, UndropTable) and statement.table_id in self.tables:
-            table = self.tables[statement.table_id]
-            table.update(dropped=False, seq=seq)
-            self.active[table["name"]] = statement.table_id
-
-    def table_ddls(self) -> tuple[TableDDL, ...]:
-        return tuple(
-            TableDDL(table_id, t["name"], tuple(sorted(t["indexes"])), t["dropped"], t["seq"])
-            for table_id, t in sorted(self.tables.items())
-        )
-
-
 def _read_sources(
     location: Location,
     fold: _Fold,
@@ -302,7 +231,8 @@ def _read_sources(
     if base is not None:
         for unit in snapshot_units(base):
             fold.add(load_snapshot_unit(store, unit).revisions)
-        fold.ddl.load(base)
+        fold.ddl = DdlState(base.tables)
+        fold.ddl.index_statements.update(tuple(s) for s in base.index_statements)  # type: ignore[misc]
         fold.redactions.update(tuple(r) for r in base.redactions)  # type: ignore[misc]
         fold.strand_id, fold.tip = base.strand_id, (base.last_seq, base.tip_hash)
     for window in windows:
@@ -311,15 +241,9 @@ def _read_sources(
         for unit in units_of_window(window):
             content = load_unit(store, unit)
             _link(fold, window, unit.key, result_of(content))
-            by_block: dict[int, list[RestoredRevision]] = {}
-            for revision in content.revisions:
-                by_block.setdefault(revision.block_seq, []).append(revision)
-            for block in content.blocks:
-                revisions = by_block.get(block.sequence_no, [])
-                fold.blocks_without_revisions += not revisions
-                fold.ddl.block(
-                    block, revisions, [s for s in content.index_statements if s[0] == block.sequence_no]
-                )
+            with_revisions = {revision.block_seq for revision in content.revisions}
+            fold.blocks_without_revisions += sum(b.sequence_no not in with_revisions for b in content.blocks)
+            fold.ddl.apply_all(content.ddl)  # in block order: the one interpretation (`targets.ddl`)
             fold.add(content.revisions)
             fold.redactions.update(r.key for r in content.redactions)
             fold.strand_id = fold.strand_id or content.strand_id
@@ -412,7 +336,7 @@ def _write_snapshot(
         lineage=last.lineage,
         windows=(base.windows if base else ()) + tuple(w.window_start for w in windows),
         base_snapshot=base.last_seq if base else None,
-        tables=fold.ddl.table_ddls(),
+        tables=fold.ddl.tables(),
         index_statements=tuple(sorted(fold.ddl.index_statements)),
         redactions=tuple(sorted(fold.redactions)),
         objects=tuple(objects),
@@ -423,7 +347,7 @@ def _write_snapshot(
             "deleted": sum(o.deleted for o in objects),
             "redacted": sum(o.redacted for o in objects),
             "type_lost": sum(o.type_lost for o in objects),
-            "tables": len(fold.ddl.tables),
+            "tables": len(fold.ddl.tables()),
             "blocks": last.last_seq - first_seq + 1,
             "blocks_without_revisions": fold.blocks_without_revisions
             + (base.counts.get("blocks_without_revisions", 0) if base else 0),

@@ -25,6 +25,7 @@ from ..errors import LedgerError, OccConflict
 from ..journal.hashing import merkle_root
 from ..journal.model import BlockAddress
 from ..journal.proofs import tree_proof
+from ..journal.redact import redact_block_ion
 from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
 from .statements import CommitResult, DdlOp, PendingWrite, Transaction, field_value, new_id
 from .storage import (
@@ -64,6 +65,7 @@ class Ledger:
         self.lineage: str = meta["lineage"]
         self.read_only = read_only or bool(meta.get("read_only"))
         self._chain: _ChainState | None = None
+        self._scrub_pending = False  # a redaction's WAL truncation waits for a reader (Storage.scrub)
 
     @classmethod
     def create(
@@ -91,6 +93,8 @@ class Ledger:
         return cls(path, Storage.open(path, durability=durability), read_only=read_only)
 
     def close(self) -> None:
+        if self._scrub_pending:
+            self._storage.scrub()
         self._storage.close()
 
     def __enter__(self) -> Ledger:
@@ -137,6 +141,9 @@ class Ledger:
         except BaseException:
             self._chain = None  # the rolled-back commit may have left the cache ahead of the file
             raise
+        if txn._redactions or self._scrub_pending:
+            # the erased bytes must not outlive the commit in the WAL; a busy reader: try after the next commit
+            self._scrub_pending = not storage.scrub()
         # Built directly: dataclasses.replace costs ~10 µs, a visible share of a one-document commit.
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
@@ -270,18 +277,9 @@ class Ledger:
         if row is None or row.data is None:
             raise OccConflict(f"revision of {redaction.document_id} in block {seq} was redacted concurrently")
         storage.redact_history(redaction.table_id, redaction.document_id, redaction.version, data_hash)
-        stored = storage.block(seq)
-        block = simpleion.loads(stored.ion)
-        revisions = block["revisions"]
-        for i, revision in enumerate(revisions):
-            metadata = revision.get("metadata")
-            if (
-                metadata is not None
-                and metadata["id"] == redaction.document_id
-                and metadata["version"] == redaction.version
-            ):
-                revisions[i] = _redacted(revision, data_hash)
-        storage.replace_block_bytes(seq, simpleion.dumps(block, binary=True))
+        redacted = redact_block_ion(storage.block(seq).ion, {(redaction.document_id, redaction.version): data_hash})
+        if redacted is not None:
+            storage.replace_block_bytes(seq, redacted)
 
     # ------------------------------------------------------------------------------ journal access
     def _revision_struct(self, row: DocRow) -> dict[str, Any]:
@@ -415,10 +413,3 @@ def _index_changes(indexes: Sequence[IndexRow], p: PendingWrite, removed: list, 
             if new is not None:
                 added.append((index.index_id, new, p.doc_id))
 
-
-def _redacted(revision: Any, data_hash: bytes) -> dict[str, Any]:
-    """The revision with `data` replaced by `dataHash`, other fields (and their order) unchanged."""
-    return {
-        ("dataHash" if name == "data" else name): (data_hash if name == "data" else value)
-        for name, value in revision.items()
-    }

@@ -30,6 +30,8 @@ from ..journal.hashing import dot
 from ..journal.proofs import DigestAccumulator
 
 FORMAT_VERSION = 1
+_SCRUB_WAIT_MS = 2000
+_SECURE_DELETE_META = "secure_delete"  # 1: every write since the file was created ran with secure_delete on
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _SCHEMA = """
@@ -203,6 +205,9 @@ def connect(path: Path | str, *, durability: Durability | str = Durability.FULL)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={Durability(durability).name}")
     conn.execute("PRAGMA foreign_keys=OFF")
+    # Deleted and overwritten content (a redacted revision's data, an old document version) is zeroed in
+    # the page instead of lingering in free space until the page is reused (issue 16 item 13).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -228,7 +233,7 @@ class Storage:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     storage.conn.execute(statement)
-            for key, value in {**meta, "format_version": FORMAT_VERSION}.items():
+            for key, value in {**meta, "format_version": FORMAT_VERSION, _SECURE_DELETE_META: 1}.items():
                 storage.set_meta(key, value)
         return storage
 
@@ -252,6 +257,26 @@ class Storage:
 
     def close(self) -> None:
         self.conn.close()
+
+    def scrub(self) -> bool:
+        """Leave no erased bytes behind after a commit that erased data (a redaction): the WAL, which
+        still holds the pages as they were before, is checkpointed into the file and truncated to zero
+        bytes. A file written before `secure_delete` was on may hold old rows in its free space: it is
+        rebuilt once (VACUUM). Call outside a transaction. False when a reader still holds an older
+        snapshot, so the WAL could not be truncated yet (the last connection to close removes it)."""
+        if self.get_meta(_SECURE_DELETE_META) != 1:
+            self.conn.execute("VACUUM")
+            with self.write_transaction():
+                self.set_meta(_SECURE_DELETE_META, 1)
+        # A reader may hold an old snapshot for long (an export): wait for it briefly, not the 60 s a commit
+        # waits for the write lock; the caller tries again later.
+        timeout = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.conn.execute(f"PRAGMA busy_timeout={_SCRUB_WAIT_MS}")
+        try:
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
+        return not busy
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:

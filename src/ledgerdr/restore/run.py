@@ -24,14 +24,17 @@ from ..journal.layout import new_id
 from ..queues.sqlite import SqliteQueue
 from ..stores import FileStore, Location, open_location
 from ..targets import open_target
-from ..targets.base import TableDDL
+from ..targets.base import Target
+from ..targets.ddl import DdlState
 from ..targets.digest import (
+    STATE_DIGEST_VERSION,
     DigestPart,
     digest_of_journal,
     digest_of_parts,
     digest_of_target,
     digest_part_of_rows,
     journal_entries,
+    target_dropped,
 )
 from .guard import check_target
 from .plan import RestorePlan, WorkUnit, plan_restore
@@ -59,6 +62,7 @@ class RestoreReport:
     type_lost_examples: list[str] = field(default_factory=list)
     journal_state_digest: str | None = None
     target_state_digest: str | None = None
+    state_digest_version: int = STATE_DIGEST_VERSION
     # Restored from a snapshot: blocks ..snapshot_last_seq came as state and history (verified by their
     # revision hashes and the snapshot's tip hash), not as journal blocks; a target that keeps the journal
     # holds it from journal_from_seq on.
@@ -368,6 +372,8 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.problems.append(f"{len(missing)} of {len(plan.units)} unit(s) not applied, the first: {missing[0].key} "
                                f"(blocks {missing[0].first_seq}..{missing[0].last_seq})")
         report.resumable = True
+    # One interpretation of the whole journal's DDL, in block order (units only extracted their events)
+    ddl = DdlState().apply_all(event for result in results.values() for event in result.ddl_events())
     target = open_target(target_url)
     try:
         if processes > 1 and target.splits_state:
@@ -379,17 +385,17 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
                 parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
-                _create_indexes(target, results, plan.restore_id)
+                _apply_ddl(target, ddl, plan.restore_id)
                 target.finalize()
-                target_digest = digest_of_parts(parts.get())
+                target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:
-            _create_indexes(target, results, plan.restore_id)
+            _apply_ddl(target, ddl, plan.restore_id)
             target.finalize()
             target_digest = digest_of_target(target)
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    journal_digest = digest_of_journal(entries, redactions)
+    journal_digest = digest_of_journal(entries, redactions, ddl.dropped())
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:
         report.problems.append("the target's state digest differs from the journal's: "
@@ -440,17 +446,11 @@ def _check_links(ordered: list[UnitResult], plan: RestorePlan, report: RestoreRe
                                    f"{after.first_previous_hash} != {before.last_hash}")
 
 
-def _create_indexes(target, results: dict[str, UnitResult], restore_id: str) -> None:
-    """CREATE INDEX statements name tables, not table ids; map names to the ids the target holds."""
-    wanted: dict[str, set[str]] = {}
-    for result in results.values():
-        for _seq, table, field_name in result.index_statements:
-            wanted.setdefault(table, set()).add(field_name)
-    if not wanted:
-        return
-    tables = [TableDDL(table_id, name, tuple(sorted(wanted[name])), False)
-              for table_id, name in target.table_names().items() if name in wanted]
+def _apply_ddl(target: Target, ddl: DdlState, restore_id: str) -> None:
+    """The tables' final status and indexes, as the one interpretation of the journal's DDL says (the
+    target keeps the status of the highest block; what it already holds is not applied again)."""
+    tables = ddl.changes_to(target.table_ddls())
     if tables:
-        target.apply(f"{restore_id}-indexes-{new_id()}", tables, [], [], None)
+        target.apply(f"{restore_id}-ddl-{new_id()}", tables, [], [], None)
 
 

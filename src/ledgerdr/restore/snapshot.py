@@ -44,6 +44,7 @@ from ..journal.verify import Problem
 from ..repository import WINDOWS, WindowRecord, parse_iso, read_windows, window_name
 from ..stores import Location, Store
 from ..targets.base import Redaction, RestoredRevision, TableDDL
+from ..targets.ddl import DdlEvent
 from .plan import WorkUnit
 from .units import UnitContent, UnitResult
 
@@ -368,8 +369,8 @@ def load_snapshot_unit(store: Store, unit: WorkUnit) -> SnapshotContent:
             content.redactions = [Redaction(*key) for key in manifest.redactions if tuple(key) in present]
         content.revisions.sort(key=lambda r: (r.table_id, r.document_id, -r.version))
     content.tables = {t.table_id: t for t in manifest.tables}
-    if part == 0:
-        content.index_statements = [tuple(s) for s in manifest.index_statements]  # type: ignore[misc]
+    if part == 0:  # the snapshot's tables seed the one interpretation of the DDL after it (`targets.ddl`)
+        content.ddl = [DdlEvent.seed(t) for t in manifest.tables]
     return content
 
 
@@ -463,7 +464,7 @@ def snapshot_result(content: SnapshotContent) -> UnitResult:
         type_lost=tuple(
             f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost
         ),
-        index_statements=tuple(content.index_statements),
+        ddl=tuple(event.to_list() for event in content.ddl),
     )
 
 

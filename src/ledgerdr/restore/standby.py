@@ -46,6 +46,7 @@ from ..repository import (
 )
 from ..stores import Location
 from ..targets.base import Target
+from ..targets.ddl import DdlState
 from .plan import WorkUnit, units_of_window
 from .snapshot import last_block_of, newest_snapshot, snapshot_units
 from .units import load_unit
@@ -228,8 +229,10 @@ def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, re
 
 
 def _apply_window(location: Location, target: Target, window: WindowRecord, block_hash: str | None) -> None:
-    """Each unit is loaded and verified, then checked to chain onto the block before it, then applied."""
+    """Each unit is loaded and verified, then checked to chain onto the block before it, then applied;
+    then the window's DDL, interpreted in block order from the tables the target holds (`targets.ddl`)."""
     running = block_hash
+    ddl = DdlState(target.table_ddls())
     for unit in sorted(units_of_window(window), key=lambda u: u.first_seq):
         content = load_unit(location.store, unit)
         for block in content.blocks[:1]:
@@ -242,6 +245,10 @@ def _apply_window(location: Location, target: Target, window: WindowRecord, bloc
         if content.blocks:
             running = _b64(content.blocks[-1].block_hash)
         _apply(location, target, unit, content, window.source.get("ledger"))
+        ddl.apply_all(content.ddl)
+    tables = ddl.changes_to(target.table_ddls())  # a window without DDL writes nothing more
+    if tables:
+        target.apply(f"standby-ddl-{window.window_start}-{new_id()}", tables, [], [], None)
 
 
 def _apply(location: Location, target: Target, unit: WorkUnit, content, ledger_name: str | None) -> None:

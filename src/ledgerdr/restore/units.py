@@ -24,6 +24,7 @@ from ..journal.model import Block
 from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
 from ..targets.base import Redaction, RestoredRevision, TableDDL, redactions_of_block, revisions_of_block
+from ..targets.ddl import DdlEvent, events_of_block, first_seen
 from ..targets.digest import JournalEntry, journal_entries
 from .overlaps import fetch_object
 from .plan import WorkUnit
@@ -37,7 +38,7 @@ class UnitContent:
     tables: dict[str, TableDDL] = field(default_factory=dict)
     revisions: list[RestoredRevision] = field(default_factory=list)
     redactions: list[Redaction] = field(default_factory=list)
-    index_statements: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, table name, field)
+    ddl: list[DdlEvent] = field(default_factory=list)  # what its blocks say about tables (`targets.ddl`)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class UnitResult:
     last_block_time_ms: int | None
     revisions: int
     type_lost: tuple[str, ...] = ()
-    index_statements: tuple[tuple[int, str, str], ...] = ()
+    ddl: tuple[list, ...] = ()  # `DdlEvent.to_list()` of the unit's DDL events, for finalize's one interpretation
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -61,8 +62,11 @@ class UnitResult:
     def from_bytes(cls, data: bytes) -> UnitResult:
         raw = orjson.loads(data)
         raw["type_lost"] = tuple(raw.get("type_lost", ()))
-        raw["index_statements"] = tuple(tuple(x) for x in raw.get("index_statements", ()))
-        return cls(**raw)
+        raw["ddl"] = tuple(raw.get("ddl", ()))
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    def ddl_events(self) -> list[DdlEvent]:
+        return [DdlEvent.from_list(raw) for raw in self.ddl]
 
 
 def journal_leaves(content: UnitContent) -> bytes:
@@ -198,25 +202,7 @@ def _collect(content: UnitContent, block: Block, json: bool, encoded: Mapping[in
                                                               revision.block_seq))
     content.revisions.extend(revisions)
     content.redactions.extend(redactions_of_block(block))
-    for statement in block.statements():
-        parsed = _index_statement(statement)
-        if parsed:
-            content.index_statements.append((block.sequence_no, *parsed))
-
-
-def _index_statement(text: str) -> tuple[str, str] | None:
-    """(table, field) of a `CREATE INDEX ON t (f)` statement, parsed with the ledger's PartiQL parser."""
-    if "index" not in text.lower():
-        return None
-    from ..ledger.partiql import CreateIndex, parse
-
-    try:
-        statement = parse(text)
-    except Exception:
-        return None
-    if isinstance(statement, CreateIndex):
-        return str(statement.table), ".".join(map(str, statement.path))
-    return None
+    content.ddl.extend(events_of_block(block))
 
 
 def result_of(content: UnitContent) -> UnitResult:
@@ -235,7 +221,7 @@ def result_of(content: UnitContent) -> UnitResult:
         last_block_time_ms=_ms(last) if last else None,
         revisions=len(content.revisions),
         type_lost=tuple(f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost),
-        index_statements=tuple(content.index_statements),
+        ddl=tuple(event.to_list() for event in first_seen(content.ddl)),
     )
 
 

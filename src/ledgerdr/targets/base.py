@@ -230,6 +230,10 @@ class Target(Protocol):
         """After a run's last unit (or a standby's round): bring derived state up to date (the embedded
         ledger's digest accumulator). May do nothing. Idempotent."""
 
+    def table_ddls(self) -> list[TableDDL]:
+        """Every table the target holds, by tableId: name, indexes, and the status (dropped) of the
+        highest `block_seq` applied, which the state digest includes."""
+
     def info(self) -> TargetInfo:
         """Lineage, counts and the highest applied block."""
 

@@ -7,9 +7,12 @@ their rule), redacted revisions (the data is gone) and JSON revisions that lost 
 are counted apart, by reason.
 
 Per table: `history` = SHA-256 over all its leaves sorted bytewise; `current` = the same over the leaf
-of the newest version of each live document. The ledger digest is SHA-256 over, for each table in
-`tableId` order, `tableId ‖ 0x00 ‖ history ‖ current`. A table appears only once it has a revision, so
-tables created by DDL and never written do not change the digest.
+of the newest version of each live document; `status` one byte, 0x00 active, 0x01 dropped (inactive),
+as the journal's DDL leaves it (`targets.ddl`) and as the target's catalog holds it. The ledger digest is
+SHA-256 over, for each table in `tableId` order, `tableId ‖ 0x00 ‖ history ‖ current ‖ status` (state
+digest version 2; version 1 had no status byte, so a raw and a snapshot restore could disagree on a
+dropped table and still match). A table appears only once it has a revision, so tables created by DDL
+and never written do not change the digest.
 
 Both builders below feed one `_DigestBuilder`, so the journal side and the target side cannot drift.
 Memory: 33 bytes of payload per revision (leaf and reason) plus, over the journal, the newest leaf
@@ -19,7 +22,7 @@ per document.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, Protocol
@@ -30,6 +33,8 @@ from amazon.ion.simpleion import IonPyValueModel
 from ..journal.hashing import dot, ion_hash
 from ..journal.ionwrite import binary_ion_hash
 from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, Target
+
+STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in (docs/format.md)
 
 # Why the journal's hash stood in for a recomputed one. The byte order also decides which reason a
 # revision delivered twice keeps (the higher): a redacted copy wins over one that still had data.
@@ -80,6 +85,7 @@ class TableDigest:
     current: str  # hex
     revisions: int
     live_documents: int
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,10 @@ class StateDigest:
                 side = "only here" if mine else "only in the other"
                 lines.append(f"table {present.table_name!r} ({table_id}) {side}")  # type: ignore[union-attr]
                 continue
+            if mine.dropped != theirs.dropped:
+                lines.append(f"table {mine.table_name!r} ({table_id}): "
+                             f"{'INACTIVE' if mine.dropped else 'ACTIVE'} here, "
+                             f"{'INACTIVE' if theirs.dropped else 'ACTIVE'} in the other")
             for part in ("history", "current"):
                 if getattr(mine, part) != getattr(theirs, part):
                     lines.append(f"table {mine.table_name!r} ({table_id}): {part} differs "
@@ -112,7 +122,8 @@ class StateDigest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "digest": self.digest, "revisions": self.revisions, "recomputed": self.recomputed,
+            "digest": self.digest, "version": STATE_DIGEST_VERSION, "revisions": self.revisions,
+            "recomputed": self.recomputed,
             "journal_hash_used": dict(self.journal_hash_used),
             "mismatches": [m.to_dict() for m in self.mismatches],
             "tables": [vars(t) for t in sorted(self.tables.values(), key=lambda t: t.table_id)],
@@ -125,12 +136,14 @@ def leaf_hash(table_id: str, document_id: str, version: int, revision_hash: byte
                             version.to_bytes(8, "big"), revision_hash))).digest()
 
 
-def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Iterable[Redaction] = ()) -> StateDigest:
+def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Iterable[Redaction] = (),
+                        dropped: Mapping[str, bool] | None = None) -> StateDigest:
     """The state digest of the journal: what a correct target holds after applying these revisions.
 
     Applies the target's rules: history keeps each `(tableId, documentId, version)` once (duplicates
     are harmless), the newest version of a document is current unless it is a delete, and a revision
     named by a redaction keeps its hash and loses its data. Order of `revisions` does not matter.
+    `dropped`: tableId → the journal's DDL says dropped (`targets.ddl.DdlState.dropped`); absent: active.
     """
     redacted = {r.key for r in redactions}
     builder = _DigestBuilder()
@@ -139,7 +152,7 @@ def digest_of_revisions(revisions: Iterable[RestoredRevision], redactions: Itera
         leaf = builder.add(revision, current=False, redacted=revision.key in redacted)
         newest.offer(revision.table_id, revision.document_id, revision.version, not revision.deleted, leaf)
     newest.add_live_to(builder)
-    return builder.finish()
+    return builder.finish(dropped)
 
 
 class _NewestLeaves:
@@ -178,7 +191,8 @@ def journal_entries(revisions: Iterable[RestoredRevision]) -> list[JournalEntry]
     ]
 
 
-def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tuple[str, str, int]] = ()) -> StateDigest:
+def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tuple[str, str, int]] = (),
+                      dropped: Mapping[str, bool] | None = None) -> StateDigest:
     """`digest_of_revisions` of revisions that verification already recomputed: equal to it for them.
 
     H is the journal's hash throughout: where `digest_of_revisions` recomputes `dot(IonHash(metadata),
@@ -201,21 +215,27 @@ def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tupl
         leaf = builder.add_leaf(table_id, table_name, leaf_hash(table_id, document_id, version, journal_hash), reason)
         newest.offer(table_id, document_id, version, not flags & ENTRY_DELETED, leaf)
     newest.add_live_to(builder)
-    return builder.finish()
+    return builder.finish(dropped)
 
 
-def digest_of_rows(rows: Iterable[StoredRevision]) -> StateDigest:
-    """The state digest of rows as a target stores them (history rows and rows flagged `current`)."""
+def digest_of_rows(rows: Iterable[StoredRevision], dropped: Mapping[str, bool] | None = None) -> StateDigest:
+    """The state digest of rows as a target stores them (history rows and rows flagged `current`);
+    `dropped` is the target's catalog (tableId → dropped)."""
     builder = _DigestBuilder()
     for row in rows:
         builder.add(row, current=row.current)
-    return builder.finish()
+    return builder.finish(dropped)
+
+
+def target_dropped(target: Target) -> dict[str, bool]:
+    """tableId → dropped, as the target's catalog holds it."""
+    return {table.table_id: table.dropped for table in target.table_ddls()}
 
 
 def digest_of_target(target: Target) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
     bytes, undecoded: the digest hashes those bytes directly)."""
-    return digest_of_rows(target.iter_state(decode=False))
+    return digest_of_rows(target.iter_state(decode=False), target_dropped(target))
 
 
 @dataclass
@@ -236,7 +256,7 @@ def digest_part_of_rows(rows: Iterable[StoredRevision]) -> DigestPart:
     return DigestPart(builder._history, builder._current, builder._names, builder._mismatches)
 
 
-def digest_of_parts(parts: Iterable[DigestPart]) -> StateDigest:
+def digest_of_parts(parts: Iterable[DigestPart], dropped: Mapping[str, bool] | None = None) -> StateDigest:
     """The digest of the union of the parts' rows: equal to `digest_of_rows` over all of them, since
     leaves are sorted and de-duplicated per table before they are folded."""
     builder = _DigestBuilder()
@@ -247,7 +267,7 @@ def digest_of_parts(parts: Iterable[DigestPart]) -> StateDigest:
             builder._current.setdefault(table_id, []).extend(leaves)
         builder._names.update(part.names)
         builder._mismatches |= part.mismatches
-    return builder.finish()
+    return builder.finish(dropped)
 
 
 class _DigestBuilder:
@@ -301,7 +321,7 @@ class _DigestBuilder:
                                           journal_hash, recomputed))
         return recomputed, RECOMPUTED
 
-    def finish(self) -> StateDigest:
+    def finish(self, dropped: Mapping[str, bool] | None = None) -> StateDigest:
         tables: dict[str, TableDigest] = {}
         reasons: dict[str, int] = {name: 0 for name in REASONS.values()}
         recomputed = 0
@@ -316,9 +336,10 @@ class _DigestBuilder:
                     reasons[REASONS[entry[32]]] += 1
             history_hash = _fold(entry[:32] for entry in history)
             current_hash = _fold(current)
-            ledger.update(table_id.encode() + b"\x00" + history_hash + current_hash)
+            is_dropped = bool(dropped and dropped.get(table_id, False))
+            ledger.update(table_id.encode() + b"\x00" + history_hash + current_hash + bytes((is_dropped,)))
             tables[table_id] = TableDigest(table_id, self._names[table_id], history_hash.hex(), current_hash.hex(),
-                                           len(history), len(current))
+                                           len(history), len(current), is_dropped)
         return StateDigest(
             digest=ledger.hexdigest(), tables=tables, revisions=sum(t.revisions for t in tables.values()),
             recomputed=recomputed, journal_hash_used=reasons, mismatches=tuple(sorted(self._mismatches)),

@@ -23,6 +23,7 @@ from ..journal.hashing import ion_hash
 from ..journal.ionwrite import SymbolTable, Unencodable, binary_top_field, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
+from ..journal.redact import redact_block_ion
 from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
 from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
@@ -43,6 +44,9 @@ _EXTRA_SCHEMA = (
     # revisions read from JSON whose hash did not recompute: the digest uses the journal's hash for them
     "CREATE TABLE IF NOT EXISTS restore_type_lost (table_id TEXT, doc_id TEXT, version INTEGER, "
     "PRIMARY KEY (table_id, doc_id, version)) WITHOUT ROWID",
+    # the block of each table's status as last applied: the highest wins (TableDDL), whatever the order
+    "CREATE TABLE IF NOT EXISTS restore_table_status (table_id TEXT PRIMARY KEY, status_seq INTEGER NOT NULL) "
+    "WITHOUT ROWID",
 )
 
 
@@ -124,20 +128,28 @@ class EmbeddedTarget:
                 return False
             for table in tables:
                 self._table(table)
-            self._blocks(blocks)
+            erased = self._blocks(blocks)
             self._revisions(revisions)
             for redaction in redactions:
                 self._redaction(redaction)
             storage.conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
                                  (unit_id, last_block[0] if last_block else None))
+        if redactions or erased:
+            storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
         return True
 
     def _table(self, table: TableDDL) -> None:
         storage = self.storage
-        if storage.table(table.table_id) is None:
+        held = storage.table(table.table_id)
+        if held is None:
             storage.insert_table(table.table_id, table.table_name, max(table.block_seq, 0))
-        if table.dropped:
-            storage.set_table_status(table.table_id, "INACTIVE")
+        held_seq = self._status_seqs().get(table.table_id, -1)
+        held_dropped = held is not None and held.status == "INACTIVE"
+        # Highest block wins (QLDB has UNDROP TABLE); at the same block, dropped wins: order-independent.
+        if (table.block_seq, table.dropped) > (held_seq, held_dropped):
+            storage.set_table_status(table.table_id, "INACTIVE" if table.dropped else "ACTIVE")
+            storage.conn.execute("INSERT OR REPLACE INTO restore_table_status VALUES (?, ?)",
+                                 (table.table_id, table.block_seq))
         have = {index.field for index in storage.indexes(table.table_id)}
         for field in table.indexes:
             if field in have:
@@ -148,13 +160,25 @@ class EmbeddedTarget:
                 (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
                 if (key := _stored_index_key(row.data, field)) is not None)
 
-    def _blocks(self, blocks: Sequence[Block]) -> None:
+    def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
-        re-encoded; one statement for the unit."""
-        self.storage.conn.executemany(
-            "INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)",
-            [(block.sequence_no, block.raw or simpleion.dumps(block.value, binary=True), block.block_hash,
-              to_ms(block.timestamp), sum(1 for r in block.revisions if "metadata" in r)) for block in blocks])
+        re-encoded; one statement for the unit. A revision that a redaction already applied here names is
+        stored with `dataHash` in place of its data, as QLDB's journal holds it after the redaction.
+        True when some data was erased so."""
+        conn = self.storage.conn
+        known = {} if not blocks else {
+            (doc_id, version): None for doc_id, version in conn.execute("SELECT doc_id, version FROM restore_redactions")}
+        rows, erased = [], False
+        for block in blocks:
+            ion = block.raw or simpleion.dumps(block.value, binary=True)
+            if known and any((str(r["metadata"]["id"]), int(r["metadata"]["version"])) in known
+                             for r in block.revisions if "metadata" in r and "data" in r):
+                ion, erased = redact_block_ion(ion, known) or ion, True
+            rows.append((block.sequence_no, ion, block.block_hash, to_ms(block.timestamp),
+                         sum(1 for r in block.revisions if "metadata" in r)))
+        conn.executemany(
+            "INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) VALUES (?, ?, ?, ?, ?)", rows)
+        return erased
 
     def _revisions(self, revisions: Sequence[RestoredRevision]) -> None:
         """History rows (each key once: a re-delivered revision is skipped), then per document the
@@ -224,12 +248,22 @@ class EmbeddedTarget:
         storage.add_index_entries(added)
 
     def _redaction(self, redaction: Redaction) -> None:
+        """Erase the revision's data from its history row and from its stored block, if they are here;
+        remember the redaction for a revision (and its block) that arrives later."""
         storage = self.storage
         storage.conn.execute("INSERT OR IGNORE INTO restore_redactions VALUES (?, ?, ?)", redaction.key)
-        row = storage.conn.execute("SELECT data FROM history WHERE table_id = ? AND doc_id = ? AND version = ?",
-                                   redaction.key).fetchone()
-        if row is not None and row[0] is not None:
-            storage.redact_history(*redaction.key, redaction.data_hash or ion_hash(simpleion.loads(row[0])))
+        row = storage.conn.execute("SELECT data, block_seq FROM history WHERE table_id = ? AND doc_id = ? "
+                                   "AND version = ?", redaction.key).fetchone()
+        if row is None:
+            return
+        data, seq = row
+        if data is not None:
+            storage.redact_history(*redaction.key, redaction.data_hash or ion_hash(simpleion.loads(data)))
+        block = storage.block(seq)
+        if block is not None:
+            erased = redact_block_ion(block.ion, {(redaction.document_id, redaction.version): redaction.data_hash})
+            if erased is not None:
+                storage.replace_block_bytes(seq, erased)
 
     # ------------------------------------------------------------------------------------ after the last unit
     def finalize(self) -> None:
@@ -245,6 +279,9 @@ class EmbeddedTarget:
                     break  # a hole: later blocks are folded once it is filled
                 stack = storage.extend_digest(stack, block.seq, block.block_hash)
                 folded += 1
+            redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
+        if redacted:
+            storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
@@ -257,6 +294,18 @@ class EmbeddedTarget:
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:
         return {t.table_id: t.name for t in self.storage.tables()}
+
+    def _status_seqs(self) -> dict[str, int]:
+        return dict(self.storage.conn.execute("SELECT table_id, status_seq FROM restore_table_status"))
+
+    def table_ddls(self) -> list[TableDDL]:
+        with self.storage.read_snapshot():
+            seqs = self._status_seqs()
+            indexes: dict[str, list[str]] = {}
+            for index in self.storage.indexes():
+                indexes.setdefault(index.table_id, []).append(index.field)
+            return [TableDDL(t.table_id, t.name, tuple(sorted(indexes.get(t.table_id, ()))), t.status == "INACTIVE",
+                             seqs.get(t.table_id, -1)) for t in sorted(self.storage.tables(), key=lambda t: t.table_id)]
 
     def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Table by table, each document's history rows and then its current row. A current row whose

@@ -180,6 +180,7 @@ class PostgresTarget:
             cur.execute(sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (table_id text, document_id text, version integer, data_hash bytea,"
                 " PRIMARY KEY (table_id, document_id, version))").format(self._t("_redactions")))
+            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_id text PRIMARY KEY)").format(self._t("_scrub")))
 
     # ------------------------------------------------------------------------------------------ lineage
 
@@ -377,6 +378,24 @@ class PostgresTarget:
         for name in (table.history_table, table.current_table):
             cur.executemany(sql.SQL("UPDATE {} SET data = NULL, ion = NULL, data_hash = %s WHERE id = %s"
                                     " AND version = %s").format(self._t(name)), erased)
+        # An UPDATE leaves the old row version (data, TOAST, index entries) in the table's files until the
+        # table is rewritten: `finalize` rewrites every table named here.
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s) ON CONFLICT DO NOTHING").format(self._t("_scrub")),
+                    (table.table_id,))
+
+    def finalize(self) -> None:
+        """Rewrite (VACUUM FULL) every ledger table from which a redaction erased data since the last call,
+        so the erased bytes leave its heap, TOAST and index files; plain VACUUM only marks the space free
+        and leaves the bytes in place. PostgreSQL's own WAL keeps them until it recycles the segment (see
+        docs/architecture.md). Waits for concurrent readers; never inside a transaction."""
+        catalog = {t.table_id: t for t in self.tables()}
+        pending = [row[0] for row in self._conn.execute(sql.SQL("SELECT table_id FROM {}").format(self._t("_scrub")))]
+        for table_id in pending:
+            table = catalog.get(table_id)
+            if table is not None:
+                for name in (table.history_table, table.current_table):
+                    self._conn.execute(sql.SQL("VACUUM FULL {}").format(self._t(name)))
+            self._conn.execute(sql.SQL("DELETE FROM {} WHERE table_id = %s").format(self._t("_scrub")), (table_id,))
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -398,9 +417,6 @@ class PostgresTarget:
         """`iter_state` filtered by the CRC-32 of the document id. Every part reads every row (hence
         `splits_state` False: finalize reads this target in one process)."""
         return (row for row in self.iter_state(decode=decode) if crc32(row.document_id.encode()) % count == index)
-
-    def finalize(self) -> None:
-        """Nothing is derived after the units: every apply leaves the tables complete."""
 
     def _rows(self, table: PgTable, decode: bool = True) -> Iterator[StoredRevision]:
         history, current = self._t(table.history_table), self._t(table.current_table)
@@ -435,9 +451,8 @@ class PostgresTarget:
                     if same_current:
                         yield replace(row, current=True)
 
-    def table_names(self) -> dict[str, str]:
-        """tableId → the journal's table name (the restore maps CREATE INDEX statements through it)."""
-        return {t.table_id: t.table_name for t in self.tables()}
+    def table_ddls(self) -> list[TableDDL]:
+        return [TableDDL(t.table_id, t.table_name, t.indexes, t.dropped, t.status_seq) for t in self.tables()]
 
     def tables(self) -> list[PgTable]:
         """The catalog of ledger tables, in tableId order (for reports and SQL users)."""
