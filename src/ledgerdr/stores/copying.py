@@ -7,6 +7,7 @@ version it verified, and that is the one a replica must receive.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from .base import ObjectInfo, Store
@@ -39,3 +40,12 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
     if head.retain_until is not None and head.retain_until > floor:
         until = head.retain_until
     return dest.put(key, data, retain_until=until, sha256=sha256)
+
+
+def stored_sha256(store: Store, key: str) -> str:
+    """The sha256 of the bytes `store` holds at `key` now (its current version): read and hashed, never taken
+    from metadata. A file store's sidecar and an S3 object's `sha256` metadata say what was written, not what
+    is there after bit rot, an edit in place or a newer version put over the key; this is what a replica's
+    re-check compares with the sha256 its window record holds. Raises ObjectNotFound and the StoreError family.
+    """
+    return hashlib.sha256(store.get(key)).hexdigest()
