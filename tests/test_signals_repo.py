@@ -125,3 +125,82 @@ def test_window_record_copied_under_another_name_is_an_overlap(repo):
     section = _section(out, "primary")
     assert f"OVERLAP: {WINDOWS}20260105T100130Z.json" in section and "GAP" not in section
     assert f"newest verified block: {windows[0].last_seq} " in section
+
+
+# ------------------------------------------------------------------------------------------ promotion fencing
+
+
+def _backup_at(config: Path, moment) -> tuple[int, str]:
+    with freeze_time(moment):
+        return _run(config, "backup", "--once")
+
+
+def _write(ledger: Path, moment, seed: int) -> None:
+    from ledgerdr.ledger.engine import Ledger
+    from ledgerdr.ledger.workload import run_workload
+
+    opened = Ledger.open(ledger)
+    with freeze_time(moment):
+        run_workload(opened, 3, seed=seed)
+    opened.close()
+
+
+def _promoted(root: Path, config: Path) -> tuple[Path, Path]:
+    """Promote a standby of the primary; a config whose source is the promoted ledger."""
+    standby = root / "standby.db"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["standby", "--from", str(root / "primary"), "--to", f"embedded:{standby}",
+                               "--once"]).exit_code == 0
+    result = runner.invoke(cli, ["promote", "--from", str(root / "primary"), "--to", f"embedded:{standby}",
+                                 "--state-dir", str(root / "promote-state")])
+    assert result.exit_code == 0, result.output
+    promoted_config = root / "promoted.toml"
+    promoted_config.write_text(config.read_text().replace(str(root / "ledger.db"), str(standby)))
+    return standby, promoted_config
+
+
+@pytest.mark.parametrize("first", ["old", "promoted"])
+def test_after_promote_the_old_primary_is_fenced_and_the_promoted_ledger_backs_up(repo, first):
+    """Whichever comes back first, the old primary's backup is refused (exit 6, naming the promotion) and the
+    promoted ledger's is recorded; the repository's last window before the promotion is an empty one."""
+    root, config, primary = repo
+    standby, promoted_config = _promoted(root, config)
+    code, out = _run(config, "status")
+    assert code == 0 and "(incarnation 1, promoted at block" in _section(out, "primary")
+    _write(root / "ledger.db", T0 + 8 * MINUTE + timedelta(seconds=7), seed=7)
+    _write(standby, T0 + 8 * MINUTE + timedelta(seconds=8), seed=8)
+    due = T0 + 9 * MINUTE + timedelta(seconds=6)
+    order = [(config, 6), (promoted_config, 0)] if first == "old" else [(promoted_config, 0), (config, 6)]
+    for which, expected in order:
+        code, out = _backup_at(which, due)
+        assert code == expected, out
+        if expected == 6:
+            assert "fenced" in out and "promoted at block" in out
+    from ledgerdr.ledger.engine import Ledger
+    promoted = Ledger.open(standby)
+    lineage = promoted.lineage
+    promoted.close()
+    assert read_windows(primary).windows[-1].lineage == lineage
+    code, out = _run(config, "status")
+    assert code == 0 and f"lineage: {lineage}  (incarnation 1" in _section(out, "primary")
+    assert _run(config, "replicate")[0] == 0
+
+
+def test_detach_opens_a_restore_for_writes_without_fencing_production(repo):
+    root, config, primary = repo
+    copy = root / "drill.db"
+    result = CliRunner().invoke(cli, ["restore", "--from", str(root / "primary"), "--to", f"embedded:{copy}",
+                                      "--state-dir", str(root / "restore-state")])
+    assert result.exit_code == 0, result.output
+    before = sorted(p.relative_to(root / "primary") for p in (root / "primary").rglob("*"))
+    result = CliRunner().invoke(cli, ["detach", "--to", f"embedded:{copy}"])
+    assert result.exit_code == 0 and "no repository was changed" in result.output
+    assert sorted(p.relative_to(root / "primary") for p in (root / "primary").rglob("*")) == before
+    _write(copy, T0 + 8 * MINUTE + timedelta(seconds=7), seed=9)  # the detached copy takes writes
+    _write(root / "ledger.db", T0 + 8 * MINUTE + timedelta(seconds=7), seed=7)
+    due = T0 + 9 * MINUTE + timedelta(seconds=6)
+    assert _backup_at(config, due)[0] == 0  # production is not fenced
+    detached_config = root / "detached.toml"
+    detached_config.write_text(config.read_text().replace(str(root / "ledger.db"), str(copy)))
+    code, out = _backup_at(detached_config, due + MINUTE)
+    assert code == 6 and "lineage" in out  # and the copy cannot write into production's repository
