@@ -5,7 +5,12 @@ exit code and that the message names the object or record."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from freezegun import freeze_time
 from flows import T0, backed_up_ledger
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli import cli
+from ledgerdr.journal.codecs import ExportFormat, read_blocks
 from ledgerdr.repository import WINDOWS, read_windows
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores.faults import flip_byte
@@ -204,3 +210,119 @@ def test_detach_opens_a_restore_for_writes_without_fencing_production(repo):
     detached_config.write_text(config.read_text().replace(str(root / "ledger.db"), str(copy)))
     code, out = _backup_at(detached_config, due + MINUTE)
     assert code == 6 and "lineage" in out  # and the copy cannot write into production's repository
+
+
+# ------------------------------------------------------------------------------------------ orphans
+
+
+LEDGERDR = Path(sys.executable).with_name("ledgerdr")
+
+
+def _kill_mid_export(root: Path, config: Path) -> str:
+    """Run `ledgerdr backup --once` in a real process and SIGKILL it once an attempt has started and not
+    completed; that attempt's folder. Tried again should the export complete between seeing it start and the
+    kill landing (the next run then starts from the last recorded window)."""
+    exports = root / "primary" / "exports"
+    for _ in range(5):
+        before = set(exports.rglob("*.started.manifest"))
+        process = subprocess.Popen([str(LEDGERDR), "backup", "--once", "--config", str(config)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None:
+                started = [m for m in exports.rglob("*.started.manifest") if m not in before]
+                if any(not list(m.parent.glob("*.completed.manifest")) for m in started):
+                    os.kill(process.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.002)
+        finally:
+            process.kill()
+            process.wait()
+        incomplete = [m.parent for m in exports.rglob("*.started.manifest")
+                      if m not in before and not list(m.parent.glob("*.completed.manifest"))]
+        if incomplete:
+            return str(incomplete[0].relative_to(root / "primary")) + "/"
+    raise AssertionError("no backup was killed mid-export in five tries")
+
+
+def test_backup_killed_mid_export_leaves_an_orphan_that_verify_lists_and_does_not_fail(repo):
+    root, config, primary = repo
+    from ledgerdr.ledger.engine import Ledger
+    from ledgerdr.ledger.workload import run_workload
+
+    ledger = Ledger.open(root / "ledger.db")
+    with freeze_time(T0 + 7 * MINUTE + timedelta(seconds=7)):  # a big next window: its export takes a while
+        run_workload(ledger, 600, seed=3)
+    ledger.close()
+    orphan = _kill_mid_export(root, config)
+    source = EmbeddedSource(root / "ledger.db")
+    with freeze_time(T0 + 9 * MINUTE + timedelta(seconds=6)):  # back up again: the window is exported anew
+        again = run_backup(source, primary, BackupPolicy(interval=MINUTE))
+    source.close()
+    assert not again.failed and again.recorded
+    result = CliRunner().invoke(cli, ["verify", str(root / "primary")])
+    assert result.exit_code == 0, result.output
+    assert f"orphan: {orphan}" in result.output and "incomplete" in result.output
+    assert "verified: OK; " in result.output and " orphan export attempts" in result.output
+    result = CliRunner().invoke(cli, ["verify", "--strict", str(root / "primary")])
+    assert result.exit_code == 4 and orphan in result.output
+    code, out = _run(config, "status")
+    assert code == 0 and " export attempts no record names" in _section(out, "primary")
+    assert _run(config, "status", "--strict")[0] == 4
+    # the attempt's folder on its own is a raw export whose only attempt is incomplete: still a failure
+    result = CliRunner().invoke(cli, ["verify", str(root / "primary" / orphan)])
+    assert result.exit_code == 4 and "export_incomplete" in result.output
+
+
+def test_an_incomplete_export_a_record_names_still_fails(repo):
+    root, config, primary = repo
+    window = read_windows(primary).windows[1]
+    completed = next(o.key for o in window.objects if o.key.endswith(".completed.manifest"))
+    (root / "primary" / completed).unlink()
+    result = CliRunner().invoke(cli, ["verify", str(root / "primary")])
+    assert result.exit_code == 4 and "export_incomplete" in result.output and "orphan" not in result.output
+
+
+# ------------------------------------------------------------------------------------------ bytes no hash covers
+
+
+def _flip_at(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+def _uncovered_byte(data: bytes, field: str, strand_id: str) -> int:
+    """The offset of the last byte of the first `transactionId` field name, or of the strand id a revision
+    repeats in its own `blockAddress` (the second one in a block that has such revisions)."""
+    if field == "transactionId":
+        return data.index(b"transactionId") + len("transactionId") - 1
+    block = next(b for b in read_blocks(data, ExportFormat.ION_BINARY)
+                 if any("blockAddress" in r for r in b.value.get("revisions") or ()))
+    start = data.index(block.raw)
+    first = data.index(strand_id.encode(), start)
+    return data.index(strand_id.encode(), first + 1) + len(strand_id) - 1
+
+
+@pytest.mark.parametrize("field", ["transactionId", "strandId"])
+@pytest.mark.parametrize("mode", [[], ["--chain-only"]])
+def test_verify_catches_a_flip_no_qldb_hash_covers(repo, field, mode):
+    """A block's `transactionId` field name, a revision's copy of the strand id: QLDB's hashes cover neither,
+    so only the object's recorded sha256 catches the flip, in every mode; a raw copy of the export (no
+    records) is caught by the full verify's shape checks."""
+    root, config, primary = repo
+    window = read_windows(primary).windows[0]
+    key = next(o.key for o in window.objects if o.key.endswith(".ion"))
+    raw = root / "raw"
+    shutil.copytree(root / "primary" / window.export_prefix, raw)
+    path = root / "primary" / key
+    at = _uncovered_byte(path.read_bytes(), field, window.source["strand_id"])
+    for target in (path, raw / key[len(window.export_prefix):]):
+        _flip_at(target, at)
+    result = CliRunner().invoke(cli, ["verify", *mode, str(root / "primary")])
+    assert result.exit_code == 4 and f"checksum_mismatch: object bytes do not match the sha256 recorded for " \
+        f"them (object {key}" in result.output
+    if not mode:
+        result = CliRunner().invoke(cli, ["verify", str(raw)])
+        assert result.exit_code == 4 and "malformed_block" in result.output, result.output

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import orjson
 
 from .errors import ObjectExists, StoreError
+from .journal.exports import RecordedExports
+from .journal.verify import Problem
 from .stores import Location, ObjectInfo
 
 T = TypeVar("T")
@@ -312,6 +314,17 @@ def find_orphans(location: Location, catalog: Catalog) -> list[str]:
         if len(parts) > 2:
             attempts.add(f"{base}{parts[0]}/{parts[1]}/")
     return sorted(attempts - recorded)
+
+
+def recorded_exports(location: Location) -> RecordedExports | None:
+    """What the window records under `location` say about its exports, for `verify`: None when there are no
+    records (raw QLDB exports). Breaks in the record chain and unreadable records become problems."""
+    catalog = read_windows(location)
+    if not catalog.windows and not catalog.unreadable:
+        return None
+    sha256 = {obj.key: obj.sha256 for window in catalog.windows for obj in window.objects}
+    problems = tuple(Problem(b.kind, b.key, None, b.detail) for b in catalog.breaks())
+    return RecordedExports(frozenset(w.export_prefix for w in catalog.windows), sha256, problems)
 
 
 def record_window(location: Location, record: WindowRecord, *, retain_until: datetime | None = None) -> bool:
