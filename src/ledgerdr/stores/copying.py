@@ -43,9 +43,13 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
 
 
 def stored_sha256(store: Store, key: str) -> str:
-    """The sha256 of the bytes `store` holds at `key` now (its current version): read and hashed, never taken
-    from metadata. A file store's sidecar and an S3 object's `sha256` metadata say what was written, not what
-    is there after bit rot, an edit in place or a newer version put over the key; this is what a replica's
-    re-check compares with the sha256 its window record holds. Raises ObjectNotFound and the StoreError family.
-    """
+    """The sha256 of the bytes `store` holds at `key` now (its current version), never taken from what a writer
+    claimed: a HEAD where the storage vouches for its own checksum of the bytes (`checksum_on_head`: S3), else
+    the bytes read and hashed (a file store's sidecar says what was written, not what is there after bit rot
+    or an edit in place). What a replica's re-check compares with the sha256 its window record holds.
+    Raises ObjectNotFound and the StoreError family."""
+    if store.properties.checksum_on_head:
+        vouched = store.head(key).content_sha256
+        if vouched is not None:
+            return vouched
     return hashlib.sha256(store.get(key)).hexdigest()
