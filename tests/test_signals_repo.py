@@ -5,6 +5,7 @@ exit code and that the message names the object or record."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -131,6 +132,29 @@ def test_window_record_copied_under_another_name_is_an_overlap(repo):
     section = _section(out, "primary")
     assert f"OVERLAP: {WINDOWS}20260105T100130Z.json" in section and "GAP" not in section
     assert f"newest verified block: {windows[0].last_seq} " in section
+
+
+def _rewrite_record(path: Path, change) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    path.chmod(0o644)
+    path.write_text(json.dumps(record))
+
+
+def test_forked_or_unreadable_record_fails_status_and_only_rpo_past_the_limit_exits_8(repo):
+    root, config, primary = repo
+    assert _run(config, "replicate")[0] == 0
+    assert _run(config, "status", "--max-rpo", "1s")[0] == 8  # nothing broken: only the RPO is past
+    windows = read_windows(primary).windows
+    folder = root / "primary" / WINDOWS
+    _rewrite_record(folder / windows[2].key_name,
+                    lambda r: r.update(first_previous_block_hash=windows[0].last_block_hash))
+    code, out = _run(config, "status", "--max-rpo", "1s")
+    assert code == 4 and f"FORK: {WINDOWS}{windows[2].key_name}" in _section(out, "primary")
+    (folder / windows[2].key_name).write_text("{ not json")
+    code, out = _status(config)
+    assert code == 4 and f"UNREADABLE_RECORD: {WINDOWS}{windows[2].key_name}" in _section(out, "primary")
+    assert f"newest verified block: {windows[1].last_seq} " in _section(out, "primary")
 
 
 # ------------------------------------------------------------------------------------------ promotion fencing
