@@ -35,8 +35,10 @@ from .repository import (
     Watermark,
     WindowRecord,
     iso_ms,
+    parse_iso,
     read_watermarks,
     read_windows,
+    record_start,
     utcnow,
     write_watermark,
 )
@@ -138,10 +140,9 @@ def _unreadable_records(keys: list[str], report: ReplicateReport) -> datetime | 
     for key in keys:
         report.problems.append(Problem("unreadable_record", key, None, "window record is not valid JSON or has "
                                        "a newer format_version; it is not copied, and no watermark passes it"))
-        try:
-            starts.append(datetime.strptime(key.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
-        except ValueError:
-            starts.append(datetime.min.replace(tzinfo=UTC))  # cannot place it: verify nothing past the watermark
+        start = record_start(key)
+        # a key that cannot be placed: verify nothing past the watermark
+        starts.append(parse_iso(start) if start else datetime.min.replace(tzinfo=UTC))
     return min(starts, default=None)
 
 

@@ -157,7 +157,7 @@ class Catalog:
         ended (gap, or overlap when it starts before), that does not continue the last block (gap, overlap,
         or fork when its first block's `previousBlockHash` is not the last block's hash), that sits under a
         key its window does not name, or that cannot be read."""
-        found = [Break("unreadable_record", key, _start_of_key(key), "the record is not valid JSON or has a "
+        found = [Break("unreadable_record", key, record_start(key), "the record is not valid JSON or has a "
                        "newer format_version") for key in self.unreadable]
         previous: tuple[str, WindowRecord] | None = None
         tip: WindowRecord | None = None  # newest record with blocks
@@ -185,7 +185,8 @@ class Catalog:
         return [w for w in self.windows if w.start < stop]
 
 
-def _start_of_key(key: str) -> str | None:
+def record_start(key: str) -> str | None:
+    """The `window_start` a window record's key names (`<t0>.json`), or None for a key that names none."""
     try:
         return iso_ms(datetime.strptime(key.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
     except ValueError:
