@@ -350,3 +350,14 @@ def test_verify_catches_a_flip_no_qldb_hash_covers(repo, field, mode):
     if not mode:
         result = CliRunner().invoke(cli, ["verify", str(raw)])
         assert result.exit_code == 4 and "malformed_block" in result.output, result.output
+
+
+def test_unreadable_incarnation_record_fails_status_and_backup(repo):
+    root, config, primary = repo
+    folder = root / "primary" / "_ledgerdr" / "incarnations"
+    folder.mkdir(parents=True)
+    (folder / "00000000000000000015-x.json").write_text("{ not json")
+    code, out = _run(config, "status")
+    assert code == 4 and "UNREADABLE_RECORD: _ledgerdr/incarnations/00000000000000000015-x.json" in out
+    code, out = _backup_at(config, T0 + 9 * MINUTE + timedelta(seconds=6))
+    assert code == 4 and "_ledgerdr/incarnations/00000000000000000015-x.json" in out

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .errors import ObjectExists, StoreError
+from .errors import ObjectExists, StoreError, VerificationError
 from .journal.exports import RecordedExports
 from .journal.verify import Problem
 from .stores import Location, ObjectInfo
@@ -384,11 +384,18 @@ def write_incarnation(location: Location, incarnation: Incarnation) -> None:
 
 
 def read_incarnations(location: Location) -> list[Incarnation]:
-    """Every promotion recorded in `location`, oldest first. Raises StoreError, ValueError (unreadable)."""
+    """Every promotion recorded in `location`, oldest first. Raises StoreError, and VerificationError naming
+    the key of one that cannot be read (which lineage may write is then unknown: nothing may be decided)."""
     out = []
     for info in location.store.list(location.folder(INCARNATIONS)):
-        raw = orjson.loads(location.store.get(info.key))
-        out.append(Incarnation(**{k: v for k, v in raw.items() if k in Incarnation.__dataclass_fields__}))
+        try:
+            raw = orjson.loads(location.store.get(info.key))
+            out.append(Incarnation(**{k: v for k, v in raw.items() if k in Incarnation.__dataclass_fields__}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise VerificationError(f"incarnation record {info.key} cannot be read: {exc}",
+                                    [Problem("unreadable_record", info.key, None, str(exc))],
+                                    hint="which lineage may write to this repository is unknown until it is "
+                                         "repaired") from None
     return sorted(out, key=lambda i: (i.last_seq, i.promoted_at))
 
 

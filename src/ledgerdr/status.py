@@ -13,10 +13,9 @@ from datetime import datetime
 from itertools import takewhile
 from pathlib import Path
 
-from .errors import LedgerDRError, StoreError
+from .errors import LedgerDRError, StoreError, VerificationError
 from .replicate import copy_damage
 from .repository import (
-    INCARNATIONS,
     WindowRecord,
     current_lineage,
     find_orphans,
@@ -128,9 +127,8 @@ def _lineage(location: Location, windows: list[WindowRecord], status: Repository
     """The lineage the repository's next window must carry, and how many promotions it has seen."""
     try:
         incarnations = read_incarnations(location)
-    except (StoreError, ValueError, TypeError) as exc:
-        status.breaks.append({"kind": "unreadable_record", "key": location.folder(INCARNATIONS),
-                              "detail": f"an incarnation record cannot be read: {exc}"})
+    except VerificationError as exc:
+        status.breaks += [{"kind": p.kind, "key": p.key, "detail": p.detail} for p in exc.problems]
         incarnations = []
     status.lineage, _ = current_lineage(windows, incarnations)
     status.incarnation = len(incarnations)

@@ -74,8 +74,8 @@ def promote(source: str, target: str, state_dir: str) -> None:
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
     the same chain under a new lineage, and an old primary that comes back is refused by the repository
-    (its `backup` exits 6). To open a test or drill restore for writes without fencing production, use
-    `ledgerdr detach` instead.
+    (its `backup` exits 6). Exits 7, recording nothing, when the standby does not verify or cannot take
+    writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
     incarnation = promote_flow(open_location(source), target, state_dir=state_dir)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
@@ -89,7 +89,8 @@ def detach(target: str) -> None:
 
     Unlike `promote`, writes nothing into any repository: production is not fenced and keeps backing up,
     and no repository accepts this copy's backups as the production chain's (exit 6). For test and drill
-    restores that must take writes.
+    restores that must take writes. Exits 7 for a target that cannot take writes (PostgreSQL is a
+    queryable replica).
     """
     lineage = detach_flow(target)
     click.echo(f"detached: {target} is writable under its own lineage {lineage}; no repository was changed")
