@@ -117,8 +117,10 @@ def test_deleted_window_record_is_a_gap_and_status_stops_there(repo):
     section = _section(out, "primary")
     assert f"GAP: {WINDOWS}{windows[3].key_name}" in section
     assert f"newest verified block: {windows[1].last_seq} " in section  # not the blocks past the gap
-    code, out = _run(config, "status")  # without --max-rpo, too
-    assert code == 4
+    result = CliRunner().invoke(cli, ["status", "--config", str(config), "--json"])  # without --max-rpo, too
+    primary_json = json.loads(result.stdout)["repositories"][0]
+    assert result.exit_code == 4 and primary_json["broken"] and primary_json["last_seq"] == windows[1].last_seq
+    assert [(b["kind"], b["key"]) for b in primary_json["breaks"]] == [("gap", f"{WINDOWS}{windows[3].key_name}")]
 
 
 def test_window_record_copied_under_another_name_is_an_overlap(repo):

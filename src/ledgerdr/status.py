@@ -55,7 +55,7 @@ class RepositoryStatus:
         return bool(self.breaks or self.damaged)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "broken": self.broken}
 
     def render(self) -> str:
         rpo = "unknown (nothing verified)" if self.rpo_seconds is None else f"{self.rpo_seconds:.0f}s"
