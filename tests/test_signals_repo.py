@@ -97,11 +97,14 @@ def test_damaged_replica_copy_is_named_and_never_verified(repo, damage):
     assert "1 verified" in _section(out, "secondary")  # counted only up to the damaged window
     code, out = _run(config, "replicate", "--verify-only")
     assert code == 4 and key in out and f"replica_{was}" in out
-    code, out = _run(config, "replicate")
-    if damage == "delete":  # copied again from the primary, and said so
-        assert code == 0 and f"repaired {key}: the copy was missing" in out
-        assert _status(config)[0] == 0 and _run(config, "replicate", "--verify-only")[0] == 0
-    else:  # write-once storage keeps the altered bytes until their retention ends: named, never verified
+    code, out = _run(config, "replicate")  # copied again from the primary, and said so
+    assert code == 0 and f"repaired {key}: the copy was {was}" in out
+    assert _status(config)[0] == 0 and _run(config, "replicate", "--verify-only")[0] == 0
+    if damage == "flip":  # with the primary's copy damaged too there is no good copy left: named, exit 4
+        from ledgerdr.stores import FileStore
+        flip_byte(FileStore(root / "secondary"), key, -30)
+        flip_byte(FileStore(root / "primary"), key, -30)
+        code, out = _run(config, "replicate")
         assert code == 4 and key in out and "cannot be repaired" in out
         assert _status(config)[0] == 4
 

@@ -42,7 +42,7 @@ from .repository import (
     utcnow,
     write_watermark,
 )
-from .stores import Location, Store, copy_object, object_lock_refusal, stored_sha256
+from .stores import Location, Store, copy_object, heal_object, object_lock_refusal, stored_sha256
 
 
 @dataclass
@@ -203,6 +203,9 @@ def _recheck_one(primary: Location, replica: Location, obj: ObjectRecord, repair
         return Problem(kind, obj.key, where, f"the replica's copy is {wrong} (recorded sha256 {obj.sha256}); "
                        "not repaired (--verify-only): `ledgerdr replicate` copies it again")
     try:
+        if wrong == "damaged" and obj.sha256 and replica.store.properties.heals_in_place:
+            heal_object(primary.store, replica.store, obj.key, sha256=obj.sha256, version_id=obj.version_id)
+            return wrong
         if wrong == "damaged":  # bytes that are not the recorded ones are worth nothing; the primary has them
             replica.store.delete(obj.key)
         copy_object(primary.store, replica.store, obj.key, version_id=obj.version_id, sha256=obj.sha256 or None,

@@ -30,6 +30,9 @@ class StoreProperties:
     # `head` reports `content_sha256`: the storage's own checksum of the bytes it holds (S3's full-object
     # ChecksumSHA256, validated by S3 against the body on upload), so "are the bytes still X" costs a HEAD
     checksum_on_head: bool = False
+    # `heal(key, data, sha256=)` puts back the bytes recorded for a key whose stored bytes no longer match the
+    # sha256 recorded when it was written (bit rot, an edit in place); intact bytes are never replaced
+    heals_in_place: bool = False
 
 
 @dataclass(frozen=True)
