@@ -366,3 +366,12 @@ def test_unreadable_incarnation_record_fails_status_and_backup(repo):
     assert code == 4 and "UNREADABLE_RECORD: _ledgerdr/incarnations/00000000000000000015-x.json" in out
     code, out = _backup_at(config, T0 + 9 * MINUTE + timedelta(seconds=6))
     assert code == 4 and "_ledgerdr/incarnations/00000000000000000015-x.json" in out
+
+
+def test_promote_and_detach_refuse_a_target_that_cannot_take_writes_and_record_nothing(repo, pg_url):
+    root, config, primary = repo
+    for args in (["promote", "--from", str(root / "primary"), "--to", pg_url, "--state-dir", str(root / "st")],
+                 ["detach", "--to", pg_url]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 7 and "queryable replica" in result.output, result.output
+    assert not (root / "primary" / "_ledgerdr" / "incarnations").exists()  # nothing fenced

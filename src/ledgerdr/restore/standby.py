@@ -366,7 +366,7 @@ def _refuse_unpromotable(target_url: str) -> None:
 
     target = open_target(target_url)
     try:
-        if not hasattr(target, "promote"):
+        if not target.writable_ledger:
             raise RestoreError(f"only an embedded target can be opened for writes ({target.kind} is a "
                                "queryable replica)")
     finally:
@@ -378,6 +378,6 @@ def _open_for_writes(target_url: str, lineage: str) -> None:
 
     target = open_target(target_url)
     try:
-        target.promote(lineage)  # type: ignore[attr-defined]  # checked by _refuse_unpromotable
+        target.promote(lineage)  # type: ignore[attr-defined]  # writable_ledger, checked by _refuse_unpromotable
     finally:
         target.close()

@@ -164,6 +164,9 @@ class Target(Protocol):
     """
 
     kind: str
+    # can become a writable ledger (`promote(lineage)`): only an embedded target (CONTRACTS §8); PostgreSQL is
+    # a queryable replica
+    writable_ledger: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;

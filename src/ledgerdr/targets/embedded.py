@@ -40,6 +40,7 @@ _EXTRA_SCHEMA = (
 
 class EmbeddedTarget:
     kind = "embedded"
+    writable_ledger = True
     keeps_journal = True
     stores_ion = True  # iter_state(decode=False): rows carry their stored Ion bytes, undecoded
 

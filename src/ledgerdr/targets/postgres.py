@@ -119,6 +119,7 @@ class PostgresTarget:
     """
 
     kind = "postgres"
+    writable_ledger = False
     stores_ion = True  # iter_state(decode=False): rows carry their stored Ion, undecoded (targets.digest)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
