@@ -7,6 +7,11 @@ against the window record's sha256, and its blocks verified as a chain continuin
 replica's last watermark — incremental, so its cost follows what is new. A watermark never
 passes a missing, altered or late object.
 
+What a watermark already vouches for is not re-verified, but every run re-checks each of those copies
+against its recorded sha256 (`stores.stored_sha256`: a HEAD on S3, the bytes hashed on a file store),
+because a watermark that keeps vouching for a copy lost or altered since would be a false green. A lost
+or damaged copy is repaired from the primary and named; one that cannot be is a problem naming the key.
+
 What is copied is the version each window record names, never the key's current version: on S3 a
 newer version can be put over a locked key, and only the recorded one is what the chain verified.
 A replica holds the primary's root-relative keys (records name them, restore reads them), so it must
