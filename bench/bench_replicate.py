@@ -13,7 +13,10 @@ include HTTP and moto's request handling. Then, in one run, side by side:
   every object re-read and verified), bare `copy_object` of each recorded version, and bare get + put;
 - a larger history (`--history-revisions` in `--history-windows` windows, its own cached data set) plus one
   new window of `--new` revisions: `replicate` onto the replica that already holds and verified the whole
-  history, against `replicate` of a repository holding that window alone (file → file).
+  history, against `replicate` of a repository holding that window alone (file → file);
+- on that history (`--recheck-only` measures just this): the re-check every run makes of the copies a
+  replica's watermark vouches for — an idle `replicate` round (nothing new: the re-check is all it does) and
+  `status` of the replica — against a bare sha256 of the same files (same 8 threads).
 
     .venv/bin/python bench/bench_replicate.py          # 20,000 revisions in 40 windows; history 100,000 in 200
     .venv/bin/python bench/bench_replicate.py --revisions 200000 --windows 200 --history-revisions 400000
@@ -225,6 +228,53 @@ def incremental_runs(root: Path, scratch: Path, repeat: int, windows: int) -> di
             "new_blocks": new.blocks, "on_history": inc_s, "alone": alone_s, "covered": inc.windows_covered}
 
 
+def recheck_runs(root: Path, scratch: Path, repeat: int) -> dict:
+    """An idle replicate round and `status` over a replica that verified the whole history, against hashing
+    the same copies bare."""
+    from ledgerdr.status import repository_status
+
+    primary = Location(FileStore(root / "history"), "")
+    replica_root = scratch / "recheck-replica"
+    shutil.rmtree(replica_root, ignore_errors=True)
+    replica = Location(FileStore(replica_root), "")
+    must_be_ok(replicate(primary, replica, "bench"))
+    keys = object_keys(primary)
+
+    def bare_hash(_: object) -> None:
+        def one(key: str) -> str:
+            return hashlib.sha256((replica_root / key).read_bytes()).hexdigest()
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(one, keys))
+
+    idle_s, idle = best(repeat, lambda i: None, lambda _: must_be_ok(replicate(primary, replica, "bench")))
+    assert idle.copied == idle.windows_verified == 0 and idle.rechecked == len(keys), idle
+    status_s, status = best(repeat, lambda i: None, lambda _: repository_status(
+        "bench", "r", replica, now=datetime.now(UTC), primary=False))
+    assert not status.broken and status.pending_windows == 0, status
+    bare_s, _ = best(repeat, lambda i: None, bare_hash)
+    return {"objects": len(keys), "bytes": total_bytes(primary.store, keys), "idle": idle_s, "status": status_s,
+            "bare_hash": bare_s, "windows": len(read_windows(primary).windows)}
+
+
+def recheck_lines(args: argparse.Namespace, r: dict, load: tuple[tuple, tuple]) -> list[str]:
+    return [
+        f"Re-check of a replica's copies (`bench/bench_replicate.py --recheck-only --history-revisions "
+        f"{args.history_revisions} --history-windows {args.history_windows}`): a replica that holds and verified "
+        f"{r['windows']} windows, {r['objects']} objects ({r['bytes'] / MiB:.1f} MiB, window records included), "
+        f"file → file; {os.cpu_count()} CPUs shared with other jobs (load average {load[0][0]:.1f} at the start, "
+        f"{load[1][0]:.1f} at the end); best of {args.repeat}; {CONCURRENCY} threads.",
+        "",
+        "| every run re-checks the copies under the watermark | seconds | MiB/s | objects/s | ÷ bare sha256 |",
+        "|---|---:|---:|---:|---:|",
+        f"| idle `replicate` round (nothing new: the re-check and reading the records) | "
+        f"{rate_cells(r['objects'], r['bytes'], r['idle'])} | {r['idle'] / r['bare_hash']:.1f}× |",
+        f"| `status` of the replica (records, watermark, re-check of the data objects and manifests) | "
+        f"{rate_cells(r['objects'], r['bytes'], r['status'])} | {r['status'] / r['bare_hash']:.1f}× |",
+        f"| bare sha256 of the same files | {rate_cells(r['objects'], r['bytes'], r['bare_hash'])} | 1.0× |",
+    ]
+
+
 # ------------------------------------------------------------------------------------------ S3 (moto)
 
 
@@ -355,7 +405,8 @@ def incremental_lines(args: argparse.Namespace, inc: dict) -> list[str]:
         "",
         "| replicate one new window | seconds | ÷ alone |",
         "|---|---:|---:|",
-        f"| on top of the history ({inc['covered']} windows under the watermark: listed, not read) | "
+        f"| on top of the history ({inc['covered']} windows under the watermark: records read, copies "
+        f"re-checked) | "
         f"{inc['on_history']:.3f} | "
         f"{inc['on_history'] / inc['alone']:.2f}× |",
         f"| alone | {inc['alone']:.3f} | 1.00× |",
@@ -381,7 +432,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the best is reported)")
     parser.add_argument("--incremental-only", action="store_true",
                         help="measure only one new window on top of the history (writes replicate-incremental.md)")
+    parser.add_argument("--recheck-only", action="store_true",
+                        help="measure only the re-check of a replica's copies (writes replicate-recheck.md)")
     args = parser.parse_args()
+    if args.recheck_only:
+        load = os.getloadavg()
+        large = ensure_data(args.history_revisions, args.history_windows, args.new)
+        measured = recheck_runs(large, large / "scratch", args.repeat)
+        shutil.rmtree(large / "scratch", ignore_errors=True)
+        text = "\n".join(recheck_lines(args, measured, (load, os.getloadavg()))) + "\n"
+        print(text)
+        (OUT / "replicate-recheck.md").write_text(text)
+        return
     if args.incremental_only:
         text = "\n".join(incremental_lines(args, measure_incremental(args))) + "\n"
         print(text)

@@ -59,10 +59,13 @@ def test_replicate_follower_gets_no_old_record_and_picks_up_a_new_one(tmp_path):
     assert idle.ok and (idle.copied, idle.skipped, idle.windows_verified, idle.windows_covered) == (0, 0, 0, 3)
     assert primary.store.taken() == []  # no window record, no object
     mark_key = f"{WATERMARKS}secondary/{first.watermark.last_seq:020d}.json"
-    assert replica.store.taken() == [mark_key]  # only the watermark the last round wrote is new to the reader
+    # besides the watermark the last round wrote, only the replica's copies it vouches for, hashed again
+    vouched = sorted(key for w in read_windows(plain).windows for key in [*(o.key for o in w.objects),
+                                                                            WINDOWS + w.key_name])
+    assert sorted(replica.store.taken()) == sorted([mark_key, *vouched]) and idle.rechecked == len(vouched)
     assert idle.watermark == first.watermark
     again = replicate(primary, replica, "secondary", cache=cache)
-    assert again.ok and primary.store.taken() == [] and replica.store.taken() == []
+    assert again.ok and primary.store.taken() == [] and sorted(replica.store.taken()) == vouched
 
     assert back_up_one_more_minute(ledger_path, plain, 3) == 1
     new = read_windows(plain).windows[-1]
@@ -74,8 +77,9 @@ def test_replicate_follower_gets_no_old_record_and_picks_up_a_new_one(tmp_path):
     assert grown.watermark.windows_verified == tuple(w.window_start for w in read_windows(plain).windows)
 
 
-def test_one_shot_replicate_reads_no_record_under_the_watermark(tmp_path):
-    """Without a cache (a fresh `ledgerdr replicate`), the watermark alone bounds what is read."""
+def test_one_shot_replicate_reads_no_primary_object_under_the_watermark(tmp_path):
+    """Without a cache (a fresh `ledgerdr replicate`), records are read again (their objects' sha256 is what the
+    replica's copies are re-checked against), but no object of a window under the watermark."""
     ledger_path, plain = backed_up_ledger(tmp_path, minutes=3)
     primary = Location(_Gets(plain.store), "")
     replica = Location(FileStore(tmp_path / "secondary"), "")
@@ -84,7 +88,9 @@ def test_one_shot_replicate_reads_no_record_under_the_watermark(tmp_path):
     assert back_up_one_more_minute(ledger_path, plain, 3) == 1
     report = replicate(primary, replica, "secondary")
     assert report.ok and report.windows_verified == 1 and report.windows_covered == 3
-    assert set(primary.store.taken(WINDOWS)) == {WINDOWS + read_windows(plain).windows[-1].key_name}
+    windows = read_windows(plain).windows
+    assert set(primary.store.taken()) == {WINDOWS + w.key_name for w in windows} | {
+        o.key for o in windows[-1].objects}
     # the watermark equals what a replica verified from scratch in one run writes, block time included
     fresh = replicate(plain, Location(FileStore(tmp_path / "fresh"), ""), "secondary").watermark
     assert (report.watermark.last_seq, report.watermark.last_block_hash, report.watermark.last_block_time,

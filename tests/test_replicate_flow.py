@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from flows import T0, backed_up_ledger
-from ledgerdr.errors import ConfigError, StoreUnavailable
+from ledgerdr.errors import ChecksumMismatch, ConfigError, ObjectExists, RetentionViolation, StoreUnavailable
 from ledgerdr.journal.layout import parse_data_object_key
 from ledgerdr.replicate import replicate
 from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
@@ -80,18 +83,49 @@ def test_tampered_replica_object_blocks_the_watermark(tmp_path):
     assert report.windows_verified == 2 and report.watermark.last_seq == windows[1].last_seq
 
 
-def test_verification_is_incremental(tmp_path):
+@pytest.mark.parametrize("lock_mode", ["compliance", None])
+def test_copies_under_the_watermark_are_rechecked_every_run(tmp_path, lock_mode):
+    """Verification of the chain is incremental, but every copy the watermark vouches for is hashed again: bit
+    rot under the watermark fails `--verify-only` naming the key; a plain run copies a lost object again and
+    heals a damaged one with the recorded bytes, under retention too; with no good copy left, it is named."""
     _, primary = backed_up_ledger(tmp_path)
-    replica = Location(FileStore(tmp_path / "secondary"), "")
+    replica = Location(FileStore(tmp_path / "secondary", lock_mode=lock_mode), "")
     replicate(primary, replica, "secondary")
-    # a new window arrives, then bit rot on the replica's copy of it
     windows = read_windows(primary).windows
     key = next(o.key for o in windows[-1].objects if o.key.endswith(".ion"))
+    lost = next(o.key for o in windows[0].objects if o.key.endswith(".ion"))
     flip_byte(replica.store, key, -30)
+    (tmp_path / "secondary" / lost).unlink()
     marks_before = read_watermarks(replica, "secondary")
     verify_again = replicate(primary, replica, "secondary", verify_only=True)
-    assert verify_again.ok  # the watermark already covered it: verification is incremental
+    assert sorted((p.kind, p.key) for p in verify_again.problems) == sorted([("replica_damaged", key),
+                                                                             ("replica_missing", lost)])
+    assert read_watermarks(replica, "secondary") == marks_before and verify_again.repaired == []
+    again = replicate(primary, replica, "secondary")
+    assert again.ok and sorted(again.repaired) == sorted([(key, "damaged"), (lost, "missing")])
+    assert replicate(primary, replica, "secondary", verify_only=True).ok
+    flip_byte(replica.store, key, -30)
+    flip_byte(primary.store, key, -30)  # and the primary's copy too: no good copy is left
+    stuck = replicate(primary, replica, "secondary")
+    assert [(p.kind, p.key) for p in stuck.problems] == [("replica_damaged", key)] and stuck.repaired == []
+    assert "cannot be repaired" in stuck.problems[0].detail
     assert read_watermarks(replica, "secondary") == marks_before
+
+
+def test_file_store_heals_only_damaged_bytes_and_only_with_the_recorded_ones(tmp_path):
+    store = FileStore(tmp_path / "s")
+    good = b"the recorded bytes"
+    digest = hashlib.sha256(good).hexdigest()
+    info = store.put("a/b", good, retain_until=datetime.now(UTC) + timedelta(days=1))
+    with pytest.raises(ObjectExists):  # intact: nothing is written
+        store.heal("a/b", good, sha256=digest)
+    flip_byte(store, "a/b", 3)
+    with pytest.raises(ChecksumMismatch):  # only the recorded bytes may go back
+        store.heal("a/b", b"other bytes", sha256=hashlib.sha256(b"other bytes").hexdigest())
+    healed = store.heal("a/b", good, sha256=digest)
+    assert store.get("a/b") == good and healed.retain_until == info.retain_until
+    with pytest.raises(RetentionViolation):  # and it is still under its retention
+        store.delete("a/b")
 
 
 def test_missing_and_altered_objects_are_named(tmp_path):

@@ -179,9 +179,9 @@ def test_data_objects_are_copied_server_side_between_buckets(regions) -> None:
     report = replicate(metered, _replica(eu), "eu")
     assert report.ok, report.problems
     windows = read_windows(primary).windows
-    # only the window records pass through ledgerdr (listed once, copied once); every recorded object,
-    # manifests and data, is a CopyObject of its recorded version
-    assert metered.store.objects_read == 2 * len(windows)
+    # only the window records pass through ledgerdr (read once); every recorded object, manifests, data and
+    # the records themselves (their sha256 known from that read), is a CopyObject of its recorded version
+    assert metered.store.objects_read == len(windows)
     assert metered.store.bytes_read < sum(o.size for w in windows for o in w.objects)
     for obj in (o for w in windows for o in w.objects):
         head = eu.head_object(Bucket=REPLICA, Key=obj.key)
@@ -304,3 +304,26 @@ def test_a_replica_bucket_without_object_lock_is_refused_when_required(regions, 
     ok = run_cli("replicate", "-c", str(locked))
     assert ok.exit_code == 0, ok.output
     assert read_watermarks(_replica(eu), "eu")[-1].last_seq == read_windows(primary).windows[-1].last_seq
+
+
+def test_every_run_rechecks_the_replica_copies_by_head_and_copies_a_lost_one_again(regions) -> None:
+    """On S3 the re-check of the copies a watermark vouches for is a HEAD each (S3's own checksum of the
+    stored bytes), no GET; a newer version put over a copy, or a deleted copy, is named by --verify-only and
+    copied again by a plain run."""
+    _, primary, _, eu = regions
+    assert replicate(primary, _replica(eu), "eu").ok
+    windows = read_windows(primary).windows
+    altered = next(o.key for o in windows[0].objects if o.key.endswith(".ion"))
+    lost = next(o.key for o in windows[1].objects if o.key.endswith(".ion"))
+    metered = Location(MeteredStore(_replica(eu).store), PREFIX)
+    idle = replicate(primary, metered, "eu")
+    assert idle.ok and idle.rechecked == _object_count(primary)
+    assert metered.store.objects_read == len(read_watermarks(_replica(eu), "eu"))  # the watermarks, no copy
+    eu.put_object(Bucket=REPLICA, Key=altered, Body=b"not the recorded bytes", ChecksumAlgorithm="SHA256")
+    eu.delete_object(Bucket=REPLICA, Key=lost)  # a delete marker: the key reads as missing
+    checked = replicate(primary, _replica(eu), "eu", verify_only=True)
+    assert sorted((p.kind, p.key) for p in checked.problems) == sorted([("replica_damaged", altered),
+                                                                        ("replica_missing", lost)])
+    repaired = replicate(primary, _replica(eu), "eu")  # the altered version is not locked: it can go
+    assert repaired.ok and sorted(repaired.repaired) == sorted([(altered, "damaged"), (lost, "missing")])
+    assert replicate(primary, _replica(eu), "eu", verify_only=True).ok

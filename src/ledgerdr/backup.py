@@ -29,6 +29,7 @@ from .repository import (
     Catalog,
     ObjectRecord,
     WindowRecord,
+    current_lineage,
     iso_ms,
     read_incarnations,
     read_windows,
@@ -111,7 +112,7 @@ def run_backup(source: Source, location: Location, policy: BackupPolicy, *, now:
     catalog = read_windows(location)
     previous = catalog.last
     if previous is not None:
-        _check_lineage(location, previous, source)
+        _check_lineage(location, catalog, source)
         start = previous.end
     else:
         first = source.first_block_time()
@@ -166,17 +167,19 @@ def _has_unrecorded_blocks(source: Source, catalog: Catalog) -> bool:
     return source.digest().tip.sequence_no > recorded
 
 
-def _check_lineage(location: Location, previous: WindowRecord, source: Source) -> None:
+def _check_lineage(location: Location, catalog: Catalog, source: Source) -> None:
     """A repository continues one chain. Its lineage changes only where a promotion recorded an
     incarnation at the last recorded block; an old primary coming back after a promotion is refused."""
-    if previous.lineage == source.lineage:
+    incarnations = read_incarnations(location)
+    expected, promotion = current_lineage(catalog.windows, incarnations)
+    if expected is None or expected == source.lineage:
         return
-    for incarnation in read_incarnations(location):
-        if (incarnation.lineage == source.lineage and incarnation.last_seq == previous.last_seq
-                and incarnation.last_block_hash == previous.last_block_hash):
-            return
-    raise SourceError(f"repository {location.url} records lineage {previous.lineage} up to block {previous.last_seq}; "
-                      f"this ledger is lineage {source.lineage}: refusing to write another history into it",
+    fenced = next((i for i in reversed(incarnations) if i.previous_lineage == source.lineage), None)
+    why = (f"it was fenced when lineage {fenced.lineage} was promoted at block {fenced.last_seq} "
+           f"({fenced.promoted_at})" if fenced else f"the repository continues lineage {expected}"
+           + (f", promoted at block {promotion.last_seq}" if promotion else ""))
+    raise SourceError(f"repository {location.url}: this ledger is lineage {source.lineage}, and {why}: "
+                      "refusing to write another history into it",
                       hint="a promoted standby took over this repository, or the config names the wrong ledger")
 
 

@@ -7,6 +7,11 @@ against the window record's sha256, and its blocks verified as a chain continuin
 replica's last watermark — incremental, so its cost follows what is new. A watermark never
 passes a missing, altered or late object.
 
+What a watermark already vouches for is not re-verified, but every run re-checks each of those copies
+against its recorded sha256 (`stores.stored_sha256`: a HEAD on S3, the bytes hashed on a file store),
+because a watermark that keeps vouching for a copy lost or altered since would be a false green. A lost
+or damaged copy is repaired from the primary and named; one that cannot be is a problem naming the key.
+
 What is copied is the version each window record names, never the key's current version: on S3 a
 newer version can be put over a locked key, and only the recorded one is what the chain verified.
 A replica holds the primary's root-relative keys (records name them, restore reads them), so it must
@@ -38,11 +43,11 @@ from .repository import (
     parse_iso,
     read_watermarks,
     read_windows,
+    record_start,
     utcnow,
-    window_name,
     write_watermark,
 )
-from .stores import Location, copy_object, object_lock_refusal
+from .stores import Location, Store, copy_object, heal_object, object_lock_refusal, stored_sha256
 
 
 @dataclass
@@ -50,7 +55,9 @@ class ReplicateReport:
     repository: str
     copied: int = 0
     skipped: int = 0  # objects of the windows looked at that the replica already held
-    windows_covered: int = 0  # windows under the replica's watermark: neither read, copied nor verified again
+    windows_covered: int = 0  # windows under the replica's watermark: their copies re-checked, not re-verified
+    rechecked: int = 0  # objects of those windows whose replica bytes were hashed again
+    repaired: list[tuple[str, str]] = field(default_factory=list)  # (key, "missing" | "damaged") copied again
     bytes_copied: int = 0
     windows_verified: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -67,45 +74,50 @@ def replicate(primary: Location, replica: Location, name: str, *, verify_only: b
               require_object_lock: bool = False, cache: RecordCache | None = None) -> ReplicateReport:
     """Bring replica `name` up to the primary's recorded windows, verify, and write a watermark.
 
-    Idempotent and resumable. A follower passes the same `cache` every round, so records and watermarks
-    it has read are not fetched again until the listing shows them changed. Records of windows under the
-    replica's watermark are listed but not read (the watermark, write-once in the replica, vouches for them).
-    Raises ConfigError, before anything is copied, when the replica's prefix differs from the primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and
-    records are not raised: each is a Problem in the report naming its key and block address, and the
-    watermark stops before the first window that has one.
+    Idempotent and resumable. Every run re-checks the replica's copy of each object its watermark vouches for
+    (the windows it verified before, their records included) against the sha256 recorded for it, by hashing
+    the replica's bytes: a missing or damaged copy is copied again from the primary (`report.repaired`); with
+    `verify_only`, or when the storage refuses, it is a Problem naming the key. A follower passes the same
+    `cache` every round, so records and watermarks it has read are not fetched again until the listing shows
+    them changed. Raises ConfigError, before anything is copied, when the replica's prefix differs from the
+    primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and records are not
+    raised: each is a Problem in the report naming its key and block address, and the watermark stops before
+    the first window that has one (and does not move while a vouched-for copy stays damaged).
     """
     refuse_unfit_replica(primary, replica, name, require_object_lock=require_object_lock)
     now = now or utcnow()
     report = ReplicateReport(name)
     marks = read_watermarks(replica, name, cache=cache)
     last = marks[-1] if marks else None
-    # Windows the replica's watermark covers were verified there, and write-once storage keeps them: looking
-    # at their objects, or even their records, again would make every run cost the whole history.
     covered = set(last.windows_verified) if last else set()
-    catalog = _read_uncovered(primary, covered, cache)
-    windows = catalog.windows
+    catalog = read_windows(primary, cache=cache)
     blocked_from = _unreadable_records(catalog.unreadable, report)
-    report.windows_covered = len(catalog.passed) + sum(1 for w in windows if w.window_start in covered)
+    pairs = list(zip(catalog.keys, catalog.windows, strict=True))
+    vouched = [(k, w) for k, w in pairs if w.window_start in covered]
+    report.windows_covered = len(vouched)
+    _recheck(primary, replica, _jobs(vouched, catalog), report, repair=not verify_only,
+             concurrency=concurrency, retain_until=now + retention)
     if not verify_only:
-        todo = [w for w in windows if w.window_start not in covered]
-        _copy_all(primary, replica, todo, report, concurrency, now + retention, on_object)
-    _verify_and_mark(replica, name, last, windows, report, now + retention, blocked_from)
+        todo = [(k, w) for k, w in pairs if w.window_start not in covered]
+        _copy_all(primary, replica, _jobs(todo, catalog), report, concurrency, now + retention, on_object)
+    if any(p.kind in _DAMAGE for p in report.problems):
+        report.watermark = last  # a vouched-for copy is still damaged: the watermark must not move past it
+        return report
+    _verify_and_mark(replica, name, last, catalog, report, now + retention, blocked_from)
     return report
 
 
-def _read_uncovered(primary: Location, covered: set[str], cache: RecordCache | None) -> Catalog:
-    """The primary's window records, less those at or before the newest window the watermark covers (listed,
-    not fetched). Should a record sort before that bound without being covered (one recorded behind the
-    watermark: nothing in the write-once layout lets that happen, but nothing here assumes it), every record
-    is read, as without a bound."""
-    if not covered:
-        return read_windows(primary, cache=cache)
-    times = {start: parse_iso(start) for start in covered}  # parsed once: a long history covers thousands
-    catalog = read_windows(primary, after=max(times, key=times.__getitem__), cache=cache)
-    names = {window_name(t) + ".json" for t in times.values()}
-    if any(key.rsplit("/", 1)[-1] not in names for key in catalog.passed):
-        return read_windows(primary, cache=cache)
-    return catalog
+_DAMAGE = {"replica_missing", "replica_damaged"}
+
+
+def _jobs(windows: list[tuple[str, WindowRecord]], catalog: Catalog) -> list[ObjectRecord]:
+    """Every object a window vouches for on a replica: its recorded objects, and the record itself (with the
+    sha256 of the primary's record bytes)."""
+    jobs: list[ObjectRecord] = []
+    for key, window in windows:
+        jobs += window.objects
+        jobs.append(ObjectRecord(key, 0, catalog.record_sha256.get(key, "")))
+    return jobs
 
 
 def refuse_unfit_replica(primary: Location, replica: Location, name: str, *, require_object_lock: bool) -> None:
@@ -133,23 +145,17 @@ def _unreadable_records(keys: list[str], report: ReplicateReport) -> datetime | 
     for key in keys:
         report.problems.append(Problem("unreadable_record", key, None, "window record is not valid JSON or has "
                                        "a newer format_version; it is not copied, and no watermark passes it"))
-        try:
-            starts.append(datetime.strptime(key.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
-        except ValueError:
-            starts.append(datetime.min.replace(tzinfo=UTC))  # cannot place it: verify nothing past the watermark
+        start = record_start(key)
+        # a key that cannot be placed: verify nothing past the watermark
+        starts.append(parse_iso(start) if start else datetime.min.replace(tzinfo=UTC))
     return min(starts, default=None)
 
 
 # ------------------------------------------------------------------------------------------- copy
 
 
-def _copy_all(primary: Location, replica: Location, windows: list[WindowRecord], report: ReplicateReport,
+def _copy_all(primary: Location, replica: Location, jobs: list[ObjectRecord], report: ReplicateReport,
               concurrency: int, retain_until: datetime, on_object: Callable[[str], None] | None) -> None:
-    jobs: list[ObjectRecord] = []
-    for window in windows:
-        jobs += window.objects
-        # the record itself: no sha256 is recorded for it, and it is read at its current version
-        jobs.append(ObjectRecord(primary.key(WINDOWS + window.key_name), 0, ""))
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for key, outcome in zip((job.key for job in jobs), pool.map(
                 lambda job: _copy_one(primary, replica, job, retain_until), jobs), strict=True):
@@ -162,6 +168,56 @@ def _copy_all(primary: Location, replica: Location, windows: list[WindowRecord],
                 report.bytes_copied += outcome
             if on_object:
                 on_object(key)
+
+
+def _recheck(primary: Location, replica: Location, jobs: list[ObjectRecord], report: ReplicateReport, *,
+             repair: bool, concurrency: int, retain_until: datetime) -> None:
+    """Hash the replica's copy of every object in `jobs`; copy a missing or damaged one again (`repair`)."""
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        outcomes = pool.map(lambda job: _recheck_one(primary, replica, job, repair, retain_until), jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            report.rechecked += 1
+            if isinstance(outcome, Problem):
+                report.problems.append(outcome)
+            elif outcome is not None:
+                report.repaired.append((job.key, outcome))
+
+
+def copy_damage(store: Store, obj: ObjectRecord) -> str | None:
+    """What is wrong with `store`'s copy of `obj`: "missing", "damaged" (its bytes are not the recorded
+    sha256), or None when it is intact. Raises StoreError when the copy cannot be read for another reason."""
+    try:
+        actual = stored_sha256(store, obj.key)
+    except ObjectNotFound:
+        return "missing"
+    return None if not obj.sha256 or actual == obj.sha256 else "damaged"
+
+
+def _recheck_one(primary: Location, replica: Location, obj: ObjectRecord, repair: bool,
+                 retain_until: datetime) -> str | Problem | None:
+    """None (intact), what was repaired ("missing" | "damaged"), or the Problem that is left."""
+    where = _declared_blocks(obj.key)
+    try:
+        wrong = copy_damage(replica.store, obj)
+    except StoreError as exc:
+        return Problem("copy_failed", obj.key, where, f"cannot read the replica's copy: {exc}")
+    if wrong is None:
+        return None
+    kind = f"replica_{wrong}"
+    if not repair:
+        return Problem(kind, obj.key, where, f"the replica's copy is {wrong} (recorded sha256 {obj.sha256}); "
+                       "not repaired (--verify-only): `ledgerdr replicate` copies it again")
+    try:
+        if wrong == "damaged" and obj.sha256 and replica.store.properties.heals_in_place:
+            heal_object(primary.store, replica.store, obj.key, sha256=obj.sha256, version_id=obj.version_id)
+            return wrong
+        if wrong == "damaged":  # bytes that are not the recorded ones are worth nothing; the primary has them
+            replica.store.delete(obj.key)
+        copy_object(primary.store, replica.store, obj.key, version_id=obj.version_id, sha256=obj.sha256 or None,
+                    retain_until=retain_until)
+    except StoreError as exc:
+        return Problem(kind, obj.key, where, f"the replica's copy is {wrong} and cannot be repaired: {exc}")
+    return wrong
 
 
 def _copy_one(primary: Location, replica: Location, obj: ObjectRecord, retain_until: datetime) -> int | Problem:
@@ -207,18 +263,20 @@ def _declared_blocks(key: str) -> str | None:
 # ------------------------------------------------------------------------------------------- verify
 
 
-def _verify_and_mark(replica: Location, name: str, last: Watermark | None, windows: list[WindowRecord],
+def _verify_and_mark(replica: Location, name: str, last: Watermark | None, catalog: Catalog,
                      report: ReplicateReport, retain_until: datetime, blocked_from: datetime | None = None) -> None:
+    windows = catalog.windows
     verified = list(last.windows_verified) if last else []
     done = set(verified)
-    pending = [w for w in windows if w.window_start not in done]
+    pending = [(k, w) for k, w in zip(catalog.keys, windows, strict=True) if w.window_start not in done]
     chain = _seeded_chain(last)
     newest: WindowRecord | None = None
     tip = (chain.last_seq, chain.last_hash)  # of the last window that verified, never of a failed one
-    for window in pending:
+    for key, window in pending:
         if blocked_from is not None and window.start >= blocked_from:
             break  # an unreadable record comes first (reported already)
         problems: list[Problem] = []
+        _check_bytes(replica, key, catalog.record_sha256.get(key, ""), problems)
         _verify_window(replica, window, chain, problems)
         if problems:
             report.problems.extend(problems)
@@ -267,8 +325,6 @@ def _seeded_chain(last: Watermark | None) -> ChainChecker:
 
 def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker, problems: list[Problem]) -> None:
     record_key = replica.key(WINDOWS + window.key_name)
-    if not replica.store.exists(record_key):
-        problems.append(Problem("missing_object", record_key, None, "window record has not arrived"))
     try:
         fmt = ExportFormat.parse(window.format)
     except ConfigError as exc:
@@ -299,5 +355,5 @@ def _check_bytes(replica: Location, key: str, sha256: str, problems: list[Proble
     except StoreError as exc:
         problems.append(Problem("missing_object", key, None, str(exc)))
         return
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         problems.append(Problem("checksum_mismatch", key, None, "replica bytes differ from the recorded sha256"))

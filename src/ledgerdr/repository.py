@@ -8,6 +8,7 @@ No object is ever rewritten: the catalog is whatever listing these keys gives.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .errors import ObjectExists, StoreError
+from .errors import ObjectExists, StoreError, VerificationError
+from .journal.exports import RecordedExports
+from .journal.verify import Problem
 from .stores import Location, ObjectInfo
 
 T = TypeVar("T")
@@ -115,6 +118,20 @@ class Watermark:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
+@dataclass(frozen=True)
+class Break:
+    """Where a repository's record chain stops being one contiguous history (CONTRACTS §7): everything before
+    `window_start` is intact; `key` names the record that breaks it."""
+
+    kind: str  # gap | overlap | fork | unreadable_record
+    key: str
+    window_start: str | None  # the break's position; None when it cannot be placed (nothing after is trusted)
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.upper()} at {self.key}: {self.detail}"
+
+
 @dataclass
 class Catalog:
     """What a listing of the repository says (rebuilt on every read, never stored)."""
@@ -123,6 +140,8 @@ class Catalog:
     unreadable: list[str] = field(default_factory=list)  # record keys that failed to parse
     orphans: list[str] = field(default_factory=list)  # export attempt folders no record names
     passed: list[str] = field(default_factory=list)  # record keys at or before `read_windows(after=)`: not read
+    keys: list[str] = field(default_factory=list)  # the key each of `windows` was read from (same order)
+    record_sha256: dict[str, str] = field(default_factory=dict)  # record key -> sha256 of its bytes
 
     @property
     def last(self) -> WindowRecord | None:
@@ -131,7 +150,75 @@ class Catalog:
     def gaps(self) -> list[tuple[str, str]]:
         """Time ranges between consecutive records that no record covers."""
         return [(a.window_end, b.window_start) for a, b in zip(self.windows, self.windows[1:], strict=False)
-                if a.end != b.start]
+                if a.end < b.start]
+
+    def breaks(self) -> list[Break]:
+        """Every break in the record chain, in window order: a record that does not start where the last one
+        ended (gap, or overlap when it starts before), that does not continue the last block (gap, overlap,
+        or fork when its first block's `previousBlockHash` is not the last block's hash), that sits under a
+        key its window does not name, or that cannot be read."""
+        found = [Break("unreadable_record", key, record_start(key), "the record is not valid JSON or has a "
+                       "newer format_version") for key in self.unreadable]
+        previous: tuple[str, WindowRecord] | None = None
+        tip: WindowRecord | None = None  # newest record with blocks
+        for key, window in zip(self.keys, self.windows, strict=True):
+            if key.rsplit("/", 1)[-1] != window.key_name:
+                found.append(Break("overlap", key, window.window_start, f"record of window {window.window_start} "
+                                   f"is stored under another window's key (expected {window.key_name})"))
+            if previous is not None:
+                found += _time_break(previous, key, window)
+            if window.first_seq is not None:
+                found += _block_break(tip, key, window)
+                tip = window
+            previous = (key, window)
+        return sorted(found, key=lambda b: (b.window_start is not None, b.window_start and parse_iso(b.window_start)))
+
+    def intact(self) -> list[WindowRecord]:
+        """The windows before the first break: the only ones a status or a restore may count on."""
+        breaks = self.breaks()
+        if not breaks:
+            return list(self.windows)
+        first = breaks[0]
+        if first.window_start is None:
+            return []
+        stop = parse_iso(first.window_start)
+        return [w for w in self.windows if w.start < stop]
+
+
+def record_start(key: str) -> str | None:
+    """The `window_start` a window record's key names (`<t0>.json`), or None for a key that names none."""
+    try:
+        return iso_ms(datetime.strptime(key.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
+    except ValueError:
+        return None
+
+
+def _time_break(previous: tuple[str, WindowRecord], key: str, window: WindowRecord) -> list[Break]:
+    before_key, before = previous
+    if window.start > before.end:
+        return [Break("gap", key, window.window_start, f"nothing recorded from {before.window_end} to "
+                      f"{window.window_start} (after {before_key})")]
+    if window.start < before.end:
+        return [Break("overlap", key, window.window_start, f"window {window.window_start} → {window.window_end} "
+                      f"overlaps {before_key} ({before.window_start} → {before.window_end})")]
+    return []
+
+
+def _block_break(tip: WindowRecord | None, key: str, window: WindowRecord) -> list[Break]:
+    if tip is None or tip.last_seq is None or window.first_seq is None:
+        return []
+    expected = tip.last_seq + 1
+    if window.first_seq > expected:
+        return [Break("gap", key, window.window_start, f"starts at block {window.first_seq}, the record before "
+                      f"ends at block {tip.last_seq}")]
+    if window.first_seq < expected:
+        return [Break("overlap", key, window.window_start, f"starts at block {window.first_seq}, blocks up to "
+                      f"{tip.last_seq} are recorded already")]
+    if window.first_previous_block_hash and tip.last_block_hash \
+            and window.first_previous_block_hash != tip.last_block_hash:
+        return [Break("fork", key, window.window_start, f"block {window.first_seq} follows hash "
+                      f"{window.first_previous_block_hash}, block {tip.last_seq} has {tip.last_block_hash}")]
+    return []
 
 
 class RecordCache:
@@ -191,6 +278,7 @@ def read_windows(location: Location, *, after: str | None = None, cache: RecordC
     folder = location.folder(WINDOWS)
     bound = window_name(parse_iso(after)) + ".json" if after is not None else None
     used: set[str] = set()
+    read: list[tuple[str, WindowRecord]] = []
     for info in location.store.list(folder):
         name = info.key.rsplit("/", 1)[-1]
         if not name.endswith(".json"):
@@ -200,13 +288,22 @@ def read_windows(location: Location, *, after: str | None = None, cache: RecordC
             continue
         used.add(info.key)
         try:
-            catalog.windows.append(_fetch(location, info, WindowRecord.from_bytes, cache))
+            record, digest = _fetch(location, info, _parse_record, cache)
         except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
             catalog.unreadable.append(info.key)
+            continue
+        read.append((info.key, record))
+        catalog.record_sha256[info.key] = digest
     if cache is not None:
         cache.keep_only(location, folder, used)
-    catalog.windows.sort(key=lambda w: w.start)
+    read.sort(key=lambda pair: pair[1].start)
+    catalog.keys, catalog.windows = [k for k, _ in read], [w for _, w in read]
     return catalog
+
+
+def _parse_record(data: bytes) -> tuple[WindowRecord, str]:
+    """The record and the sha256 of its bytes: a replica's copy of a record is checked against the latter."""
+    return WindowRecord.from_bytes(data), hashlib.sha256(data).hexdigest()
 
 
 def find_orphans(location: Location, catalog: Catalog) -> list[str]:
@@ -218,6 +315,17 @@ def find_orphans(location: Location, catalog: Catalog) -> list[str]:
         if len(parts) > 2:
             attempts.add(f"{base}{parts[0]}/{parts[1]}/")
     return sorted(attempts - recorded)
+
+
+def recorded_exports(location: Location) -> RecordedExports | None:
+    """What the window records under `location` say about its exports, for `verify`: None when there are no
+    records (raw QLDB exports). Breaks in the record chain and unreadable records become problems."""
+    catalog = read_windows(location)
+    if not catalog.windows and not catalog.unreadable:
+        return None
+    sha256 = {obj.key: obj.sha256 for window in catalog.windows for obj in window.objects}
+    problems = tuple(Problem(b.kind, b.key, None, b.detail) for b in catalog.breaks())
+    return RecordedExports(frozenset(w.export_prefix for w in catalog.windows), sha256, problems)
 
 
 def record_window(location: Location, record: WindowRecord, *, retain_until: datetime | None = None) -> bool:
@@ -243,7 +351,9 @@ def read_watermarks(location: Location, repository: str, *, cache: RecordCache |
             continue
     if cache is not None:
         cache.keep_only(location, folder, used)
-    return sorted(marks, key=lambda m: m.last_seq)
+    # Empty windows verified after a block share its last_seq: the one that verified more windows is newer
+    # (sorting by last_seq alone kept an older one last, so replicas re-announced the same windows forever).
+    return sorted(marks, key=lambda m: (m.last_seq, len(m.windows_verified), m.verified_at))
 
 
 def write_watermark(location: Location, mark: Watermark, *, retain_until: datetime | None = None) -> bool:
@@ -274,11 +384,34 @@ def write_incarnation(location: Location, incarnation: Incarnation) -> None:
 
 
 def read_incarnations(location: Location) -> list[Incarnation]:
+    """Every promotion recorded in `location`, oldest first. Raises StoreError, and VerificationError naming
+    the key of one that cannot be read (which lineage may write is then unknown: nothing may be decided)."""
     out = []
     for info in location.store.list(location.folder(INCARNATIONS)):
-        raw = orjson.loads(location.store.get(info.key))
-        out.append(Incarnation(**{k: v for k, v in raw.items() if k in Incarnation.__dataclass_fields__}))
-    return sorted(out, key=lambda i: i.last_seq)
+        try:
+            raw = orjson.loads(location.store.get(info.key))
+            out.append(Incarnation(**{k: v for k, v in raw.items() if k in Incarnation.__dataclass_fields__}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise VerificationError(f"incarnation record {info.key} cannot be read: {exc}",
+                                    [Problem("unreadable_record", info.key, None, str(exc))],
+                                    hint="which lineage may write to this repository is unknown until it is "
+                                         "repaired") from None
+    return sorted(out, key=lambda i: (i.last_seq, i.promoted_at))
+
+
+def current_lineage(windows: list[WindowRecord], incarnations: list[Incarnation]) -> tuple[str | None,
+                                                                                          Incarnation | None]:
+    """The lineage the repository's next window must carry, and the promotion that set it (None: no promotion
+    since the last recorded block). A promotion recorded at the newest recorded block (same sequence number
+    and hash) hands the chain to the promoted ledger, so from then on the lineage that wrote the records
+    before it is fenced: its next backup is refused, and the promoted ledger's is accepted. Once the
+    promoted ledger has recorded blocks, its records carry its lineage themselves."""
+    tip = next((w for w in reversed(windows) if w.last_seq is not None), None)
+    at_tip = [i for i in incarnations
+              if tip is not None and i.last_seq == tip.last_seq and i.last_block_hash == tip.last_block_hash]
+    if at_tip:
+        return at_tip[-1].lineage, at_tip[-1]
+    return (windows[-1].lineage if windows else None), None
 
 
 def utcnow() -> datetime:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import takewhile
 from pathlib import Path
 
-from .errors import LedgerDRError
-from .repository import find_orphans, parse_iso, read_watermarks, read_windows
+from .errors import LedgerDRError, StoreError, VerificationError
+from .replicate import copy_damage
+from .repository import (
+    WindowRecord,
+    current_lineage,
+    find_orphans,
+    parse_iso,
+    read_incarnations,
+    read_watermarks,
+    read_windows,
+)
 from .stores import Location
 
 
@@ -30,41 +40,62 @@ class RepositoryStatus:
     last_block_time: str | None = None
     rpo_seconds: float | None = None
     gaps: list[tuple[str, str]] = field(default_factory=list)
+    breaks: list[dict] = field(default_factory=list)  # {kind, key, detail}: gap | overlap | fork | unreadable_record
+    damaged: list[dict] = field(default_factory=list)  # {key, was}: a replica's copy that is missing or altered
     orphans: list[str] = field(default_factory=list)
     unreadable_records: list[str] = field(default_factory=list)
     pending_windows: int = 0
+    lineage: str | None = None
+    incarnation: int = 0  # promotions recorded in this repository (0: the original ledger)
+    promoted_at_block: int | None = None
+
+    @property
+    def broken(self) -> bool:
+        """A break, damage or unreadable record: `status` exits 4, whatever the RPO."""
+        return bool(self.breaks or self.damaged)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "broken": self.broken}
 
     def render(self) -> str:
         rpo = "unknown (nothing verified)" if self.rpo_seconds is None else f"{self.rpo_seconds:.0f}s"
+        promoted = f", promoted at block {self.promoted_at_block}" if self.promoted_at_block is not None else ""
         lines = [f"[{self.name}] region {self.region}  {self.url}",
                  f"  windows: {self.windows} recorded, {self.verified_windows} verified, "
                  f"{self.pending_windows} pending",
                  f"  newest verified block: {self.last_seq}  at {self.last_block_time}",
                  f"  tip hash: {self.tip_hash}",
-                 f"  RPO now: {rpo}"]
-        lines += [f"  GAP: nothing recorded from {a} to {b}" for a, b in self.gaps]
-        lines += [f"  orphan export attempt (not recorded): {o}" for o in self.orphans[:10]]
-        lines += [f"  UNREADABLE record: {k}" for k in self.unreadable_records]
+                 f"  lineage: {self.lineage}  (incarnation {self.incarnation}{promoted})",
+                 f"  RPO now: {rpo}" + ("  (counted up to the first break)" if self.broken else "")]
+        lines += [f"  {b['kind'].upper()}: {b['key']}: {b['detail']}" for b in self.breaks]
+        lines += [f"  DAMAGED copy ({d['was']}): {d['key']}" for d in self.damaged]
+        if self.orphans:
+            lines.append(f"  orphans: {len(self.orphans)} export attempts no record names (harmless leftovers of "
+                         "failed runs; `ledgerdr verify` lists them)")
         return "\n".join(lines)
 
 
 def repository_status(name: str, region: str, location: Location, *, now: datetime, primary: bool,
                       primary_name: str | None = None) -> RepositoryStatus:
+    """The repository's windows, breaks and RPO, counted only up to its first break (CONTRACTS §7). For a
+    replica, only windows its own watermark vouches for count, and each of their copies is hashed again
+    (as `replicate` does): the first window with a missing or altered copy is a break."""
     catalog = read_windows(location)
     status = RepositoryStatus(name, region, location.url, windows=len(catalog.windows), gaps=catalog.gaps(),
                               unreadable_records=catalog.unreadable)
+    status.breaks = [{"kind": b.kind, "key": b.key, "detail": b.detail} for b in catalog.breaks()]
     status.orphans = find_orphans(location, catalog) if primary else []
+    intact = catalog.intact()
     if primary:
-        verified = catalog.windows
+        verified = intact
     else:
         marks = read_watermarks(location, name)
         done = set(marks[-1].windows_verified) if marks else set()
-        verified = [w for w in catalog.windows if w.window_start in done]
+        verified = list(takewhile(lambda w: w.window_start in done, intact))
+        verified = _up_to_damage(location, verified, status)
     status.verified_windows = len(verified)
     status.pending_windows = len(catalog.windows) - len(verified)
+    _lineage(location, catalog.windows, status)
     if verified:
         newest = verified[-1]
         status.newest_verified_window_end = newest.window_end
@@ -75,6 +106,33 @@ def repository_status(name: str, region: str, location: Location, *, now: dateti
             status.tip_hash = with_blocks[-1].last_block_hash
             status.last_block_time = with_blocks[-1].last_block_time
     return status
+
+
+def _up_to_damage(location: Location, windows: list[WindowRecord], status: RepositoryStatus) -> list[WindowRecord]:
+    """The windows before the first one with a missing or altered copy (named in `status.damaged`)."""
+    for index, window in enumerate(windows):
+        for obj in window.objects:
+            try:
+                was = copy_damage(location.store, obj)
+            except StoreError as exc:
+                was = f"unreadable: {exc}"
+            if was is not None:
+                status.damaged.append({"key": obj.key, "was": was})
+        if status.damaged:
+            return windows[:index]
+    return windows
+
+
+def _lineage(location: Location, windows: list[WindowRecord], status: RepositoryStatus) -> None:
+    """The lineage the repository's next window must carry, and how many promotions it has seen."""
+    try:
+        incarnations = read_incarnations(location)
+    except VerificationError as exc:
+        status.breaks += [{"kind": p.kind, "key": p.key, "detail": p.detail} for p in exc.problems]
+        incarnations = []
+    status.lineage, _ = current_lineage(windows, incarnations)
+    status.incarnation = len(incarnations)
+    status.promoted_at_block = incarnations[-1].last_seq if incarnations else None
 
 
 @dataclass

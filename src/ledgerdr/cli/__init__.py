@@ -29,6 +29,7 @@ _COMMANDS = {
     "ledger": "ledger_cmd",
     "standby": "standby_cmd",
     "promote": "standby_cmd",
+    "detach": "standby_cmd",
     "drill": "drill_cmd",
     "compact": "compact_cmd",
     "prune": "compact_cmd",

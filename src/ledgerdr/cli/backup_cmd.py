@@ -113,10 +113,17 @@ def _render(report, as_json: bool) -> None:
 @config_option
 @json_option
 @click.option("--max-rpo", help="Exit 8 when any repository's RPO is past this (e.g. 2h): for cron and alerts.")
+@click.option("--strict", is_flag=True, help="Also exit 4 when the primary holds orphan export attempts.")
 @click.option("--standby", "standbys", multiple=True, metavar="TARGET_URL",
               help="Also show this warm standby's position and lag (repeatable), read from the target itself.")
-def status(config_path: str, as_json: bool, max_rpo: str | None, standbys: tuple[str, ...]) -> None:
-    """Windows, newest verified block, tip hash, RPO and gaps of every repository; lag of each standby."""
+def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, standbys: tuple[str, ...]) -> None:
+    """Windows, newest verified block, tip hash, lineage, RPO and breaks of every repository; lag of standbys.
+
+    The newest verified block and the RPO count only up to a repository's first break. Exits 4 when any
+    repository has a gap, an overlap, a fork, an unreadable record or (a replica) a missing or altered
+    copy, naming each; 8 when nothing is broken but an RPO is past --max-rpo; 0 otherwise. Orphan export
+    attempts (left by failed runs, named by no record) are counted, not failures, unless --strict.
+    """
     config = load(config_path)
     now = datetime.now(UTC)
     limit = parse_duration(max_rpo, "--max-rpo") if max_rpo else None
@@ -134,6 +141,10 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, standbys: tuple
             click.echo(s.render())
         for f in followers:
             click.echo(f.render())
+    broken = [s.name for s in statuses if s.broken or (strict and s.orphans)]
+    if broken:
+        click.echo("broken: " + ", ".join(broken) + " (see above)", err=True)
+        sys.exit(4)
     if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
         click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
                                                             or s.rpo_seconds > limit.total_seconds()), err=True)

@@ -21,7 +21,8 @@ from .output import emit_json, progress
 @click.command()
 @config_option
 @click.option("--repository", "names", multiple=True, help="Only this replica (repeatable). Default: all.")
-@click.option("--verify-only", is_flag=True, help="Copy nothing (S3 replication copies); only verify and mark.")
+@click.option("--verify-only", is_flag=True, help="Copy and repair nothing (S3 replication copies); only verify "
+              "and mark. Exits 4 on any missing or damaged copy.")
 @click.option("--follow", is_flag=True, help="Keep running: replicate again every --every.")
 @click.option("--every", default="30s", show_default=True, help="Pause between rounds with --follow.")
 @click.option("--concurrency", default=8, show_default=True, help="Objects copied at once.")
@@ -30,8 +31,10 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
               concurrency: int, as_json: bool) -> None:
     """Copy every recorded window's objects a replica lacks, then verify the replica's chain.
 
-    Skips objects already there with the same checksum, so an interrupted run resumes. Exits 4 when
-    any replica has a missing, altered or conflicting object (its watermark does not move past it).
+    Skips objects already there with the same checksum, so an interrupted run resumes. Every run also
+    hashes again each replica copy its watermark vouches for: a lost or damaged copy is copied again
+    from the primary and named ("repaired"). Exits 4, naming the key, when any replica has a missing,
+    altered or conflicting object it cannot repair (its watermark does not move past it).
     Exits 2, copying nothing, when a replica's prefix differs from the primary's or it lacks the Object
     Lock its `require_object_lock` asks for (the check `ledgerdr check` makes).
     """
@@ -77,7 +80,8 @@ def _refuse_unfit(primary: Location, replicas: list[RepositoryConfig], locations
 def _render(reports, as_json: bool) -> None:
     if as_json:
         emit_json([{"repository": r.repository, "copied": r.copied, "skipped": r.skipped,
-                    "windows_covered": r.windows_covered,
+                    "windows_covered": r.windows_covered, "rechecked": r.rechecked,
+                    "repaired": [{"key": k, "was": was} for k, was in r.repaired],
                     "bytes_copied": r.bytes_copied, "windows_verified": r.windows_verified,
                     "watermark": r.watermark.__dict__ if r.watermark else None,
                     "problems": [p.__dict__ for p in r.problems]} for r in reports])
@@ -85,6 +89,9 @@ def _render(reports, as_json: bool) -> None:
     for r in reports:
         mark = f"verified to block {r.watermark.last_seq}" if r.watermark else "nothing verified yet"
         click.echo(f"[{r.repository}] copied {r.copied} ({r.bytes_copied} bytes), skipped {r.skipped}, "
-                   f"{r.windows_verified} new windows verified ({r.windows_covered} verified before); {mark}")
+                   f"{r.windows_verified} new windows verified ({r.windows_covered} verified before, "
+                   f"{r.rechecked} copies re-checked); {mark}")
+        for key, was in r.repaired:
+            click.echo(f"[{r.repository}] repaired {key}: the copy was {was}; copied again from the primary")
         for p in r.problems:
             click.echo(f"problem: {p}", err=True)

@@ -10,6 +10,7 @@ import orjson
 from ..config import parse_duration
 from ..queues.notify import open_notifications
 from ..restore.standby import FollowReport, run_standby
+from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
 from ..stores import open_location
 from ..targets import open_target
@@ -72,8 +73,24 @@ def promote(source: str, target: str, state_dir: str) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
-    the same chain under a new lineage, and an old primary that comes back is refused by the repository.
+    the same chain under a new lineage, and an old primary that comes back is refused by the repository
+    (its `backup` exits 6). Exits 7, recording nothing, when the standby does not verify or cannot take
+    writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
     incarnation = promote_flow(open_location(source), target, state_dir=state_dir)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
+
+
+@click.command()
+@click.option("--to", "target", required=True, help="The restored ledger: embedded:///path/restored.db")
+def detach(target: str) -> None:
+    """Open a restored ledger for writes as a detached copy, under a new lineage of its own.
+
+    Unlike `promote`, writes nothing into any repository: production is not fenced and keeps backing up,
+    and no repository accepts this copy's backups as the production chain's (exit 6). For test and drill
+    restores that must take writes. Exits 7 for a target that cannot take writes (PostgreSQL is a
+    queryable replica).
+    """
+    lineage = detach_flow(target)
+    click.echo(f"detached: {target} is writable under its own lineage {lineage}; no repository was changed")

@@ -8,6 +8,7 @@ import click
 
 from ..errors import ObjectNotFound
 from ..journal.exports import plan_location, verify_location
+from ..repository import recorded_exports
 from ..stores import Location, open_location
 from .output import emit_json, progress, stderr
 
@@ -16,7 +17,8 @@ from .output import emit_json, progress, stderr
 @click.argument("location")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (CONTRACTS §6 report).")
 @click.option("--export-id", help="Verify only this export.")
-@click.option("--strict", is_flag=True, help="Count hashes whose rule QLDB never published as problems.")
+@click.option("--strict", is_flag=True, help="Count hashes whose rule QLDB never published, and orphan export "
+              "attempts, as problems.")
 @click.option("--chain-only", is_flag=True, help="Check block hashes, Merkle roots and links only, not each "
               "revision (fast; what a JSON export can always prove).")
 def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool) -> None:
@@ -24,20 +26,25 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
     transaction-info hash and statement digest, and the chain across all exports (gaps, overlaps,
-    broken links). Exits 0 only when nothing is wrong, 4 when verification fails; 3 when there is nothing
-    to verify (a missing path or an empty folder), 2 for a file or the file system's root.
+    broken links). In a ledgerdr repository, every mode (--chain-only too) first checks each object's
+    bytes against the sha256 its window record holds, and export attempts no record names (left by a
+    killed or failed backup) are listed as orphans, not failures. Exits 0 only when nothing is wrong
+    (orphans aside, unless --strict), 4 when verification fails; 3 when there is nothing to verify (a
+    missing path or an empty folder), 2 for a file or the file system's root.
     """
     loc = open_location(location)
     _refuse_nothing_there(loc)
-    total = len(plan_location(loc.store, loc.prefix, export_id=export_id).objects)
+    recorded = recorded_exports(loc)
+    total = len(plan_location(loc.store, loc.prefix, export_id=export_id, recorded=recorded).objects)
     with progress("verifying objects", total, enabled=not as_json) as bar:
         report = verify_location(loc.store, loc.prefix, export_id=export_id, strict=strict,
-                                 check_revisions=not chain_only, on_object=lambda ref, blocks: bar.advance())
+                                 check_revisions=not chain_only, on_object=lambda ref, blocks: bar.advance(),
+                                 recorded=recorded)
     if as_json:
         emit_json(report.to_json())
     else:
         _render(report)
-    sys.exit(0 if report.ok else 4)
+    sys.exit(0 if report.ok and not (strict and report.orphans) else 4)
 
 
 def _refuse_nothing_there(loc: Location) -> None:
@@ -66,4 +73,8 @@ def _render(report) -> None:
         stderr.print(f"[yellow]… {len(report.warnings) - 20} more warnings[/]")
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
-    click.echo("verified: OK" if report.ok else f"verified: FAILED ({len(report.problems)} problems)")
+    for orphan in report.orphans:
+        age = "age unknown" if orphan["age_seconds"] is None else f"{orphan['age_seconds']:.0f}s old"
+        click.echo(f"orphan: {orphan['key']} ({age}): {orphan['reason']}", err=True)
+    orphans = f"; {len(report.orphans)} orphan export attempts (not recorded, not verified)" if report.orphans else ""
+    click.echo(("verified: OK" if report.ok else f"verified: FAILED ({len(report.problems)} problems)") + orphans)

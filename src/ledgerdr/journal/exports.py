@@ -7,8 +7,10 @@ overlaps and holes, or ledgerdr's — and never assumes ledgerdr's records exist
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ..errors import StoreError
 from ..stores.base import Store
@@ -26,11 +28,22 @@ class LoadedExport:
     complete: bool = False
 
 
+@dataclass(frozen=True)
+class RecordedExports:
+    """What a ledgerdr repository's window records say about the exports under it (built by
+    `repository.recorded_exports`; None for raw QLDB exports, which have no records)."""
+
+    attempts: frozenset[str]  # the export attempt folders records name (their `export_prefix`)
+    sha256: Mapping[str, str]  # every recorded object's key -> the sha256 recorded for it
+    problems: tuple[Problem, ...] = ()  # unreadable records, breaks in the record chain
+
+
 @dataclass
 class ExportPlan:
     exports: list[LoadedExport]
     objects: list[ObjectRef]  # every data object, ordered by declared block range
     problems: list[Problem]
+    orphans: list[dict] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
 
     def keep(self) -> Callable[[int], bool]:
         """Which sequence numbers more than one object declares (their hashes must be compared)."""
@@ -108,12 +121,23 @@ def _exists(store: Store, key: str) -> bool:
 
 
 def plan_location(store: Store, prefix: str = "", *, export_id: str | None = None,
-                  expected: Mapping[str, str] | None = None) -> ExportPlan:
-    """Every export below `prefix` (or just `export_id`), its objects ordered by block range."""
+                  expected: Mapping[str, str] | None = None, recorded: RecordedExports | None = None,
+                  now: datetime | None = None) -> ExportPlan:
+    """Every export below `prefix` (or just `export_id`), its objects ordered by block range.
+
+    With `recorded` (a ledgerdr repository), only the attempts its records name are planned, each object
+    expected to have its recorded sha256; every other attempt is an orphan (a failed or superseded run's
+    leftover that write-once storage keeps): listed with its age and why it is not recorded, not verified."""
     problems: list[Problem] = []
     refs = [r for r in discover_exports(store, prefix) if export_id is None or r.export_id == export_id]
     if export_id is not None and not refs:
         problems.append(Problem("export_missing", prefix or None, None, f"no export {export_id} under this location"))
+    orphans: list[dict] = []
+    if recorded is not None:
+        expected = {**recorded.sha256, **(expected or {})}
+        orphans = [_orphan(store, ref, prefix, now or datetime.now(UTC)) for ref in refs
+                   if ref.directory not in recorded.attempts]
+        refs = [ref for ref in refs if ref.directory in recorded.attempts]
     exports = [load_export(store, ref, prefix, problems, expected) for ref in refs]
     ordered: list[tuple[tuple[int, int, int, int], ObjectRef]] = []
     for export_index, export in enumerate(exports):
@@ -123,7 +147,24 @@ def plan_location(store: Store, prefix: str = "", *, export_id: str | None = Non
             position = obj.last if obj.last is not None else first
             ordered.append(((first, position, export_index, object_index), obj))
     ordered.sort(key=lambda item: item[0])
-    return ExportPlan(exports, [obj for _, obj in ordered], problems)
+    return ExportPlan(exports, [obj for _, obj in ordered], problems, orphans)
+
+
+def _orphan(store: Store, ref: ExportRef, prefix: str, now: datetime) -> dict:
+    """An attempt no record names: its folder, its age (since the end of the window it was exporting, which
+    it started after: an upper bound) and why it is not recorded, from what loading it finds."""
+    found: list[Problem] = []
+    loaded = load_export(store, ref, prefix, found)
+    kinds = {p.kind for p in found}
+    if "export_incomplete" in kinds:
+        reason = "incomplete: started, never completed (a run killed, out of space or failed)"
+    elif found:
+        reason = "unreadable: " + "; ".join(sorted(kinds))
+    else:
+        reason = "complete, but no window record names it (its run stopped before recording, or lost the race)"
+    end = loaded.manifest.exclusive_end_time if loaded.manifest else None
+    age = round((now - end).total_seconds(), 3) if isinstance(end, datetime) and end.tzinfo else None
+    return {"key": ref.started_key or ref.directory, "age_seconds": age, "reason": reason}
 
 
 def verify_location(
@@ -136,18 +177,46 @@ def verify_location(
     expected: Mapping[str, str] | None = None,
     on_object: Callable[[ObjectRef, int], None] | None = None,
     fuse_json: bool = True,
+    recorded: RecordedExports | None = None,
 ) -> VerifyReport:
     """Verify every export under the location as one chain (CONTRACTS §6). Never raises on bad data.
-    `fuse_json=False` checks chain-only JSON block by block (the fused path's reference, for tests)."""
-    plan = plan_location(store, prefix, export_id=export_id, expected=expected)
-    report = VerifyReport(exports=len(plan.exports))
+    `fuse_json=False` checks chain-only JSON block by block (the fused path's reference, for tests).
+
+    With `recorded` (the location is a ledgerdr repository), in every mode each recorded object's bytes are
+    checked against the sha256 its window record holds (manifests included, and bytes no QLDB hash covers,
+    such as field names), the record chain's breaks are problems, and unrecorded attempts are orphans
+    (`report.orphans`), not problems."""
+    plan = plan_location(store, prefix, export_id=export_id, expected=expected, recorded=recorded)
+    report = VerifyReport(exports=len(plan.exports), orphans=plan.orphans)
     report.problems.extend(plan.problems)
+    if recorded is not None:
+        report.problems.extend(recorded.problems)
+        _check_recorded_manifests(store, plan, recorded, report)
     verify_objects(store.get, plan.objects, report, strict=strict, check_revisions=check_revisions,
                    keep=plan.keep(), on_object=on_object, fuse_json=fuse_json)
     if not plan.exports and not plan.problems:
         report.problems.append(Problem("no_exports", prefix or None, None,
                                        f"no export (no *.started.manifest) under {store.url}/{prefix}"))
     return report
+
+
+def _check_recorded_manifests(store: Store, plan: ExportPlan, recorded: RecordedExports,
+                              report: VerifyReport) -> None:
+    """Each recorded object of the planned exports that is not a data object (the manifests) against its
+    recorded sha256; data objects are checked as they are verified."""
+    data = {obj.resolved_key for obj in plan.objects} | {obj.key for obj in plan.objects}
+    folders = tuple(export.ref.directory for export in plan.exports)
+    for key, sha in sorted(recorded.sha256.items()):
+        if key in data or not key.startswith(folders):
+            continue
+        try:
+            actual = hashlib.sha256(store.get(key)).hexdigest()
+        except StoreError as exc:
+            report.problems.append(Problem("missing_object", key, None, f"recorded object cannot be read: {exc}"))
+            continue
+        if actual != sha:
+            report.problems.append(Problem("checksum_mismatch", key, None,
+                                           "object bytes do not match the sha256 recorded for them"))
 
 
 def _overlap_ranges(objects: list[ObjectRef]) -> Callable[[int], bool]:

@@ -53,6 +53,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     digest: str | None = None  # digest at the tip, when the chain starts at the genesis block
+    orphans: list[dict] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
 
     @property
     def ok(self) -> bool:
@@ -86,6 +87,7 @@ class BlockChecker:
         entries = [bytes(h) for h in get("entriesHashList") or ()]
         entry_set = set(entries)
         if self.check_revisions:
+            _check_shape(value, block, key, problems)
             info = get("transactionInfo")
             if info is not None:
                 if ion_hash(info) not in entry_set:
@@ -161,6 +163,29 @@ class BlockChecker:
             _problem(problems, "revision_hash", key, block, f"deleted revision {_doc(revision)}: hash fits no known rule")
         else:
             self.chain_only["rule_unknown"] += 1
+
+
+# QLDB's block fields (reference §1.3). No hash covers the field names, `transactionId` or a revision's copy of
+# the block address, so a flipped byte there passes every hash check: for exports without window records (whose
+# sha256 catches any flip) these shape checks, made by a full verify, are what is left to catch it.
+_BLOCK_FIELDS = frozenset({"blockAddress", "transactionId", "blockTimestamp", "blockHash", "entriesHash",
+                           "previousBlockHash", "entriesHashList", "transactionInfo", "revisions", "redactionInfo"})
+_UNREAD_FIELDS = frozenset({"transactionId"})  # required, and read by no hash check (which name the others)
+
+
+def _check_shape(value: Mapping[str, Any], block: Block, key: str | None, problems: list[Problem]) -> None:
+    names = value.keys()
+    if not (_UNREAD_FIELDS <= names and names <= _BLOCK_FIELDS):
+        missing, unknown = sorted(_UNREAD_FIELDS - names), sorted(set(names) - _BLOCK_FIELDS)
+        _problem(problems, "malformed_block", key, block, f"block fields do not follow QLDB's schema: missing "
+                 f"{missing}, unknown {unknown}")
+    address = value["blockAddress"]
+    for revision in value.get("revisions") or ():
+        copy = revision.get("blockAddress")
+        if copy is not None and (str(copy.get("strandId")) != str(address["strandId"])
+                                 or copy.get("sequenceNo") != address["sequenceNo"]):
+            _problem(problems, "malformed_block", key, block, f"revision {_doc(revision)} names block address "
+                     f"{{strandId:{copy.get('strandId')},sequenceNo:{copy.get('sequenceNo')}}}, not its block's")
 
 
 def _problem(problems: list[Problem], kind: str, key: str | None, block: Block, detail: str) -> None:

@@ -38,8 +38,10 @@ from ..repository import (
     Incarnation,
     RecordCache,
     WindowRecord,
+    current_lineage,
     iso_ms,
     parse_iso,
+    read_incarnations,
     read_windows,
     utcnow,
     write_incarnation,
@@ -335,8 +337,9 @@ def _wait(notifications: Notifications | None, every: float, relist_every: float
 
 def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None) -> Incarnation:
     """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes."""
-    from ..targets import open_target
     from .run import RestoreOptions, restore
+
+    _refuse_unpromotable(target_url)  # before anything: a refusal must not fence the old primary
 
     # The whole journal, not the newest snapshot: a writable ledger continues the chain and serves digests and
     # proofs over every block, and a snapshot holds no blocks. A standby that started from a snapshot loads
@@ -346,16 +349,42 @@ def promote(location: Location, target_url: str, *, state_dir: str | Path | None
     if not report.verdict:
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))
-    windows = read_windows(location).windows
-    previous = windows[-1].lineage if windows else None
+    previous, _ = current_lineage(read_windows(location).windows, read_incarnations(location))
     incarnation = Incarnation(new_id(), previous, report.last_seq, report.last_block_hash, iso_ms(utcnow()))
     write_incarnation(location, incarnation)
+    _open_for_writes(target_url, incarnation.lineage)
+    return incarnation
+
+
+def detach(target_url: str) -> str:
+    """Open a restored ledger for writes as a *detached* copy: a new lineage of its own, and nothing written
+    into any repository. A test or drill restore made writable this way fences nothing (production keeps
+    backing up), and no repository takes its backups as the production chain's (its lineage is refused by
+    the backup's lineage check). Returns the new lineage. Raises RestoreError for a target that cannot be
+    opened for writes; TargetError when it cannot be opened at all."""
+    _refuse_unpromotable(target_url)
+    lineage = new_id()
+    _open_for_writes(target_url, lineage)
+    return lineage
+
+
+def _refuse_unpromotable(target_url: str) -> None:
+    from ..targets import open_target
+
     target = open_target(target_url)
     try:
-        if not hasattr(target, "promote"):
-            raise RestoreError(f"only an embedded target can be promoted to a writable ledger ({target.kind} is a "
+        if not target.writable_ledger:
+            raise RestoreError(f"only an embedded target can be opened for writes ({target.kind} is a "
                                "queryable replica)")
-        target.promote(incarnation.lineage)
     finally:
         target.close()
-    return incarnation
+
+
+def _open_for_writes(target_url: str, lineage: str) -> None:
+    from ..targets import open_target
+
+    target = open_target(target_url)
+    try:
+        target.promote(lineage)  # type: ignore[attr-defined]  # writable_ledger, checked by _refuse_unpromotable
+    finally:
+        target.close()

@@ -24,15 +24,16 @@ from ..errors import (
     StoreUnavailable,
 )
 from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key, validate_prefix
-from .copying import copy_object
+from .copying import copy_object, heal_object, stored_sha256
 from .file import FileStore
 from .retrying import MeteredStore, RetryingStore, StoreWrapper, unwrap
 
 __all__ = [
     "TEMP_SUFFIX", "AccessDenied", "ChecksumMismatch", "ConfigError", "FileStore", "Location", "MeteredStore",
     "ObjectExists", "ObjectInfo", "ObjectNotFound", "RetentionViolation", "RetryingStore", "Store",
-    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "copy_object", "object_lock_refusal",
-    "open_location", "open_store", "parse_location", "unwrap", "validate_key", "validate_prefix",
+    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "copy_object", "heal_object",
+    "object_lock_refusal",
+    "open_location", "open_store", "parse_location", "stored_sha256", "unwrap", "validate_key", "validate_prefix",
 ]
 
 

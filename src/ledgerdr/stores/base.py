@@ -27,6 +27,12 @@ class StoreProperties:
     enforces_retention: bool  # deletes/overwrites under retention are refused by the storage itself
     server_side_copy: bool  # copy_object between two stores of this kind without moving bytes through us
     has_versions: bool  # objects carry a version id (S3)
+    # `head` reports `content_sha256`: the storage's own checksum of the bytes it holds (S3's full-object
+    # ChecksumSHA256, validated by S3 against the body on upload), so "are the bytes still X" costs a HEAD
+    checksum_on_head: bool = False
+    # `heal(key, data, sha256=)` puts back the bytes recorded for a key whose stored bytes no longer match the
+    # sha256 recorded when it was written (bit rot, an edit in place); intact bytes are never replaced
+    heals_in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class ObjectInfo:
     # mtime, ctime and inode). Lets a reader keep what it parsed from a write-once record between listings
     # (`repository.RecordCache`); None when the backend cannot tell, and then nothing may be kept.
     stamp: str | None = None
+    # sha256 (hex) of the stored bytes as the storage computed and vouches for it; None where it keeps none
+    # (a file store's sidecar, or S3's `sha256` metadata, says only what a writer claimed when writing)
+    content_sha256: str | None = None
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ version it verified, and that is the one a replica must receive.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from .base import ObjectInfo, Store
@@ -39,3 +40,26 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
     if head.retain_until is not None and head.retain_until > floor:
         until = head.retain_until
     return dest.put(key, data, retain_until=until, sha256=sha256)
+
+
+def heal_object(source: Store, dest: Store, key: str, *, sha256: str, version_id: str | None = None) -> ObjectInfo:
+    """Put the recorded bytes back into `dest`'s damaged copy of `key`, read from `source` (its version
+    `version_id`), where `dest` heals in place (`properties.heals_in_place`: the file store). Raises
+    ChecksumMismatch (the source's bytes are not `sha256`, or `sha256` is not what `dest` recorded), ObjectExists
+    (the copy is intact), ObjectNotFound and the rest of the StoreError family."""
+    which = {"version_id": version_id} if version_id and source.properties.has_versions else {}
+    data = source.get(key, **which)  # type: ignore[call-arg]
+    return unwrap(dest).heal(key, data, sha256=sha256)  # type: ignore[attr-defined]  # heals_in_place
+
+
+def stored_sha256(store: Store, key: str) -> str:
+    """The sha256 of the bytes `store` holds at `key` now (its current version), never taken from what a writer
+    claimed: a HEAD where the storage vouches for its own checksum of the bytes (`checksum_on_head`: S3), else
+    the bytes read and hashed (a file store's sidecar says what was written, not what is there after bit rot
+    or an edit in place). What a replica's re-check compares with the sha256 its window record holds.
+    Raises ObjectNotFound and the StoreError family."""
+    if store.properties.checksum_on_head:
+        vouched = store.head(key).content_sha256
+        if vouched is not None:
+            return vouched
+    return hashlib.sha256(store.get(key)).hexdigest()

@@ -150,7 +150,8 @@ class FileStore:
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
         self.properties = StoreProperties(
-            "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False
+            "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False,
+            heals_in_place=True,
         )
 
     def __repr__(self) -> str:
@@ -226,6 +227,38 @@ class FileStore:
                     yield self._info(key, f"{root}/{key}", with_sidecar=False)
                 except ObjectNotFound:
                     continue  # deleted while we listed
+
+    def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        """Put back the bytes recorded for `key` where the file no longer holds them (bit rot, an edit in
+        place, a lost file): `data` must hash to `sha256`, which must be what the sidecar recorded when the
+        object was written, and the file must not. Write-once holds: only bytes that are not the recorded
+        object are replaced, only by the recorded object, and its retention stays as recorded. Raises
+        ObjectExists (the object is intact: nothing is written), ChecksumMismatch (`data` or `sha256` is not
+        what was recorded), StoreError (no sidecar: what was recorded is unknown). Atomic (temp + rename).
+        """
+        path = self._path(key)
+        digest = checked_sha256(self.url, key, data, sha256)
+        with self._os_errors("heal", key), self._key_lock(key):
+            recorded, _ = self._read_meta(key)
+            if recorded is None:
+                raise StoreError(self.url, key, "heal", "no sidecar records what this object's bytes were")
+            if recorded != digest:
+                raise ChecksumMismatch(self.url, key, "heal", f"the object was recorded as sha256 {recorded}, "
+                                       f"the bytes offered are {digest}")
+            try:
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if current == recorded:
+                raise ObjectExists(self.url, key, "heal", hint="the object is intact: nothing to heal")
+            self._make_dirs(path.parent, key)
+            tmp = self._write_temp(path, data)
+            try:
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        return self._info(key, path)
 
     def delete(self, key: str) -> None:
         """Remove `key`; raises ObjectNotFound, RetentionViolation before retain-until (when enforcing)."""

@@ -128,7 +128,8 @@ class S3Store:
         self.client = client or make_client(region, endpoint_url, role_arn)
         self.url = f"s3://{bucket}"
         self.properties = StoreProperties(
-            "s3", enforces_retention=self.lock_mode is not None, server_side_copy=True, has_versions=True
+            "s3", enforces_retention=self.lock_mode is not None, server_side_copy=True, has_versions=True,
+            checksum_on_head=True,
         )
         self._bucket_seen = False
         # Source buckets whose server-side copy was refused (another account): asked once, then read through us.
@@ -340,7 +341,8 @@ class S3Store:
         validate_key(self.url, key)
         try:
             with self._aws("head", key):
-                return self.client.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
+                return self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
+                                               **_version(version_id))
         except ObjectNotFound:
             if not self._bucket_seen:
                 self._check_bucket()
@@ -438,7 +440,17 @@ def _object_info(key: str, resp: dict[str, Any]) -> ObjectInfo:
         version_id=resp.get("VersionId"),
         storage_class=resp.get("StorageClass", "STANDARD"),
         stamp=_stamp(resp),
+        content_sha256=_full_object_sha256(resp),
     )
+
+
+def _full_object_sha256(resp: dict[str, Any]) -> str | None:
+    """S3's checksum of the whole object, hex; None for a multipart object's composite checksum (a checksum of
+    the parts' checksums, not of the bytes) or an object stored without one."""
+    stored = resp.get("ChecksumSHA256")
+    if not stored or resp.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT" or "-" in stored:
+        return None
+    return base64.b64decode(stored).hex()
 
 
 def _stamp(obj: dict[str, Any]) -> str | None:

@@ -191,6 +191,9 @@ class Target(Protocol):
     # between processes (finalize's parallel digest), where a plain filter would read every row each time.
     keeps_journal: bool
     splits_state: bool
+    # can become a writable ledger (`promote(lineage)`): only an embedded target (CONTRACTS §8); PostgreSQL is
+    # a queryable replica
+    writable_ledger: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;

@@ -52,6 +52,7 @@ _EXTRA_SCHEMA = (
 
 class EmbeddedTarget:
     kind = "embedded"
+    writable_ledger = True
     keeps_journal = True
     splits_state = True
 

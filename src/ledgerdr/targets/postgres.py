@@ -131,6 +131,7 @@ class PostgresTarget:
     kind = "postgres"
     keeps_journal = False  # a queryable replica: rows, not the journal's blocks
     splits_state = False
+    writable_ledger = False
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
