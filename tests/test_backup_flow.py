@@ -199,3 +199,30 @@ def test_backup_now_on_an_empty_ledger_has_nothing_to_do(tmp_path):
     report = backup_now(source, Location(FileStore(tmp_path / "repo"), ""), POLICY, sleep=lambda s: None)
     source.close()
     assert report.nothing_due and report.next_due is None
+
+
+def test_a_late_commit_into_an_empty_recorded_window_is_caught_not_skipped(tmp_path):
+    """An empty window has no last block, so continuity must be checked against the newest record that
+    has one: a commit that landed late in the empty window's time would otherwise sit in no window."""
+    ledger = Ledger.create(tmp_path / "ledger.db")
+    with freeze_time(T0 + timedelta(seconds=7)):
+        run_workload(ledger, 5, seed=1)
+    source = EmbeddedSource(tmp_path / "ledger.db")
+    location = Location(FileStore(tmp_path / "repo"), "")
+    with freeze_time(T0 + timedelta(minutes=2, seconds=6)):  # [T0, +1m) with blocks, [+1m, +2m) empty
+        assert len(run_backup(source, location, POLICY).recorded) == 2
+    anchor, empty = read_windows(location).windows
+    assert anchor.last_seq is not None and empty.last_seq is None
+    with freeze_time(T0 + timedelta(minutes=1, seconds=30)):  # late: inside the empty, recorded window
+        run_workload(ledger, 2, seed=2)
+    with freeze_time(T0 + timedelta(minutes=2, seconds=7)):
+        run_workload(ledger, 2, seed=3)
+    with freeze_time(T0 + timedelta(minutes=3, seconds=6)):
+        assert len(run_backup(source, location, POLICY).recorded) == 1
+    newest = read_windows(location).windows[-1]
+    assert newest.first_seq == anchor.last_seq + 1  # the late blocks are in it, re-exported
+    assert newest.first_previous_block_hash == anchor.last_block_hash
+    assert newest.last_seq == source.ledger.block_count - 1
+    assert verify_location(location.store, "").ok
+    source.close()
+    ledger.close()

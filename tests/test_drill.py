@@ -16,11 +16,19 @@ from click.testing import CliRunner
 from ledgerdr.cli import cli
 from ledgerdr.drill import DrillSettings, run_drill
 from ledgerdr.drill_html import render_html
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.repository import read_incarnations
+from ledgerdr.stores import FileStore, Location
 
 
 @pytest.fixture(scope="module")
-def drill_report(tmp_path_factory):
-    work = tmp_path_factory.mktemp("drill") / "work"
+def drill_work(tmp_path_factory):
+    return tmp_path_factory.mktemp("drill") / "work"
+
+
+@pytest.fixture(scope="module")
+def drill_report(drill_work):
+    work = drill_work
     return run_drill(DrillSettings(work, duration=5.0, interval=timedelta(seconds=1), transactions_per_second=80))
 
 
@@ -37,6 +45,19 @@ def test_drill_reports_every_figure_and_verifies(drill_report):
         assert 0 <= result["transactions_lost"] < data["source_blocks"]
     kinds = {event["kind"] for event in data["timeline"]}
     assert {"export", "watermark", "disaster", "restore-start", "restore-done"} <= kinds
+
+
+def test_drill_restores_are_writable_as_detached_copies_that_fence_nothing(drill_report, drill_work):
+    """A drill's writable copy has a lineage of its own and leaves no promotion in the repository: a drill
+    must never fence production, and its copy's backups must never pass for the production chain."""
+    source_lineage = Ledger.open(drill_work / "region-a" / "ledger.db").lineage
+    restored = sorted((drill_work / "region-b").glob("*.db"))
+    assert restored
+    for path in restored:
+        ledger = Ledger.open(path)
+        assert not ledger.read_only and ledger.lineage != source_lineage, path.name
+        ledger.close()
+    assert read_incarnations(Location(FileStore(drill_work / "region-b" / "repo"), "")) == []
 
 
 class _PageText(HTMLParser):

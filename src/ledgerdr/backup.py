@@ -187,12 +187,23 @@ def _backup_with_late_blocks(source: Source, location: Location, t0: datetime, t
                              previous: WindowRecord | None, policy: BackupPolicy, now: datetime) -> WindowRecord:
     """A block committed before the previous window ended but exported after it (a commit later than
     the settle time) sits in no window; CONTRACTS §7: re-export from the previous window's start."""
+    anchor = chain_anchor(location, previous)
     try:
-        return backup_window(source, location, t0, t1, previous, policy, now=now)
+        return backup_window(source, location, t0, t1, anchor, policy, now=now)
     except VerificationError as exc:
-        if previous is None or not any(p.kind == "gap" for p in exc.problems):
+        if anchor is None or not any(p.kind == "gap" for p in exc.problems):
             raise
-        return backup_window(source, location, t0, t1, previous, policy, now=now, export_start=previous.start)
+        return backup_window(source, location, t0, t1, anchor, policy, now=now, export_start=anchor.start)
+
+
+def chain_anchor(location: Location, previous: WindowRecord | None) -> WindowRecord | None:
+    """The record a new window must chain onto: the newest one that holds blocks. An empty window has no
+    last block to check against, so a block committed late into its time would otherwise be in no window
+    (a silent gap); chaining onto the last block recorded finds it, and the re-export brings it in."""
+    if previous is None or previous.last_seq is not None:
+        return previous
+    with_blocks = [w for w in read_windows(location).windows if w.last_seq is not None and w.end <= previous.end]
+    return with_blocks[-1] if with_blocks else None
 
 
 def backup_window(source: Source, location: Location, t0: datetime, t1: datetime, previous: WindowRecord | None,

@@ -10,7 +10,8 @@ and each strategy recovers from the second region alone:
 - warm-standby: a ledger kept current while the primary ran, caught up after it.
 
 Each is verified (restore state digest = journal state digest; the restored journal's digest = the
-source's digest at the same block) and promoted to writable. RPO is what the second region did not
+source's digest at the same block) and opened for writes as a detached copy (its own lineage,
+nothing written into the repository: a drill never fences production). RPO is what the second region did not
 have when the primary was lost; RTO is the time from the disaster to a verified, writable ledger.
 """
 
@@ -31,6 +32,7 @@ from .ledger.engine import Ledger
 from .ledger.workload import run_workload
 from .replicate import replicate
 from .restore import RestoreOptions, restore
+from .restore.standby import detach
 from .sources.embedded import EmbeddedSource
 from .stores import FileStore, Location
 
@@ -232,8 +234,13 @@ def _recover(strategy: str, secondary: Location, target: Path, state_dir: Path, 
     ledger = Ledger.open(target)
     matches = result.last_seq is not None and \
         ledger.get_digest()["digest"] == merkle_root(hashes[: result.last_seq + 1])
-    ledger.set_read_only(False)  # promote: open for writes
-    writable = not ledger.read_only
+    source_lineage = ledger.lineage
+    ledger.close()
+    # Writable as a *detached* copy (a lineage of its own, nothing written into the repository): a drill
+    # must never fence production, nor can its copy's backups pass for the production chain.
+    detach(f"embedded:{target}")
+    ledger = Ledger.open(target)
+    writable = not ledger.read_only and ledger.lineage != source_lineage
     ledger.close()
     rto = time.monotonic() - started
     clock.mark("restore-done", f"{strategy}: verified and writable at block {result.last_seq}")
