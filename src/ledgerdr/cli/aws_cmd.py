@@ -23,7 +23,8 @@ def aws() -> None:
               help="Set a template parameter's default (repeatable); still overridable at deploy time.")
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="Take defaults (retention, interval, format, ledger, prefix) from this ledgerdr.toml.")
-@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True,
+              help="Template format; yaml needs PyYAML.")
 def template(role_name: str, params: tuple[str, ...], config_path: str | None, fmt: str) -> None:
     """Print the CloudFormation template of one region role.
 
