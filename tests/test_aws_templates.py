@@ -183,6 +183,7 @@ class Stack:
         self.region, self.name, self.template = region, name, template
         self.parameters = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()} | parameters
         self.physical: dict[str, str] = {}
+        self.bucket_policies: dict[str, dict] = {}
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region)
@@ -315,7 +316,10 @@ def _create(stack: Stack, logical: str, kind: str, props: dict, location: dict) 
                                          "Filter": {"Key": {"FilterRules": rules}}}]})
         stack.physical[logical] = bucket
     elif kind == "AWS::S3::BucketPolicy":
-        stack.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        # Kept, not applied: moto 5 evaluates a Deny statement whose condition does not match as a denial
+        # (moto/iam/access_control.py, IAMPolicyStatement.is_action_permitted), so under moto the TLS-only
+        # policy would refuse every request, TLS or not. Its content is checked by the tests above.
+        stack.bucket_policies[props["Bucket"]] = props["PolicyDocument"]
     elif kind == "AWS::SQS::QueuePolicy":
         for url in props["Queues"]:
             stack.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={
