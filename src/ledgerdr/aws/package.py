@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,10 @@ def build_zip(output: Path, *, python_version: str = "3.12", architecture: str =
         target = ["--target", str(site), "--platform", PLATFORMS[architecture], "--implementation", "cp",
                   "--python-version", python_version, "--only-binary=:all:", *pip_args]
         _pip(["install", "--quiet", *target, *dependencies()])
-        _pip(["install", "--quiet", "--no-deps", *target, *QLDB_MODELS])
+        # pip --target skips a top-level folder that exists (botocore/): the models go beside, then in
+        models = Path(scratch) / "models"
+        _pip(["install", "--quiet", "--no-deps", *target[:1], str(models), *target[2:], *QLDB_MODELS])
+        shutil.copytree(models, site, dirs_exist_ok=True)
         if ledgerdr_wheel is not None:
             _pip(["install", "--quiet", "--no-deps", *target, str(ledgerdr_wheel)])
         else:
