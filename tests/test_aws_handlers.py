@@ -13,12 +13,14 @@ its function was deployed with.
   poisoned unit that is reported in `batchItemFailures` every time and dead-lettered by the queue's redrive
   policy; finalize_restore (refuses while a dead letter exists, verifies once it is dealt with);
   standby fed by the S3 notifications inside SQS bodies; drill; compact.
-The restored and standby ledgers' state digests equal the journal's.
+The restored and standby ledgers' state digests equal the journal's. It runs twice: both stacks in one account,
+and the replica stack in a second account (the primary's rule names it, with the owner override).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from urllib.parse import unquote_plus
 
 import boto3
@@ -33,11 +35,13 @@ from ledgerdr.restore.plan import RestorePlan, WorkUnit
 from ledgerdr.stores import copy_object, open_location
 from ledgerdr.targets import open_target
 from ledgerdr.targets.digest import digest_of_target
-from test_aws_templates import PRIMARY_PARAMS, REPLICA_PARAMS, deploy
+from test_aws_templates import ACCOUNT, PRIMARY_PARAMS, REPLICA_PARAMS, account_credentials, deploy
 from test_backup_s3 import ledger_with_history, recent_base
 from test_qldb_source import SimulatedQldb
 
 US, EU = "us-east-1", "eu-west-1"
+OTHER_ACCOUNT = "210987654321"
+_DEFAULT_CREDENTIALS: dict[str, str] = {}  # moto's, set by mock_aws
 
 
 def _scheduler_event(stack, logical: str) -> dict:
@@ -81,13 +85,25 @@ def _poll(stack, queue_logical: str, handler, *, rounds: int = 50) -> list[set[s
 
 
 def _as_function(monkeypatch, stack, logical: str) -> None:
-    """The environment the function runs with in its region."""
+    """The environment the function runs with: its variables, its region, its account's credentials (as
+    Lambda passes its role's), and a fresh default boto3 session (each function is its own process)."""
+    for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+        if name in stack.credentials:
+            monkeypatch.setenv(name.upper(), stack.credentials[name])
+        elif name == "aws_session_token":
+            monkeypatch.delenv(name.upper(), raising=False)
+        else:
+            monkeypatch.setenv(name.upper(), _DEFAULT_CREDENTIALS[name.upper()])
     for name in ("LEDGERDR_REPOSITORY", "LEDGERDR_STATE_URL", "LEDGERDR_TARGET_URL", "LEDGERDR_STANDBY_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in stack.environment(logical).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_REGION", stack.region)
     monkeypatch.setenv("AWS_DEFAULT_REGION", stack.region)
+    boto3.setup_default_session()
+    qldb = stack.qldb  # the handlers' QLDB client comes from the default session
+    boto3.DEFAULT_SESSION._session.register("before-parameter-build.qldb", qldb._stash)
+    boto3.DEFAULT_SESSION._session.register("before-call.qldb", qldb._answer)
 
 
 def _metrics(out: str, name: str) -> list[dict]:
@@ -95,27 +111,35 @@ def _metrics(out: str, name: str) -> list[dict]:
     return [line for line in lines if "_aws" in line and name in line]
 
 
-@pytest.fixture
-def deployed(tmp_path, monkeypatch):
+@pytest.fixture(params=["same-account", "cross-account"])
+def deployed(request, tmp_path, monkeypatch):
+    """Both stacks; in the cross-account variant the replica stack lives in another account, which the
+    primary's replication rule names (owner override) and whose bucket policy admits the primary's role."""
     base = recent_base(minutes_back=20)  # four minutes of history, in 5-minute windows closed by now
     path = ledger_with_history(tmp_path / "ledger.db", base)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     with mock_aws():
+        _DEFAULT_CREDENTIALS.update({k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        cross = request.param == "cross-account"
         replica = deploy(EU, "replica", {**REPLICA_PARAMS, "RetentionDays": "2",
+                                         **({"SourceAccountId": ACCOUNT} if cross else {}),
                                          "TargetUrl": f"embedded:{tmp_path / 'restored.db'}",
-                                         "StandbyUrl": f"embedded:{tmp_path / 'standby.db'}"})
+                                         "StandbyUrl": f"embedded:{tmp_path / 'standby.db'}"},
+                         credentials=account_credentials(OTHER_ACCOUNT) if cross else None)
         primary = deploy(US, "primary", {**PRIMARY_PARAMS, "RetentionDays": "2", "BackupIntervalMinutes": "5",
-                                         "LedgerName": "vehicle-registration"})
+                                         "LedgerName": "vehicle-registration",
+                                         **({"ReplicaAccountId": OTHER_ACCOUNT} if cross else {})})
+        assert (replica.account == OTHER_ACCOUNT) is cross
+        owned_by_primary = [b["Name"] for b in primary.client("s3").list_buckets()["Buckets"]]
+        assert ("dr-replica" in owned_by_primary) is not cross
+        [rule] = primary.client("s3").get_bucket_replication(Bucket="dr-primary")["ReplicationConfiguration"]["Rules"]
+        assert ("AccessControlTranslation" in rule["Destination"]) is cross
         lam = replica.client("lambda")
         for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:  # the test is Lambda's poller
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         ledger = Ledger.open(path)
-        qldb = SimulatedQldb(ledger, boto3.client("s3", region_name=US))
-        session = boto3.setup_default_session()  # the handlers' QLDB client comes from the default session
-        del session
-        boto3.DEFAULT_SESSION._session.register("before-parameter-build.qldb", qldb._stash)
-        boto3.DEFAULT_SESSION._session.register("before-call.qldb", qldb._answer)
-        yield primary, replica, qldb
+        primary.qldb = replica.qldb = SimulatedQldb(ledger, boto3.client("s3", region_name=US))
+        yield primary, replica, primary.qldb
         ledger.close()
 
 
@@ -136,8 +160,8 @@ def test_the_whole_architecture_runs_on_its_handlers(deployed, monkeypatch, caps
     capsys.readouterr()
 
     # -- S3 replication: every object under the prefix, as S3 copies it (ledgerdr's copy_object stands in)
-    source = open_location("s3://dr-primary/qldb-dr/", region=US)
-    replica_location = open_location("s3://dr-replica/qldb-dr/", region=EU)
+    source = open_location("s3://dr-primary/qldb-dr/", client=primary.client("s3"))
+    replica_location = open_location("s3://dr-replica/qldb-dr/", client=replica.client("s3"))
     keys = [info.key for info in source.store.list(source.prefix)]
     for key in keys:
         copy_object(source.store, replica_location.store, key)
@@ -155,7 +179,7 @@ def test_the_whole_architecture_runs_on_its_handlers(deployed, monkeypatch, caps
     _as_function(monkeypatch, replica, "PlanFunction")
     planned = handlers.plan_restore({}, None)
     assert planned["ok"] and planned["sent"] == planned["units"] > 0
-    state = open_location(replica.environment("PlanFunction")["LEDGERDR_STATE_URL"], region=EU)
+    state = open_location(replica.environment("PlanFunction")["LEDGERDR_STATE_URL"], client=replica.client("s3"))
     plan = RestorePlan.from_bytes(state.store.get(state.key(f"plans/{planned['restore_id']}.json")))
     poisoned = WorkUnit("poisoned", plan.units[0].key, plan.units[0].fmt, plan.units[0].first_seq,
                         plan.units[0].last_seq, sha256="0" * 64)

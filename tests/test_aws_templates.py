@@ -179,14 +179,17 @@ _BY_API = {"AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::Scheduler::Sc
 class Stack:
     """A template deployed under moto: `outputs`, `physical` ids, the `parameters` it was given."""
 
-    def __init__(self, region: str, name: str, template: dict, parameters: dict[str, str]) -> None:
+    def __init__(self, region: str, name: str, template: dict, parameters: dict[str, str],
+                 credentials: dict[str, str] | None = None) -> None:
         self.region, self.name, self.template = region, name, template
+        self.credentials = credentials or {}  # of the stack's account (default: moto's default account)
+        self.account = boto3.client("sts", region_name=region, **self.credentials).get_caller_identity()["Account"]
         self.parameters = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()} | parameters
         self.physical: dict[str, str] = {}
         self.bucket_policies: dict[str, dict] = {}
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
+        return boto3.client(service, region_name=self.region, **self.credentials)
 
     def environment(self, function_logical: str) -> dict[str, str]:
         """The function's environment variables as deployed (CloudFormation resolved them)."""
@@ -229,7 +232,7 @@ class Stack:
         return self._att(*name.split(".", 1)) if "." in name else self._ref(name)
 
     def _ref(self, name: str) -> Any:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws",
                   "AWS::StackName": self.name, "AWS::NoValue": _NO_VALUE}
         if name in pseudo:
             return pseudo[name]
@@ -243,15 +246,15 @@ class Stack:
         physical = self.physical[logical]
         if kind == "AWS::SQS::Queue":
             name = physical.rsplit("/", 1)[-1]
-            return name if attribute == "QueueName" else f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
+            return name if attribute == "QueueName" else f"arn:aws:sqs:{self.region}:{self.account}:{name}"
         if kind == "AWS::S3::Bucket":
             return f"arn:aws:s3:::{physical}"
         if kind == "AWS::Lambda::Function":
-            return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{physical}"
+            return f"arn:aws:lambda:{self.region}:{self.account}:function:{physical}"
         if kind == "AWS::IAM::Role":
             return self.client("iam").get_role(RoleName=physical)["Role"]["Arn"]
         if kind == "AWS::Logs::LogGroup":
-            return f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{physical}:*"
+            return f"arn:aws:logs:{self.region}:{self.account}:log-group:{physical}:*"
         raise AssertionError(f"no GetAtt {logical}.{attribute} in this resolver")
 
 
@@ -262,11 +265,21 @@ def _locked(resource: dict) -> bool:
     return resource["Type"] == "AWS::S3::Bucket" and resource["Properties"].get("ObjectLockEnabled") is True
 
 
-def deploy(region: str, role: str, parameters: dict[str, str], name: str | None = None) -> Stack:
-    """Deploy a template under moto (inside mock_aws): moto's CloudFormation for what it supports, the
-    rest from the template's properties (see the module docstring)."""
+def account_credentials(account: str) -> dict[str, str]:
+    """Credentials of another account under moto (it tells accounts apart by access key)."""
+    creds = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/ledgerdr-deployer", RoleSessionName="test")["Credentials"]
+    return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"]}
+
+
+def deploy(region: str, role: str, parameters: dict[str, str], name: str | None = None,
+           credentials: dict[str, str] | None = None) -> Stack:
+    """Deploy a template under moto (inside mock_aws), in the account of `credentials` (default: moto's
+    default account): moto's CloudFormation for what it supports, the rest from the template's properties
+    (see the module docstring)."""
     template = build_template(role, parameters)
-    stack = Stack(region, name or f"ledgerdr-{role}", template, parameters)
+    stack = Stack(region, name or f"ledgerdr-{role}", template, parameters, credentials)
     s3 = stack.client("s3")
     location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     buffer = io.BytesIO()
