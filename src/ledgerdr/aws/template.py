@@ -277,6 +277,11 @@ def _replica_parameters(config: Config | None) -> dict[str, dict[str, Any]]:
         "StandbyUrl": {"Type": "String", "Default": "", "NoEcho": True,
                        "Description": "Warm standby target; empty: no standby function."},
         "StateRetentionDays": {"Type": "Number", "Default": "30", "MinValue": 1},
+        "SubnetIds": {"Type": "CommaDelimitedList", "Default": "",
+                      "Description": "Subnets for the functions that reach a restore, standby or drill database "
+                                     "in a VPC; empty: no VPC."},
+        "SecurityGroupIds": {"Type": "CommaDelimitedList", "Default": "",
+                             "Description": "Their security groups (with SubnetIds)."},
     }
 
 
@@ -380,10 +385,13 @@ def replica_template(config: Config | None = None) -> dict[str, Any]:
                                                                    "incomplete until they are fixed and re-sent"),
         "RpoAlarm": _rpo_alarm("${ReplicaName}"),
     }
+    for function_logical in ("PlanFunction", "WorkerFunction", "FinalizeFunction", "StandbyFunction", "DrillFunction"):
+        _in_vpc(resources, function_logical)
     return _template(
         "ledgerdr replica region: locked replica bucket, replica verification, restore, standby and drills",
         {**_common_parameters(config), **_replica_parameters(config)},
-        {**_common_conditions(), "CrossAccount": not_empty("SourceAccountId"), "HasStandby": not_empty("StandbyUrl")},
+        {**_common_conditions(), "CrossAccount": not_empty("SourceAccountId"), "HasStandby": not_empty("StandbyUrl"),
+         "HasVpc": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("SubnetIds")]}, ""]}]}},
         resources,
         {"BucketName": ref("ReplicaBucket"), "StateUrl": state_url, "WorkQueueUrl": ref("WorkQueue"),
          "WorkDeadLetterQueueUrl": ref("WorkQueueDLQ"), "NotifyQueueUrl": ref("NotifyQueue"),
@@ -392,6 +400,21 @@ def replica_template(config: Config | None = None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- shared pieces
+
+
+def _in_vpc(resources: dict[str, Any], function_logical: str) -> None:
+    """With SubnetIds: the function runs in the VPC (to reach a private database), and its role gets the
+    network-interface permissions Lambda uses for that. DescribeNetworkInterfaces has no resource-level
+    permissions (its Resource must be "*"); the others are limited to this account and region."""
+    function_props = resources[function_logical]["Properties"]
+    function_props["VpcConfig"] = if_("HasVpc", {"SubnetIds": ref("SubnetIds"),
+                                                 "SecurityGroupIds": ref("SecurityGroupIds")})
+    role_logical = function_props["Role"]["Fn::GetAtt"][0]
+    statements = resources[role_logical]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append(if_("HasVpc", allow(["ec2:DescribeNetworkInterfaces"], ["*"])))
+    statements.append(if_("HasVpc", allow(
+        ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+         "ec2:UnassignPrivateIpAddresses"], [sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*")])))
 
 
 def _bucket_policy(bucket_logical: str, bucket_param: str | None) -> dict[str, Any]:
