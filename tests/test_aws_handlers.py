@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import boto3
@@ -256,3 +257,33 @@ def test_errors_become_results_with_the_tables_exit_code(monkeypatch, capsys):
     with pytest.raises(HandlerFailed) as invalid:
         handlers.compact({}, None)
     assert invalid.value.exit_code == 2 and "backup.interval" in invalid.value.result["error"]
+
+
+def test_objects_still_in_flight_are_pending_then_a_failure(tmp_path, monkeypatch, capsys):
+    """verify_replica on a replica where S3 replication has delivered the window records but not yet
+    their exports (replication does not keep order): within the grace period the watermark waits and
+    the run succeeds, naming what is pending; past it, the same state fails with exit 4, naming the key."""
+    from ledgerdr.backup import BackupPolicy, run_backup
+    from ledgerdr.sources.embedded import EmbeddedSource
+
+    base = recent_base()
+    source = EmbeddedSource(ledger_with_history(tmp_path / "ledger.db", base))
+    primary = open_location(str(tmp_path / "primary"))
+    assert run_backup(source, primary, BackupPolicy(interval=timedelta(minutes=1))).recorded
+    source.close()
+    replica = open_location(str(tmp_path / "replica"))
+    for info in primary.store.list(""):
+        if "/windows/" in info.key:  # only the records have arrived
+            copy_object(primary.store, replica.store, info.key)
+    monkeypatch.setenv("LEDGERDR_CONFIG_TOML", f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\n'
+                                               f'[repositories.replica]\nurl = "{tmp_path / "replica"}"\n')
+    waiting = handlers.verify_replica({"Records": []}, None)
+    assert waiting["ok"] and waiting["windows_verified"] == 0 and waiting["pending"] and not waiting["problems"]
+    missing = [p["key"] for p in waiting["pending"] if p["kind"] == "missing_object"]
+    assert missing and all(key.startswith("exports/") for key in missing)
+    assert {p["kind"] for p in waiting["pending"]} <= {"missing_object", "gap"}  # the gap their absence leaves
+    monkeypatch.setenv("LEDGERDR_REPLICATION_GRACE", "0s")
+    with pytest.raises(HandlerFailed) as late:
+        handlers.verify_replica({}, None)
+    assert late.value.exit_code == 4 and not late.value.result["pending"]
+    assert {p["key"] for p in late.value.result["problems"]} == {p["key"] for p in waiting["pending"]}

@@ -22,11 +22,11 @@ from typing import Any
 
 from ..errors import ConfigError, RestoreError
 from ..journal.layout import new_id
-from ..repository import iso_ms, parse_iso, read_windows, utcnow
+from ..repository import WINDOWS, iso_ms, parse_iso, read_windows, utcnow
 from ..status import repository_status
 from ..stores import Location, open_location
 from .events import parameters, s3_objects, sqs_records
-from .runtime import HandlerFailed, Settings, emit_metrics, log, run_handler
+from .runtime import HandlerFailed, Settings, emit_metrics, error_result, finish, log, run_handler
 
 __all__ = ["HandlerFailed", "backup", "compact", "drill", "finalize_restore", "plan_restore", "restore_worker",
            "standby", "verify_replica"]
@@ -107,15 +107,20 @@ def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
 
 
 def _pending_or_failed(location: Location, problems: list, grace: timedelta) -> tuple[list, list]:
-    """Split problems into objects still within their replication grace, and real failures."""
+    """Split problems into those of objects still within their replication grace, and real failures.
+
+    Pending: a missing object of a window recorded less than `grace` ago, and the gap its absence leaves
+    in that window's chain. Anything else (an altered object, a fork, an old window's missing object) fails."""
     if not problems:
         return [], []
-    young: set[str] = set()
+    window_of: dict[str, str] = {}
     cutoff = utcnow() - grace
     for window in read_windows(location).windows:
         if parse_iso(window.recorded_at) > cutoff:
-            young.update(obj.key for obj in window.objects)
-    pending = [p for p in problems if p.kind == "missing_object" and p.key in young]
+            for key in (*(obj.key for obj in window.objects), location.key(WINDOWS + window.key_name)):
+                window_of[key] = window.window_start
+    in_flight = {window_of[p.key] for p in problems if p.kind == "missing_object" and p.key in window_of}
+    pending = [p for p in problems if p.kind in ("missing_object", "gap") and window_of.get(p.key) in in_flight]
     return pending, [p for p in problems if p not in pending]
 
 
@@ -270,7 +275,7 @@ def _standby_batch(records: list, settings: Settings) -> list[str]:
         return [r.message_id for r in records]
     finally:
         target.close()
-    emit_metrics(settings.namespace, {"Standby": settings.get("LEDGERDR_STANDBY_NAME", "standby") or "standby"},
+    emit_metrics(settings.namespace, {"Repository": settings.repository(default_primary=False).name},
                  {"StandbyLagSeconds": (report.lag_seconds or 0.0, "Seconds"),
                   "StandbyLagBlocks": (float(report.lag_blocks), "Count")})
     log({"level": "info", "handler": "standby", **report.to_json(), "messages": len(records)})
@@ -353,13 +358,15 @@ def _when(text: Any) -> datetime | None:
 
 
 def _run_batch(name: str, event: Any, body) -> dict[str, Any]:
-    """An SQS-triggered handler: settings first (a configuration error fails the whole invocation, so the
-    batch is retried and, if it never works, dead-lettered), then `body(records, settings)`, which returns
-    the message ids to deliver again."""
+    """An SQS-triggered handler: `body(records, settings)` returns the message ids to deliver again. An
+    error that is no single message's (configuration, an unreachable target) fails the whole invocation:
+    Lambda retries the batch, and SQS dead-letters it if it never works."""
     started = time.monotonic()
     records = sqs_records(event)
-    settings = Settings.from_env()
-    failed = body(records, settings)
+    try:
+        failed = body(records, Settings.from_env())
+    except Exception as exc:  # not one message's fault (configuration, target unreachable): the whole batch
+        finish(name, {**error_result(exc), "messages": len(records)}, started)  # raises HandlerFailed
     log({"level": "error" if failed else "info", "handler": name, "messages": len(records),
          "failed": len(failed), "seconds": round(time.monotonic() - started, 3)})
     return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failed]}

@@ -126,12 +126,18 @@ def run_handler(name: str, event: Any, body: Callable[[Any, Settings], dict[str,
     try:
         settings = Settings.from_env()
         result = body(event, settings)
-    except HandlerFailed:
-        raise
     except Exception as exc:  # every error becomes a structured result with the table's exit code
-        code = exit_code_for(exc)
-        result = {"exit_code": code, "error": str(exc), "error_type": type(exc).__name__,
-                  "meaning": EXIT_CODES.get(code, "")}
+        result = error_result(exc)
+    return finish(name, result, started)
+
+
+def error_result(exc: BaseException) -> dict[str, Any]:
+    code = exit_code_for(exc)
+    return {"exit_code": code, "error": str(exc), "error_type": type(exc).__name__, "meaning": EXIT_CODES.get(code, "")}
+
+
+def finish(name: str, result: dict[str, Any], started: float) -> dict[str, Any]:
+    """Log the result as one JSON line; return it, or raise HandlerFailed when it is not a success."""
     result = {"handler": name, "ok": result.get("exit_code", 0) == 0, "exit_code": result.get("exit_code", 0),
               **{k: v for k, v in result.items() if k != "exit_code"},
               "seconds": round(time.monotonic() - started, 3)}
