@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -39,11 +40,29 @@ def test_unknown_runtime_or_architecture_is_refused(tmp_path):
     assert any(dep.startswith("amazon.ion") for dep in dependencies())
 
 
+def _run_in_clean_venv(tmp_path: Path, unpacked: Path, code: str) -> dict:
+    """Run `code` (which prints `RESULT <json>`) in a fresh venv with only `unpacked` on the path, as the
+    backup handler's Lambda: an embedded ledger with history and a directory repository."""
+    clean = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clean)], check=True)
+    ledger_with_history(tmp_path / "ledger.db", recent_base(), minutes=2)
+    config = (f'[source]\nkind = "embedded"\npath = "{tmp_path / "ledger.db"}"\n[backup]\ninterval = "1m"\n'
+              f'[repositories.primary]\nurl = "{tmp_path / "repo"}"\n')
+    done = subprocess.run([str(clean / "bin" / "python"), "-I", "-c", code, str(unpacked)], capture_output=True,
+                          text=True, env={"LEDGERDR_CONFIG_TOML": config, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line[len("RESULT "):])
+
+
+def _local_runtime() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="builds the x86_64 variant, loaded on this machine")
 def test_the_zip_runs_a_handler_in_a_clean_venv(tmp_path):
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    report = build_zip(tmp_path / "ledgerdr-lambda.zip", python_version=version, architecture="x86_64")
+    report = build_zip(tmp_path / "ledgerdr-lambda.zip", python_version=_local_runtime(), architecture="x86_64")
     assert not report.native  # pure-Python ledgerdr by default
     names = zipfile.ZipFile(report.path).namelist()
     assert "ledgerdr/aws/handlers.py" in names and not any(n.endswith(".so") and n.startswith("ledgerdr/")
@@ -51,17 +70,29 @@ def test_the_zip_runs_a_handler_in_a_clean_venv(tmp_path):
     assert any(n.startswith("botocore/data/qldb/") for n in names)  # QLDB's models, which botocore dropped
     unpacked = tmp_path / "task"
     zipfile.ZipFile(report.path).extractall(unpacked)
-
-    clean = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clean)], check=True)
-    base = recent_base()
-    ledger_with_history(tmp_path / "ledger.db", base, minutes=2)
-    config = (f'[source]\nkind = "embedded"\npath = "{tmp_path / "ledger.db"}"\n[backup]\ninterval = "1m"\n'
-              f'[repositories.primary]\nurl = "{tmp_path / "repo"}"\n')
-    done = subprocess.run([str(clean / "bin" / "python"), "-I", "-c", _RUN, str(unpacked)], capture_output=True,
-                          text=True, env={"LEDGERDR_CONFIG_TOML": config, "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    result = json.loads(line[len("RESULT "):])
+    result = _run_in_clean_venv(tmp_path, unpacked, _RUN)
     assert result["ok"] and len(result["recorded"]) >= 2
     assert (Path(tmp_path / "repo") / "_ledgerdr" / "windows").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="builds the x86_64 variant, loaded on this machine")
+def test_a_ledgerdr_wheel_brings_the_c_accelerators(tmp_path):
+    """The documented way to get the accelerators in: a ledgerdr wheel built for the runtime (here this
+    machine's Python, built by `pip wheel`, so tagged linux_x86_64), passed with --ledgerdr-wheel."""
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # setuptools builds in the tree it is given: never in the repository's
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path / "dist")],
+                   check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("ledgerdr-*.whl")
+    report = build_zip(tmp_path / "native.zip", python_version=_local_runtime(), ledgerdr_wheel=wheel)
+    assert report.native
+    unpacked = tmp_path / "task"
+    zipfile.ZipFile(report.path).extractall(unpacked)
+    code = _RUN.replace('print("RESULT "', 'from ledgerdr import native\nassert all(native.summary().values())\n'
+                                          'print("RESULT "')
+    assert _run_in_clean_venv(tmp_path, unpacked, code)["ok"]

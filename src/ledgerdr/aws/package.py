@@ -68,13 +68,20 @@ def build_zip(output: Path, *, python_version: str = "3.12", architecture: str =
         models = Path(scratch) / "models"
         _pip(["install", "--quiet", "--no-deps", *target[:1], str(models), *target[2:], *QLDB_MODELS])
         shutil.copytree(models, site, dirs_exist_ok=True)
-        if ledgerdr_wheel is not None:
-            _pip(["install", "--quiet", "--no-deps", *target, str(ledgerdr_wheel)])
+        if ledgerdr_wheel is not None:  # built in a Linux image for the runtime: pip tags it linux_<machine>
+            _pip(["install", "--quiet", "--no-deps", *target, "--platform", _linux_tag(architecture),
+                  str(ledgerdr_wheel)])
         else:
             _copy_pure_python(site / "ledgerdr")
         files, size = _zip(site, output)
         native = any(p.name.startswith(("_ionhash", "_iontext")) for p in (site / "ledgerdr").iterdir())
     return PackageReport(output, files, size, python_version, architecture, native)
+
+
+def _linux_tag(architecture: str) -> str:
+    """The platform tag `pip wheel` gives a wheel built on Linux (no manylinux repair): linux_x86_64 or
+    linux_aarch64. Accepted for ledgerdr's own wheel, which the user built for the runtime."""
+    return "linux_" + ("x86_64" if architecture == "x86_64" else "aarch64")
 
 
 def _pip(args: list[str]) -> None:
