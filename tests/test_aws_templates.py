@@ -42,6 +42,7 @@ VARIANTS = {
     "replica-cross-account-standby": ("replica", {
         **REPLICA_PARAMS, "SourceAccountId": "123456789012", "StandbyUrl": "postgresql://standby.internal/ledger",
         "SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b", "SecurityGroupIds": "sg-0123456789abcdef0",
+        "DrillScheduleExpression": "cron(0 3 1 * ? *)",
         "TargetUrl": "postgresql://restore.internal/ledger", "KmsKeyArn": "arn:aws:kms:eu-west-1:210987654321:key/2"}),
 }
 

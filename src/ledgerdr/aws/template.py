@@ -266,6 +266,10 @@ def _replica_parameters(config: Config | None) -> dict[str, dict[str, Any]]:
                             "Description": "The primary's account when it is another one; empty: this account."},
         "SourceReplicationRoleName": {"Type": "String", "Default": "ledgerdr-replication", **_NAME},
         "VerifyScheduleExpression": {"Type": "String", "Default": "rate(15 minutes)"},
+        "DrillScheduleExpression": {"Type": "String", "Default": "",
+                                    "Description": "Run the restore drill on this schedule (e.g. "
+                                                   "cron(0 3 1 * ? *)), like AWS Backup's restore testing; "
+                                                   "empty: on demand only."},
         "ReplicationGraceMinutes": {"Type": "Number", "Default": "60", "MinValue": 1,
                                     "Description": "How long a recorded window's objects may still be in flight "
                                                    "(15 with RTC)."},
@@ -375,8 +379,11 @@ def replica_template(config: Config | None = None) -> dict[str, Any]:
         "DrillLogGroup": log_group("drill"),
         "DrillRole": role("DrillRole", reader, "DrillLogGroup"),
         "DrillFunction": function("drill", "drill", "DrillRole", "DrillLogGroup", base, memory=2048, storage=4096),
-        "SchedulerRole": _scheduler_role(["VerifyFunction"]),
+        "SchedulerRole": _scheduler_role(["VerifyFunction", if_("HasDrillSchedule", "DrillFunction")]),
         "VerifySchedule": schedule(ref("VerifyScheduleExpression"), "VerifyFunction", "verify_replica"),
+        "DrillSchedule": {**schedule(ref("DrillScheduleExpression"), "DrillFunction", "drill"),
+                          "Condition": "HasDrillSchedule"},
+        "DrillErrorsAlarm": _errors_alarm("DrillFunction", "a restore drill did not verify (see its JSON log line)"),
         "VerifyErrorsAlarm": _errors_alarm("VerifyFunction", "replica verification failed: a missing, altered or "
                                                              "late object (see its JSON log line)"),
         "NotifyDeadLettersAlarm": _dead_letter_alarm("NotifyQueueDLQ", "standby notifications dead-lettered: the "
@@ -391,6 +398,7 @@ def replica_template(config: Config | None = None) -> dict[str, Any]:
         "ledgerdr replica region: locked replica bucket, replica verification, restore, standby and drills",
         {**_common_parameters(config), **_replica_parameters(config)},
         {**_common_conditions(), "CrossAccount": not_empty("SourceAccountId"), "HasStandby": not_empty("StandbyUrl"),
+         "HasDrillSchedule": not_empty("DrillScheduleExpression"),
          "HasVpc": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("SubnetIds")]}, ""]}]}},
         resources,
         {"BucketName": ref("ReplicaBucket"), "StateUrl": state_url, "WorkQueueUrl": ref("WorkQueue"),
@@ -460,8 +468,11 @@ def _mapping(queue: str, function_logical: str, concurrency: Any) -> dict[str, A
         "ScalingConfig": {"MaximumConcurrency": concurrency}}}
 
 
-def _scheduler_role(functions: list[str]) -> dict[str, Any]:
-    return role("SchedulerRole", [allow(["lambda:InvokeFunction"], [get_att(f, "Arn") for f in functions])],
+def _scheduler_role(functions: list[Any]) -> dict[str, Any]:
+    """May invoke `functions` (logical ids, or Fn::If of one: a conditional schedule's function)."""
+    arns = [if_(f["Fn::If"][0], get_att(f["Fn::If"][1], "Arn")) if isinstance(f, dict) else get_att(f, "Arn")
+            for f in functions]
+    return role("SchedulerRole", [allow(["lambda:InvokeFunction"], arns)],
                 service="scheduler.amazonaws.com",
                 trust_condition={"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
 
