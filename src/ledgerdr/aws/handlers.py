@@ -22,7 +22,16 @@ from typing import Any
 
 from ..errors import ConfigError, RestoreError
 from ..journal.layout import new_id
-from ..repository import WINDOWS, iso_ms, parse_iso, read_windows, utcnow
+from ..repository import (
+    WINDOWS,
+    RecordCache,
+    WindowRecord,
+    iso_ms,
+    parse_iso,
+    read_windows,
+    utcnow,
+    window_name,
+)
 from ..status import repository_status
 from ..stores import Location, open_location
 from .events import parameters, s3_objects, sqs_records
@@ -52,7 +61,8 @@ def _backup(event: Any, settings: Settings) -> dict[str, Any]:
     source = open_source(config.source)
     location = open_repository(config.primary)
     report = run_backup(source, location, backup_policy(config))
-    _rpo_metric(settings, config.primary.name, config.primary.region, location, primary=True)
+    newest = report.recorded[-1].window_start if report.recorded else _newest_recorded(location)
+    _rpo_metric(settings, config.primary.name, location, newest)
     return {"exit_code": 4 if report.failed else 0,
             "recorded": [w.window_start for w in report.recorded], "already_recorded": report.already_recorded,
             "failed": [{"window_start": s, "reason": r} for s, r in report.failed],
@@ -60,14 +70,26 @@ def _backup(event: Any, settings: Settings) -> dict[str, Any]:
             "scheduled_time": event.get("scheduled_time") if isinstance(event, dict) else None}
 
 
-def _rpo_metric(settings: Settings, name: str, region: str, location: Location, *, primary: bool) -> float | None:
-    """RPO of `name` (CONTRACTS §7) as the `RPOSeconds` metric, dimension `Repository`; the templates'
-    alarm fires above the target, and also when the metric stops arriving."""
-    status = repository_status(name, region, location, now=utcnow(), primary=primary,
-                               primary_name=settings.config.primary.name)
-    if status.rpo_seconds is not None:
-        emit_metrics(settings.namespace, {"Repository": name}, {"RPOSeconds": (status.rpo_seconds, "Seconds")})
-    return status.rpo_seconds
+def _rpo_metric(settings: Settings, name: str, location: Location, newest_start: str | None) -> float | None:
+    """RPO of repository `name` (CONTRACTS §7: now − `window_end` of its newest verified window, which
+    starts at `newest_start`) as the `RPOSeconds` metric, dimension `Repository`. Reads that one record
+    only: a run must not cost the whole history. The templates' alarm fires above the target, and also
+    when the metric stops arriving (so no window verified yet emits nothing, and alarms)."""
+    if newest_start is None:
+        return None
+    key = location.key(WINDOWS + window_name(parse_iso(newest_start)) + ".json")
+    rpo = (utcnow() - parse_iso(WindowRecord.from_bytes(location.store.get(key)).window_end)).total_seconds()
+    emit_metrics(settings.namespace, {"Repository": name}, {"RPOSeconds": (rpo, "Seconds")})
+    return rpo
+
+
+def _newest_recorded(location: Location) -> str | None:
+    """`window_start` of the newest window record (record keys are fixed-width start times: the last
+    listed is the newest)."""
+    keys = [info.key for info in location.store.list(location.folder(WINDOWS)) if info.key.endswith(".json")]
+    if not keys:
+        return None
+    return iso_ms(datetime.strptime(keys[-1].rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ.json").replace(tzinfo=UTC))
 
 
 # ------------------------------------------------------------------------------------------- verify
@@ -91,12 +113,15 @@ def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
 
     repo = settings.repository(default_primary=False)
     location = open_repository(repo)
+    cache = RecordCache()  # records the flow read are not fetched again below
     report = replicate(location, location, repo.name, verify_only=True,
                        retention=timedelta(days=settings.config.backup.retention_days),
-                       require_object_lock=repo.require_object_lock)
-    pending, failures = _pending_or_failed(location, report.problems, settings.replication_grace)
-    rpo = _rpo_metric(settings, repo.name, repo.region, location, primary=False)
+                       require_object_lock=repo.require_object_lock, cache=cache)
     mark = report.watermark
+    verified_to = mark.windows_verified[-1] if mark and mark.windows_verified else None
+    pending, failures = _pending_or_failed(location, report.problems, settings.replication_grace, verified_to,
+                                           cache)
+    rpo = _rpo_metric(settings, repo.name, location, verified_to)
     return {"exit_code": 4 if failures else 0, "repository": repo.name,
             "windows_verified": report.windows_verified, "windows_covered": report.windows_covered,
             "watermark": {"last_seq": mark.last_seq, "last_block_hash": mark.last_block_hash,
@@ -106,7 +131,8 @@ def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
             "triggered_by": [key for _, key in s3_objects(event)][:20]}
 
 
-def _pending_or_failed(location: Location, problems: list, grace: timedelta) -> tuple[list, list]:
+def _pending_or_failed(location: Location, problems: list, grace: timedelta, verified_to: str | None,
+                       cache: RecordCache) -> tuple[list, list]:
     """Split problems into those of objects still within their replication grace, and real failures.
 
     Pending: a missing object of a window recorded less than `grace` ago, and the gap its absence leaves
@@ -115,7 +141,7 @@ def _pending_or_failed(location: Location, problems: list, grace: timedelta) -> 
         return [], []
     window_of: dict[str, str] = {}
     cutoff = utcnow() - grace
-    for window in read_windows(location).windows:
+    for window in read_windows(location, after=verified_to, cache=cache).windows:  # problems are after it
         if parse_iso(window.recorded_at) > cutoff:
             for key in (*(obj.key for obj in window.objects), location.key(WINDOWS + window.key_name)):
                 window_of[key] = window.window_start
