@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, RestoreError
+from ..errors import ConfigError, RestoreError, StoreError
 from ..journal.layout import new_id
 from ..repository import (
     WINDOWS,
@@ -78,7 +78,12 @@ def _rpo_metric(settings: Settings, name: str, location: Location, newest_start:
     if newest_start is None:
         return None
     key = location.key(WINDOWS + window_name(parse_iso(newest_start)) + ".json")
-    rpo = (utcnow() - parse_iso(WindowRecord.from_bytes(location.store.get(key)).window_end)).total_seconds()
+    try:
+        end = WindowRecord.from_bytes(location.store.get(key)).window_end
+    except (StoreError, ValueError, KeyError, TypeError) as exc:  # unknown RPO: no metric, so the alarm fires
+        log({"level": "warning", "rpo": "unknown", "repository": name, "key": key, "error": str(exc)[:500]})
+        return None
+    rpo = (utcnow() - parse_iso(end)).total_seconds()
     emit_metrics(settings.namespace, {"Repository": name}, {"RPOSeconds": (rpo, "Seconds")})
     return rpo
 
