@@ -159,6 +159,19 @@ def test_param_errors_name_the_parameter():
     assert result.exit_code == 2 and "NoSuch" in result.output
 
 
+def test_a_one_minute_interval_is_scheduled_as_aws_spells_it_and_seconds_are_refused(tmp_path):
+    template = build_template("primary", {**PRIMARY_PARAMS, "BackupIntervalMinutes": "1"})
+    expression = template["Resources"]["BackupSchedule"]["Properties"]["ScheduleExpression"]
+    with mock_aws():
+        assert Stack("us-east-1", "s", template, {}).resolve(expression) == "rate(1 minute)"
+        assert Stack("us-east-1", "s", build_template("primary", PRIMARY_PARAMS), {}).resolve(
+            expression) == "rate(60 minutes)"
+    config = tmp_path / "ledgerdr.toml"
+    config.write_text('[backup]\ninterval = "90s"\n[repositories.primary]\nurl = "s3://b/p/"\n')
+    result = CliRunner().invoke(cli, ["aws", "template", "--role", "primary", "-c", str(config)])
+    assert result.exit_code == 2 and "whole number of minutes" in result.output
+
+
 def test_defaults_follow_the_config(tmp_path):
     config = tmp_path / "ledgerdr.toml"
     config.write_text('[source]\nkind = "embedded"\nledger = "orders"\n[backup]\ninterval = "15m"\n'
@@ -224,8 +237,8 @@ class Stack:
                 return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
             if key == "Fn::Join":
                 return arg[0].join(self.resolve(arg[1]))
-            if key == "Fn::Equals":
-                return self.resolve(arg[0]) == self.resolve(arg[1])
+            if key == "Fn::Equals":  # compares as strings (a Number parameter's Ref is its text there)
+                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
             if key == "Condition":

@@ -113,14 +113,17 @@ def _common_conditions() -> dict[str, Any]:
 
 
 def _primary_parameters(config: Config | None) -> dict[str, dict[str, Any]]:
-    minutes = max(5, _interval_seconds(config) // 60)
+    seconds = _interval_seconds(config)
+    if seconds % 60:  # EventBridge Scheduler's rate() counts whole minutes
+        raise ConfigError(f"backup.interval of {seconds}s: on AWS the interval is a whole number of minutes")
+    minutes = seconds // 60
     fmt = config.backup.format.value.lower() if config else "ion_binary"
     return {
         "LedgerName": {"Type": "String", "Default": config.source.ledger if config else "ledger",
                        "AllowedPattern": "^[A-Za-z0-9_-]+$"},
         "LedgerEndpointUrl": {"Type": "String", "Default": "",
                               "Description": "A QLDB-compatible endpoint instead of QLDB's; empty: QLDB."},
-        "BackupIntervalMinutes": {"Type": "Number", "Default": str(minutes), "MinValue": 5,
+        "BackupIntervalMinutes": {"Type": "Number", "Default": str(minutes), "MinValue": 1,
                                   "Description": "Export window and schedule (the RPO knob)."},
         "ExportFormat": {"Type": "String", "Default": fmt, "AllowedValues": ["ion_binary", "ion_text", "json"]},
         "CompactScheduleExpression": {"Type": "String", "Default": "cron(30 2 * * ? *)"},
@@ -227,7 +230,8 @@ def primary_template(config: Config | None = None) -> dict[str, Any]:
         "CompactFunction": function("compact", "compact", "CompactRole", "CompactLogGroup", env, memory=2048,
                                     reserved=1, storage=ref("CompactStorageMB")),
         "SchedulerRole": _scheduler_role(["BackupFunction", "CompactFunction"]),
-        "BackupSchedule": schedule(sub("rate(${BackupIntervalMinutes} minutes)"), "BackupFunction", "backup"),
+        "BackupSchedule": schedule(if_("EveryMinute", "rate(1 minute)", sub("rate(${BackupIntervalMinutes} minutes)")),
+                                   "BackupFunction", "backup"),
         "CompactSchedule": schedule(ref("CompactScheduleExpression"), "CompactFunction", "compact"),
         "BackupErrorsAlarm": _errors_alarm("BackupFunction", "a scheduled backup failed (see its JSON log line)"),
         "CompactErrorsAlarm": _errors_alarm("CompactFunction", "the nightly compaction failed"),
@@ -238,7 +242,8 @@ def primary_template(config: Config | None = None) -> dict[str, Any]:
         {**_common_parameters(config), **_primary_parameters(config)},
         {**_common_conditions(), "HasEndpoint": not_empty("LedgerEndpointUrl"),
          "CrossAccount": not_empty("ReplicaAccountId"), "UseReplicaKms": not_empty("ReplicaKmsKeyArn"),
-         "UseRtc": {"Fn::Equals": [ref("ReplicationTimeControl"), "true"]}},
+         "UseRtc": {"Fn::Equals": [ref("ReplicationTimeControl"), "true"]},
+         "EveryMinute": {"Fn::Equals": [ref("BackupIntervalMinutes"), "1"]}},  # rate() wants "1 minute"
         resources,
         {"BucketName": ref("PrimaryBucket"), "BackupFunction": ref("BackupFunction"),
          "ExportRoleArn": get_att("ExportRole", "Arn"), "ReplicationRoleArn": get_att("ReplicationRole", "Arn")},
