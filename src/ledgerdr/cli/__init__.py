@@ -34,6 +34,7 @@ _COMMANDS = {
     "compact": "compact_cmd",
     "prune": "compact_cmd",
     "replay": "replay_cmd",
+    "aws": "aws_cmd",
 }
 
 _EPILOG = ("Exit codes (which command returns which: docs/cli.md):\n\n"

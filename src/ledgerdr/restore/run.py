@@ -327,6 +327,20 @@ def _worker_count(options: RestoreOptions) -> int:
     return (os.cpu_count() or 1) if options.workers is None else options.workers
 
 
+def finalize_restore(plan: RestorePlan, source: Location, target_url: str, state: Location, *,
+                     dead_letters: list[dict] | None = None, started: float | None = None) -> RestoreReport:
+    """Finalize a restore whose units were applied elsewhere (Lambda workers fed by SQS): the same checks
+    as `restore` — units joined into one chain, indexes built, the target's state digest compared with the
+    journal's. `state` holds the workers' unit results (`worker.record_result`); `dead_letters` are the
+    units the queue gave up on (each makes the verdict false). `started` (time.monotonic) sets the RTO."""
+    report = RestoreReport(plan.restore_id, source.url, target_url, units=len(plan.units),
+                           lost_blocks=list(plan.gaps), dead_letters=list(dead_letters or []))
+    _finalize(plan, source, target_url, state, report)
+    if started is not None:
+        report.rto_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
 def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Location, report: RestoreReport,
               *, processes: int = 0) -> None:
     """Link the units into one chain, build indexes, compare the target's state with the journal's.

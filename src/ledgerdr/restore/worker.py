@@ -101,6 +101,15 @@ def _journal_of(target: Target, content) -> dict:
     return {}
 
 
+def process_unit(source: Location, target: Target, state: Location, unit: WorkUnit,
+                 ledger_name: str | None = None) -> UnitResult:
+    """Verify and apply one unit in the target, then record its result (what a worker does with each
+    message before acking it; the Lambda worker calls it per SQS record). Idempotent."""
+    result, leaves = _apply_unit(source, target, unit, ledger_name)
+    record_result(state, result, leaves)
+    return result
+
+
 def record_result(state: Location, result: UnitResult, leaves: bytes | None = None) -> None:
     """Record a unit's result; `leaves` (written first, so a result implies them) spare finalize a
     second read of the unit. Idempotent: a re-delivered unit's records are the first worker's."""
@@ -143,8 +152,7 @@ def run_worker(queue: Queue, source: Location, target: Target, state: Location, 
         message = messages[0]
         try:
             unit = WorkUnit.from_bytes(message.body)
-            result, leaves = _apply_unit(source, target, unit, ledger_name)
-            record_result(state, result, leaves)
+            result = process_unit(source, target, state, unit, ledger_name)
         except Exception as exc:  # every failure is the unit's: record or release it, never crash
             stats.failed += 1
             if failures is not None and is_permanent(exc):
