@@ -136,7 +136,7 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
     source = _source(raw.get("source", {}), base, problems)
     backup = _backup(raw.get("backup", {}), problems, warnings)
     repositories = _repositories(raw.get("repositories", {}), base, problems)
-    for section in sorted(set(raw) - {"source", "backup", "repositories"}):
+    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):  # [serve]: serve/keys.py
         problems.append(f"[{section}]: unknown section")
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "

@@ -31,6 +31,7 @@ _COMMANDS = {
     "compact": "compact_cmd",
     "prune": "compact_cmd",
     "replay": "replay_cmd",
+    "serve": "serve_cmd",
 }
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())

@@ -241,6 +241,16 @@ class Transaction:
     def is_open(self) -> bool:
         return self._state == "open"
 
+    @property
+    def started(self) -> float:
+        """When the transaction began (time.monotonic()), for the 30 s limit a server enforces."""
+        return self._started
+
+    @property
+    def pending_writes(self) -> int:
+        """How many documents the transaction has written so far (a server reports them as write IOs)."""
+        return len(self._pending)
+
     def __enter__(self) -> Transaction:
         return self
 

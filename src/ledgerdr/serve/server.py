@@ -1,0 +1,66 @@
+"""Run the application on uvicorn, a maintained ASGI server (HTTP/1.1 keep-alive, TLS, graceful
+shutdown on SIGTERM/SIGINT). The listening socket is bound here, before uvicorn starts, so that
+`--port 0` can report the port the system chose and a caller can wait for the "listening" line."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from ..errors import ConfigError
+from ..ledger.storage import Durability
+from .app import Limits, ServeApp
+from .catalog import Catalog
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data: Path
+    keys: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    durability: Durability = Durability.FULL
+    limits: Limits = Limits()
+    log_level: str = "warning"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; raises ConfigError when the address is taken or invalid."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT/SIGTERM. Calls `on_listening(url)` once the socket accepts connections."""
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    catalog = Catalog(options.data, options.durability)
+    app = ServeApp(catalog, options.keys, options.limits)
+    sock = bind(options.host, options.port)
+    scheme = "https" if options.tls_cert else "http"
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
+        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+    )
+    logging.getLogger("ledgerdr.serve").setLevel(logging.INFO)
+    server = uvicorn.Server(config)
+    on_listening(f"{scheme}://{host}:{port}")
+    server.run(sockets=[sock])
