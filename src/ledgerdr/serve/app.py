@@ -40,6 +40,7 @@ class Limits:
     max_in_flight: int = 512
     workers: int = 64
     max_sessions: int = 256
+    transaction_seconds: float = 30.0  # QLDB's transaction timeout
 
 
 @dataclass
@@ -56,7 +57,8 @@ class ServeApp:
         self.catalog = catalog
         self.keys = keys
         self.limits = limits
-        self.sessions = SessionApi(catalog, max_sessions=limits.max_sessions)
+        self.sessions = SessionApi(catalog, max_sessions=limits.max_sessions,
+                                   transaction_seconds=limits.transaction_seconds)
         self.exports = Exports(catalog)
         self.control = ControlPlane(catalog, self.sessions, self.exports)
         self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="ledgerdr-serve")

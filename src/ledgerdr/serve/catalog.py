@@ -95,7 +95,12 @@ class Catalog:
     def active_path(self, name: str, *, for_session: bool = False) -> Path:
         """The file of an ACTIVE ledger. A ledger still being created is QLDB's precondition error (the
         session API says BadRequestException, as QLDB does for a ledger it cannot open)."""
-        state = self.get(name)
+        try:
+            state = self.get(name)
+        except AwsError as exc:
+            if for_session:  # the session API has no ResourceNotFoundException: QLDB says BadRequest
+                raise AwsError("BadRequestException", exc.message) from None
+            raise
         if state.state != "ACTIVE":
             if for_session:
                 raise AwsError("BadRequestException", f"Ledger {name} is not active (state {state.state})")

@@ -85,11 +85,12 @@ class SessionApi:
     """Answers SendCommand requests. Thread-safe: one session's commands run one at a time."""
 
     def __init__(self, catalog: Catalog, *, max_sessions: int = 256,
-                 idle_seconds: float = SESSION_IDLE_SECONDS,
+                 idle_seconds: float = SESSION_IDLE_SECONDS, transaction_seconds: float = MAX_TRANSACTION_SECONDS,
                  open_ledger: Callable[[Path], Ledger] | None = None) -> None:
         self.catalog = catalog
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
+        self.transaction_seconds = transaction_seconds
         self._open = open_ledger or (lambda path: Ledger.open(path, durability=catalog.durability))
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -264,9 +265,8 @@ class SessionApi:
         self._expire_if_timed_out(session, current)
         return current
 
-    @staticmethod
-    def _timed_out(current: _Txn) -> bool:
-        return time.monotonic() - current.txn.started > MAX_TRANSACTION_SECONDS
+    def _timed_out(self, current: _Txn) -> bool:
+        return time.monotonic() - current.txn.started > self.transaction_seconds
 
     def _expire_if_timed_out(self, session: Session, current: _Txn) -> None:
         if self._timed_out(current):
