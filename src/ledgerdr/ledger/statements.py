@@ -242,6 +242,15 @@ class Transaction:
         return self._state == "open"
 
     @property
+    def writes_block(self) -> bool:
+        """Whether committing makes a block: it ran a statement, on a writable ledger."""
+        return bool(self._statements) and not self.ledger.read_only
+
+    def settle(self, committed: bool) -> None:
+        """Record the outcome of a commit that `Ledger.commit_group` made for this transaction."""
+        self._state = "committed" if committed else "aborted"
+
+    @property
     def started(self) -> float:
         """When the transaction began (time.monotonic()), for the 30 s limit a server enforces."""
         return self._started

@@ -1,8 +1,10 @@
 """`QLDBSession.SendCommand`: sessions, transactions, statements, pages and commit digests.
 
-Each session owns its own connection to its ledger's file (a `Ledger`), so sessions run in parallel
-and their commits meet only at SQLite's write lock, where the engine's OCC check decides: the loser
-gets `OccConflictException` and the driver retries its lambda, as against QLDB.
+Each session owns its own connection to its ledger's file (a `Ledger`) for its reads, so sessions
+run in parallel; their commits go to the ledger's `GroupCommitter` (committer.py), which commits the
+transactions queued together in one SQLite transaction (one fsync), each still checked by the
+engine's OCC rules: a loser gets `OccConflictException` and the driver retries its lambda, as
+against QLDB.
 
 The commit digest is computed as pyqldb computes it (`pyqldb/util/qldb_hash.py`, `transaction.py`):
 `H(transactionId)`, then for every ExecuteStatement sent, `dot` with
@@ -36,6 +38,7 @@ from ..journal.hashing import dot, ion_hash
 from ..ledger.engine import Ledger
 from ..ledger.statements import MAX_TRANSACTION_SECONDS, Transaction
 from .catalog import Catalog
+from .committer import GroupCommitter
 from .errors import AwsError, bad_request
 
 log = logging.getLogger("ledgerdr.serve")
@@ -93,6 +96,7 @@ class SessionApi:
         self.transaction_seconds = transaction_seconds
         self._open = open_ledger or (lambda path: Ledger.open(path, durability=catalog.durability))
         self._sessions: dict[str, Session] = {}
+        self._committers: dict[str, GroupCommitter] = {}
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[Session, dict[str, Any], float], dict[str, Any]]] = {
             "StartTransaction": self._start_transaction, "ExecuteStatement": self._execute_statement,
@@ -142,18 +146,29 @@ class SessionApi:
             if not session.closed:
                 session.close()
 
+    def _committer(self, session: Session) -> GroupCommitter:
+        with self._lock:
+            committer = self._committers.get(session.ledger_name)
+            if committer is None:
+                committer = GroupCommitter(session.ledger.path, self.catalog.durability)
+                self._committers[session.ledger_name] = committer
+            return committer
+
     def close_ledger_sessions(self, ledger_name: str) -> None:
-        """End every session on a ledger (before DeleteLedger moves its file)."""
+        """End every session on a ledger and stop its writer (before DeleteLedger moves its file)."""
         with self._lock:
             doomed = [s for s in self._sessions.values() if s.ledger_name == ledger_name]
+            committer = self._committers.pop(ledger_name, None)
         for session in doomed:
             self._drop(session)
+        if committer is not None:
+            committer.close()
 
     def close_all(self) -> None:
         with self._lock:
-            sessions = list(self._sessions.values())
-        for session in sessions:
-            self._drop(session)
+            names = {s.ledger_name for s in self._sessions.values()} | set(self._committers)
+        for name in names:
+            self.close_ledger_sessions(name)
 
     def _reap_idle(self) -> None:
         now = time.time()
@@ -241,7 +256,7 @@ class SessionApi:
                               "this server ran in it; the transaction was aborted")
         writes = current.txn.pending_writes
         try:
-            current.txn.commit()
+            self._committer(session).commit(current.txn)
         except OccConflict as exc:
             raise AwsError("OccConflictException",
                            f"Optimistic concurrency control (OCC) failure encountered while committing "
