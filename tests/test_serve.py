@@ -253,3 +253,17 @@ def test_every_acknowledged_commit_survives_sigkill_and_the_journal_verifies(tmp
     report = verify_location(store)
     assert not report.problems, report.problems
     assert report.revisions >= len(acknowledged)
+
+
+def test_the_listening_socket_is_tcp_so_responses_are_not_held_by_nagle():
+    # asyncio sets TCP_NODELAY only on sockets whose proto is TCP; a plain SOCK_STREAM socket (proto 0)
+    # made every request wait ~40 ms for the client's delayed ACK.
+    import socket
+
+    from ledgerdr.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
