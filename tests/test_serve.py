@@ -4,6 +4,8 @@ redirected only by environment variables) and by boto3's `qldb` / `qldb-session`
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ from ledgerdr.journal.exports import verify_location
 from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.exporter import export_journal
+from ledgerdr.serve.server import bind
 from ledgerdr.stores.file import FileStore
 from serve_process import KEY_ID, REGION, SECRET, ServeProcess, run_pyqldb, start_pyqldb
 
@@ -258,12 +261,43 @@ def test_every_acknowledged_commit_survives_sigkill_and_the_journal_verifies(tmp
 def test_the_listening_socket_is_tcp_so_responses_are_not_held_by_nagle():
     # asyncio sets TCP_NODELAY only on sockets whose proto is TCP; a plain SOCK_STREAM socket (proto 0)
     # made every request wait ~40 ms for the client's delayed ACK.
-    import socket
-
-    from ledgerdr.serve.server import bind
 
     sock = bind("127.0.0.1", 0)
     try:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_sessions_past_the_limit_get_limit_exceeded_and_oversized_bodies_are_refused(tmp_path):
+    with Ledger.create(tmp_path / "data" / "small.db", "small"):
+        pass
+    with ServeProcess(tmp_path / "data", "--max-sessions", "2") as running:
+        session = _client(running, "qldb-session")
+        tokens = [session.send_command(StartSession={"LedgerName": "small"})["StartSession"]["SessionToken"]
+                  for _ in range(2)]
+        with pytest.raises(ClientError) as limited:
+            session.send_command(StartSession={"LedgerName": "small"})
+        assert limited.value.response["Error"]["Code"] == "LimitExceededException"
+        session.send_command(SessionToken=tokens[0], EndSession={})
+        assert session.send_command(StartSession={"LedgerName": "small"})["StartSession"]["SessionToken"]
+        # A body over the limit is refused from its Content-Length, before it is read.
+        host, port = running.url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+                        b"Content-Length: 9437184\r\n\r\n")
+            head = raw.recv(65536).decode()
+        assert head.startswith("HTTP/1.1 413") and "BadRequestException" in head
+
+
+def test_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with ServeProcess(tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+        assert running.url.startswith("https://")
+        qldb = boto3.client("qldb", endpoint_url=running.url, region_name=REGION, aws_access_key_id=KEY_ID,
+                            aws_secret_access_key=SECRET, verify=str(cert))
+        assert qldb.list_ledgers()["Ledgers"] == []
+        qldb.close()
