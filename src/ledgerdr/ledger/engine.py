@@ -62,8 +62,15 @@ class Ledger:
         self.name: str = meta["ledger_name"]
         self.strand_id: str = meta["strand_id"]
         self.lineage: str = meta["lineage"]
+        self._opened_read_only = read_only
         self.read_only = read_only or bool(meta.get("read_only"))
         self._chain: _ChainState | None = None
+
+    def refresh_read_only(self) -> bool:
+        """Re-read the persisted read-only flag: a standby that another process promotes opens for writes
+        here too, without reopening the file. Returns the flag."""
+        self.read_only = self._opened_read_only or bool(self._storage.get_meta("read_only"))
+        return self.read_only
 
     @classmethod
     def create(

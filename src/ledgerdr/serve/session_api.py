@@ -204,6 +204,8 @@ class SessionApi:
         if session.txn is not None:
             # QLDB allows one open transaction per session; a driver aborts before it starts another.
             session.txn.txn.abort()
+        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes.
+        session.ledger.refresh_read_only()
         txn = session.ledger.begin()
         session.txn = _Txn(txn, ion_hash(txn.id))
         return {"TransactionId": txn.id, "TimingInformation": _timing(started)}
