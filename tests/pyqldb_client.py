@@ -66,6 +66,9 @@ def crud(name):
         "SELECT * FROM _ql_committed_Vehicle")])
     out["history"] = driver.execute_lambda(lambda t: [plain(r) for r in t.execute_statement(
         "SELECT h.data, h.metadata.version FROM history(Vehicle) AS h")])
+    out["functions"] = driver.execute_lambda(lambda t: [plain(r) for r in t.execute_statement(
+        "SELECT SUBSTRING(VIN, 1, 3) AS wmi, EXTRACT(YEAR FROM DATE_ADD(year, 1, `2020-01-01T`)) AS y, "
+        "CAST(Year AS STRING) AS year_text FROM Vehicle")])
     out["tables"] = sorted(driver.list_tables())
     many = [{"n": i} for i in range(450)]  # more than one page of results
     driver.execute_lambda(lambda t: t.execute_statement("CREATE TABLE Many"))

@@ -68,6 +68,7 @@ def test_pyqldb_inserts_updates_deletes_selects_history_and_committed_view(serve
     assert set(committed) == {"blockAddress", "hash", "data", "metadata"}
     versions = sorted((h["data"]["Make"] if h.get("data") else "(deleted)", h["version"]) for h in out["history"])
     assert versions == [("(deleted)", 1), ("Tesla", 0), ("Volvo", 0), ("Volvo", 1)]
+    assert out["functions"] == [{"wmi": "1N4", "y": 2021, "year_text": "2012"}]
     assert out["tables"] == ["Vehicle"]
     assert out["many"] == 450  # three pages, fetched with FetchPage tokens
     assert out["bad_statement"] == "BadRequestException"

@@ -39,6 +39,7 @@ from amazon.ion.symbols import SymbolToken
 
 from ledgerdr.errors import LedgerError
 from ledgerdr.ledger import partiql as pq
+from ledgerdr.ledger.functions import SCALARS
 from ledgerdr.ledger.partiql import MISSING
 
 __all__ = [
@@ -352,6 +353,7 @@ _FUNCTIONS: dict[str, Any] = {
     "character_length": _text_fn(len),
     "coalesce": lambda *vs: next((v for v in vs if not is_null(v)), None),
     "nullif": lambda a, b: None if equals(a, b) is True else a,
+    **SCALARS,
 }
 
 # ------------------------------------------------------------------------------------ evaluate

@@ -153,7 +153,16 @@ class BagExpr(Expr):
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "size": (1, 1), "exists": (1, 1), "upper": (1, 1), "lower": (1, 1), "char_length": (1, 1),
     "character_length": (1, 1), "coalesce": (1, None), "nullif": (2, 2),
+    # ledger/functions.py
+    "substring": (2, 3), "trim": (1, 1), "utcnow": (0, 0), "to_string": (2, 2), "to_timestamp": (1, 2),
 }
+# Functions with their own argument syntax (ledger/functions.py): a date part or type name as a bare word,
+# parsed into a string literal argument: DATE_ADD(day, n, t), DATE_DIFF(day, t1, t2), EXTRACT(day FROM t),
+# CAST(v AS int).
+SPECIAL_FUNCTIONS = frozenset({"date_add", "date_diff", "extract", "cast"})
+_DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
+_CAST_TYPES = frozenset("""int integer decimal numeric float real double bool boolean string symbol varchar char
+    timestamp""".split())
 AGGREGATES = frozenset({"count", "sum", "min", "max", "avg"})
 
 DocPath = tuple[str | int, ...]  # a path inside one document, alias stripped: ('a', 0, 'b')
@@ -670,7 +679,7 @@ class _Parser(lexer.TokenCursor):
             self.i += 1
             return Lit(_WORD_LITERALS[tok.value])
         nxt = self.peek()
-        if nxt.kind == lexer.OP and nxt.text == "(" and (tok.value not in RESERVED or tok.value == "EXISTS"):
+        if nxt.kind == lexer.OP and nxt.text == "(" and (tok.value not in RESERVED or tok.value in ("EXISTS", "CAST")):
             return self.call(tok)
         if tok.value == "SELECT":
             raise self.fail("subqueries are not supported")
@@ -684,13 +693,50 @@ class _Parser(lexer.TokenCursor):
         self.i += 2
         if name in AGGREGATES:
             raise self.fail(f"aggregate {name.upper()} is only allowed as a whole SELECT item", tok)
-        if name not in FUNCTIONS:
-            raise self.fail(f"unknown function '{tok.text}' (supported: {', '.join(sorted(FUNCTIONS))})", tok)
+        if name not in FUNCTIONS and name not in SPECIAL_FUNCTIONS:
+            supported = ", ".join(sorted({*FUNCTIONS, *SPECIAL_FUNCTIONS}))
+            raise self.fail(f"unknown function '{tok.text}' (supported: {supported})", tok)
+        special = _SPECIAL_FORMS.get(name)
+        if special is not None:
+            return Call(name, special(self, tok))
         args = self.comma_list(self.expr, ")")
         low, high = FUNCTIONS[name]
         if len(args) < low or (high is not None and len(args) > high):
             raise self.fail(f"{name} takes {low if low == high else f'at least {low}'} argument(s)", tok)
         return Call(name, args)
+
+    def keyword_literal(self, allowed: tuple[str, ...] | frozenset[str], what: str) -> Lit:
+        """A bare word from `allowed` (a date part, a type name) as a lower-case string literal."""
+        tok = self.tok
+        if tok.kind != lexer.WORD or tok.text.lower() not in allowed:
+            raise self.fail(f"expected {what} ({', '.join(sorted(allowed))})")
+        self.i += 1
+        return Lit(tok.text.lower())
+
+    def date_part_args(self, tok: Token) -> tuple[Expr, ...]:
+        """DATE_ADD(part, n, ts) / DATE_DIFF(part, ts1, ts2): the part is a bare word."""
+        part = self.keyword_literal(_DATE_PARTS, "a date part")
+        self.expect_op(",")
+        rest = self.comma_list(self.expr, ")")
+        if len(rest) != 2:
+            raise self.fail(f"{tok.text} takes a date part and two arguments", tok)
+        return (part, *rest)
+
+    def extract_args(self, tok: Token) -> tuple[Expr, ...]:
+        """EXTRACT(part FROM ts)."""
+        part = self.keyword_literal((*_DATE_PARTS, "timezone_hour", "timezone_minute"), "a date part")
+        self.expect_kw("FROM")
+        value = self.expr()
+        self.expect_op(")")
+        return (part, value)
+
+    def cast_args(self, tok: Token) -> tuple[Expr, ...]:
+        """CAST(value AS type)."""
+        value = self.expr()
+        self.expect_kw("AS")
+        type_name = self.keyword_literal(_CAST_TYPES, "a type")
+        self.expect_op(")")
+        return (value, type_name)
 
     def struct_field(self) -> tuple[str, Expr]:
         tok = self.tok
@@ -699,6 +745,12 @@ class _Parser(lexer.TokenCursor):
         self.i += 1
         self.expect_op(":")
         return tok.value, self.expr()
+
+
+_SPECIAL_FORMS: dict[str, Callable[[_Parser, Token], tuple[Expr, ...]]] = {
+    "date_add": _Parser.date_part_args, "date_diff": _Parser.date_part_args,
+    "extract": _Parser.extract_args, "cast": _Parser.cast_args,
+}
 
 
 def _default_name(expr: Expr, position: int) -> str:
