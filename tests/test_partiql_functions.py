@@ -127,3 +127,12 @@ def test_driver_cursor_is_an_iterator_and_retry_config_is_honoured(tmp_path):
             driver.execute_lambda(conflicting)
         other.close()
         assert waits == [1]  # one retry (retry_limit=1), its wait from custom_backoff
+
+
+def test_history_refuses_an_end_in_the_future_or_a_start_after_the_end(ledger):
+    assert len(ledger.execute("SELECT * FROM history(One, `2000-01-01T`, `2001-01-01T`)")) == 0
+    assert len(ledger.execute("SELECT * FROM history(One, `2000-01-01T`, UTCNOW())")) == 1
+    with pytest.raises(LedgerError, match="in the future"):
+        ledger.execute("SELECT * FROM history(One, `2000-01-01T`, `2999-01-01T`)")
+    with pytest.raises(LedgerError, match="after its end"):
+        ledger.execute("SELECT * FROM history(One, `2001-01-01T`, `2000-01-01T`)")

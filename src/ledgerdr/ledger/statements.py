@@ -422,9 +422,17 @@ class Transaction:
         self, table: TableInfo, start: Any, end: Any
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(doc id, revision struct) for every committed revision, deletes included, optionally only
-        those active at some time in [start, end]."""
+        those active at some time in [start, end]. Raises LedgerError, as QLDB does, for an end in the
+        future or a start after the end."""
         lo = None if ev.is_null(start) else to_ms(_aware(start))
         hi = None if ev.is_null(end) else to_ms(_aware(end))
+        if hi is not None and hi > time.time_ns() // 1_000_000:
+            raise LedgerError(f"history() end time {end} is in the future")
+        if lo is not None and hi is not None and lo > hi:
+            raise LedgerError(f"history() start time {start} is after its end time {end}")
+        return self._history(table, lo, hi)
+
+    def _history(self, table: TableInfo, lo: int | None, hi: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
         if self._record_scan(table):
             yield from self.ledger.history_view(table.table_id, lo, hi)
 
