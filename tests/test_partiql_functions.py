@@ -136,3 +136,12 @@ def test_history_refuses_an_end_in_the_future_or_a_start_after_the_end(ledger):
         ledger.execute("SELECT * FROM history(One, `2000-01-01T`, `2999-01-01T`)")
     with pytest.raises(LedgerError, match="after its end"):
         ledger.execute("SELECT * FROM history(One, `2001-01-01T`, `2000-01-01T`)")
+
+
+def test_bag_and_list_literals_in_from(ledger):
+    [row] = ledger.execute("SELECT TRIM('  x ') AS t, UTCNOW() AS now FROM << 0 >>")
+    assert row["t"] == "x" and row["now"].year >= 2024
+    assert ledger.execute("SELECT r.x FROM <<{'x': 1}, {'x': 2}>> AS r WHERE r.x > 1") == [{"x": 2}]
+    assert ledger.execute("SELECT VALUE v FROM [1, 2, 3] AS v") == [1, 2, 3]
+    with pytest.raises(LedgerError, match="BY is available on tables only"):
+        ledger.execute("SELECT * FROM << 0 >> AS v BY vid")

@@ -264,6 +264,7 @@ class TableRef:
     history_end: Expr | None = None
     by_table_id: bool = False
     information_schema: bool = False
+    literal: Expr | None = None  # `FROM << 0 >>`, `FROM [1, 2]`, `FROM ?`: a value's items, not a table
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +505,9 @@ class _Parser(lexer.TokenCursor):
         tok = self.tok
         if self.at_op("(") or self.at_kw("SELECT"):
             raise self.fail("subqueries are not supported")
-        if self.at_kw("HISTORY") and self.peek().text == "(":
+        if self.at_op("<<") or self.at_op("[") or self.tok.kind in (lexer.ION, lexer.PARAM):
+            ref = TableRef("", "_1", literal=self.primary())  # QLDB's docs run functions `FROM << 0 >>`
+        elif self.at_kw("HISTORY") and self.peek().text == "(":
             ref = self.history_source()
         elif self.at_kw("INFORMATION_SCHEMA") and self.peek().text == ".":
             self.i += 2
@@ -522,8 +525,8 @@ class _Parser(lexer.TokenCursor):
         by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
         if self.at_op(",") or self.at_kw(*_JOIN_WORDS):
             raise self.fail("joins are not supported (one table per query)")
-        if by_id is not None and ref.information_schema:
-            raise self.fail("BY is not available on information_schema", tok)
+        if by_id is not None and (ref.information_schema or ref.literal is not None):
+            raise self.fail("BY is available on tables only", tok)
         return replace(ref, alias=alias or ref.alias, by_id_alias=by_id)
 
     def history_source(self) -> TableRef:

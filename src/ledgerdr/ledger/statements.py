@@ -642,7 +642,12 @@ def _select(txn: Transaction, stmt: Select, params: Sequence[Any]) -> list[Any]:
 
 def _source_envs(txn: Transaction, source: TableRef, where: Any, params: Sequence[Any]) -> Iterator[dict]:
     alias, by_id = source.alias, source.by_id_alias
-    if source.information_schema:
+    if source.literal is not None:
+        value = ev.evaluate(source.literal, {}, params)
+        items = value if isinstance(value, list | tuple) else [value]  # a bag or list gives its items
+        for item in items:
+            yield ev.make_env(item, alias)
+    elif source.information_schema:
         for row in txn.user_tables():
             yield ev.make_env(row, alias)
     elif source.history:
