@@ -287,9 +287,10 @@ def test_precedence_and_shapes(text, expected):
 
 @pytest.mark.parametrize(("sql", "line", "column", "near", "detail"), [
     ("SELECT * FORM t", 1, 10, "FORM", "expected FROM"),
-    ("SELECT * FROM a, b", 1, 16, ",", "joins are not supported"),
-    ("SELECT * FROM a INNER JOIN b ON a.x = b.y", 1, 17, "INNER", "joins are not supported"),
-    ("SELECT * FROM a JOIN b ON a.x = b.y", 1, 17, "JOIN", "joins are not supported"),
+    ("SELECT * FROM a LEFT JOIN b ON a.x = b.y", 1, 17, "LEFT", "only inner and cross joins"),
+    ("SELECT * FROM a FULL OUTER JOIN b ON a.x = b.y", 1, 17, "FULL", "only inner and cross joins"),
+    ("SELECT * FROM a JOIN b", 1, 23, "", "expected ON"),
+    ("SELECT * FROM a, a", 1, 16, ",", "used twice"),
     ("SELECT * FROM t WHERE a IN (SELECT b FROM u)", 1, 29, "SELECT", "subqueries are not supported"),
     ("SELECT * FROM (SELECT * FROM u)", 1, 15, "(", "subqueries are not supported"),
     ("SELECT *\nFROM t\nWHERE a = = 1", 3, 11, "=", "expected an expression"),
@@ -300,7 +301,7 @@ def test_precedence_and_shapes(text, expected):
     ("SELECT a, COUNT(*) FROM t", 1, 11, "COUNT", "cannot mix aggregates"),
     ("SELECT COUNT(*) + 1 FROM t", 1, 17, "+", "whole SELECT item"),
     ("SELECT * FROM t WHERE COUNT(*) > 1", 1, 23, "COUNT", "only allowed as a whole SELECT item"),
-    ("SELECT x.* FROM t AS x", 1, 10, "*", "wildcards"),
+    ("SELECT * FROM t AS x WHERE x.* = 1", 1, 30, "*", "only as a whole SELECT item"),
     ("SELECT * FROM t ORDER BY a", 1, 17, "ORDER", "ORDER is not supported"),
     ("SELECT nope(a) FROM t", 1, 8, "nope", "unknown function"),
     ("SELECT size(a, b) FROM t", 1, 8, "size", "takes 1 argument"),

@@ -507,17 +507,33 @@ def project(select: pq.Select, env: Mapping[Any, Any], params: Sequence[Any]) ->
     """
     proj = select.projection
     if isinstance(proj, pq.Star):
-        binding = env[select.source.alias]
-        by_id = select.source.by_id_alias
-        return binding if by_id is None else _with_field(binding, by_id, env[by_id])
+        if select.joins:  # `*` over a join: the fields of every source's row, in FROM order
+            out: dict = {}
+            for source in select.sources:
+                _merge_fields(out, _with_id(env[source.alias], source.by_id_alias, env))
+            return out
+        return _with_id(env[select.source.alias], select.source.by_id_alias, env)
     if isinstance(proj, pq.SelectValue):
         return evaluate(proj.expr, env, params)
     out = {}
     for item in proj:
+        if isinstance(item.expr, pq.AllFields):
+            _merge_fields(out, evaluate(item.expr.of, env, params))
+            continue
         value = evaluate(item.expr, env, params)
         if value is not MISSING:
             out[item.name] = value
     return out
+
+
+def _with_id(binding: Any, by_id_alias: str | None, env: Mapping[Any, Any]) -> Any:
+    return binding if by_id_alias is None else _with_field(binding, by_id_alias, env[by_id_alias])
+
+
+def _merge_fields(out: dict, value: Any) -> None:
+    """`x.*`: a struct's fields into the output row (anything else contributes nothing, as in PartiQL)."""
+    if _kind(value) == _STRUCT:
+        out.update(value.items())
 
 
 def _fold(agg: pq.Aggregate, values: list) -> Any:

@@ -7,7 +7,8 @@ fields) are case-sensitive. `'single'` quotes are strings and backticks hold Ion
 Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, predicates (comparison,
 IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
 
-Not supported (clear syntax errors): joins, subqueries, AT, GROUP/ORDER BY, LIMIT, DISTINCT, `x.*`,
+Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT item.
+Not supported (clear syntax errors): outer joins, subqueries, AT, GROUP/ORDER BY, LIMIT, DISTINCT,
 and QLDB's FROM-first `INSERT INTO ... AT` form; FROM-first SET/REMOVE maps onto `Update`.
 """
 
@@ -132,6 +133,13 @@ class Call(Expr):
 class Aggregate(Expr):
     name: str  # 'count', 'sum', 'min', 'max', 'avg'
     arg: Expr | None  # None for COUNT(*)
+
+
+@dataclass(frozen=True, slots=True)
+class AllFields(Expr):
+    """`x.*` as a SELECT item: every field of the struct `x` names (a FROM alias)."""
+
+    of: Expr
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +292,23 @@ class ProjectionItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """A further FROM source: `, t` and `CROSS JOIN t` (no condition), `[INNER] JOIN t ON cond`."""
+
+    source: TableRef
+    on: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Statement):
     projection: tuple[ProjectionItem, ...] | Star | SelectValue
     source: TableRef
     where: Expr | None
+    joins: tuple[Join, ...] = ()  # QLDB runs inner and cross joins only
+
+    @property
+    def sources(self) -> tuple[TableRef, ...]:
+        return (self.source, *(join.source for join in self.joins))
 
     @property
     def is_aggregate(self) -> bool:
@@ -304,7 +325,6 @@ class Exec(Statement):
 
 # ------------------------------------------------------------------------------------------- parser
 
-_JOIN_WORDS = frozenset({"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS"})
 _UNSUPPORTED_TAIL = frozenset({"ORDER", "GROUP", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT"})
 _COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _LITERAL_KINDS = frozenset({lexer.STRING, lexer.INT, lexer.DECIMAL, lexer.FLOAT, lexer.ION})
@@ -472,10 +492,37 @@ class _Parser(lexer.TokenCursor):
             projection = self.projection_items()
         self.expect_kw("FROM")
         source = self.from_source()
+        joins = self.joins(source)
         where = self.optional_where()
         if self.at_kw(*_UNSUPPORTED_TAIL):
             raise self.fail(f"{self.tok.value} is not supported")
-        return Select(projection, source, where)
+        return Select(projection, source, where, joins)
+
+    def joins(self, first: TableRef) -> tuple[Join, ...]:
+        joins: list[Join] = []
+        aliases = {first.alias}
+        while True:
+            tok = self.tok
+            if self.accept_op(","):
+                join = Join(self.from_source())
+            elif self.at_kw("CROSS") and self.peek().value == "JOIN":
+                self.i += 2
+                join = Join(self.from_source())
+            elif self.at_kw("JOIN", "INNER"):
+                if self.accept_kw("INNER") and not self.at_kw("JOIN"):
+                    raise self.fail("expected JOIN after INNER")
+                self.expect_kw("JOIN")
+                source = self.from_source()
+                self.expect_kw("ON")
+                join = Join(source, self.expr())
+            elif self.at_kw("LEFT", "RIGHT", "FULL", "OUTER"):
+                raise self.fail("only inner and cross joins are supported (as in QLDB)")
+            else:
+                return tuple(joins)
+            if join.source.alias in aliases:
+                raise self.fail(f"the alias '{join.source.alias}' is used twice in FROM", tok)
+            aliases.add(join.source.alias)
+            joins.append(join)
 
     def projection_expr(self) -> Expr:
         """An expression, or an aggregate call that must make up the whole SELECT item."""
@@ -493,6 +540,15 @@ class _Parser(lexer.TokenCursor):
         items = []
         while True:
             start = self.tok
+            if self.is_identifier(start) and self.peek().text == "." and self.peek(2).text == "*":
+                if items and isinstance(items[0].expr, Aggregate):
+                    raise self.fail("cannot mix aggregates and plain values without GROUP BY", start)
+                self.i += 3
+                items.append(ProjectionItem(AllFields(Var(start.value if start.kind == lexer.QIDENT else start.text)),
+                                            "*"))
+                if not self.accept_op(","):
+                    return tuple(items)
+                continue
             expr = self.projection_expr()
             name = self.optional_alias() or _default_name(expr, len(items) + 1)
             if items and isinstance(expr, Aggregate) != isinstance(items[0].expr, Aggregate):
@@ -523,8 +579,6 @@ class _Parser(lexer.TokenCursor):
         if self.at_kw("AT"):
             raise self.fail("AT is not supported")
         by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
-        if self.at_op(",") or self.at_kw(*_JOIN_WORDS):
-            raise self.fail("joins are not supported (one table per query)")
         if by_id is not None and (ref.information_schema or ref.literal is not None):
             raise self.fail("BY is available on tables only", tok)
         return replace(ref, alias=alias or ref.alias, by_id_alias=by_id)
@@ -625,7 +679,7 @@ class _Parser(lexer.TokenCursor):
                     steps.append(nxt.value if nxt.kind == lexer.QIDENT else nxt.text)
                     continue
                 if nxt.text == "*":
-                    raise self.fail("path wildcards (x.*) are not supported", nxt)
+                    raise self.fail("x.* is supported only as a whole SELECT item (SELECT x.* FROM …)", nxt)
                 raise self.fail("expected a field name after '.'", nxt)
             elif self.at_op("["):
                 self.i += 1

@@ -40,6 +40,7 @@ from .partiql import (
     DropTable,
     Exec,
     Insert,
+    Join,
     Select,
     Statement,
     TableRef,
@@ -634,10 +635,26 @@ def _matching(
 
 def _select(txn: Transaction, stmt: Select, params: Sequence[Any]) -> list[Any]:
     envs = _source_envs(txn, stmt.source, stmt.where, params)
+    for join in stmt.joins:
+        envs = _joined(txn, envs, join, params)
     rows = (env for env in envs if ev.matches(stmt.where, env, params))
     if stmt.is_aggregate:
         return [ev.aggregate(stmt, rows, params)]
     return [ev.project(stmt, env, params) for env in rows]
+
+
+def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
+    """Nested-loop inner join: every left row with every row of `join.source` satisfying ON. The right
+    side is read once (a full read, recorded for OCC). Unqualified names resolve to no single source in
+    a join, so the merged rows have no implicit binding: fields are named through their alias."""
+    right = [{k: v for k, v in env.items() if k is not ev.IMPLICIT}
+             for env in _source_envs(txn, join.source, None, params)]
+    for left in envs:
+        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
+        for row in right:
+            merged = {**left, **row}
+            if ev.matches(join.on, merged, params):
+                yield merged
 
 
 def _source_envs(txn: Transaction, source: TableRef, where: Any, params: Sequence[Any]) -> Iterator[dict]:

@@ -1,0 +1,63 @@
+"""Inner and cross joins and `x.*` in the embedded ledger, with the shapes of QLDB's tutorial queries
+(vehicle registration: a committed view joined to a user view included), and OCC across joined tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledgerdr.errors import LedgerError, OccConflict
+from ledgerdr.ledger.engine import Ledger
+
+
+@pytest.fixture
+def dmv(tmp_path):
+    with Ledger.create(tmp_path / "dmv.db") as ledger:
+        for table in ("Vehicle", "VehicleRegistration", "Person"):
+            ledger.execute(f"CREATE TABLE {table}")
+        ledger.execute("CREATE INDEX ON Vehicle (VIN)")
+        [owner] = ledger.execute("INSERT INTO Person ?", {"FirstName": "Raul", "GovId": "P626-168-229-765"})
+        ledger.execute("INSERT INTO Vehicle ?", [{"VIN": "1N4AL11D75C109151", "Make": "Tesla", "Year": 2011},
+                                                  {"VIN": "KM8SRDHF6EU074761", "Make": "Volvo", "Year": 2015}])
+        ledger.execute("INSERT INTO VehicleRegistration ?", [
+            {"VIN": "1N4AL11D75C109151", "State": "WA", "Owners": {"PrimaryOwner": {"PersonId": owner["documentId"]}}},
+            {"VIN": "KM8SRDHF6EU074761", "State": "CA", "Owners": {"PrimaryOwner": {"PersonId": "nobody"}}},
+            {"VIN": "3HGGK5G53FM761765", "State": "NY", "Owners": {"PrimaryOwner": {"PersonId": "nobody"}}}])
+        yield ledger
+
+
+def test_inner_join_on(dmv):
+    rows = dmv.execute("SELECT v.Make, r.State FROM VehicleRegistration AS r INNER JOIN Vehicle AS v "
+                       "ON r.VIN = v.VIN WHERE v.Year > ?", 2010)
+    assert sorted((r["Make"], r["State"]) for r in rows) == [("Tesla", "WA"), ("Volvo", "CA")]
+
+
+def test_comma_join_with_the_tutorials_owner_lookup(dmv):
+    # The tutorial's "find vehicles of an owner": a BY id alias on one side, a nested path on the other.
+    rows = dmv.execute("SELECT r.VIN FROM Person AS p BY pid, VehicleRegistration AS r "
+                       "WHERE r.Owners.PrimaryOwner.PersonId = pid AND p.GovId = ?", "P626-168-229-765")
+    assert rows == [{"VIN": "1N4AL11D75C109151"}]
+
+
+def test_a_committed_view_joined_to_a_user_view_and_all_fields(dmv):
+    rows = dmv.execute("SELECT r.metadata.version AS version, v.* FROM _ql_committed_VehicleRegistration AS r "
+                       "JOIN Vehicle AS v ON r.data.VIN = v.VIN WHERE r.data.State = 'CA'")
+    assert rows == [{"version": 0, "VIN": "KM8SRDHF6EU074761", "Make": "Volvo", "Year": 2015}]
+
+
+def test_cross_join_star_and_count(dmv):
+    assert dmv.execute("SELECT COUNT(*) AS n FROM Vehicle AS v CROSS JOIN VehicleRegistration AS r") == [{"n": 6}]
+    [row] = dmv.execute("SELECT * FROM Vehicle AS v, Person AS p WHERE v.Make = 'Tesla'")
+    assert row == {"VIN": "1N4AL11D75C109151", "Make": "Tesla", "Year": 2011, "FirstName": "Raul",
+                   "GovId": "P626-168-229-765"}
+
+
+def test_unqualified_names_in_a_join_are_refused_and_the_join_reads_are_checked_by_occ(dmv, tmp_path):
+    with pytest.raises(LedgerError, match="unbound variable 'Make'"):
+        dmv.execute("SELECT Make FROM Vehicle AS v, Person AS p")
+    with Ledger.open(dmv.path) as other:
+        txn = dmv.begin()
+        txn.execute("SELECT v.Make FROM VehicleRegistration AS r JOIN Vehicle AS v ON r.VIN = v.VIN")
+        txn.execute("INSERT INTO Person ?", {"FirstName": "Late"})
+        other.execute("UPDATE Vehicle AS v SET v.Year = 2020 WHERE v.Make = 'Volvo'")  # changes the joined side
+        with pytest.raises(OccConflict):
+            txn.commit()
