@@ -36,6 +36,7 @@ from ledgerdr.ledger.partiql import (
     Expr,
     In,
     Insert,
+    InsertOp,
     Is,
     Like,
     ListExpr,
@@ -145,7 +146,7 @@ def test_update_without_alias_binds_the_table_name_and_paths_are_document_relati
 
 
 def test_update_needs_an_operation_and_a_real_path():
-    with pytest.raises(PartiQLSyntaxError, match="expected SET or REMOVE"):
+    with pytest.raises(PartiQLSyntaxError, match="expected SET, REMOVE or INSERT INTO"):
         parse("UPDATE t WHERE a = 1")
     with pytest.raises(PartiQLSyntaxError, match="whole document"):
         parse("UPDATE t AS x SET x = {'a': 1}")
@@ -157,8 +158,7 @@ def test_qldb_from_first_dml_maps_onto_update():
     stmt = parse("FROM Person AS p WHERE p.GovId = ? SET p.Name = ? REMOVE p.Nick")
     assert stmt == Update("Person", "p", None, (SetOp(("Name",), Param(1)), RemoveOp(("Nick",))),
                           Binary("=", Path(Var("p"), ("GovId",)), Param(0)))
-    with pytest.raises(PartiQLSyntaxError, match="INSERT INTO inside"):
-        parse("FROM Person AS p INSERT INTO p VALUE 1 AT 'x'")
+    assert parse("FROM Person AS p INSERT INTO p VALUE 1 AT 'x'").operations == (InsertOp((), Lit(1), Lit("x")),)
 
 
 def test_delete_forms():

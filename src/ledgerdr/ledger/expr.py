@@ -745,13 +745,46 @@ def remove_path(doc: Mapping, path: pq.DocPath) -> Mapping:
     return _with_items(doc, items)
 
 
-def apply_update(update: pq.Update, doc: Mapping, env: Mapping[Any, Any], params: Sequence[Any]) -> Mapping:
-    """The new version of `doc` after `update`'s SET/REMOVE operations, applied in written order.
+def insert_into(doc: Mapping, path: pq.DocPath, value: Any, at: Any) -> Mapping:
+    """A copy of `doc` with `value` inserted into the struct or list at `path` (the document when empty):
+    into a struct as the new field `at` (which must not exist yet), into a list at index `at` (None:
+    appended). Raises LedgerError naming the path otherwise."""
+    container: Any = doc
+    for step in path:
+        container = _field(container, step) if isinstance(step, str) else _index(container, step)
+    kind = _kind(container)
+    if kind == _STRUCT:
+        if not isinstance(at, str):
+            raise LedgerError(f"INSERT INTO {_describe(path)}: a struct takes AT 'field name'")
+        if _field(container, at) is not MISSING:
+            raise LedgerError(f"INSERT INTO {_describe(path)}: field '{at}' already exists (use SET)")
+        new = _with_field(container, at, value)
+    elif kind == _LIST:
+        items = list(container)
+        if at is None:
+            items.append(value)
+        elif isinstance(at, int) and not isinstance(at, bool) and 0 <= at <= len(items):
+            items.insert(at, value)
+        else:
+            raise LedgerError(f"INSERT INTO {_describe(path)}: AT {at!r} is not a position in its {len(items)} items")
+        new = _with_items(container, items)
+    else:
+        raise LedgerError(f"INSERT INTO {_describe(path)}: not a struct or a list")
+    return new if not path else set_path(doc, path, new)
 
-    Every SET value is evaluated against the original row (`env`), as in SQL, before any change.
+
+def apply_update(update: pq.Update, doc: Mapping, env: Mapping[Any, Any], params: Sequence[Any]) -> Mapping:
+    """The new version of `doc` after `update`'s SET/REMOVE/INSERT INTO operations, in written order.
+
+    Every value is evaluated against the original row (`env`), as in SQL, before any change.
     """
     ops = update.operations
-    values = [evaluate(op.value, env, params) if isinstance(op, pq.SetOp) else None for op in ops]
+    values = [None if isinstance(op, pq.RemoveOp) else evaluate(op.value, env, params) for op in ops]
     for op, value in zip(ops, values, strict=True):
-        doc = set_path(doc, op.path, value) if isinstance(op, pq.SetOp) else remove_path(doc, op.path)
+        if isinstance(op, pq.SetOp):
+            doc = set_path(doc, op.path, value)
+        elif isinstance(op, pq.InsertOp):
+            doc = insert_into(doc, op.path, value, None if op.at is None else evaluate(op.at, env, params))
+        else:
+            doc = remove_path(doc, op.path)
     return doc

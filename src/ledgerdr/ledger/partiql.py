@@ -7,9 +7,10 @@ fields) are case-sensitive. `'single'` quotes are strings and backticks hold Ion
 Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, predicates (comparison,
 IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
 
-Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT item.
-Not supported (clear syntax errors): outer joins, subqueries, AT, GROUP/ORDER BY, LIMIT, DISTINCT,
-and QLDB's FROM-first `INSERT INTO ... AT` form; FROM-first SET/REMOVE maps onto `Update`.
+Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT
+item; bag/list literals as a FROM source. QLDB's FROM-first SET / REMOVE / `INSERT INTO x.p VALUE v [AT pos]`
+map onto `Update`. Not supported (clear syntax errors): outer joins, subqueries, AT in FROM, GROUP/ORDER BY,
+LIMIT, DISTINCT.
 """
 
 from __future__ import annotations
@@ -229,13 +230,23 @@ class RemoveOp:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertOp:
+    """`INSERT INTO x.path VALUE v [AT pos]` in a FROM-first statement: `path` names a struct (then `at`
+    is the new field's name) or a list (`at` an index; none: append); an empty path is the document."""
+
+    path: DocPath
+    value: Expr
+    at: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Update(Statement):
     """`operations` keep the written order of SET and REMOVE; `alias` is the table name if none given."""
 
     table: str
     alias: str
     by_id_alias: str | None
-    operations: tuple[SetOp | RemoveOp, ...]
+    operations: tuple[SetOp | RemoveOp | InsertOp, ...]
     where: Expr | None
 
     @property
@@ -440,8 +451,8 @@ class _Parser(lexer.TokenCursor):
         where = self.optional_where()
         return Update(table, alias, by_id, self.update_operations(alias), where)
 
-    def update_operations(self, alias: str) -> tuple[SetOp | RemoveOp, ...]:
-        ops: list[SetOp | RemoveOp] = []
+    def update_operations(self, alias: str) -> tuple[SetOp | RemoveOp | InsertOp, ...]:
+        ops: list[SetOp | RemoveOp | InsertOp] = []
         while True:
             if self.accept_kw("SET"):
                 ops.append(self.assignment(alias))
@@ -449,12 +460,16 @@ class _Parser(lexer.TokenCursor):
                     ops.append(self.assignment(alias))
             elif self.accept_kw("REMOVE"):
                 ops.append(RemoveOp(self.doc_path(alias)))
-            elif self.at_kw("INSERT"):
-                raise self.fail("INSERT INTO inside UPDATE/FROM is not supported; use SET")
+            elif self.accept_kw("INSERT"):
+                self.expect_kw("INTO")
+                path = self.doc_path(alias, allow_document=True)
+                self.expect_kw("VALUE")
+                value = self.expr()
+                ops.append(InsertOp(path, value, self.expr() if self.accept_kw("AT") else None))
             else:
                 break
         if not ops:
-            raise self.fail("expected SET or REMOVE")
+            raise self.fail("expected SET, REMOVE or INSERT INTO")
         return tuple(ops)
 
     def assignment(self, alias: str) -> SetOp:
@@ -462,8 +477,9 @@ class _Parser(lexer.TokenCursor):
         self.expect_op("=")
         return SetOp(path, self.expr())
 
-    def doc_path(self, alias: str) -> DocPath:
-        """A SET/REMOVE target, made relative to the document by dropping a leading `alias`."""
+    def doc_path(self, alias: str, *, allow_document: bool = False) -> DocPath:
+        """A SET/REMOVE/INSERT INTO target, made relative to the document by dropping a leading `alias`
+        (only INSERT INTO may name the document itself)."""
         start = self.tok
         target = self.postfix()
         root, steps = (target.root, target.steps) if isinstance(target, Path) else (target, ())
@@ -477,7 +493,7 @@ class _Parser(lexer.TokenCursor):
                 parts.append(step)
             else:
                 raise self.fail("path steps in SET/REMOVE must be names or integer literals", start)
-        if not parts:
+        if not parts and not allow_document:
             raise self.fail("cannot SET or REMOVE the whole document (use INSERT or DELETE)", start)
         return tuple(parts)
 
