@@ -145,3 +145,24 @@ def test_bag_and_list_literals_in_from(ledger):
     assert ledger.execute("SELECT VALUE v FROM [1, 2, 3] AS v") == [1, 2, 3]
     with pytest.raises(LedgerError, match="BY is available on tables only"):
         ledger.execute("SELECT * FROM << 0 >> AS v BY vid")
+
+
+@pytest.mark.parametrize("expression,expected", [
+    ("TRIM(BOTH 'x' FROM 'xxabcxx')", "abc"),
+    ("TRIM(LEADING FROM '  a  ')", "a  "),
+    ("TRIM(TRAILING 'y' FROM 'yay')", "ya"),
+    ("TRIM('x' FROM 'xax')", "a"),
+    ("SUBSTRING('123456789' FROM 2 FOR 3)", "234"),
+    ("SUBSTRING('123456789' FROM 7)", "789"),
+])
+def test_the_sql_forms_of_trim_and_substring(ledger, expression, expected):
+    assert _value(ledger, expression) == expected
+
+
+def test_txid_is_the_running_transactions_id(ledger):
+    txn = ledger.begin()
+    [row] = txn.execute("SELECT TXID() AS t FROM << 0 >>")
+    assert row["t"] == txn.id
+    txn.abort()
+    with pytest.raises(LedgerError):
+        ledger.execute("SELECT * FROM One WHERE TXID(1)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +25,8 @@ from amazon.ion.simple_types import IonPyNull
 from ..journal.writer import ms_timestamp
 from .partiql import MISSING
 
+# The id of the transaction running the statement being evaluated (set by Transaction.execute), for TXID().
+CURRENT_TRANSACTION_ID: ContextVar[str | None] = ContextVar("ledgerdr_transaction_id", default=None)
 DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
 EXTRACT_PARTS = (*DATE_PARTS, "timezone_hour", "timezone_minute")
 _UNIT_SECONDS = {"day": 86400, "hour": 3600, "minute": 60, "second": 1}
@@ -102,9 +105,20 @@ def substring(value: Any, start: Any, length: Any = None) -> str:
     return text[low - 1:high - 1] if high > low else ""
 
 
-def trim(value: Any) -> str:
-    """TRIM(s): leading and trailing blanks removed (PartiQL trims spaces only)."""
-    return _text(value).strip(" ")
+def trim(value: Any, where: str = "both", characters: Any = " ") -> str:
+    """TRIM([LEADING|TRAILING|BOTH] [chars] FROM s), TRIM(s): blanks (or `chars`) removed from the ends."""
+    text, chars = _text(value), _text(characters)
+    if where == "leading":
+        return text.lstrip(chars)
+    return text.rstrip(chars) if where == "trailing" else text.strip(chars)
+
+
+def txid() -> str:
+    """TXID(): the id of the current transaction."""
+    current = CURRENT_TRANSACTION_ID.get()
+    if current is None:
+        raise ValueError("TXID() outside a transaction")
+    return current
 
 
 # ---------------------------------------------------------------------------------------- timestamps
@@ -265,6 +279,7 @@ SCALARS: dict[str, Callable[..., Any]] = {
     "substring": _strict(substring),
     "trim": _strict(trim),
     "utcnow": utcnow,
+    "txid": txid,
     "date_add": _strict(date_add),
     "date_diff": _strict(date_diff),
     "extract": _strict(extract),

@@ -163,12 +163,13 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "size": (1, 1), "exists": (1, 1), "upper": (1, 1), "lower": (1, 1), "char_length": (1, 1),
     "character_length": (1, 1), "coalesce": (1, None), "nullif": (2, 2),
     # ledger/functions.py
-    "substring": (2, 3), "trim": (1, 1), "utcnow": (0, 0), "to_string": (2, 2), "to_timestamp": (1, 2),
+    "utcnow": (0, 0), "txid": (0, 0), "to_string": (2, 2), "to_timestamp": (1, 2),
 }
 # Functions with their own argument syntax (ledger/functions.py): a date part or type name as a bare word,
 # parsed into a string literal argument: DATE_ADD(day, n, t), DATE_DIFF(day, t1, t2), EXTRACT(day FROM t),
-# CAST(v AS int).
-SPECIAL_FUNCTIONS = frozenset({"date_add", "date_diff", "extract", "cast"})
+# CAST(v AS int); SUBSTRING(s, i[, n]) or SUBSTRING(s FROM i [FOR n]); TRIM(s) or
+# TRIM([LEADING|TRAILING|BOTH] [chars] FROM s).
+SPECIAL_FUNCTIONS = frozenset({"date_add", "date_diff", "extract", "cast", "substring", "trim"})
 _DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
 _CAST_TYPES = frozenset("""int integer decimal numeric float real double bool boolean string symbol varchar char
     timestamp""".split())
@@ -803,6 +804,46 @@ class _Parser(lexer.TokenCursor):
         self.expect_op(")")
         return (part, value)
 
+    def substring_args(self, tok: Token) -> tuple[Expr, ...]:
+        """SUBSTRING(s, start[, length]) or SUBSTRING(s FROM start [FOR length])."""
+        value = self.expr()
+        if self.accept_kw("FROM"):
+            args = [value, self.expr()]
+            if self.accept_word("FOR"):
+                args.append(self.expr())
+            self.expect_op(")")
+            return tuple(args)
+        self.expect_op(",")
+        rest = self.comma_list(self.expr, ")")
+        if len(rest) not in (1, 2):
+            raise self.fail("substring takes 2 or 3 argument(s)", tok)
+        return (value, *rest)
+
+    def trim_args(self, tok: Token) -> tuple[Expr, ...]:
+        """TRIM(s) or TRIM([LEADING|TRAILING|BOTH] [chars] FROM s): (s, where, chars)."""
+        where = "both"
+        if self.tok.kind == lexer.WORD and self.tok.text.lower() in ("leading", "trailing", "both"):
+            where = self.advance().text.lower()
+            chars: Expr = Lit(" ")
+            if not self.at_kw("FROM"):
+                chars = self.expr()
+            self.expect_kw("FROM")
+            value = self.expr()
+        else:
+            value = self.expr()
+            chars = Lit(" ")
+            if self.accept_kw("FROM"):  # TRIM(chars FROM s)
+                value, chars = self.expr(), value
+        self.expect_op(")")
+        return (value, Lit(where), chars)
+
+    def accept_word(self, word: str) -> bool:
+        """Accept a non-reserved keyword such as FOR."""
+        if self.tok.kind == lexer.WORD and self.tok.text.upper() == word:
+            self.i += 1
+            return True
+        return False
+
     def cast_args(self, tok: Token) -> tuple[Expr, ...]:
         """CAST(value AS type)."""
         value = self.expr()
@@ -823,6 +864,7 @@ class _Parser(lexer.TokenCursor):
 _SPECIAL_FORMS: dict[str, Callable[[_Parser, Token], tuple[Expr, ...]]] = {
     "date_add": _Parser.date_part_args, "date_diff": _Parser.date_part_args,
     "extract": _Parser.extract_args, "cast": _Parser.cast_args,
+    "substring": _Parser.substring_args, "trim": _Parser.trim_args,
 }
 
 

@@ -32,6 +32,7 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
 from ..journal.model import BlockAddress
 from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
+from .functions import CURRENT_TRANSACTION_ID
 from .partiql import (
     CreateIndex,
     CreateTable,
@@ -212,7 +213,11 @@ class Transaction:
         if self.ledger.read_only and not isinstance(stmt, Select):
             raise LedgerError(f"ledger {self.ledger.name!r} is read-only: only SELECT is allowed")
         self._current = len(self._statements)
-        results = execute(self, stmt, params)
+        token = CURRENT_TRANSACTION_ID.set(self.id)  # for TXID()
+        try:
+            results = execute(self, stmt, params)
+        finally:
+            CURRENT_TRANSACTION_ID.reset(token)
         self._statements.append(sql)
         self._bytes += len(sql)
         return results
