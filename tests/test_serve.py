@@ -3,13 +3,14 @@ redirected only by environment variables) and by boto3's `qldb` / `qldb-session`
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -291,11 +292,30 @@ def test_sessions_past_the_limit_get_limit_exceeded_and_oversized_bodies_are_ref
         assert head.startswith("HTTP/1.1 413") and "BadRequestException" in head
 
 
+def _self_signed(cert: Path, key: Path) -> None:
+    """A certificate for 127.0.0.1 (subjectAltName IP), with `cryptography` (a moto dependency)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .sign(private, hashes.SHA256()))
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+
+
 def test_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    _self_signed(cert, key)
     with ServeProcess(tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key)) as running:
         assert running.url.startswith("https://")
         qldb = boto3.client("qldb", endpoint_url=running.url, region_name=REGION, aws_access_key_id=KEY_ID,
