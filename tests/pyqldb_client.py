@@ -126,6 +126,18 @@ def timeout(name, seconds):
     print(json.dumps(out))
 
 
+def idle(name, seconds):
+    """Two lambdas with the pooled session left idle past the server's session timeout in between: pyqldb
+    meets InvalidSessionException and retries on a new session."""
+    create_ledger(name)
+    driver = QldbDriver(name)
+    driver.execute_lambda(lambda t: t.execute_statement("CREATE TABLE Idle"))
+    time.sleep(float(seconds))
+    driver.execute_lambda(lambda t: t.execute_statement("INSERT INTO Idle ?", {"after": "idle"}))
+    rows = driver.execute_lambda(lambda t: len(list(t.execute_statement("SELECT * FROM Idle"))))
+    print(json.dumps({"rows": rows}))
+
+
 def fold(start, proof_ion_text):
     """The driver-side check of AWS's QLDB tutorial: fold the proof with QldbHash.dot, from pyqldb."""
     candidate = QldbHash(start)

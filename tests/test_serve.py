@@ -95,6 +95,17 @@ def test_a_transaction_past_its_timeout_expires_and_nothing_of_it_commits(tmp_pa
     assert out["rows"] == 0
 
 
+def test_an_expired_idle_session_is_replaced_by_pyqldb(tmp_path):
+    with ServeProcess(tmp_path / "data", "--session-timeout", "1") as running:
+        assert run_pyqldb(running.url, "idle", "idle-ledger", "1.5") == {"rows": 1}
+        session = _client(running, "qldb-session")
+        token = session.send_command(StartSession={"LedgerName": "idle-ledger"})["StartSession"]["SessionToken"]
+        time.sleep(1.5)
+        with pytest.raises(ClientError) as expired:
+            session.send_command(SessionToken=token, StartTransaction={})
+        assert expired.value.response["Error"]["Code"] == "InvalidSessionException"
+
+
 # ----------------------------------------------------------------------------------- security and input
 def test_unsigned_wrongly_signed_unknown_key_and_skewed_requests_are_refused(server):
     run_pyqldb(server.url, "create_ledger_only", "auth-ledger")

@@ -41,6 +41,7 @@ class Limits:
     workers: int = 64
     max_sessions: int = 256
     transaction_seconds: float = 30.0  # QLDB's transaction timeout
+    session_idle_seconds: float = 15 * 60
 
 
 @dataclass
@@ -58,7 +59,8 @@ class ServeApp:
         self.keys = keys
         self.limits = limits
         self.sessions = SessionApi(catalog, max_sessions=limits.max_sessions,
-                                   transaction_seconds=limits.transaction_seconds)
+                                   transaction_seconds=limits.transaction_seconds,
+                                   idle_seconds=limits.session_idle_seconds)
         self.exports = Exports(catalog)
         self.control = ControlPlane(catalog, self.sessions, self.exports)
         self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="ledgerdr-serve")
