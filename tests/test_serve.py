@@ -333,3 +333,37 @@ def test_tls(tmp_path):
                             aws_secret_access_key=SECRET, verify=str(cert))
         assert qldb.list_ledgers()["Ledgers"] == []
         qldb.close()
+
+
+def _signed_control(server: ServeProcess, method: str, path: str, body: bytes) -> tuple[int, dict]:
+    request = AWSRequest(method, server.url + path, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(KEY_ID, SECRET), "qldb", REGION).add_auth(request)
+    prepared = urllib.request.Request(server.url + path, data=body or None, method=method,
+                                      headers=dict(request.headers))
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/ledgers", b"{not json"),
+    ("POST", "/ledgers", b'{"Name": 5, "PermissionsMode": "STANDARD"}'),
+    ("POST", "/ledgers", b'{"Name": "ok-name", "PermissionsMode": "WHATEVER"}'),
+    ("POST", "/ledgers/fuzz/block", b'{"BlockAddress": {"IonText": "{{{"}}'),
+    ("POST", "/ledgers/fuzz/block", b'{"BlockAddress": {"IonText": "{strandId:\\"x\\",sequenceNo:1}"}}'),
+    ("POST", "/ledgers/fuzz/revision", b'{"BlockAddress": 7, "DocumentId": "x"}'),
+    ("POST", "/ledgers/fuzz/journal-s3-exports", b'{"InclusiveStartTime": "yesterday"}'),
+    ("GET", "/ledgers/fuzz/journal-s3-exports/..%2F..%2Fetc", b""),
+    ("GET", "/ledgers/..%2Fescape", b""),
+    ("DELETE", "/tags/not-an-arn", b""),
+    ("PUT", "/ledgers", b"{}"),
+])
+def test_malformed_control_plane_requests_get_aws_errors_not_crashes(server, method, path, body):
+    if not (server.data / "fuzz.db").exists():
+        with Ledger.create(server.data / "fuzz.db") as ledger:  # a ledger file dropped into DIR is served
+            ledger.execute("CREATE TABLE T")
+    status, error = _signed_control(server, method, path, body)
+    assert 400 <= status < 500, (status, error)
+    assert error.get("Message") and "Traceback" not in error["Message"]
