@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,13 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         command = [str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(self.data),
                    "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}", *self.extra]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, **self.env})
         line = self.proc.stdout.readline()  # "" if the server exits instead
         if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"serve did not start: {line!r} {self.proc.stderr.read()}")
+            raise RuntimeError(f"serve did not start: {line!r} {self.stop()}")
         self.url = line.split("listening on ")[1].split()[0]
         return self
 
@@ -58,7 +60,13 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.stderr.read() if self.proc.stderr else ""
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.log.close()
+        path = Path(self.log.name)
+        text = path.read_text() if path.exists() else ""
+        path.unlink(missing_ok=True)
+        return text
 
     def __enter__(self) -> ServeProcess:
         return self.start()
