@@ -20,8 +20,10 @@ from typing import Any
 
 from amazon.ion import simpleion
 from amazon.ion.core import Timestamp, TimestampPrecision
+from amazon.ion.exceptions import IonException
 from amazon.ion.simple_types import IonPyNull
 
+from ..errors import LedgerError
 from ..journal.writer import ms_timestamp
 from .partiql import MISSING
 
@@ -53,7 +55,7 @@ def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
             return absent
         try:
             return fn(*args)
-        except (TypeError, ValueError, ArithmeticError, InvalidOperation, OverflowError):
+        except (TypeError, ValueError, ArithmeticError, InvalidOperation, OverflowError, IonException):
             return MISSING
 
     return apply
@@ -117,7 +119,7 @@ def txid() -> str:
     """TXID(): the id of the current transaction."""
     current = CURRENT_TRANSACTION_ID.get()
     if current is None:
-        raise ValueError("TXID() outside a transaction")
+        raise LedgerError("TXID() is only defined inside a transaction")
     return current
 
 
