@@ -7,6 +7,9 @@ StartTransaction → ExecuteStatement (INSERT one document, an Ion binary parame
 the commit digest pyqldb would send. Reported: transactions/s, p50/p99 CommitTransaction latency, and the
 server's CPU seconds per transaction (from /proc) against the embedded driver's CPU per transaction.
 
+The session rows run once per HTTP parser (`serve --http httptools`, the default, and `--http h11`), one server
+after the other in the same run, so their CPU figures compare side by side.
+
 Usage: python bench/bench_serve.py [--seconds 5] [--sessions 1,4,16,64] [--pyqldb-transactions 300]
 Needs `.venv-pyqldb` (make builds it) for the pyqldb row; skipped with a note when it is missing.
 """
@@ -172,21 +175,26 @@ def main() -> int:
     parser.add_argument("--pyqldb-transactions", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        with Ledger.create(data / "bench.db") as ledger:
-            ledger.execute("CREATE TABLE T")
-        server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
-                                   "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}"],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().split("listening on ")[1].split()[0]
-            host, port = url.split("//")[1].split(":")
-            embedded = embedded_run(Path(tmp) / "embedded.db", args.pyqldb_transactions)
-            through_pyqldb = pyqldb_run(url, args.pyqldb_transactions)
-            rows = [light_run(host, int(port), server.pid, int(n), args.seconds) for n in args.sessions.split(",")]
-        finally:
-            server.terminate()
-            server.wait()
+        embedded = embedded_run(Path(tmp) / "embedded.db", args.pyqldb_transactions)
+        through_pyqldb = None
+        rows: dict[str, list[dict]] = {}
+        for http in ("httptools", "h11"):
+            data = Path(tmp) / f"data-{http}"
+            with Ledger.create(data / "bench.db") as ledger:
+                ledger.execute("CREATE TABLE T")
+            server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
+                                       "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}", "--http", http],
+                                      stdout=subprocess.PIPE, text=True)
+            try:
+                url = server.stdout.readline().split("listening on ")[1].split()[0]
+                host, port = url.split("//")[1].split(":")
+                if http == "httptools":
+                    through_pyqldb = pyqldb_run(url, args.pyqldb_transactions)
+                rows[http] = [light_run(host, int(port), server.pid, int(n), args.seconds)
+                              for n in args.sessions.split(",")]
+            finally:
+                server.terminate()
+                server.wait()
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; durability full\n")
     print("| path | transactions/s | CPU ms per transaction |\n|---|---:|---:|")
@@ -195,11 +203,14 @@ def main() -> int:
         print(f"| pyqldb → serve (one session) | {through_pyqldb['tps']:,.0f} | — |")
     else:
         print("| pyqldb → serve | not run: .venv-pyqldb missing (make builds it) | — |")
-    print("\n| sessions | transactions | transactions/s | × 1 session | p50 commit ms | p99 commit ms | server CPU ms/txn |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['sessions']} | {row['transactions']:,} | {row['tps']:,.0f} | {row['tps'] / rows[0]['tps']:.2f} "
-              f"| {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['server_cpu_ms_per_txn']:.2f} |")
+    print("\n| HTTP parser | sessions | transactions | transactions/s | × 1 session | p50 commit ms | p99 commit ms "
+          "| server CPU ms/txn | ÷ in-process CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for http, measured in rows.items():
+        for row in measured:
+            print(f"| {http} | {row['sessions']} | {row['transactions']:,} | {row['tps']:,.0f} "
+                  f"| {row['tps'] / measured[0]['tps']:.2f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+                  f"| {row['server_cpu_ms_per_txn']:.2f} | {row['server_cpu_ms_per_txn'] / embedded['cpu_ms_per_txn']:.1f} |")
     return 0
 
 

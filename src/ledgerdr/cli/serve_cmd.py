@@ -32,9 +32,11 @@ from ..serve.server import serve as run_server
               help="A transaction expires this long after it started (QLDB: 30 s; lower only for tests).")
 @click.option("--session-timeout", type=float, default=900.0, show_default=True, metavar="SECONDS",
               help="A session unused this long expires (InvalidSessionException; drivers open a new one).")
+@click.option("--http", type=click.Choice(["auto", "httptools", "h11"]), default="auto", show_default=True,
+              help="HTTP parser: httptools (C, installed with ledgerdr) or h11 (pure Python); auto prefers httptools.")
 def serve(data: str | None, host: str | None, port: int | None, access_keys: tuple[str, ...],
           config_path: str | None, tls_cert: str | None, tls_key: str | None, durability: str | None,
-          max_sessions: int | None, transaction_timeout: float, session_timeout: float) -> None:
+          max_sessions: int | None, transaction_timeout: float, session_timeout: float, http: str) -> None:
     """Serve QLDB's APIs (session API and control plane, SigV4) over the ledgers in a directory.
 
     Point existing QLDB code at it with AWS_ENDPOINT_URL_QLDB_SESSION and AWS_ENDPOINT_URL_QLDB
@@ -57,6 +59,7 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
         durability=Durability(durability or settings.get("durability", "full")),
         limits=Limits(max_sessions=max_sessions or int(settings.get("max_sessions", 256)),
                       transaction_seconds=min(transaction_timeout, 30.0), session_idle_seconds=session_timeout),
+        http=http,
     )
     run_server(options, on_listening=lambda url: click.echo(
         f"ledgerdr serve: listening on {url} (ledgers in {options.data})", err=False))

@@ -29,6 +29,7 @@ class ServeOptions:
     durability: Durability = Durability.FULL
     limits: Limits = Limits()
     log_level: str = "warning"
+    http: str = "auto"  # uvicorn's HTTP parser: httptools (C, when installed; the default) or h11 (pure Python)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -58,7 +59,7 @@ def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) ->
     scheme = "https" if options.tls_cert else "http"
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        app, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
+        app, http=options.http, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
         timeout_graceful_shutdown=10,  # on SIGTERM, requests in flight get 10 s, then connections close
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
