@@ -5,6 +5,7 @@ shutdown on SIGTERM/SIGINT). The listening socket is bound here, before uvicorn 
 from __future__ import annotations
 
 import logging
+import resource
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,10 +50,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _raise_open_file_limit() -> None:
+    """Each session holds its own SQLite connection (the file, its WAL and shared memory) besides its socket:
+    a few hundred sessions pass the usual soft limit of 1,024 descriptors, so take the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+        except (ValueError, OSError):
+            pass  # keep the soft limit; LimitExceededException still caps the sessions
+
+
 def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) -> None:
     """Serve until SIGINT/SIGTERM. Calls `on_listening(url)` once the socket accepts connections."""
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
+    _raise_open_file_limit()
     catalog = Catalog(options.data, options.durability)
     app = ServeApp(catalog, options.keys, options.limits)
     sock = bind(options.host, options.port)
