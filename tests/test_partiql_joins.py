@@ -61,3 +61,19 @@ def test_unqualified_names_in_a_join_are_refused_and_the_join_reads_are_checked_
         other.execute("UPDATE Vehicle AS v SET v.Year = 2020 WHERE v.Make = 'Volvo'")  # changes the joined side
         with pytest.raises(OccConflict):
             txn.commit()
+
+
+def test_unnesting_a_list_with_at(dmv):
+    where = "FROM VehicleRegistration AS r WHERE r.VIN = '1N4AL11D75C109151' "
+    dmv.execute(where + "INSERT INTO r.Owners VALUE [] AT 'SecondaryOwners'")
+    for person in ("s1", "s2"):
+        dmv.execute(where + "INSERT INTO r.Owners.SecondaryOwners VALUE { 'PersonId' : ? }", person)
+    rows = dmv.execute("SELECT r.VIN, o.PersonId, i FROM VehicleRegistration AS r, "
+                       "r.Owners.SecondaryOwners AS o AT i")
+    assert sorted((row["PersonId"], row["i"]) for row in rows) == [("s1", 0), ("s2", 1)]
+    # documents without the list (MISSING) give no row; a join condition applies per item
+    assert dmv.execute("SELECT VALUE o.PersonId FROM VehicleRegistration AS r "
+                       "INNER JOIN r.Owners.SecondaryOwners AS o ON o.PersonId = 's2'") == ["s2"]
+    assert dmv.execute("SELECT VALUE [v, i] FROM [10, 20] AS v AT i") == [[10, 0], [20, 1]]
+    with pytest.raises(LedgerError, match="AT is available on unnested paths and literals only"):
+        dmv.execute("SELECT * FROM Vehicle AS v AT i")

@@ -8,9 +8,9 @@ Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, pre
 IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
 
 Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT
-item; bag/list literals as a FROM source. QLDB's FROM-first SET / REMOVE / `INSERT INTO x.p VALUE v [AT pos]`
-map onto `Update`. Not supported (clear syntax errors): outer joins, subqueries, AT in FROM, GROUP/ORDER BY,
-LIMIT, DISTINCT.
+item; bag/list literals as a FROM source; unnesting a path over an earlier alias (`FROM t AS x, x.l AS y AT i`).
+QLDB's FROM-first SET / REMOVE / `INSERT INTO x.p VALUE v [AT pos]` map onto `Update`. Not supported (clear
+syntax errors): outer joins, subqueries, AT on a table, GROUP/ORDER BY, LIMIT, DISTINCT.
 """
 
 from __future__ import annotations
@@ -285,6 +285,8 @@ class TableRef:
     by_table_id: bool = False
     information_schema: bool = False
     literal: Expr | None = None  # `FROM << 0 >>`, `FROM [1, 2]`, `FROM ?`: a value's items, not a table
+    lateral: bool = False  # `literal` is a path over an earlier alias (`FROM t AS x, x.list AS y`): unnesting
+    at_alias: str | None = None  # `AT i`: binds each item's position (literal and lateral sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,28 +519,30 @@ class _Parser(lexer.TokenCursor):
 
     def joins(self, first: TableRef) -> tuple[Join, ...]:
         joins: list[Join] = []
-        aliases = {first.alias}
+        aliases = {first.alias} | ({first.at_alias} if first.at_alias else set())
         while True:
             tok = self.tok
             if self.accept_op(","):
-                join = Join(self.from_source())
+                join = Join(self.from_source(aliases))
             elif self.at_kw("CROSS") and self.peek().value == "JOIN":
                 self.i += 2
-                join = Join(self.from_source())
+                join = Join(self.from_source(aliases))
             elif self.at_kw("JOIN", "INNER"):
                 if self.accept_kw("INNER") and not self.at_kw("JOIN"):
                     raise self.fail("expected JOIN after INNER")
                 self.expect_kw("JOIN")
-                source = self.from_source()
+                source = self.from_source(aliases)
                 self.expect_kw("ON")
                 join = Join(source, self.expr())
             elif self.at_kw("LEFT", "RIGHT", "FULL", "OUTER"):
                 raise self.fail("only inner and cross joins are supported (as in QLDB)")
             else:
                 return tuple(joins)
-            if join.source.alias in aliases:
-                raise self.fail(f"the alias '{join.source.alias}' is used twice in FROM", tok)
-            aliases.add(join.source.alias)
+            for alias in (join.source.alias, join.source.at_alias):
+                if alias in aliases:
+                    raise self.fail(f"the alias '{alias}' is used twice in FROM", tok)
+                if alias is not None:
+                    aliases.add(alias)
             joins.append(join)
 
     def projection_expr(self) -> Expr:
@@ -574,12 +578,17 @@ class _Parser(lexer.TokenCursor):
             if not self.accept_op(","):
                 return tuple(items)
 
-    def from_source(self) -> TableRef:
+    def from_source(self, earlier: set[str] | frozenset[str] = frozenset()) -> TableRef:
+        """One FROM source; `earlier` holds the aliases bound before it (a path over one unnests it)."""
         tok = self.tok
         if self.at_op("(") or self.at_kw("SELECT"):
             raise self.fail("subqueries are not supported")
         if self.at_op("<<") or self.at_op("[") or self.tok.kind in (lexer.ION, lexer.PARAM):
             ref = TableRef("", "_1", literal=self.primary())  # QLDB's docs run functions `FROM << 0 >>`
+        elif self.is_identifier(tok) and self.peek().text in (".", "[") and self.identifier_text(tok) in earlier:
+            path = self.postfix()
+            last = path.steps[-1] if isinstance(path, Path) else None
+            ref = TableRef("", last if isinstance(last, str) else "_2", literal=path, lateral=True)
         elif self.at_kw("HISTORY") and self.peek().text == "(":
             ref = self.history_source()
         elif self.at_kw("INFORMATION_SCHEMA") and self.peek().text == ".":
@@ -593,12 +602,19 @@ class _Parser(lexer.TokenCursor):
             table = name[len(_COMMITTED_PREFIX) :] if committed else name
             ref = TableRef(table, name, committed_view=committed)
         alias = self.optional_alias()
-        if self.at_kw("AT"):
-            raise self.fail("AT is not supported")
+        at_alias = None
+        if self.accept_kw("AT"):
+            if ref.literal is None:
+                raise self.fail("AT is available on unnested paths and literals only (FROM t AS x, x.list AS y AT i)",
+                                self.peek(-1))
+            at_alias = self.identifier("an AT alias")
         by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
         if by_id is not None and (ref.information_schema or ref.literal is not None):
             raise self.fail("BY is available on tables only", tok)
-        return replace(ref, alias=alias or ref.alias, by_id_alias=by_id)
+        return replace(ref, alias=alias or ref.alias, by_id_alias=by_id, at_alias=at_alias)
+
+    def identifier_text(self, tok: Token) -> str:
+        return tok.value if tok.kind == lexer.QIDENT else tok.text
 
     def history_source(self) -> TableRef:
         self.i += 2  # HISTORY (

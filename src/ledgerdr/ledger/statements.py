@@ -652,6 +652,9 @@ def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence
     """Nested-loop inner join: every left row with every row of `join.source` satisfying ON. The right
     side is read once (a full read, recorded for OCC). Unqualified names resolve to no single source in
     a join, so the merged rows have no implicit binding: fields are named through their alias."""
+    if join.source.lateral:
+        yield from _unnested(envs, join, params)
+        return
     right = [{k: v for k, v in env.items() if k is not ev.IMPLICIT}
              for env in _source_envs(txn, join.source, None, params)]
     for left in envs:
@@ -662,13 +665,37 @@ def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence
                 yield merged
 
 
+def _unnested(envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
+    """`FROM t AS x, x.list AS y [AT i]`: each left row with each item of its own collection."""
+    source = join.source
+    for left in envs:
+        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
+        for position, item in _items(ev.evaluate(source.literal, left, params)):
+            merged = {**left, source.alias: item}
+            if source.at_alias is not None:
+                merged[source.at_alias] = position
+            if ev.matches(join.on, merged, params):
+                yield merged
+
+
+def _items(value: Any) -> list[tuple[int | None, Any]]:
+    """A FROM value's items with their positions: a list's or bag's items; MISSING gives none; any other
+    value is one item (PartiQL's permissive rule)."""
+    if value is ev.MISSING:
+        return []
+    if isinstance(value, list | tuple):
+        return list(enumerate(value))
+    return [(None, value)]
+
+
 def _source_envs(txn: Transaction, source: TableRef, where: Any, params: Sequence[Any]) -> Iterator[dict]:
     alias, by_id = source.alias, source.by_id_alias
     if source.literal is not None:
-        value = ev.evaluate(source.literal, {}, params)
-        items = value if isinstance(value, list | tuple) else [value]  # a bag or list gives its items
-        for item in items:
-            yield ev.make_env(item, alias)
+        for position, item in _items(ev.evaluate(source.literal, {}, params)):
+            env = ev.make_env(item, alias)
+            if source.at_alias is not None:
+                env[source.at_alias] = position
+            yield env
     elif source.information_schema:
         for row in txn.user_tables():
             yield ev.make_env(row, alias)
