@@ -9,8 +9,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from serve_process import PYQLDB_PYTHON, ServeProcess, client_env
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "qldb_dmv_sample"
@@ -23,19 +21,17 @@ STEPS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ServeProcess(tmp_path_factory.mktemp("dmv-data")) as running:
-        yield running
-
-
-@pytest.mark.parametrize("step", STEPS)
-def test_the_qldb_tutorial_step_runs_unchanged(server, step):
-    done = subprocess.run([str(PYQLDB_PYTHON), "-m", f"pyqldbsamples.{step}"], cwd=SAMPLE,
-                          env=client_env(server.url), capture_output=True, text=True, timeout=300)
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log
-    assert "Traceback" not in log and "ERROR:" not in log, log
-    if step in ("get_revision", "get_block"):
-        assert "Success! The document is verified." in log or "Success! The block is verified." in log
-        assert "As expected flipping a bit" in log
+def test_the_qldb_tutorial_runs_unchanged_step_by_step(tmp_path):
+    # One test, not one per step: the steps build on each other and must run in order against one server
+    # (parametrized, pytest-xdist would spread them over workers with a server each).
+    with ServeProcess(tmp_path / "dmv-data") as server:
+        for step in STEPS:
+            done = subprocess.run([str(PYQLDB_PYTHON), "-m", f"pyqldbsamples.{step}"], cwd=SAMPLE,
+                                  env=client_env(server.url), capture_output=True, text=True, timeout=300)
+            log = done.stdout + done.stderr
+            assert done.returncode == 0, f"step {step}:\n{log}"
+            assert "Traceback" not in log and "ERROR:" not in log, f"step {step}:\n{log}"
+            if step == "get_revision":
+                assert "Success! The document is verified." in log and "As expected flipping a bit" in log
+            if step == "get_block":
+                assert "Success! The block is verified." in log and "As expected flipping a bit" in log
