@@ -77,3 +77,33 @@ def test_unnesting_a_list_with_at(dmv):
     assert dmv.execute("SELECT VALUE [v, i] FROM [10, 20] AS v AT i") == [[10, 0], [20, 1]]
     with pytest.raises(LedgerError, match="AT is available on unnested paths and literals only"):
         dmv.execute("SELECT * FROM Vehicle AS v AT i")
+
+
+def test_subqueries_in_in_from_exists_and_as_values(dmv):
+    # uncorrelated, after IN: compared with its single column's values
+    assert dmv.execute("SELECT VALUE v.Make FROM Vehicle AS v WHERE v.VIN IN "
+                       "(SELECT r.VIN FROM VehicleRegistration AS r WHERE r.State = ?)", "CA") == ["Volvo"]
+    assert dmv.execute("SELECT VALUE v.Make FROM Vehicle AS v WHERE v.VIN NOT IN "
+                       "(SELECT VALUE r.VIN FROM VehicleRegistration AS r WHERE r.State <> 'WA')") == ["Tesla"]
+    # in FROM, with aggregates inside
+    assert dmv.execute("SELECT s.n FROM (SELECT COUNT(*) AS n FROM VehicleRegistration) AS s") == [{"n": 3}]
+    # correlated: EXISTS and a value per outer row
+    assert dmv.execute("SELECT VALUE p.FirstName FROM Person AS p BY pid WHERE EXISTS("
+                       "SELECT * FROM VehicleRegistration AS r WHERE r.Owners.PrimaryOwner.PersonId = pid)") == ["Raul"]
+    rows = dmv.execute("SELECT v.Make, (SELECT VALUE r.State FROM VehicleRegistration AS r WHERE r.VIN = v.VIN) "
+                       "AS states FROM Vehicle AS v")
+    assert sorted((row["Make"], list(row["states"])) for row in rows) == [("Tesla", ["WA"]), ("Volvo", ["CA"])]
+    # a DML statement may use one too, and the subquery's reads are part of the transaction's read set
+    [deleted] = dmv.execute("DELETE FROM VehicleRegistration AS r WHERE r.VIN NOT IN (SELECT VALUE v.VIN FROM Vehicle AS v)")
+    assert dmv.execute("SELECT VALUE r.VIN FROM VehicleRegistration AS r WHERE r.State = 'NY'") == []
+    assert len(deleted["documentId"]) == 22
+
+
+def test_a_subquerys_reads_are_checked_by_occ(dmv):
+    with Ledger.open(dmv.path) as other:
+        txn = dmv.begin()
+        txn.execute("SELECT * FROM Person AS p WHERE p.GovId IN (SELECT VALUE v.VIN FROM Vehicle AS v)")
+        txn.execute("INSERT INTO Person ?", {"FirstName": "Late"})
+        other.execute("INSERT INTO Vehicle ?", {"VIN": "P626-168-229-765"})  # would change the subquery's answer
+        with pytest.raises(OccConflict):
+            txn.commit()

@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -372,6 +373,49 @@ def _index(value: Any, index: Any) -> Any:
     return MISSING
 
 
+# Runs a subquery's SELECT in the transaction executing the statement (set by Transaction.execute), given
+# the outer row's bindings that the subquery refers to (empty for an uncorrelated one).
+SUBQUERIES: ContextVar[Callable[[pq.Select, Sequence[Any], dict], list] | None] = ContextVar(
+    "ledgerdr_subqueries", default=None)
+
+
+def _subquery(node: pq.Subquery, env: Mapping, params: Sequence) -> Bag:
+    run = SUBQUERIES.get()
+    if run is None:
+        raise LedgerError("a subquery needs a transaction to run in")
+    outer = {name: env[name] for name in free_names(node.select) if name in env}
+    return Bag(run(node.select, params, outer))
+
+
+def free_names(select: pq.Select) -> frozenset[str]:
+    """Names a SELECT uses that none of its own FROM sources binds: an outer query's aliases, if the subquery
+    is correlated (other names are fields, resolved through the implicit binding)."""
+    bound = set()
+    for source in select.sources:
+        bound.update(n for n in (source.alias, source.by_id_alias, source.at_alias) if n)
+    return frozenset(_var_names(select) - bound)
+
+
+def _var_names(node: Any) -> set[str]:
+    if isinstance(node, pq.Var):
+        return {node.name}
+    if isinstance(node, tuple):
+        return set().union(*(_var_names(item) for item in node)) if node else set()
+    if is_dataclass(node) and not isinstance(node, type):
+        return set().union(*(_var_names(getattr(node, f.name)) for f in fields(node)))
+    return set()
+
+
+def _in_collection(node: pq.Expr, env: Mapping, params: Sequence) -> Any:
+    """IN's right side; `IN (SELECT a FROM …)` compares with the values of its single column, as SQL does."""
+    value = evaluate(node, env, params)
+    if isinstance(node, pq.Subquery) and isinstance(node.select.projection, tuple) \
+            and len(node.select.projection) == 1 and not isinstance(node.select.projection[0].expr, pq.AllFields):
+        name = node.select.projection[0].name
+        return Bag(_field(row, name) for row in value)
+    return value
+
+
 def _eval_var(node: pq.Var, env: Mapping, params: Sequence) -> Any:
     if node.name in env:
         return env[node.name]
@@ -456,7 +500,8 @@ _EVAL: dict[type, Any] = {
     pq.Binary: _eval_binary,
     pq.Unary: _eval_unary,
     pq.In: lambda n, env, params: _negatable(
-        n.negated, _in(evaluate(n.value, env, params), evaluate(n.collection, env, params))),
+        n.negated, _in(evaluate(n.value, env, params), _in_collection(n.collection, env, params))),
+    pq.Subquery: _subquery,
     pq.Between: _eval_between,
     pq.Like: lambda n, env, params: _negatable(n.negated, _like(
         *(evaluate(e, env, params) for e in (n.value, n.pattern, n.escape) if e is not None))),
@@ -594,8 +639,9 @@ def _children(node: Any) -> Iterable[pq.Expr]:
 
 
 def _is_constant(node: pq.Expr) -> bool:
-    """No variable, path or aggregate inside: the value depends on the parameters only."""
-    if isinstance(node, (pq.Var, pq.Path, pq.Aggregate)):
+    """No variable, path, aggregate or subquery inside: the value depends on the parameters only (and index
+    planning may evaluate it up front)."""
+    if isinstance(node, (pq.Var, pq.Path, pq.Aggregate, pq.Subquery)):
         return False
     return all(_is_constant(child) for child in _children(node)) if is_dataclass(node) else True
 

@@ -8,9 +8,10 @@ Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, pre
 IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
 
 Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT
-item; bag/list literals as a FROM source; unnesting a path over an earlier alias (`FROM t AS x, x.l AS y AT i`).
-QLDB's FROM-first SET / REMOVE / `INSERT INTO x.p VALUE v [AT pos]` map onto `Update`. Not supported (clear
-syntax errors): outer joins, subqueries, AT on a table, GROUP/ORDER BY, LIMIT, DISTINCT.
+item; bag/list literals and uncorrelated `(SELECT …)` subqueries as FROM sources, after IN, or as values;
+unnesting a path over an earlier alias (`FROM t AS x, x.l AS y AT i`). QLDB's FROM-first SET / REMOVE /
+`INSERT INTO x.p VALUE v [AT pos]` map onto `Update`. Not supported (clear syntax errors): outer joins, AT on a
+table, GROUP/ORDER BY, LIMIT, DISTINCT.
 """
 
 from __future__ import annotations
@@ -141,6 +142,14 @@ class AllFields(Expr):
     """`x.*` as a SELECT item: every field of the struct `x` names (a FROM alias)."""
 
     of: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Subquery(Expr):
+    """`(SELECT …)` in FROM, after IN, or as a value: its results as a bag. Uncorrelated: it sees the
+    statement's parameters but not the outer query's aliases."""
+
+    select: Select
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,9 +590,11 @@ class _Parser(lexer.TokenCursor):
     def from_source(self, earlier: set[str] | frozenset[str] = frozenset()) -> TableRef:
         """One FROM source; `earlier` holds the aliases bound before it (a path over one unnests it)."""
         tok = self.tok
-        if self.at_op("(") or self.at_kw("SELECT"):
-            raise self.fail("subqueries are not supported")
-        if self.at_op("<<") or self.at_op("[") or self.tok.kind in (lexer.ION, lexer.PARAM):
+        if self.at_kw("SELECT"):
+            raise self.fail("a subquery in FROM goes in parentheses: FROM (SELECT …) AS s")
+        if self.at_op("(") and self.at_kw("SELECT", tok=self.peek()):
+            ref = TableRef("", "_1", literal=self.primary())
+        elif self.at_op("<<") or self.at_op("[") or self.tok.kind in (lexer.ION, lexer.PARAM):
             ref = TableRef("", "_1", literal=self.primary())  # QLDB's docs run functions `FROM << 0 >>`
         elif self.is_identifier(tok) and self.peek().text in (".", "[") and self.identifier_text(tok) in earlier:
             path = self.postfix()
@@ -758,8 +769,10 @@ class _Parser(lexer.TokenCursor):
 
     def parenthesized(self) -> Expr:
         self.i += 1
-        if self.at_kw("SELECT"):
-            raise self.fail("subqueries are not supported")
+        if self.accept_kw("SELECT"):
+            inner: Expr = Subquery(self.select())
+            self.expect_op(")")
+            return inner
         inner = self.expr()
         self.expect_op(")")
         return inner
@@ -786,6 +799,10 @@ class _Parser(lexer.TokenCursor):
         if name not in FUNCTIONS and name not in SPECIAL_FUNCTIONS:
             supported = ", ".join(sorted({*FUNCTIONS, *SPECIAL_FUNCTIONS}))
             raise self.fail(f"unknown function '{tok.text}' (supported: {supported})", tok)
+        if name == "exists" and self.accept_kw("SELECT"):  # EXISTS(SELECT …)
+            subquery = Subquery(self.select())
+            self.expect_op(")")
+            return Call(name, (subquery,))
         special = _SPECIAL_FORMS.get(name)
         if special is not None:
             return Call(name, special(self, tok))

@@ -214,13 +214,29 @@ class Transaction:
             raise LedgerError(f"ledger {self.ledger.name!r} is read-only: only SELECT is allowed")
         self._current = len(self._statements)
         token = CURRENT_TRANSACTION_ID.set(self.id)  # for TXID()
+        subqueries = ev.SUBQUERIES.set(self._subquery_runner())
         try:
             results = execute(self, stmt, params)
         finally:
+            ev.SUBQUERIES.reset(subqueries)
             CURRENT_TRANSACTION_ID.reset(token)
         self._statements.append(sql)
         self._bytes += len(sql)
         return results
+
+    def _subquery_runner(self) -> Callable[[Select, Sequence[Any], dict], list[Any]]:
+        """Runs the statement's subqueries in this transaction: an uncorrelated one once per statement (its
+        result is the same for every outer row), a correlated one per outer row, with the outer bindings."""
+        results: dict[int, list[Any]] = {}
+
+        def run(select: Select, params: Sequence[Any], outer: dict) -> list[Any]:
+            if outer:
+                return _select(self, select, params, outer)
+            if id(select) not in results:
+                results[id(select)] = _select(self, select, params)
+            return results[id(select)]
+
+        return run
 
     def commit(self) -> CommitResult | None:
         """Validate the read set and write the block. Returns None for a transaction that ran no
@@ -638,8 +654,11 @@ def _matching(
 # --------------------------------------------------------------------------------------- SELECT
 
 
-def _select(txn: Transaction, stmt: Select, params: Sequence[Any]) -> list[Any]:
+def _select(txn: Transaction, stmt: Select, params: Sequence[Any], outer: dict | None = None) -> list[Any]:
+    """`outer`: the bindings of the enclosing query's row that a correlated subquery refers to."""
     envs = _source_envs(txn, stmt.source, stmt.where, params)
+    if outer:
+        envs = ({**outer, **env} for env in envs)
     for join in stmt.joins:
         envs = _joined(txn, envs, join, params)
     rows = (env for env in envs if ev.matches(stmt.where, env, params))
