@@ -63,9 +63,16 @@ class Ledger:
         self.name: str = meta["ledger_name"]
         self.strand_id: str = meta["strand_id"]
         self.lineage: str = meta["lineage"]
+        self._opened_read_only = read_only
         self.read_only = read_only or bool(meta.get("read_only"))
         self._chain: _ChainState | None = None
         self._scrub_pending = False  # a redaction's WAL truncation waits for a reader (Storage.scrub)
+
+    def refresh_read_only(self) -> bool:
+        """Re-read the persisted read-only flag: a standby that another process promotes opens for writes
+        here too, without reopening the file. Returns the flag."""
+        self.read_only = self._opened_read_only or bool(self._storage.get_meta("read_only"))
+        return self.read_only
 
     @classmethod
     def create(
@@ -145,6 +152,48 @@ class Ledger:
             # the erased bytes must not outlive the commit in the WAL; a busy reader: try after the next commit
             self._scrub_pending = not storage.scrub()
         # Built directly: dataclasses.replace costs ~10 µs, a visible share of a one-document commit.
+        self._chain = _ChainState(
+            chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
+        )
+        return result
+
+    def commit_group(self, txns: Sequence[Transaction]) -> list[CommitResult | None | LedgerError]:
+        """Commit several open transactions — begun on any `Ledger` of this file — in ONE SQLite write
+        transaction, so that they share one fsync (group commit). Each is validated and appended in
+        list order inside its own savepoint: one that fails (OccConflict, a quota) is rolled back alone
+        and its error takes its place in the result; the others commit, each as its own block, exactly
+        as if committed one after the other. A transaction that makes no block gets None. Errors other
+        than LedgerError (I/O, a full disk) roll the whole group back and propagate."""
+        storage = self._storage
+        results: list[CommitResult | None | LedgerError] = []
+        try:
+            with storage.write_transaction():
+                for txn in txns:
+                    results.append(self._commit_one_of_group(txn))
+        except BaseException:
+            self._chain = None
+            for txn, result in zip(txns, results, strict=False):
+                if not isinstance(result, LedgerError):
+                    txn.settle(False)
+            raise
+        for txn, result in zip(txns, results, strict=True):
+            txn.settle(not isinstance(result, LedgerError))
+        return results
+
+    def _commit_one_of_group(self, txn: Transaction) -> CommitResult | None | LedgerError:
+        if not txn.writes_block:
+            return None
+        storage = self._storage
+        storage.conn.execute("SAVEPOINT group_member")
+        try:
+            storage.validate(txn._reads)
+            result, chain = self._append(txn)
+        except LedgerError as exc:
+            storage.conn.execute("ROLLBACK TO group_member")
+            storage.conn.execute("RELEASE group_member")
+            return exc
+        storage.conn.execute("RELEASE group_member")
+        # The next member continues from this block without re-reading it (our own uncommitted writes).
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
         )
