@@ -52,6 +52,8 @@ COMMAND_EXITS: dict[str, dict[int, str]] = {
                   8: "the RPO alarm is firing"},
     "compact": {3: "an object cannot be read or written", 4: "an object or the chain does not verify"},
     "prune": {3: "an object cannot be listed or deleted (retention)"},
+    "serve": {3: "the data folder cannot be read or written",
+              5: "a ledger file in the data folder cannot be opened"},
     "replay": {3: "an object cannot be read", 5: "the embedded target refused a statement",
                7: "the replayed ledger differs from the journal"},
     "drill": {3: "a repository cannot be read or written", 4: "the drill's restores did not verify",
