@@ -32,7 +32,8 @@ from ledgerdr.aws import handlers
 from ledgerdr.aws.runtime import HandlerFailed
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.queues.sqs import encode_body
-from ledgerdr.restore.plan import RestorePlan, WorkUnit
+from ledgerdr.restore.plan import RestorePlan
+from ledgerdr.restore.shapes import WorkUnit
 from ledgerdr.stores import copy_object, open_location
 from ledgerdr.targets import open_target
 from ledgerdr.targets.digest import digest_of_target

@@ -32,8 +32,8 @@ from ledgerdr.queues.notify import open_notifications, window_recorded_message
 from ledgerdr.repository import WINDOWS, parse_iso, read_incarnations, read_windows, utcnow
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.restore.plan import units_of_window
-from ledgerdr.restore.snapshot import newest_snapshot
 from ledgerdr.restore.standby import StandbyPosition, follow_once, promote, read_position, run_standby
+from ledgerdr.snapshots import newest_snapshot
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.status import standby_status
 from ledgerdr.stores import FileStore, Location

@@ -208,7 +208,7 @@ def restore_worker(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
 def _restore_batch(records: list, settings: Settings) -> list[str]:
     from ..queues.sqs import decode_body
-    from ..restore.plan import WorkUnit
+    from ..restore.shapes import WorkUnit
     from ..restore.worker import process_unit
     from ..targets import open_target
 
@@ -273,7 +273,7 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
 
 
 def _unit_key(body: bytes) -> str | None:
-    from ..restore.plan import WorkUnit
+    from ..restore.shapes import WorkUnit
 
     try:
         return WorkUnit.from_bytes(body).key

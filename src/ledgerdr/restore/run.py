@@ -37,8 +37,9 @@ from ..targets.digest import (
     target_dropped,
 )
 from .guard import check_target
-from .plan import RestorePlan, WorkUnit, plan_restore
-from .units import UnitResult, load_unit, read_journal_leaves, result_of
+from .plan import RestorePlan, plan_restore
+from .shapes import UnitResult, WorkUnit
+from .units import load_unit, read_journal_leaves, result_of
 from .worker import read_failures, read_leaves, read_results, run_worker
 
 

@@ -46,11 +46,13 @@ from ..repository import (
     utcnow,
     write_incarnation,
 )
+from ..snapshots import newest_snapshot
 from ..stores import Location
 from ..targets.base import Target
 from ..targets.ddl import DdlState
-from .plan import WorkUnit, units_of_window
-from .snapshot import last_block_of, newest_snapshot, snapshot_units
+from .plan import units_of_window
+from .shapes import WorkUnit
+from .snapshot import last_block_of, snapshot_units
 from .units import load_unit
 
 POSITION_META = "standby_position"

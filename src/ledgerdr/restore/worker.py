@@ -15,11 +15,12 @@ import orjson
 
 from ..errors import ObjectExists, RestoreError, StoreError, VerificationError
 from ..queues import Queue
+from ..snapshots import gc_paused
 from ..stores import Location
 from ..targets.base import Target
-from .plan import WorkUnit
-from .snapshot import gc_paused, last_block_of
-from .units import UnitResult, journal_leaves, load_unit, result_of
+from .shapes import UnitResult, WorkUnit
+from .snapshot import last_block_of
+from .units import journal_leaves, load_unit, result_of
 
 RESULTS = "units/"
 LEAVES_SUFFIX = ".leaves"
