@@ -90,16 +90,10 @@ def _apply_unit(source: Location, target: Target, unit: WorkUnit,
         content = load_unit(source.store, unit)
         if content.strand_id:
             target.open_lineage(content.strand_id, ledger_name or "")
+        # Targets that keep the journal itself (the embedded ledger) also get the blocks.
         target.apply(unit.unit_id, list(content.tables.values()), content.revisions, content.redactions,
-                     last_block_of(content), **_journal_of(target, content))
+                     last_block_of(content), blocks=content.blocks if target.keeps_journal else ())
         return result_of(content), journal_leaves(content)
-
-
-def _journal_of(target: Target, content) -> dict:
-    """Targets that keep the journal itself (the embedded ledger) also get the blocks' bytes."""
-    if target.keeps_journal:
-        return {"blocks": content.blocks}
-    return {}
 
 
 def process_unit(source: Location, target: Target, state: Location, unit: WorkUnit,

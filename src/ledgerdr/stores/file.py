@@ -44,7 +44,7 @@ from ..errors import (
     StoreError,
     StoreUnavailable,
 )
-from .base import TEMP_SUFFIX, ObjectInfo, StoreProperties, validate_key, validate_prefix
+from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key, validate_prefix
 
 META_DIR = ".ledgerdr-meta"
 _FORMAT_VERSION = 2  # of the sidecar; 2: hashed `.meta.json` names, 1: the object's own key (still read)
@@ -227,6 +227,12 @@ class FileStore:
                     yield self._info(key, f"{root}/{key}", with_sidecar=False)
                 except ObjectNotFound:
                     continue  # deleted while we listed
+
+    def copy_from(
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+    ) -> ObjectInfo | None:
+        """No server-side copy (`server_side_copy` False): None, and the caller copies through get and put."""
+        return None
 
     def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
         """Put back the bytes recorded for `key` where the file no longer holds them (bit rot, an edit in

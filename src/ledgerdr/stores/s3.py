@@ -129,7 +129,7 @@ class S3Store:
         self.url = f"s3://{bucket}"
         self.properties = StoreProperties(
             "s3", enforces_retention=self.lock_mode is not None, server_side_copy=True, has_versions=True,
-            checksum_on_head=True,
+            checksum_on_head=True, bucket=bucket,
         )
         self._bucket_seen = False
         # Source buckets whose server-side copy was refused (another account): asked once, then read through us.
@@ -226,8 +226,13 @@ class S3Store:
                     ) from exc
                 raise
 
+    def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        """An S3 object is never rewritten in place (`heals_in_place` False): a new version would be bytes
+        nobody recorded. Raises StoreError."""
+        raise StoreError(self.url, key, "heal", "S3 does not heal objects in place: restore from a replica")
+
     def copy_from(
-        self, source: S3Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
     ) -> ObjectInfo | None:
         """Server-side copy of `key` (the version `version_id`) from `source`'s bucket to the same key here,
         put-if-absent, retained until the later of `retain_until` and the source version's own retention.
@@ -239,8 +244,9 @@ class S3Store:
         AccessDenied, StoreUnavailable.
         """
         validate_key(self.url, key)
-        if source.bucket in self._copy_refused:
-            return None
+        source = unwrap(source)
+        if not isinstance(source, S3Store) or source.bucket in self._copy_refused:
+            return None  # another kind of store: the caller copies through get and put
         with source._aws("head", key):
             head = source.client.head_object(Bucket=source.bucket, Key=key, ChecksumMode="ENABLED",
                                              **_version(version_id))

@@ -50,11 +50,15 @@ _EXTRA_SCHEMA = (
 )
 
 
+POSITION_META = "standby_position"  # the meta table's key of the standby position record
+
+
 class EmbeddedTarget:
     kind = "embedded"
     writable_ledger = True
     keeps_journal = True
     splits_state = True
+    has_position_record = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -291,6 +295,14 @@ class EmbeddedTarget:
             self.storage.set_meta("lineage", lineage)
             self.storage.set_meta("read_only", 0)
             self.storage.set_meta("promoted_from_strand", self.storage.get_meta("restored_strand"))
+
+    def read_position_record(self) -> bytes | None:
+        value = self.storage.get_meta(POSITION_META)
+        return None if value is None else str(value).encode()
+
+    def write_position_record(self, record: bytes) -> None:
+        with self.storage.write_transaction():
+            self.storage.set_meta(POSITION_META, record.decode())
 
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:

@@ -62,6 +62,7 @@ from psycopg import sql
 from ..errors import RestoreError
 from ..journal.codecs import parse_timestamp, timestamp_text, to_json
 from ..journal.hashing import ion_hash
+from ..journal.model import Block
 from .base import (
     NOT_DECODED,
     LastBlock,
@@ -132,6 +133,7 @@ class PostgresTarget:
     keeps_journal = False  # a queryable replica: rows, not the journal's blocks
     splits_state = False
     writable_ledger = False
+    has_position_record = False  # a standby resumes from the newest applied block (`info()["last_block"]`)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -229,8 +231,11 @@ class PostgresTarget:
         revisions: Sequence[RestoredRevision],
         redactions: Sequence[Redaction],
         last_block: tuple[int, bytes] | None,
+        *,
+        blocks: Sequence[Block] = (),
     ) -> bool:
-        """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied."""
+        """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied. `blocks`
+        are ignored: a queryable replica holds rows, not the journal (`keeps_journal` False)."""
         if self._lineage is None and not self._stored_lineage():
             raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
         staged = _stage_rows(revisions)  # CPU work before the transaction: locks stay short
@@ -479,6 +484,15 @@ class PostgresTarget:
         return TargetInfo(kind=self.kind, strand_id=strand, ledger_name=ledger, units=units,
                           revisions=int(revisions), documents=documents, tables=len(catalog),
                           last_block=last_block)
+
+    def promote(self, lineage: str) -> None:
+        raise RestoreError(f"a {self.kind} target is a queryable replica: it cannot be opened for writes")
+
+    def read_position_record(self) -> bytes | None:
+        return None
+
+    def write_position_record(self, record: bytes) -> None:
+        raise RestoreError(f"a {self.kind} target keeps no standby position record")
 
     def close(self) -> None:
         self._conn.close()
