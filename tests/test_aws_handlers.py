@@ -105,7 +105,7 @@ def _as_function(monkeypatch, stack, logical: str) -> None:
     boto3.setup_default_session()
     qldb = stack.qldb  # the handlers' QLDB client comes from the default session
     boto3.DEFAULT_SESSION._session.register("before-parameter-build.qldb", qldb._stash)
-    boto3.DEFAULT_SESSION._session.register("before-call.qldb", qldb._answer)
+    boto3.DEFAULT_SESSION._session.register("before-send.qldb", qldb._answer)
 
 
 def _metrics(out: str, name: str) -> list[dict]:

@@ -30,7 +30,7 @@ from .errors import ConfigError, RestoreError
 from .journal.hashing import merkle_root
 from .ledger.engine import Ledger
 from .ledger.workload import run_workload
-from .replicate import replicate
+from .replicate import ReplicateOptions, replicate
 from .restore import RestoreOptions, restore
 from .restore.standby import detach
 from .sources.embedded import EmbeddedSource
@@ -219,7 +219,7 @@ def _round(source: EmbeddedSource, primary: Location, secondary: Location, polic
     for window in backup.recorded:
         clock.mark("export", f"window {window.window_start} blocks {window.first_seq}..{window.last_seq}")
     if backup.recorded:
-        replicated = replicate(primary, secondary, "secondary")
+        replicated = replicate(primary, secondary, ReplicateOptions("secondary"))
         if replicated.watermark:
             clock.mark("watermark", f"region-b verified to block {replicated.watermark.last_seq}")
 

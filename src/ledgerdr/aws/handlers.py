@@ -114,14 +114,13 @@ def verify_replica(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
 def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
     from ..cli.common import open_repository
-    from ..replicate import replicate
+    from ..replicate import ReplicateOptions, replicate
 
     repo = settings.repository(default_primary=False)
     location = open_repository(repo)
     cache = RecordCache()  # records the flow read are not fetched again below
-    report = replicate(location, location, repo.name, verify_only=True,
-                       retention=timedelta(days=settings.config.backup.retention_days),
-                       require_object_lock=repo.require_object_lock, cache=cache)
+    report = replicate(location, location, ReplicateOptions.for_replica(repo, settings.config, verify_only=True),
+                       cache=cache)
     mark = report.watermark
     verified_to = mark.windows_verified[-1] if mark and mark.windows_verified else None
     pending, failures = _pending_or_failed(location, report.problems, settings.replication_grace, verified_to,
