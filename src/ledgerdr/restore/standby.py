@@ -293,12 +293,21 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode() if value else ""
 
 
-def run_standby(location: Location, target: Target, *, notifications: Notifications | None = None,
-                every: float = 2.0, relist_every: float = 60.0, once: bool = False,
-                on_round: Callable[[FollowReport], None] | None = None,
+@dataclass(frozen=True)
+class StandbyOptions:
+    """How a standby follows, built once by the CLI from its flags. Without notifications it looks every
+    `every` seconds; with them, when one arrives and at least every `relist_every` seconds (a lost message
+    must not leave it behind); with `once`, one round and no more."""
+
+    every: float = 2.0
+    relist_every: float = 60.0
+    once: bool = False
+
+
+def run_standby(location: Location, target: Target, options: StandbyOptions = StandbyOptions(), *,
+                notifications: Notifications | None = None, on_round: Callable[[FollowReport], None] | None = None,
                 should_stop: Callable[[], bool] = lambda: False) -> FollowReport:
-    """Follow until `should_stop()` (or after one round with `once`). Without notifications, look every
-    `every` seconds; with them, look when one arrives and at least every `relist_every` seconds.
+    """Follow until `should_stop()` (or after one round with `options.once`).
 
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
     fork (the position then records why the standby stopped)."""
@@ -311,17 +320,16 @@ def run_standby(location: Location, target: Target, *, notifications: Notificati
             notifications.done(woke)
         if on_round is not None:
             on_round(report)
-        if once or should_stop():
+        if options.once or should_stop():
             return report
-        woke = _wait(notifications, every, relist_every, should_stop)
+        woke = _wait(notifications, options, should_stop)
 
 
-def _wait(notifications: Notifications | None, every: float, relist_every: float,
-          should_stop: Callable[[], bool]) -> list:
+def _wait(notifications: Notifications | None, options: StandbyOptions, should_stop: Callable[[], bool]) -> list:
     if notifications is None:
-        time.sleep(every)
+        time.sleep(options.every)
         return []
-    deadline = time.monotonic() + relist_every
+    deadline = time.monotonic() + options.relist_every
     while not should_stop():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
