@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -358,7 +359,7 @@ class FileStore:
         os.close(fd)
         return tmp
 
-    def _write_meta(self, key: str, fields: dict) -> None:
+    def _write_meta(self, key: str, fields: dict[str, Any]) -> None:
         """Replace the sidecar atomically. Under the key lock with the key absent, any old sidecar is a
         leftover of a writer that crashed before linking its object, so replacing it is safe."""
         until = fields["retain_until"]
