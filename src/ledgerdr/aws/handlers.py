@@ -167,7 +167,7 @@ def plan_restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def _plan_restore(event: Any, settings: Settings) -> dict[str, Any]:
-    from ..queues.sqs import SqsQueue
+    from ..queues import open_queue
     from ..restore.plan import plan_restore as plan_flow
     from ..restore.run import split_units
     from ..targets import open_target
@@ -186,7 +186,7 @@ def _plan_restore(event: Any, settings: Settings) -> dict[str, Any]:
     finally:
         target.close()
     pending = [u for u in plan.units if u.unit_id not in held]
-    queue = SqsQueue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
+    queue = open_queue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
     try:
         queue.send_batch([u.to_bytes() for u in pending])  # raises SendIncomplete naming what was not sent
     finally:
@@ -245,7 +245,7 @@ def finalize_restore(event: dict[str, Any], context: Any = None) -> dict[str, An
 
 
 def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
-    from ..queues.sqs import SqsQueue
+    from ..queues import open_queue
     from ..restore.plan import RestorePlan
     from ..restore.run import finalize_restore as finalize_flow
 
@@ -255,7 +255,7 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
     state = open_location(settings.require("LEDGERDR_STATE_URL"))
     plan = RestorePlan.from_bytes(state.store.get(state.key(f"{PLANS_FOLDER}{restore_id}.json")))
-    queue = SqsQueue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
+    queue = open_queue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
     try:
         counts = queue.counts()
         dead = [{"unit": _unit_key(d.body), "attempts": d.attempts, "reason": d.reason}

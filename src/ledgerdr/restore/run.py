@@ -39,7 +39,7 @@ from ..targets.digest import (
 )
 from .guard import check_target
 from .plan import RestorePlan, plan_restore
-from .shapes import UnitResult, WorkUnit
+from .shapes import SNAPSHOT_FORMAT, UnitResult, WorkUnit
 from .units import load_unit, read_journal_leaves, result_of
 from .worker import WorkerSpec, open_state, read_failures, read_leaves, read_results, run_worker
 
@@ -244,7 +244,7 @@ def split_units(units: list[WorkUnit], blocks: int = UNIT_BLOCKS) -> list[WorkUn
     Ids stay deterministic: the range and the object key's tag, as the planner names units."""
     out = []
     for unit in units:
-        if unit.fmt == "SNAPSHOT" or unit.last_seq - unit.first_seq < blocks:
+        if unit.fmt == SNAPSHOT_FORMAT or unit.last_seq - unit.first_seq < blocks:
             out.append(unit)
             continue
         tag = unit.unit_id.rsplit("-", 1)[-1]
