@@ -45,16 +45,36 @@ REASONS = {JSON_TYPE_LOST: "json_type_lost", DELETED: "deleted", REDACTED: "reda
 class _Revision(Protocol):
     """What a leaf is computed from: `RestoredRevision` and `StoredRevision` both fit."""
 
-    table_id: str
-    table_name: str
-    document_id: str
-    version: int
-    data: Any | None
-    metadata: Any
-    hash: bytes
-    data_hash: bytes | None
-    type_lost: bool
-    ion: bytes | None
+    # read-only (both are frozen dataclasses), hence properties
+    @property
+    def table_id(self) -> str: ...
+
+    @property
+    def table_name(self) -> str: ...
+
+    @property
+    def document_id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def data(self) -> Any | None: ...
+
+    @property
+    def metadata(self) -> Any: ...
+
+    @property
+    def hash(self) -> bytes: ...
+
+    @property
+    def data_hash(self) -> bytes | None: ...
+
+    @property
+    def type_lost(self) -> bool: ...
+
+    @property
+    def ion(self) -> bytes | None: ...
 
     @property
     def deleted(self) -> bool: ...

@@ -50,11 +50,15 @@ _EXTRA_SCHEMA = (
 )
 
 
+POSITION_META = "standby_position"  # the meta table's key of the standby position record
+
+
 class EmbeddedTarget:
     kind = "embedded"
     writable_ledger = True
     keeps_journal = True
     splits_state = True
+    has_position_record = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -159,7 +163,7 @@ class EmbeddedTarget:
             storage.insert_index(index)
             storage.add_index_entries(
                 (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
-                if (key := _stored_index_key(row.data, field)) is not None)
+                if row.data is not None and (key := _stored_index_key(row.data, field)) is not None)
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -235,7 +239,7 @@ class EmbeddedTarget:
             if not table_indexes:
                 continue
             old = storage.document(row.table_id, row.doc_id)
-            old_data = _loads(old.data) if old is not None else None
+            old_data = _loads(old.data) if old is not None and old.data is not None else None
             for index in table_indexes:
                 before = index_key(_field(old_data, index.field)) if old_data is not None else None
                 after = index_key(_field(revision.data, index.field)) if row.data is not None else None
@@ -291,6 +295,14 @@ class EmbeddedTarget:
             self.storage.set_meta("lineage", lineage)
             self.storage.set_meta("read_only", 0)
             self.storage.set_meta("promoted_from_strand", self.storage.get_meta("restored_strand"))
+
+    def read_position_record(self) -> bytes | None:
+        value = self.storage.get_meta(POSITION_META)
+        return None if value is None else str(value).encode()
+
+    def write_position_record(self, record: bytes) -> None:
+        with self.storage.write_transaction():
+            self.storage.set_meta(POSITION_META, record.decode())
 
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:
@@ -348,7 +360,7 @@ class EmbeddedTarget:
         self.ledger.close()
 
 
-def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set,
+def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set[tuple[str, str, int]],
             decode: bool = True) -> Iterator[StoredRevision]:
     """Both inputs are ordered by doc_id (history then by version): a merge, so memory stays flat."""
     current = next(documents, None)
@@ -373,7 +385,7 @@ def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, l
 
 
 def _current_rows(newest: tuple[DocRow, StoredRevision], current: DocRow | None, documents: Iterator[DocRow],
-                  name: str, lost: set, decode: bool) -> Iterator[StoredRevision]:
+                  name: str, lost: set[tuple[str, str, int]], decode: bool) -> Iterator[StoredRevision]:
     row, stored = newest
     if current is None or current.doc_id != row.doc_id:
         return
@@ -394,7 +406,7 @@ def _loads(data: bytes) -> Any:
     return simpleion.loads(data, value_model=IonPyValueModel.MAY_BE_BARE)
 
 
-def _stored(row: DocRow, table_name: str, *, current: bool, lost: set, decode: bool = True) -> StoredRevision:
+def _stored(row: DocRow, table_name: str, *, current: bool, lost: set[tuple[str, str, int]], decode: bool = True) -> StoredRevision:
     metadata = {"id": row.doc_id, "version": row.version, "txTime": ms_timestamp(from_ms(row.tx_time_ms)),
                 "txId": row.tx_id}
     data = None if row.data is None else _loads(row.data) if decode else NOT_DECODED
@@ -409,7 +421,8 @@ def _dumps(data: Any) -> bytes:
     try:
         return symbols.standalone(encode_ion(data, symbols))
     except Unencodable:
-        return simpleion.dumps(data, binary=True)
+        encoded: bytes = simpleion.dumps(data, binary=True)
+        return encoded
 
 
 def _stored_index_key(data: bytes, name: str) -> bytes | None:
