@@ -9,9 +9,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ledgerdr"
 
-# The one cycle left to remove: the staged transaction of ledger/engine.py and ledger/statements.py read each
-# other's fields (issue 17 item 2, the lead's part). Delete this entry when that split lands.
-KNOWN = {frozenset({"ledgerdr.ledger.engine", "ledgerdr.ledger.statements"})}
 
 
 def _module_name(path: Path) -> str:
@@ -87,6 +84,6 @@ def test_the_walker_sees_a_cycle_hidden_in_a_function() -> None:
 
 
 def test_src_has_no_import_cycles() -> None:
-    found = [c for c in cycles(import_graph()) if frozenset(c) not in KNOWN]
+    found = cycles(import_graph())
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amazon.ion import simpleion
 from amazon.ion.simple_types import IonPyNull
@@ -49,30 +49,26 @@ from .partiql import (
     Update,
     parse,
 )
+from .staged import (
+    MAX_ACTIVE_TABLES,
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENTS_PER_TRANSACTION,
+    MAX_INDEXES_PER_TABLE,
+    MAX_REDACTIONS_PER_TRANSACTION,
+    MAX_STATEMENT_CHARS,
+    MAX_TOTAL_TABLES,
+    MAX_TRANSACTION_BYTES,
+    MAX_TRANSACTION_SECONDS,
+    CommitResult,
+    DdlOp,
+    LedgerView,
+    PendingWrite,
+    StagedTransaction,
+    TableInfo,
+)
 from .storage import IndexRow, ReadSet, index_key, to_ms
 
-if TYPE_CHECKING:
-    from .engine import Ledger
-
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-MAX_ACTIVE_TABLES = 20
-MAX_TOTAL_TABLES = 40
-MAX_INDEXES_PER_TABLE = 5
-MAX_DOCUMENTS_PER_TRANSACTION = 40
-MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
-MAX_DOCUMENT_BYTES = 128 * 1024
-MAX_STATEMENT_CHARS = 100_000
-MAX_TRANSACTION_SECONDS = 30.0
-MAX_REDACTIONS_PER_TRANSACTION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class TableInfo:
-    table_id: str
-    name: str
-    status: str
-
-
 @dataclass(frozen=True, slots=True)
 class Doc:
     """A document as a statement sees it (user view); `pending` when this transaction wrote it."""
@@ -83,30 +79,6 @@ class Doc:
     pending: bool = False
 
 
-@dataclass(slots=True)
-class PendingWrite:
-    """A document's state at the end of this transaction, as the block will record it."""
-
-    table: TableInfo
-    doc_id: str
-    version: int
-    data: Any | None
-    raw: bytes | None
-    base_data: Any | None  # the committed data this write replaces (for index maintenance)
-    statements: set[int] = field(default_factory=set)
-    encoded: EncodedData | None = None  # `data` encoded and hashed for the block (None: the writer does it)
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """Where a committed transaction's block landed."""
-
-    transaction_id: str
-    block_address: BlockAddress
-    block_hash: bytes
-    timestamp_ms: int
-
-
 @dataclass(frozen=True, slots=True)
 class Write:
     """One document change a statement makes. `data is None` deletes the document."""
@@ -115,24 +87,6 @@ class Write:
     doc_id: str
     data: Any | None
     base: Doc | None  # the document as read (None for an insert)
-
-
-@dataclass(frozen=True, slots=True)
-class DdlOp:
-    """A catalog change, applied at commit in statement order. `system_hash` is the hash-only system
-    revision the journal records for it (QLDB journals catalog changes only as such hashes)."""
-
-    kind: str  # CREATE_TABLE | DROP_TABLE | UNDROP_TABLE | CREATE_INDEX | DROP_INDEX
-    table_id: str
-    table_name: str
-    index: IndexRow | None = None
-
-    @property
-    def system_hash(self) -> bytes:
-        entry = {"operation": self.kind, "tableId": self.table_id, "tableName": self.table_name}
-        if self.index is not None:
-            entry.update(indexId=self.index.index_id, expr=f"[{self.index.field}]")
-        return ion_hash(entry)
 
 
 # Random octets below 248 = 4 × 62 map uniformly onto Base62 characters; the rest are dropped.
@@ -184,10 +138,10 @@ def _parse(sql: str) -> Statement:
 class Transaction:
     """One ledger transaction. Not thread-safe. Use `execute`, then `commit` or `abort`."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerView) -> None:
         self.ledger = ledger
         self.id = new_id()
-        self._storage = ledger._storage
+        self._storage = ledger.storage
         self._started = time.monotonic()
         self._state = "open"
         self._statements: list[str] = []
@@ -247,7 +201,7 @@ class Transaction:
             self._state = "committed"
             return None
         try:
-            result = self.ledger._commit(self)
+            result = self.ledger.commit_staged(self.staged())
         except BaseException:
             self._state = "aborted"
             raise
@@ -258,6 +212,11 @@ class Transaction:
         """Discard everything; idempotent."""
         if self._state == "open":
             self._state = "aborted"
+
+    def staged(self) -> StagedTransaction:
+        """This transaction's writes, frozen for the commit (the engine reads nothing else of it)."""
+        return StagedTransaction(self.id, tuple(self._statements), tuple(self._pending.values()), tuple(self._ddl),
+                                 tuple(self._redactions), self._reads)
 
     @property
     def is_open(self) -> bool:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..errors import LedgerError
 from ..ledger.engine import Ledger
-from ..ledger.statements import CommitResult, Transaction
+from ..ledger.staged import CommitResult
+from ..ledger.statements import Transaction
 from ..ledger.storage import Durability
 
 MAX_GROUP = 64
