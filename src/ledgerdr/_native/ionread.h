@@ -176,6 +176,9 @@ typedef struct {
     Py_ssize_t *noff; /* names of SID i: names.p[noff[i]:noff[i + 1]]; SID 0 has none */
     Py_ssize_t count; /* len(names) in the Python code: 10 + local symbols */
     int depth;
+    /* Optional: a check of each scalar's body d[start:end] by type code (0x20..0xA0); NOTREAD declines the
+     * stream. The journal verifier declines what amazon.ion would not read (bad UTF-8, impossible dates). */
+    int (*scalar_check)(const unsigned char *d, int code, Py_ssize_t start, Py_ssize_t end);
 } Rd;
 
 static const char *const SYSTEM_SYMBOLS[9] = {
@@ -375,6 +378,8 @@ static int rd_value_inner(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *aft
     if ((uint64_t)pos + length > (uint64_t)end) return NOTREAD; /* length past the end */
     stop = pos + (Py_ssize_t)length;
     *after = stop;
+    if (r->scalar_check != NULL && code >= 0x20 && code <= 0xA0 && r->scalar_check(r->d, code, pos, stop) != OK)
+        return NOTREAD;
     switch (code) {
     case 0x30:
         if (!length) return NOTREAD; /* negative zero int */

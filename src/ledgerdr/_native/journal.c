@@ -82,12 +82,12 @@ typedef struct {
 
 /* --- reading ------------------------------------------------------------------------------------------- */
 
-static int j_varuint(const J *j, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
+static int vu(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
 {
     uint64_t value = 0;
     Py_ssize_t p = *pos;
     while (p < end) {
-        unsigned char octet = j->r.d[p++];
+        unsigned char octet = d[p++];
         if (value >= ((uint64_t)1 << 50)) return NOTREAD;
         value = (value << 7) | (octet & 0x7F);
         if (octet & 0x80) {
@@ -97,6 +97,11 @@ static int j_varuint(const J *j, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
         }
     }
     return NOTREAD;
+}
+
+static int j_varuint(const J *j, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
+{
+    return vu(j->r.d, pos, end, out);
 }
 
 /* The value at d[pos], which must end by `end`. NOP padding, annotations and reserved codes are not read. */
@@ -228,15 +233,13 @@ static int leap(int64_t y)
 /* Epoch milliseconds of an Ion timestamp, as storage.to_ms computes them from the datetime amazon.ion
  * gives: a known offset (a naive datetime is not taken), a valid date in years 1-9999, a fraction of at
  * most microsecond precision. */
-static int j_timestamp_ms(const J *j, const Val *v, int64_t *ms)
+static int ts_ms(const unsigned char *d, Py_ssize_t p, Py_ssize_t end, int64_t *ms)
 {
     static const unsigned char month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const unsigned char *d = j->r.d;
-    Py_ssize_t p = v->start, end = v->end;
     uint64_t f[6] = {0, 1, 1, 0, 0, 0}; /* year, month, day, hour, minute, second */
     int i, count = 0;
     int64_t fraction_ms = 0;
-    if (v->code != 6 || v->null || p >= end) return NOTREAD;
+    if (p >= end) return NOTREAD;
     { /* the offset, a VarInt (the fields are UTC); -0 is an unknown offset: amazon.ion gives a naive datetime */
         int negative = d[p] & 0x40;
         uint64_t magnitude = d[p] & 0x3F;
@@ -248,7 +251,7 @@ static int j_timestamp_ms(const J *j, const Val *v, int64_t *ms)
         if (negative && magnitude == 0) return NOTREAD;
     }
     for (i = 0; i < 6 && p < end; i++) {
-        if (j_varuint(j, &p, end, &f[i]) != OK) return NOTREAD;
+        if (vu(d, &p, end, &f[i]) != OK) return NOTREAD;
         count++;
     }
     if (count == 4) return NOTREAD; /* an hour without minutes */
@@ -282,6 +285,27 @@ static int j_timestamp_ms(const J *j, const Val *v, int64_t *ms)
     if (f[2] < 1 || f[2] > (uint64_t)(month_days[f[1] - 1] + (f[1] == 2 && leap((int64_t)f[0])))) return NOTREAD;
     *ms = ((days_from_civil((int64_t)f[0], (unsigned)f[1], (unsigned)f[2]) * 24 + (int64_t)f[3]) * 60 +
            (int64_t)f[4]) * 60000 + (int64_t)f[5] * 1000 + fraction_ms;
+    return OK;
+}
+
+static int j_timestamp_ms(const J *j, const Val *v, int64_t *ms)
+{
+    if (v->code != 6 || v->null) return NOTREAD;
+    return ts_ms(j->r.d, v->start, v->end, ms);
+}
+
+/* Rd.scalar_check: scalars inside hashed values that amazon.ion would not read (so the Python path would
+ * report the object unreadable) are declined: strings that are not UTF-8, timestamps that are not dates (and,
+ * more strictly than needed, those ts_ms does not take), decimals whose exponent does not end. */
+static int j_scalar_check(const unsigned char *d, int code, Py_ssize_t start, Py_ssize_t end)
+{
+    int64_t ms;
+    if (code == 0x80) return valid_utf8(d + start, end - start) ? OK : NOTREAD;
+    if (code == 0x60) return ts_ms(d, start, end, &ms);
+    if (code == 0x50 && start < end) {
+        while (!(d[start] & 0x80))
+            if (++start >= end) return NOTREAD;
+    }
     return OK;
 }
 
@@ -754,7 +778,12 @@ static int j_revisions(J *j, Block *b, Py_ssize_t *revisions, Py_ssize_t *system
             if (name == N_HASH) hash = f;
             else if (name == N_METADATA) meta = f;
             else if (name == N_DATA) data = f;
-            else if (name != N_BLOCK_ADDRESS) return NOTREAD; /* dataHash (redacted), or off the schema */
+            else if (name == N_BLOCK_ADDRESS) { /* not hashed: read as strictly as amazon.ion would */
+                Block address;
+                if ((rc = j_address(j, &f, &address)) != OK) return rc;
+            } else {
+                return NOTREAD; /* dataHash (redacted), or off the schema */
+            }
         }
         if (rc != 0 || !j_hash(&hash)) return NOTREAD;
         stated = j->r.d + hash.start;
@@ -805,6 +834,7 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
             if ((rc = j_address(j, &f, &b)) != OK) return rc;
             break;
         case N_TRANSACTION_ID:
+            if (!j_string(j, &f)) return NOTREAD;
             break;
         case N_BLOCK_TIMESTAMP:
             b.timestamp = f;
@@ -850,8 +880,8 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
         previous_n = 0;
     }
     previous = j->r.d + b.previous.start;
+    if (j_timestamp_ms(j, &b.timestamp, &b.ts_ms) != OK) return NOTREAD;
     if (j->rows) {
-        if (j_timestamp_ms(j, &b.timestamp, &b.ts_ms) != OK) return NOTREAD;
         if ((b.statements = PyList_New(0)) == NULL) return ERROR;
         if ((rows = PyList_New(0)) == NULL) {
             rc = ERROR;
@@ -976,6 +1006,7 @@ static PyObject *py_verify_blocks(PyObject *module, PyObject *const *args, Py_ss
     j.rows = rows;
     j.r.d = (const unsigned char *)view.buf;
     j.r.n = view.len;
+    j.r.scalar_check = j_scalar_check;
     if ((blocks = PyList_New(0)) == NULL) goto fail;
     if (view.len == 0) rc = NOTREAD;
     while (rc == OK && pos < view.len) {
