@@ -164,6 +164,7 @@ class Target(Protocol):
     """
 
     kind: str
+    applies_rows: bool  # has apply_rows: takes units as the C verifier's rows (restore.rows)
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;

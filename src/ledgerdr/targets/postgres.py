@@ -119,6 +119,7 @@ class PostgresTarget:
     """
 
     kind = "postgres"
+    applies_rows = False  # units come as RestoredRevisions (restore.units)
     stores_ion = True  # iter_state(decode=False): rows carry their stored Ion, undecoded (targets.digest)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
