@@ -187,7 +187,9 @@ def test_workload_documents_take_the_fast_path_byte_for_byte() -> None:
                                       min_size=1, max_size=3), st.sampled_from(["replace", "truncate", "insert"]))
 def test_fuzzed_objects_agree_with_python(spec: list[dict[str, Any]], edits: list[tuple[float, int]],
                                           how: str) -> None:
-    """Bytes changed, cut or inserted anywhere: whatever the C verifier still accepts, Python verifies alike."""
+    """Bytes changed, cut or inserted anywhere: whatever the C verifier still accepts, Python verifies alike.
+    (Most edits break a hash and are declined; edits of what no hash covers, such as transactionId or a
+    revision's blockAddress, are read as strictly as amazon.ion reads them.)"""
     data = bytearray(_object(spec))
     for where, octet in edits:
         position = int(where * len(data))
@@ -200,8 +202,10 @@ def test_fuzzed_objects_agree_with_python(spec: list[dict[str, Any]], edits: lis
             break
     data = bytes(data)
     fast = verify_blocks(data, True)
-    if fast is not None:
-        _same_as_python(data, fast)
+    if fast is None:
+        assert verify_blocks(data, False) is None
+        return  # verify then runs the Python path alone (and amazon.ion's reader can hang on some such bytes)
+    _same_as_python(data, fast)
     mine, theirs = _reports(data)
     assert mine == theirs
 
