@@ -260,7 +260,8 @@ class EmbeddedTarget:
 
     # ------------------------------------------------------------------------------------ after the last unit
     def finalize(self) -> None:
-        """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order).
+        """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order), and
+        make every committed unit durable.
 
         Incremental: it continues from the blocks already folded, so a standby pays per new block."""
         storage = self.storage
@@ -272,6 +273,9 @@ class EmbeddedTarget:
                     break  # a hole: later blocks are folded once it is filled
                 stack = storage.extend_digest(stack, block.seq, block.block_hash)
                 folded += 1
+        # Commits ran at synchronous=NORMAL: a checkpoint syncs the WAL and then the database file, so what
+        # the restore's verdict speaks for is on disk.
+        storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
