@@ -753,20 +753,8 @@ static PyObject *py_sha256_portable(PyObject *module, PyObject *arg)
 
 /* --- encode_block --------------------------------------------------------------------------------------- */
 
-/* The block envelope's field names, in the order writer._ENVELOPE adds them to a table (exported as
- * ENVELOPE: a test holds the two equal). */
-static const char *const ENVELOPE_NAMES[] = {
-    "blockAddress", "strandId", "sequenceNo", "transactionId", "blockTimestamp", "blockHash", "entriesHash",
-    "previousBlockHash", "entriesHashList", "transactionInfo", "statements", "statement", "startTime",
-    "statementDigest", "documents", "tableName", "tableId", "revisions", "hash", "data", "metadata", "id",
-    "version", "txTime", "txId",
-};
-enum {
-    F_BLOCK_ADDRESS, F_STRAND_ID, F_SEQUENCE_NO, F_TRANSACTION_ID, F_BLOCK_TIMESTAMP, F_BLOCK_HASH,
-    F_ENTRIES_HASH, F_PREVIOUS_BLOCK_HASH, F_ENTRIES_HASH_LIST, F_TRANSACTION_INFO, F_STATEMENTS, F_STATEMENT,
-    F_START_TIME, F_STATEMENT_DIGEST, F_DOCUMENTS, F_TABLE_NAME, F_TABLE_ID, F_REVISIONS, F_HASH, F_DATA,
-    F_METADATA, F_ID, F_VERSION, F_TX_TIME, F_TX_ID, F_COUNT
-};
+#include "envelope.h"
+
 static PyObject *envelope_keys[F_COUNT]; /* the names as interned str, made at module init */
 
 /* A str's UTF-8, or NULL with no error set when it is not an exact str or cannot be encoded (the caller

@@ -29,19 +29,8 @@
 
 #include "ionread.h"
 
-/* The schema's field names. */
-static const char *const NAMES[] = {
-    "blockAddress", "strandId", "sequenceNo", "transactionId", "blockTimestamp", "blockHash", "entriesHash",
-    "previousBlockHash", "entriesHashList", "transactionInfo", "statements", "statement", "startTime",
-    "statementDigest", "documents", "tableName", "tableId", "revisions", "hash", "data", "metadata", "id",
-    "version", "txTime", "txId",
-};
-enum {
-    N_BLOCK_ADDRESS, N_STRAND_ID, N_SEQUENCE_NO, N_TRANSACTION_ID, N_BLOCK_TIMESTAMP, N_BLOCK_HASH,
-    N_ENTRIES_HASH, N_PREVIOUS_BLOCK_HASH, N_ENTRIES_HASH_LIST, N_TRANSACTION_INFO, N_STATEMENTS, N_STATEMENT,
-    N_START_TIME, N_STATEMENT_DIGEST, N_DOCUMENTS, N_TABLE_NAME, N_TABLE_ID, N_REVISIONS, N_HASH, N_DATA,
-    N_METADATA, N_ID, N_VERSION, N_TX_TIME, N_TX_ID, N_COUNT
-};
+#include "envelope.h"
+
 #define N_UNKNOWN (-1)
 #define N_UNSEEN (-2)
 
@@ -138,8 +127,9 @@ static int j_name(J *j, uint64_t sid)
     if (j->field[sid] != N_UNSEEN) return j->field[sid];
     off = j->r.noff[sid];
     n = j->r.noff[sid + 1] - off - 3; /* s(symbol) is 0x0B 0x70 text 0x0E; no schema name needs escapes */
-    for (i = 0; i < N_COUNT; i++) {
-        if ((Py_ssize_t)strlen(NAMES[i]) == n && memcmp(j->r.names.p + off + 2, NAMES[i], (size_t)n) == 0) {
+    for (i = 0; i < F_COUNT; i++) {
+        const char *name = ENVELOPE_NAMES[i];
+        if ((Py_ssize_t)strlen(name) == n && memcmp(j->r.names.p + off + 2, name, (size_t)n) == 0) {
             found = i;
             break;
         }
@@ -560,14 +550,14 @@ static int j_address(J *j, const Val *v, Block *b)
     if (v->code != 0xD || v->null) return NOTREAD;
     while ((rc = j_field(j, &pos, v->end, &name, &sid, &f)) == 1) {
         if (!j_once(&seen, name)) return NOTREAD;
-        if (name == N_STRAND_ID && j_string(j, &f))
+        if (name == F_STRAND_ID && j_string(j, &f))
             b->strand = f;
-        else if (name == N_SEQUENCE_NO && j_uint(j, &f, &b->seq) == OK)
+        else if (name == F_SEQUENCE_NO && j_uint(j, &f, &b->seq) == OK)
             ;
         else
             return NOTREAD;
     }
-    return rc == 0 && seen == ((1u << N_STRAND_ID) | (1u << N_SEQUENCE_NO)) ? OK : NOTREAD;
+    return rc == 0 && seen == ((1u << F_STRAND_ID) | (1u << F_SEQUENCE_NO)) ? OK : NOTREAD;
 }
 
 static int j_entries(J *j, const Val *v, Block *b)
@@ -613,11 +603,11 @@ static int j_statements(J *j, const Val *v, Block *b)
         fpos = st.start;
         while ((rc = j_field(j, &fpos, st.end, &name, &sid, &f)) == 1) {
             if (!j_once(&seen, name)) return NOTREAD;
-            if (name == N_STATEMENT) text = f;
-            if (name == N_STATEMENT_DIGEST) digest = f;
+            if (name == F_STATEMENT) text = f;
+            if (name == F_STATEMENT_DIGEST) digest = f;
         }
-        if (rc != 0 || !(seen & (1u << N_STATEMENT)) || !j_string(j, &text)) return NOTREAD;
-        if (seen & (1u << N_STATEMENT_DIGEST)) {
+        if (rc != 0 || !(seen & (1u << F_STATEMENT)) || !j_string(j, &text)) return NOTREAD;
+        if (seen & (1u << F_STATEMENT_DIGEST)) {
             unsigned char h[32];
             if (!j_hash(&digest)) return NOTREAD;
             j->r.out.len = 0;
@@ -669,9 +659,9 @@ static int j_documents(J *j, const Val *v)
         t->sid = sid;
         while ((rc = j_field(j, &fpos, doc.end, &fname, &fsid, &f)) == 1) {
             if (!j_once(&seen, fname)) return NOTREAD;
-            if (fname == N_TABLE_NAME || fname == N_TABLE_ID) {
+            if (fname == F_TABLE_NAME || fname == F_TABLE_ID) {
                 if (!j_string(j, &f)) return NOTREAD;
-                if (fname == N_TABLE_NAME) {
+                if (fname == F_TABLE_NAME) {
                     t->name = f.start;
                     t->name_n = f.end - f.start;
                 } else {
@@ -680,8 +670,8 @@ static int j_documents(J *j, const Val *v)
                 }
             }
         }
-        if (rc != 0 || (seen & ((1u << N_TABLE_NAME) | (1u << N_TABLE_ID))) !=
-                           ((1u << N_TABLE_NAME) | (1u << N_TABLE_ID)))
+        if (rc != 0 || (seen & ((1u << F_TABLE_NAME) | (1u << F_TABLE_ID))) !=
+                           ((1u << F_TABLE_NAME) | (1u << F_TABLE_ID)))
             return NOTREAD;
     }
     return rc == 0 ? OK : NOTREAD;
@@ -701,8 +691,8 @@ static int j_info(J *j, Block *b)
     if (!j_in_entries(j, b->entries_n, h)) return NOTREAD;
     while ((rc = j_field(j, &pos, b->info.end, &name, &sid, &f)) == 1) {
         if (!j_once(&seen, name)) return NOTREAD;
-        if (name == N_STATEMENTS && (rc = j_statements(j, &f, b)) != OK) return rc;
-        if (name == N_DOCUMENTS && j->rows && (rc = j_documents(j, &f)) != OK) return rc;
+        if (name == F_STATEMENTS && (rc = j_statements(j, &f, b)) != OK) return rc;
+        if (name == F_DOCUMENTS && j->rows && (rc = j_documents(j, &f)) != OK) return rc;
     }
     return rc == 0 ? OK : NOTREAD;
 }
@@ -725,10 +715,10 @@ static int j_row(J *j, const Val *meta, const Val *data, int has_data, const uns
     PyObject *row, *ion = NULL;
     while ((rc = j_field(j, &pos, meta->end, &name, &sid, &f)) == 1) {
         if (!j_once(&seen, name)) return NOTREAD;
-        if (name == N_ID) id = f;
-        if (name == N_VERSION) version = f;
-        if (name == N_TX_TIME) tx_time = f;
-        if (name == N_TX_ID) tx_id = f;
+        if (name == F_ID) id = f;
+        if (name == F_VERSION) version = f;
+        if (name == F_TX_TIME) tx_time = f;
+        if (name == F_TX_ID) tx_id = f;
     }
     if (rc != 0 || !j_string(j, &id) || !j_string(j, &tx_id) || j_uint(j, &version, &version_n) != OK ||
         j_timestamp_ms(j, &tx_time, &tx_ms) != OK)
@@ -775,10 +765,10 @@ static int j_revisions(J *j, Block *b, Py_ssize_t *revisions, Py_ssize_t *system
         fpos = rv.start;
         while ((rc = j_field(j, &fpos, rv.end, &name, &sid, &f)) == 1) {
             if (!j_once(&seen, name)) return NOTREAD;
-            if (name == N_HASH) hash = f;
-            else if (name == N_METADATA) meta = f;
-            else if (name == N_DATA) data = f;
-            else if (name == N_BLOCK_ADDRESS) { /* not hashed: read as strictly as amazon.ion would */
+            if (name == F_HASH) hash = f;
+            else if (name == F_METADATA) meta = f;
+            else if (name == F_DATA) data = f;
+            else if (name == F_BLOCK_ADDRESS) { /* not hashed: read as strictly as amazon.ion would */
                 Block address;
                 if ((rc = j_address(j, &f, &address)) != OK) return rc;
             } else {
@@ -788,14 +778,14 @@ static int j_revisions(J *j, Block *b, Py_ssize_t *revisions, Py_ssize_t *system
         if (rc != 0 || !j_hash(&hash)) return NOTREAD;
         stated = j->r.d + hash.start;
         if (buf_add(&j->revisions, stated, 32) < 0) return ERROR;
-        if (!(seen & (1u << N_METADATA))) {
-            if (seen & (1u << N_DATA)) return NOTREAD;
+        if (!(seen & (1u << F_METADATA))) {
+            if (seen & (1u << F_DATA)) return NOTREAD;
             (*system)++;
             continue;
         }
         if (meta.code != 0xD || meta.null) return NOTREAD;
         if ((rc = j_ion_hash(j, meta.head, meta.end, mh)) != OK) return rc;
-        if (seen & (1u << N_DATA)) {
+        if (seen & (1u << F_DATA)) {
             if (data.null) return NOTREAD;
             if ((rc = j_ion_hash(j, data.head, data.end, dh)) != OK) return rc;
             dot32(mh, dh, h);
@@ -805,7 +795,7 @@ static int j_revisions(J *j, Block *b, Py_ssize_t *revisions, Py_ssize_t *system
             if (memcmp(h, stated, 32) != 0) return NOTREAD;
         }
         (*revisions)++;
-        if (rows != NULL && (rc = j_row(j, &meta, &data, (seen & (1u << N_DATA)) != 0, stated, rows)) != OK)
+        if (rows != NULL && (rc = j_row(j, &meta, &data, (seen & (1u << F_DATA)) != 0, stated, rows)) != OK)
             return rc;
     }
     return OK;
@@ -830,32 +820,32 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
     while ((rc = j_field(j, &fpos, top.end, &name, &sid, &f)) == 1) {
         if (!j_once(&seen, name)) return NOTREAD;
         switch (name) {
-        case N_BLOCK_ADDRESS:
+        case F_BLOCK_ADDRESS:
             if ((rc = j_address(j, &f, &b)) != OK) return rc;
             break;
-        case N_TRANSACTION_ID:
+        case F_TRANSACTION_ID:
             if (!j_string(j, &f)) return NOTREAD;
             break;
-        case N_BLOCK_TIMESTAMP:
+        case F_BLOCK_TIMESTAMP:
             b.timestamp = f;
             break;
-        case N_BLOCK_HASH:
+        case F_BLOCK_HASH:
             b.block_hash = f;
             break;
-        case N_ENTRIES_HASH:
+        case F_ENTRIES_HASH:
             b.entries_hash = f;
             break;
-        case N_PREVIOUS_BLOCK_HASH:
+        case F_PREVIOUS_BLOCK_HASH:
             b.previous = f;
             break;
-        case N_ENTRIES_HASH_LIST:
+        case F_ENTRIES_HASH_LIST:
             if ((rc = j_entries(j, &f, &b)) != OK) return rc;
             break;
-        case N_TRANSACTION_INFO:
+        case F_TRANSACTION_INFO:
             b.info = f;
             b.has_info = 1;
             break;
-        case N_REVISIONS:
+        case F_REVISIONS:
             b.revisions = f;
             b.has_revisions = 1;
             break;
@@ -864,10 +854,10 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
         }
     }
     if (rc != 0) return NOTREAD;
-    if (!(seen & (1u << N_BLOCK_ADDRESS)) || !(seen & (1u << N_ENTRIES_HASH_LIST)) || !j_hash(&b.block_hash) ||
+    if (!(seen & (1u << F_BLOCK_ADDRESS)) || !(seen & (1u << F_ENTRIES_HASH_LIST)) || !j_hash(&b.block_hash) ||
         !j_hash(&b.entries_hash) || b.timestamp.code != 6 || b.timestamp.null)
         return NOTREAD;
-    if (seen & (1u << N_PREVIOUS_BLOCK_HASH)) {
+    if (seen & (1u << F_PREVIOUS_BLOCK_HASH)) {
         if (b.previous.null && (b.previous.code == 0xA || b.previous.code == 0)) {
             previous_n = 0;
         } else if (b.previous.code == 0xA && (b.previous.end - b.previous.start == 32 ||
