@@ -14,6 +14,8 @@
  *     binary stream, or None when the stream is outside the subset read there.
  * binary_ion_hash(data) -> bytes | None
  *     sha256(binary_hash_repr(data)), or None.
+ * binary_top_field(data, name) -> (descriptor, body) | (-1, b"") | None
+ *     ionwrite.binary_top_field ported path by path: a top-level field of the struct a stream holds.
  * encode_block(table, strand_id, sequence_no, transaction_id, timestamp_repr, statements, writes, system_hashes,
  *              previous_block_hash) -> (ion, block_hash, entries_hash, entries, revision_hashes) | None
  *     The block envelope of journal.writer._envelope_python, byte for byte: the revisions (each write's data
@@ -1220,6 +1222,86 @@ done:
     return result;
 }
 
+/* --- binary_top_field ----------------------------------------------------------------------------------- */
+
+/* ionwrite.binary_top_field_python ported path by path: the top-level field of the struct d[0:n] whose s(name)
+ * is wanted[0:wanted_n]; OK with *found (0: absent) and its descriptor and body, NOTREAD (None) or ERROR. */
+static int rd_top_field(Rd *r, const unsigned char *wanted, Py_ssize_t wanted_n, int *found, int *descriptor,
+                        Py_ssize_t *start, Py_ssize_t *stop)
+{
+    Py_ssize_t pos, end = r->n;
+    uint64_t length, sid;
+    int rc;
+    if ((rc = rd_prelude(r, &pos)) != OK) return rc;
+    if (pos >= end) return NOTREAD;
+    if (r->d[pos] >> 4 != 0xD || (r->d[pos] & 0x0F) == 0x0F) return NOTREAD; /* not a struct */
+    length = r->d[pos++] & 0x0F;
+    if ((length == 14 || length == 1) && (rc = rd_varuint(r, &pos, end, &length)) != OK) return rc;
+    if ((uint64_t)pos + length != (uint64_t)end) return NOTREAD;
+    *found = 0;
+    while (pos < end) {
+        unsigned char d;
+        Py_ssize_t body;
+        if ((rc = rd_varuint(r, &pos, end, &sid)) != OK) return rc;
+        if (!(0 < sid && sid < (uint64_t)r->count)) return NOTREAD;
+        if (pos >= r->n) return NOTREAD;
+        d = r->d[pos];
+        body = pos + 1;
+        length = d & 0x0F;
+        if (length == 15 || d >> 4 == 0x1)
+            length = 0;
+        else if ((length == 14 || (length == 1 && d >> 4 == 0xD)) && (rc = rd_varuint(r, &body, end, &length)) != OK)
+            return rc;
+        if ((uint64_t)body + length > (uint64_t)end) return NOTREAD;
+        pos = body + (Py_ssize_t)length;
+        if (r->noff[sid + 1] - r->noff[sid] == wanted_n && memcmp(r->names.p + r->noff[sid], wanted, (size_t)wanted_n) == 0) {
+            if (*found) return NOTREAD; /* the name twice: decode */
+            *found = 1;
+            *descriptor = d;
+            *start = body;
+            *stop = pos;
+        }
+    }
+    return OK;
+}
+
+static PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Rd r;
+    Buf wanted = {NULL, 0, 0};
+    const char *name;
+    Py_ssize_t name_n, start = 0, stop = 0;
+    int rc, found = 0, descriptor = 0;
+    PyObject *result = NULL;
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "binary_top_field(data, name) takes two arguments");
+        return NULL;
+    }
+    if ((name = utf8_of(args[1], &name_n)) == NULL) Py_RETURN_NONE; /* the Python code decides */
+    if (buf_add_scalar_s(&wanted, 0x70, (const unsigned char *)name, name_n) < 0) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        buf_free(&wanted);
+        return NULL;
+    }
+    memset(&r, 0, sizeof r);
+    r.d = (const unsigned char *)view.buf;
+    r.n = view.len;
+    rc = rd_top_field(&r, wanted.p, wanted.len, &found, &descriptor, &start, &stop);
+    if (rc == OK)
+        result = found ? Py_BuildValue("(iy#)", descriptor, r.d + start, stop - start) : Py_BuildValue("(iy)", -1, "");
+    else if (rc == NOTREAD)
+        result = Py_NewRef(Py_None);
+    PyMem_Free(r.noff);
+    buf_free(&r.out);
+    buf_free(&r.hashes);
+    buf_free(&r.names);
+    buf_free(&wanted);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* --- module --------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -1235,6 +1317,9 @@ static PyMethodDef methods[] = {
      "when an argument is outside what it writes (journal.writer then encodes the block in Python)."},
     {"binary_hash_repr", py_binary_hash_repr, METH_O,
      "binary_hash_repr(data) -> s(value) of the stream's one value, or None (ionwrite.binary_hash_repr)."},
+    {"binary_top_field", (PyCFunction)(void (*)(void))py_binary_top_field, METH_FASTCALL,
+     "binary_top_field(data, name) -> (descriptor, body) of the struct's field, (-1, b'') when absent, or None\n"
+     "(ionwrite.binary_top_field)."},
     {"binary_ion_hash", py_binary_ion_hash, METH_O,
      "binary_ion_hash(data) -> sha256(binary_hash_repr(data)), or None."},
     {NULL, NULL, 0, NULL},

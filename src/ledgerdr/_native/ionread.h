@@ -459,10 +459,11 @@ static int rd_value(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *after)
 
 static const unsigned char IVM[4] = {0xE0, 0x01, 0x00, 0xEA};
 
-/* binary_hash_repr on d[0:n]: OK with s() in r->out, NOTREAD (None) or ERROR. */
-static int rd_stream(Rd *r)
+/* ionwrite._stream_prelude: the symbol names of a self-contained stream d[0:n] (after its version marker, the
+ * local symbol table when there is one), and in *pos the position of its first value. */
+static int rd_prelude(Rd *r, Py_ssize_t *start)
 {
-    Py_ssize_t pos = 4, end = r->n, after;
+    Py_ssize_t pos = 4, end = r->n;
     int rc;
     if (r->n < 4 || memcmp(r->d, IVM, 4) != 0) return NOTREAD;
     if (rd_system_names(r, 0) != OK) return ERROR;
@@ -481,6 +482,16 @@ static int rd_stream(Rd *r)
             }
         }
     }
+    *start = pos;
+    return OK;
+}
+
+/* binary_hash_repr on d[0:n]: OK with s() in r->out, NOTREAD (None) or ERROR. */
+static int rd_stream(Rd *r)
+{
+    Py_ssize_t pos, end = r->n, after;
+    int rc;
+    if ((rc = rd_prelude(r, &pos)) != OK) return rc;
     if (pos >= end || (pos + 4 <= r->n && memcmp(r->d + pos, IVM, 4) == 0)) return NOTREAD;
     if ((rc = rd_value(r, pos, end, &after)) != OK) return rc;
     return after == end ? OK : NOTREAD;
