@@ -103,3 +103,15 @@ def test_rows_path_stores_what_the_python_path_stores(tmp_path):
     shuffled = _rows(tmp_path / "dup.db")  # (no index pass without finalize; tables first seen elsewhere)
     for name in ("history", "documents", "blocks", "restore_redactions"):
         assert shuffled[name] == expected[name]
+
+
+def test_restore_commits_at_normal_durability_and_promote_gives_the_ledger_its_own_back(tmp_path):
+    """Units commit at synchronous=NORMAL (finalize checkpoints before the verdict); a promoted ledger's writes
+    are durable again (FULL, the ledger's default)."""
+    target = EmbeddedTarget(tmp_path / "t.db")
+    conn = target.storage.conn
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    target.open_lineage("strand", "ledger")
+    target.promote("lineage-1")
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    target.close()

@@ -57,6 +57,7 @@ class EmbeddedTarget:
         self.storage.conn.execute("PRAGMA cache_size=-65536")
         # A restore's commits need not each reach the disk: a crash loses whole units, which resume re-applies,
         # and finalize checkpoints the WAL and syncs the file before the restore's verdict.
+        self._synchronous = self.storage.conn.execute("PRAGMA synchronous").fetchone()[0]  # the ledger's own
         self.storage.conn.execute("PRAGMA synchronous=NORMAL")
         with self.storage.write_transaction():
             for statement in _EXTRA_SCHEMA:
@@ -280,6 +281,7 @@ class EmbeddedTarget:
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
         self.finalize()
+        self.storage.conn.execute(f"PRAGMA synchronous={int(self._synchronous)}")  # writes commit as the ledger's
         with self.storage.write_transaction():
             self.storage.set_meta("lineage", lineage)
             self.storage.set_meta("read_only", 0)
