@@ -271,3 +271,16 @@ def test_block_times_in_milliseconds(when: datetime) -> None:
     fast = verify_blocks(data, True)
     assert fast is not None and fast[0][8] == to_ms(when) and fast[0][9][0][6] == to_ms(when)
     _same_as_python(data, fast)
+
+
+def test_rows_for_a_range_and_an_early_stop() -> None:
+    """A restore unit's blocks get rows, the others are verified alike; nothing past stop_seq is returned."""
+    data = _object([tx for i in range(5) for tx in _one_block(ms=i, writes=[
+        DocumentWrite("T", "t1", f"d{i}", 0, {"a": i})])])
+    every = verify_blocks(data, True)
+    ranged = verify_blocks(data, True, 1, 2, 3)
+    assert [b[0] for b in ranged] == [0, 1, 2, 3]
+    assert [b[9] is None for b in ranged] == [True, False, False, True]
+    assert [b[:9] for b in ranged[1:3]] == [b[:9] for b in every[1:3]] and ranged[1][9:] == every[1][9:]
+    assert [b[:8] for b in ranged] == [b[:8] for b in every[:4]]
+    assert len(verify_blocks(data, True, 0, 10, -1)) == 5

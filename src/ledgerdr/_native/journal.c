@@ -1,6 +1,6 @@
 /* ledgerdr._journal: journal blocks verified in C straight from their Ion binary bytes.
  *
- * verify_blocks(data, rows) -> list | None
+ * verify_blocks(data, rows[, first_seq, last_seq, stop_seq]) -> list | None
  *     `data` is an Ion binary data object whose every block is self-contained (a version marker, at most one
  *     local symbol table `$ion_symbol_table::{symbols:[...]}`, then the block struct), as ledgerdr's exports
  *     write them. For each block, in one pass over its bytes: every revision's Ion Hash (metadata, data)
@@ -10,12 +10,13 @@
  *         (sequence_no, strand_id, previous_block_hash, block_hash, revisions, system_entries, start, end,
  *          timestamp_ms, rows, statements)
  *     `start:end` is the block's own segment of `data`. With `rows` false the last three are None; with
- *     `rows` true, `timestamp_ms` is blockTimestamp in epoch milliseconds, `rows` a tuple of one
+ *     `rows` true (and, given first_seq and last_seq, for the blocks of those sequence numbers only; the
+ *     others are verified alike), `timestamp_ms` is blockTimestamp in epoch milliseconds, `rows` a tuple of one
  *         (table_id, table_name, document_id, version, document_ion | None, revision_hash, tx_time_ms, tx_id)
  *     per document revision in block order (None for a delete; the document as a self-contained Ion binary
  *     stream with a symbol table of its own, symbols in first-use order as ionwrite.SymbolTable numbers them),
  *     and `statements` the texts of the statements that may create an index (they hold "index" in any case,
- *     or a non-ASCII character).
+ *     or a non-ASCII character). A stop_seq >= 0 ends the list with the first block at or past it.
  *     None for the whole object when anything is outside that common case: another stream layout, a field off
  *     QLDB's schema or repeated, a redacted revision or redactionInfo, a hash that does not recompute, odd
  *     lengths, timestamps Python's datetime would not take. The Python path (journal.verify, restore.units)
@@ -67,6 +68,9 @@ typedef struct {
     Buf text_off;       /* Py_ssize_t offsets into texts, one per symbol plus one */
     int64_t next_sid;
     int rows;           /* build rows (restore) */
+    int64_t first, last; /* ... for the blocks of these sequence numbers only */
+    int want;           /* rows for the block being read */
+    int64_t seq;        /* the sequence number of the last block read */
 } J;
 
 /* --- reading ------------------------------------------------------------------------------------------- */
@@ -692,7 +696,7 @@ static int j_info(J *j, Block *b)
     while ((rc = j_field(j, &pos, b->info.end, &name, &sid, &f)) == 1) {
         if (!j_once(&seen, name)) return NOTREAD;
         if (name == F_STATEMENTS && (rc = j_statements(j, &f, b)) != OK) return rc;
-        if (name == F_DOCUMENTS && j->rows && (rc = j_documents(j, &f)) != OK) return rc;
+        if (name == F_DOCUMENTS && j->want && (rc = j_documents(j, &f)) != OK) return rc;
     }
     return rc == 0 ? OK : NOTREAD;
 }
@@ -871,7 +875,9 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
     }
     previous = j->r.d + b.previous.start;
     if (j_timestamp_ms(j, &b.timestamp, &b.ts_ms) != OK) return NOTREAD;
-    if (j->rows) {
+    j->seq = b.seq;
+    j->want = j->rows && b.seq >= j->first && b.seq <= j->last;
+    if (j->want) {
         if ((b.statements = PyList_New(0)) == NULL) return ERROR;
         if ((rows = PyList_New(0)) == NULL) {
             rc = ERROR;
@@ -917,7 +923,7 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
         rc = ERROR;
         goto done;
     }
-    if (j->rows) {
+    if (j->want) {
         PyObject *row_tuple = PyList_AsTuple(rows), *statements = PyList_AsTuple(b.statements);
         if (row_tuple == NULL || statements == NULL) {
             Py_XDECREF(row_tuple);
@@ -985,15 +991,25 @@ static PyObject *py_verify_blocks(PyObject *module, PyObject *const *args, Py_ss
     PyObject *blocks = NULL, *block;
     Py_ssize_t pos = 0, end;
     int rows, rc = OK;
+    long long first = 0, last = INT64_MAX, stop = -1;
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "verify_blocks(data, rows) takes two arguments");
+    if (nargs != 2 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "verify_blocks(data, rows[, first_seq, last_seq, stop_seq]) takes two or "
+                                         "five arguments");
         return NULL;
     }
     if ((rows = PyObject_IsTrue(args[1])) < 0) return NULL;
+    if (nargs == 5) {
+        first = PyLong_AsLongLong(args[2]);
+        last = PyLong_AsLongLong(args[3]);
+        stop = PyLong_AsLongLong(args[4]);
+        if (PyErr_Occurred()) return NULL;
+    }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
     memset(&j, 0, sizeof j);
     j.rows = rows;
+    j.first = first;
+    j.last = last;
     j.r.d = (const unsigned char *)view.buf;
     j.r.n = view.len;
     j.r.scalar_check = j_scalar_check;
@@ -1013,6 +1029,7 @@ static PyObject *py_verify_blocks(PyObject *module, PyObject *const *args, Py_ss
         rc = PyList_Append(blocks, block) < 0 ? ERROR : OK;
         Py_DECREF(block);
         pos = end;
+        if (rc == OK && stop >= 0 && j.seq >= stop) break; /* the caller reads no further */
     }
     if (rc == ERROR && PyErr_ExceptionMatches(PyExc_RecursionError)) { /* hostile nesting: Python decides */
         PyErr_Clear();

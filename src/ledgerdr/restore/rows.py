@@ -79,7 +79,9 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
     if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
         raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
                                 [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
-    blocks = native.journal.verify_blocks(data, True)
+    # Rows for the unit's blocks only; with a recorded checksum nothing past them is read (as load_unit)
+    blocks = native.journal.verify_blocks(data, True, unit.first_seq, unit.last_seq,
+                                          unit.last_seq if unit.sha256 else -1)
     if blocks is None:
         return None
     out = RowUnit(unit)
