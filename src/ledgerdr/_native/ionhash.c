@@ -711,10 +711,7 @@ static PyObject *hash_repr(PyObject *arg, int digest)
     } else if (rc == NOTREAD) {
         result = Py_NewRef(Py_None);
     }
-    PyMem_Free(r.noff);
-    buf_free(&r.out);
-    buf_free(&r.hashes);
-    buf_free(&r.names);
+    rd_free(&r);
     PyBuffer_Release(&view);
     return result;
 }
@@ -1293,10 +1290,7 @@ static PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py
         result = found ? Py_BuildValue("(iy#)", descriptor, r.d + start, stop - start) : Py_BuildValue("(iy)", -1, "");
     else if (rc == NOTREAD)
         result = Py_NewRef(Py_None);
-    PyMem_Free(r.noff);
-    buf_free(&r.out);
-    buf_free(&r.hashes);
-    buf_free(&r.names);
+    rd_free(&r);
     buf_free(&wanted);
     PyBuffer_Release(&view);
     return result;

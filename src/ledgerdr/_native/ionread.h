@@ -304,6 +304,16 @@ static int rd_symbol_names(Rd *r, Py_ssize_t pos, Py_ssize_t end)
     return OK;
 }
 
+/* Free what a reader allocated (its struct itself is the caller's). */
+static void rd_free(Rd *r)
+{
+    PyMem_Free(r->noff);
+    r->noff = NULL;
+    buf_free(&r->out);
+    buf_free(&r->hashes);
+    buf_free(&r->names);
+}
+
 static inline int rd_add_name(Rd *r, uint64_t sid)
 {
     return buf_add(&r->out, r->names.p + r->noff[sid], r->noff[sid + 1] - r->noff[sid]) < 0 ? ERROR : OK;

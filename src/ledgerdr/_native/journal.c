@@ -969,10 +969,7 @@ static Py_ssize_t j_segment_end(J *j, Py_ssize_t pos, Py_ssize_t n)
 
 static void j_free(J *j)
 {
-    PyMem_Free(j->r.noff);
-    buf_free(&j->r.out);
-    buf_free(&j->r.hashes);
-    buf_free(&j->r.names);
+    rd_free(&j->r);
     PyMem_Free(j->field);
     PyMem_Free(j->remap);
     buf_free(&j->entries);
