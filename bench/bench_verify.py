@@ -12,7 +12,7 @@ reports its best time (of up to 3 runs when one run is under 5 s) and its peak R
 Linux (exec records the vforked parent's high-water mark). `--rounds N` repeats the whole set round-robin.
 
     .venv/bin/python bench/bench_verify.py                    # 200,000 revisions, memory also at 50,000
-    # generating the data takes ~20 s per 100,000 revisions the first time, then it is cached
+    # generating the data takes ~20 s for 100,000 revisions, ~25 min for 1,000,000 (measured), then it is cached
     .venv/bin/python bench/bench_verify.py --revisions 20000 --small 5000
     .venv/bin/python bench/bench_verify.py --formats json --rounds 3   # only JSON, best of 3 rounds
 """
