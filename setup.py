@@ -16,6 +16,12 @@ setup(
             extra_compile_args=_FLAGS,
         ),
         Extension(
+            "ledgerdr._journal",
+            ["src/ledgerdr/_native/journal.c", "src/ledgerdr/_native/sha256.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
             "ledgerdr._iontext",
             ["src/ledgerdr/_native/iontext.c"],
             optional=True,

@@ -441,6 +441,8 @@ def _check_repr(data: bytes) -> None:
     expected = ionwrite.binary_hash_repr_python(data)
     assert native.binary_hash_repr(data) == expected
     assert native.binary_ion_hash(data) == (None if expected is None else hashlib.sha256(expected).digest())
+    for name in ("a", "b", "id", "name", "\x0b", "", "absent"):  # the same streams read for one field
+        assert native.binary_top_field(data, name) == ionwrite.binary_top_field_python(data, name)
 
 
 def _streams(value: Any) -> list[bytes]:

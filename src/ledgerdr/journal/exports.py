@@ -178,9 +178,11 @@ def verify_location(
     on_object: Callable[[ObjectRef, int], None] | None = None,
     fuse_json: bool = True,
     recorded: RecordedExports | None = None,
+    use_native: bool = True,
 ) -> VerifyReport:
     """Verify every export under the location as one chain (CONTRACTS §6). Never raises on bad data.
-    `fuse_json=False` checks chain-only JSON block by block (the fused path's reference, for tests).
+    `fuse_json=False` checks chain-only JSON block by block, `use_native=False` Ion binary without the C
+    verifier (the fast paths' references, for tests and benchmarks).
 
     With `recorded` (the location is a ledgerdr repository), in every mode each recorded object's bytes are
     checked against the sha256 its window record holds (manifests included, and bytes no QLDB hash covers,
@@ -193,7 +195,7 @@ def verify_location(
         report.problems.extend(recorded.problems)
         _check_recorded_manifests(store, plan, recorded, report)
     verify_objects(store.get, plan.objects, report, strict=strict, check_revisions=check_revisions,
-                   keep=plan.keep(), on_object=on_object, fuse_json=fuse_json)
+                   keep=plan.keep(), on_object=on_object, fuse_json=fuse_json, use_native=use_native)
     if not plan.exports and not plan.problems:
         report.problems.append(Problem("no_exports", prefix or None, None,
                                        f"no export (no *.started.manifest) under {store.url}/{prefix}"))

@@ -745,7 +745,7 @@ def binary_ion_hash(data: bytes) -> bytes | None:
 _ABSENT = (-1, b"")
 
 
-def binary_top_field(data: bytes, name: str) -> tuple[int, bytes] | None:
+def binary_top_field_python(data: bytes, name: str) -> tuple[int, bytes] | None:
     """(type descriptor, representation) of the top-level field `name` of the struct held by the
     self-contained Ion binary stream `data` (the stream shape `binary_hash_repr` reads); `(-1, b"")` when
     the struct has no such field. None when the stream is outside that shape, is not a struct, or names the
@@ -785,3 +785,6 @@ def binary_top_field(data: bytes, name: str) -> tuple[int, bytes] | None:
         return found
     except (_NotRead, IndexError):
         return None
+
+
+binary_top_field = binary_top_field_python if _NATIVE is None else _NATIVE.binary_top_field

@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from amazon.ion import simpleion
+from amazon.ion.simpleion import IonPyValueModel
+
+from .. import native
 from .codecs import DecodeError, ExportFormat, json_chain_block, json_lines, read_blocks
 from .hashing import dot, ion_hash, merkle_root
 from .model import Block
@@ -212,11 +216,12 @@ class ChainChecker:
     """
 
     def __init__(self, report: VerifyReport, blocks: BlockChecker, keep: Callable[[int], bool] = lambda s: False,
-                 *, fuse_json: bool = True):
+                 *, fuse_json: bool = True, use_native: bool = True):
         self.report = report
         self.blocks = blocks
         self.keep = keep
         self.fuse_json = fuse_json  # chain-only JSON objects through feed_json_lines (False: block by block)
+        self.use_native = use_native  # Ion binary objects through the C verifier when it is built (feed_native)
         self.strand_id: str | None = None
         self.last_seq: int | None = None
         self.last_hash: bytes | None = None
@@ -339,6 +344,45 @@ class ChainChecker:
                 self._flush_fused(span, first, last, last_seq, last_hash, tip, blocks, revisions, system,
                                   with_revisions)
 
+    def native_blocks(self, data: bytes, fmt: ExportFormat) -> list[tuple] | None:
+        """The C verifier's blocks of a whole Ion binary object (`_journal.verify_blocks`), or None when it
+        is not built, not wanted, the check is chain-only, or the object is outside what it reads."""
+        if fmt is not ExportFormat.ION_BINARY or not self.use_native or native.journal is None \
+                or not self.blocks.check_revisions:
+            return None
+        return native.journal.verify_blocks(data, False)
+
+    def feed_native(self, data: bytes, blocks: list[tuple], key: str | None, problems: list[Problem],
+                    span: list[int | None]) -> None:
+        """Link blocks the C verifier has checked (each block's hashes recomputed from its bytes, every
+        revision fully verified). A block that simply continues the chain (next sequence number, same strand,
+        previousBlockHash equal to the last blockHash) is counted and linked here, as `feed` would; any other
+        (the chain's first block, a gap, an overlap, another strand) is parsed from its own segment and goes
+        through `feed`, which checks it again in Python and reports exactly what it always reports."""
+        report, keep, remembered, add_digest = self.report, self.keep, self.remembered, self.digest.add
+        tip: tuple[int, int] | None = None  # the segment of the last block linked here
+        for seq, strand_id, previous, block_hash, revisions, system, start, end, *_ in blocks:
+            if span[0] is None:
+                span[0] = seq
+            span[1] = seq
+            last_seq = self.last_seq
+            if last_seq is not None and seq == last_seq + 1 and strand_id == self.strand_id \
+                    and previous == self.last_hash:
+                report.blocks += 1
+                report.revisions += revisions
+                report.revisions_fully_verified += revisions
+                report.system_entries += system
+                self.last_seq, self.last_hash, tip = seq, block_hash, (start, end)
+                if keep(seq):
+                    remembered[seq] = block_hash
+                if self.digest_valid:
+                    add_digest(block_hash)
+                continue
+            tip = None
+            self.feed(segment_block(data, start, end), key, False, problems)
+        if tip is not None:
+            self._tip = segment_block(data, *tip)  # the tip's address and time are read from its value
+
     def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int,
                      last_hash: bytes, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
                      with_revisions: bool) -> None:
@@ -365,6 +409,12 @@ class ChainChecker:
         elif earlier != block.block_hash:
             problems.append(Problem("overlap_mismatch", key, str(block.address),
                                     "block differs from the earlier copy of the same sequence number (fork)"))
+
+
+def segment_block(data: bytes, start: int, end: int) -> Block:
+    """The block whose self-contained Ion binary is data[start:end], parsed as `read_blocks` parses it."""
+    raw = data[start:end]
+    return Block(simpleion.loads(raw, value_model=IonPyValueModel.MAY_BE_BARE), raw)
 
 
 def _fused_chain_hashes(obj: Mapping[str, Any], last_hash: bytes | None,
@@ -453,11 +503,13 @@ def verify_objects(
     keep: Callable[[int], bool] = lambda s: False,
     on_object: Callable[[ObjectRef, int], None] | None = None,
     fuse_json: bool = True,
+    use_native: bool = True,
 ) -> ChainChecker:
     """Verify objects in the order given as one chain, adding to `report`. `fuse_json=False` checks
-    chain-only JSON block by block (the reference the fused path is tested and measured against)."""
+    chain-only JSON block by block, `use_native=False` Ion binary without the C verifier (the references
+    the fast paths are tested and measured against)."""
     block_checker = BlockChecker(report, strict=strict, check_revisions=check_revisions)
-    chain = ChainChecker(report, block_checker, keep, fuse_json=fuse_json)
+    chain = ChainChecker(report, block_checker, keep, fuse_json=fuse_json, use_native=use_native)
     for ref in objects:
         report.objects += 1
         blocks_before = report.blocks
@@ -500,6 +552,8 @@ def _verify_object(read: Callable[[str], bytes], ref: ObjectRef, chain: ChainChe
     try:
         if json and chain_only and chain.fuse_json:
             chain.feed_json_lines(data, ref.key, problems, span)
+        elif (verified := chain.native_blocks(data, ref.fmt)) is not None:
+            chain.feed_native(data, verified, ref.key, problems, span)
         else:
             for block in read_blocks(data, ref.fmt, chain_only=chain_only):
                 if span[0] is None:

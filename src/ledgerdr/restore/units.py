@@ -35,19 +35,24 @@ def journal_leaves(content: UnitContent) -> bytes:
     one entry per revision and the redactions, recorded by the worker beside its result so that
     finalize does not fetch, parse and verify every object a second time. Table names are listed
     once and entries refer to them by position."""
+    return leaves_of(content.unit, journal_entries(content.revisions), [r.key for r in content.redactions])
+
+
+def leaves_of(unit: WorkUnit, journal: list[JournalEntry], redactions: list[tuple[str, str, int]]) -> bytes:
+    """`journal_leaves` of a unit's verified entries and redaction keys, however they were read."""
     tables: dict[str, int] = {}
     names: dict[str, str] = {}
     entries = []
-    for table_id, table_name, document_id, version, revision_hash, flags in journal_entries(content.revisions):
+    for table_id, table_name, document_id, version, revision_hash, flags in journal:
         index = tables.setdefault(table_id, len(tables))
         names[table_id] = table_name  # the last name a revision gives wins, as in the digest
         entries.append((index, document_id, version, _b64(revision_hash), flags))
     return orjson.dumps({
         "format_version": 1,
-        "unit": unit_fingerprint(content.unit),
+        "unit": unit_fingerprint(unit),
         "tables": [[table_id, names[table_id]] for table_id in tables],
         "entries": entries,
-        "redactions": [list(r.key) for r in content.redactions],
+        "redactions": [list(key) for key in redactions],
     })
 
 

@@ -202,6 +202,8 @@ class Target(Protocol):
     # (`read_position_record`/`write_position_record`); a target without it resumes from its newest applied
     # block (`info()["last_block"]`).
     has_position_record: bool
+    # `applies_rows`: `apply_rows` takes a unit as the C verifier's rows (restore.rows).
+    applies_rows: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;
@@ -233,6 +235,13 @@ class Target(Protocol):
         verified journal blocks) are stored where `keeps_journal`, ignored elsewhere. Raises RestoreError when
         `open_lineage` was not called or the data cannot be stored."""
 
+
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
+                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+        """`apply` for a unit the C journal verifier turned into rows (`restore.rows`: history rows in the
+        history table's column order, block rows). Same contract as `apply`. Only where `applies_rows`;
+        other targets raise RestoreError."""
+        ...
     def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Every history row, then (flagged `current`) every current row, from one consistent snapshot.
         Rows carry their stored Ion (`ion`); `decode=False` leaves `data` as `NOT_DECODED`."""

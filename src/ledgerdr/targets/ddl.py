@@ -80,8 +80,13 @@ def events_of_block(block: Block) -> list[DdlEvent]:
     return sorted(events)
 
 
+def is_ddl_text(text: str) -> bool:
+    """Whether a statement may change a table definition (a cheap test on its first word, no parse)."""
+    return text.lstrip().lower().startswith(_DDL_VERBS)
+
+
 def _statement_event(seq: int, position: int, text: str) -> DdlEvent | None:
-    if not text.lstrip().lower().startswith(_DDL_VERBS):
+    if not is_ddl_text(text):
         return None  # DML: most statements, and no parse for them
     try:
         statement = parse(text)

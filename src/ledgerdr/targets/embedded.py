@@ -20,7 +20,7 @@ from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
-from ..journal.ionwrite import SymbolTable, Unencodable, binary_top_field, encode_ion
+from ..journal.ionwrite import SymbolTable, Unencodable, binary_ion_hash, binary_top_field, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
@@ -59,6 +59,7 @@ class EmbeddedTarget:
     keeps_journal = True
     splits_state = True
     has_position_record = True
+    applies_rows = True  # apply_rows: units the C verifier turned into rows (restore.rows)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -71,6 +72,10 @@ class EmbeddedTarget:
         # B-trees' working set saves re-reading pages (measured ~20% of apply at 2 MiB, SQLite's default).
         # Per connection, in memory only: durability is unchanged.
         self.storage.conn.execute("PRAGMA cache_size=-65536")
+        # A restore's commits need not each reach the disk: a crash loses whole units, which resume re-applies,
+        # and finalize checkpoints the WAL and syncs the file before the restore's verdict.
+        self._synchronous = self.storage.conn.execute("PRAGMA synchronous").fetchone()[0]  # the ledger's own
+        self.storage.conn.execute("PRAGMA synchronous=NORMAL")
         # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
         # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
         if self.storage.get_meta("restored_strand") is not None or not self.storage.block_count():
@@ -142,6 +147,66 @@ class EmbeddedTarget:
         if redactions or erased:
             storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
         return True
+
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
+                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+        """`apply` for a unit the C verifier turned into rows (`restore.rows`: history rows in the history
+        table's column order, block rows): history and blocks by `INSERT OR IGNORE` (a re-delivered revision is
+        skipped by its key, no lookup), then one upsert or delete per document of its newest version here."""
+        storage, conn = self.storage, self.storage.conn
+        if storage.get_meta("restored_strand") is None and (rows or blocks):
+            raise RestoreError(f"target {self.path}: open_lineage must be called before apply")
+        with storage.write_transaction():
+            if conn.execute("SELECT 1 FROM restore_units WHERE unit_id = ?", (unit_id,)).fetchone():
+                return False
+            for table in tables:
+                self._table(table)
+            redacted = {tuple(r) for r in conn.execute("SELECT table_id, doc_id, version FROM restore_redactions")}
+            erased = False
+            if redacted:  # erased later in the journal (its unit applied first): never bring it back
+                hit = [row for row in rows if row[:3] in redacted and row[3] is not None]
+                rows = [_redacted_row(row) if row in hit else row for row in rows]
+                blocks, erased = _redacted_blocks(blocks, {(row[1], row[2]): None for row in hit}), bool(hit)
+            conn.executemany("INSERT OR IGNORE INTO blocks (seq, ion, block_hash, ts_ms, revisions) "
+                             "VALUES (?, ?, ?, ?, ?)", blocks)
+            conn.executemany(f"INSERT OR IGNORE INTO history ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             rows)
+            self._current_rows(rows)
+            conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
+                         (unit_id, last_block[0] if last_block else None))
+        if erased:
+            storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
+        return True
+
+    def _current_rows(self, rows: Sequence[tuple]) -> None:
+        """Each document's newest row of the unit becomes its current one when no newer version is in history
+        (a delete or redacted row removes it), in SQL; tables with indexes move their entries in Python."""
+        storage, conn = self.storage, self.storage.conn
+        newest: dict[tuple[str, str], tuple] = {}
+        for row in rows:
+            known = newest.get(row[:2])
+            if known is None or row[2] > known[2]:
+                newest[row[:2]] = row
+        indexed = {t.table_id for t in storage.tables() if storage.indexes(t.table_id)}
+        puts, deletes, slow = [], [], []
+        for row in newest.values():
+            if row[0] in indexed:
+                slow.append(row)
+            elif row[3] is None:
+                deletes.append((row[0], row[1], row[2], row[0], row[1]))
+            else:
+                puts.append((*row[:8], row[0], row[1]))
+        conn.executemany(f"INSERT INTO documents ({_CURRENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE "
+                         f"{_NEWEST} ON CONFLICT (table_id, doc_id) DO UPDATE SET version = excluded.version, "
+                         "data = excluded.data, hash = excluded.hash, tx_time_ms = excluded.tx_time_ms, "
+                         "tx_id = excluded.tx_id, block_seq = excluded.block_seq", puts)
+        conn.executemany(f"DELETE FROM documents WHERE table_id = ? AND doc_id = ? AND ? = {_NEWEST_VERSION}",
+                         deletes)
+        if slow:
+            current = [row for row in slow if row[2] == conn.execute(
+                "SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?", row[:2]).fetchone()[0]]
+            self._set_current([(_Decoded(row[3]), DocRow(*row))
+                               for row in current])
 
     def _table(self, table: TableDDL) -> None:
         storage = self.storage
@@ -222,7 +287,7 @@ class EmbeddedTarget:
         self._set_current([pair for doc, pair in newest.items() if pair[0].version == conn.execute(
             "SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?", doc).fetchone()[0]])
 
-    def _set_current(self, newest: list[tuple[RestoredRevision, DocRow]]) -> None:
+    def _set_current(self, newest: list[tuple[RestoredRevision | _Decoded, DocRow]]) -> None:
         """Make each row its document's current one (a delete or redacted row removes it) and move the
         document's index entries from its old current row to the new one."""
         storage = self.storage
@@ -272,7 +337,8 @@ class EmbeddedTarget:
 
     # ------------------------------------------------------------------------------------ after the last unit
     def finalize(self) -> None:
-        """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order).
+        """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order), and
+        make every committed unit durable.
 
         Incremental: it continues from the blocks already folded, so a standby pays per new block."""
         storage = self.storage
@@ -287,10 +353,14 @@ class EmbeddedTarget:
             redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
         if redacted:
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
+        # Commits ran at synchronous=NORMAL: a checkpoint syncs the WAL and then the database file, so what
+        # the restore's verdict speaks for is on disk.
+        storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
         self.finalize()
+        self.storage.conn.execute(f"PRAGMA synchronous={int(self._synchronous)}")  # writes commit as the ledger's
         with self.storage.write_transaction():
             self.storage.set_meta("lineage", lineage)
             self.storage.set_meta("read_only", 0)
@@ -358,6 +428,38 @@ class EmbeddedTarget:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+_ROW_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq, data_hash"
+_CURRENT_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
+_NEWEST_VERSION = "(SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?)"
+_NEWEST = f"?3 = {_NEWEST_VERSION}"
+
+
+class _Decoded:
+    """A stored row's document, decoded on first use (`_set_current` reads `data` of indexed tables only)."""
+
+    __slots__ = ("ion", "_data")
+
+    def __init__(self, ion: bytes | None) -> None:
+        self.ion, self._data = ion, NOT_DECODED
+
+    @property
+    def data(self) -> Any:
+        if self._data is NOT_DECODED:
+            self._data = None if self.ion is None else _loads(self.ion)
+        return self._data
+
+
+def _redacted_blocks(blocks: Sequence[tuple], erase: dict[tuple[str, int], None]) -> list[tuple]:
+    """Block rows with the named revisions' data replaced by their dataHash (`redact_block_ion`)."""
+    return [(seq, redact_block_ion(ion, erase) or ion, *rest) for seq, ion, *rest in blocks]
+
+
+def _redacted_row(row: tuple) -> tuple:
+    """A history row whose data a later redaction erased: no data, its hash kept as data_hash."""
+    data_hash = binary_ion_hash(row[3]) or ion_hash(_loads(row[3]))
+    return (*row[:3], None, *row[4:8], data_hash)
 
 
 def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set[tuple[str, str, int]],

@@ -134,6 +134,7 @@ class PostgresTarget:
     splits_state = False
     writable_ledger = False
     has_position_record = False  # a standby resumes from the newest applied block (`info()["last_block"]`)
+    applies_rows = False  # units come as RestoredRevisions (restore.units)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -223,6 +224,10 @@ class PostgresTarget:
                              last[0] if last else None, True, False)
 
     # ------------------------------------------------------------------------------------------ apply
+
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
+                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+        raise RestoreError("the postgres target applies units as revisions (applies_rows is False)")
 
     def apply(
         self,

@@ -1,0 +1,125 @@
+"""A unit read by the C journal verifier: rows ready to insert, never Python values.
+
+`load_rows` fetches the unit's object and has `_journal.verify_blocks` check every block from its Ion binary
+bytes (every revision's hash, the Merkle roots, the block hashes) and hand back, per document revision, the row
+a target stores: its table, id, version, the document as its own Ion binary stream, hash, txTime and txId. The
+links between the object's blocks are checked here, as `units.load_unit` checks them. Anything the C verifier
+does not read, an object whose blocks do not link, or a `--until` cut-off (decided on the blocks' parsed
+timestamps, as `load_unit` does) gives None: the caller then goes through `load_unit`, which stays the
+reference and reports every problem. Nothing is applied before the whole object has been verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+
+from .. import native
+from ..errors import VerificationError
+from ..journal.verify import Problem
+from ..stores import Store
+from ..targets.base import TableDDL
+from ..targets.ddl import SEEN, DdlEvent, first_seen, is_ddl_text
+from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
+from .shapes import UnitResult, WorkUnit
+from .units import _fetch, leaves_of
+
+# A history row, in the order of the target's insert: table id, document id, version, document Ion (None for a
+# delete), revision hash, txTime (epoch ms), txId, block sequence number, data hash (None: not redacted).
+HistoryRow = tuple[str, str, int, bytes | None, bytes, int, str, int, bytes | None]
+# A block row: sequence number, the block's own Ion binary, block hash, block time (epoch ms), revisions.
+BlockRow = tuple[int, bytes, bytes, int, int]
+
+
+@dataclass
+class RowUnit:
+    unit: WorkUnit
+    strand_id: str | None = None
+    first_previous_hash: bytes | None = None
+    tables: dict[str, TableDDL] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # the last name a revision gives each table id
+    rows: list[HistoryRow] = field(default_factory=list)
+    blocks: list[BlockRow] = field(default_factory=list)
+    ddl: list[DdlEvent] = field(default_factory=list)  # the tables the rows' revisions show active
+
+    @property
+    def last_block(self) -> tuple[int, bytes] | None:
+        return (self.blocks[-1][0], self.blocks[-1][2]) if self.blocks else None
+
+    def journal(self) -> list[JournalEntry]:
+        """The digest inputs of the rows (`targets.digest.journal_entries`' shape)."""
+        names = self.names
+        return [(row[0], names[row[0]], row[1], row[2], row[4], 0 if row[3] is not None
+                 else ENTRY_DELETED | ENTRY_NO_DATA) for row in self.rows]
+
+    def result(self) -> UnitResult:
+        blocks = self.blocks
+        return UnitResult(
+            unit_id=self.unit.unit_id,
+            first_seq=blocks[0][0] if blocks else None,
+            first_previous_hash=_b64(self.first_previous_hash) if blocks and self.first_previous_hash is not None
+            else None,
+            last_seq=blocks[-1][0] if blocks else None,
+            last_hash=_b64(blocks[-1][2]) if blocks else None,
+            last_block_time_ms=blocks[-1][3] if blocks else None,
+            revisions=len(self.rows),
+            ddl=tuple(event.to_list() for event in first_seen(self.ddl)),
+        )
+
+    def leaves(self) -> bytes:
+        return leaves_of(self.unit, self.journal(), [])
+
+
+def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
+    """The unit verified and turned into rows by the C verifier, or None (see the module comment). Raises
+    VerificationError when the object's bytes do not match the sha256 recorded for them."""
+    if native.journal is None or unit.fmt != "ION_BINARY" or unit.until_ms is not None:
+        return None
+    data = _fetch(store, unit)
+    if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
+        raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
+                                [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
+    # Rows for the unit's blocks only; with a recorded checksum nothing past them is read (as load_unit)
+    blocks = native.journal.verify_blocks(data, True, unit.first_seq, unit.last_seq,
+                                          unit.last_seq if unit.sha256 else -1)
+    if blocks is None:
+        return None
+    out = RowUnit(unit)
+    if any(is_ddl_text(text) for block in blocks for text in block[-1]):
+        return None  # a table definition changes inside the unit: its statement order matters (load_unit)
+    last_seq: int | None = None
+    last_hash, strand = b"", None
+    for seq, strand_id, previous, block_hash, revisions, _system, start, end, ts_ms, rows, _statements in blocks:
+        if last_seq is not None and (seq != last_seq + 1 or previous != last_hash or strand_id != strand):
+            return None  # load_unit names the break
+        last_seq, last_hash, strand = seq, block_hash, strand_id
+        if seq > unit.last_seq:
+            if unit.sha256:
+                break  # as load_unit: the rest is other units', verified when the object was recorded
+            continue
+        if seq < unit.first_seq:
+            continue
+        out.strand_id = strand_id
+        _add_block(out, seq, previous, block_hash, revisions, data[start:end], ts_ms, rows)
+    return out
+
+
+def _add_block(out: RowUnit, seq: int, previous: bytes, block_hash: bytes, revisions: int, raw: bytes,
+               ts_ms: int, rows: tuple) -> None:
+    if not out.blocks:
+        out.first_previous_hash = previous
+    out.blocks.append((seq, raw, block_hash, ts_ms, revisions))
+    tables, names, history = out.tables, out.names, out.rows
+    for table_id, table_name, document_id, version, ion, revision_hash, tx_ms, tx_id in rows:
+        if table_id not in tables:
+            tables[table_id] = TableDDL(table_id, table_name, (), False, seq)
+        if names.get(table_id) is None:
+            # No DDL in the unit (load_rows declines those): a revision's table is active at its block.
+            out.ddl.append(DdlEvent(seq, 0, SEEN, table_name, table_id))
+        names[table_id] = table_name
+        history.append((table_id, document_id, version, ion, revision_hash, tx_ms, tx_id, seq, None))
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
