@@ -15,8 +15,8 @@
  *         (table_id, table_name, document_id, version, document_ion | None, revision_hash, tx_time_ms, tx_id)
  *     per document revision in block order (None for a delete; the document as a self-contained Ion binary
  *     stream with a symbol table of its own, symbols in first-use order as ionwrite.SymbolTable numbers them),
- *     and `statements` the texts of the statements that may create an index (they hold "index" in any case,
- *     or a non-ASCII character). A stop_seq >= 0 ends the list with the first block at or past it.
+ *     and `statements` the texts of the statements that may change a table definition (they start with
+ *     CREATE, DROP or UNDROP in any case, or hold a non-ASCII character). A stop_seq >= 0 ends the list with the first block at or past it.
  *     None for the whole object when anything is outside that common case: another stream layout, a field off
  *     QLDB's schema or repeated, a redacted revision or redactionInfo, a hash that does not recompute, odd
  *     lengths, timestamps Python's datetime would not take. The Python path (journal.verify, restore.units)
@@ -579,16 +579,25 @@ static int j_entries(J *j, const Val *v, Block *b)
     return b->entries_n ? OK : NOTREAD;
 }
 
-static int has_index_word(const unsigned char *s, Py_ssize_t n)
+/* A statement that may change a table definition: it starts (after ASCII white space) with CREATE, DROP or
+ * UNDROP in any case (targets/ddl.py's is_ddl_text), or holds a non-ASCII character (decided in Python). */
+static int has_prefix(const unsigned char *s, Py_ssize_t n, const char *word)
+{
+    Py_ssize_t i;
+    for (i = 0; word[i] != '\0'; i++)
+        if (i >= n || (s[i] | 0x20) != word[i]) return 0;
+    return 1;
+}
+
+static int may_define_table(const unsigned char *s, Py_ssize_t n)
 {
     Py_ssize_t i;
     for (i = 0; i < n; i++)
         if (s[i] >= 0x80) return 1;
-    for (i = 0; i + 5 <= n; i++)
-        if ((s[i] | 0x20) == 'i' && (s[i + 1] | 0x20) == 'n' && (s[i + 2] | 0x20) == 'd' &&
-            (s[i + 3] | 0x20) == 'e' && (s[i + 4] | 0x20) == 'x')
-            return 1;
-    return 0;
+    for (i = 0; i < n && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')); i++)
+        ;
+    return has_prefix(s + i, n - i, "create") || has_prefix(s + i, n - i, "drop") ||
+           has_prefix(s + i, n - i, "undrop");
 }
 
 static int j_statements(J *j, const Val *v, Block *b)
@@ -619,7 +628,7 @@ static int j_statements(J *j, const Val *v, Block *b)
             ldr_sha256(j->r.out.p, (size_t)j->r.out.len, h);
             if (memcmp(h, j->r.d + digest.start, 32) != 0) return NOTREAD;
         }
-        if (b->statements != NULL && has_index_word(j->r.d + text.start, text.end - text.start)) {
+        if (b->statements != NULL && may_define_table(j->r.d + text.start, text.end - text.start)) {
             PyObject *s = PyUnicode_DecodeUTF8((const char *)j->r.d + text.start, text.end - text.start, "strict");
             if (s == NULL || PyList_Append(b->statements, s) < 0) {
                 Py_XDECREF(s);

@@ -22,8 +22,9 @@ from ..stores import Store
 from ..targets.base import TableDDL
 from ..targets.ddl import SEEN, DdlEvent, first_seen, is_ddl_text
 from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
+from .overlaps import fetch_object
 from .shapes import UnitResult, WorkUnit
-from .units import _fetch, leaves_of
+from .units import leaves_of
 
 # A history row, in the order of the target's insert: table id, document id, version, document Ion (None for a
 # delete), revision hash, txTime (epoch ms), txId, block sequence number, data hash (None: not redacted).
@@ -76,7 +77,7 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
     VerificationError when the object's bytes do not match the sha256 recorded for them."""
     if native.journal is None or unit.fmt != "ION_BINARY" or unit.until_ms is not None:
         return None
-    data = _fetch(store, unit)
+    data = fetch_object(store, unit.key, unit.version_id)
     if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
         raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
                                 [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
