@@ -24,9 +24,9 @@ from ledgerdr.ledger.engine import Ledger
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
-from ledgerdr.restore.worker import run_worker
+from ledgerdr.restore.worker import WorkerSpec, run_worker
 from ledgerdr.sources.embedded import EmbeddedSource
-from ledgerdr.stores import FileStore, Location
+from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 
@@ -96,9 +96,9 @@ def test_rows_path_stores_what_the_python_path_stores(tmp_path):
     queue = SqliteQueue(tmp_path / "q.db", name="dup")
     bodies = [u.to_bytes() for u in reversed(plan.units)]
     queue.send_batch(bodies + bodies[::2])
+    run_worker(queue, WorkerSpec(primary.url, f"embedded:{tmp_path / 'dup.db'}", str(tmp_path / "dup-state"),
+                                 ledger_name=plan.ledger_name))
     target = EmbeddedTarget(tmp_path / "dup.db")
-    run_worker(queue, primary, target, Location(FileStore(tmp_path / "dup-state", lock_mode=None), ""),
-               ledger_name=plan.ledger_name)
     target.finalize()
     assert digest_of_target(target).digest == fast.journal_state_digest
     target.close()
