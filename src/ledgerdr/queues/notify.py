@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ..errors import ConfigError
-from .base import Message, Queue, StaleReceipt
+from ..errors import ConfigError, StaleReceipt
+from .base import Message, Queue
 from .sqs import MAX_BATCH_ENTRIES, MAX_WAIT_SECONDS, _call, region_from_url, sqs_client
 
 # A consumer acks after the re-read a message asked for; if it dies first, the message is simply seen

@@ -35,19 +35,14 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, QueueError, QueueNotFound, QueueUnavailable, SendIncomplete, StaleReceipt
 from .base import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_VISIBILITY_TIMEOUT,
     DeadLetter,
     Message,
     QueueCounts,
-    QueueError,
-    QueueNotFound,
     QueueProperties,
-    QueueUnavailable,
-    SendIncomplete,
-    StaleReceipt,
     check_bodies,
     check_receive_args,
     check_visibility_timeout,
