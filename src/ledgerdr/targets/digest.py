@@ -31,7 +31,7 @@ from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
 from ..journal.hashing import dot, ion_hash
-from ..journal.ionwrite import binary_ion_hash
+from ..journal.ionread import binary_ion_hash
 from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, Target
 
 STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in (docs/format.md)
@@ -348,7 +348,7 @@ class _DigestBuilder:
 
 def _recompute(metadata: Any, data: Any, ion: bytes | None, journal_hash: bytes) -> bytes:
     """`dot(IonHash(metadata), IonHash(data))`, with IonHash(data) read from the stored Ion bytes `ion`
-    when there are some (`ionwrite.binary_ion_hash`: no Python values built). A result that differs from
+    when there are some (`ionread.binary_ion_hash`: no Python values built). A result that differs from
     the journal's hash, or bytes that reader does not read, are decided by decoding the bytes and hashing
     the value, so a mismatch is only ever reported from the decoded value (as without the fast path)."""
     meta_hash = ion_hash(metadata)

@@ -20,7 +20,8 @@ from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
-from ..journal.ionwrite import SymbolTable, Unencodable, binary_top_field, encode_ion
+from ..journal.ionread import binary_top_field
+from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
@@ -414,7 +415,7 @@ def _dumps(data: Any) -> bytes:
 
 def _stored_index_key(data: bytes, name: str) -> bytes | None:
     """`index_key` of field `name` of a stored document, read from its bytes when the field is a plain
-    string or int (`ionwrite.binary_top_field`), else from the decoded document."""
+    string or int (`ionread.binary_top_field`), else from the decoded document."""
     found = binary_top_field(data, name)
     if found is not None:
         descriptor, raw = found
