@@ -19,6 +19,7 @@ an s() that no value has, so it can only cause a mismatch, which callers confirm
 from __future__ import annotations
 
 from hashlib import sha256
+from typing import Any
 
 from amazon.ion.core import IonType
 
@@ -28,7 +29,7 @@ from .ionwrite import IVM, SYSTEM_SYMBOLS
 
 __all__ = ["binary_hash_repr", "binary_hash_repr_python", "binary_ion_hash", "binary_top_field"]
 
-_NATIVE = native.ionhash
+_NATIVE: Any = native.ionhash  # untyped C module; used only when built
 
 
 class _NotRead(Exception):
@@ -158,9 +159,10 @@ def _read_value(data: bytes, pos: int, end: int, names: tuple[bytes | None, ...]
         sid = int.from_bytes(data[pos:stop], "big")
         if not sid:
             return b"\x0b\x71\x0e", stop
-        if sid >= len(names) or names[sid] is None:
+        name = names[sid] if sid < len(names) else None
+        if name is None:
             raise _NotRead("unknown symbol")
-        return names[sid], stop  # type: ignore[return-value]  # s(symbol value) = s(symbol as a name)
+        return name, stop  # s(symbol value) = s(symbol as a name)
     if code == 0xE0:
         annotations_length, pos = _read_varuint(data, pos, stop)
         annotations_end = pos + annotations_length
@@ -169,9 +171,10 @@ def _read_value(data: bytes, pos: int, end: int, names: tuple[bytes | None, ...]
         parts = [b"\x0b\xe0"]
         while pos < annotations_end:
             sid, pos = _read_varuint(data, pos, annotations_end)
-            if not 0 < sid < len(names) or names[sid] is None:
+            name = names[sid] if 0 < sid < len(names) else None
+            if name is None:
                 raise _NotRead("unknown annotation")
-            parts.append(names[sid])  # type: ignore[arg-type]
+            parts.append(name)
         if data[pos] >> 4 == 0xE:
             raise _NotRead("nested annotation wrapper")
         inner, pos = _read_value(data, pos, stop, names)
@@ -251,7 +254,8 @@ def binary_hash_repr_python(data: bytes) -> bytes | None:
 
 def _binary_hash_repr_native(data: bytes) -> bytes | None:
     try:
-        return _NATIVE.binary_hash_repr(data)  # type: ignore[union-attr]
+        serialized: bytes | None = _NATIVE.binary_hash_repr(data)
+        return serialized
     except RecursionError:
         return None
 
@@ -263,7 +267,8 @@ def binary_ion_hash(data: bytes) -> bytes | None:
     """`hashing.ion_hash` of the value `data` holds (`binary_hash_repr`), or None when not read here."""
     if _NATIVE is not None:
         try:
-            return _NATIVE.binary_ion_hash(data)
+            digest: bytes | None = _NATIVE.binary_ion_hash(data)
+            return digest
         except RecursionError:
             return None
     serialized = binary_hash_repr_python(data)

@@ -325,7 +325,7 @@ def _name_text(name: Any) -> str:
     return text
 
 
-def _dict(value: dict, table: SymbolTable) -> tuple[bytes, bytes]:
+def _dict(value: dict[Any, Any], table: SymbolTable) -> tuple[bytes, bytes]:
     return _fields(value.items(), table)
 
 
@@ -395,7 +395,7 @@ def _ionpy_bool(value: IonPyBool, table: SymbolTable) -> tuple[bytes, bytes]:
     return _annotate(value, table, _bool(value, table))
 
 
-class _Handlers(dict):
+class _Handlers(dict[type, Callable[..., tuple[bytes, bytes]]]):
     """Exact type → encoder; a subclass resolves through its MRO once, then is cached."""
 
     def __missing__(self, cls: type) -> Callable[..., tuple[bytes, bytes]]:
@@ -445,7 +445,8 @@ def encode_hashed_python(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
     The reference; `encode_hashed` is the C twin when it is built (same bytes, tested).
     """
     try:
-        return _HANDLERS[value.__class__](value, table)
+        encoded: tuple[bytes, bytes] = _HANDLERS[value.__class__](value, table)
+        return encoded
     except Unencodable:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
@@ -455,19 +456,21 @@ def encode_hashed_python(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
 def _python_handler(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
     """What the C encoder hands back for a type it does not write itself (IonPy values, Decimal,
     timestamps, symbols, subclasses)."""
-    return _HANDLERS[value.__class__](value, table)
+    encoded: tuple[bytes, bytes] = _HANDLERS[value.__class__](value, table)
+    return encoded
 
 
 def _encode_hashed_native(value: Any, table: SymbolTable) -> tuple[bytes, bytes]:
     try:
-        return _NATIVE.encode_hashed(value, table, _python_handler)  # type: ignore[union-attr]
+        encoded: tuple[bytes, bytes] = _NATIVE.encode_hashed(value, table, _python_handler)
+        return encoded
     except Unencodable:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise Unencodable(str(exc)) from exc
 
 
-_NATIVE = native.ionhash
+_NATIVE: Any = native.ionhash  # untyped C module; used only when built
 encode_hashed = encode_hashed_python if _NATIVE is None else _encode_hashed_native
 
 

@@ -53,7 +53,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     digest: str | None = None  # digest at the tip, when the chain starts at the genesis block
-    orphans: list[dict] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
+    orphans: list[dict[str, Any]] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
 
     @property
     def ok(self) -> bool:
@@ -339,8 +339,8 @@ class ChainChecker:
                 self._flush_fused(span, first, last, last_seq, last_hash, tip, blocks, revisions, system,
                                   with_revisions)
 
-    def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int,
-                     last_hash: bytes, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
+    def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int | None,
+                     last_hash: bytes | None, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
                      with_revisions: bool) -> None:
         """Write back what `feed_json_lines` kept in locals since the last general block: the link, the
         object's span, the report's counts, and its last block as the tip."""
@@ -377,7 +377,7 @@ def _fused_chain_hashes(obj: Mapping[str, Any], last_hash: bytes | None,
     blockHash, an entriesHashList member) is compared as text: most blocks hold one revision, whose
     hash is then the revisions' Merkle root and a member of entriesHashList as given."""
     previous_text = obj.get("previousBlockHash")
-    if previous_text is None or previous_text != last_text:
+    if previous_text is None or previous_text != last_text or last_hash is None:
         previous = b"" if previous_text is None else a2b_base64(previous_text)
         if previous != last_hash:
             return None
