@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -50,7 +51,7 @@ class _Group(click.Group):
             return None
         return getattr(importlib.import_module(f"{__name__}.{module}"), cmd_name)
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -88,7 +89,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-def _stdout_closed() -> None:
+def _stdout_closed() -> NoReturn:
     """End quietly when stdout's reader went away (`ledgerdr status | head`): no traceback, and no second
     BrokenPipeError when the interpreter flushes stdout at exit (it goes to /dev/null instead). The exit
     code is a SIGPIPE death's (141), so `set -o pipefail` cannot take a cut-short `status` for a pass."""

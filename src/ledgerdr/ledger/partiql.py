@@ -480,7 +480,7 @@ class _Parser(lexer.TokenCursor):
         return self.expr()
 
     def projection_items(self) -> tuple[ProjectionItem, ...]:
-        items = []
+        items: list[ProjectionItem] = []
         while True:
             start = self.tok
             expr = self.projection_expr()
@@ -621,8 +621,7 @@ class _Parser(lexer.TokenCursor):
                     raise self.fail("path wildcards ([*]) are not supported")
                 index = self.expr()
                 self.expect_op("]")
-                is_name = isinstance(index, Lit) and isinstance(index.value, str)
-                steps.append(index.value if is_name else index)  # type: ignore[union-attr]
+                steps.append(index.value if isinstance(index, Lit) and isinstance(index.value, str) else index)
                 continue
             if not steps:
                 return node

@@ -30,7 +30,9 @@ class Digest:
 class Source(Protocol):
     kind: str
     ledger_name: str
-    lineage: str  # changes when a standby is promoted; a repository refuses a foreign lineage
+    @property
+    def lineage(self) -> str:
+        """Changes when a standby is promoted; a repository refuses a foreign lineage."""
 
     def strand_id(self) -> str | None:
         """The journal's strand, or None while the journal is empty."""

@@ -466,7 +466,7 @@ def _is_locked(resp: dict[str, Any]) -> bool:
 
 
 def _is_hex_sha256(value: str | None) -> bool:
-    return bool(value) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return value is not None and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _version(version_id: str | None) -> dict[str, str]:

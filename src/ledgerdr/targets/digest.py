@@ -25,7 +25,7 @@ import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import Any
 
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
@@ -42,22 +42,7 @@ RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED = 0, 1, 2, 3
 REASONS = {JSON_TYPE_LOST: "json_type_lost", DELETED: "deleted", REDACTED: "redacted"}
 
 
-class _Revision(Protocol):
-    """What a leaf is computed from: `RestoredRevision` and `StoredRevision` both fit."""
-
-    table_id: str
-    table_name: str
-    document_id: str
-    version: int
-    data: Any | None
-    metadata: Any
-    hash: bytes
-    data_hash: bytes | None
-    type_lost: bool
-    ion: bytes | None
-
-    @property
-    def deleted(self) -> bool: ...
+_Revision = RestoredRevision | StoredRevision  # what a leaf is computed from
 
 
 @dataclass(frozen=True, order=True)
@@ -105,9 +90,9 @@ class StateDigest:
         for table_id in sorted(self.tables.keys() | other.tables.keys()):
             mine, theirs = self.tables.get(table_id), other.tables.get(table_id)
             if mine is None or theirs is None:
-                present = mine or theirs
-                side = "only here" if mine else "only in the other"
-                lines.append(f"table {present.table_name!r} ({table_id}) {side}")  # type: ignore[union-attr]
+                present, side = (mine, "only here") if mine is not None else (theirs, "only in the other")
+                assert present is not None  # table_id came from one of the two
+                lines.append(f"table {present.table_name!r} ({table_id}) {side}")
                 continue
             if mine.dropped != theirs.dropped:
                 lines.append(f"table {mine.table_name!r} ({table_id}): "

@@ -160,7 +160,7 @@ class EmbeddedTarget:
             storage.insert_index(index)
             storage.add_index_entries(
                 (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
-                if (key := _stored_index_key(row.data, field)) is not None)
+                if row.data is not None and (key := _stored_index_key(row.data, field)) is not None)
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -236,7 +236,7 @@ class EmbeddedTarget:
             if not table_indexes:
                 continue
             old = storage.document(row.table_id, row.doc_id)
-            old_data = _loads(old.data) if old is not None else None
+            old_data = _loads(old.data) if old is not None and old.data is not None else None
             for index in table_indexes:
                 before = index_key(_field(old_data, index.field)) if old_data is not None else None
                 after = index_key(_field(revision.data, index.field)) if row.data is not None else None

@@ -294,7 +294,7 @@ class PostgresTarget:
             cur.execute(query + sql.SQL(" ORDER BY table_id"))
         else:
             cur.execute(query + sql.SQL(" WHERE table_id = ANY(%s)"), (list(table_ids),))
-        return {row[0]: PgTable(*row[:4], tuple(row[4]), row[5], row[6]) for row in cur.fetchall()}
+        return {row[0]: PgTable(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6]) for row in cur.fetchall()}
 
     def _create_table(self, cur: psycopg.Cursor, table_id: str, table_name: str) -> PgTable:
         current, history = pg_table_names(table_id, table_name)
