@@ -23,7 +23,7 @@ from ledgerdr.journal.hashing import ion_hash, ion_hash_repr
 from ledgerdr.journal.ionread import binary_hash_repr, binary_ion_hash
 from ledgerdr.journal.ionwrite import IVM, SymbolTable, Unencodable, encode_ion
 from ledgerdr.ledger.workload import make_document
-from test_ion_hash_property import SETTINGS, ion_values
+from support.ion_values import SETTINGS, ion_values
 
 
 def _streams(value: Any) -> list[bytes]:

@@ -22,7 +22,7 @@ from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.targets.base import Target
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.postgres import PostgresTarget
-from test_state_digest import JournalScenario, standard_scenario
+from support.scenarios import JournalScenario, standard_scenario
 
 LEDGER = "vehicle-registration"
 

@@ -20,7 +20,7 @@ from ledgerdr.journal.codecs import ExportFormat, encode_block, encode_ion_value
 from ledgerdr.journal.layout import new_id
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter, WrittenBlock
 
-SAMPLES = Path(__file__).resolve().parent / "data"  # copies, with provenance in data/README.md
+SAMPLES = Path(__file__).resolve().parent.parent / "data"  # copies, with provenance in data/README.md
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
