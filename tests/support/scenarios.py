@@ -6,9 +6,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-
-from amazon.ion.core import Timestamp, TimestampPrecision
 
 from ledgerdr.journal.codecs import ExportFormat, encode_block, read_blocks
 from ledgerdr.journal.model import Block
@@ -22,6 +19,7 @@ from ledgerdr.targets.base import (
     revisions_of_block,
 )
 from ledgerdr.targets.ddl import DdlState, events_of_block
+from support.qldb_export_factory import vehicle_document
 
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -98,7 +96,7 @@ class JournalScenario:
             document_id, version = self.new_id(), 0
         else:
             version = self.latest[document_id][2] + 1
-        body = None if delete else (data if data is not None else document(self.rng, len(self.blocks)))
+        body = None if delete else (data if data is not None else vehicle_document(self.rng, len(self.blocks)))
         return DocumentWrite(name, self.tables[name], document_id, version, body)
 
     def random_transactions(self, count: int) -> None:
@@ -157,18 +155,6 @@ class JournalScenario:
     def expected_current(self) -> dict[tuple[str, str], int]:
         """(tableId, documentId) → version of every live document, from the bookkeeping, not the digest."""
         return {(t, d): v for d, (_, t, v) in self.latest.items() if d not in self.deleted}
-
-
-def document(rng: random.Random, i: int) -> dict:
-    return {
-        "VIN": f"VIN{i:06d}{rng.randrange(1000):03d}",
-        "Price": Decimal(rng.randrange(100000, 9999999)).scaleb(-2),
-        "Made": Timestamp(2000 + rng.randrange(25), 1 + rng.randrange(12), 1 + rng.randrange(28),
-                          precision=TimestampPrecision.DAY),
-        "Key": bytes(rng.randrange(256) for _ in range(8)),
-        "Owner": {"Name": rng.choice(["Ana", "Bo", "Chen", "Dée"]), "Tags": ["a", 1, None]},
-        "Count": rng.randrange(-5, 10**12),
-    }
 
 
 def standard_scenario(seed: int = 1, transactions: int = 60) -> JournalScenario:
