@@ -5,6 +5,12 @@ BIN := $(VENV)/bin
 # QLDB's service models left botocore; these packages put them back. --no-deps: they pin an old botocore.
 QLDB_MODELS := botocore-a-la-carte-qldb==1.34.144 botocore-a-la-carte-qldb-session==1.34.144
 
+# The real pyqldb driver, for the tests of `ledgerdr serve`, in its own venv: it pins amazon.ion <= 0.9.3,
+# which ledgerdr (0.15) cannot share. --no-deps with its dependencies named, so pip cannot pull in others.
+PYQLDB_VENV := .venv-pyqldb
+PYQLDB_DEPS := pyqldb==3.2.4 amazon.ion==0.9.3 ionhash==1.2.1 'boto3>=1.34,<2' 'botocore>=1.34,<2' \
+	's3transfer<1' 'jmespath<2' 'python-dateutil<3' 'six<2' 'urllib3<3'
+
 .PHONY: demo test lint bench clean
 
 $(BIN)/python:
@@ -20,8 +26,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)
 	$(BIN)/pip install -q --no-deps $(QLDB_MODELS)
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml $(PYQLDB_VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(PYQLDB_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(PYQLDB_VENV)
+	$(PYQLDB_VENV)/bin/pip install -q --no-deps $(PYQLDB_DEPS) $(QLDB_MODELS)
 	touch $@
 
 demo: $(VENV)/.installed
@@ -44,4 +55,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-drill
+	rm -rf $(VENV) $(PYQLDB_VENV) demo-drill

@@ -47,7 +47,7 @@ from freezegun import freeze_time
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import make_document
-from ledgerdr.replicate import replicate
+from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WINDOWS, read_windows
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
@@ -178,8 +178,9 @@ def file_runs(root: Path, scratch: Path, repeat: int) -> dict:
             return path
         return make
 
-    rep_s, _ = best(repeat, fresh("file-rep"), lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""),
-                                                                                 "bench", concurrency=CONCURRENCY)))
+    copying, checking = ReplicateOptions("bench", concurrency=CONCURRENCY), ReplicateOptions("bench", verify_only=True)
+    rep_s, _ = best(repeat, fresh("file-rep"),
+                    lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""), copying)))
     bare_s, _ = best(repeat, fresh("file-bare"), lambda d: bare_file_copy(root / "history", d, keys))
 
     def copied(i: int) -> Path:
@@ -187,8 +188,7 @@ def file_runs(root: Path, scratch: Path, repeat: int) -> dict:
         bare_file_copy(root / "history", path, keys)
         return path
 
-    verify_s, _ = best(repeat, copied, lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""), "bench",
-                                                                      verify_only=True)))
+    verify_s, _ = best(repeat, copied, lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""), checking)))
     return {"objects": len(keys), "bytes": size, "replicate": rep_s, "bare": bare_s, "verify_only": verify_s}
 
 
@@ -199,7 +199,7 @@ def incremental_runs(root: Path, scratch: Path, repeat: int, windows: int) -> di
     shutil.copytree(root / "history", work / "primary")
     primary = Location(FileStore(work / "primary"), "")
     # the replica that holds and verified the whole history, kept as a template for every repetition
-    must_be_ok(replicate(primary, Location(FileStore(work / "replica-history"), ""), "bench"))
+    must_be_ok(replicate(primary, Location(FileStore(work / "replica-history"), ""), ReplicateOptions("bench")))
     history_windows = read_windows(primary).windows
     append_new_window(root, primary, windows)
     new = read_windows(primary).windows[-1]
@@ -220,8 +220,8 @@ def incremental_runs(root: Path, scratch: Path, repeat: int, windows: int) -> di
         shutil.rmtree(path, ignore_errors=True)
         return Location(FileStore(path), "")
 
-    inc_s, inc = best(repeat, on_history, lambda r: must_be_ok(replicate(primary, r, "bench")))
-    alone_s, one = best(repeat, empty, lambda r: must_be_ok(replicate(alone_primary, r, "bench")))
+    inc_s, inc = best(repeat, on_history, lambda r: must_be_ok(replicate(primary, r, ReplicateOptions("bench"))))
+    alone_s, one = best(repeat, empty, lambda r: must_be_ok(replicate(alone_primary, r, ReplicateOptions("bench"))))
     assert inc.windows_verified == one.windows_verified == 1, (inc, one)
     return {"history_windows": len(history_windows), "history_revisions": sum(w.revisions for w in history_windows),
             "history_objects": sum(len(w.objects) for w in history_windows), "new_revisions": new.revisions,
@@ -237,7 +237,7 @@ def recheck_runs(root: Path, scratch: Path, repeat: int) -> dict:
     replica_root = scratch / "recheck-replica"
     shutil.rmtree(replica_root, ignore_errors=True)
     replica = Location(FileStore(replica_root), "")
-    must_be_ok(replicate(primary, replica, "bench"))
+    must_be_ok(replicate(primary, replica, ReplicateOptions("bench")))
     keys = object_keys(primary)
 
     def bare_hash(_: object) -> None:
@@ -247,7 +247,8 @@ def recheck_runs(root: Path, scratch: Path, repeat: int) -> dict:
         with ThreadPoolExecutor(CONCURRENCY) as pool:
             list(pool.map(one, keys))
 
-    idle_s, idle = best(repeat, lambda i: None, lambda _: must_be_ok(replicate(primary, replica, "bench")))
+    idle_s, idle = best(repeat, lambda i: None,
+                        lambda _: must_be_ok(replicate(primary, replica, ReplicateOptions("bench"))))
     assert idle.copied == idle.windows_verified == 0 and idle.rechecked == len(keys), idle
     status_s, status = best(repeat, lambda i: None, lambda _: repository_status(
         "bench", "r", replica, now=datetime.now(UTC), primary=False))
@@ -322,8 +323,8 @@ def s3_runs(root: Path, endpoint: str, repeat: int, windows: int) -> dict:
     def bucket(tag: str) -> Callable[[int], Location]:
         return lambda i: make_bucket(client, f"bench-{tag}-{next(counter)}")
 
-    rep_s, _ = best(repeat, bucket("rep"), lambda r: must_be_ok(replicate(primary, r, "bench",
-                                                                          concurrency=CONCURRENCY)))
+    copying = ReplicateOptions("bench", concurrency=CONCURRENCY)
+    rep_s, _ = best(repeat, bucket("rep"), lambda r: must_be_ok(replicate(primary, r, copying)))
 
     def bare_copy(dest: Location) -> None:
         def one(item: tuple[str, str | None]) -> None:

@@ -32,7 +32,8 @@ from ledgerdr.aws import handlers
 from ledgerdr.aws.runtime import HandlerFailed
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.queues.sqs import encode_body
-from ledgerdr.restore.plan import RestorePlan, WorkUnit
+from ledgerdr.restore.plan import RestorePlan
+from ledgerdr.restore.shapes import WorkUnit
 from ledgerdr.stores import copy_object, open_location
 from ledgerdr.targets import open_target
 from ledgerdr.targets.digest import digest_of_target
@@ -104,7 +105,7 @@ def _as_function(monkeypatch, stack, logical: str) -> None:
     boto3.setup_default_session()
     qldb = stack.qldb  # the handlers' QLDB client comes from the default session
     boto3.DEFAULT_SESSION._session.register("before-parameter-build.qldb", qldb._stash)
-    boto3.DEFAULT_SESSION._session.register("before-call.qldb", qldb._answer)
+    boto3.DEFAULT_SESSION._session.register("before-send.qldb", qldb._answer)
 
 
 def _metrics(out: str, name: str) -> list[dict]:

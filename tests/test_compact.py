@@ -23,17 +23,11 @@ from ledgerdr.ledger.workload import run_workload
 from ledgerdr.prune import prune
 from ledgerdr.repository import EXPORTS, Watermark, read_windows, write_watermark
 from ledgerdr.restore import RestoreOptions, restore
-from ledgerdr.restore.plan import WorkUnit, units_of_window
-from ledgerdr.restore.snapshot import (
-    SnapshotManifest,
-    is_snapshot_unit,
-    last_block_of,
-    load_snapshot_unit,
-    manifest_key,
-    newest_snapshot,
-    snapshot_units,
-)
+from ledgerdr.restore.plan import units_of_window
+from ledgerdr.restore.shapes import WorkUnit
+from ledgerdr.restore.snapshot import is_snapshot_unit, last_block_of, load_snapshot_unit, snapshot_units
 from ledgerdr.restore.units import load_unit
+from ledgerdr.snapshots import SnapshotManifest, manifest_key, newest_snapshot
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.faults import flip_byte

@@ -11,7 +11,7 @@ import boto3
 import orjson
 from moto import mock_aws
 
-from ledgerdr.replicate import replicate
+from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WATERMARKS, WINDOWS, RecordCache, read_windows
 from ledgerdr.restore.standby import follow_once
 from ledgerdr.stores import FileStore, Location
@@ -51,11 +51,11 @@ def test_replicate_follower_gets_no_old_record_and_picks_up_a_new_one(tmp_path):
     primary = Location(_Gets(plain.store), "")
     replica = Location(_Gets(FileStore(tmp_path / "secondary")), "")
     cache = RecordCache()
-    first = replicate(primary, replica, "secondary", cache=cache)
+    first = replicate(primary, replica, ReplicateOptions("secondary"), cache=cache)
     assert first.ok and first.windows_verified == 3
     primary.store.taken(), replica.store.taken()
 
-    idle = replicate(primary, replica, "secondary", cache=cache)  # a --follow round with nothing new
+    idle = replicate(primary, replica, ReplicateOptions("secondary"), cache=cache)  # a --follow round with nothing new
     assert idle.ok and (idle.copied, idle.skipped, idle.windows_verified, idle.windows_covered) == (0, 0, 0, 3)
     assert primary.store.taken() == []  # no window record, no object
     mark_key = f"{WATERMARKS}secondary/{first.watermark.last_seq:020d}.json"
@@ -64,12 +64,12 @@ def test_replicate_follower_gets_no_old_record_and_picks_up_a_new_one(tmp_path):
                                                                             WINDOWS + w.key_name])
     assert sorted(replica.store.taken()) == sorted([mark_key, *vouched]) and idle.rechecked == len(vouched)
     assert idle.watermark == first.watermark
-    again = replicate(primary, replica, "secondary", cache=cache)
+    again = replicate(primary, replica, ReplicateOptions("secondary"), cache=cache)
     assert again.ok and primary.store.taken() == [] and sorted(replica.store.taken()) == vouched
 
     assert back_up_one_more_minute(ledger_path, plain, 3) == 1
     new = read_windows(plain).windows[-1]
-    grown = replicate(primary, replica, "secondary", cache=cache)
+    grown = replicate(primary, replica, ReplicateOptions("secondary"), cache=cache)
     assert grown.ok and grown.windows_verified == 1 and grown.windows_covered == 3
     assert set(primary.store.taken(WINDOWS)) == {WINDOWS + new.key_name}  # the new record only (read, copied)
     assert replica.store.taken(WATERMARKS) == []  # the old watermark came from the cache
@@ -83,16 +83,16 @@ def test_one_shot_replicate_reads_no_primary_object_under_the_watermark(tmp_path
     ledger_path, plain = backed_up_ledger(tmp_path, minutes=3)
     primary = Location(_Gets(plain.store), "")
     replica = Location(FileStore(tmp_path / "secondary"), "")
-    assert replicate(primary, replica, "secondary").ok
+    assert replicate(primary, replica, ReplicateOptions("secondary")).ok
     primary.store.taken()
     assert back_up_one_more_minute(ledger_path, plain, 3) == 1
-    report = replicate(primary, replica, "secondary")
+    report = replicate(primary, replica, ReplicateOptions("secondary"))
     assert report.ok and report.windows_verified == 1 and report.windows_covered == 3
     windows = read_windows(plain).windows
     assert set(primary.store.taken()) == {WINDOWS + w.key_name for w in windows} | {
         o.key for o in windows[-1].objects}
     # the watermark equals what a replica verified from scratch in one run writes, block time included
-    fresh = replicate(plain, Location(FileStore(tmp_path / "fresh"), ""), "secondary").watermark
+    fresh = replicate(plain, Location(FileStore(tmp_path / "fresh"), ""), ReplicateOptions("secondary")).watermark
     assert (report.watermark.last_seq, report.watermark.last_block_hash, report.watermark.last_block_time,
             report.watermark.windows_verified) == (fresh.last_seq, fresh.last_block_hash, fresh.last_block_time,
                                                    fresh.windows_verified)

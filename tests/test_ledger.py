@@ -459,6 +459,7 @@ def test_history_time_bounds_select_revisions_active_in_the_range(tmp_path):
         at = lambda text: datetime.fromisoformat(text)  # noqa: E731
         assert versions(at("2024-05-01T10:03:30+00:00"), at("2024-05-01T10:04:00+00:00")) == [1]
         assert versions(at("2024-05-01T10:02:00+00:00"), at("2024-05-01T10:05:00+00:00")) == [0, 1, 2]
+        clock.move_to("2024-05-01T12:30:00Z")  # history() refuses an end in the future, as QLDB does
         assert versions(at("2024-05-01T11:00:00+00:00"), at("2024-05-01T12:00:00+00:00")) == [2]
         assert versions(None, at("2024-05-01T09:00:00+00:00")) == []
 

@@ -36,6 +36,7 @@ from ledgerdr.ledger.partiql import (
     Expr,
     In,
     Insert,
+    InsertOp,
     Is,
     Like,
     ListExpr,
@@ -145,7 +146,7 @@ def test_update_without_alias_binds_the_table_name_and_paths_are_document_relati
 
 
 def test_update_needs_an_operation_and_a_real_path():
-    with pytest.raises(PartiQLSyntaxError, match="expected SET or REMOVE"):
+    with pytest.raises(PartiQLSyntaxError, match="expected SET, REMOVE or INSERT INTO"):
         parse("UPDATE t WHERE a = 1")
     with pytest.raises(PartiQLSyntaxError, match="whole document"):
         parse("UPDATE t AS x SET x = {'a': 1}")
@@ -157,8 +158,7 @@ def test_qldb_from_first_dml_maps_onto_update():
     stmt = parse("FROM Person AS p WHERE p.GovId = ? SET p.Name = ? REMOVE p.Nick")
     assert stmt == Update("Person", "p", None, (SetOp(("Name",), Param(1)), RemoveOp(("Nick",))),
                           Binary("=", Path(Var("p"), ("GovId",)), Param(0)))
-    with pytest.raises(PartiQLSyntaxError, match="INSERT INTO inside"):
-        parse("FROM Person AS p INSERT INTO p VALUE 1 AT 'x'")
+    assert parse("FROM Person AS p INSERT INTO p VALUE 1 AT 'x'").operations == (InsertOp((), Lit(1), Lit("x")),)
 
 
 def test_delete_forms():
@@ -287,11 +287,12 @@ def test_precedence_and_shapes(text, expected):
 
 @pytest.mark.parametrize(("sql", "line", "column", "near", "detail"), [
     ("SELECT * FORM t", 1, 10, "FORM", "expected FROM"),
-    ("SELECT * FROM a, b", 1, 16, ",", "joins are not supported"),
-    ("SELECT * FROM a INNER JOIN b ON a.x = b.y", 1, 17, "INNER", "joins are not supported"),
-    ("SELECT * FROM a JOIN b ON a.x = b.y", 1, 17, "JOIN", "joins are not supported"),
-    ("SELECT * FROM t WHERE a IN (SELECT b FROM u)", 1, 29, "SELECT", "subqueries are not supported"),
-    ("SELECT * FROM (SELECT * FROM u)", 1, 15, "(", "subqueries are not supported"),
+    ("SELECT * FROM a LEFT JOIN b ON a.x = b.y", 1, 17, "LEFT", "only inner and cross joins"),
+    ("SELECT * FROM a FULL OUTER JOIN b ON a.x = b.y", 1, 17, "FULL", "only inner and cross joins"),
+    ("SELECT * FROM a JOIN b", 1, 23, "", "expected ON"),
+    ("SELECT * FROM a, a", 1, 16, ",", "used twice"),
+    ("SELECT * FROM t WHERE a IN (SELECT b FROM u", 1, 44, "", "expected ')'"),
+    ("SELECT * FROM SELECT", 1, 15, "SELECT", "goes in parentheses"),
     ("SELECT *\nFROM t\nWHERE a = = 1", 3, 11, "=", "expected an expression"),
     ("SELECT 'abc FROM t", 1, 8, "'abc FROM t", "unterminated string literal"),
     ("SELECT * FROM t WHERE a = `{a:`", 1, 27, "`{a:`", "invalid Ion literal"),
@@ -300,7 +301,7 @@ def test_precedence_and_shapes(text, expected):
     ("SELECT a, COUNT(*) FROM t", 1, 11, "COUNT", "cannot mix aggregates"),
     ("SELECT COUNT(*) + 1 FROM t", 1, 17, "+", "whole SELECT item"),
     ("SELECT * FROM t WHERE COUNT(*) > 1", 1, 23, "COUNT", "only allowed as a whole SELECT item"),
-    ("SELECT x.* FROM t AS x", 1, 10, "*", "wildcards"),
+    ("SELECT * FROM t AS x WHERE x.* = 1", 1, 30, "*", "only as a whole SELECT item"),
     ("SELECT * FROM t ORDER BY a", 1, 17, "ORDER", "ORDER is not supported"),
     ("SELECT nope(a) FROM t", 1, 8, "nope", "unknown function"),
     ("SELECT size(a, b) FROM t", 1, 8, "size", "takes 1 argument"),

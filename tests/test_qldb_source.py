@@ -1,8 +1,9 @@
 """`QldbSource` on a real botocore QLDB client, answered by a simulated QLDB backed by an embedded ledger.
 
-How the simulation works: handlers on the client's `before-call.qldb.*` event return
-`(http response, parsed body)`, which botocore takes in place of sending a request (so no HTTP is
-made, and botocore's own parameter validation against the QLDB model still runs). A
+How the simulation works: a handler on the client's `before-send.qldb.*` event returns the HTTP
+response QLDB would send (its JSON body, or an error body naming the error code), which botocore takes
+in place of sending the request: no HTTP is made, and botocore's own parameter validation, response
+parsing and retries (throttling, the two-exports-at-once quota) run as against QLDB. A
 `before-parameter-build.qldb.*` handler first stashes the call's parameters in the request context,
 so the simulator sees exactly what QLDB would receive. ExportJournalToS3 writes the export into the
 moto bucket under the requested prefix with `export_journal`, as QLDB writes it (QLDB sets no
@@ -26,7 +27,7 @@ from ledgerdr.journal.exports import verify_location
 from ledgerdr.journal.proofs import verify_proof
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.repository import find_orphans, read_windows
-from ledgerdr.sources.qldb import QldbSource
+from ledgerdr.sources.qldb import QldbSource, client_config
 from ledgerdr.stores import open_location
 from support.backups import MINUTES, due_after, ledger_with_history, recent_base
 from support.s3 import make_bucket
@@ -38,8 +39,6 @@ BUCKET = "qldb-export"
 PREFIX = "qldb-dr/"
 ROLE = "arn:aws:iam::123456789012:role/qldb-s3-export"
 POLICY = BackupPolicy(interval=timedelta(minutes=1), fmt=ExportFormat.ION_TEXT, retention=timedelta(days=2))
-
-
 # --- fixtures ----------------------------------------------------------------------------------------------
 
 
@@ -55,7 +54,7 @@ def world(tmp_path):
         ledger = Ledger.open(path)
         sim = SimulatedQldb(ledger, boto3.client("s3", region_name=REGION))
         sleeps: list[float] = []
-        client = sim.attach(boto3.client("qldb", region_name=REGION))
+        client = sim.attach(boto3.client("qldb", region_name=REGION, config=client_config()))
         source = QldbSource(LEDGER, role_arn=ROLE, client=client, sleep=sleeps.append)
         location = open_location(f"s3://{BUCKET}/{PREFIX}", client=s3, region=REGION)
         yield base, sim, source, location, s3, sleeps
@@ -134,15 +133,29 @@ def test_cancelled_export_raises_leaves_the_window_unrecorded_and_is_retried(wor
     assert find_orphans(location, catalog) == [cancelled_prefix]
 
 
-def test_limit_exceeded_once_is_retried_and_succeeds(world) -> None:
+def test_limit_exceeded_once_is_retried_by_botocore_and_succeeds(world) -> None:
     base, sim, source, location, _, sleeps = world
     sim.fail["ExportJournalToS3"].append("LimitExceededException")
     report = run_backup(source, location, POLICY, now=due_after(base))
     assert len(report.recorded) == MINUTES and not report.failed
     assert len(sim.calls("ExportJournalToS3")) == MINUTES + 1 and len(sim.exports) == MINUTES
-    backoff = sleeps[0]
-    assert 0.5 <= backoff <= 1.0 and sleeps[1:] == [1.0] * MINUTES  # jittered retry, then the polls
+    assert sleeps == [1.0] * MINUTES  # only the polls: the retry was botocore's, not a second layer of ours
     assert find_orphans(location, read_windows(location)) == []
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "LimitExceededException"])
+def test_throttling_past_botocores_attempts_is_a_clear_source_error(world, code: str) -> None:
+    base, sim, _, location, s3, _ = world
+    client = sim.attach(boto3.client("qldb", region_name=REGION, config=client_config(max_attempts=2)))
+    source = QldbSource(LEDGER, role_arn=ROLE, client=client, sleep=lambda _: None)
+    sim.fail["ExportJournalToS3"].extend([code] * 2)
+    with pytest.raises(SourceError) as caught:
+        run_backup(source, location, POLICY, now=due_after(base))
+    error = caught.value
+    assert f"QLDB export_journal_to_s3 on ledger {LEDGER}: still throttled ({code}) after 2 attempts" in str(error)
+    assert "next backup run retries it" in error.hint and exit_code_for(error) == 6
+    assert len(sim.calls("ExportJournalToS3")) == 2  # botocore's attempts, and no layer of ours on top
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
 
 
 def test_access_denied_is_a_source_error_with_a_hint(world) -> None:

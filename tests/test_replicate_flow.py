@@ -9,7 +9,7 @@ import pytest
 
 from ledgerdr.errors import ChecksumMismatch, ConfigError, ObjectExists, RetentionViolation, StoreUnavailable
 from ledgerdr.journal.layout import parse_data_object_key
-from ledgerdr.replicate import replicate
+from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
 from ledgerdr.status import repository_status
 from ledgerdr.stores import FileStore, Location
@@ -36,26 +36,27 @@ def test_copy_verify_watermark_and_resume(tmp_path):
     _, primary = backed_up_ledger(tmp_path)
     replica_store = FileStore(tmp_path / "secondary")
     try:  # the replica's store goes away after five objects
-        first = replicate(primary, Location(_FailAfter(replica_store, 5), ""), "secondary", concurrency=1)
+        first = replicate(primary, Location(_FailAfter(replica_store, 5), ""),
+                          ReplicateOptions("secondary", concurrency=1))
         assert not first.ok and any(p.kind == "copy_failed" for p in first.problems)
     except StoreUnavailable:
         pass  # or while writing the watermark
     assert read_watermarks(Location(replica_store, ""), "secondary") == []
-    resumed = replicate(primary, Location(replica_store, ""), "secondary")
+    resumed = replicate(primary, Location(replica_store, ""), ReplicateOptions("secondary"))
     assert resumed.ok, resumed.problems
     assert resumed.skipped == 5 and resumed.copied > 0
     windows = read_windows(primary).windows
     assert resumed.windows_verified == len(windows)
     mark = resumed.watermark
     assert mark.last_seq == windows[-1].last_seq and mark.last_block_hash == windows[-1].last_block_hash
-    again = replicate(primary, Location(replica_store, ""), "secondary")
+    again = replicate(primary, Location(replica_store, ""), ReplicateOptions("secondary"))
     assert again.copied == 0 and again.windows_verified == 0 and again.ok
 
 
 def test_retention_is_kept_on_the_copy(tmp_path):
     _, primary = backed_up_ledger(tmp_path, minutes=1)
     replica = Location(FileStore(tmp_path / "secondary"), "")
-    replicate(primary, replica, "secondary")
+    replicate(primary, replica, ReplicateOptions("secondary"))
     for obj in read_windows(primary).windows[0].objects:
         assert replica.store.head(obj.key).retain_until >= primary.store.head(obj.key).retain_until
 
@@ -77,7 +78,7 @@ def test_tampered_replica_object_blocks_the_watermark(tmp_path):
     windows = read_windows(primary).windows
     key = next(o.key for o in windows[2].objects if o.key.endswith(".ion"))
     flip_byte(replica.store, key, -30)
-    report = replicate(primary, replica, "secondary", verify_only=True)
+    report = replicate(primary, replica, ReplicateOptions("secondary", verify_only=True))
     assert not report.ok and key in {p.key for p in report.problems}
     assert "checksum_mismatch" in {p.kind for p in report.problems}
     assert report.windows_verified == 2 and report.watermark.last_seq == windows[1].last_seq
@@ -90,23 +91,23 @@ def test_copies_under_the_watermark_are_rechecked_every_run(tmp_path, lock_mode)
     heals a damaged one with the recorded bytes, under retention too; with no good copy left, it is named."""
     _, primary = backed_up_ledger(tmp_path)
     replica = Location(FileStore(tmp_path / "secondary", lock_mode=lock_mode), "")
-    replicate(primary, replica, "secondary")
+    replicate(primary, replica, ReplicateOptions("secondary"))
     windows = read_windows(primary).windows
     key = next(o.key for o in windows[-1].objects if o.key.endswith(".ion"))
     lost = next(o.key for o in windows[0].objects if o.key.endswith(".ion"))
     flip_byte(replica.store, key, -30)
     (tmp_path / "secondary" / lost).unlink()
     marks_before = read_watermarks(replica, "secondary")
-    verify_again = replicate(primary, replica, "secondary", verify_only=True)
+    verify_again = replicate(primary, replica, ReplicateOptions("secondary", verify_only=True))
     assert sorted((p.kind, p.key) for p in verify_again.problems) == sorted([("replica_damaged", key),
                                                                              ("replica_missing", lost)])
     assert read_watermarks(replica, "secondary") == marks_before and verify_again.repaired == []
-    again = replicate(primary, replica, "secondary")
+    again = replicate(primary, replica, ReplicateOptions("secondary"))
     assert again.ok and sorted(again.repaired) == sorted([(key, "damaged"), (lost, "missing")])
-    assert replicate(primary, replica, "secondary", verify_only=True).ok
+    assert replicate(primary, replica, ReplicateOptions("secondary", verify_only=True)).ok
     flip_byte(replica.store, key, -30)
     flip_byte(primary.store, key, -30)  # and the primary's copy too: no good copy is left
-    stuck = replicate(primary, replica, "secondary")
+    stuck = replicate(primary, replica, ReplicateOptions("secondary"))
     assert [(p.kind, p.key) for p in stuck.problems] == [("replica_damaged", key)] and stuck.repaired == []
     assert "cannot be repaired" in stuck.problems[0].detail
     assert read_watermarks(replica, "secondary") == marks_before
@@ -135,7 +136,7 @@ def test_missing_and_altered_objects_are_named(tmp_path):
     # S3 replication is doing the copying; one object never arrived, one arrived altered
     missing = next(o.key for o in windows[1].objects if o.key.endswith(".ion"))
     _copy_everything(primary, replica, skip={missing})
-    report = replicate(primary, replica, "secondary", verify_only=True)
+    report = replicate(primary, replica, ReplicateOptions("secondary", verify_only=True))
     assert not report.ok
     assert any(p.kind == "missing_object" and p.key == missing for p in report.problems)
     assert report.windows_verified == 1  # the watermark stops before the hole
@@ -146,7 +147,7 @@ def test_missing_and_altered_objects_are_named(tmp_path):
 def test_status_reports_rpo_per_repository(tmp_path):
     _, primary = backed_up_ledger(tmp_path)
     replica = Location(FileStore(tmp_path / "secondary"), "")
-    replicate(primary, replica, "secondary")
+    replicate(primary, replica, ReplicateOptions("secondary"))
     from datetime import timedelta
 
     now = T0 + timedelta(minutes=10)
@@ -188,7 +189,7 @@ def test_an_unreadable_window_record_is_named_and_stops_the_watermark(tmp_path):
     record_key = primary.key(WINDOWS + windows[2].key_name)
     truncate(primary.store, record_key, 20)
     replica = Location(FileStore(tmp_path / "secondary"), "")
-    report = replicate(primary, replica, "secondary")
+    report = replicate(primary, replica, ReplicateOptions("secondary"))
     assert not report.ok
     assert [(p.kind, p.key) for p in report.problems] == [("unreadable_record", record_key)]
     assert report.windows_verified == 2 and report.watermark.last_seq == windows[1].last_seq
@@ -199,7 +200,7 @@ def test_a_replica_with_another_prefix_is_refused_before_copying(tmp_path):
     _, primary = backed_up_ledger(tmp_path, minutes=1)
     elsewhere = Location(FileStore(tmp_path / "secondary"), "dr/")
     with pytest.raises(ConfigError, match="has key prefix 'dr/', the primary .* has ''"):
-        replicate(primary, elsewhere, "secondary")
+        replicate(primary, elsewhere, ReplicateOptions("secondary"))
     assert list(elsewhere.store.list()) == []
 
 
@@ -207,10 +208,10 @@ def test_require_object_lock_refuses_a_replica_that_does_not_enforce_retention(t
     _, primary = backed_up_ledger(tmp_path, minutes=1)
     unlocked = Location(FileStore(tmp_path / "secondary", lock_mode=None), "")
     with pytest.raises(ConfigError, match="repository secondary requires Object Lock.*does not enforce retention"):
-        replicate(primary, unlocked, "secondary", require_object_lock=True)
+        replicate(primary, unlocked, ReplicateOptions("secondary", require_object_lock=True))
     assert list(unlocked.store.list()) == []
     locked = Location(FileStore(tmp_path / "secondary"), "")
-    assert replicate(primary, locked, "secondary", require_object_lock=True).ok
+    assert replicate(primary, locked, ReplicateOptions("secondary", require_object_lock=True)).ok
 
 
 class _CountingHeads(StoreWrapper):
@@ -227,10 +228,10 @@ def test_a_run_with_nothing_new_looks_at_no_verified_object(tmp_path):
     """Cost follows what is new: windows under the replica's watermark are neither copied nor re-checked."""
     _, primary = backed_up_ledger(tmp_path)
     replica = Location(_CountingHeads(FileStore(tmp_path / "secondary")), "")
-    first = replicate(primary, replica, "secondary")
+    first = replicate(primary, replica, ReplicateOptions("secondary"))
     assert first.ok and first.copied > 0 and replica.store.heads >= first.copied
     replica.store.heads = 0
-    again = replicate(primary, replica, "secondary")
+    again = replicate(primary, replica, ReplicateOptions("secondary"))
     assert again.ok and again.copied == 0 and again.skipped == 0
     assert again.windows_covered == len(read_windows(primary).windows)
     assert replica.store.heads == 0 and again.windows_verified == 0

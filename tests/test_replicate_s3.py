@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.errors import ConfigError
-from ledgerdr.replicate import replicate
+from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
 from ledgerdr.restore.run import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
@@ -72,7 +72,7 @@ def _object_count(primary: Location) -> int:
 def test_replicate_copies_verifies_and_marks_in_the_replica_region(regions) -> None:
     base, primary, us, eu = regions
     replica = _replica(eu)
-    report = replicate(primary, replica, "eu")
+    report = replicate(primary, replica, ReplicateOptions("eu"))
     assert report.ok, report.problems
     windows = read_windows(primary).windows
     assert report.copied == _object_count(primary) and report.skipped == 0
@@ -84,7 +84,7 @@ def test_replicate_copies_verifies_and_marks_in_the_replica_region(regions) -> N
     mark_key = f"{PREFIX}_ledgerdr/watermarks/eu/{mark.last_seq:020d}.json"
     assert eu.head_object(Bucket=REPLICA, Key=mark_key)["ObjectLockMode"] == "COMPLIANCE"
     assert "Contents" not in us.list_objects_v2(Bucket=PRIMARY, Prefix=f"{PREFIX}_ledgerdr/watermarks/")
-    again = replicate(primary, replica, "eu")
+    again = replicate(primary, replica, ReplicateOptions("eu"))
     assert again.ok and again.copied == 0 and again.skipped == 0 and again.windows_covered == MINUTES
     assert again.windows_verified == 0 and read_watermarks(replica, "eu") == [mark]
     # RPO per repository: now − end of the newest verified window, the same in both regions.
@@ -100,7 +100,8 @@ def test_replicate_copies_verifies_and_marks_in_the_replica_region(regions) -> N
 def test_the_copy_is_retained_at_least_as_long_as_the_source(regions) -> None:
     _, primary, us, eu = regions
     replica = _replica(eu)
-    assert replicate(primary, replica, "eu", retention=timedelta(days=1)).ok  # shorter than the primary's 3
+    shorter = ReplicateOptions("eu", retention=timedelta(days=1))  # shorter than the primary's 3
+    assert replicate(primary, replica, shorter).ok
     for window in read_windows(primary).windows:
         keys = [o.key for o in window.objects] + [primary.key(WINDOWS + window.key_name)]
         for key in keys:
@@ -128,14 +129,14 @@ def test_an_interrupted_copy_resumes_without_copying_again(regions) -> None:
     breaker = _UploadsFailAfter(3)  # fewer than the first window's objects: nothing can be verified
     for event in ("before-call.s3.PutObject", "before-call.s3.CopyObject"):
         flaky.meta.events.register(event, breaker)
-    first = replicate(primary, _replica(flaky), "eu", concurrency=1)
+    first = replicate(primary, _replica(flaky), ReplicateOptions("eu", concurrency=1))
     total = _object_count(primary)
     assert not first.ok and first.copied == 3
     assert [p.kind for p in first.problems].count("copy_failed") == total - 3
     assert first.watermark is None and first.windows_verified == 0
     for event in ("before-call.s3.PutObject", "before-call.s3.CopyObject"):
         flaky.meta.events.unregister(event, breaker)
-    resumed = replicate(primary, _replica(flaky), "eu")
+    resumed = replicate(primary, _replica(flaky), ReplicateOptions("eu"))
     assert resumed.ok, resumed.problems
     assert (resumed.skipped, resumed.copied) == (3, total - 3)
     assert resumed.windows_verified == MINUTES
@@ -151,7 +152,7 @@ def test_a_conflicting_replica_object_is_detected_and_blocks_the_watermark(regio
     metadata = {"sha256": target.sha256} if claims_recorded_sha256 else {}
     eu.put_object(Bucket=REPLICA, Key=target.key, Body=b"not the journal", Metadata=metadata,
                   ChecksumAlgorithm="SHA256")
-    report = replicate(primary, _replica(eu), "eu")
+    report = replicate(primary, _replica(eu), ReplicateOptions("eu"))
     assert not report.ok
     kinds = {p.kind for p in report.problems if p.key == target.key}
     assert "checksum_mismatch" in kinds
@@ -165,7 +166,7 @@ def test_replicate_copies_the_recorded_version_when_a_newer_one_hides_it(regions
     _, primary, us, eu = regions
     target = next(o for o in read_windows(primary).windows[1].objects if o.key.endswith(".ion"))
     us.put_object(Bucket=PRIMARY, Key=target.key, Body=b"forged", ChecksumAlgorithm="SHA256")  # a new version
-    report = replicate(primary, _replica(eu), "eu")
+    report = replicate(primary, _replica(eu), ReplicateOptions("eu"))
     assert report.ok, report.problems
     assert report.windows_verified == MINUTES
     copy = eu.get_object(Bucket=REPLICA, Key=target.key)["Body"].read()
@@ -175,7 +176,7 @@ def test_replicate_copies_the_recorded_version_when_a_newer_one_hides_it(regions
 def test_data_objects_are_copied_server_side_between_buckets(regions) -> None:
     _, primary, _, eu = regions
     metered = Location(MeteredStore(primary.store), primary.prefix)
-    report = replicate(metered, _replica(eu), "eu")
+    report = replicate(metered, _replica(eu), ReplicateOptions("eu"))
     assert report.ok, report.problems
     windows = read_windows(primary).windows
     # only the window records pass through ledgerdr (read once); every recorded object, manifests, data and
@@ -206,7 +207,7 @@ def test_a_refused_server_side_copy_reads_the_recorded_version_through_ledgerdr(
     denied = _CopyDenied()
     client.meta.events.register("before-call.s3.CopyObject", denied)
     metered = Location(MeteredStore(primary.store), PREFIX)
-    report = replicate(metered, _replica(client), "eu", concurrency=1)
+    report = replicate(metered, _replica(client), ReplicateOptions("eu", concurrency=1))
     assert report.ok, report.problems
     assert report.windows_verified == MINUTES
     assert denied.calls == 1  # asked once; every later object went straight through get and put
@@ -227,7 +228,7 @@ def test_multipart_objects_are_copied_through_ledgerdr_by_recorded_version(regio
     target = next(o for o in read_windows(primary).windows[1].objects if o.key.endswith(".ion"))
     us.put_object(Bucket="dr-multipart", Key=target.key, Body=b"forged", ChecksumAlgorithm="SHA256")
     metered = Location(MeteredStore(primary.store), PREFIX)
-    report = replicate(metered, _replica(eu), "eu")
+    report = replicate(metered, _replica(eu), ReplicateOptions("eu"))
     assert report.ok, report.problems
     assert report.windows_verified == MINUTES
     assert metered.store.bytes_read > sum(o.size for w in read_windows(primary).windows for o in w.objects)
@@ -239,16 +240,16 @@ def test_a_replica_with_another_prefix_is_refused_before_copying(regions) -> Non
     _, primary, _, eu = regions
     elsewhere = Location(S3Store(REPLICA, client=eu, region=REPLICA_REGION), "other-prefix/")
     with pytest.raises(ConfigError) as refused:
-        replicate(primary, elsewhere, "eu")
+        replicate(primary, elsewhere, ReplicateOptions("eu"))
     assert "'other-prefix/'" in str(refused.value) and f"{PREFIX!r}" in str(refused.value)
     assert "Contents" not in eu.list_objects_v2(Bucket=REPLICA)
     # the same bucket under the primary's prefix is fine: prefixes, not buckets, must match
-    assert replicate(primary, _replica(eu), "eu").ok
+    assert replicate(primary, _replica(eu), ReplicateOptions("eu")).ok
 
 
 def test_restore_from_the_replica_region(regions, tmp_path) -> None:
     _, primary, _, eu = regions
-    assert replicate(primary, _replica(eu), "eu").ok
+    assert replicate(primary, _replica(eu), ReplicateOptions("eu")).ok
     options = RestoreOptions(workers=0, state_dir=tmp_path / "restores")
     report = restore(f"s3://{REPLICA}/{PREFIX}", f"embedded://{tmp_path / 'restored.db'}", options)
     assert report.verdict, (report.problems, report.dead_letters[:1])
@@ -260,7 +261,7 @@ def test_cross_account_replica_through_an_assumed_role(regions) -> None:
     other = open_location(f"s3://dr-other-account/{PREFIX}", role_arn=OTHER_ACCOUNT_ROLE, region=REPLICA_REGION)
     client = unwrap(other.store).client  # the assumed role's client
     make_bucket(client, "dr-other-account")
-    report = replicate(primary, other, "dr-account")
+    report = replicate(primary, other, ReplicateOptions("dr-account"))
     assert report.ok, report.problems
     assert report.windows_verified == MINUTES
     assert "dr-other-account" not in [b["Name"] for b in us.list_buckets()["Buckets"]]
@@ -293,7 +294,7 @@ def test_a_replica_bucket_without_object_lock_is_refused_when_required(regions, 
     # and so does the flow itself, for callers other than the CLI
     plain = Location(S3Store("dr-plain-eu", client=eu, region=REPLICA_REGION), PREFIX)
     with pytest.raises(ConfigError, match="bucket 'dr-plain-eu' does not provide it"):
-        replicate(primary, plain, "eu", require_object_lock=True)
+        replicate(primary, plain, ReplicateOptions("eu", require_object_lock=True))
     assert "Contents" not in eu.list_objects_v2(Bucket="dr-plain-eu")
     # a locked replica with the same requirement replicates
     locked = write_config(config, {
@@ -310,19 +311,19 @@ def test_every_run_rechecks_the_replica_copies_by_head_and_copies_a_lost_one_aga
     stored bytes), no GET; a newer version put over a copy, or a deleted copy, is named by --verify-only and
     copied again by a plain run."""
     _, primary, _, eu = regions
-    assert replicate(primary, _replica(eu), "eu").ok
+    assert replicate(primary, _replica(eu), ReplicateOptions("eu")).ok
     windows = read_windows(primary).windows
     altered = next(o.key for o in windows[0].objects if o.key.endswith(".ion"))
     lost = next(o.key for o in windows[1].objects if o.key.endswith(".ion"))
     metered = Location(MeteredStore(_replica(eu).store), PREFIX)
-    idle = replicate(primary, metered, "eu")
+    idle = replicate(primary, metered, ReplicateOptions("eu"))
     assert idle.ok and idle.rechecked == _object_count(primary)
     assert metered.store.objects_read == len(read_watermarks(_replica(eu), "eu"))  # the watermarks, no copy
     eu.put_object(Bucket=REPLICA, Key=altered, Body=b"not the recorded bytes", ChecksumAlgorithm="SHA256")
     eu.delete_object(Bucket=REPLICA, Key=lost)  # a delete marker: the key reads as missing
-    checked = replicate(primary, _replica(eu), "eu", verify_only=True)
+    checked = replicate(primary, _replica(eu), ReplicateOptions("eu", verify_only=True))
     assert sorted((p.kind, p.key) for p in checked.problems) == sorted([("replica_damaged", altered),
                                                                         ("replica_missing", lost)])
-    repaired = replicate(primary, _replica(eu), "eu")  # the altered version is not locked: it can go
+    repaired = replicate(primary, _replica(eu), ReplicateOptions("eu"))  # the altered version is not locked: it can go
     assert repaired.ok and sorted(repaired.repaired) == sorted([(altered, "damaged"), (lost, "missing")])
-    assert replicate(primary, _replica(eu), "eu", verify_only=True).ok
+    assert replicate(primary, _replica(eu), ReplicateOptions("eu", verify_only=True)).ok

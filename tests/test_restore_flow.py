@@ -12,8 +12,8 @@ from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
-from ledgerdr.restore.worker import run_worker
-from ledgerdr.stores import FileStore, Location, open_location
+from ledgerdr.restore.worker import WorkerSpec, run_worker
+from ledgerdr.stores import open_location
 from ledgerdr.stores.faults import flip_byte
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
@@ -57,9 +57,9 @@ def test_duplicated_and_shuffled_units_leave_the_digest_unchanged(tmp_path):
     queue = SqliteQueue(tmp_path / "q.db", name="dup")
     bodies = [u.to_bytes() for u in reversed(plan.units)]
     queue.send_batch(bodies + bodies[::2])  # reversed order, and half of them delivered twice
+    run_worker(queue, WorkerSpec(primary.url, f"embedded:{tmp_path / 'dup.db'}", str(tmp_path / "dup-state"),
+                                 plan.ledger_name))
     target = EmbeddedTarget(tmp_path / "dup.db")
-    run_worker(queue, primary, target, Location(FileStore(tmp_path / "dup-state", lock_mode=None), ""),
-               ledger_name=plan.ledger_name)
     target.finalize()
     assert digest_of_target(target).digest == expected
     target.close()

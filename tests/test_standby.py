@@ -31,8 +31,15 @@ from ledgerdr.queues.notify import open_notifications, window_recorded_message
 from ledgerdr.repository import WINDOWS, parse_iso, read_incarnations, read_windows, utcnow
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.restore.plan import units_of_window
-from ledgerdr.restore.snapshot import newest_snapshot
-from ledgerdr.restore.standby import StandbyPosition, follow_once, promote, read_position, run_standby
+from ledgerdr.restore.standby import (
+    StandbyOptions,
+    StandbyPosition,
+    follow_once,
+    promote,
+    read_position,
+    run_standby,
+)
+from ledgerdr.snapshots import newest_snapshot
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.status import standby_status
 from ledgerdr.stores import FileStore, Location
@@ -332,7 +339,7 @@ def test_s3_event_notifications_through_sqs_wake_the_standby(tmp_path):
         def follow() -> None:
             target = EmbeddedTarget(tmp_path / "standby.db")  # SQLite connections stay in their thread
             try:
-                run_standby(repo, target, notifications=open_notifications(queue_url), relist_every=600,
+                run_standby(repo, target, StandbyOptions(relist_every=600), notifications=open_notifications(queue_url),
                             on_round=rounds.append, should_stop=stop.is_set)
             except Exception as exc:  # surfaced by the assertion below
                 failures.append(exc)

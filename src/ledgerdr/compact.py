@@ -4,7 +4,7 @@ A snapshot holds every revision of every document (full history) sorted by table
 version, the DDL (tables with their indexes and dropped state), and the journal's redactions applied;
 read-only transactions leave nothing in it (they have no revisions). It stands for blocks
 `first_seq..last_seq` and its manifest names the tip hash — the last folded window's `last_block_hash`.
-The format and the checks a reader makes are in `restore/snapshot.py`.
+The format and the checks a reader makes are in `snapshots.py`.
 
 Every source object is verified as it is read (`load_unit` for raw exports, `load_snapshot_unit` for the
 previous snapshot, which is the base of the next one, so compaction keeps working after `prune` removed
@@ -33,22 +33,21 @@ from .journal.hashing import ion_hash
 from .journal.verify import Problem
 from .repository import WindowRecord, iso_ms, read_windows, utcnow
 from .restore.plan import units_of_window
-from .restore.snapshot import (
+from .restore.snapshot import load_snapshot_unit, snapshot_units
+from .restore.units import load_unit, result_of
+from .snapshots import (
     SNAPSHOTS,
     Key,
     SnapshotManifest,
     SnapshotObject,
     encode_records,
     gc_paused,
-    load_snapshot_unit,
     manifest_key,
     newest_snapshot,
     record_key,
     revision_of_record,
     revision_record,
-    snapshot_units,
 )
-from .restore.units import load_unit, result_of
 from .stores import Location
 from .targets.base import RestoredRevision
 from .targets.ddl import DdlState

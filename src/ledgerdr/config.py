@@ -245,8 +245,8 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
         problems.append("source.ledger: required when source.kind = 'qldb'")
     backup = _backup(_section("backup", raw.get("backup", {}), BACKUP, problems), problems, warnings)
     repositories = _repositories(raw.get("repositories", {}), base, problems)
-    for section in sorted(set(raw) - {"source", "backup", "repositories"}):
-        problems.append(f"[{section}]: unknown section (known: source, backup, repositories)")
+    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):  # [serve]: serve/keys.py
+        problems.append(f"[{section}]: unknown section (known: source, backup, repositories, serve)")
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
                           + "\n  - ".join(problems))

@@ -30,11 +30,11 @@ from .errors import ConfigError, RestoreError
 from .journal.hashing import merkle_root
 from .ledger.engine import Ledger
 from .ledger.workload import run_workload
-from .replicate import replicate
+from .replicate import ReplicateOptions, replicate
 from .restore import RestoreOptions, restore
 from .restore.standby import detach
 from .sources.embedded import EmbeddedSource
-from .stores import FileStore, Location
+from .stores import Location, open_location
 
 STRATEGIES = ("backup-restore", "intermediate", "warm-standby")
 # Written into a work folder the drill creates (or finds empty); only a folder holding it is reused.
@@ -115,8 +115,8 @@ def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s:
     ledger_path = primary_dir / "ledger.db"
     primary_dir.mkdir(parents=True)
     clock = _Clock()
-    primary = Location(FileStore(primary_dir / "repo"), "")
-    secondary = Location(FileStore(secondary_dir / "repo"), "")
+    primary = open_location(str(primary_dir / "repo"))  # two directories stand for two regions
+    secondary = open_location(str(secondary_dir / "repo"))
     policy = BackupPolicy(interval=settings.interval, settle=settings.settle)
     Ledger.create(ledger_path, name="drill").close()
 
@@ -221,7 +221,7 @@ def _round(source: EmbeddedSource, primary: Location, secondary: Location, polic
     for window in backup.recorded:
         clock.mark("export", f"window {window.window_start} blocks {window.first_seq}..{window.last_seq}")
     if backup.recorded:
-        replicated = replicate(primary, secondary, "secondary")
+        replicated = replicate(primary, secondary, ReplicateOptions("secondary"))
         if replicated.watermark:
             clock.mark("watermark", f"region-b verified to block {replicated.watermark.last_seq}")
 

@@ -25,7 +25,8 @@ from .errors import ObjectNotFound, RetentionViolation, StoreError
 from .journal.layout import new_id, parse_data_object_key
 from .repository import EXPORTS, ObjectRecord, WindowRecord, iso_ms, read_windows, utcnow
 from .restore.plan import RestorePlan
-from .restore.snapshot import SnapshotManifest, load_snapshot_unit, newest_snapshot, snapshot_units
+from .restore.snapshot import load_snapshot_unit, snapshot_units
+from .snapshots import SnapshotManifest, newest_snapshot
 from .stores import Location
 
 PRUNES = "_ledgerdr/prunes/"

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .config import Config, RepositoryConfig
 from .errors import ChecksumMismatch, ConfigError, ObjectExists, ObjectNotFound, StoreError
 from .journal.codecs import ExportFormat
 from .journal.layout import parse_data_object_key
@@ -68,11 +69,29 @@ class ReplicateReport:
         return not self.problems
 
 
-def replicate(primary: Location, replica: Location, name: str, *, verify_only: bool = False,
-              concurrency: int = 8, retention: timedelta = timedelta(days=30),
-              now: datetime | None = None, on_object: Callable[[str], None] | None = None,
-              require_object_lock: bool = False, cache: RecordCache | None = None) -> ReplicateReport:
-    """Bring replica `name` up to the primary's recorded windows, verify, and write a watermark.
+@dataclass(frozen=True)
+class ReplicateOptions:
+    """How replica `name` is brought up to date: built once, by the CLI or a handler, from the configuration
+    (`for_replica`). `retention` is how long copies and watermarks are retained from now; `concurrency` how
+    many objects are copied at once."""
+
+    name: str
+    verify_only: bool = False
+    concurrency: int = 8
+    retention: timedelta = timedelta(days=30)
+    require_object_lock: bool = False
+
+    @classmethod
+    def for_replica(cls, repo: RepositoryConfig, config: Config, *, verify_only: bool = False,
+                    concurrency: int = 8) -> ReplicateOptions:
+        return cls(repo.name, verify_only=verify_only, concurrency=concurrency,
+                   retention=timedelta(days=config.backup.retention_days),
+                   require_object_lock=repo.require_object_lock)
+
+
+def replicate(primary: Location, replica: Location, options: ReplicateOptions, *, now: datetime | None = None,
+              on_object: Callable[[str], None] | None = None, cache: RecordCache | None = None) -> ReplicateReport:
+    """Bring replica `options.name` up to the primary's recorded windows, verify, and write a watermark.
 
     Idempotent and resumable. Every run re-checks the replica's copy of each object its watermark vouches for
     (the windows it verified before, their records included) against the sha256 recorded for it, by hashing
@@ -84,8 +103,10 @@ def replicate(primary: Location, replica: Location, name: str, *, verify_only: b
     raised: each is a Problem in the report naming its key and block address, and the watermark stops before
     the first window that has one (and does not move while a vouched-for copy stays damaged).
     """
-    refuse_unfit_replica(primary, replica, name, require_object_lock=require_object_lock)
+    name, verify_only, concurrency = options.name, options.verify_only, options.concurrency
+    refuse_unfit_replica(primary, replica, name, require_object_lock=options.require_object_lock)
     now = now or utcnow()
+    retention = options.retention
     report = ReplicateReport(name)
     marks = read_watermarks(replica, name, cache=cache)
     last = marks[-1] if marks else None

@@ -169,3 +169,40 @@ def standard_scenario(seed: int = 1, transactions: int = 60) -> JournalScenario:
     s.random_transactions(transactions - transactions // 2)
     s.redact_some(3)
     return s
+
+
+# Table and field names that break naive SQL quoting, overflow identifiers, or collide once sanitized.
+HOSTILE_NAMES = [
+    '"; DROP TABLE x; --',
+    "Robert'); DROP TABLE students;--",
+    "V" * 300,
+    "Fahrzeug_Ü_車両 🚗",
+    "a-b", "a b", "A.B",  # the same after sanitizing
+    "ledgerdr_tables",
+]
+HOSTILE_FIELDS = ['x"); DROP TABLE x; --', "Prix €", "it's"]
+
+
+def hostile_scenario() -> JournalScenario:
+    s = JournalScenario(31)
+    for name in HOSTILE_NAMES:
+        s.create_table(name, tuple(HOSTILE_FIELDS))
+    s.drop_table("a-b")
+    s.create_table("a-b", ("VIN",))  # the same name, another tableId
+    writes = [s.write(name, data={**{f: f"v{i}" for f in HOSTILE_FIELDS}, "VIN": f"VIN{i}"})
+              for i, name in enumerate(sorted(s.tables))]
+    s.commit(["INSERT INTO hostile ?"], writes)
+    return s
+
+
+# A document with every Ion type and the corners a target's storage could lose (precision, annotations,
+# repeated field names, typed nulls, a NUL inside a string).
+ROUND_TRIP = r"""{
+  price: 1.20, zero: -0.000, exp: 12.3d-40, big: 123456789012345678901234567890,
+  year: 2024T, minute: 2024-03-01T09:00+05:30, nanos: 2024-03-01T09:00:00.123456789-00:00,
+  millis: 2024-03-01T09:00:00.100-08:00, blob: {{aGVsbG8gd29ybGQ=}}, clob: {{"plain text"}},
+  sym: 'a symbol', nul: "before\x00after", floats: [1e0, -0e0, nan, +inf],
+  nulls: [null, null.int, null.timestamp, null.struct], sexp: (a b 1),
+  nested: outer::{ inner: inner::[1, { deep: deeper::"x" }], 'quoted "field"': true },
+  dup: 1, dup: 2
+}"""

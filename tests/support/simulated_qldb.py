@@ -1,9 +1,15 @@
-"""QLDB's API, as far as `QldbSource` uses it, answered by an embedded ledger (under moto's S3)."""
+"""QLDB's API, as far as `QldbSource` uses it, answered by an embedded ledger (under moto's S3).
+
+A handler on the client's `before-send.qldb.*` event returns the HTTP response QLDB would send, so botocore's
+parameter validation, response parsing and retries run as against QLDB (see tests/test_qldb_source.py).
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,26 +51,25 @@ class SimulatedQldb:
 
     def attach(self, client: Any) -> Any:
         client.meta.events.register("before-parameter-build.qldb", self._stash)
-        client.meta.events.register("before-call.qldb", self._answer)
+        client.meta.events.register("before-send.qldb", self._answer)
         return client
 
     def calls(self, operation: str) -> list[dict[str, Any]]:
         return [params for op, params in self.requests if op == operation]
 
     @staticmethod
-    def _stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["qldb_params"] = dict(params)
+    def _stash(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["qldb_params"], context["qldb_operation"] = dict(params), model.name
 
-    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        operation, params = model.name, context["qldb_params"]
+    def _answer(self, request: Any, **_: Any) -> AWSResponse:
+        params = request.context["qldb_params"]
+        operation = request.context["qldb_operation"]
         self.requests.append((operation, params))
         if self.fail[operation]:
             code = self.fail[operation].popleft()
             status = 403 if code == "AccessDeniedException" else 400
-            return AWSResponse("https://qldb.invalid", status, {}, None), {
-                "Error": {"Code": code, "Message": f"simulated {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}}
-        body = getattr(self, f"_{operation}")(params)
-        return AWSResponse("https://qldb.invalid", 200, {}, None), {**body, "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return _http(status, {"__type": code, "Message": f"simulated {code}"})
+        return _http(200, getattr(self, f"_{operation}")(params))
 
     # --- operations (named after QLDB's, which is how _answer finds them) ------------------------------
 
@@ -107,3 +112,27 @@ class SimulatedQldb:
         tip = simpleion.loads(params["DigestTipAddress"]["IonText"])
         block, proof = self.ledger.get_block(int(address["sequenceNo"]), tip=int(tip["sequenceNo"]))
         return {"Block": {"IonText": simpleion.dumps(block, binary=False)}, "Proof": {"IonText": _ion_blobs(proof)}}
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def _json_value(value: Any) -> Any:
+    """QLDB's REST-JSON wire form: timestamps as epoch seconds, blobs as base64."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _http(status: int, body: dict[str, Any]) -> AWSResponse:
+    return AWSResponse("https://qldb.invalid", status, {"Content-Type": "application/x-amz-json-1.1"},
+                       _Body(json.dumps(_json_value(body)).encode()))

@@ -114,14 +114,13 @@ def verify_replica(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
 def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
     from ..cli.common import open_repository
-    from ..replicate import replicate
+    from ..replicate import ReplicateOptions, replicate
 
     repo = settings.repository(default_primary=False)
     location = open_repository(repo)
     cache = RecordCache()  # records the flow read are not fetched again below
-    report = replicate(location, location, repo.name, verify_only=True,
-                       retention=timedelta(days=settings.config.backup.retention_days),
-                       require_object_lock=repo.require_object_lock, cache=cache)
+    report = replicate(location, location, ReplicateOptions.for_replica(repo, settings.config, verify_only=True),
+                       cache=cache)
     mark = report.watermark
     verified_to = mark.windows_verified[-1] if mark and mark.windows_verified else None
     pending, failures = _pending_or_failed(location, report.problems, settings.replication_grace, verified_to,
@@ -168,7 +167,7 @@ def plan_restore(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def _plan_restore(event: Any, settings: Settings) -> dict[str, Any]:
-    from ..queues.sqs import SqsQueue
+    from ..queues import open_queue
     from ..restore.plan import plan_restore as plan_flow
     from ..restore.run import split_units
     from ..targets import open_target
@@ -187,7 +186,7 @@ def _plan_restore(event: Any, settings: Settings) -> dict[str, Any]:
     finally:
         target.close()
     pending = [u for u in plan.units if u.unit_id not in held]
-    queue = SqsQueue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
+    queue = open_queue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
     try:
         queue.send_batch([u.to_bytes() for u in pending])  # raises SendIncomplete naming what was not sent
     finally:
@@ -208,7 +207,7 @@ def restore_worker(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
 def _restore_batch(records: list, settings: Settings) -> list[str]:
     from ..queues.sqs import decode_body
-    from ..restore.plan import WorkUnit
+    from ..restore.shapes import WorkUnit
     from ..restore.worker import process_unit
     from ..targets import open_target
 
@@ -246,7 +245,7 @@ def finalize_restore(event: dict[str, Any], context: Any = None) -> dict[str, An
 
 
 def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
-    from ..queues.sqs import SqsQueue
+    from ..queues import open_queue
     from ..restore.plan import RestorePlan
     from ..restore.run import finalize_restore as finalize_flow
 
@@ -256,7 +255,7 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
     state = open_location(settings.require("LEDGERDR_STATE_URL"))
     plan = RestorePlan.from_bytes(state.store.get(state.key(f"{PLANS_FOLDER}{restore_id}.json")))
-    queue = SqsQueue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
+    queue = open_queue(settings.require("LEDGERDR_WORK_QUEUE_URL"), max_attempts=settings.max_attempts)
     try:
         counts = queue.counts()
         dead = [{"unit": _unit_key(d.body), "attempts": d.attempts, "reason": d.reason}
@@ -273,7 +272,7 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
 
 
 def _unit_key(body: bytes) -> str | None:
-    from ..restore.plan import WorkUnit
+    from ..restore.shapes import WorkUnit
 
     try:
         return WorkUnit.from_bytes(body).key

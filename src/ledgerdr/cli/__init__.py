@@ -35,6 +35,7 @@ _COMMANDS = {
     "prune": "compact_cmd",
     "replay": "replay_cmd",
     "aws": "aws_cmd",
+    "serve": "serve_cmd",
 }
 
 _EPILOG = ("Exit codes (which command returns which: docs/cli.md):\n\n"

@@ -92,6 +92,10 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
     "prune": {
         ExitCode.STORAGE: "an object cannot be listed or deleted (retention)",
     },
+    "serve": {
+        ExitCode.STORAGE: "the data folder cannot be read or written",
+        ExitCode.LEDGER: "a ledger file in the data folder cannot be opened",
+    },
     "replay": {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.LEDGER: "the embedded target refused a statement",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import timedelta
 
 import click
 
 from ..config import RepositoryConfig, parse_duration
 from ..errors import ConfigError, ExitCode
-from ..replicate import refuse_unfit_replica
+from ..replicate import ReplicateOptions, refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
 from ..repository import RecordCache
 from ..stores import Location
@@ -42,7 +41,8 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
     primary = open_repository(config.primary)
     replicas = [config.repository(n) for n in names] if names else list(config.replicas)
     pause = parse_duration(every, "--every").total_seconds()
-    retention = timedelta(days=config.backup.retention_days)
+    options = {repo.name: ReplicateOptions.for_replica(repo, config, verify_only=verify_only, concurrency=concurrency)
+               for repo in replicas}
     locations = {repo.name: open_repository(repo) for repo in replicas}
     _refuse_unfit(primary, replicas, locations)
     # with --follow, each round fetches only the records and watermarks that are new since the last one
@@ -51,11 +51,8 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
         reports = []
         for repo in replicas:
             with progress(f"replicating to {repo.name}", None, enabled=not as_json) as bar:
-                reports.append(replicate_flow(primary, locations[repo.name], repo.name, verify_only=verify_only,
-                                              concurrency=concurrency, retention=retention,
-                                              on_object=lambda key: bar.advance(),
-                                              require_object_lock=repo.require_object_lock,
-                                              cache=caches[repo.name]))
+                reports.append(replicate_flow(primary, locations[repo.name], options[repo.name],
+                                              on_object=lambda key: bar.advance(), cache=caches[repo.name]))
         _render(reports, as_json)
         if not follow:
             sys.exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION)

@@ -14,9 +14,7 @@ from ..queues import open_queue
 from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
 from ..restore.run import RestoreInterrupted
-from ..restore.worker import run_worker
-from ..stores import FileStore, Location, open_location
-from ..targets import open_target
+from ..restore.worker import WorkerSpec, run_worker
 from .common import config_option, load
 from .output import emit_json, progress
 from .replay_cmd import run_replay
@@ -142,11 +140,9 @@ def _render(report) -> None:
 def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool, visibility_timeout: float) -> None:
     """A restore worker: receive units, verify them, apply them, ack. Run any number, anywhere."""
     queue = open_queue(queue_url)
-    tgt = open_target(target)
     try:
-        stats = run_worker(queue, open_location(source), tgt, Location(FileStore(state_dir, lock_mode=None), ""),
-                           exit_when_idle=not follow, visibility_timeout=visibility_timeout)
+        stats = run_worker(queue, WorkerSpec(source, target, state_dir, visibility_timeout=visibility_timeout),
+                           exit_when_idle=not follow)
     finally:
-        tgt.close()
         queue.close()
     click.echo(f"applied {stats.applied} units, {stats.failed} failures released for retry")

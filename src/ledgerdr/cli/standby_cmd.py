@@ -9,7 +9,7 @@ import orjson
 
 from ..config import parse_duration
 from ..queues.notify import open_notifications
-from ..restore.standby import FollowReport, run_standby
+from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
 from ..stores import open_location
@@ -37,15 +37,15 @@ def standby(source: str, target: str, notify: str | None, every: str, relist_eve
     `ledgerdr promote`.
     """
     location = open_location(source)
-    pause = parse_duration(every, "--every").total_seconds()
-    relist = parse_duration(relist_every, "--relist-every").total_seconds()
+    options = StandbyOptions(every=parse_duration(every, "--every").total_seconds(),
+                             relist_every=parse_duration(relist_every, "--relist-every").total_seconds(), once=once)
     notifications = open_notifications(notify) if notify else None
     stopping: list[int] = []
     # SIGTERM ends the current round cleanly (a SIGKILL is survived too: the position is durable).
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     tgt = open_target(target)
     try:
-        run_standby(location, tgt, notifications=notifications, every=pause, relist_every=relist, once=once,
+        run_standby(location, tgt, options, notifications=notifications,
                     on_round=lambda report: _render(report, as_json), should_stop=lambda: bool(stopping))
     finally:
         tgt.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,16 +22,31 @@ T = TypeVar("T")
 
 
 class Cursor:
-    """The results of one statement: iterable once, like pyqldb's buffered cursor."""
+    """The results of one statement, like pyqldb's buffered cursor: iterable, and an iterator itself
+    (`next(cursor)` gives the next value, as pyqldb's cursors do)."""
 
     def __init__(self, values: list[Any]) -> None:
         self._values = values
+        self._position = iter(values)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._values)
 
+    def __next__(self) -> Any:
+        return next(self._position)
+
     def __len__(self) -> int:
         return len(self._values)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """pyqldb's `RetryConfig`: `retry_limit` OCC retries; the wait before retry n is
+    `custom_backoff(n, error, transaction_id)` milliseconds, or by default a jittered `base * 2**n` ms."""
+
+    retry_limit: int = 4
+    base: int = 10
+    custom_backoff: Callable[[int, BaseException, str], float] | None = None
 
 
 class _Aborted(Exception):
@@ -67,11 +83,13 @@ class LedgerDriver:
         *,
         durability: Durability | str = Durability.FULL,
         backoff_base: float = 0.01,
+        retry_config: RetryConfig | None = None,
     ) -> None:
         self.ledger = path if isinstance(path, Ledger) else Ledger.open(path, durability=durability)
         self._owns_ledger = not isinstance(path, Ledger)
-        self.retry_limit = retry_limit
-        self.backoff_base = backoff_base
+        self.retry_config = retry_config or RetryConfig(retry_limit, int(backoff_base * 1000))
+        self.retry_limit = self.retry_config.retry_limit
+        self.backoff_base = self.retry_config.base / 1000
         self.retries = 0  # OCC retries performed since the driver was created
 
     def execute_lambda(self, fn: Callable[[DriverTransaction], T]) -> T | None:
@@ -89,16 +107,22 @@ class LedgerDriver:
                 return result
             except _Aborted:
                 return None
-            except OccConflict:
+            except OccConflict as exc:
                 txn.abort()
                 if attempt >= self.retry_limit:
                     raise
                 attempt += 1
                 self.retries += 1
-                time.sleep(random.uniform(0, self.backoff_base * (2**attempt)))
+                time.sleep(self._backoff(attempt, exc, txn.id))
             except BaseException:
                 txn.abort()
                 raise
+
+    def _backoff(self, attempt: int, error: BaseException, transaction_id: str) -> float:
+        custom = self.retry_config.custom_backoff
+        if custom is not None:
+            return max(0.0, custom(attempt, error, transaction_id)) / 1000
+        return random.uniform(0, self.backoff_base * (2**attempt))
 
     def list_tables(self) -> list[str]:
         """Names of the active tables, as pyqldb's driver lists them."""
@@ -115,4 +139,4 @@ class LedgerDriver:
         self.close()
 
 
-__all__ = ["Cursor", "DriverTransaction", "LedgerDriver"]
+__all__ = ["Cursor", "DriverTransaction", "LedgerDriver", "RetryConfig"]

@@ -27,7 +27,8 @@ from ..journal.model import BlockAddress
 from ..journal.proofs import tree_proof
 from ..journal.redact import redact_block_ion
 from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
-from .statements import CommitResult, DdlOp, PendingWrite, Transaction, field_value, new_id
+from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction
+from .statements import Transaction, field_value, new_id
 from .storage import (
     BlockRow,
     DocRow,
@@ -63,9 +64,16 @@ class Ledger:
         self.name: str = meta["ledger_name"]
         self.strand_id: str = meta["strand_id"]
         self.lineage: str = meta["lineage"]
+        self._opened_read_only = read_only
         self.read_only = read_only or bool(meta.get("read_only"))
         self._chain: _ChainState | None = None
         self._scrub_pending = False  # a redaction's WAL truncation waits for a reader (Storage.scrub)
+
+    def refresh_read_only(self) -> bool:
+        """Re-read the persisted read-only flag: a standby that another process promotes opens for writes
+        here too, without reopening the file. Returns the flag."""
+        self.read_only = self._opened_read_only or bool(self._storage.get_meta("read_only"))
+        return self.read_only
 
     @classmethod
     def create(
@@ -131,20 +139,65 @@ class Ledger:
         self.read_only = read_only
 
     # ----------------------------------------------------------------------------------- commit
-    def _commit(self, txn: Transaction) -> CommitResult:
+    @property
+    def storage(self) -> Storage:
+        """The ledger's SQLite storage (what a transaction reads through; `LedgerView`)."""
+        return self._storage
+
+    def commit_staged(self, txn: StagedTransaction) -> CommitResult:
         """Validate txn's read set and write its block, in one SQLite write transaction."""
         storage = self._storage
         try:
             with storage.write_transaction():
-                storage.validate(txn._reads)
+                storage.validate(txn.reads)
                 result, chain = self._append(txn)
         except BaseException:
             self._chain = None  # the rolled-back commit may have left the cache ahead of the file
             raise
-        if txn._redactions or self._scrub_pending:
+        if txn.redactions or self._scrub_pending:
             # the erased bytes must not outlive the commit in the WAL; a busy reader: try after the next commit
             self._scrub_pending = not storage.scrub()
         # Built directly: dataclasses.replace costs ~10 µs, a visible share of a one-document commit.
+        self._chain = _ChainState(
+            chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
+        )
+        return result
+
+    def commit_group(self, txns: Sequence[Transaction]) -> list[CommitResult | None | LedgerError]:
+        """Commit several open transactions — begun on any `Ledger` of this file — in ONE SQLite write
+        transaction, so that they share one fsync (group commit). Each is validated and appended in
+        list order inside its own savepoint: one that fails (OccConflict, a quota) is rolled back alone
+        and its error takes its place in the result; the others commit, each as its own block, exactly
+        as if committed one after the other. A transaction that makes no block gets None. Errors other
+        than LedgerError (I/O, a full disk) roll the whole group back and propagate."""
+        storage = self._storage
+        results: list[CommitResult | None | LedgerError] = []
+        try:
+            with storage.write_transaction():
+                for txn in txns:
+                    results.append(self._commit_one_of_group(txn.staged()) if txn.writes_block else None)
+        except BaseException:
+            self._chain = None
+            for txn, result in zip(txns, results, strict=False):
+                if not isinstance(result, LedgerError):
+                    txn.settle(False)
+            raise
+        for txn, result in zip(txns, results, strict=True):
+            txn.settle(not isinstance(result, LedgerError))
+        return results
+
+    def _commit_one_of_group(self, txn: StagedTransaction) -> CommitResult | LedgerError:
+        storage = self._storage
+        storage.conn.execute("SAVEPOINT group_member")
+        try:
+            storage.validate(txn.reads)
+            result, chain = self._append(txn)
+        except LedgerError as exc:
+            storage.conn.execute("ROLLBACK TO group_member")
+            storage.conn.execute("RELEASE group_member")
+            return exc
+        storage.conn.execute("RELEASE group_member")
+        # The next member continues from this block without re-reading it (our own uncommitted writes).
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
         )
@@ -170,7 +223,7 @@ class Ledger:
             {},
         )
 
-    def _append(self, txn: Transaction) -> tuple[CommitResult, _ChainState]:
+    def _append(self, txn: StagedTransaction) -> tuple[CommitResult, _ChainState]:
         """Write txn's block and apply its changes. Runs inside the write transaction; returns the chain
         state to cache once the SQLite commit has succeeded."""
         storage = self._storage
@@ -183,8 +236,8 @@ class Ledger:
             previous_block_hash=b"" if head is None else head[1],
             last_timestamp=None if head is None else from_ms(head[2]),
         )
-        self._apply_ddl(txn._ddl, seq)
-        pending = list(txn._pending.values())
+        self._apply_ddl(txn.ddl, seq)
+        pending = txn.pending
         writes = [
             DocumentWrite(
                 p.table.name,
@@ -198,23 +251,23 @@ class Ledger:
             for p in pending
         ]
         block = writer.commit(
-            txn._statements,
+            list(txn.statements),
             writes,
-            transaction_id=txn.id,
-            system_revisions=[op.system_hash for op in txn._ddl],
-            redactions=[r for r, _ in txn._redactions],
+            transaction_id=txn.transaction_id,
+            system_revisions=[op.system_hash for op in txn.ddl],
+            redactions=[r for r, _ in txn.redactions],
         )
         ts_ms = to_ms(block.timestamp)
         storage.append_block(BlockRow(seq, block.ion, block.block_hash, ts_ms, len(writes)))
-        indexes = {} if txn._ddl else state.indexes
-        self._apply_writes(pending, block.revision_hashes, txn.id, ts_ms, seq, indexes)
-        for redaction, data_hash in txn._redactions:
+        indexes = {} if txn.ddl else state.indexes
+        self._apply_writes(pending, block.revision_hashes, txn.transaction_id, ts_ms, seq, indexes)
+        for redaction, data_hash in txn.redactions:
             self._apply_redaction(redaction, data_hash)
         stack = storage.extend_digest(state.stack, seq, block.block_hash)
-        if txn._ddl:
+        if txn.ddl:
             storage.set_meta("catalog_version", storage.catalog_version() + 1)
         new_state = _ChainState(state.data_version, 0, (seq, block.block_hash, ts_ms), stack, indexes)
-        return CommitResult(txn.id, block.address, block.block_hash, ts_ms), new_state
+        return CommitResult(txn.transaction_id, block.address, block.block_hash, ts_ms), new_state
 
     def _apply_ddl(self, ops: Sequence[DdlOp], seq: int) -> None:
         storage = self._storage

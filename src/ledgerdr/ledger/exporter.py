@@ -93,8 +93,7 @@ def _aware(moment: datetime, what: str) -> datetime:
 
 def _bucket_name(store: Store) -> str:
     """What QLDB's started manifest calls the bucket: the S3 bucket, or the last part of a store's URL."""
-    bucket = getattr(store, "bucket", None)
-    return str(bucket) if bucket else store.url.rstrip("/").rsplit("/", 1)[-1]
+    return store.properties.bucket or store.url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def export_journal(

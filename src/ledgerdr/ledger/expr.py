@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,6 +40,7 @@ from amazon.ion.symbols import SymbolToken
 
 from ledgerdr.errors import LedgerError
 from ledgerdr.ledger import partiql as pq
+from ledgerdr.ledger.functions import SCALARS
 from ledgerdr.ledger.partiql import MISSING
 
 __all__ = [
@@ -352,6 +354,7 @@ _FUNCTIONS: dict[str, Any] = {
     "character_length": _text_fn(len),
     "coalesce": lambda *vs: next((v for v in vs if not is_null(v)), None),
     "nullif": lambda a, b: None if equals(a, b) is True else a,
+    **SCALARS,
 }
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -368,6 +371,49 @@ def _index(value: Any, index: Any) -> Any:
     if kind == _NUM and isinstance(index, int) and _kind(value) == _LIST and 0 <= index < len(value):
         return value[index]
     return MISSING
+
+
+# Runs a subquery's SELECT in the transaction executing the statement (set by Transaction.execute), given
+# the outer row's bindings that the subquery refers to (empty for an uncorrelated one).
+SUBQUERIES: ContextVar[Callable[[pq.Select, Sequence[Any], dict], list] | None] = ContextVar(
+    "ledgerdr_subqueries", default=None)
+
+
+def _subquery(node: pq.Subquery, env: Mapping, params: Sequence) -> Bag:
+    run = SUBQUERIES.get()
+    if run is None:
+        raise LedgerError("a subquery needs a transaction to run in")
+    outer = {name: env[name] for name in free_names(node.select) if name in env}
+    return Bag(run(node.select, params, outer))
+
+
+def free_names(select: pq.Select) -> frozenset[str]:
+    """Names a SELECT uses that none of its own FROM sources binds: an outer query's aliases, if the subquery
+    is correlated (other names are fields, resolved through the implicit binding)."""
+    bound: set[str] = set()
+    for source in select.sources:
+        bound.update(n for n in (source.alias, source.by_id_alias, source.at_alias) if n)
+    return frozenset(_var_names(select) - bound)
+
+
+def _var_names(node: Any) -> set[str]:
+    if isinstance(node, pq.Var):
+        return {node.name}
+    if isinstance(node, tuple):
+        return set().union(*(_var_names(item) for item in node)) if node else set()
+    if is_dataclass(node) and not isinstance(node, type):
+        return set().union(*(_var_names(getattr(node, f.name)) for f in fields(node)))
+    return set()
+
+
+def _in_collection(node: pq.Expr, env: Mapping, params: Sequence) -> Any:
+    """IN's right side; `IN (SELECT a FROM …)` compares with the values of its single column, as SQL does."""
+    value = evaluate(node, env, params)
+    if isinstance(node, pq.Subquery) and isinstance(node.select.projection, tuple) \
+            and len(node.select.projection) == 1 and not isinstance(node.select.projection[0].expr, pq.AllFields):
+        name = node.select.projection[0].name
+        return Bag(_field(row, name) for row in value)
+    return value
 
 
 def _eval_var(node: pq.Var, env: Mapping, params: Sequence) -> Any:
@@ -454,7 +500,8 @@ _EVAL: dict[type, Any] = {
     pq.Binary: _eval_binary,
     pq.Unary: _eval_unary,
     pq.In: lambda n, env, params: _negatable(
-        n.negated, _in(evaluate(n.value, env, params), evaluate(n.collection, env, params))),
+        n.negated, _in(evaluate(n.value, env, params), _in_collection(n.collection, env, params))),
+    pq.Subquery: _subquery,
     pq.Between: _eval_between,
     pq.Like: lambda n, env, params: _negatable(n.negated, _like(
         *(evaluate(e, env, params) for e in (n.value, n.pattern, n.escape) if e is not None))),
@@ -505,17 +552,33 @@ def project(select: pq.Select, env: Mapping[Any, Any], params: Sequence[Any]) ->
     """
     proj = select.projection
     if isinstance(proj, pq.Star):
-        binding = env[select.source.alias]
-        by_id = select.source.by_id_alias
-        return binding if by_id is None else _with_field(binding, by_id, env[by_id])
+        if select.joins:  # `*` over a join: the fields of every source's row, in FROM order
+            out: dict = {}
+            for source in select.sources:
+                _merge_fields(out, _with_id(env[source.alias], source.by_id_alias, env))
+            return out
+        return _with_id(env[select.source.alias], select.source.by_id_alias, env)
     if isinstance(proj, pq.SelectValue):
         return evaluate(proj.expr, env, params)
     out = {}
     for item in proj:
+        if isinstance(item.expr, pq.AllFields):
+            _merge_fields(out, evaluate(item.expr.of, env, params))
+            continue
         value = evaluate(item.expr, env, params)
         if value is not MISSING:
             out[item.name] = value
     return out
+
+
+def _with_id(binding: Any, by_id_alias: str | None, env: Mapping[Any, Any]) -> Any:
+    return binding if by_id_alias is None else _with_field(binding, by_id_alias, env[by_id_alias])
+
+
+def _merge_fields(out: dict, value: Any) -> None:
+    """`x.*`: a struct's fields into the output row (anything else contributes nothing, as in PartiQL)."""
+    if _kind(value) == _STRUCT:
+        out.update(value.items())
 
 
 def _fold(agg: pq.Aggregate, values: list) -> Any:
@@ -579,8 +642,9 @@ def _children(node: Any) -> Iterable[pq.Expr]:
 
 
 def _is_constant(node: pq.Expr) -> bool:
-    """No variable, path or aggregate inside: the value depends on the parameters only."""
-    if isinstance(node, (pq.Var, pq.Path, pq.Aggregate)):
+    """No variable, path, aggregate or subquery inside: the value depends on the parameters only (and index
+    planning may evaluate it up front)."""
+    if isinstance(node, (pq.Var, pq.Path, pq.Aggregate, pq.Subquery)):
         return False
     return all(_is_constant(child) for child in _children(node)) if is_dataclass(node) else True
 
@@ -731,13 +795,46 @@ def remove_path(doc: Any, path: pq.DocPath) -> Any:
     return _with_items(doc, items)
 
 
-def apply_update(update: pq.Update, doc: Mapping, env: Mapping[Any, Any], params: Sequence[Any]) -> Mapping:
-    """The new version of `doc` after `update`'s SET/REMOVE operations, applied in written order.
+def insert_into(doc: Mapping, path: pq.DocPath, value: Any, at: Any) -> Mapping:
+    """A copy of `doc` with `value` inserted into the struct or list at `path` (the document when empty):
+    into a struct as the new field `at` (which must not exist yet), into a list at index `at` (None:
+    appended). Raises LedgerError naming the path otherwise."""
+    container: Any = doc
+    for step in path:
+        container = _field(container, step) if isinstance(step, str) else _index(container, step)
+    kind = _kind(container)
+    if kind == _STRUCT:
+        if not isinstance(at, str):
+            raise LedgerError(f"INSERT INTO {_describe(path)}: a struct takes AT 'field name'")
+        if _field(container, at) is not MISSING:
+            raise LedgerError(f"INSERT INTO {_describe(path)}: field '{at}' already exists (use SET)")
+        new: Any = _with_field(container, at, value)
+    elif kind == _LIST:
+        items = list(container)
+        if at is None:
+            items.append(value)
+        elif isinstance(at, int) and not isinstance(at, bool) and 0 <= at <= len(items):
+            items.insert(at, value)
+        else:
+            raise LedgerError(f"INSERT INTO {_describe(path)}: AT {at!r} is not a position in its {len(items)} items")
+        new = _with_items(container, items)
+    else:
+        raise LedgerError(f"INSERT INTO {_describe(path)}: not a struct or a list")
+    return new if not path else set_path(doc, path, new)
 
-    Every SET value is evaluated against the original row (`env`), as in SQL, before any change.
+
+def apply_update(update: pq.Update, doc: Mapping, env: Mapping[Any, Any], params: Sequence[Any]) -> Mapping:
+    """The new version of `doc` after `update`'s SET/REMOVE/INSERT INTO operations, in written order.
+
+    Every value is evaluated against the original row (`env`), as in SQL, before any change.
     """
     ops = update.operations
-    values = [evaluate(op.value, env, params) if isinstance(op, pq.SetOp) else None for op in ops]
+    values = [None if isinstance(op, pq.RemoveOp) else evaluate(op.value, env, params) for op in ops]
     for op, value in zip(ops, values, strict=True):
-        doc = set_path(doc, op.path, value) if isinstance(op, pq.SetOp) else remove_path(doc, op.path)
+        if isinstance(op, pq.SetOp):
+            doc = set_path(doc, op.path, value)
+        elif isinstance(op, pq.InsertOp):
+            doc = insert_into(doc, op.path, value, None if op.at is None else evaluate(op.at, env, params))
+        else:
+            doc = remove_path(doc, op.path)
     return doc

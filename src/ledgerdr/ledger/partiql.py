@@ -7,8 +7,11 @@ fields) are case-sensitive. `'single'` quotes are strings and backticks hold Ion
 Expression precedence follows PartiQL's grammar, lowest first: OR, AND, NOT, predicates (comparison,
 IS, IN, LIKE, BETWEEN; left-associative), `||`, `+ -`, `* / %`, unary `+ -`, then path steps.
 
-Not supported (clear syntax errors): joins, subqueries, AT, GROUP/ORDER BY, LIMIT, DISTINCT, `x.*`,
-and QLDB's FROM-first `INSERT INTO ... AT` form; FROM-first SET/REMOVE maps onto `Update`.
+Joins: inner and cross only (`, t`, `CROSS JOIN t`, `[INNER] JOIN t ON c`), as in QLDB; `x.*` as a SELECT
+item; bag/list literals and uncorrelated `(SELECT …)` subqueries as FROM sources, after IN, or as values;
+unnesting a path over an earlier alias (`FROM t AS x, x.l AS y AT i`). QLDB's FROM-first SET / REMOVE /
+`INSERT INTO x.p VALUE v [AT pos]` map onto `Update`. Not supported (clear syntax errors): outer joins, AT on a
+table, GROUP/ORDER BY, LIMIT, DISTINCT.
 """
 
 from __future__ import annotations
@@ -135,6 +138,21 @@ class Aggregate(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class AllFields(Expr):
+    """`x.*` as a SELECT item: every field of the struct `x` names (a FROM alias)."""
+
+    of: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Subquery(Expr):
+    """`(SELECT …)` in FROM, after IN, or as a value: its results as a bag. Uncorrelated: it sees the
+    statement's parameters but not the outer query's aliases."""
+
+    select: Select
+
+
+@dataclass(frozen=True, slots=True)
 class StructExpr(Expr):
     fields: tuple[tuple[str, Expr], ...]
 
@@ -153,7 +171,17 @@ class BagExpr(Expr):
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "size": (1, 1), "exists": (1, 1), "upper": (1, 1), "lower": (1, 1), "char_length": (1, 1),
     "character_length": (1, 1), "coalesce": (1, None), "nullif": (2, 2),
+    # ledger/functions.py
+    "utcnow": (0, 0), "txid": (0, 0), "to_string": (2, 2), "to_timestamp": (1, 2),
 }
+# Functions with their own argument syntax (ledger/functions.py): a date part or type name as a bare word,
+# parsed into a string literal argument: DATE_ADD(day, n, t), DATE_DIFF(day, t1, t2), EXTRACT(day FROM t),
+# CAST(v AS int); SUBSTRING(s, i[, n]) or SUBSTRING(s FROM i [FOR n]); TRIM(s) or
+# TRIM([LEADING|TRAILING|BOTH] [chars] FROM s).
+SPECIAL_FUNCTIONS = frozenset({"date_add", "date_diff", "extract", "cast", "substring", "trim"})
+_DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
+_CAST_TYPES = frozenset("""int integer decimal numeric float real double bool boolean string symbol varchar char
+    timestamp""".split())
 AGGREGATES = frozenset({"count", "sum", "min", "max", "avg"})
 
 DocPath = tuple[str | int, ...]  # a path inside one document, alias stripped: ('a', 0, 'b')
@@ -212,13 +240,23 @@ class RemoveOp:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertOp:
+    """`INSERT INTO x.path VALUE v [AT pos]` in a FROM-first statement: `path` names a struct (then `at`
+    is the new field's name) or a list (`at` an index; none: append); an empty path is the document."""
+
+    path: DocPath
+    value: Expr
+    at: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Update(Statement):
     """`operations` keep the written order of SET and REMOVE; `alias` is the table name if none given."""
 
     table: str
     alias: str
     by_id_alias: str | None
-    operations: tuple[SetOp | RemoveOp, ...]
+    operations: tuple[SetOp | RemoveOp | InsertOp, ...]
     where: Expr | None
 
     @property
@@ -255,6 +293,9 @@ class TableRef:
     history_end: Expr | None = None
     by_table_id: bool = False
     information_schema: bool = False
+    literal: Expr | None = None  # `FROM << 0 >>`, `FROM [1, 2]`, `FROM ?`: a value's items, not a table
+    lateral: bool = False  # `literal` is a path over an earlier alias (`FROM t AS x, x.list AS y`): unnesting
+    at_alias: str | None = None  # `AT i`: binds each item's position (literal and lateral sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +315,23 @@ class ProjectionItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """A further FROM source: `, t` and `CROSS JOIN t` (no condition), `[INNER] JOIN t ON cond`."""
+
+    source: TableRef
+    on: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Statement):
     projection: tuple[ProjectionItem, ...] | Star | SelectValue
     source: TableRef
     where: Expr | None
+    joins: tuple[Join, ...] = ()  # QLDB runs inner and cross joins only
+
+    @property
+    def sources(self) -> tuple[TableRef, ...]:
+        return (self.source, *(join.source for join in self.joins))
 
     @property
     def is_aggregate(self) -> bool:
@@ -294,7 +348,6 @@ class Exec(Statement):
 
 # ------------------------------------------------------------------------------------------- parser
 
-_JOIN_WORDS = frozenset({"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS"})
 _UNSUPPORTED_TAIL = frozenset({"ORDER", "GROUP", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT"})
 _COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _LITERAL_KINDS = frozenset({lexer.STRING, lexer.INT, lexer.DECIMAL, lexer.FLOAT, lexer.ION})
@@ -410,8 +463,8 @@ class _Parser(lexer.TokenCursor):
         where = self.optional_where()
         return Update(table, alias, by_id, self.update_operations(alias), where)
 
-    def update_operations(self, alias: str) -> tuple[SetOp | RemoveOp, ...]:
-        ops: list[SetOp | RemoveOp] = []
+    def update_operations(self, alias: str) -> tuple[SetOp | RemoveOp | InsertOp, ...]:
+        ops: list[SetOp | RemoveOp | InsertOp] = []
         while True:
             if self.accept_kw("SET"):
                 ops.append(self.assignment(alias))
@@ -419,12 +472,16 @@ class _Parser(lexer.TokenCursor):
                     ops.append(self.assignment(alias))
             elif self.accept_kw("REMOVE"):
                 ops.append(RemoveOp(self.doc_path(alias)))
-            elif self.at_kw("INSERT"):
-                raise self.fail("INSERT INTO inside UPDATE/FROM is not supported; use SET")
+            elif self.accept_kw("INSERT"):
+                self.expect_kw("INTO")
+                path = self.doc_path(alias, allow_document=True)
+                self.expect_kw("VALUE")
+                value = self.expr()
+                ops.append(InsertOp(path, value, self.expr() if self.accept_kw("AT") else None))
             else:
                 break
         if not ops:
-            raise self.fail("expected SET or REMOVE")
+            raise self.fail("expected SET, REMOVE or INSERT INTO")
         return tuple(ops)
 
     def assignment(self, alias: str) -> SetOp:
@@ -432,8 +489,9 @@ class _Parser(lexer.TokenCursor):
         self.expect_op("=")
         return SetOp(path, self.expr())
 
-    def doc_path(self, alias: str) -> DocPath:
-        """A SET/REMOVE target, made relative to the document by dropping a leading `alias`."""
+    def doc_path(self, alias: str, *, allow_document: bool = False) -> DocPath:
+        """A SET/REMOVE/INSERT INTO target, made relative to the document by dropping a leading `alias`
+        (only INSERT INTO may name the document itself)."""
         start = self.tok
         target = self.postfix()
         root, steps = (target.root, target.steps) if isinstance(target, Path) else (target, ())
@@ -447,11 +505,11 @@ class _Parser(lexer.TokenCursor):
                 parts.append(step)
             else:
                 raise self.fail("path steps in SET/REMOVE must be names or integer literals", start)
-        if not parts:
+        if not parts and not allow_document:
             raise self.fail("cannot SET or REMOVE the whole document (use INSERT or DELETE)", start)
         return tuple(parts)
 
-    def select(self) -> Statement:
+    def select(self) -> Select:
         if self.at_kw("DISTINCT", "ALL"):
             raise self.fail(f"SELECT {self.tok.value} is not supported")
         if self.accept_kw("VALUE"):
@@ -462,10 +520,39 @@ class _Parser(lexer.TokenCursor):
             projection = self.projection_items()
         self.expect_kw("FROM")
         source = self.from_source()
+        joins = self.joins(source)
         where = self.optional_where()
         if self.at_kw(*_UNSUPPORTED_TAIL):
             raise self.fail(f"{self.tok.value} is not supported")
-        return Select(projection, source, where)
+        return Select(projection, source, where, joins)
+
+    def joins(self, first: TableRef) -> tuple[Join, ...]:
+        joins: list[Join] = []
+        aliases = {first.alias} | ({first.at_alias} if first.at_alias else set())
+        while True:
+            tok = self.tok
+            if self.accept_op(","):
+                join = Join(self.from_source(aliases))
+            elif self.at_kw("CROSS") and self.peek().value == "JOIN":
+                self.i += 2
+                join = Join(self.from_source(aliases))
+            elif self.at_kw("JOIN", "INNER"):
+                if self.accept_kw("INNER") and not self.at_kw("JOIN"):
+                    raise self.fail("expected JOIN after INNER")
+                self.expect_kw("JOIN")
+                source = self.from_source(aliases)
+                self.expect_kw("ON")
+                join = Join(source, self.expr())
+            elif self.at_kw("LEFT", "RIGHT", "FULL", "OUTER"):
+                raise self.fail("only inner and cross joins are supported (as in QLDB)")
+            else:
+                return tuple(joins)
+            for alias in (join.source.alias, join.source.at_alias):
+                if alias in aliases:
+                    raise self.fail(f"the alias '{alias}' is used twice in FROM", tok)
+                if alias is not None:
+                    aliases.add(alias)
+            joins.append(join)
 
     def projection_expr(self) -> Expr:
         """An expression, or an aggregate call that must make up the whole SELECT item."""
@@ -483,6 +570,15 @@ class _Parser(lexer.TokenCursor):
         items: list[ProjectionItem] = []
         while True:
             start = self.tok
+            if self.is_identifier(start) and self.peek().text == "." and self.peek(2).text == "*":
+                if items and isinstance(items[0].expr, Aggregate):
+                    raise self.fail("cannot mix aggregates and plain values without GROUP BY", start)
+                self.i += 3
+                items.append(ProjectionItem(AllFields(Var(start.value if start.kind == lexer.QIDENT else start.text)),
+                                            "*"))
+                if not self.accept_op(","):
+                    return tuple(items)
+                continue
             expr = self.projection_expr()
             name = self.optional_alias() or _default_name(expr, len(items) + 1)
             if items and isinstance(expr, Aggregate) != isinstance(items[0].expr, Aggregate):
@@ -491,11 +587,20 @@ class _Parser(lexer.TokenCursor):
             if not self.accept_op(","):
                 return tuple(items)
 
-    def from_source(self) -> TableRef:
+    def from_source(self, earlier: set[str] | frozenset[str] = frozenset()) -> TableRef:
+        """One FROM source; `earlier` holds the aliases bound before it (a path over one unnests it)."""
         tok = self.tok
-        if self.at_op("(") or self.at_kw("SELECT"):
-            raise self.fail("subqueries are not supported")
-        if self.at_kw("HISTORY") and self.peek().text == "(":
+        if self.at_kw("SELECT"):
+            raise self.fail("a subquery in FROM goes in parentheses: FROM (SELECT …) AS s")
+        if self.at_op("(") and self.at_kw("SELECT", tok=self.peek()):
+            ref = TableRef("", "_1", literal=self.primary())
+        elif self.at_op("<<") or self.at_op("[") or self.tok.kind in (lexer.ION, lexer.PARAM):
+            ref = TableRef("", "_1", literal=self.primary())  # QLDB's docs run functions `FROM << 0 >>`
+        elif self.is_identifier(tok) and self.peek().text in (".", "[") and self.identifier_text(tok) in earlier:
+            path = self.postfix()
+            last = path.steps[-1] if isinstance(path, Path) else None
+            ref = TableRef("", last if isinstance(last, str) else "_2", literal=path, lateral=True)
+        elif self.at_kw("HISTORY") and self.peek().text == "(":
             ref = self.history_source()
         elif self.at_kw("INFORMATION_SCHEMA") and self.peek().text == ".":
             self.i += 2
@@ -508,14 +613,19 @@ class _Parser(lexer.TokenCursor):
             table = name[len(_COMMITTED_PREFIX) :] if committed else name
             ref = TableRef(table, name, committed_view=committed)
         alias = self.optional_alias()
-        if self.at_kw("AT"):
-            raise self.fail("AT is not supported")
+        at_alias = None
+        if self.accept_kw("AT"):
+            if ref.literal is None:
+                raise self.fail("AT is available on unnested paths and literals only (FROM t AS x, x.list AS y AT i)",
+                                self.peek(-1))
+            at_alias = self.identifier("an AT alias")
         by_id = self.identifier("an id alias") if self.accept_kw("BY") else None
-        if self.at_op(",") or self.at_kw(*_JOIN_WORDS):
-            raise self.fail("joins are not supported (one table per query)")
-        if by_id is not None and ref.information_schema:
-            raise self.fail("BY is not available on information_schema", tok)
-        return replace(ref, alias=alias or ref.alias, by_id_alias=by_id)
+        if by_id is not None and (ref.information_schema or ref.literal is not None):
+            raise self.fail("BY is available on tables only", tok)
+        return replace(ref, alias=alias or ref.alias, by_id_alias=by_id, at_alias=at_alias)
+
+    def identifier_text(self, tok: Token) -> str:
+        return tok.value if tok.kind == lexer.QIDENT else tok.text
 
     def history_source(self) -> TableRef:
         self.i += 2  # HISTORY (
@@ -613,7 +723,7 @@ class _Parser(lexer.TokenCursor):
                     steps.append(nxt.value if nxt.kind == lexer.QIDENT else nxt.text)
                     continue
                 if nxt.text == "*":
-                    raise self.fail("path wildcards (x.*) are not supported", nxt)
+                    raise self.fail("x.* is supported only as a whole SELECT item (SELECT x.* FROM …)", nxt)
                 raise self.fail("expected a field name after '.'", nxt)
             elif self.at_op("["):
                 self.i += 1
@@ -658,8 +768,10 @@ class _Parser(lexer.TokenCursor):
 
     def parenthesized(self) -> Expr:
         self.i += 1
-        if self.at_kw("SELECT"):
-            raise self.fail("subqueries are not supported")
+        if self.accept_kw("SELECT"):
+            inner: Expr = Subquery(self.select())
+            self.expect_op(")")
+            return inner
         inner = self.expr()
         self.expect_op(")")
         return inner
@@ -669,7 +781,7 @@ class _Parser(lexer.TokenCursor):
             self.i += 1
             return Lit(_WORD_LITERALS[tok.value])
         nxt = self.peek()
-        if nxt.kind == lexer.OP and nxt.text == "(" and (tok.value not in RESERVED or tok.value == "EXISTS"):
+        if nxt.kind == lexer.OP and nxt.text == "(" and (tok.value not in RESERVED or tok.value in ("EXISTS", "CAST")):
             return self.call(tok)
         if tok.value == "SELECT":
             raise self.fail("subqueries are not supported")
@@ -683,13 +795,94 @@ class _Parser(lexer.TokenCursor):
         self.i += 2
         if name in AGGREGATES:
             raise self.fail(f"aggregate {name.upper()} is only allowed as a whole SELECT item", tok)
-        if name not in FUNCTIONS:
-            raise self.fail(f"unknown function '{tok.text}' (supported: {', '.join(sorted(FUNCTIONS))})", tok)
+        if name not in FUNCTIONS and name not in SPECIAL_FUNCTIONS:
+            supported = ", ".join(sorted({*FUNCTIONS, *SPECIAL_FUNCTIONS}))
+            raise self.fail(f"unknown function '{tok.text}' (supported: {supported})", tok)
+        if name == "exists" and self.accept_kw("SELECT"):  # EXISTS(SELECT …)
+            subquery = Subquery(self.select())
+            self.expect_op(")")
+            return Call(name, (subquery,))
+        special = _SPECIAL_FORMS.get(name)
+        if special is not None:
+            return Call(name, special(self, tok))
         args = self.comma_list(self.expr, ")")
         low, high = FUNCTIONS[name]
         if len(args) < low or (high is not None and len(args) > high):
             raise self.fail(f"{name} takes {low if low == high else f'at least {low}'} argument(s)", tok)
         return Call(name, args)
+
+    def keyword_literal(self, allowed: tuple[str, ...] | frozenset[str], what: str) -> Lit:
+        """A bare word from `allowed` (a date part, a type name) as a lower-case string literal."""
+        tok = self.tok
+        if tok.kind != lexer.WORD or tok.text.lower() not in allowed:
+            raise self.fail(f"expected {what} ({', '.join(sorted(allowed))})")
+        self.i += 1
+        return Lit(tok.text.lower())
+
+    def date_part_args(self, tok: Token) -> tuple[Expr, ...]:
+        """DATE_ADD(part, n, ts) / DATE_DIFF(part, ts1, ts2): the part is a bare word."""
+        part = self.keyword_literal(_DATE_PARTS, "a date part")
+        self.expect_op(",")
+        rest = self.comma_list(self.expr, ")")
+        if len(rest) != 2:
+            raise self.fail(f"{tok.text} takes a date part and two arguments", tok)
+        return (part, *rest)
+
+    def extract_args(self, tok: Token) -> tuple[Expr, ...]:
+        """EXTRACT(part FROM ts)."""
+        part = self.keyword_literal((*_DATE_PARTS, "timezone_hour", "timezone_minute"), "a date part")
+        self.expect_kw("FROM")
+        value = self.expr()
+        self.expect_op(")")
+        return (part, value)
+
+    def substring_args(self, tok: Token) -> tuple[Expr, ...]:
+        """SUBSTRING(s, start[, length]) or SUBSTRING(s FROM start [FOR length])."""
+        value = self.expr()
+        if self.accept_kw("FROM"):
+            args = [value, self.expr()]
+            if self.accept_word("FOR"):
+                args.append(self.expr())
+            self.expect_op(")")
+            return tuple(args)
+        self.expect_op(",")
+        rest = self.comma_list(self.expr, ")")
+        if len(rest) not in (1, 2):
+            raise self.fail("substring takes 2 or 3 argument(s)", tok)
+        return (value, *rest)
+
+    def trim_args(self, tok: Token) -> tuple[Expr, ...]:
+        """TRIM(s) or TRIM([LEADING|TRAILING|BOTH] [chars] FROM s): (s, where, chars)."""
+        where = "both"
+        if self.tok.kind == lexer.WORD and self.tok.text.lower() in ("leading", "trailing", "both"):
+            where = self.advance().text.lower()
+            chars: Expr = Lit(" ")
+            if not self.at_kw("FROM"):
+                chars = self.expr()
+            self.expect_kw("FROM")
+            value = self.expr()
+        else:
+            value = self.expr()
+            chars = Lit(" ")
+            if self.accept_kw("FROM"):  # TRIM(chars FROM s)
+                value, chars = self.expr(), value
+        self.expect_op(")")
+        return (value, Lit(where), chars)
+
+    def accept_word(self, word: str) -> bool:
+        """Accept a non-reserved keyword such as FOR."""
+        if self.tok.kind == lexer.WORD and self.tok.text.upper() == word:
+            self.i += 1
+            return True
+        return False
+
+    def cast_args(self, tok: Token) -> tuple[Expr, ...]:
+        """CAST(value AS type)."""
+        value = self.expr()
+        self.expect_kw("AS")
+        type_name = self.keyword_literal(_CAST_TYPES, "a type")
+        self.expect_op(")")
+        return (value, type_name)
 
     def struct_field(self) -> tuple[str, Expr]:
         tok = self.tok
@@ -698,6 +891,13 @@ class _Parser(lexer.TokenCursor):
         self.i += 1
         self.expect_op(":")
         return tok.value, self.expr()
+
+
+_SPECIAL_FORMS: dict[str, Callable[[_Parser, Token], tuple[Expr, ...]]] = {
+    "date_add": _Parser.date_part_args, "date_diff": _Parser.date_part_args,
+    "extract": _Parser.extract_args, "cast": _Parser.cast_args,
+    "substring": _Parser.substring_args, "trim": _Parser.trim_args,
+}
 
 
 def _default_name(expr: Expr, position: int) -> str:

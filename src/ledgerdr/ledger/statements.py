@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amazon.ion import simpleion
 from amazon.ion.simple_types import IonPyNull
@@ -32,6 +32,7 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
 from ..journal.model import BlockAddress
 from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
+from .functions import CURRENT_TRANSACTION_ID
 from .partiql import (
     CreateIndex,
     CreateTable,
@@ -40,6 +41,7 @@ from .partiql import (
     DropTable,
     Exec,
     Insert,
+    Join,
     Select,
     Statement,
     TableRef,
@@ -47,30 +49,26 @@ from .partiql import (
     Update,
     parse,
 )
+from .staged import (
+    MAX_ACTIVE_TABLES,
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENTS_PER_TRANSACTION,
+    MAX_INDEXES_PER_TABLE,
+    MAX_REDACTIONS_PER_TRANSACTION,
+    MAX_STATEMENT_CHARS,
+    MAX_TOTAL_TABLES,
+    MAX_TRANSACTION_BYTES,
+    MAX_TRANSACTION_SECONDS,
+    CommitResult,
+    DdlOp,
+    LedgerView,
+    PendingWrite,
+    StagedTransaction,
+    TableInfo,
+)
 from .storage import IndexRow, ReadSet, index_key, to_ms
 
-if TYPE_CHECKING:
-    from .engine import Ledger
-
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-MAX_ACTIVE_TABLES = 20
-MAX_TOTAL_TABLES = 40
-MAX_INDEXES_PER_TABLE = 5
-MAX_DOCUMENTS_PER_TRANSACTION = 40
-MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
-MAX_DOCUMENT_BYTES = 128 * 1024
-MAX_STATEMENT_CHARS = 100_000
-MAX_TRANSACTION_SECONDS = 30.0
-MAX_REDACTIONS_PER_TRANSACTION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class TableInfo:
-    table_id: str
-    name: str
-    status: str
-
-
 @dataclass(frozen=True, slots=True)
 class Doc:
     """A document as a statement sees it (user view); `pending` when this transaction wrote it."""
@@ -81,30 +79,6 @@ class Doc:
     pending: bool = False
 
 
-@dataclass(slots=True)
-class PendingWrite:
-    """A document's state at the end of this transaction, as the block will record it."""
-
-    table: TableInfo
-    doc_id: str
-    version: int
-    data: Any | None
-    raw: bytes | None
-    base_data: Any | None  # the committed data this write replaces (for index maintenance)
-    statements: set[int] = field(default_factory=set)
-    encoded: EncodedData | None = None  # `data` encoded and hashed for the block (None: the writer does it)
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """Where a committed transaction's block landed."""
-
-    transaction_id: str
-    block_address: BlockAddress
-    block_hash: bytes
-    timestamp_ms: int
-
-
 @dataclass(frozen=True, slots=True)
 class Write:
     """One document change a statement makes. `data is None` deletes the document."""
@@ -113,24 +87,6 @@ class Write:
     doc_id: str
     data: Any | None
     base: Doc | None  # the document as read (None for an insert)
-
-
-@dataclass(frozen=True, slots=True)
-class DdlOp:
-    """A catalog change, applied at commit in statement order. `system_hash` is the hash-only system
-    revision the journal records for it (QLDB journals catalog changes only as such hashes)."""
-
-    kind: str  # CREATE_TABLE | DROP_TABLE | UNDROP_TABLE | CREATE_INDEX | DROP_INDEX
-    table_id: str
-    table_name: str
-    index: IndexRow | None = None
-
-    @property
-    def system_hash(self) -> bytes:
-        entry = {"operation": self.kind, "tableId": self.table_id, "tableName": self.table_name}
-        if self.index is not None:
-            entry.update(indexId=self.index.index_id, expr=f"[{self.index.field}]")
-        return ion_hash(entry)
 
 
 # Random octets below 248 = 4 × 62 map uniformly onto Base62 characters; the rest are dropped.
@@ -182,10 +138,10 @@ def _parse(sql: str) -> Statement:
 class Transaction:
     """One ledger transaction. Not thread-safe. Use `execute`, then `commit` or `abort`."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerView) -> None:
         self.ledger = ledger
         self.id = new_id()
-        self._storage = ledger._storage
+        self._storage = ledger.storage
         self._started = time.monotonic()
         self._state = "open"
         self._statements: list[str] = []
@@ -211,10 +167,30 @@ class Transaction:
         if self.ledger.read_only and not isinstance(stmt, Select):
             raise LedgerError(f"ledger {self.ledger.name!r} is read-only: only SELECT is allowed")
         self._current = len(self._statements)
-        results = execute(self, stmt, params)
+        token = CURRENT_TRANSACTION_ID.set(self.id)  # for TXID()
+        subqueries = ev.SUBQUERIES.set(self._subquery_runner())
+        try:
+            results = execute(self, stmt, params)
+        finally:
+            ev.SUBQUERIES.reset(subqueries)
+            CURRENT_TRANSACTION_ID.reset(token)
         self._statements.append(sql)
         self._bytes += len(sql)
         return results
+
+    def _subquery_runner(self) -> Callable[[Select, Sequence[Any], dict], list[Any]]:
+        """Runs the statement's subqueries in this transaction: an uncorrelated one once per statement (its
+        result is the same for every outer row), a correlated one per outer row, with the outer bindings."""
+        results: dict[int, list[Any]] = {}
+
+        def run(select: Select, params: Sequence[Any], outer: dict) -> list[Any]:
+            if outer:
+                return _select(self, select, params, outer)
+            if id(select) not in results:
+                results[id(select)] = _select(self, select, params)
+            return results[id(select)]
+
+        return run
 
     def commit(self) -> CommitResult | None:
         """Validate the read set and write the block. Returns None for a transaction that ran no
@@ -225,7 +201,7 @@ class Transaction:
             self._state = "committed"
             return None
         try:
-            result = self.ledger._commit(self)
+            result = self.ledger.commit_staged(self.staged())
         except BaseException:
             self._state = "aborted"
             raise
@@ -237,9 +213,33 @@ class Transaction:
         if self._state == "open":
             self._state = "aborted"
 
+    def staged(self) -> StagedTransaction:
+        """This transaction's writes, frozen for the commit (the engine reads nothing else of it)."""
+        return StagedTransaction(self.id, tuple(self._statements), tuple(self._pending.values()), tuple(self._ddl),
+                                 tuple(self._redactions), self._reads)
+
     @property
     def is_open(self) -> bool:
         return self._state == "open"
+
+    @property
+    def writes_block(self) -> bool:
+        """Whether committing makes a block: it ran a statement, on a writable ledger."""
+        return bool(self._statements) and not self.ledger.read_only
+
+    def settle(self, committed: bool) -> None:
+        """Record the outcome of a commit that `Ledger.commit_group` made for this transaction."""
+        self._state = "committed" if committed else "aborted"
+
+    @property
+    def started(self) -> float:
+        """When the transaction began (time.monotonic()), for the 30 s limit a server enforces."""
+        return self._started
+
+    @property
+    def pending_writes(self) -> int:
+        """How many documents the transaction has written so far (a server reports them as write IOs)."""
+        return len(self._pending)
 
     def __enter__(self) -> Transaction:
         return self
@@ -405,9 +405,17 @@ class Transaction:
         self, table: TableInfo, start: Any, end: Any
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(doc id, revision struct) for every committed revision, deletes included, optionally only
-        those active at some time in [start, end]."""
+        those active at some time in [start, end]. Raises LedgerError, as QLDB does, for an end in the
+        future or a start after the end."""
         lo = None if ev.is_null(start) else to_ms(_aware(start))
         hi = None if ev.is_null(end) else to_ms(_aware(end))
+        if hi is not None and hi > time.time_ns() // 1_000_000:
+            raise LedgerError(f"history() end time {end} is in the future")
+        if lo is not None and hi is not None and lo > hi:
+            raise LedgerError(f"history() start time {start} is after its end time {end}")
+        return self._history(table, lo, hi)
+
+    def _history(self, table: TableInfo, lo: int | None, hi: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
         if self._record_scan(table):
             yield from self.ledger.history_view(table.table_id, lo, hi)
 
@@ -607,17 +615,69 @@ def _matching(
 # --------------------------------------------------------------------------------------- SELECT
 
 
-def _select(txn: Transaction, stmt: Select, params: Sequence[Any]) -> list[Any]:
+def _select(txn: Transaction, stmt: Select, params: Sequence[Any], outer: dict | None = None) -> list[Any]:
+    """`outer`: the bindings of the enclosing query's row that a correlated subquery refers to."""
     envs = _source_envs(txn, stmt.source, stmt.where, params)
+    if outer:
+        envs = ({**outer, **env} for env in envs)
+    for join in stmt.joins:
+        envs = _joined(txn, envs, join, params)
     rows = (env for env in envs if ev.matches(stmt.where, env, params))
     if stmt.is_aggregate:
         return [ev.aggregate(stmt, rows, params)]
     return [ev.project(stmt, env, params) for env in rows]
 
 
+def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
+    """Nested-loop inner join: every left row with every row of `join.source` satisfying ON. The right
+    side is read once (a full read, recorded for OCC). Unqualified names resolve to no single source in
+    a join, so the merged rows have no implicit binding: fields are named through their alias."""
+    if join.source.lateral:
+        yield from _unnested(envs, join, params)
+        return
+    right = [{k: v for k, v in env.items() if k is not ev.IMPLICIT}
+             for env in _source_envs(txn, join.source, None, params)]
+    for left in envs:
+        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
+        for row in right:
+            merged = {**left, **row}
+            if ev.matches(join.on, merged, params):
+                yield merged
+
+
+def _unnested(envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
+    """`FROM t AS x, x.list AS y [AT i]`: each left row with each item of its own collection."""
+    source = join.source
+    assert source.literal is not None  # an unnested source names its collection
+    for left in envs:
+        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
+        for position, item in _items(ev.evaluate(source.literal, left, params)):
+            merged = {**left, source.alias: item}
+            if source.at_alias is not None:
+                merged[source.at_alias] = position
+            if ev.matches(join.on, merged, params):
+                yield merged
+
+
+def _items(value: Any) -> list[tuple[int | None, Any]]:
+    """A FROM value's items with their positions: a list's or bag's items; MISSING gives none; any other
+    value is one item (PartiQL's permissive rule)."""
+    if value is ev.MISSING:
+        return []
+    if isinstance(value, list | tuple):
+        return list(enumerate(value))
+    return [(None, value)]
+
+
 def _source_envs(txn: Transaction, source: TableRef, where: Any, params: Sequence[Any]) -> Iterator[dict]:
     alias, by_id = source.alias, source.by_id_alias
-    if source.information_schema:
+    if source.literal is not None:
+        for position, item in _items(ev.evaluate(source.literal, {}, params)):
+            env = ev.make_env(item, alias)
+            if source.at_alias is not None:
+                env[source.at_alias] = position
+            yield env
+    elif source.information_schema:
         for row in txn.user_tables():
             yield ev.make_env(row, alias)
     elif source.history:

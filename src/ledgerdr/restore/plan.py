@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -20,33 +19,12 @@ from ..journal.codecs import ExportFormat
 from ..journal.exports import plan_location
 from ..journal.layout import new_id, parse_data_object_key
 from ..repository import WindowRecord, read_windows
+from ..snapshots import SnapshotManifest, newest_snapshot
 from ..stores import Location, Store
 from ..stores.base import validate_key
 from .overlaps import Claim, ForkError, check_repeat
-
-if TYPE_CHECKING:
-    from .snapshot import SnapshotManifest
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One data object, and the blocks of it to apply: [first_seq, last_seq], committed before `until_ms`."""
-
-    unit_id: str
-    key: str
-    fmt: str
-    first_seq: int
-    last_seq: int
-    sha256: str | None = None
-    version_id: str | None = None
-    until_ms: int | None = None
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> WorkUnit:
-        return cls(**orjson.loads(data))
+from .shapes import WorkUnit
+from .snapshot import snapshot_units
 
 
 @dataclass
@@ -61,7 +39,7 @@ class RestorePlan:
     gaps: list[tuple[int, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     from_records: bool = False
-    snapshot_last_seq: int | None = None  # blocks up to here come from this snapshot (restore/snapshot.py)
+    snapshot_last_seq: int | None = None  # blocks up to here come from this snapshot (`ledgerdr.snapshots`)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -92,8 +70,6 @@ def plan_restore(location: Location, *, until: datetime | None = None, until_blo
     if catalog.windows:
         base = None
         if use_snapshots:
-            from .snapshot import newest_snapshot  # snapshot.py imports this module
-
             base = newest_snapshot(location, windows=catalog.windows, until_block=until_block,
                                    until_ms=until_ms)
         _plan_from_records(plan, location.store, catalog.windows, until, until_block, until_ms, base)
@@ -121,8 +97,6 @@ def _plan_from_records(plan: RestorePlan, store: Store, windows: list[WindowReco
     plan.from_records = True
     previous: _Tip | None = None
     if base is not None:  # a SnapshotManifest: its parts first, then the windows after its tip
-        from .snapshot import snapshot_units
-
         plan.units.extend(snapshot_units(base))
         plan.snapshot_last_seq = base.last_seq
         previous = _Tip(f"snapshot {base.last_seq:020d}", base.last_seq, base.tip_hash)

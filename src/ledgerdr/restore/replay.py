@@ -46,7 +46,8 @@ from ..stores import Location, Store, open_location
 from ..targets.base import Redaction, RestoredRevision, StoredRevision
 from ..targets.digest import digest_of_revisions, digest_of_rows
 from ..targets.embedded import EmbeddedTarget
-from .plan import WorkUnit, plan_restore
+from .plan import plan_restore
+from .shapes import WorkUnit
 from .units import load_unit
 
 DML_PREFIXES = ("INSERT INTO", "UPDATE", "DELETE")  # what the reference kept, compared upper-cased

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import orjson
 
 from ..errors import ConfigError, RestoreError
 from ..journal.layout import new_id
-from ..queues.sqlite import SqliteQueue
-from ..stores import FileStore, Location, open_location
+from ..queues import Queue, open_queue
+from ..stores import Location, open_location
 from ..targets import open_target
 from ..targets.base import Target
 from ..targets.ddl import DdlState
@@ -37,9 +38,10 @@ from ..targets.digest import (
     target_dropped,
 )
 from .guard import check_target
-from .plan import RestorePlan, WorkUnit, plan_restore
-from .units import UnitResult, load_unit, read_journal_leaves, result_of
-from .worker import read_failures, read_leaves, read_results, run_worker
+from .plan import RestorePlan, plan_restore
+from .shapes import SNAPSHOT_FORMAT, UnitResult, WorkUnit
+from .units import load_unit, read_journal_leaves, result_of
+from .worker import WorkerSpec, open_state, read_failures, read_leaves, read_results, run_worker
 
 
 @dataclass
@@ -137,7 +139,7 @@ def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, ta
     # Unit ids are deterministic (block range + object key), so results are shared by every restore
     # using this state folder: a pilot light or standby target's earlier units count as done.
     results_dir = state_root / "unit-results"
-    state = Location(FileStore(results_dir, lock_mode=None), "")
+    state = open_state(str(results_dir))
     report = RestoreReport(plan.restore_id, source_url, target_url, options.strategy, units=len(plan.units),
                            lost_blocks=list(plan.gaps), resumed=run["runs"] > 1, warnings=list(plan.warnings))
     target = open_target(target_url)
@@ -149,15 +151,16 @@ def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, ta
     pending = [u for u in plan.units if u.unit_id not in held]
     run_name = f"run-{new_id()}"
     failures_dir = state_root / plan.restore_id / "failures" / run_name
-    queue = SqliteQueue(state_root / plan.restore_id / "queue.db", name=run_name,
-                        max_attempts=options.max_attempts)
+    queue_url = _queue_url(state_root / plan.restore_id / "queue.db", run_name, options.max_attempts)
+    queue = open_queue(queue_url)
     queue.send_batch([u.to_bytes() for u in pending])
-    _run_workers(queue, source_url, target_url, results_dir, failures_dir, plan, options, on_progress,
-                 total=len(plan.units), already=len(plan.units) - len(pending))
+    spec = WorkerSpec(source_url, target_url, str(results_dir), plan.ledger_name, str(failures_dir),
+                      options.visibility_timeout)
+    _run_workers(queue, queue_url, spec, _worker_count(options), on_progress, total=len(plan.units))
     report.dead_letters = [{"unit": orjson.loads(d.body).get("key"), "attempts": d.attempts, "reason": d.reason}
                            for d in queue.dead_letters()]
     queue.close()
-    failed = read_failures(Location(FileStore(failures_dir, lock_mode=None), ""))
+    failed = read_failures(open_state(str(failures_dir)))
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more unit(s))" if len(failed) > 1 else ""
@@ -241,7 +244,7 @@ def split_units(units: list[WorkUnit], blocks: int = UNIT_BLOCKS) -> list[WorkUn
     Ids stay deterministic: the range and the object key's tag, as the planner names units."""
     out = []
     for unit in units:
-        if unit.fmt == "SNAPSHOT" or unit.last_seq - unit.first_seq < blocks:
+        if unit.fmt == SNAPSHOT_FORMAT or unit.last_seq - unit.first_seq < blocks:
             out.append(unit)
             continue
         tag = unit.unit_id.rsplit("-", 1)[-1]
@@ -252,25 +255,20 @@ def split_units(units: list[WorkUnit], blocks: int = UNIT_BLOCKS) -> list[WorkUn
     return out
 
 
-def _run_workers(queue: SqliteQueue, source_url: str, target_url: str, state_dir: Path, failures_dir: Path,
-                 plan: RestorePlan, options: RestoreOptions, on_progress, *, total: int, already: int) -> None:
-    count = _worker_count(options)
-    state = Location(FileStore(state_dir, lock_mode=None), "")
-    failures = Location(FileStore(failures_dir, lock_mode=None), "")
+def _queue_url(path: Path, name: str, max_attempts: int) -> str:
+    """The restore's own sqlite queue, as `open_queue` names it (a worker process opens it by this URL)."""
+    return f"sqlite://{quote(str(path.resolve()))}?{urlencode({'name': name, 'max_attempts': max_attempts})}"
+
+
+def _run_workers(queue: Queue, queue_url: str, spec: WorkerSpec, count: int,
+                 on_progress: Callable[[int, int, int], None] | None, *, total: int) -> None:
+    state = open_state(spec.state_url)
     if count == 0:
-        target = open_target(target_url)
-        try:
-            run_worker(queue, open_location(source_url), target, state, ledger_name=plan.ledger_name,
-                       visibility_timeout=options.visibility_timeout, failures=failures,
-                       on_unit=lambda unit, n: on_progress and on_progress(len(read_results(state)), total, n))
-        finally:
-            target.close()
+        run_worker(queue, spec,
+                   on_unit=lambda unit, n: on_progress and on_progress(len(read_results(state)), total, n))
         return
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_process, daemon=True,
-                                 args=(str(queue.path), queue.name, options.max_attempts, source_url, target_url,
-                                       str(state_dir), str(failures_dir), plan.ledger_name,
-                                       options.visibility_timeout))
+    processes = [context.Process(target=_worker_process, daemon=True, args=(queue_url, spec))
                  for _ in range(count)]
     with _sigint_ignored():  # a Ctrl-C while a worker starts up must not reach it (see _worker_process)
         for process in processes:
@@ -309,17 +307,12 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_process(queue_path: str, queue_name: str, max_attempts: int, source_url: str, target_url: str,
-                    state_dir: str, failures_dir: str, ledger_name: str | None, visibility_timeout: float) -> None:
+def _worker_process(queue_url: str, spec: WorkerSpec) -> None:
     _ignore_sigint()
-    queue = SqliteQueue(queue_path, name=queue_name, max_attempts=max_attempts)
-    target = open_target(target_url)
+    queue = open_queue(queue_url)
     try:
-        run_worker(queue, open_location(source_url), target, Location(FileStore(state_dir, lock_mode=None), ""),
-                   ledger_name=ledger_name, visibility_timeout=visibility_timeout,
-                   failures=Location(FileStore(failures_dir, lock_mode=None), ""))
+        run_worker(queue, spec)
     finally:
-        target.close()
         queue.close()
 
 

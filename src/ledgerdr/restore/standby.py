@@ -46,14 +46,15 @@ from ..repository import (
     utcnow,
     write_incarnation,
 )
+from ..snapshots import newest_snapshot
 from ..stores import Location
 from ..targets.base import Target
 from ..targets.ddl import DdlState
-from .plan import WorkUnit, units_of_window
-from .snapshot import last_block_of, newest_snapshot, snapshot_units
+from .plan import units_of_window
+from .shapes import UnitContent, WorkUnit
+from .snapshot import last_block_of, snapshot_units
 from .units import load_unit
 
-POSITION_META = "standby_position"
 FORMAT_VERSION = 1
 
 
@@ -92,20 +93,16 @@ class StandbyPosition:
 
 
 def read_position(target: Target) -> StandbyPosition | None:
-    """The position the standby last recorded in `target`, or None (none yet, or no metadata store)."""
-    storage = getattr(target, "storage", None)  # the embedded ledger's meta table
-    if storage is None:
+    """The position the standby last recorded in `target`, or None (none yet, or no position record)."""
+    if not target.has_position_record:
         return None
-    value = storage.get_meta(POSITION_META)
+    value = target.read_position_record()
     return None if value is None else StandbyPosition.from_bytes(value)
 
 
 def _write_position(target: Target, position: StandbyPosition) -> None:
-    storage = getattr(target, "storage", None)
-    if storage is None:
-        return  # the target's own newest applied block is then the position (see the module docstring)
-    with storage.write_transaction():
-        storage.set_meta(POSITION_META, position.to_bytes().decode())
+    if target.has_position_record:  # else the target's newest applied block is the position (module docstring)
+        target.write_position_record(position.to_bytes())
 
 
 @dataclass
@@ -168,7 +165,7 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
         _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
         raise
-    if report.windows_applied and hasattr(target, "finalize"):
+    if report.windows_applied:
         target.finalize()
     _write_position(target, _position(location, cursor, newest, clock, position))  # also a heartbeat
     report.position_seq, report.position_hash = cursor.seq, cursor.block_hash
@@ -255,13 +252,13 @@ def _apply_window(location: Location, target: Target, window: WindowRecord, bloc
         target.apply(f"standby-ddl-{window.window_start}-{new_id()}", tables, [], [], None)
 
 
-def _apply(location: Location, target: Target, unit: WorkUnit, content, ledger_name: str | None) -> None:
+def _apply(location: Location, target: Target, unit: WorkUnit, content: UnitContent,
+           ledger_name: str | None) -> None:
     # worker.apply_unit without its load, so that the chain is checked between verifying and applying
     if content.strand_id:
         target.open_lineage(content.strand_id, ledger_name or "")
-    journal = {"blocks": content.blocks} if getattr(target, "keeps_journal", False) else {}
     target.apply(unit.unit_id, list(content.tables.values()), content.revisions, content.redactions,
-                 last_block_of(content), **journal)
+                 last_block_of(content), blocks=content.blocks if target.keeps_journal else ())
 
 
 def _position(location: Location, cursor: _Cursor, newest: WindowRecord | None, clock: Callable[[], datetime],
@@ -298,12 +295,21 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode() if value else ""
 
 
-def run_standby(location: Location, target: Target, *, notifications: Notifications | None = None,
-                every: float = 2.0, relist_every: float = 60.0, once: bool = False,
-                on_round: Callable[[FollowReport], None] | None = None,
+@dataclass(frozen=True)
+class StandbyOptions:
+    """How a standby follows, built once by the CLI from its flags. Without notifications it looks every
+    `every` seconds; with them, when one arrives and at least every `relist_every` seconds (a lost message
+    must not leave it behind); with `once`, one round and no more."""
+
+    every: float = 2.0
+    relist_every: float = 60.0
+    once: bool = False
+
+
+def run_standby(location: Location, target: Target, options: StandbyOptions = StandbyOptions(), *,
+                notifications: Notifications | None = None, on_round: Callable[[FollowReport], None] | None = None,
                 should_stop: Callable[[], bool] = lambda: False) -> FollowReport:
-    """Follow until `should_stop()` (or after one round with `once`). Without notifications, look every
-    `every` seconds; with them, look when one arrives and at least every `relist_every` seconds.
+    """Follow until `should_stop()` (or after one round with `options.once`).
 
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
     fork (the position then records why the standby stopped)."""
@@ -316,17 +322,16 @@ def run_standby(location: Location, target: Target, *, notifications: Notificati
             notifications.done(woke)
         if on_round is not None:
             on_round(report)
-        if once or should_stop():
+        if options.once or should_stop():
             return report
-        woke = _wait(notifications, every, relist_every, should_stop)
+        woke = _wait(notifications, options, should_stop)
 
 
-def _wait(notifications: Notifications | None, every: float, relist_every: float,
-          should_stop: Callable[[], bool]) -> list:
+def _wait(notifications: Notifications | None, options: StandbyOptions, should_stop: Callable[[], bool]) -> list:
     if notifications is None:
-        time.sleep(every)
+        time.sleep(options.every)
         return []
-    deadline = time.monotonic() + relist_every
+    deadline = time.monotonic() + options.relist_every
     while not should_stop():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -388,6 +393,6 @@ def _open_for_writes(target_url: str, lineage: str) -> None:
 
     target = open_target(target_url)
     try:
-        target.promote(lineage)  # type: ignore[attr-defined]  # writable_ledger, checked by _refuse_unpromotable
+        target.promote(lineage)  # writable_ledger, checked by _refuse_unpromotable
     finally:
         target.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -23,50 +22,12 @@ from ..journal.ionwrite import standalone_hashed
 from ..journal.model import Block
 from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
-from ..targets.base import Redaction, RestoredRevision, TableDDL, redactions_of_block, revisions_of_block
-from ..targets.ddl import DdlEvent, events_of_block, first_seen
+from ..targets.base import TableDDL, redactions_of_block, revisions_of_block
+from ..targets.ddl import events_of_block, first_seen
 from ..targets.digest import JournalEntry, journal_entries
 from .overlaps import fetch_object
-from .plan import WorkUnit
-
-
-@dataclass
-class UnitContent:
-    unit: WorkUnit
-    strand_id: str | None = None
-    blocks: list[Block] = field(default_factory=list)
-    tables: dict[str, TableDDL] = field(default_factory=dict)
-    revisions: list[RestoredRevision] = field(default_factory=list)
-    redactions: list[Redaction] = field(default_factory=list)
-    ddl: list[DdlEvent] = field(default_factory=list)  # what its blocks say about tables (`targets.ddl`)
-
-
-@dataclass(frozen=True)
-class UnitResult:
-    """What a worker records after applying a unit; finalize links these into one chain."""
-
-    unit_id: str
-    first_seq: int | None
-    first_previous_hash: str | None
-    last_seq: int | None
-    last_hash: str | None
-    last_block_time_ms: int | None
-    revisions: int
-    type_lost: tuple[str, ...] = ()
-    ddl: tuple[list, ...] = ()  # `DdlEvent.to_list()` of the unit's DDL events, for finalize's one interpretation
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> UnitResult:
-        raw = orjson.loads(data)
-        raw["type_lost"] = tuple(raw.get("type_lost", ()))
-        raw["ddl"] = tuple(raw.get("ddl", ()))
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-    def ddl_events(self) -> list[DdlEvent]:
-        return [DdlEvent.from_list(raw) for raw in self.ddl]
+from .shapes import SNAPSHOT_FORMAT, UnitContent, UnitResult, WorkUnit
+from .snapshot import SnapshotContent, load_snapshot_unit, snapshot_result
 
 
 def journal_leaves(content: UnitContent) -> bytes:
@@ -116,9 +77,7 @@ def read_journal_leaves(data: bytes, unit: WorkUnit) -> tuple[list[JournalEntry]
 
 def load_unit(store: Store, unit: WorkUnit) -> UnitContent:
     """Fetch and verify; raises VerificationError naming the key and block address."""
-    if unit.fmt == "SNAPSHOT":  # a snapshot part (restore/snapshot.py imports this module)
-        from .snapshot import load_snapshot_unit
-
+    if unit.fmt == SNAPSHOT_FORMAT:  # a snapshot part
         return load_snapshot_unit(store, unit)
     data = fetch_object(store, unit.key, unit.version_id)
     if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
@@ -206,10 +165,8 @@ def _collect(content: UnitContent, block: Block, json: bool, encoded: Mapping[in
 
 
 def result_of(content: UnitContent) -> UnitResult:
-    if content.unit.fmt == "SNAPSHOT":
-        from .snapshot import snapshot_result
-
-        return snapshot_result(content)  # type: ignore[arg-type]
+    if isinstance(content, SnapshotContent):
+        return snapshot_result(content)
     blocks = content.blocks
     first, last = (blocks[0], blocks[-1]) if blocks else (None, None)
     return UnitResult(

@@ -15,11 +15,13 @@ import orjson
 
 from ..errors import ObjectExists, RestoreError, StoreError, VerificationError
 from ..queues import Queue
-from ..stores import Location
+from ..snapshots import gc_paused
+from ..stores import Location, open_location
+from ..targets import open_target
 from ..targets.base import Target
-from .plan import WorkUnit
-from .snapshot import gc_paused, last_block_of
-from .units import UnitResult, journal_leaves, load_unit, result_of
+from .shapes import UnitResult, WorkUnit
+from .snapshot import last_block_of
+from .units import journal_leaves, load_unit, result_of
 
 RESULTS = "units/"
 LEAVES_SUFFIX = ".leaves"
@@ -68,6 +70,28 @@ def read_leaves(state: Location, unit_id: str) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a restore worker works with, built once by whoever starts it (`restore`'s pool, `ledgerdr worker`)
+    and passed whole, to a worker process too (it holds only strings and numbers).
+
+    `state_url` is where unit results are recorded (`record_result`); `ledger_name` is recorded with the
+    lineage by an empty target; `failures_url`, when set, is where a permanent failure stops every worker
+    of the restore (see `run_worker`)."""
+
+    source_url: str
+    target_url: str
+    state_url: str
+    ledger_name: str | None = None
+    failures_url: str | None = None
+    visibility_timeout: float = 300.0
+
+
+def open_state(url: str) -> Location:
+    """A restore's own scratch folder (results, failures): plain files, no retention lock."""
+    return open_location(url, lock_mode=None)
+
+
 @dataclass
 class WorkerStats:
     applied: int = 0
@@ -89,16 +113,10 @@ def _apply_unit(source: Location, target: Target, unit: WorkUnit,
         content = load_unit(source.store, unit)
         if content.strand_id:
             target.open_lineage(content.strand_id, ledger_name or "")
+        # Targets that keep the journal itself (the embedded ledger) also get the blocks.
         target.apply(unit.unit_id, list(content.tables.values()), content.revisions, content.redactions,
-                     last_block_of(content), **_journal_of(target, content))
+                     last_block_of(content), blocks=content.blocks if target.keeps_journal else ())
         return result_of(content), journal_leaves(content)
-
-
-def _journal_of(target: Target, content) -> dict:
-    """Targets that keep the journal itself (the embedded ledger) also get the blocks' bytes."""
-    if target.keeps_journal:
-        return {"blocks": content.blocks}
-    return {}
 
 
 def process_unit(source: Location, target: Target, state: Location, unit: WorkUnit,
@@ -129,20 +147,40 @@ def read_results(state: Location) -> dict[str, UnitResult]:
             for info in state.store.list(state.folder(RESULTS)) if info.key.endswith(".json")}
 
 
-def run_worker(queue: Queue, source: Location, target: Target, state: Location, *, ledger_name: str | None = None,
-               visibility_timeout: float = 300.0, exit_when_idle: bool = True,
-               on_unit: Callable[[str, int], None] | None = None, failures: Location | None = None) -> WorkerStats:
+def run_worker(queue: Queue, spec: WorkerSpec, *, exit_when_idle: bool = True,
+               on_unit: Callable[[str, int], None] | None = None) -> WorkerStats:
     """Process units until the queue is empty (or forever with exit_when_idle=False).
 
-    With `failures`, a permanent failure (`is_permanent`) is recorded there, its message acked, and
-    this worker stops, as does every worker sharing `failures` before its next unit: the restore fails
-    at once with the reason instead of retrying what cannot succeed. Without it (a `ledgerdr worker`
-    on a shared queue), every failure is released for retry and ends as a dead letter with its reason."""
+    With `spec.failures_url`, a permanent failure (`is_permanent`) is recorded there, its message acked, and
+    this worker stops, as does every worker sharing it before its next unit: the restore fails at once with
+    the reason instead of retrying what cannot succeed. Without it (a `ledgerdr worker` on a shared queue),
+    every failure is released for retry and ends as a dead letter with its reason."""
+    opened = _Opened(open_location(spec.source_url), open_target(spec.target_url), open_state(spec.state_url),
+                     open_state(spec.failures_url) if spec.failures_url else None)
+    try:
+        return _work(queue, spec, opened, exit_when_idle, on_unit)
+    finally:
+        opened.target.close()
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What a `WorkerSpec` names, opened once per worker."""
+
+    source: Location
+    target: Target
+    state: Location
+    failures: Location | None
+
+
+def _work(queue: Queue, spec: WorkerSpec, opened: _Opened, exit_when_idle: bool,
+          on_unit: Callable[[str, int], None] | None) -> WorkerStats:
+    source, target, state, failures = opened.source, opened.target, opened.state, opened.failures
     stats = WorkerStats()
     while True:
         if failures is not None and read_failures(failures):
             return stats  # another worker met a permanent failure: the restore stops
-        messages = queue.receive(1, visibility_timeout, wait_seconds=0.5)
+        messages = queue.receive(1, spec.visibility_timeout, wait_seconds=0.5)
         if not messages:
             counts = queue.counts()
             if exit_when_idle and counts.visible == 0 and counts.in_flight == 0:
@@ -152,7 +190,7 @@ def run_worker(queue: Queue, source: Location, target: Target, state: Location, 
         message = messages[0]
         try:
             unit = WorkUnit.from_bytes(message.body)
-            result = process_unit(source, target, state, unit, ledger_name)
+            result = process_unit(source, target, state, unit, spec.ledger_name)
         except Exception as exc:  # every failure is the unit's: record or release it, never crash
             stats.failed += 1
             if failures is not None and is_permanent(exc):

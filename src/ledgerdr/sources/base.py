@@ -30,6 +30,7 @@ class Digest:
 class Source(Protocol):
     kind: str
     ledger_name: str
+
     @property
     def lineage(self) -> str:
         """Changes when a standby is promoted; a repository refuses a foreign lineage."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ..errors import (
@@ -27,6 +27,9 @@ from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key,
 from .copying import copy_object, heal_object, stored_sha256
 from .file import FileStore
 from .retrying import MeteredStore, RetryingStore, StoreWrapper, unwrap
+
+if TYPE_CHECKING:
+    from .s3 import Finding
 
 __all__ = [
     "TEMP_SUFFIX", "AccessDenied", "ChecksumMismatch", "ConfigError", "FileStore", "Location", "MeteredStore",
@@ -57,7 +60,7 @@ class Location:
         return self.store.url.rstrip("/") + "/" + self.prefix if self.prefix else self.store.url
 
 
-def object_lock_refusal(location: Location, repository: str, findings: list | None = None) -> str | None:
+def object_lock_refusal(location: Location, repository: str, findings: list[Finding] | None = None) -> str | None:
     """Why `location` cannot serve repository `repository`, configured with `require_object_lock`; None when
     it can. S3: the bucket's Object Lock, as `ledgerdr check` sees it (`findings` reuses its preflight).
     Other stores: they must enforce retention themselves. The one check `check` and `replicate` share."""
@@ -132,4 +135,5 @@ def _backend(kind: str, root: str, options: dict[str, Any]) -> Store:
     if unknown:
         raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {kind} stores "
                           f"(accepted: {', '.join(sorted(accepted))})")
-    return cls(root, **options)
+    store: Store = cls(root, **options)
+    return store

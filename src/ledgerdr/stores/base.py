@@ -33,6 +33,9 @@ class StoreProperties:
     # `heal(key, data, sha256=)` puts back the bytes recorded for a key whose stored bytes no longer match the
     # sha256 recorded when it was written (bit rot, an edit in place); intact bytes are never replaced
     heals_in_place: bool = False
+    # The S3 bucket the store's keys live in, for a service that writes into it itself (a QLDB export writes
+    # straight to S3); None where the store is not an S3 bucket
+    bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class Store(Protocol):
       fills key, size and stamp; sha256, retention and version come from `head`, which costs a request.
     - `delete` raises `RetentionViolation` before the object's retention ends.
     - Keys are relative, '/'-separated, with no empty, '.' or '..' segment and no temp suffix.
+    - `version_id` selects a version where `properties.has_versions`; other stores ignore it.
+    - `copy_from` is a server-side copy where `properties.server_side_copy`; it returns None, having written
+      nothing, when it cannot copy this pair server-side (other stores always return None).
+    - `heal` works where `properties.heals_in_place`; other stores raise StoreError.
     """
 
     properties: StoreProperties
@@ -87,6 +94,17 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
     def delete(self, key: str) -> None: ...
+
+    def copy_from(
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+    ) -> ObjectInfo | None:
+        """Copy `key` (its version `version_id`) from `source` to the same key here without moving the bytes
+        through this process, put-if-absent; None when this pair cannot (see `properties.server_side_copy`)."""
+        ...
+
+    def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        """Put back the recorded bytes of a damaged object (see `properties.heals_in_place`)."""
+        ...
 
 
 def validate_key(store: str, key: str) -> str:

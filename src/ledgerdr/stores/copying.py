@@ -25,11 +25,10 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
     version in `source`), ObjectExists, ChecksumMismatch (the source's bytes are not `sha256`: nothing is
     stored), and the rest of the StoreError family.
     """
-    src, dst = unwrap(source), unwrap(dest)
-    if sha256 and src.properties.server_side_copy and src.properties.name == dst.properties.name == "s3":
-        # botocore retries the server-side calls itself; a failure that outlasts them reaches the caller.
-        info = dst.copy_from(src, key, version_id=version_id, sha256=sha256,  # type: ignore[attr-defined]
-                             retain_until=retain_until)
+    if sha256 and source.properties.server_side_copy and dest.properties.server_side_copy:
+        # botocore retries the server-side calls itself (so no retrying wrapper); a failure that outlasts them
+        # reaches the caller. None: this pair cannot copy server-side (e.g. another kind of store).
+        info = unwrap(dest).copy_from(source, key, version_id=version_id, sha256=sha256, retain_until=retain_until)
         if info is not None:
             return info
     version = (version_id or None) if source.properties.has_versions else None  # "" names no version
@@ -48,7 +47,7 @@ def heal_object(source: Store, dest: Store, key: str, *, sha256: str, version_id
     ChecksumMismatch (the source's bytes are not `sha256`, or `sha256` is not what `dest` recorded), ObjectExists
     (the copy is intact), ObjectNotFound and the rest of the StoreError family."""
     data = source.get(key, version_id=(version_id or None) if source.properties.has_versions else None)
-    return unwrap(dest).heal(key, data, sha256=sha256)  # type: ignore[attr-defined]  # heals_in_place
+    return unwrap(dest).heal(key, data, sha256=sha256)
 
 
 def stored_sha256(store: Store, key: str) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -44,7 +45,7 @@ from ..errors import (
     StoreError,
     StoreUnavailable,
 )
-from .base import TEMP_SUFFIX, ObjectInfo, StoreProperties, validate_key, validate_prefix
+from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key, validate_prefix
 
 META_DIR = ".ledgerdr-meta"
 _FORMAT_VERSION = 2  # of the sidecar; 2: hashed `.meta.json` names, 1: the object's own key (still read)
@@ -228,6 +229,12 @@ class FileStore:
                 except ObjectNotFound:
                     continue  # deleted while we listed
 
+    def copy_from(
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+    ) -> ObjectInfo | None:
+        """No server-side copy (`server_side_copy` False): None, and the caller copies through get and put."""
+        return None
+
     def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
         """Put back the bytes recorded for `key` where the file no longer holds them (bit rot, an edit in
         place, a lost file): `data` must hash to `sha256`, which must be what the sidecar recorded when the
@@ -352,7 +359,7 @@ class FileStore:
         os.close(fd)
         return tmp
 
-    def _write_meta(self, key: str, fields: dict) -> None:
+    def _write_meta(self, key: str, fields: dict[str, Any]) -> None:
         """Replace the sidecar atomically. Under the key lock with the key absent, any old sidecar is a
         leftover of a writer that crashed before linking its object, so replacing it is safe."""
         until = fields["retain_until"]

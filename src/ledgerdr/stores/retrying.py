@@ -54,6 +54,14 @@ class StoreWrapper:
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
+    def copy_from(
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+    ) -> ObjectInfo | None:
+        return self.inner.copy_from(source, key, version_id=version_id, sha256=sha256, retain_until=retain_until)
+
+    def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        return self.inner.heal(key, data, sha256=sha256)
+
 
 def unwrap(store: Store) -> Store:
     """The backend under any number of wrappers."""

@@ -129,7 +129,7 @@ class S3Store:
         self.url = f"s3://{bucket}"
         self.properties = StoreProperties(
             "s3", enforces_retention=self.lock_mode is not None, server_side_copy=True, has_versions=True,
-            checksum_on_head=True,
+            checksum_on_head=True, bucket=bucket,
         )
         self._bucket_seen = False
         # Source buckets whose server-side copy was refused (another account): asked once, then read through us.
@@ -179,7 +179,8 @@ class S3Store:
                 if _code(exc) != "InvalidRange":
                     raise
                 return b""  # start at or past the end: slice semantics, as on every backend
-            return resp["Body"].read()
+            data: bytes = resp["Body"].read()
+            return data
 
     def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         """Size, recorded sha256, retain-until, VersionId and storage class; raises ObjectNotFound.
@@ -226,8 +227,13 @@ class S3Store:
                     ) from exc
                 raise
 
+    def heal(self, key: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        """An S3 object is never rewritten in place (`heals_in_place` False): a new version would be bytes
+        nobody recorded. Raises StoreError."""
+        raise StoreError(self.url, key, "heal", "S3 does not heal objects in place: restore from a replica")
+
     def copy_from(
-        self, source: S3Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
+        self, source: Store, key: str, *, version_id: str | None, sha256: str, retain_until: datetime | None = None
     ) -> ObjectInfo | None:
         """Server-side copy of `key` (the version `version_id`) from `source`'s bucket to the same key here,
         put-if-absent, retained until the later of `retain_until` and the source version's own retention.
@@ -239,8 +245,9 @@ class S3Store:
         AccessDenied, StoreUnavailable.
         """
         validate_key(self.url, key)
-        if source.bucket in self._copy_refused:
-            return None
+        source = unwrap(source)
+        if not isinstance(source, S3Store) or source.bucket in self._copy_refused:
+            return None  # another kind of store: the caller copies through get and put
         with source._aws("head", key):
             head = source.client.head_object(Bucket=source.bucket, Key=key, ChecksumMode="ENABLED",
                                              **_version(version_id))
@@ -300,7 +307,7 @@ class S3Store:
         except BaseException:
             self._abort(key, upload_id)
             raise
-        version_id = resp.get("VersionId")
+        version_id: str | None = resp.get("VersionId")
         if until is not None:
             self._ensure_retention(key, version_id, until)
         return version_id
@@ -341,8 +348,9 @@ class S3Store:
         validate_key(self.url, key)
         try:
             with self._aws("head", key):
-                return self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
-                                               **_version(version_id))
+                head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
+                                                               **_version(version_id))
+                return head
         except ObjectNotFound:
             if not self._bucket_seen:
                 self._check_bucket()
@@ -568,7 +576,8 @@ def _s3_of(store: Store) -> S3Store:
 def _bucket_config(s3: S3Store, check: str, method: str) -> dict[str, Any] | None:
     """A bucket-level setting; None when the bucket has none; raises _Unreadable otherwise."""
     try:
-        return getattr(s3.client, method)(Bucket=s3.bucket)
+        config: dict[str, Any] = getattr(s3.client, method)(Bucket=s3.bucket)
+        return config
     except ClientError as exc:
         if _code(exc) in _MISSING_CONFIG:
             return None

@@ -186,14 +186,22 @@ class Target(Protocol):
     """
 
     kind: str
-    # Capabilities, as data: `keeps_journal` — `apply` also takes the blocks themselves (`blocks=`), so the
-    # target holds the journal (the embedded ledger); `splits_state` — `iter_state_part` divides the rows
-    # between processes (finalize's parallel digest), where a plain filter would read every row each time.
+    # Capabilities, as data: a flow reads these once and never probes for a method. Every method below exists
+    # on every target; one whose capability is False is not called by the flows (and refuses, or does
+    # nothing, as its docstring says).
+    # `keeps_journal`: `apply` also stores the blocks themselves (`blocks=`), so the target holds the journal
+    # (the embedded ledger); other targets ignore `blocks`.
     keeps_journal: bool
+    # `splits_state`: `iter_state_part` divides the rows between processes (finalize's parallel digest), where
+    # a plain filter would read every row each time.
     splits_state: bool
-    # can become a writable ledger (`promote(lineage)`): only an embedded target (CONTRACTS §8); PostgreSQL is
-    # a queryable replica
+    # `writable_ledger`: can become a writable ledger (`promote(lineage)`): only an embedded target (CONTRACTS
+    # §8); PostgreSQL is a queryable replica.
     writable_ledger: bool
+    # `has_position_record`: keeps a standby's position record in its own metadata
+    # (`read_position_record`/`write_position_record`); a target without it resumes from its newest applied
+    # block (`info()["last_block"]`).
+    has_position_record: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;
@@ -213,14 +221,17 @@ class Target(Protocol):
         revisions: Sequence[RestoredRevision],
         redactions: Sequence[Redaction],
         last_block: tuple[int, bytes] | None,
+        *,
+        blocks: Sequence[Block] = (),
     ) -> bool:
         """Apply one unit in ONE transaction; return False and change nothing if `unit_id` was applied.
 
         Creates tables and indexes idempotently; inserts each history row once; sets a document's
         current row to its newest version (a newest delete removes it; an older revision arriving
         later changes nothing); applies `redactions` to rows present now and remembers them for rows
-        arriving later; records the unit and `last_block` (sequence number, block hash). Raises
-        RestoreError when `open_lineage` was not called or the data cannot be stored."""
+        arriving later; records the unit and `last_block` (sequence number, block hash). `blocks` (the unit's
+        verified journal blocks) are stored where `keeps_journal`, ignored elsewhere. Raises RestoreError when
+        `open_lineage` was not called or the data cannot be stored."""
 
     def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Every history row, then (flagged `current`) every current row, from one consistent snapshot.
@@ -239,6 +250,17 @@ class Target(Protocol):
 
     def info(self) -> TargetInfo:
         """Lineage, counts and the highest applied block."""
+
+    def promote(self, lineage: str) -> None:
+        """Open the restored ledger for writes under `lineage` (finalizing first). Only where
+        `writable_ledger`; elsewhere raises RestoreError."""
+
+    def read_position_record(self) -> bytes | None:
+        """The standby position record last written, or None. Only where `has_position_record` (else None)."""
+
+    def write_position_record(self, record: bytes) -> None:
+        """Replace the standby position record, in a transaction of its own. Only where `has_position_record`;
+        elsewhere raises RestoreError."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""

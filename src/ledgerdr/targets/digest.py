@@ -25,7 +25,7 @@ import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any
+from typing import Any, Protocol
 
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
@@ -42,7 +42,42 @@ RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED = 0, 1, 2, 3
 REASONS = {JSON_TYPE_LOST: "json_type_lost", DELETED: "deleted", REDACTED: "redacted"}
 
 
-_Revision = RestoredRevision | StoredRevision  # what a leaf is computed from
+class _Revision(Protocol):
+    """What a leaf is computed from: `RestoredRevision` and `StoredRevision` both fit."""
+
+    # read-only (both are frozen dataclasses), hence properties
+    @property
+    def table_id(self) -> str: ...
+
+    @property
+    def table_name(self) -> str: ...
+
+    @property
+    def document_id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def data(self) -> Any | None: ...
+
+    @property
+    def metadata(self) -> Any: ...
+
+    @property
+    def hash(self) -> bytes: ...
+
+    @property
+    def data_hash(self) -> bytes | None: ...
+
+    @property
+    def type_lost(self) -> bool: ...
+
+    @property
+    def ion(self) -> bytes | None: ...
+
+    @property
+    def deleted(self) -> bool: ...
 
 
 @dataclass(frozen=True, order=True)

@@ -51,11 +51,15 @@ _EXTRA_SCHEMA = (
 )
 
 
+POSITION_META = "standby_position"  # the meta table's key of the standby position record
+
+
 class EmbeddedTarget:
     kind = "embedded"
     writable_ledger = True
     keeps_journal = True
     splits_state = True
+    has_position_record = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -293,6 +297,14 @@ class EmbeddedTarget:
             self.storage.set_meta("read_only", 0)
             self.storage.set_meta("promoted_from_strand", self.storage.get_meta("restored_strand"))
 
+    def read_position_record(self) -> bytes | None:
+        value = self.storage.get_meta(POSITION_META)
+        return None if value is None else str(value).encode()
+
+    def write_position_record(self, record: bytes) -> None:
+        with self.storage.write_transaction():
+            self.storage.set_meta(POSITION_META, record.decode())
+
     # ------------------------------------------------------------------------------------ reading back
     def table_names(self) -> dict[str, str]:
         return {t.table_id: t.name for t in self.storage.tables()}
@@ -349,7 +361,7 @@ class EmbeddedTarget:
         self.ledger.close()
 
 
-def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set,
+def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set[tuple[str, str, int]],
             decode: bool = True) -> Iterator[StoredRevision]:
     """Both inputs are ordered by doc_id (history then by version): a merge, so memory stays flat."""
     current = next(documents, None)
@@ -374,7 +386,7 @@ def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, l
 
 
 def _current_rows(newest: tuple[DocRow, StoredRevision], current: DocRow | None, documents: Iterator[DocRow],
-                  name: str, lost: set, decode: bool) -> Iterator[StoredRevision]:
+                  name: str, lost: set[tuple[str, str, int]], decode: bool) -> Iterator[StoredRevision]:
     row, stored = newest
     if current is None or current.doc_id != row.doc_id:
         return
@@ -395,7 +407,7 @@ def _loads(data: bytes) -> Any:
     return simpleion.loads(data, value_model=IonPyValueModel.MAY_BE_BARE)
 
 
-def _stored(row: DocRow, table_name: str, *, current: bool, lost: set, decode: bool = True) -> StoredRevision:
+def _stored(row: DocRow, table_name: str, *, current: bool, lost: set[tuple[str, str, int]], decode: bool = True) -> StoredRevision:
     metadata = {"id": row.doc_id, "version": row.version, "txTime": ms_timestamp(from_ms(row.tx_time_ms)),
                 "txId": row.tx_id}
     data = None if row.data is None else _loads(row.data) if decode else NOT_DECODED
@@ -410,7 +422,8 @@ def _dumps(data: Any) -> bytes:
     try:
         return symbols.standalone(encode_ion(data, symbols))
     except Unencodable:
-        return simpleion.dumps(data, binary=True)
+        encoded: bytes = simpleion.dumps(data, binary=True)
+        return encoded
 
 
 def _stored_index_key(data: bytes, name: str) -> bytes | None:

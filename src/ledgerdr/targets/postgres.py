@@ -62,6 +62,7 @@ from psycopg import sql
 from ..errors import RestoreError
 from ..journal.codecs import parse_timestamp, timestamp_text, to_json
 from ..journal.hashing import ion_hash
+from ..journal.model import Block
 from .base import (
     NOT_DECODED,
     LastBlock,
@@ -132,6 +133,7 @@ class PostgresTarget:
     keeps_journal = False  # a queryable replica: rows, not the journal's blocks
     splits_state = False
     writable_ledger = False
+    has_position_record = False  # a standby resumes from the newest applied block (`info()["last_block"]`)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -229,8 +231,11 @@ class PostgresTarget:
         revisions: Sequence[RestoredRevision],
         redactions: Sequence[Redaction],
         last_block: tuple[int, bytes] | None,
+        *,
+        blocks: Sequence[Block] = (),
     ) -> bool:
-        """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied."""
+        """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied. `blocks`
+        are ignored: a queryable replica holds rows, not the journal (`keeps_journal` False)."""
         if self._lineage is None and not self._stored_lineage():
             raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
         staged = _stage_rows(revisions)  # CPU work before the transaction: locks stay short
@@ -265,7 +270,7 @@ class PostgresTarget:
                     (unit_id, seq, block_hash))
         return cur.fetchone() is not None
 
-    def _copy_stage(self, cur: psycopg.Cursor, rows: Sequence[tuple]) -> None:
+    def _copy_stage(self, cur: psycopg.Cursor[Any], rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
         columns = sql.SQL(", ").join(map(sql.Identifier, ("table_id", *COLUMNS)))
@@ -294,7 +299,8 @@ class PostgresTarget:
             cur.execute(query + sql.SQL(" ORDER BY table_id"))
         else:
             cur.execute(query + sql.SQL(" WHERE table_id = ANY(%s)"), (list(table_ids),))
-        return {row[0]: PgTable(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6]) for row in cur.fetchall()}
+        return {row[0]: PgTable(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6])
+                for row in cur.fetchall()}
 
     def _create_table(self, cur: psycopg.Cursor, table_id: str, table_name: str) -> PgTable:
         current, history = pg_table_names(table_id, table_name)
@@ -480,6 +486,15 @@ class PostgresTarget:
                           revisions=int(revisions), documents=documents, tables=len(catalog),
                           last_block=last_block)
 
+    def promote(self, lineage: str) -> None:
+        raise RestoreError(f"a {self.kind} target is a queryable replica: it cannot be opened for writes")
+
+    def read_position_record(self) -> bytes | None:
+        return None
+
+    def write_position_record(self, record: bytes) -> None:
+        raise RestoreError(f"a {self.kind} target keeps no standby position record")
+
     def close(self) -> None:
         self._conn.close()
 
@@ -493,12 +508,12 @@ class PostgresTarget:
 # ---------------------------------------------------------------------------------------------- rows
 
 
-def _stage_rows(revisions: Sequence[RestoredRevision]) -> list[tuple]:
+def _stage_rows(revisions: Sequence[RestoredRevision]) -> list[tuple[Any, ...]]:
     """Staging rows: table_id, then COLUMNS, in the binary COPY types of `_STAGE_TYPES`.
 
     The revisions of one block share its txTime, so its two forms are computed once per distinct value
     (the Ion text form alone costs ~10 µs)."""
-    times: dict[tuple, tuple[datetime, str]] = {}
+    times: dict[tuple[Any, ...], tuple[datetime, str]] = {}
     rows = []
     dumps = simpleion.dumps
     for revision in revisions:
@@ -562,11 +577,11 @@ def _json_symbol(value: SymbolToken) -> Any:
     return str(value.text)
 
 
-def _json_struct(value: Any) -> dict:
+def _json_struct(value: Any) -> dict[str, Any]:
     return {str(k): _jsonable(v) for k, v in value.items()}
 
 
-def _json_ion_struct(value: IonPyDict) -> dict:
+def _json_ion_struct(value: IonPyDict) -> dict[str, Any]:
     """An IonPyDict keeps a list of values per field name; JSON keeps the last one, as `to_json` does.
     Reading its store directly: `IonPyDict.items()` is a Python generator costing ~3 µs per field."""
     store = getattr(value, "_IonPyDict__store", None)
@@ -575,7 +590,7 @@ def _json_ion_struct(value: IonPyDict) -> dict:
     return {str(k): _jsonable(values[-1]) for k, values in store.items()}
 
 
-def _json_list(value: Any) -> list:
+def _json_list(value: Any) -> list[Any]:
     return [_jsonable(v) for v in value]
 
 

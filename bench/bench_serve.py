@@ -1,0 +1,218 @@
+"""`ledgerdr serve`: single-document transactions through the real pyqldb driver against the server vs the
+embedded driver in-process (same run), then N concurrent sessions driven by a light client at full durability.
+
+The light client is plain `http.client` keep-alive connections in several processes, each request signed with
+SigV4 by a few HMACs (no botocore), so that the server and not the client is what is measured. Each session runs
+StartTransaction → ExecuteStatement (INSERT one document, an Ion binary parameter) → CommitTransaction with
+the commit digest pyqldb would send. Reported: transactions/s, p50/p99 CommitTransaction latency, and the
+server's CPU seconds per transaction (from /proc) against the embedded driver's CPU per transaction.
+
+The session rows run once per HTTP parser (`serve --http httptools`, the default, and `--http h11`), one server
+after the other in the same run, so their CPU figures compare side by side.
+
+Usage: python bench/bench_serve.py [--seconds 5] [--sessions 1,4,16,64] [--pyqldb-transactions 300]
+Needs `.venv-pyqldb` (make builds it) for the pyqldb row; skipped with a note when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from amazon.ion import simpleion
+
+from ledgerdr.journal.hashing import dot, ion_hash
+from ledgerdr.ledger.driver import LedgerDriver
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.serve.sigv4 import SignedRequest, canonical_request, signing_key
+
+ROOT = Path(__file__).resolve().parents[1]
+PYQLDB_PYTHON = ROOT / ".venv-pyqldb" / "bin" / "python"
+KEY_ID, SECRET, REGION = "AKIDBENCH", "bench-secret", "us-east-1"
+STATEMENT = "INSERT INTO T ?"
+
+
+def _signed_headers(host: str, body: bytes) -> dict[str, str]:
+    amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    headers = {"host": host, "x-amz-date": amz_date, "x-amz-target": "QLDBSession.SendCommand",
+               "content-type": "application/x-amz-json-1.0"}
+    signed = sorted(headers)
+    request = SignedRequest("POST", "/", "", {k: [v] for k, v in headers.items()}, body)
+    scope = f"{amz_date[:8]}/{REGION}/qldb/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical_request(request, signed)).hexdigest()])
+    signature = hmac.new(signing_key(SECRET, amz_date[:8], REGION, "qldb"), to_sign.encode(), hashlib.sha256)
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/{scope}, SignedHeaders={';'.join(signed)}, "
+                                f"Signature={signature.hexdigest()}")
+    return headers
+
+
+class LightSession:
+    def __init__(self, host: str, port: int, ledger: str) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=120)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as urllib3 (botocore) does
+        self.host = f"{host}:{port}"
+        self.token = self.send({"StartSession": {"LedgerName": ledger}})["StartSession"]["SessionToken"]
+
+    def send(self, command: dict) -> dict:
+        body = json.dumps(command).encode()
+        self.conn.request("POST", "/", body=body, headers=_signed_headers(self.host, body))
+        response = self.conn.getresponse()
+        payload = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(payload)
+        return payload
+
+    def transaction(self, n: int) -> float:
+        """One single-document transaction; returns the CommitTransaction round trip in seconds."""
+        txn = self.send({"SessionToken": self.token, "StartTransaction": {}})["StartTransaction"]["TransactionId"]
+        value = {"n": n, "payload": "x" * 64}
+        param = simpleion.dumps(value, binary=True)
+        self.send({"SessionToken": self.token, "ExecuteStatement": {
+            "TransactionId": txn, "Statement": STATEMENT, "Parameters": [{"IonBinary": base64.b64encode(param).decode()}]}})
+        digest = dot(ion_hash(txn), dot(ion_hash(STATEMENT), ion_hash(simpleion.loads(param))))
+        started = time.perf_counter()
+        self.send({"SessionToken": self.token, "CommitTransaction": {
+            "TransactionId": txn, "CommitDigest": base64.b64encode(digest).decode()}})
+        return time.perf_counter() - started
+
+
+def _client_process(host: str, port: int, sessions: int, seconds: float, out: multiprocessing.Queue) -> None:
+    import threading
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run() -> None:
+        session = LightSession(host, port, "bench")
+        mine = []
+        n = 0
+        while time.monotonic() < deadline:
+            mine.append(session.transaction(n))
+            n += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(latencies)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def light_run(host: str, port: int, pid: int, sessions: int, seconds: float) -> dict:
+    processes = min(sessions, 4)
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    shares = [sessions // processes + (1 if i < sessions % processes else 0) for i in range(processes)]
+    cpu_before = _cpu_seconds(pid)
+    started = time.perf_counter()
+    workers = [multiprocessing.Process(target=_client_process, args=(host, port, share, seconds, queue))
+               for share in shares]
+    for w in workers:
+        w.start()
+    latencies = sorted(x for _ in workers for x in queue.get())
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds(pid) - cpu_before
+    return {"sessions": sessions, "transactions": len(latencies), "tps": len(latencies) / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+            "server_cpu_ms_per_txn": 1000 * cpu / max(1, len(latencies))}
+
+
+def embedded_run(path: Path, transactions: int) -> dict:
+    with Ledger.create(path) as ledger:
+        ledger.execute("CREATE TABLE T")
+    with LedgerDriver(path) as driver:
+        cpu, started = time.process_time(), time.perf_counter()
+        for n in range(transactions):
+            driver.execute_lambda(lambda t, n=n: t.execute_statement(STATEMENT, {"n": n, "payload": "x" * 64}))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"tps": transactions / elapsed, "cpu_ms_per_txn": 1000 * cpu / transactions}
+
+
+def pyqldb_run(url: str, transactions: int) -> dict | None:
+    if not PYQLDB_PYTHON.exists():
+        return None
+    script = ("import sys,time,json\nfrom pyqldb.driver.qldb_driver import QldbDriver\n"
+              "d=QldbDriver('bench');n=int(sys.argv[1]);t=time.perf_counter()\n"
+              "for i in range(n): d.execute_lambda(lambda x: x.execute_statement('INSERT INTO T ?', "
+              "{'n': i, 'payload': 'x'*64}))\n"
+              "print(json.dumps({'tps': n/(time.perf_counter()-t)}))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL_QLDB_SESSION=url, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET,
+               AWS_DEFAULT_REGION=REGION)
+    done = subprocess.run([str(PYQLDB_PYTHON), "-c", script, str(transactions)], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--sessions", default="1,4,16,64")
+    parser.add_argument("--pyqldb-transactions", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        embedded = embedded_run(Path(tmp) / "embedded.db", args.pyqldb_transactions)
+        through_pyqldb = None
+        rows: dict[str, list[dict]] = {}
+        for http in ("httptools", "h11"):
+            data = Path(tmp) / f"data-{http}"
+            with Ledger.create(data / "bench.db") as ledger:
+                ledger.execute("CREATE TABLE T")
+            server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
+                                       "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}", "--http", http],
+                                      stdout=subprocess.PIPE, text=True)
+            try:
+                url = server.stdout.readline().split("listening on ")[1].split()[0]
+                host, port = url.split("//")[1].split(":")
+                if http == "httptools":
+                    through_pyqldb = pyqldb_run(url, args.pyqldb_transactions)
+                rows[http] = [light_run(host, int(port), server.pid, int(n), args.seconds)
+                              for n in args.sessions.split(",")]
+            finally:
+                server.terminate()
+                server.wait()
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; durability full\n")
+    print("| path | transactions/s | CPU ms per transaction |\n|---|---:|---:|")
+    print(f"| embedded driver, in-process | {embedded['tps']:,.0f} | {embedded['cpu_ms_per_txn']:.2f} |")
+    if through_pyqldb:
+        print(f"| pyqldb → serve (one session) | {through_pyqldb['tps']:,.0f} | — |")
+    else:
+        print("| pyqldb → serve | not run: .venv-pyqldb missing (make builds it) | — |")
+    print("\n| HTTP parser | sessions | transactions | transactions/s | × 1 session | p50 commit ms | p99 commit ms "
+          "| server CPU ms/txn | ÷ in-process CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for http, measured in rows.items():
+        for row in measured:
+            print(f"| {http} | {row['sessions']} | {row['transactions']:,} | {row['tps']:,.0f} "
+                  f"| {row['tps'] / measured[0]['tps']:.2f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+                  f"| {row['server_cpu_ms_per_txn']:.2f} | {row['server_cpu_ms_per_txn'] / embedded['cpu_ms_per_txn']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The ASGI application: read the body (bounded), verify SigV4, route, render AWS's shapes.
+
+One endpoint serves both APIs, since both sign as service `qldb`: a request with
+`X-Amz-Target: QLDBSession.SendCommand` is the session API (AWS JSON 1.0), any other is the control
+plane (REST-JSON). Point `AWS_ENDPOINT_URL_QLDB_SESSION` and `AWS_ENDPOINT_URL_QLDB` at the same URL.
+
+Handlers are blocking (SQLite, fsync), so they run on a thread pool; the event loop only moves bytes.
+More requests in flight than `max_in_flight` get `CapacityExceededException` (503), which the drivers
+back off from. Every error the client sees is an AWS error shape; an unexpected exception is logged
+with its stack trace here and reaches the client as `InternalFailure` (500) with a request id only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from .catalog import Catalog
+from .control import ControlPlane, ControlRequest
+from .errors import AwsError, bad_request, internal_failure
+from .exports import Exports
+from .session_api import SessionApi
+from .sigv4 import SignedRequest, verify
+
+log = logging.getLogger("ledgerdr.serve")
+SESSION_TARGET = "QLDBSession.SendCommand"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = DEFAULT_MAX_BODY
+    max_in_flight: int = 512
+    workers: int = 64
+    max_sessions: int = 256
+    transaction_seconds: float = 30.0  # QLDB's transaction timeout
+    session_idle_seconds: float = 15 * 60
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class ServeApp:
+    """QLDB's session API and control plane over the ledgers of `catalog`, for the keys given."""
+
+    def __init__(self, catalog: Catalog, keys: dict[str, str], limits: Limits = Limits()) -> None:
+        self.catalog = catalog
+        self.keys = keys
+        self.limits = limits
+        self.sessions = SessionApi(catalog, max_sessions=limits.max_sessions,
+                                   transaction_seconds=limits.transaction_seconds,
+                                   idle_seconds=limits.session_idle_seconds)
+        self.exports = Exports(catalog)
+        self.control = ControlPlane(catalog, self.sessions, self.exports)
+        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="ledgerdr-serve")
+        self._in_flight = 0  # touched only on the event loop's thread
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = str(uuid.uuid4())
+        session_api = _header(scope, b"x-amz-target") is not None
+        if self._in_flight >= self.limits.max_in_flight:
+            error = AwsError("CapacityExceededException", "the server is at capacity; retry with backoff", 503)
+            await _send(send, _error(error, session_api, request_id))
+            return
+        self._in_flight += 1
+        try:
+            body = await _read_body(scope, receive, self.limits.max_body)
+            if isinstance(body, AwsError):
+                response = _error(body, session_api, request_id)
+            else:
+                loop = asyncio.get_running_loop()
+                response = await loop.run_in_executor(self._pool, self.handle, scope, body, request_id)
+        finally:
+            self._in_flight -= 1
+        await _send(send, response)
+
+    def handle(self, scope: dict[str, Any], body: bytes, request_id: str) -> _Response:
+        """One request, on a worker thread. Never raises."""
+        target = _header(scope, b"x-amz-target")
+        session_api = target is not None
+        try:
+            caller = verify(_signed_request(scope, body), self.keys)
+            if session_api:
+                if target != SESSION_TARGET:
+                    raise AwsError("UnknownOperationException", f"unknown operation {target}", 400)
+                result = self.sessions.send_command(_json(body))
+                return _ok(200, result, "application/x-amz-json-1.0", request_id)
+            request = ControlRequest(
+                scope["method"], scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0],
+                parse_qs(scope.get("query_string", b"").decode("latin-1")), _json(body) if body else {},
+                caller.region)
+            status, result = self.control.handle(request)
+            return _ok(status, result, "application/json", request_id)
+        except AwsError as exc:
+            return _error(exc, session_api, request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            return _error(internal_failure(request_id), session_api, request_id)
+
+    def close(self) -> None:
+        self.sessions.close_all()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(None, self.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _signed_request(scope: dict[str, Any], body: bytes) -> SignedRequest:
+    headers: dict[str, list[str]] = {}
+    for key, value in scope["headers"]:
+        headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    return SignedRequest(scope["method"], raw_path.decode("latin-1").split("?")[0],
+                         scope.get("query_string", b"").decode("latin-1"), headers, body)
+
+
+async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes | AwsError:
+    declared = _header(scope, b"content-length")
+    too_big = AwsError("BadRequestException", f"request body exceeds the limit of {limit:,} bytes", 413)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return too_big
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return too_big
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise bad_request("request body must be a JSON object")
+    return value
+
+
+def _ok(status: int, result: dict[str, Any], content_type: str, request_id: str) -> _Response:
+    return _Response(status, _headers(content_type, request_id), orjson.dumps(result))
+
+
+def _error(error: AwsError, session_api: bool, request_id: str) -> _Response:
+    if session_api:
+        payload = {"__type": error.code, "message": error.message, **error.members}
+        content_type = "application/x-amz-json-1.0"
+    else:
+        payload = {"Message": error.message, **error.members}
+        content_type = "application/json"
+    headers = _headers(content_type, request_id) + [(b"x-amzn-errortype", error.code.encode())]
+    return _Response(error.status, headers, orjson.dumps(payload))
+
+
+def _headers(content_type: str, request_id: str) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", content_type.encode()), (b"x-amzn-requestid", request_id.encode())]
+
+
+async def _send(send: Any, response: _Response) -> None:
+    headers = response.headers + [(b"content-length", str(len(response.body)).encode())]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,83 @@
+"""Run the application on uvicorn, a maintained ASGI server (HTTP/1.1 keep-alive, TLS, graceful
+shutdown on SIGTERM/SIGINT). The listening socket is bound here, before uvicorn starts, so that
+`--port 0` can report the port the system chose and a caller can wait for the "listening" line."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from ..errors import ConfigError
+from ..ledger.storage import Durability
+from .app import Limits, ServeApp
+from .catalog import Catalog
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data: Path
+    keys: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    durability: Durability = Durability.FULL
+    limits: Limits = Limits()
+    log_level: str = "warning"
+    http: str = "auto"  # uvicorn's HTTP parser: httptools (C, when installed; the default) or h11 (pure Python)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; raises ConfigError when the address is taken or invalid."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio sets TCP_NODELAY only on sockets that do, and without it the
+    # response's header and body writes meet the client's delayed ACK (40 ms per request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _raise_open_file_limit() -> None:
+    """Each session holds its own SQLite connection (the file, its WAL and shared memory) besides its socket:
+    a few hundred sessions pass the usual soft limit of 1,024 descriptors, so take the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+        except (ValueError, OSError):
+            pass  # keep the soft limit; LimitExceededException still caps the sessions
+
+
+def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT/SIGTERM. Calls `on_listening(url)` once the socket accepts connections."""
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    _raise_open_file_limit()
+    catalog = Catalog(options.data, options.durability)
+    app = ServeApp(catalog, options.keys, options.limits)
+    sock = bind(options.host, options.port)
+    scheme = "https" if options.tls_cert else "http"
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, http=options.http, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
+        timeout_graceful_shutdown=10,  # on SIGTERM, requests in flight get 10 s, then connections close
+        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+    )
+    logging.getLogger("ledgerdr.serve").setLevel(logging.INFO)
+    server = uvicorn.Server(config)
+    on_listening(f"{scheme}://{host}:{port}")
+    server.run(sockets=[sock])

@@ -1,0 +1,333 @@
+"""`QLDBSession.SendCommand`: sessions, transactions, statements, pages and commit digests.
+
+Each session owns its own connection to its ledger's file (a `Ledger`) for its reads, so sessions
+run in parallel; their commits go to the ledger's `GroupCommitter` (committer.py), which commits the
+transactions queued together in one SQLite transaction (one fsync), each still checked by the
+engine's OCC rules: a loser gets `OccConflictException` and the driver retries its lambda, as
+against QLDB.
+
+The commit digest is computed as pyqldb computes it (`pyqldb/util/qldb_hash.py`, `transaction.py`):
+`H(transactionId)`, then for every ExecuteStatement sent, `dot` with
+`H(statement) dot H(parameter 1) dot …`, where H is the Ion Hash (SHA-256). A CommitTransaction whose
+digest differs is refused with BadRequestException and the transaction is aborted: the client and the
+server disagree on what the transaction ran.
+
+Limits, as QLDB's: a transaction expires 30 s after it started (InvalidSessionException "Transaction
+… has expired", which drivers do not retry); a session expires after 15 idle minutes
+(InvalidSessionException, which drivers answer with a new session); each parameter ≤ 128 KiB; pages
+of at most 200 values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amazon.ion import simpleion
+
+from ..errors import LedgerError, OccConflict, QuotaExceeded
+from ..journal.hashing import dot, ion_hash
+from ..ledger.engine import Ledger
+from ..ledger.staged import MAX_TRANSACTION_SECONDS
+from ..ledger.statements import Transaction
+from .catalog import Catalog
+from .committer import GroupCommitter
+from .errors import AwsError, bad_request
+
+log = logging.getLogger("ledgerdr.serve")
+
+PAGE_SIZE = 200
+MAX_PARAMETER_BYTES = 128 * 1024
+SESSION_IDLE_SECONDS = 15 * 60
+_COMMANDS = ("StartSession", "StartTransaction", "ExecuteStatement", "FetchPage", "CommitTransaction",
+             "AbortTransaction", "EndSession")
+
+
+def _invalid_session(message: str) -> AwsError:
+    return AwsError("InvalidSessionException", message, 400)
+
+
+@dataclass
+class _Txn:
+    txn: Transaction
+    digest: bytes
+    pages: dict[str, list[Any]] = field(default_factory=dict)
+    read_ios: int = 0
+
+
+@dataclass
+class Session:
+    token: str
+    ledger_name: str
+    ledger: Ledger
+    last_used: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    txn: _Txn | None = None
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+        if self.txn is not None:
+            self.txn.txn.abort()
+            self.txn = None
+        self.ledger.close()
+
+
+def _timing(started: float) -> dict[str, int]:
+    return {"ProcessingTimeMilliseconds": int((time.monotonic() - started) * 1000)}
+
+
+class SessionApi:
+    """Answers SendCommand requests. Thread-safe: one session's commands run one at a time."""
+
+    def __init__(self, catalog: Catalog, *, max_sessions: int = 256,
+                 idle_seconds: float = SESSION_IDLE_SECONDS, transaction_seconds: float = MAX_TRANSACTION_SECONDS,
+                 open_ledger: Callable[[Path], Ledger] | None = None) -> None:
+        self.catalog = catalog
+        self.max_sessions = max_sessions
+        self.idle_seconds = idle_seconds
+        self.transaction_seconds = transaction_seconds
+        self._open = open_ledger or (lambda path: Ledger.open(path, durability=catalog.durability))
+        self._sessions: dict[str, Session] = {}
+        self._committers: dict[str, GroupCommitter] = {}
+        self._lock = threading.Lock()
+        self._handlers: dict[str, Callable[[Session, dict[str, Any], float], dict[str, Any]]] = {
+            "StartTransaction": self._start_transaction, "ExecuteStatement": self._execute_statement,
+            "FetchPage": self._fetch_page, "CommitTransaction": self._commit_transaction,
+            "AbortTransaction": self._abort_transaction, "EndSession": self._end_session,
+        }
+
+    # ------------------------------------------------------------------------------- dispatch
+    def send_command(self, request: Any) -> dict[str, Any]:
+        """One SendCommand: exactly one command member, plus SessionToken for all but StartSession."""
+        if not isinstance(request, dict):
+            raise bad_request("SendCommand takes a JSON object")
+        commands = [name for name in _COMMANDS if request.get(name) is not None]
+        if len(commands) != 1:
+            raise bad_request("exactly one command must be set in SendCommand, got "
+                              + (", ".join(commands) or "none"))
+        name = commands[0]
+        body = request[name]
+        if not isinstance(body, dict):
+            raise bad_request(f"{name} must be a JSON object")
+        started = time.monotonic()
+        if name == "StartSession":
+            return {name: self._start_session(body, started)}
+        session = self._session(request.get("SessionToken"))
+        with session.lock:
+            if session.closed:
+                raise _invalid_session("Session has expired or was ended")
+            session.last_used = time.time()
+            return {name: self._handlers[name](session, body, started)}
+
+    def _session(self, token: Any) -> Session:
+        if not isinstance(token, str) or not token:
+            raise bad_request("SessionToken is required for every command but StartSession")
+        with self._lock:
+            session = self._sessions.get(token)
+        if session is None:
+            raise _invalid_session("Session token is invalid or the session has expired")
+        if time.time() - session.last_used > self.idle_seconds:
+            self._drop(session)
+            raise _invalid_session(f"Session expired after {self.idle_seconds:.0f} s without a command")
+        return session
+
+    def _drop(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.token, None)
+        with session.lock:
+            if not session.closed:
+                session.close()
+
+    def _committer(self, session: Session) -> GroupCommitter:
+        with self._lock:
+            committer = self._committers.get(session.ledger_name)
+            if committer is None:
+                committer = GroupCommitter(session.ledger.path, self.catalog.durability)
+                self._committers[session.ledger_name] = committer
+            return committer
+
+    def close_ledger_sessions(self, ledger_name: str) -> None:
+        """End every session on a ledger and stop its writer (before DeleteLedger moves its file)."""
+        with self._lock:
+            doomed = [s for s in self._sessions.values() if s.ledger_name == ledger_name]
+            committer = self._committers.pop(ledger_name, None)
+        for session in doomed:
+            self._drop(session)
+        if committer is not None:
+            committer.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            names = {s.ledger_name for s in self._sessions.values()} | set(self._committers)
+        for name in names:
+            self.close_ledger_sessions(name)
+
+    def _reap_idle(self) -> None:
+        now = time.time()
+        with self._lock:
+            idle = [s for s in self._sessions.values() if now - s.last_used > self.idle_seconds]
+        for session in idle:
+            self._drop(session)
+
+    # ------------------------------------------------------------------------------- commands
+    def _start_session(self, body: dict[str, Any], started: float) -> dict[str, Any]:
+        name = body.get("LedgerName")
+        if not isinstance(name, str):
+            raise bad_request("StartSession.LedgerName is required")
+        self._reap_idle()
+        path = self.catalog.active_path(name, for_session=True)
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise AwsError("LimitExceededException",
+                               f"Exceeded the limit of {self.max_sessions} active sessions", 400)
+        ledger = self._open(path)
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[token] = Session(token, name, ledger, time.time())
+        return {"SessionToken": token, "TimingInformation": _timing(started)}
+
+    def _end_session(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        with self._lock:
+            self._sessions.pop(session.token, None)
+        session.close()
+        return {"TimingInformation": _timing(started)}
+
+    def _start_transaction(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        if session.txn is not None:
+            # QLDB allows one open transaction per session; a driver aborts before it starts another.
+            session.txn.txn.abort()
+        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes.
+        session.ledger.refresh_read_only()
+        txn = session.ledger.begin()
+        session.txn = _Txn(txn, ion_hash(txn.id))
+        return {"TransactionId": txn.id, "TimingInformation": _timing(started)}
+
+    def _abort_transaction(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        if session.txn is not None:
+            session.txn.txn.abort()
+            session.txn = None
+        return {"TimingInformation": _timing(started)}
+
+    def _execute_statement(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        current = self._transaction(session, body)
+        statement = body.get("Statement")
+        if not isinstance(statement, str):
+            raise bad_request("ExecuteStatement.Statement is required")
+        parameters = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
+        statement_hash = ion_hash(statement)
+        for value in parameters:
+            statement_hash = dot(statement_hash, ion_hash(value))
+        # Folded in before running, as the driver folds it in before sending.
+        current.digest = dot(current.digest, statement_hash)
+        try:
+            values = current.txn.execute(statement, *parameters)
+        except QuotaExceeded as exc:
+            self._expire_if_timed_out(session, current)
+            raise bad_request(str(exc)) from None
+        except LedgerError as exc:
+            raise bad_request(str(exc)) from None
+        current.read_ios += len(values)
+        page = self._page(current, values)
+        return {"FirstPage": page, "TimingInformation": _timing(started),
+                "ConsumedIOs": {"ReadIOs": len(values), "WriteIOs": 0}}
+
+    def _fetch_page(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        current = self._transaction(session, body)
+        values = current.pages.pop(str(body.get("NextPageToken")), None)
+        if values is None:
+            raise bad_request("NextPageToken is unknown or was already fetched")
+        page = self._page(current, values)
+        return {"Page": page, "TimingInformation": _timing(started),
+                "ConsumedIOs": {"ReadIOs": 0, "WriteIOs": 0}}
+
+    def _commit_transaction(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
+        current = self._transaction(session, body)
+        sent = _blob(body.get("CommitDigest"), "CommitTransaction.CommitDigest")
+        session.txn = None
+        if sent != current.digest:
+            current.txn.abort()
+            raise bad_request(f"Transaction {current.txn.id}'s commit digest does not match the statements "
+                              "this server ran in it; the transaction was aborted")
+        writes = current.txn.pending_writes
+        try:
+            self._committer(session).commit(current.txn)
+        except OccConflict as exc:
+            raise AwsError("OccConflictException",
+                           f"Optimistic concurrency control (OCC) failure encountered while committing "
+                           f"transaction {current.txn.id}: {exc}", 400) from None
+        except QuotaExceeded as exc:
+            if self._timed_out(current):
+                raise _invalid_session(f"Transaction {current.txn.id} has expired") from None
+            raise bad_request(str(exc)) from None
+        except LedgerError as exc:
+            raise bad_request(str(exc)) from None
+        return {"TransactionId": current.txn.id, "CommitDigest": base64.b64encode(current.digest).decode(),
+                "TimingInformation": _timing(started),
+                "ConsumedIOs": {"ReadIOs": current.read_ios, "WriteIOs": writes}}
+
+    # ------------------------------------------------------------------------------- helpers
+    def _transaction(self, session: Session, body: dict[str, Any]) -> _Txn:
+        current = session.txn
+        txn_id = body.get("TransactionId")
+        if current is None or txn_id != current.txn.id:
+            raise bad_request(f"Transaction {txn_id} is not the open transaction of this session")
+        self._expire_if_timed_out(session, current)
+        return current
+
+    def _timed_out(self, current: _Txn) -> bool:
+        return time.monotonic() - current.txn.started > self.transaction_seconds
+
+    def _expire_if_timed_out(self, session: Session, current: _Txn) -> None:
+        if self._timed_out(current):
+            current.txn.abort()
+            session.txn = None
+            raise _invalid_session(f"Transaction {current.txn.id} has expired")
+
+    @staticmethod
+    def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
+        head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
+        page: dict[str, Any] = {
+            "Values": [{"IonBinary": base64.b64encode(simpleion.dumps(v, binary=True)).decode()} for v in head]
+        }
+        if rest:
+            token = secrets.token_urlsafe(16)
+            current.pages[token] = rest
+            page["NextPageToken"] = token
+        return page
+
+
+def _blob(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise bad_request(f"{what} is required (base64)")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(f"{what} is not valid base64") from None
+
+
+def _parameter(holder: Any, index: int) -> Any:
+    """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as one Ion value."""
+    if not isinstance(holder, dict):
+        raise bad_request(f"Parameters[{index}] must be a ValueHolder object")
+    if holder.get("IonBinary") is not None:
+        data: bytes | str = _blob(holder["IonBinary"], f"Parameters[{index}].IonBinary")
+    elif isinstance(holder.get("IonText"), str):
+        data = holder["IonText"]
+    else:
+        raise bad_request(f"Parameters[{index}] has neither IonBinary nor IonText")
+    if len(data) > MAX_PARAMETER_BYTES:
+        raise bad_request(f"Parameters[{index}] is {len(data):,} bytes; the limit is {MAX_PARAMETER_BYTES:,}")
+    try:
+        return simpleion.loads(data)
+    except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
+        raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
+
