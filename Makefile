@@ -43,12 +43,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy  # settings in pyproject.toml: strict on the journal and the backends, basic elsewhere
 	# first, the tests of the paths that have C twins, on the pure-Python twins (a machine without a compiler)
 	LEDGERDR_PURE_PYTHON=1 $(BIN)/python -m pytest -n 2 -q $(PURE_PYTHON_TESTS)
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/run_all.py

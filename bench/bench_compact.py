@@ -1,7 +1,7 @@
 """Compaction benchmark: restore from a snapshot plus one window against restore from every raw window.
 
 Builds a ledger of N revisions with the real workload spread over W one-minute windows (the ledger
-is written under freezegun, one frozen minute per window, as tests/flows.py does), backs it up with
+is written under freezegun, one frozen minute per window, as tests/support/flows.py does), backs it up with
 the real backup flow into `raw/`, copies that repository to `snap/` and compacts every window but the
 last there (timed: the nightly job's cost). Then, each in a fresh child process, restores into a new
 embedded ledger (a) `raw/` from all its windows and (b) `snap/` from the snapshot plus the last window.

@@ -6,7 +6,7 @@ same run and on the same values:
 
 - parsing the Ion text (for scale: full verification must cost at most 3x parsing);
 - `ledgerdr.journal.hashing.ion_hash(metadata)` + `ion_hash(data)` per revision;
-- the same two hashes with `ionhash` 1.2.1 (`value.ion_hash('SHA256')`, via tests/ionhash_shim.py).
+- the same two hashes with `ionhash` 1.2.1 (`value.ion_hash('SHA256')`, via tests/support/ionhash_shim.py).
 
 Each timing is the best of `--repeat` runs. Prints a Markdown table row. Checks that both give equal hashes.
 
@@ -30,7 +30,7 @@ from amazon.ion import simpleion
 from ledgerdr.journal.hashing import ion_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import ionhash_shim  # noqa: E402  (needs the tests directory on sys.path)
+from support import ionhash_shim  # noqa: E402  (needs the tests directory on sys.path)
 
 _BASE62 = string.ascii_letters + string.digits
 

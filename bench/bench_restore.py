@@ -1,7 +1,7 @@
 """Restore benchmark: `ledgerdr restore` into the embedded ledger against the reference's statement replay.
 
 Builds a ledger of N revisions with the real workload, backs it up with the real backup flow (one-hour
-windows; the backup runs under freezegun at a "now" after the last window closed, as tests/flows.py
+windows; the backup runs under freezegun at a "now" after the last window closed, as tests/support/flows.py
 does, so no waiting), then measures side by side, each run in a fresh child process on the same
 repository: `restore` with workers=0 (in process) and workers=2 (processes), both end to end
 (plan, fetch, verify, apply, finalize with the state-digest comparison), and `replay_statements`
@@ -9,7 +9,7 @@ repository: `restore` with workers=0 (in process) and workers=2 (processes), bot
 cProfiles one more workers=0 restore and prints its hot spots. Writes bench/out/restore.md.
 
 `--target postgres` (or `both`) also restores into PostgreSQL side by side: a private cluster started by
-the bench exactly as the tests start theirs (tests/pg_server.py: initdb in a temporary directory, unix
+the bench exactly as the tests start theirs (tests/support/pg_server.py: initdb in a temporary directory, unix
 socket only), but durable (fsync, synchronous_commit and full_page_writes on, as a real replica runs),
 with a fresh database per run.
 
@@ -297,7 +297,7 @@ def _postgres(wanted: bool):
     if not wanted:
         yield None
         return
-    from pg_server import PostgresServer
+    from support.pg_server import PostgresServer
 
     with PostgresServer.running(PG_DURABLE) as server:
         with psycopg.connect(server.dsn()) as conn:

@@ -1,10 +1,10 @@
-"""Fixtures shared by several test modules: a private PostgreSQL server (tests/pg_server.py)."""
+"""Fixtures shared by several test modules: a private PostgreSQL server (tests/support/pg_server.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pg_server import PostgresServer
+from support.pg_server import PostgresServer
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from ledgerdr.aws.check import StackResource, check_stack, exit_code
 from ledgerdr.cli import cli
-from test_aws_templates import PRIMARY_PARAMS, REPLICA_PARAMS, deploy
+from support.stacks import PRIMARY_PARAMS, REPLICA_PARAMS, deploy
 
 
 @pytest.fixture

@@ -37,9 +37,9 @@ from ledgerdr.restore.shapes import WorkUnit
 from ledgerdr.stores import copy_object, open_location
 from ledgerdr.targets import open_target
 from ledgerdr.targets.digest import digest_of_target
-from test_aws_templates import ACCOUNT, PRIMARY_PARAMS, REPLICA_PARAMS, account_credentials, deploy
-from test_backup_s3 import ledger_with_history, recent_base
-from test_qldb_source import SimulatedQldb
+from support.backups import ledger_with_history, recent_base
+from support.simulated_qldb import SimulatedQldb
+from support.stacks import ACCOUNT, PRIMARY_PARAMS, REPLICA_PARAMS, account_credentials, deploy
 
 US, EU = "us-east-1", "eu-west-1"
 OTHER_ACCOUNT = "210987654321"

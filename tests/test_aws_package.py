@@ -20,7 +20,7 @@ import pytest
 
 from ledgerdr.aws.package import build_zip, dependencies
 from ledgerdr.errors import ConfigError
-from test_backup_s3 import ledger_with_history, recent_base
+from support.backups import ledger_with_history, recent_base
 
 _RUN = """
 import json, sys

@@ -15,95 +15,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import pytest
-from click.testing import CliRunner
-from freezegun import freeze_time
 from moto import mock_aws
 
 from ledgerdr.backup import BackupPolicy, run_backup
-from ledgerdr.cli import cli
 from ledgerdr.errors import ObjectExists, RetentionViolation
 from ledgerdr.journal.exports import verify_location
-from ledgerdr.ledger.engine import Ledger
-from ledgerdr.ledger.workload import run_workload
 from ledgerdr.repository import WINDOWS, find_orphans, read_windows
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import Location, open_location
 from ledgerdr.stores.s3 import S3Store
+from support.backups import (
+    MINUTES,
+    due_after,
+    error_line,
+    ledger_with_history,
+    recent_base,
+    run_cli,
+    write_config,
+)
+from support.s3 import make_bucket
 
 REGION = "us-east-1"
 PREFIX = "qldb-dr/"
-MINUTES = 4
 RETENTION = timedelta(days=2)
 POLICY = BackupPolicy(interval=timedelta(minutes=1), retention=RETENTION)
-
-
-# --- helpers shared with test_replicate_s3.py and test_qldb_source.py --------------------------------------
-
-
-def recent_base(minutes_back: int = MINUTES + 2) -> datetime:
-    """A whole minute `minutes_back` minutes before the real clock: history placed there is closed."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return now - timedelta(minutes=minutes_back)
-
-
-def ledger_with_history(path: Path, base: datetime, *, minutes: int = MINUTES, per_minute: int = 4,
-                        seed: int = 0) -> Path:
-    """A ledger whose blocks fall in `minutes` one-minute windows from `base` (commits at :07)."""
-    ledger = Ledger.create(path)
-    for minute in range(minutes):
-        with freeze_time(base + timedelta(minutes=minute, seconds=7)):
-            run_workload(ledger, per_minute, seed=seed + minute)
-    ledger.close()
-    return path
-
-
-def due_after(base: datetime, minutes: int = MINUTES) -> datetime:
-    """The moment when exactly `minutes` one-minute windows from `base` are due (settle 5 s)."""
-    return base + timedelta(minutes=minutes, seconds=6)
-
-
-def make_bucket(client, name: str, *, locked: bool = True, versioned: bool | None = None,
-                default_days: int | None = None) -> str:
-    """A bucket in the client's region; `locked` enables Object Lock (and with it versioning)."""
-    region = client.meta.region_name
-    extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=locked, **extra)
-    if versioned if versioned is not None else locked:
-        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    if default_days:
-        client.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": default_days}}})
-    return name
-
-
-def write_config(path: Path, repositories: dict[str, dict], *, source: dict | None = None,
-                 retention_days: int = 1, interval: str = "1m") -> Path:
-    """A ledgerdr.toml; values are written as JSON scalars, which TOML reads the same way."""
-    lines = ["[source]"]
-    lines += [f"{k} = {json.dumps(v)}" for k, v in (source or {"kind": "embedded", "path": "ledger.db"}).items()]
-    lines += ["[backup]", f'interval = "{interval}"', f"retention_days = {retention_days}"]
-    for name, settings in repositories.items():
-        lines.append(f"[repositories.{name}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def run_cli(*args: str):
-    """`ledgerdr ARGS` in-process (moto's patching of botocore applies); errors are not re-raised."""
-    return CliRunner().invoke(cli, list(args))
-
-
-def error_line(result) -> str:
-    """The one `error: ...` line the CLI prints instead of a stack trace."""
-    assert "Traceback" not in result.output
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    return line
 
 
 def flipped(data: bytes, offset: int = -40) -> bytes:

@@ -12,7 +12,6 @@ from amazon.ion import simpleion
 from click.testing import CliRunner
 from freezegun import freeze_time
 
-from flows import T0, backed_up_ledger
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli.compact_cmd import compact as compact_cli
 from ledgerdr.cli.compact_cmd import prune as prune_cli
@@ -35,6 +34,7 @@ from ledgerdr.stores.faults import flip_byte
 from ledgerdr.targets.ddl import DdlState
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
+from support.flows import T0, backed_up_ledger
 
 SOON = T0 + timedelta(minutes=10)  # export retention (30 days) still running
 LATER = T0 + timedelta(days=40)  # export retention over

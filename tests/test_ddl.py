@@ -14,7 +14,6 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows import T0
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
 from ledgerdr.errors import LedgerError
@@ -38,6 +37,7 @@ from ledgerdr.targets.ddl import (
 )
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
+from support.flows import T0
 
 # ------------------------------------------------------------------------------------ the interpreter
 
@@ -89,7 +89,7 @@ def test_events_survive_the_unit_record():
 
 def test_the_state_digest_includes_each_tables_status():
     """Two targets equal row for row but not in a table's status have different digests."""
-    from test_state_digest import JournalScenario
+    from support.scenarios import JournalScenario
 
     scenario = JournalScenario(seed=3)
     scenario.create_table("Scratch")

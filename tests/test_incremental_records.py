@@ -11,7 +11,6 @@ import boto3
 import orjson
 from moto import mock_aws
 
-from flows import back_up_one_more_minute, backed_up_ledger
 from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WATERMARKS, WINDOWS, RecordCache, read_windows
 from ledgerdr.restore.standby import follow_once
@@ -19,7 +18,8 @@ from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.retrying import StoreWrapper
 from ledgerdr.stores.s3 import S3Store
 from ledgerdr.targets.embedded import EmbeddedTarget
-from test_backup_s3 import make_bucket
+from support.flows import back_up_one_more_minute, backed_up_ledger
+from support.s3 import make_bucket
 
 
 class _Gets(StoreWrapper):

@@ -1,4 +1,4 @@
-"""`ionwrite.binary_hash_repr`: the Ion Hash read straight from Ion binary bytes (the restore's re-hash of
+"""`ionread.binary_hash_repr`: the Ion Hash read straight from Ion binary bytes (the restore's re-hash of
 what its target stores).
 
 1. Agreement: on every stream `simpleion.dumps` or `ionwrite` writes for a generated value, the result is
@@ -20,16 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerdr.journal.hashing import ion_hash, ion_hash_repr
-from ledgerdr.journal.ionwrite import (
-    IVM,
-    SymbolTable,
-    Unencodable,
-    binary_hash_repr,
-    binary_ion_hash,
-    encode_ion,
-)
+from ledgerdr.journal.ionread import binary_hash_repr, binary_ion_hash
+from ledgerdr.journal.ionwrite import IVM, SymbolTable, Unencodable, encode_ion
 from ledgerdr.ledger.workload import make_document
-from test_ion_hash_property import SETTINGS, ion_values
+from support.ion_values import SETTINGS, ion_values
 
 
 def _streams(value: Any) -> list[bytes]:
@@ -119,7 +113,7 @@ def test_shapes_outside_the_subset_are_not_read() -> None:
 
 
 def test_top_field_matches_the_decoded_document() -> None:
-    from ledgerdr.journal.ionwrite import binary_top_field
+    from ledgerdr.journal.ionread import binary_top_field
     from ledgerdr.ledger.storage import index_key
     from ledgerdr.targets.embedded import _stored_index_key
 

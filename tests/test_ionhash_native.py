@@ -26,7 +26,7 @@ from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledgerdr.journal import ionwrite
+from ledgerdr.journal import ionread, ionwrite
 from ledgerdr.journal.ionwrite import IVM, SymbolTable, Unencodable
 from ledgerdr.ledger.workload import make_document
 
@@ -438,11 +438,11 @@ def test_table_grown_by_fields_then_native_then_python() -> None:
 
 
 def _check_repr(data: bytes) -> None:
-    expected = ionwrite.binary_hash_repr_python(data)
+    expected = ionread.binary_hash_repr_python(data)
     assert native.binary_hash_repr(data) == expected
     assert native.binary_ion_hash(data) == (None if expected is None else hashlib.sha256(expected).digest())
     for name in ("a", "b", "id", "name", "\x0b", "", "absent"):  # the same streams read for one field
-        assert native.binary_top_field(data, name) == ionwrite.binary_top_field_python(data, name)
+        assert native.binary_top_field(data, name) == ionread.binary_top_field_python(data, name)
 
 
 def _streams(value: Any) -> list[bytes]:
@@ -537,13 +537,13 @@ def test_hand_made_streams(hex_stream: str) -> None:
 
 def test_deeply_nested_stream_is_outside_the_subset_both_ways() -> None:
     # Hostile nesting: the readers' contract is None ("decode it instead"), never an exception. The C
-    # reader raises RecursionError at its depth cap and `ionwrite.binary_hash_repr` maps it to None.
+    # reader raises RecursionError at its depth cap and `ionread.binary_hash_repr` maps it to None.
     data = IVM + _nested_lists(20_000)
-    assert ionwrite.binary_hash_repr_python(data) is None
+    assert ionread.binary_hash_repr_python(data) is None
     with pytest.raises(RecursionError):
         native.binary_hash_repr(data)
-    assert ionwrite.binary_hash_repr(data) is None
-    assert ionwrite.binary_ion_hash(data) is None
+    assert ionread.binary_hash_repr(data) is None
+    assert ionread.binary_ion_hash(data) is None
 
 
 def _nested_lists(depth: int) -> bytes:
@@ -559,8 +559,8 @@ def _nested_lists(depth: int) -> bytes:
 
 def test_input_types() -> None:
     data = simpleion.dumps({"a": [1, "b"]}, binary=True)
-    assert native.binary_hash_repr(bytearray(data)) == ionwrite.binary_hash_repr_python(data)
-    assert native.binary_hash_repr(memoryview(data)) == ionwrite.binary_hash_repr_python(data)
+    assert native.binary_hash_repr(bytearray(data)) == ionread.binary_hash_repr_python(data)
+    assert native.binary_hash_repr(memoryview(data)) == ionread.binary_hash_repr_python(data)
     with pytest.raises(TypeError):
         native.binary_hash_repr("text")
 

@@ -36,10 +36,10 @@ from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ion_strategies import datetimes, multimap, timestamps
 from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.journal.ionwrite import varuint
-from qldb_export_factory import SAMPLES
+from support.ion_strategies import datetimes, multimap, timestamps
+from support.qldb_export_factory import SAMPLES
 
 _iontext = pytest.importorskip("ledgerdr._iontext")  # built by setup.py / CI; optional elsewhere
 binary_to_text = _iontext.binary_to_text

@@ -23,17 +23,18 @@ from amazon.ion.symbols import SymbolToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ion_strategies import multimap, timestamps
 from ledgerdr import native
 from ledgerdr.journal.codecs import ExportFormat, read_blocks
 from ledgerdr.journal.hashing import ion_hash
-from ledgerdr.journal.ionwrite import binary_ion_hash, standalone_hashed
+from ledgerdr.journal.ionread import binary_ion_hash
+from ledgerdr.journal.ionwrite import standalone_hashed
 from ledgerdr.journal.model import BlockAddress
 from ledgerdr.journal.verify import ObjectRef, VerifyReport, verify_objects
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
 from ledgerdr.ledger.storage import to_ms
 from ledgerdr.ledger.workload import make_document
 from ledgerdr.targets.base import revisions_of_block
+from support.ion_strategies import multimap, timestamps
 
 pytest.importorskip("ledgerdr._journal")  # CI builds it (see test_native.py)
 if native.journal is None:

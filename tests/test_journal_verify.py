@@ -24,7 +24,7 @@ from ledgerdr.journal.proofs import DigestAccumulator, fold_proof, tree_proof, v
 from ledgerdr.journal.verify import BlockChecker, VerifyReport
 from ledgerdr.journal.writer import JournalWriter
 from ledgerdr.stores.file import FileStore
-from qldb_export_factory import SAMPLES, generate_blocks, sample_block, write_qldb_export
+from support.qldb_export_factory import SAMPLES, generate_blocks, sample_block, write_qldb_export
 
 FORMATS = list(ExportFormat)
 

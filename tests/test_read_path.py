@@ -17,13 +17,13 @@ from amazon.ion.symbols import SymbolToken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows import backed_up_ledger
 from ledgerdr.journal.codecs import DecodeError, ExportFormat, parse_timestamp, read_blocks, to_json
 from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
-from qldb_export_factory import generate_blocks
+from support.flows import backed_up_ledger
+from support.qldb_export_factory import generate_blocks
 
 _SIGNED = bytes(b ^ 0x80 for b in range(256))
 

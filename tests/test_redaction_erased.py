@@ -21,7 +21,6 @@ from pathlib import Path
 import psycopg
 from freezegun import freeze_time
 
-from flows import T0
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
 from ledgerdr.journal.codecs import ExportFormat
@@ -34,6 +33,7 @@ from ledgerdr.restore.standby import follow_once
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.targets.embedded import EmbeddedTarget
+from support.flows import T0
 
 MARKER = "erase-me-Q7ZK4-9f31c0d2"
 POLICY = BackupPolicy(interval=timedelta(minutes=1))

@@ -13,7 +13,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from flows import backed_up_ledger
 from ledgerdr.cli.replay_cmd import replay as replay_command
 from ledgerdr.errors import ConfigError
 from ledgerdr.journal import ion_hash
@@ -22,6 +21,7 @@ from ledgerdr.ledger.engine import Ledger
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.replay import ReplayReport, replay_statements
 from ledgerdr.stores import open_location
+from support.flows import backed_up_ledger
 
 TABLES = ("Vehicle", "Person", "Invoice")
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flows import T0, backed_up_ledger
 from ledgerdr.errors import ChecksumMismatch, ConfigError, ObjectExists, RetentionViolation, StoreUnavailable
 from ledgerdr.journal.layout import parse_data_object_key
 from ledgerdr.replicate import ReplicateOptions, replicate
@@ -16,6 +15,7 @@ from ledgerdr.status import repository_status
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.faults import flip_byte, truncate
 from ledgerdr.stores.retrying import StoreWrapper
+from support.flows import T0, backed_up_ledger
 
 
 class _FailAfter(StoreWrapper):
@@ -161,7 +161,7 @@ def test_status_reports_rpo_per_repository(tmp_path):
 
 
 def test_an_altered_primary_object_is_named_by_key_and_block_and_not_copied(tmp_path):
-    from test_backup_s3 import run_cli, write_config
+    from support.backups import run_cli, write_config
 
     _, primary = backed_up_ledger(tmp_path)
     windows = read_windows(primary).windows

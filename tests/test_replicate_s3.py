@@ -25,17 +25,16 @@ from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.status import repository_status
 from ledgerdr.stores import Location, MeteredStore, open_location, unwrap
 from ledgerdr.stores.s3 import S3Store
-from test_backup_s3 import (
+from support.backups import (
     MINUTES,
     due_after,
     error_line,
     ledger_with_history,
-    make_bucket,
     recent_base,
     run_cli,
     write_config,
 )
-from test_store_s3 import OTHER_ACCOUNT_ROLE, _credentials_of
+from support.s3 import OTHER_ACCOUNT_ROLE, credentials_of, make_bucket
 
 PRIMARY_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
 PRIMARY, REPLICA = "dr-primary", "dr-replica-eu"
@@ -267,7 +266,7 @@ def test_cross_account_replica_through_an_assumed_role(regions) -> None:
     assert report.windows_verified == MINUTES
     assert "dr-other-account" not in [b["Name"] for b in us.list_buckets()["Buckets"]]
     assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["dr-other-account"]
-    credentials = _credentials_of(unwrap(other.store))
+    credentials = credentials_of(unwrap(other.store))
     identity = boto3.client("sts", region_name=REPLICA_REGION, **credentials).get_caller_identity()
     assert identity["Account"] == "222222222222"
     assert read_watermarks(other, "dr-account")[-1].last_seq == read_windows(primary).windows[-1].last_seq

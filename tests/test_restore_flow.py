@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from flows import backed_up_ledger, embedded_digest
 from ledgerdr.errors import RestoreError
 from ledgerdr.journal import ion_hash
 from ledgerdr.journal.codecs import ExportFormat
@@ -18,7 +17,8 @@ from ledgerdr.stores import open_location
 from ledgerdr.stores.faults import flip_byte
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
-from qldb_export_factory import generate_blocks, write_qldb_export
+from support.flows import backed_up_ledger, embedded_digest
+from support.qldb_export_factory import generate_blocks, write_qldb_export
 
 
 def _options(tmp_path: Path, **kwargs) -> RestoreOptions:

@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 from psycopg import sql
 
-from flows import T0
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli import cli
 from ledgerdr.journal.codecs import ExportFormat
@@ -37,7 +36,8 @@ from ledgerdr.stores.faults import flip_byte
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from ledgerdr.targets.postgres import PostgresTarget
-from qldb_export_factory import write_qldb_export
+from support.flows import T0
+from support.qldb_export_factory import write_qldb_export
 
 FORMATS = (ExportFormat.ION_TEXT, ExportFormat.ION_BINARY, ExportFormat.JSON)
 MINUTES = 4

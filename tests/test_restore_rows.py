@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from flows import T0, backed_up_ledger
 from ledgerdr import native
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.ledger.engine import Ledger
@@ -29,6 +28,7 @@ from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
+from support.flows import T0, backed_up_ledger
 
 if native.journal is None:
     pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built)", allow_module_level=True)

@@ -27,7 +27,7 @@ from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.exporter import export_journal
 from ledgerdr.serve.server import bind
 from ledgerdr.stores.file import FileStore
-from serve_process import KEY_ID, REGION, SECRET, ServeProcess, run_pyqldb, start_pyqldb
+from support.serve_process import KEY_ID, REGION, SECRET, ServeProcess, run_pyqldb, start_pyqldb
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from ledgerdr.ledger.engine import Ledger
-from serve_process import KEY_ID, REGION, SECRET, ServeProcess
-from test_backup_s3 import ledger_with_history, make_bucket, recent_base, write_config
+from support.backups import ledger_with_history, recent_base, write_config
+from support.s3 import make_bucket
+from support.serve_process import KEY_ID, REGION, SECRET, ServeProcess
 
 LEDGERDR = str(Path(sys.executable).parent / "ledgerdr")
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}

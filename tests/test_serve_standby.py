@@ -12,9 +12,9 @@ import pytest
 from amazon.ion import simpleion
 from botocore.exceptions import ClientError
 
-from flows import back_up_one_more_minute, backed_up_ledger
 from ledgerdr.journal.hashing import dot, ion_hash
-from serve_process import KEY_ID, REGION, SECRET, ServeProcess
+from support.flows import back_up_one_more_minute, backed_up_ledger
+from support.serve_process import KEY_ID, REGION, SECRET, ServeProcess
 
 LEDGERDR = str(Path(sys.executable).parent / "ledgerdr")
 

@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
 
-from flows import T0, backed_up_ledger
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli import cli
 from ledgerdr.journal.codecs import ExportFormat, read_blocks
 from ledgerdr.repository import WINDOWS, read_windows
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores.faults import flip_byte
+from support.flows import T0, backed_up_ledger
 
 MINUTE = timedelta(minutes=1)
 

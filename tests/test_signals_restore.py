@@ -21,7 +21,6 @@ import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
 
-from flows import T0, backed_up_ledger
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli import cli
 from ledgerdr.drill import MARKER, prepare_workdir
@@ -33,7 +32,8 @@ from ledgerdr.restore import plan_restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location, open_location
 from ledgerdr.stores.faults import flip_byte
-from qldb_export_factory import START, generate_blocks, write_qldb_export
+from support.flows import T0, backed_up_ledger
+from support.qldb_export_factory import START, generate_blocks, write_qldb_export
 
 LEDGERDR = str(Path(sys.executable).with_name("ledgerdr"))
 

@@ -21,7 +21,6 @@ import pytest
 from freezegun import freeze_time
 from moto import mock_aws
 
-from flows import T0, back_up_one_more_minute, backed_up_ledger, embedded_digest
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
 from ledgerdr.errors import RestoreError, SourceError
@@ -47,6 +46,7 @@ from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.s3 import S3Store
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
+from support.flows import T0, back_up_one_more_minute, backed_up_ledger, embedded_digest
 
 LEDGERDR = Path(sys.executable).with_name("ledgerdr")
 

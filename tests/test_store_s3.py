@@ -34,9 +34,9 @@ from ledgerdr.errors import (
 from ledgerdr.stores import FileStore, MeteredStore, RetryingStore, open_location
 from ledgerdr.stores.faults import FaultyStore, flip_byte, truncate
 from ledgerdr.stores.s3 import MiB, S3Store, check_retention, preflight
+from support.s3 import OTHER_ACCOUNT_ROLE, credentials_of
 
 REGION = "us-east-1"
-OTHER_ACCOUNT_ROLE = "arn:aws:iam::222222222222:role/ledgerdr-dr"
 
 
 @pytest.fixture
@@ -243,14 +243,8 @@ def test_assumed_role_store_works_in_the_other_account(aws) -> None:
     store.put("k", b"cross-account")
     assert "dr-copy" not in [b["Name"] for b in aws.list_buckets()["Buckets"]]
     assert [b["Name"] for b in store.client.list_buckets()["Buckets"]] == ["dr-copy"]
-    sts = boto3.client("sts", region_name=REGION, **_credentials_of(store))
+    sts = boto3.client("sts", region_name=REGION, **credentials_of(store))
     assert sts.get_caller_identity()["Account"] == "222222222222"
-
-
-def _credentials_of(store: S3Store) -> dict[str, str]:
-    creds = store.client._request_signer._credentials.get_frozen_credentials()
-    return {"aws_access_key_id": creds.access_key, "aws_secret_access_key": creds.secret_key,
-            "aws_session_token": creds.token}
 
 
 # --- preflight and retention -----------------------------------------------------------------------------

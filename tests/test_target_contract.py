@@ -30,7 +30,14 @@ from ledgerdr.targets.ddl import DdlState, events_of_block
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from ledgerdr.targets.postgres import PostgresTarget
-from test_state_digest import JournalScenario, Unit, standard_scenario
+from support.scenarios import (
+    HOSTILE_NAMES,
+    ROUND_TRIP,
+    JournalScenario,
+    Unit,
+    hostile_scenario,
+    standard_scenario,
+)
 
 LEDGER = "vehicle-registration"
 TARGETS = ["embedded", "postgres"]
@@ -278,29 +285,6 @@ def test_concurrent_appliers_do_not_deadlock_and_agree(make, scenario) -> None:
 # ------------------------------------------------------------------------------------ tables and names
 
 
-HOSTILE_NAMES = [
-    '"; DROP TABLE x; --',
-    "Robert'); DROP TABLE students;--",
-    "V" * 300,
-    "Fahrzeug_Ü_車両 🚗",
-    "a-b", "a b", "A.B",  # the same after sanitizing
-    "ledgerdr_tables",
-]
-HOSTILE_FIELDS = ['x"); DROP TABLE x; --', "Prix €", "it's"]
-
-
-def hostile_scenario() -> JournalScenario:
-    s = JournalScenario(31)
-    for name in HOSTILE_NAMES:
-        s.create_table(name, tuple(HOSTILE_FIELDS))
-    s.drop_table("a-b")
-    s.create_table("a-b", ("VIN",))  # the same name, another tableId
-    writes = [s.write(name, data={**{f: f"v{i}" for f in HOSTILE_FIELDS}, "VIN": f"VIN{i}"})
-              for i, name in enumerate(sorted(s.tables))]
-    s.commit(["INSERT INTO hostile ?"], writes)
-    return s
-
-
 def test_hostile_table_and_field_names_restore_safely(make) -> None:
     s = hostile_scenario()
     target = bound(make, s)
@@ -335,17 +319,6 @@ def test_table_ddl_status_follows_drop_and_create_again(make, scenario) -> None:
 
 
 # ------------------------------------------------------------------------------------ data
-
-
-ROUND_TRIP = r"""{
-  price: 1.20, zero: -0.000, exp: 12.3d-40, big: 123456789012345678901234567890,
-  year: 2024T, minute: 2024-03-01T09:00+05:30, nanos: 2024-03-01T09:00:00.123456789-00:00,
-  millis: 2024-03-01T09:00:00.100-08:00, blob: {{aGVsbG8gd29ybGQ=}}, clob: {{"plain text"}},
-  sym: 'a symbol', nul: "before\x00after", floats: [1e0, -0e0, nan, +inf],
-  nulls: [null, null.int, null.timestamp, null.struct], sexp: (a b 1),
-  nested: outer::{ inner: inner::[1, { deep: deeper::"x" }], 'quoted "field"': true },
-  dup: 1, dup: 2
-}"""
 
 
 def test_data_types_round_trip_exactly(make) -> None:

@@ -16,8 +16,14 @@ from ledgerdr.journal.codecs import ExportFormat, timestamp_text
 from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.postgres import PostgresTarget
-from test_state_digest import JournalScenario, standard_scenario
-from test_target_contract import HOSTILE_FIELDS, HOSTILE_NAMES, ROUND_TRIP, hostile_scenario
+from support.scenarios import (
+    HOSTILE_FIELDS,
+    HOSTILE_NAMES,
+    ROUND_TRIP,
+    JournalScenario,
+    hostile_scenario,
+    standard_scenario,
+)
 
 LEDGER = "vehicle-registration"
 

@@ -28,7 +28,7 @@ from ledgerdr.journal.layout import new_id
 from ledgerdr.journal.verify import VerifyReport, _fused_chain_hashes, verify_objects
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter
 from ledgerdr.stores.file import FileStore
-from qldb_export_factory import START, generate_blocks, write_qldb_export
+from support.qldb_export_factory import START, generate_blocks, write_qldb_export
 
 BLOCKS = 40
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .errors import SourceError, VerificationError
 from .journal.codecs import ExportFormat
@@ -271,6 +272,7 @@ def _verify_attempt(location: Location, prefix: str, export_id: str, previous: W
     if chain.last_seq is None:
         return checked
     checked.strand_id = chain.strand_id
+    assert chain.first_seq is not None  # a chain with a last block has a first one
     _check_continuity(checked, chain, chain.first_seq, previous, prefix)
     checked.last_seq = chain.last_seq
     checked.last_block_time = chain.last_block_time
@@ -295,6 +297,7 @@ def _check_continuity(checked: _Checked, chain, first_seq: int, previous: Window
             checked.problems.append(Problem("overlap_mismatch", prefix, report.first_address,
                                             "export repeats recorded blocks with different hashes (fork)"))
         checked.first_seq = expected_next if chain.last_seq >= expected_next else None
+        assert previous.last_block_hash is not None  # a window with blocks records its last block's hash
         checked.first_previous_hash = base64.b64decode(previous.last_block_hash)
         checked.new_blocks = max(0, chain.last_seq - previous.last_seq)
         return
@@ -312,7 +315,7 @@ def _check_continuity(checked: _Checked, chain, first_seq: int, previous: Window
 def _digest_with_proof(source: Source, checked: _Checked) -> dict | None:
     """CONTRACTS §5: the digest fetched right after the export, and the last block's proof against it."""
     digest = source.digest()
-    out = {"digest": _b64(digest.digest), "tip_address": str(digest.tip), "proof": []}
+    out: dict[str, Any] = {"digest": _b64(digest.digest), "tip_address": str(digest.tip), "proof": []}
     if checked.last_seq is None or checked.strand_id is None:
         return out
     from .journal.model import BlockAddress

@@ -231,8 +231,8 @@ def _read_sources(
         for unit in snapshot_units(base):
             fold.add(load_snapshot_unit(store, unit).revisions)
         fold.ddl = DdlState(base.tables)
-        fold.ddl.index_statements.update(tuple(s) for s in base.index_statements)  # type: ignore[misc]
-        fold.redactions.update(tuple(r) for r in base.redactions)  # type: ignore[misc]
+        fold.ddl.index_statements.update(base.index_statements)  # tuples already (SnapshotManifest.from_json)
+        fold.redactions.update(base.redactions)
         fold.strand_id, fold.tip = base.strand_id, (base.last_seq, base.tip_hash)
     for window in windows:
         if on_progress:

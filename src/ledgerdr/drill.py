@@ -146,7 +146,8 @@ def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s:
 
     truth = Ledger.open(ledger_path)
     hashes = [row.block_hash for row in truth.iter_blocks()]
-    tip_time = truth.last_block().ts_ms / 1000 if hashes else None
+    last = truth.last_block()
+    tip_time = last.ts_ms / 1000 if last is not None else None
     truth.close()
     lost_region = primary_dir.with_name("region-a.lost")
     primary_dir.rename(lost_region)  # the primary region is gone: nothing below reads it
@@ -162,6 +163,7 @@ def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s:
     for strategy in settings.strategies:
         target = {"backup-restore": work / "region-b" / "cold.db", "intermediate": pilot,
                   "warm-standby": standby}[strategy]
+        assert target is not None  # pilot and standby exist when their strategy is asked for
         say(f"recovering with {strategy}")
         report.results.append(_recover(strategy, secondary, target, state_dir, hashes, tip_time, disaster, clock))
     report.timeline = clock.events

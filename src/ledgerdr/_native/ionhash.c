@@ -1221,7 +1221,7 @@ done:
 
 /* --- binary_top_field ----------------------------------------------------------------------------------- */
 
-/* ionwrite.binary_top_field_python ported path by path: the top-level field of the struct d[0:n] whose s(name)
+/* ionread.binary_top_field_python ported path by path: the top-level field of the struct d[0:n] whose s(name)
  * is wanted[0:wanted_n]; OK with *found (0: absent) and its descriptor and body, NOTREAD (None) or ERROR. */
 static int rd_top_field(Rd *r, const unsigned char *wanted, Py_ssize_t wanted_n, int *found, int *descriptor,
                         Py_ssize_t *start, Py_ssize_t *stop)

@@ -783,7 +783,13 @@ static int j_revisions(J *j, Block *b, Py_ssize_t *revisions, Py_ssize_t *system
             else if (name == F_DATA) data = f;
             else if (name == F_BLOCK_ADDRESS) { /* not hashed: read as strictly as amazon.ion would */
                 Block address;
+                Py_ssize_t n = b->strand.end - b->strand.start;
                 if ((rc = j_address(j, &f, &address)) != OK) return rc;
+                /* no hash covers it: a revision that names another block goes to the Python path, which
+                 * reports it (journal.verify, "revision's blockAddress is not its block's") */
+                if (address.seq != b->seq || address.strand.end - address.strand.start != n ||
+                    memcmp(j->r.d + address.strand.start, j->r.d + b->strand.start, (size_t)n) != 0)
+                    return NOTREAD;
             } else {
                 return NOTREAD; /* dataHash (redacted), or off the schema */
             }

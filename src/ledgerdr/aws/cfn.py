@@ -100,7 +100,7 @@ def log_group(name: str) -> dict[str, Any]:
                            "RetentionInDays": ref("LogRetentionDays")}}
 
 
-def alarm(description: str, namespace: Any, metric: str, dimensions: list[dict], threshold: Any, *,
+def alarm(description: str | dict[str, Any], namespace: Any, metric: str, dimensions: list[dict], threshold: Any, *,
           statistic: str = "Maximum", period: Any = 300, missing: str = "notBreaching") -> dict[str, Any]:
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
         "AlarmDescription": description, "Namespace": namespace, "MetricName": metric, "Dimensions": dimensions,

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 from ..stores.s3 import Finding, S3Store, check_retention, preflight
 
 
@@ -56,17 +56,17 @@ def check_stack(resources: list[StackResource], params: dict[str, str], clients:
     return findings
 
 
-def exit_code(findings: list[tuple[str, Finding]]) -> int:
+def exit_code(findings: list[tuple[str, Finding]]) -> ExitCode:
     levels = {f.check: f.level for _, f in findings}
     if any(f.level == "error" and not f.check.startswith("alarm_state") for _, f in findings):
-        return 2
+        return ExitCode.USAGE
     if levels.get("alarm_state:rpo") == "error":
-        return 8
+        return ExitCode.RPO_EXCEEDED
     if levels.get("alarm_state:dead_letters") == "error":
-        return 7
+        return ExitCode.RESTORE
     if levels.get("alarm_state:errors") == "error":
-        return 1  # a function keeps failing: its JSON log line names the error and its exit code
-    return 0
+        return ExitCode.UNEXPECTED  # a function keeps failing: its JSON log line names the error and its exit code
+    return ExitCode.OK
 
 
 def _bucket(resource: StackResource, params: dict[str, str], clients: Clients) -> list[Finding]:

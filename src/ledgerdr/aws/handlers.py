@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, RestoreError, StoreError
+from ..errors import ConfigError, ExitCode, StoreError
 from ..journal.layout import new_id
 from ..repository import (
     WINDOWS,
@@ -63,7 +63,7 @@ def _backup(event: Any, settings: Settings) -> dict[str, Any]:
     report = run_backup(source, location, backup_policy(config))
     newest = report.recorded[-1].window_start if report.recorded else _newest_recorded(location)
     _rpo_metric(settings, config.primary.name, location, newest)
-    return {"exit_code": 4 if report.failed else 0,
+    return {"exit_code": ExitCode.VERIFICATION if report.failed else ExitCode.OK,
             "recorded": [w.window_start for w in report.recorded], "already_recorded": report.already_recorded,
             "failed": [{"window_start": s, "reason": r} for s, r in report.failed],
             "next_due": report.next_due.isoformat() if report.next_due else None,
@@ -126,7 +126,7 @@ def _verify_replica(event: Any, settings: Settings) -> dict[str, Any]:
     pending, failures = _pending_or_failed(location, report.problems, settings.replication_grace, verified_to,
                                            cache)
     rpo = _rpo_metric(settings, repo.name, location, verified_to)
-    return {"exit_code": 4 if failures else 0, "repository": repo.name,
+    return {"exit_code": ExitCode.VERIFICATION if failures else ExitCode.OK, "repository": repo.name,
             "windows_verified": report.windows_verified, "windows_covered": report.windows_covered,
             "watermark": {"last_seq": mark.last_seq, "last_block_hash": mark.last_block_hash,
                           "verified_at": mark.verified_at} if mark else None,
@@ -263,12 +263,12 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
     finally:
         queue.close()
     if counts.visible or counts.in_flight:
-        return {"exit_code": RestoreError.exit_code, "restore_id": restore_id, "finished": False,
+        return {"exit_code": ExitCode.RESTORE, "restore_id": restore_id, "finished": False,
                 "queued": counts.visible, "in_flight": counts.in_flight,
                 "hint": "workers are still applying units; invoke finalize_restore again when the queue is empty"}
     report = finalize_flow(plan, _source_location(settings), settings.require("LEDGERDR_TARGET_URL"),
                            _results_location(settings), dead_letters=dead, started=started)
-    return {"exit_code": 0 if report.verdict else RestoreError.exit_code, "finished": True, **report.to_json()}
+    return {"exit_code": ExitCode.OK if report.verdict else ExitCode.RESTORE, "finished": True, **report.to_json()}
 
 
 def _unit_key(body: bytes) -> str | None:
@@ -355,7 +355,7 @@ def _drill(event: Any, settings: Settings) -> dict[str, Any]:
     emit_metrics(settings.namespace, {"Repository": repo.name},
                  {"DrillRTOSeconds": (report.rto_seconds, "Seconds"),
                   **({"DrillRPOSeconds": (status.rpo_seconds, "Seconds")} if status.rpo_seconds is not None else {})})
-    return {"exit_code": 0 if report.verdict else RestoreError.exit_code, "drill_id": drill_id,
+    return {"exit_code": ExitCode.OK if report.verdict else ExitCode.RESTORE, "drill_id": drill_id,
             "repository": repo.name, "at": iso_ms(utcnow()), "rpo_seconds": status.rpo_seconds,
             "rto_seconds": report.rto_seconds, "verified": report.verdict, "last_seq": report.last_seq,
             "revisions": report.revisions, "journal_state_digest": report.journal_state_digest,

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from ..config import Config, RepositoryConfig, parse_config, parse_duration
-from ..errors import EXIT_CODES, ConfigError, LedgerDRError, exit_code_for
+from ..errors import EXIT_CODES, ConfigError, ExitCode, LedgerDRError, exit_code_for
 
 CONFIG_ENV = "LEDGERDR_CONFIG_TOML"
 DEFAULT_NAMESPACE = "ledgerdr"
@@ -45,7 +45,7 @@ class HandlerFailed(LedgerDRError):
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__(orjson.dumps(result).decode())
         self.result = result
-        self.exit_code = int(result.get("exit_code", 1))
+        self.exit_code = ExitCode(result.get("exit_code", ExitCode.UNEXPECTED))
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,8 @@ def error_result(exc: BaseException) -> dict[str, Any]:
 
 def finish(name: str, result: dict[str, Any], started: float) -> dict[str, Any]:
     """Log the result as one JSON line; return it, or raise HandlerFailed when it is not a success."""
-    result = {"handler": name, "ok": result.get("exit_code", 0) == 0, "exit_code": result.get("exit_code", 0),
+    result = {"handler": name, "ok": result.get("exit_code", ExitCode.OK) == ExitCode.OK,
+              "exit_code": result.get("exit_code", ExitCode.OK),
               **{k: v for k, v in result.items() if k != "exit_code"},
               "seconds": round(time.monotonic() - started, 3)}
     log({"level": "info" if result["ok"] else "error", **result})

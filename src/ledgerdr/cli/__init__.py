@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any, NoReturn
 
 import click
 
-from ..errors import EXIT_CODES, exit_code_for
-from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
+from ..errors import EXIT_CODES, ExitCode, exit_code_for
 
 # Each verb's module is imported only when that verb runs (or `--help` lists them all): the flows pull
 # in the ledger, the Ion codecs and boto3, and a scheduled `backup --once` should not wait for all of it.
@@ -39,8 +39,7 @@ _COMMANDS = {
 }
 
 _EPILOG = ("Exit codes (which command returns which: docs/cli.md):\n\n"
-           + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
-           + f"\n\n  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)\n\n  {EXIT_BROKEN_PIPE}  output closed by its reader (| head)")
+           + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()))
 
 
 class _Group(click.Group):
@@ -53,7 +52,7 @@ class _Group(click.Group):
             return None
         return getattr(importlib.import_module(f"{__name__}.{module}"), cmd_name)
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -62,7 +61,7 @@ class _Group(click.Group):
             _stdout_closed()
         except KeyboardInterrupt:
             click.echo("interrupted: work done so far is kept; run the same command again to resume", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(ExitCode.INTERRUPTED)
         except Exception as exc:  # the one place errors turn into exit codes
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -91,7 +90,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-def _stdout_closed() -> None:
+def _stdout_closed() -> NoReturn:
     """End quietly when stdout's reader went away (`ledgerdr status | head`): no traceback, and no second
     BrokenPipeError when the interpreter flushes stdout at exit (it goes to /dev/null instead). The exit
     code is a SIGPIPE death's (141), so `set -o pipefail` cannot take a cut-short `status` for a pass."""
@@ -99,7 +98,7 @@ def _stdout_closed() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):  # stdout is not a file descriptor (an embedding caller's stream)
         pass
-    sys.exit(EXIT_BROKEN_PIPE)
+    sys.exit(ExitCode.BROKEN_PIPE)
 
 
 def main() -> None:

@@ -11,8 +11,7 @@ import click
 
 from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
-from ..errors import ConfigError
-from ..queues import QueueError
+from ..errors import ConfigError, ExitCode, QueueError
 from ..queues.notify import open_notifications, window_recorded_message
 from ..sources import open_source
 from ..status import repository_status, standby_status
@@ -80,7 +79,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
             report = run_backup(source, location, policy, on_window=on_window)
         _render(report, as_json)
         if report.failed:
-            sys.exit(4)
+            sys.exit(ExitCode.VERIFICATION)
         if pause is None:
             return
         time.sleep(pause)
@@ -144,8 +143,8 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, s
     broken = [s.name for s in statuses if s.broken or (strict and s.orphans)]
     if broken:
         click.echo("broken: " + ", ".join(broken) + " (see above)", err=True)
-        sys.exit(4)
+        sys.exit(ExitCode.VERIFICATION)
     if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
         click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
                                                             or s.rpo_seconds > limit.total_seconds()), err=True)
-        sys.exit(8)
+        sys.exit(ExitCode.RPO_EXCEEDED)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..errors import ExitCode
 from ..stores import object_lock_refusal, unwrap
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json
@@ -47,4 +48,4 @@ def check(config_path: str, as_json: bool) -> None:
     else:
         for name, level, what, message in rows:
             click.echo(f"[{name}] {level.upper():5} {what}: {message}")
-    sys.exit(2 if any(level == "error" for _, level, _, _ in rows) else 0)
+    sys.exit(ExitCode.USAGE if any(level == "error" for _, level, _, _ in rows) else ExitCode.OK)

@@ -13,8 +13,9 @@ from .exits import render_table
 
 def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
     out = []
-    for name in group.list_commands(None):  # type: ignore[arg-type]  # neither group reads the context
-        command = group.get_command(None, name)  # type: ignore[arg-type]
+    ctx = click.Context(group)  # a bare context: listing commands reads nothing from it
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         assert command is not None
         out.append((f"{prefix} {name}", command))
         if isinstance(command, click.Group):

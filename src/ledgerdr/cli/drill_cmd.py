@@ -9,6 +9,7 @@ import click
 
 from ..drill import STRATEGIES, DrillSettings, run_drill
 from ..drill_html import render_html
+from ..errors import ExitCode
 from .output import emit_json
 
 
@@ -52,4 +53,4 @@ def drill(strategy: str, workdir: str, duration: float, interval: float, as_json
                        f"RTO {r.rto_seconds:.2f}s  revisions {r.revisions_restored}  "
                        f"{'VERIFIED' if r.verdict else 'FAILED: ' + '; '.join(r.problems)}")
         click.echo(f"report: {Path(workdir) / 'report.json'}" + (f" and {html_path}" if html_path else ""))
-    sys.exit(0 if report.verdict else 4)
+    sys.exit(ExitCode.OK if report.verdict else ExitCode.VERIFICATION)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 from ..restore.replay import ReplayReport, replay_statements
 from .output import emit_json
 
@@ -36,7 +36,7 @@ def run_replay(source: str, target: str, workers: int, as_json: bool) -> None:
     else:
         _render(report)
     same = report.comparison is not None and report.comparison.identical
-    sys.exit(0 if same else 7)
+    sys.exit(ExitCode.OK if same else ExitCode.RESTORE)
 
 
 @click.command()

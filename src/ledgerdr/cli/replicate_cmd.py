@@ -8,7 +8,7 @@ import time
 import click
 
 from ..config import RepositoryConfig, parse_duration
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 from ..replicate import ReplicateOptions, refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
 from ..repository import RecordCache
@@ -55,7 +55,7 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
                                               on_object=lambda key: bar.advance(), cache=caches[repo.name]))
         _render(reports, as_json)
         if not follow:
-            sys.exit(0 if all(r.ok for r in reports) else 4)
+            sys.exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION)
         time.sleep(pause)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 from ..queues import open_queue
 from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
@@ -83,12 +83,12 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
                    "--state-dir", state_dir]
         click.echo(f"interrupted: restore {stop.restore_id} stopped; what it applied is kept.\n"
                    f"resume with: {shlex.join(command)}\n(running the same command again resumes it too)", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     if as_json:
         emit_json(report.to_json())
     else:
         _render(report)
-    sys.exit(0 if report.verdict else 7)
+    sys.exit(ExitCode.OK if report.verdict else ExitCode.RESTORE)
 
 
 def _configured_source(config_path: str) -> tuple[str, ...]:

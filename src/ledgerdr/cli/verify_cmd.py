@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import ObjectNotFound
+from ..errors import ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
 from ..repository import recorded_exports
 from ..stores import Location, open_location
@@ -44,7 +44,7 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
         emit_json(report.to_json())
     else:
         _render(report)
-    sys.exit(0 if report.ok and not (strict and report.orphans) else 4)
+    sys.exit(ExitCode.OK if report.ok and not (strict and report.orphans) else ExitCode.VERIFICATION)
 
 
 def _refuse_nothing_there(loc: Location) -> None:

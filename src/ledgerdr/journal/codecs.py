@@ -369,18 +369,18 @@ def encode_block(value: Mapping[str, Any], fmt: ExportFormat) -> bytes:
     """One block in `fmt`. Ion binary blocks are self-contained (each begins with the version marker),
     so concatenating them gives a valid Ion stream: an Ion-binary export is a byte copy."""
     if fmt is ExportFormat.ION_BINARY:
-        return simpleion.dumps(value, binary=True)
+        return _ion_binary(value)
     if fmt is ExportFormat.ION_TEXT:
-        return simpleion.dumps(value, binary=False, omit_version_marker=True).encode() + b"\n"
+        return _ion_text(value).encode() + b"\n"
     return orjson.dumps(to_json(value)) + b"\n"
 
 
 def encode_ion_value(value: Any, fmt: ExportFormat) -> bytes:
     """A manifest or other single value, in the export's format (QLDB writes manifests that way)."""
     if fmt is ExportFormat.ION_BINARY:
-        return simpleion.dumps(value, binary=True)
+        return _ion_binary(value)
     if fmt is ExportFormat.ION_TEXT:
-        return simpleion.dumps(value, binary=False, omit_version_marker=True).encode()
+        return _ion_text(value).encode()
     return orjson.dumps(to_json(value))
 
 
@@ -421,6 +421,7 @@ def _decimal_fragment(value: Decimal) -> Any:
     if not value.is_finite():
         return None
     sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # a finite decimal's exponent is a number (not n, N or F)
     if exponent < 0:
         text = f"{value:f}"  # keeps trailing zeros: 1.20 stays 1.20
     else:
@@ -430,4 +431,14 @@ def _decimal_fragment(value: Decimal) -> Any:
 
 def timestamp_text(value: datetime) -> str:
     """The Ion text form of a timestamp, precision kept."""
-    return simpleion.dumps(value, binary=False, omit_version_marker=True)
+    return _ion_text(value)
+
+
+def _ion_binary(value: Any) -> bytes:
+    data: bytes = simpleion.dumps(value, binary=True)
+    return data
+
+
+def _ion_text(value: Any) -> str:
+    text: str = simpleion.dumps(value, binary=False, omit_version_marker=True)
+    return text

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import StoreError
 from ..stores.base import Store
@@ -43,7 +44,7 @@ class ExportPlan:
     exports: list[LoadedExport]
     objects: list[ObjectRef]  # every data object, ordered by declared block range
     problems: list[Problem]
-    orphans: list[dict] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
+    orphans: list[dict[str, Any]] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
 
     def keep(self) -> Callable[[int], bool]:
         """Which sequence numbers more than one object declares (their hashes must be compared)."""
@@ -132,7 +133,7 @@ def plan_location(store: Store, prefix: str = "", *, export_id: str | None = Non
     refs = [r for r in discover_exports(store, prefix) if export_id is None or r.export_id == export_id]
     if export_id is not None and not refs:
         problems.append(Problem("export_missing", prefix or None, None, f"no export {export_id} under this location"))
-    orphans: list[dict] = []
+    orphans: list[dict[str, Any]] = []
     if recorded is not None:
         expected = {**recorded.sha256, **(expected or {})}
         orphans = [_orphan(store, ref, prefix, now or datetime.now(UTC)) for ref in refs
@@ -150,7 +151,7 @@ def plan_location(store: Store, prefix: str = "", *, export_id: str | None = Non
     return ExportPlan(exports, [obj for _, obj in ordered], problems, orphans)
 
 
-def _orphan(store: Store, ref: ExportRef, prefix: str, now: datetime) -> dict:
+def _orphan(store: Store, ref: ExportRef, prefix: str, now: datetime) -> dict[str, Any]:
     """An attempt no record names: its folder, its age (since the end of the window it was exporting, which
     it started after: an upper bound) and why it is not recorded, from what loading it finds."""
     found: list[Problem] = []

@@ -179,10 +179,9 @@ def _s_decimal(value: Decimal) -> bytes:
 def _fraction_repr(value: datetime) -> bytes:
     """The fractional seconds of a second-precision timestamp: nothing when the fraction is absent or has a
     non-negative exponent and a zero coefficient; the exponent alone for a zero coefficient (`.00` → C2)."""
-    fraction = getattr(value, "fractional_seconds", None)
-    if fraction is None:  # a plain datetime: dumps writes six digits
+    if not isinstance(value, Timestamp) or value.fractional_seconds is None:  # dumps writes six digits
         return _decimal_repr(-6, value.microsecond, False) if value.microsecond else b"\xc6"
-    digits = value.fractional_precision  # type: ignore[attr-defined]
+    fraction, digits = value.fractional_seconds, value.fractional_precision
     if digits < 6:
         # Timestamp keeps fractional_precision == -exponent below 6 digits (zero with a positive exponent
         # is normalised to 0d0), so the coefficient is in `microsecond`: no Decimal arithmetic needed.
@@ -219,7 +218,8 @@ def _timestamp_repr(value: datetime) -> bytes:
     if precision is None:
         # dumps writes a plain datetime, and a Timestamp without precision, as second precision + 6 digits.
         if isinstance(value, Timestamp):
-            value = datetime(*value.timetuple()[:6], value.microsecond, value.tzinfo)
+            value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                             value.microsecond, value.tzinfo)
         level = 4
     else:
         level = int(precision)
@@ -343,7 +343,7 @@ def _s_ionpy_null(value: IonPyNull) -> bytes:
     return _NULL_S[value.ion_type]
 
 
-class _Handlers(dict):
+class _Handlers(dict[type, Callable[[Any], bytes]]):
     """type → serializer. A type not registered (a subclass) resolves through its MRO once, then is cached."""
 
     def __missing__(self, cls: type) -> Callable[[Any], bytes]:
@@ -437,13 +437,15 @@ def _make_serializer(new_hash: HashConstructor) -> Callable[[Any], bytes]:
     )
 
     def serialize(value: Any) -> bytes:
-        return handlers[type(value)](value)
+        serialized: bytes = handlers[type(value)](value)
+        return serialized
 
     return serialize
 
 
 def _dict_store_private(value: IonPyDict) -> dict[Any, list[Any]]:
-    return value._IonPyDict__store  # type: ignore[attr-defined]  # the multimap itself: no generator
+    store: dict[Any, list[Any]] = value._IonPyDict__store  # the multimap itself: no generator
+    return store
 
 
 def _dict_store_public(value: IonPyDict) -> dict[Any, list[Any]]:

@@ -57,7 +57,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     digest: str | None = None  # digest at the tip, when the chain starts at the genesis block
-    orphans: list[dict] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
+    orphans: list[dict[str, Any]] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
 
     @property
     def ok(self) -> bool:
@@ -344,15 +344,16 @@ class ChainChecker:
                 self._flush_fused(span, first, last, last_seq, last_hash, tip, blocks, revisions, system,
                                   with_revisions)
 
-    def native_blocks(self, data: bytes, fmt: ExportFormat) -> list[tuple] | None:
+    def native_blocks(self, data: bytes, fmt: ExportFormat) -> list[tuple[Any, ...]] | None:
         """The C verifier's blocks of a whole Ion binary object (`_journal.verify_blocks`), or None when it
         is not built, not wanted, the check is chain-only, or the object is outside what it reads."""
         if fmt is not ExportFormat.ION_BINARY or not self.use_native or native.journal is None \
                 or not self.blocks.check_revisions:
             return None
-        return native.journal.verify_blocks(data, False)
+        blocks: list[tuple[Any, ...]] | None = native.journal.verify_blocks(data, False)
+        return blocks
 
-    def feed_native(self, data: bytes, blocks: list[tuple], key: str | None, problems: list[Problem],
+    def feed_native(self, data: bytes, blocks: list[tuple[Any, ...]], key: str | None, problems: list[Problem],
                     span: list[int | None]) -> None:
         """Link blocks the C verifier has checked (each block's hashes recomputed from its bytes, every
         revision fully verified). A block that simply continues the chain (next sequence number, same strand,
@@ -383,8 +384,8 @@ class ChainChecker:
         if tip is not None:
             self._tip = segment_block(data, *tip)  # the tip's address and time are read from its value
 
-    def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int,
-                     last_hash: bytes, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
+    def _flush_fused(self, span: list[int | None], first: int | None, last: int | None, last_seq: int | None,
+                     last_hash: bytes | None, tip: dict[str, Any] | None, blocks: int, revisions: int, system: int,
                      with_revisions: bool) -> None:
         """Write back what `feed_json_lines` kept in locals since the last general block: the link, the
         object's span, the report's counts, and its last block as the tip."""
@@ -427,7 +428,7 @@ def _fused_chain_hashes(obj: Mapping[str, Any], last_hash: bytes | None,
     blockHash, an entriesHashList member) is compared as text: most blocks hold one revision, whose
     hash is then the revisions' Merkle root and a member of entriesHashList as given."""
     previous_text = obj.get("previousBlockHash")
-    if previous_text is None or previous_text != last_text:
+    if previous_text is None or previous_text != last_text or last_hash is None:
         previous = b"" if previous_text is None else a2b_base64(previous_text)
         if previous != last_hash:
             return None

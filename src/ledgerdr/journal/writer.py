@@ -213,7 +213,7 @@ def _block_value(
     return value
 
 
-def _transaction_info(statements: Sequence[str], writes: Sequence[DocumentWrite], when: Timestamp) -> dict:
+def _transaction_info(statements: Sequence[str], writes: Sequence[DocumentWrite], when: Timestamp) -> dict[str, Any]:
     info: dict[str, Any] = {
         "statements": [
             {"statement": text, "startTime": when, "statementDigest": ion_hash(text)} for text in statements
@@ -375,10 +375,11 @@ def _envelope_native(parts: BlockParts) -> Envelope | None:
         (w.table_name, w.table_id, w.document_id, w.version, *(d or (None, None)), w.statement_indexes)
         for w, d in zip(parts.writes, parts.data, strict=True)
     ]
-    return _NATIVE.encode_block(
+    envelope: Envelope | None = _NATIVE.encode_block(
         parts.symbols, parts.address.strand_id, parts.address.sequence_no, parts.tx_id, parts.ts_rep,
         parts.statements, items, parts.system_revisions, parts.previous_block_hash,
     )
+    return envelope
 
 
 def _encode_block(

@@ -276,15 +276,17 @@ class Ledger:
                 storage.insert_table(op.table_id, op.table_name, seq)
             elif op.kind in ("DROP_TABLE", "UNDROP_TABLE"):
                 storage.set_table_status(op.table_id, "INACTIVE" if op.kind == "DROP_TABLE" else "ACTIVE")
+            elif (index := op.index) is None:
+                raise ValueError(f"{op.kind} of table {op.table_id} names no index")
             elif op.kind == "CREATE_INDEX":
-                storage.insert_index(op.index)
+                storage.insert_index(index)
                 storage.add_index_entries(
-                    (op.index.index_id, key, row.doc_id)
+                    (index.index_id, key, row.doc_id)
                     for row in storage.documents(op.table_id)
-                    if (key := index_key(field_value(simpleion.loads(row.data), op.index.field))) is not None
+                    if (key := index_key(field_value(simpleion.loads(row.data), index.field))) is not None
                 )
             else:
-                storage.delete_index(op.index.index_id)
+                storage.delete_index(index.index_id)
 
     def _apply_writes(
         self,
@@ -330,7 +332,9 @@ class Ledger:
         if row is None or row.data is None:
             raise OccConflict(f"revision of {redaction.document_id} in block {seq} was redacted concurrently")
         storage.redact_history(redaction.table_id, redaction.document_id, redaction.version, data_hash)
-        redacted = redact_block_ion(storage.block(seq).ion, {(redaction.document_id, redaction.version): data_hash})
+        block = storage.block(seq)
+        assert block is not None  # the history row above is in it
+        redacted = redact_block_ion(block.ion, {(redaction.document_id, redaction.version): data_hash})
         if redacted is not None:
             storage.replace_block_bytes(seq, redacted)
 
@@ -411,6 +415,7 @@ class Ledger:
         with self._storage.read_snapshot():
             tip_seq = self._tip(seq, tip)
             row = self._storage.block(seq)
+            assert row is not None  # _tip refused a block past the tip
             return simpleion.loads(row.ion), self._storage.tree_proof(seq, tip_seq + 1)
 
     def get_revision(self, seq: int, document_id: str, tip: Any = None) -> tuple[Any, list[bytes]]:
@@ -418,7 +423,9 @@ class Ledger:
         tree, the entries Merkle tree, the link to previousBlockHash, then the tree over block hashes."""
         with self._storage.read_snapshot():
             tip_seq = self._tip(seq, tip)
-            block = simpleion.loads(self._storage.block(seq).ion)
+            row = self._storage.block(seq)
+            assert row is not None  # _tip refused a block past the tip
+            block = simpleion.loads(row.ion)
             revisions = block.get("revisions") or []
             index = next(
                 (

@@ -32,7 +32,7 @@ from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from amazon.ion.core import IonType
 from amazon.ion.simple_types import IonPyBool, IonPyDict, IonPyList, IonPyNull
@@ -390,7 +390,7 @@ def _subquery(node: pq.Subquery, env: Mapping, params: Sequence) -> Bag:
 def free_names(select: pq.Select) -> frozenset[str]:
     """Names a SELECT uses that none of its own FROM sources binds: an outer query's aliases, if the subquery
     is correlated (other names are fields, resolved through the implicit binding)."""
-    bound = set()
+    bound: set[str] = set()
     for source in select.sources:
         bound.update(n for n in (source.alias, source.by_id_alias, source.at_alias) if n)
     return frozenset(_var_names(select) - bound)
@@ -433,7 +433,7 @@ def _eval_param(node: pq.Param, env: Mapping, params: Sequence) -> Any:
 def _eval_path(node: pq.Path, env: Mapping, params: Sequence) -> Any:
     value = evaluate(node.root, env, params)
     for step in node.steps:
-        value = _field(value, step) if step.__class__ is str else _index(value, evaluate(step, env, params))
+        value = _field(value, step) if isinstance(step, str) else _index(value, evaluate(step, env, params))
         if value is MISSING:
             break
     return value
@@ -608,9 +608,12 @@ def aggregate(select: pq.Select, envs: Iterable[Mapping[Any, Any]], params: Sequ
     COUNT(*) counts rows; other aggregates skip NULL and MISSING; SUM/AVG/MIN/MAX of nothing is NULL;
     AVG of integers is a Decimal. Returns a struct, or the bare value for SELECT VALUE.
     """
-    items = [(None, select.projection.expr)] if isinstance(select.projection, pq.SelectValue) else [
-        (item.name, item.expr) for item in select.projection]
-    collected: list[list] = [[] for _ in items]
+    projection = select.projection
+    assert not isinstance(projection, pq.Star)  # an aggregate SELECT names its aggregates
+    named = [(None, projection.expr)] if isinstance(projection, pq.SelectValue) else [
+        (item.name, item.expr) for item in projection]
+    items = [(name, cast(pq.Aggregate, agg)) for name, agg in named]  # select.is_aggregate: all of them are
+    collected: list[list[Any]] = [[] for _ in items]
     for env in envs:
         for (_, agg), bucket in zip(items, collected, strict=True):
             value = True if agg.arg is None else evaluate(agg.arg, env, params)
@@ -762,8 +765,9 @@ def set_path(doc: Mapping, path: pq.DocPath, value: Any) -> Mapping:
     return _set(doc, tuple(path), 0, value)
 
 
-def remove_path(doc: Mapping, path: pq.DocPath) -> Mapping:
-    """A copy of `doc` without the value at `path` (a list element is deleted, shifting the rest).
+def remove_path(doc: Any, path: pq.DocPath) -> Any:
+    """A copy of `doc` (a struct, or a list below it) without the value at `path` (a list element is deleted,
+    shifting the rest).
 
     Idempotent: a path that does not exist leaves the document as it is (the same object is returned).
     """
@@ -804,7 +808,7 @@ def insert_into(doc: Mapping, path: pq.DocPath, value: Any, at: Any) -> Mapping:
             raise LedgerError(f"INSERT INTO {_describe(path)}: a struct takes AT 'field name'")
         if _field(container, at) is not MISSING:
             raise LedgerError(f"INSERT INTO {_describe(path)}: field '{at}' already exists (use SET)")
-        new = _with_field(container, at, value)
+        new: Any = _with_field(container, at, value)
     elif kind == _LIST:
         items = list(container)
         if at is None:

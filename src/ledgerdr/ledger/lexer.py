@@ -108,9 +108,11 @@ def tokenize(sql: str) -> list[Token]:
     while True:
         m = match(sql, pos)
         if m is None:  # only the whitespace/comment prefix can be left unmatched: find where it stops
-            stop = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL).match(sql, pos).end()
-            raise _unterminated(sql, stop)
+            prefix = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL).match(sql, pos)
+            assert prefix is not None  # it matches the empty string too
+            raise _unterminated(sql, prefix.end())
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN_RE is a named group
         start = m.start(kind)
         if kind == "end":
             append(Token(EOF, "", None, start))
@@ -123,7 +125,7 @@ def tokenize(sql: str) -> list[Token]:
         if text == "/" and sql.startswith("/*", start):
             raise LexError("unterminated comment", start, "/*")
         fn = convert(kind)
-        append(Token(kind, text, fn(text) if fn else text, start))  # type: ignore[arg-type]
+        append(Token(kind, text, fn(text) if fn else text, start))
         pos = m.end()
 
 

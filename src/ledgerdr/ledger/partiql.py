@@ -509,7 +509,7 @@ class _Parser(lexer.TokenCursor):
             raise self.fail("cannot SET or REMOVE the whole document (use INSERT or DELETE)", start)
         return tuple(parts)
 
-    def select(self) -> Statement:
+    def select(self) -> Select:
         if self.at_kw("DISTINCT", "ALL"):
             raise self.fail(f"SELECT {self.tok.value} is not supported")
         if self.accept_kw("VALUE"):
@@ -567,7 +567,7 @@ class _Parser(lexer.TokenCursor):
         return self.expr()
 
     def projection_items(self) -> tuple[ProjectionItem, ...]:
-        items = []
+        items: list[ProjectionItem] = []
         while True:
             start = self.tok
             if self.is_identifier(start) and self.peek().text == "." and self.peek(2).text == "*":
@@ -731,8 +731,7 @@ class _Parser(lexer.TokenCursor):
                     raise self.fail("path wildcards ([*]) are not supported")
                 index = self.expr()
                 self.expect_op("]")
-                is_name = isinstance(index, Lit) and isinstance(index.value, str)
-                steps.append(index.value if is_name else index)  # type: ignore[union-attr]
+                steps.append(index.value if isinstance(index, Lit) and isinstance(index.value, str) else index)
                 continue
             if not steps:
                 return node

@@ -303,12 +303,13 @@ class Transaction:
             elif op.kind in ("DROP_TABLE", "UNDROP_TABLE"):
                 status = "INACTIVE" if op.kind == "DROP_TABLE" else "ACTIVE"
                 tables[op.table_id] = TableInfo(op.table_id, op.table_name, status)
+            elif (changed := op.index) is None:
+                raise ValueError(f"{op.kind} of table {op.table_id} names no index")
             elif op.kind == "CREATE_INDEX":
-                indexes.setdefault(op.table_id, []).append(op.index)
+                indexes.setdefault(op.table_id, []).append(changed)
             else:
-                indexes[op.table_id] = [
-                    i for i in indexes.get(op.table_id, []) if i.index_id != op.index.index_id
-                ]
+                kept = indexes.get(op.table_id, [])
+                indexes[op.table_id] = [i for i in kept if i.index_id != changed.index_id]
         return tables, indexes
 
     def user_tables(self) -> list[dict[str, Any]]:
@@ -359,7 +360,8 @@ class Transaction:
         if index is None:
             if not self._record_scan(table):
                 return iter(())  # created by this transaction: nothing committed yet
-            return ((r.doc_id, r.version, r.data) for r in self._storage.documents(table.table_id))
+            rows = self._storage.documents(table.table_id)  # current rows always hold data: a delete removes them
+            return ((r.doc_id, r.version, r.data) for r in rows if r.data is not None)
         key = index_key(ev.evaluate(lookups[index.field], {}, params))
         doc_ids = () if key is None else tuple(self._storage.index_lookup(index.index_id, key))
         if key is not None:
@@ -369,7 +371,7 @@ class Transaction:
     def _usable_index(self, table: TableInfo, lookups: dict[str, Any]) -> IndexRow | None:
         if not lookups:
             return None
-        dropped = {op.index.index_id for op in self._ddl if op.kind == "DROP_INDEX"}
+        dropped = {op.index.index_id for op in self._ddl if op.kind == "DROP_INDEX" and op.index is not None}
         for index in self._storage.indexes(table.table_id):  # only built (committed) indexes
             if index.field in lookups and index.index_id not in dropped:
                 return index
@@ -379,7 +381,7 @@ class Transaction:
         for doc_id in doc_ids:
             row = self._storage.document(table.table_id, doc_id)
             self._reads.documents.setdefault((table.table_id, doc_id), None if row is None else row.version)
-            if row is not None:
+            if row is not None and row.data is not None:
                 yield doc_id, row.version, row.data
 
     def _merge_pending(self, table: TableInfo, committed: Iterator[tuple[str, int, bytes]]) -> Iterator[Doc]:
@@ -646,6 +648,7 @@ def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence
 def _unnested(envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
     """`FROM t AS x, x.list AS y [AT i]`: each left row with each item of its own collection."""
     source = join.source
+    assert source.literal is not None  # an unnested source names its collection
     for left in envs:
         left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
         for position, item in _items(ev.evaluate(source.literal, left, params)):

@@ -151,8 +151,11 @@ class _Workload:
         self.stats.multi_document_transactions += count > 1
 
     def update(self, table: str) -> None:
-        doc_id, key = self.pick(table)  # type: ignore[misc]
+        picked = self.pick(table)
+        assert picked is not None  # step() updates only a table with live documents
+        doc_id, key = picked
         amount = Decimal(self.rng.randrange(0, 1_000_000)).scaleb(-2)
+        args: tuple[Any, ...]
         if self.rng.random() < 0.5:
             sql, args = (
                 f"UPDATE {table} AS t SET t.amount = ?, t.owner.city = ? WHERE t.key = ?",

@@ -13,22 +13,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import ConfigError
+from ..errors import (
+    ConfigError,
+    MessageTooLarge,
+    QueueError,
+    QueueNotFound,
+    QueueUnavailable,
+    SendIncomplete,
+    StaleReceipt,
+)
 from .base import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_VISIBILITY_TIMEOUT,
     PORTABLE_MAX_BODY_BYTES,
     DeadLetter,
     Message,
-    MessageTooLarge,
     Queue,
     QueueCounts,
-    QueueError,
-    QueueNotFound,
     QueueProperties,
-    QueueUnavailable,
-    SendIncomplete,
-    StaleReceipt,
 )
 from .sqlite import SqliteQueue
 

@@ -10,8 +10,8 @@ therefore be idempotent: applying the same work unit twice must leave the same s
 is state-based for exactly this reason, see DESIGN.md "Restore semantics"). The order of delivery is
 not guaranteed either.
 
-Backends live one per file and raise only the `QueueError` family defined here. They do not retry:
-`QueueUnavailable.retryable` tells a wrapper or the caller that trying again is safe.
+Backends live one per file and raise only the `QueueError` family (in errors.py, with the other errors).
+They do not retry: `QueueUnavailable.retryable` tells a wrapper or the caller that trying again is safe.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ..errors import LedgerDRError
+from ..errors import MessageTooLarge
 
 # SQS bodies are text: the SQS backend stores a 2-character format prefix plus base64, and keeps 1 KiB
 # for the attributes a dead letter carries. Both count against the queue's MaximumMessageSize.
@@ -41,62 +41,6 @@ PORTABLE_MAX_BODY_BYTES = text_body_capacity(262_144)  # = 195_837
 # SQS's hard ceiling; enforced everywhere for the same reason.
 MAX_VISIBILITY_TIMEOUT = 43_200.0
 DEFAULT_MAX_ATTEMPTS = 5
-
-
-class QueueError(LedgerDRError):
-    """A queue operation `op` failed on `queue` (its URL), for message `message_id` when one is involved."""
-
-    exit_code = 3
-    retryable = False
-
-    def __init__(
-        self,
-        queue: str,
-        op: str,
-        message: str = "",
-        *,
-        message_id: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.queue, self.op, self.message_id = queue, op, message_id
-        detail = f"{op} {queue}" + (f" message {message_id}" if message_id else "")
-        super().__init__(detail + (f": {message}" if message else ""), hint=hint)
-
-
-class QueueNotFound(QueueError):
-    """The queue (or its dead-letter queue) does not exist."""
-
-
-class StaleReceipt(QueueError):
-    """The receipt no longer holds the message: its visibility timed out and it was delivered again
-    (possibly to another worker), or it was acked or dead-lettered already. The work may have been done
-    twice; idempotent consumers just log this and carry on."""
-
-
-class MessageTooLarge(QueueError):
-    """A body exceeds `properties.max_message_bytes`. Raised before anything of the batch is sent."""
-
-
-class QueueUnavailable(QueueError):
-    """A transient failure (locked database, throttling, network, 5xx). Safe to retry."""
-
-    retryable = True
-
-
-class SendIncomplete(QueueError):
-    """Part of a `send_batch` went through. `sent` maps the index of each body that was sent to its id;
-    `failed` maps the others to the backend's error. Re-sending everything is safe (delivery is at least
-    once anyway); re-sending only the failed indexes avoids duplicates."""
-
-    retryable = True
-
-    def __init__(self, queue: str, sent: dict[int, str], failed: dict[int, str]) -> None:
-        self.sent, self.failed = sent, failed
-        first = min(failed)
-        super().__init__(
-            queue, "send", f"{len(failed)} of {len(sent) + len(failed)} bodies not sent (first: #{first}: "
-            f"{failed[first]})", hint="retry the bodies listed in `failed`"
-        )
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ..errors import ConfigError
-from .base import Message, Queue, StaleReceipt
+from ..errors import ConfigError, StaleReceipt
+from .base import Message, Queue
 from .sqs import MAX_BATCH_ENTRIES, MAX_WAIT_SECONDS, _call, region_from_url, sqs_client
 
 # A consumer acks after the re-read a message asked for; if it dies first, the message is simply seen
@@ -161,8 +162,7 @@ class SqsNotifications:
             chunk = notices[start:start + MAX_BATCH_ENTRIES]
             entries = [{"Id": str(i), "ReceiptHandle": n.handle} for i, n in enumerate(chunk)]
             # Failed entries are not retried: an unacked notice comes back and costs one re-read.
-            _call(self.url, "ack", lambda e=entries: self._client.delete_message_batch(QueueUrl=self.url,
-                                                                                      Entries=e))
+            _call(self.url, "ack", partial(self._client.delete_message_batch, QueueUrl=self.url, Entries=entries))
 
     def publish(self, body: bytes) -> None:
         _call(self.url, "send", lambda: self._client.send_message(QueueUrl=self.url, MessageBody=body.decode()))

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import ConfigError
+from ..errors import ConfigError, QueueError, QueueUnavailable, StaleReceipt
 from .base import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_VISIBILITY_TIMEOUT,
@@ -40,10 +40,7 @@ from .base import (
     DeadLetter,
     Message,
     QueueCounts,
-    QueueError,
     QueueProperties,
-    QueueUnavailable,
-    StaleReceipt,
     check_bodies,
     check_receive_args,
     check_visibility_timeout,

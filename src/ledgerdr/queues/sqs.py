@@ -30,24 +30,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, QueueError, QueueNotFound, QueueUnavailable, SendIncomplete, StaleReceipt
 from .base import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_VISIBILITY_TIMEOUT,
     DeadLetter,
     Message,
     QueueCounts,
-    QueueError,
-    QueueNotFound,
     QueueProperties,
-    QueueUnavailable,
-    SendIncomplete,
-    StaleReceipt,
     check_bodies,
     check_receive_args,
     check_visibility_timeout,
@@ -127,8 +123,8 @@ class SqsQueue:
         failed: dict[int, str] = {}
         for chunk in self._chunks(texts):
             try:
-                resp = self._call("send", lambda c=chunk: self._client.send_message_batch(
-                    QueueUrl=self.url, Entries=[{"Id": str(i), "MessageBody": texts[i]} for i in c]))
+                resp = self._call("send", partial(self._client.send_message_batch, QueueUrl=self.url,
+                                                  Entries=[{"Id": str(i), "MessageBody": texts[i]} for i in chunk]))
             except QueueError as exc:
                 if not sent:
                     raise
@@ -241,7 +237,8 @@ class SqsQueue:
         resp = self._call("receive", lambda: self._client.receive_message(
             QueueUrl=url, MaxNumberOfMessages=count, VisibilityTimeout=visibility, WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["All"]))
-        return resp.get("Messages", [])
+        messages: list[dict[str, Any]] = resp.get("Messages", [])
+        return messages
 
     def _accept(self, raw: list[dict[str, Any]]) -> list[Message]:
         """Turn SQS messages into deliveries, dead-lettering those past their last attempt or unreadable."""
@@ -296,8 +293,8 @@ class SqsQueue:
         for start in range(0, len(receipts), MAX_BATCH_ENTRIES):
             entries = [{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0}
                        for i, r in enumerate(receipts[start:start + MAX_BATCH_ENTRIES])]
-            self._call("dead_letters", lambda e=entries: self._client.change_message_visibility_batch(
-                QueueUrl=url, Entries=e))
+            self._call("dead_letters", partial(self._client.change_message_visibility_batch, QueueUrl=url,
+                                               Entries=entries))
 
     def _remember(self, mid: str, reason: str | None) -> None:
         if reason:
@@ -325,8 +322,9 @@ class SqsQueue:
         target = policy["deadLetterTargetArn"]
         if given is None:
             *_, account, name = target.split(":")
-            return self._call("open", lambda: self._client.get_queue_url(
+            found: str = self._call("open", lambda: self._client.get_queue_url(
                 QueueName=name, QueueOwnerAWSAccountId=account))["QueueUrl"]
+            return found
         arn = self._call("open", lambda: self._client.get_queue_attributes(
             QueueUrl=given, AttributeNames=["QueueArn"])).get("Attributes", {})["QueueArn"]
         if arn != target:

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
+from operator import methodcaller
 from pathlib import Path
 
 from ..errors import ConfigError, LedgerDRError
@@ -216,7 +217,7 @@ def _create_tables(store: Store, units: Sequence[WorkUnit], target_path: Path) -
                     if not statement.lstrip().upper().startswith(DDL_PREFIXES):
                         continue
                     try:
-                        driver.execute_lambda(lambda txn, s=statement: txn.execute_statement(s))
+                        driver.execute_lambda(methodcaller("execute_statement", statement))
                         run += 1
                     except LedgerDRError:
                         failed += 1

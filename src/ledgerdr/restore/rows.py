@@ -19,18 +19,13 @@ from .. import native
 from ..errors import VerificationError
 from ..journal.verify import Problem
 from ..stores import Store
-from ..targets.base import TableDDL
+from ..targets.base import HistoryRow, TableDDL
+from ..targets.base import JournalBlockRow as BlockRow
 from ..targets.ddl import SEEN, DdlEvent, first_seen, is_ddl_text
 from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
 from .overlaps import fetch_object
 from .shapes import UnitResult, WorkUnit
 from .units import leaves_of
-
-# A history row, in the order of the target's insert: table id, document id, version, document Ion (None for a
-# delete), revision hash, txTime (epoch ms), txId, block sequence number, data hash (None: not redacted).
-HistoryRow = tuple[str, str, int, bytes | None, bytes, int, str, int, bytes | None]
-# A block row: sequence number, the block's own Ion binary, block hash, block time (epoch ms), revisions.
-BlockRow = tuple[int, bytes, bytes, int, int]
 
 
 @dataclass

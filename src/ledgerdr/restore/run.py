@@ -364,7 +364,7 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     report.units_applied = len(results)
     if plan.snapshot_last_seq is not None:
         report.snapshot_last_seq, report.journal_from_seq = plan.snapshot_last_seq, plan.snapshot_last_seq + 1
-    ordered = sorted((r for r in results.values() if r.first_seq is not None), key=lambda r: r.first_seq)
+    ordered = sorted((r for r in results.values() if r.first_seq is not None), key=lambda r: r.first_seq or 0)
     _check_links(ordered, plan, report)
     report.revisions = revisions
     lost = [name for r in results.values() for name in r.type_lost]
@@ -445,7 +445,7 @@ def _check_links(ordered: list[UnitResult], plan: RestorePlan, report: RestoreRe
     gap_starts = {a for a, _ in plan.gaps}
     for before, after in zip(ordered, ordered[1:], strict=False):
         if after.first_seq != (before.last_seq or 0) + 1:
-            if after.first_seq - 1 - (before.last_seq or 0) > 0 and (before.last_seq or 0) + 1 in gap_starts:
+            if (after.first_seq or 0) - 1 - (before.last_seq or 0) > 0 and (before.last_seq or 0) + 1 in gap_starts:
                 continue
             report.problems.append(f"units do not join: block {before.last_seq} then {after.first_seq}")
         elif after.first_previous_hash != before.last_hash:

@@ -178,15 +178,14 @@ def _refuse(key: str, kind: str, address: str | None, detail: str) -> NoReturn:
 def snapshot_result(content: SnapshotContent) -> UnitResult:
     """What a worker records for a part. Only the tip part states a block range (the snapshot's, ending
     at its tip hash), so the restore's chain check links the first later window onto the tip."""
-    manifest = content.manifest
-    tip = content.is_tip and manifest is not None
+    tip = content.manifest if content.is_tip else None
     return UnitResult(
         unit_id=content.unit.unit_id,
-        first_seq=manifest.first_seq if tip else None,
+        first_seq=tip.first_seq if tip is not None else None,
         first_previous_hash=None,
-        last_seq=manifest.last_seq if tip else None,
-        last_hash=manifest.tip_hash if tip else None,
-        last_block_time_ms=manifest.tip_time_ms if tip else None,
+        last_seq=tip.last_seq if tip is not None else None,
+        last_hash=tip.tip_hash if tip is not None else None,
+        last_block_time_ms=tip.tip_time_ms if tip is not None else None,
         revisions=len(content.revisions),
         type_lost=tuple(
             f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost

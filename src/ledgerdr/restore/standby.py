@@ -180,7 +180,9 @@ def lag(seq: int | None, windows: list[WindowRecord], now: datetime) -> tuple[in
     pending = [w for w in windows if w.last_seq is not None and (seq is None or w.last_seq > seq)]
     if not pending:
         return 0, 0.0
-    blocks = pending[-1].last_seq - (seq if seq is not None else -1)
+    newest = pending[-1].last_seq
+    assert newest is not None  # pending holds windows with blocks only
+    blocks = newest - (seq if seq is not None else -1)
     return blocks, round(max(0.0, (now - parse_iso(pending[0].recorded_at)).total_seconds()), 3)
 
 
@@ -354,6 +356,7 @@ def promote(location: Location, target_url: str, *, state_dir: str | Path | None
     if not report.verdict:
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))
+    assert report.last_seq is not None and report.last_block_hash is not None  # a verified restore has a tip
     previous, _ = current_lineage(read_windows(location).windows, read_incarnations(location))
     incarnation = Incarnation(new_id(), previous, report.last_seq, report.last_block_hash, iso_ms(utcnow()))
     write_incarnation(location, incarnation)

@@ -75,7 +75,7 @@ def read_journal_leaves(data: bytes, unit: WorkUnit) -> tuple[list[JournalEntry]
         tables = [(str(t), str(n)) for t, n in raw["tables"]]
         entries = [(*tables[i], str(doc), int(version), base64.b64decode(h), int(flags))
                    for i, doc, version, h, flags in raw["entries"]]
-        return entries, [(str(t), str(d), int(v)) for t, d, v in raw["redactions"]]  # type: ignore[misc]
+        return entries, [(str(t), str(d), int(v)) for t, d, v in raw["redactions"]]
     except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"unreadable journal leaves: {exc}") from None
 

@@ -69,7 +69,7 @@ def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None
         raise _denied("UnrecognizedClientException", "The security token included in the request is invalid.")
     amz_date = _single(request.headers, "x-amz-date")
     signed_at = _parse_amz_date(amz_date)
-    if signed_at is None or not amz_date.startswith(date):
+    if signed_at is None or amz_date is None or not amz_date.startswith(date):
         raise _denied("IncompleteSignatureException", "X-Amz-Date is missing, malformed, or not the credential's date")
     now = now or datetime.now(UTC)
     if abs(now - signed_at) > MAX_CLOCK_SKEW:
@@ -152,6 +152,7 @@ def _parse_amz_date(text: str | None) -> datetime | None:
     if match is None:
         return None
     try:
-        return datetime(*map(int, match.groups()), tzinfo=UTC)
+        year, month, day, hour, minute, second = map(int, match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None

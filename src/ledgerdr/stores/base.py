@@ -64,6 +64,8 @@ class Store(Protocol):
       When `sha256` is given and the bytes do not match it, `ChecksumMismatch` is raised and
       nothing is stored. `retain_until` (UTC) forbids deletion before that time.
     - `get` raises `ObjectNotFound`; `start`/`end` select the byte range [start, end).
+    - `get` and `head` take `version_id` (a version named by `head`) where `properties.has_versions`;
+      every store accepts `version_id=None`.
     - `list(prefix)` yields ObjectInfo in UTF-8 byte order of keys; an empty prefix lists all. A listing
       fills key, size and stamp; sha256, retention and version come from `head`, which costs a request.
     - `delete` raises `RetentionViolation` before the object's retention ends.

@@ -31,9 +31,9 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
         info = unwrap(dest).copy_from(source, key, version_id=version_id, sha256=sha256, retain_until=retain_until)
         if info is not None:
             return info
-    which = version_id if source.properties.has_versions else None
-    head = source.head(key, version_id=which)
-    data = source.get(key, version_id=which)
+    version = (version_id or None) if source.properties.has_versions else None  # "" names no version
+    head = source.head(key, version_id=version)
+    data = source.get(key, version_id=version)
     until = retain_until
     floor = until or datetime.now(UTC)  # a lapsed source retention adds nothing (and put refuses past times)
     if head.retain_until is not None and head.retain_until > floor:
@@ -46,7 +46,7 @@ def heal_object(source: Store, dest: Store, key: str, *, sha256: str, version_id
     `version_id`), where `dest` heals in place (`properties.heals_in_place`: the file store). Raises
     ChecksumMismatch (the source's bytes are not `sha256`, or `sha256` is not what `dest` recorded), ObjectExists
     (the copy is intact), ObjectNotFound and the rest of the StoreError family."""
-    data = source.get(key, version_id=version_id if source.properties.has_versions else None)
+    data = source.get(key, version_id=(version_id or None) if source.properties.has_versions else None)
     return unwrap(dest).heal(key, data, sha256=sha256)
 
 

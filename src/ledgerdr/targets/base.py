@@ -21,6 +21,13 @@ from ..errors import RestoreError
 from ..journal.hashing import dot, ion_hash
 from ..journal.model import Block, RevisionKind, revision_kind
 
+# A unit as the C journal verifier hands it to `Target.apply_rows` (restore.rows). A history row: table id,
+# document id, version, document Ion (None for a delete), revision hash, txTime (epoch ms), txId, block
+# sequence number, data hash (None: not redacted). A block row: sequence number, the block's own Ion binary,
+# block hash, block time (epoch ms), revisions.
+HistoryRow = tuple[str, str, int, bytes | None, bytes, int, str, int, bytes | None]
+JournalBlockRow = tuple[int, bytes, bytes, int, int]
+
 
 @dataclass(frozen=True, slots=True)
 class RestoredRevision:
@@ -236,8 +243,8 @@ class Target(Protocol):
         `open_lineage` was not called or the data cannot be stored."""
 
 
-    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
-                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[HistoryRow],
+                   blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         """`apply` for a unit the C journal verifier turned into rows (`restore.rows`: history rows in the
         history table's column order, block rows). Same contract as `apply`. Only where `applies_rows`;
         other targets raise RestoreError."""

@@ -31,7 +31,7 @@ from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
 from ..journal.hashing import dot, ion_hash
-from ..journal.ionwrite import binary_ion_hash
+from ..journal.ionread import binary_ion_hash
 from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, Target
 
 STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in (docs/format.md)
@@ -125,9 +125,9 @@ class StateDigest:
         for table_id in sorted(self.tables.keys() | other.tables.keys()):
             mine, theirs = self.tables.get(table_id), other.tables.get(table_id)
             if mine is None or theirs is None:
-                present = mine or theirs
-                side = "only here" if mine else "only in the other"
-                lines.append(f"table {present.table_name!r} ({table_id}) {side}")  # type: ignore[union-attr]
+                present, side = (mine, "only here") if mine is not None else (theirs, "only in the other")
+                assert present is not None  # table_id came from one of the two
+                lines.append(f"table {present.table_name!r} ({table_id}) {side}")
                 continue
             if mine.dropped != theirs.dropped:
                 lines.append(f"table {mine.table_name!r} ({table_id}): "
@@ -368,7 +368,7 @@ class _DigestBuilder:
 
 def _recompute(metadata: Any, data: Any, ion: bytes | None, journal_hash: bytes) -> bytes:
     """`dot(IonHash(metadata), IonHash(data))`, with IonHash(data) read from the stored Ion bytes `ion`
-    when there are some (`ionwrite.binary_ion_hash`: no Python values built). A result that differs from
+    when there are some (`ionread.binary_ion_hash`: no Python values built). A result that differs from
     the journal's hash, or bytes that reader does not read, are decided by decoding the bytes and hashing
     the value, so a mismatch is only ever reported from the decoded value (as without the fast path)."""
     meta_hash = ion_hash(metadata)

@@ -20,7 +20,8 @@ from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
-from ..journal.ionwrite import SymbolTable, Unencodable, binary_ion_hash, binary_top_field, encode_ion
+from ..journal.ionread import binary_ion_hash, binary_top_field
+from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
@@ -29,6 +30,8 @@ from ..ledger.engine import Ledger
 from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
 from .base import (
     NOT_DECODED,
+    HistoryRow,
+    JournalBlockRow,
     Redaction,
     RestoredRevision,
     StoredRevision,
@@ -148,8 +151,8 @@ class EmbeddedTarget:
             storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
         return True
 
-    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
-                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[HistoryRow],
+                   blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         """`apply` for a unit the C verifier turned into rows (`restore.rows`: history rows in the history
         table's column order, block rows): history and blocks by `INSERT OR IGNORE` (a re-delivered revision is
         skipped by its key, no lookup), then one upsert or delete per document of its newest version here."""
@@ -178,11 +181,11 @@ class EmbeddedTarget:
             storage.scrub()  # no erased bytes left in the WAL (a busy reader: finalize scrubs again)
         return True
 
-    def _current_rows(self, rows: Sequence[tuple]) -> None:
+    def _current_rows(self, rows: Sequence[HistoryRow]) -> None:
         """Each document's newest row of the unit becomes its current one when no newer version is in history
         (a delete or redacted row removes it), in SQL; tables with indexes move their entries in Python."""
         storage, conn = self.storage, self.storage.conn
-        newest: dict[tuple[str, str], tuple] = {}
+        newest: dict[tuple[str, str], HistoryRow] = {}
         for row in rows:
             known = newest.get(row[:2])
             if known is None or row[2] > known[2]:
@@ -451,15 +454,18 @@ class _Decoded:
         return self._data
 
 
-def _redacted_blocks(blocks: Sequence[tuple], erase: dict[tuple[str, int], None]) -> list[tuple]:
+def _redacted_blocks(blocks: Sequence[JournalBlockRow], erase: dict[tuple[str, int], None]) -> list[JournalBlockRow]:
     """Block rows with the named revisions' data replaced by their dataHash (`redact_block_ion`)."""
-    return [(seq, redact_block_ion(ion, erase) or ion, *rest) for seq, ion, *rest in blocks]
+    return [(seq, redact_block_ion(ion, erase) or ion, block_hash, ts_ms, revisions)
+            for seq, ion, block_hash, ts_ms, revisions in blocks]
 
 
-def _redacted_row(row: tuple) -> tuple:
+def _redacted_row(row: HistoryRow) -> HistoryRow:
     """A history row whose data a later redaction erased: no data, its hash kept as data_hash."""
-    data_hash = binary_ion_hash(row[3]) or ion_hash(_loads(row[3]))
-    return (*row[:3], None, *row[4:8], data_hash)
+    table_id, doc_id, version, ion, revision_hash, tx_ms, tx_id, seq, _ = row
+    assert ion is not None  # only rows that still hold data are redacted here
+    data_hash = binary_ion_hash(ion) or ion_hash(_loads(ion))
+    return (table_id, doc_id, version, None, revision_hash, tx_ms, tx_id, seq, data_hash)
 
 
 def _merged(history: Iterator[DocRow], documents: Iterator[DocRow], name: str, lost: set[tuple[str, str, int]],
@@ -529,7 +535,7 @@ def _dumps(data: Any) -> bytes:
 
 def _stored_index_key(data: bytes, name: str) -> bytes | None:
     """`index_key` of field `name` of a stored document, read from its bytes when the field is a plain
-    string or int (`ionwrite.binary_top_field`), else from the decoded document."""
+    string or int (`ionread.binary_top_field`), else from the decoded document."""
     found = binary_top_field(data, name)
     if found is not None:
         descriptor, raw = found

@@ -65,6 +65,8 @@ from ..journal.hashing import ion_hash
 from ..journal.model import Block
 from .base import (
     NOT_DECODED,
+    HistoryRow,
+    JournalBlockRow,
     LastBlock,
     Redaction,
     RestoredRevision,
@@ -225,8 +227,8 @@ class PostgresTarget:
 
     # ------------------------------------------------------------------------------------------ apply
 
-    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[tuple],
-                   blocks: Sequence[tuple], last_block: tuple[int, bytes] | None) -> bool:
+    def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[HistoryRow],
+                   blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         raise RestoreError("the postgres target applies units as revisions (applies_rows is False)")
 
     def apply(

@@ -20,7 +20,7 @@ from ledgerdr.journal.codecs import ExportFormat, encode_block, encode_ion_value
 from ledgerdr.journal.layout import new_id
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter, WrittenBlock
 
-SAMPLES = Path(__file__).resolve().parent / "data"  # copies, with provenance in data/README.md
+SAMPLES = Path(__file__).resolve().parent.parent / "data"  # copies, with provenance in data/README.md
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -48,11 +48,11 @@ def generate_blocks(count: int, *, seed: int = 0, start: datetime = START, step_
         statement = "INSERT INTO Vehicle ?"
         for _ in range(n_docs):
             if roll < 0.7 or not live:
-                doc_id, table, version, data = new_id(), "Vehicle", 0, _document(rng, i)
+                doc_id, table, version, data = new_id(), "Vehicle", 0, vehicle_document(rng, i)
             elif roll < 0.9:
                 doc_id = rng.choice(sorted(live))
                 table, version = live[doc_id][0], live[doc_id][1] + 1
-                data, statement = _document(rng, i), "UPDATE Vehicle AS v SET v.Price = ? WHERE v.VIN = ?"
+                data, statement = vehicle_document(rng, i), "UPDATE Vehicle AS v SET v.Price = ? WHERE v.VIN = ?"
             else:
                 doc_id = rng.choice(sorted(live))
                 table, version = live[doc_id][0], live[doc_id][1] + 1
@@ -68,7 +68,8 @@ def generate_blocks(count: int, *, seed: int = 0, start: datetime = START, step_
     return blocks
 
 
-def _document(rng: random.Random, i: int) -> dict:
+def vehicle_document(rng: random.Random, i: int) -> dict:
+    """A Vehicle document with every scalar type QLDB journals carry (decimal, timestamp, blob, nesting)."""
     return {
         "VIN": f"VIN{i:08d}{rng.randrange(1000)}",
         "Price": Decimal(rng.randrange(100000, 9999999)).scaleb(-2),

@@ -1,7 +1,7 @@
 """`ledgerdr serve` in a subprocess on 127.0.0.1, and the real pyqldb driver in its own venv.
 
 `ServeProcess` starts the server on a free port, waits for its "listening on" line, and stops it on
-exit (SIGTERM, or SIGKILL for crash tests). `run_pyqldb` runs tests/pyqldb_client.py with the venv
+exit (SIGTERM, or SIGKILL for crash tests). `run_pyqldb` runs tests/support/pyqldb_client.py with the venv
 that `make` builds for pyqldb (.venv-pyqldb), redirected to the server only by botocore's endpoint
 environment variables, exactly as an existing application would be.
 """
@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent  # the repository
 PYQLDB_PYTHON = ROOT / ".venv-pyqldb" / "bin" / "python"
 CLIENT = Path(__file__).resolve().parent / "pyqldb_client.py"
 KEY_ID, SECRET = "AKIDSERVETEST", "serve-test-secret"
