@@ -11,7 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "ledgerdr._ionhash",
-            ["src/ledgerdr/_native/ionhash.c", "src/ledgerdr/_native/sha256.c"],
+            ["src/ledgerdr/_native/ionhash.c", "src/ledgerdr/_native/encode_doc.c", "src/ledgerdr/_native/hash_binary.c",
+             "src/ledgerdr/_native/encode_block.c", "src/ledgerdr/_native/sha256.c"],
             optional=True,
             extra_compile_args=_FLAGS,
         ),
