@@ -106,10 +106,10 @@ static PyMethodDef methods[] = {
      "system_hashes, previous_block_hash) -> (ion, block_hash, entries_hash, entries, revision_hashes), or None\n"
      "when an argument is outside what it writes (journal.writer then encodes the block in Python)."},
     {"binary_hash_repr", py_binary_hash_repr, METH_O,
-     "binary_hash_repr(data) -> s(value) of the stream's one value, or None (ionwrite.binary_hash_repr)."},
+     "binary_hash_repr(data) -> s(value) of the stream's one value, or None (ionread.binary_hash_repr)."},
     {"binary_top_field", (PyCFunction)(void (*)(void))py_binary_top_field, METH_FASTCALL,
      "binary_top_field(data, name) -> (descriptor, body) of the struct's field, (-1, b'') when absent, or None\n"
-     "(ionwrite.binary_top_field)."},
+     "(ionread.binary_top_field)."},
     {"binary_ion_hash", py_binary_ion_hash, METH_O,
      "binary_ion_hash(data) -> sha256(binary_hash_repr(data)), or None."},
     {NULL, NULL, 0, NULL},

@@ -1,6 +1,6 @@
 /* What both ledgerdr._ionhash and ledgerdr._journal read and write with: the growable buffer's helpers, Ion
  * Hash serialization pieces (escape, s() of scalars and structs), type descriptors, the Ion binary reader
- * that computes s(value) straight from the bytes (ionwrite.binary_hash_repr's twin), and hashing.dot /
+ * that computes s(value) straight from the bytes (ionread.binary_hash_repr's twin), and hashing.dot /
  * merkle_root on 32-byte hashes. Static functions in a header: each extension gets its own copy. */
 #ifndef LEDGERDR_IONREAD_H
 #define LEDGERDR_IONREAD_H
@@ -469,7 +469,7 @@ static int rd_value(Rd *r, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *after)
 
 static const unsigned char IVM[4] = {0xE0, 0x01, 0x00, 0xEA};
 
-/* ionwrite._stream_prelude: the symbol names of a self-contained stream d[0:n] (after its version marker, the
+/* ionread._stream_prelude: the symbol names of a self-contained stream d[0:n] (after its version marker, the
  * local symbol table when there is one), and in *pos the position of its first value. */
 static int rd_prelude(Rd *r, Py_ssize_t *start)
 {
