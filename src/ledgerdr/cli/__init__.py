@@ -21,6 +21,7 @@ _COMMANDS = {
     "init": "backup_cmd",
     "backup": "backup_cmd",
     "status": "backup_cmd",
+    "info": "info_cmd",
     "check": "check_cmd",
     "replicate": "replicate_cmd",
     "restore": "restore_cmd",
