@@ -32,6 +32,7 @@ _COMMANDS = {
     "promote": "standby_cmd",
     "detach": "standby_cmd",
     "drill": "drill_cmd",
+    "metrics": "metrics_cmd",
     "compact": "compact_cmd",
     "prune": "compact_cmd",
     "replay": "replay_cmd",

@@ -14,6 +14,7 @@ from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError
 from ..queues import QueueError
 from ..queues.notify import open_notifications, window_recorded_message
+from ..runs import recorded
 from ..sources import open_source
 from ..status import repository_status, standby_status
 from .common import backup_policy, config_option, json_option, load, open_repository
@@ -48,6 +49,7 @@ def init(config_path: str, force: bool) -> None:
 @click.option("--notify", metavar="QUEUE_URL",
               help="After recording windows, tell this queue (a standby's `--notify`; sqlite:///q.db?name=N or SQS).")
 @json_option
+@recorded("backup")
 def backup(config_path: str, mode: str, due_only: bool, every: str | None, notify: str | None,
            as_json: bool) -> None:
     """Export the source's new windows, verify them, and record them in the primary repository.

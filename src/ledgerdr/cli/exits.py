@@ -31,6 +31,7 @@ COMMAND_EXITS: dict[str, dict[int, str]] = {
                8: "`--max-rpo`: a repository's RPO is past the limit"},
     "check": {3: "a repository cannot be reached"},
     "info": {3: "a repository cannot be listed or read"},
+    "metrics": {3: "--textfile cannot be written"},
     "replicate": {3: "a repository cannot be read or written",
                   4: "a replica's copy does not verify and cannot be repaired"},
     "verify": {3: "the location is missing, not a folder, or cannot be read",

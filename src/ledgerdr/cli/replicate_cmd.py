@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..replicate import refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
 from ..repository import RecordCache
+from ..runs import recorded
 from ..stores import Location
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json, progress
@@ -27,6 +28,7 @@ from .output import emit_json, progress
 @click.option("--every", default="30s", show_default=True, help="Pause between rounds with --follow.")
 @click.option("--concurrency", default=8, show_default=True, help="Objects copied at once.")
 @json_option
+@recorded("replicate")
 def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follow: bool, every: str,
               concurrency: int, as_json: bool) -> None:
     """Copy every recorded window's objects a replica lacks, then verify the replica's chain.

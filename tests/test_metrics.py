@@ -1,0 +1,111 @@
+"""`ledgerdr metrics`: scraped with prometheus_client's own parser while the flows run, the values move."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from ledgerdr.cli import cli
+from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.workload import run_workload
+
+
+def _setup(tmp_path: Path) -> Path:
+    ledger = Ledger.create(tmp_path / "ledger.db")
+    run_workload(ledger, 5, seed=1)
+    ledger.close()
+    config = tmp_path / "ledgerdr.toml"
+    config.write_text(f'[source]\nkind = "embedded"\npath = "{tmp_path / "ledger.db"}"\n\n'
+                      '[backup]\ninterval = "1s"\nsettle = "0s"\n\n'
+                      f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\nregion = "eu-west-1"\n\n'
+                      f'[repositories.secondary]\nurl = "{tmp_path / "secondary"}"\nregion = "eu-central-1"\n')
+    return config
+
+
+def _scrape(config: Path, tmp_path: Path) -> dict[tuple[str, tuple], float]:
+    """Every sample of `ledgerdr metrics --textfile`, parsed: {(name, sorted labels): value}."""
+    out = tmp_path / "ledgerdr.prom"
+    result = CliRunner().invoke(cli, ["metrics", "--config", str(config), "--textfile", str(out)])
+    assert result.exit_code == 0, result.output
+    return _samples(out.read_text())
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _run(*args: str) -> int:
+    return CliRunner().invoke(cli, list(args)).exit_code
+
+
+PRIMARY = (("region", "eu-west-1"), ("repository", "primary"))
+SECONDARY = (("region", "eu-central-1"), ("repository", "secondary"))
+
+
+def test_metrics_move_as_the_flows_run(tmp_path):
+    config = _setup(tmp_path)
+    before = _scrape(config, tmp_path)
+    assert before[("ledgerdr_repository_up", PRIMARY)] == 1
+    assert ("ledgerdr_rpo_seconds", PRIMARY) not in before  # nothing verified yet: no RPO, not a 0
+    assert not [key for key in before if key[0] == "ledgerdr_last_run_success"]
+
+    started = time.time()
+    assert _run("backup", "--config", str(config)) == 0
+    after_backup = _scrape(config, tmp_path)
+    backup = (("flow", "backup"),)
+    assert after_backup[("ledgerdr_last_run_success", backup)] == 1
+    assert 0 < after_backup[("ledgerdr_last_run_duration_seconds", backup)] < time.time() - started
+    assert started <= after_backup[("ledgerdr_last_run_timestamp_seconds", backup)] <= time.time()
+    rpo = after_backup[("ledgerdr_rpo_seconds", PRIMARY)]
+    assert 0 <= rpo < 30 and after_backup[("ledgerdr_newest_verified_block", PRIMARY)] > 0
+    assert ("ledgerdr_rpo_seconds", SECONDARY) not in after_backup
+    assert after_backup[("ledgerdr_breaks", (("kind", "gap"), *PRIMARY))] == 0
+
+    assert _run("replicate", "--config", str(config)) == 0
+    time.sleep(1.1)
+    later = _scrape(config, tmp_path)
+    assert later[("ledgerdr_rpo_seconds", PRIMARY)] > rpo + 1  # time passes, nothing new is backed up
+    assert later[("ledgerdr_rpo_seconds", SECONDARY)] >= later[("ledgerdr_rpo_seconds", PRIMARY)]
+    assert later[("ledgerdr_windows_pending", SECONDARY)] == 0
+    assert later[("ledgerdr_last_run_success", (("flow", "replicate"),))] == 1
+
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    run_workload(ledger, 3, seed=2)
+    ledger.close()
+    assert _run("backup", "--config", str(config)) == 0
+    fresh = _scrape(config, tmp_path)
+    assert fresh[("ledgerdr_rpo_seconds", PRIMARY)] < later[("ledgerdr_rpo_seconds", PRIMARY)]
+    assert fresh[("ledgerdr_newest_verified_block", PRIMARY)] > later[("ledgerdr_newest_verified_block", PRIMARY)]
+
+    assert _run("verify", str(tmp_path / "no-such-repository")) == 3
+    failed = _scrape(config, tmp_path)
+    verify = (("flow", "verify"),)
+    assert failed[("ledgerdr_last_run_success", verify)] == 0 and failed[("ledgerdr_last_run_exit_code", verify)] == 3
+    assert ("ledgerdr_last_success_timestamp_seconds", verify) not in failed
+    assert failed[("ledgerdr_last_success_timestamp_seconds", backup)] == fresh[("ledgerdr_last_run_timestamp_seconds",
+                                                                                 backup)]
+
+
+def test_metrics_served_on_localhost(tmp_path):
+    config = _setup(tmp_path)
+    assert _run("backup", "--config", str(config)) == 0
+    server = subprocess.Popen([str(Path(sys.executable).with_name("ledgerdr")), "metrics", "--config", str(config),
+                               "--port", "0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = server.stderr.readline()
+        assert "serving metrics on http://127.0.0.1:" in line, line
+        url = line.split()[3]
+        with urllib.request.urlopen(url, timeout=30) as response:
+            samples = _samples(response.read().decode())
+        assert samples[("ledgerdr_rpo_seconds", PRIMARY)] >= 0
+        assert samples[("ledgerdr_last_run_success", (("flow", "backup"),))] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
