@@ -89,9 +89,14 @@ def recorded(flow: str) -> Callable[[F], F]:
                 code = exit_code_for(exc)
                 raise
             finally:
-                try:
-                    record_run(runs_dir(), flow, code, started, time.time())
-                except OSError:  # metrics must never fail a backup
-                    pass
+                note_run(flow, code, started)
         return run  # type: ignore[return-value]
     return decorate
+
+
+def note_run(flow: str, exit_code: int, started_at: float) -> None:
+    """Record a run that ends now under `runs_dir()`; a folder that cannot be written is no failure of the flow."""
+    try:
+        record_run(runs_dir(), flow, exit_code, started_at, time.time())
+    except OSError:
+        pass

@@ -14,7 +14,7 @@ from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError
 from ..queues import QueueError
 from ..queues.notify import open_notifications, window_recorded_message
-from ..runs import recorded
+from ..runs import note_run, recorded
 from ..sources import open_source
 from ..status import repository_status, standby_status
 from .common import backup_policy, config_option, json_option, load, open_repository
@@ -48,10 +48,12 @@ def init(config_path: str, force: bool) -> None:
               "to check).")
 @click.option("--notify", metavar="QUEUE_URL",
               help="After recording windows, tell this queue (a standby's `--notify`; sqlite:///q.db?name=N or SQS).")
+@click.option("--metrics-port", type=int, help="With --every: serve the metrics command's registry on 127.0.0.1 at this port "
+              "while running (0: any free port, printed); each cycle counts as a backup run.")
 @json_option
 @recorded("backup")
 def backup(config_path: str, mode: str, due_only: bool, every: str | None, notify: str | None,
-           as_json: bool) -> None:
+           metrics_port: int | None, as_json: bool) -> None:
     """Export the source's new windows, verify them, and record them in the primary repository.
 
     Windows are contiguous by construction: each starts where the last recorded one ended, and ends at
@@ -66,6 +68,13 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
     policy = backup_policy(config)
     pause = parse_duration(every, "--every").total_seconds() if every else None
     notifications = open_notifications(notify) if notify else None
+    if metrics_port is not None:
+        if pause is None:
+            raise ConfigError("--metrics-port serves metrics while `backup --every` runs: pass --every too",
+                              hint="for a scheduled `backup --once`, run `ledgerdr metrics` beside it")
+        from .metrics_cmd import serve_metrics  # prometheus_client: only for this long-running mode
+
+        serve_metrics(config_path, metrics_port)
 
     def on_window(what: str, name: str) -> None:
         click.echo(f"{what} window {name}", err=True)
@@ -76,6 +85,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
                 click.echo(f"warning: could not notify {notify}: {exc}", err=True)
 
     while True:
+        started = time.time()
         if pause is None and not due_only:
             report = backup_now(source, location, policy, on_window=on_window, sleep=_settle)
         else:
@@ -85,6 +95,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
             sys.exit(4)
         if pause is None:
             return
+        note_run("backup", 0, started)  # each cycle is a run (the last: when it ends)
         time.sleep(pause)
 
 

@@ -36,18 +36,22 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
     command leaves when it ends. Serves on 127.0.0.1 until stopped, or writes --textfile once. Exits 0;
     2 for a bad configuration; 3 when --textfile cannot be written.
     """
-    collector = collector_for(config_path, standbys, runs_dir_path)
-    registry = registry_for(collector)
     if textfile is not None:
         try:
-            write_to_textfile(textfile, registry)
+            write_to_textfile(textfile, registry_for(collector_for(config_path, standbys, runs_dir_path)))
         except OSError as exc:
             raise StoreError(f"cannot write the metrics to {textfile}: {exc}") from None
         return
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    click.echo(f"serving metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)", err=True)
+    serve_metrics(config_path, port, standbys, runs_dir_path)
     while True:
         time.sleep(3600)
+
+
+def serve_metrics(config_path: str, port: int, standbys: tuple[str, ...] = (), runs: str | None = None) -> None:
+    """Serve the metrics on 127.0.0.1 from a daemon thread (it ends with the process); say where."""
+    registry = registry_for(collector_for(config_path, standbys, runs))
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    click.echo(f"serving metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)", err=True)
 
 
 def collector_for(config_path: str, standbys: tuple[str, ...] = (), runs: str | None = None) -> LedgerDRCollector:
