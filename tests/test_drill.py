@@ -167,8 +167,22 @@ def test_drill_html_screenshot_shows_the_timeline(drill_report, tmp_path):
 
 
 def test_drill_command_exit_code_and_files(tmp_path):
-    result = CliRunner().invoke(cli, ["drill", "--workdir", str(tmp_path / "w"), "--duration", "3", "--interval",
-                                      "1", "--strategy", "backup-restore", "--html", str(tmp_path / "r.html")])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "w" / "report.json").read_text())
-    assert report["verdict"] is True and (tmp_path / "r.html").exists()
+    history, reports = tmp_path / "history", []
+    for _ in range(2):  # two drills kept in one history folder, charted together
+        result = CliRunner().invoke(cli, ["drill", "--workdir", str(tmp_path / "w"), "--duration", "3", "--interval",
+                                          "1", "--strategy", "backup-restore", "--html", str(tmp_path / "r.html"),
+                                          "--history", str(history)])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads((tmp_path / "w" / "report.json").read_text()))
+        assert reports[-1]["verdict"] is True and (tmp_path / "r.html").exists()
+    kept = sorted(history.glob("drill-*.json"))
+    assert [json.loads(path.read_text()) for path in kept] == reports  # each drill's JSON, none overwritten
+    page = _PageText()
+    page.feed((history / "history.html").read_text())
+    page.close()
+    text = " ".join(page.text)
+    assert page.fetched == [] and "2 drills" in text
+    for report in reports:
+        [result] = report["results"]
+        assert report["started_at"] in text and f"{result['rto_seconds']:.2f}" in text
+        assert f"{result['rpo_seconds']:.2f}" in text

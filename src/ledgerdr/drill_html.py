@@ -69,7 +69,7 @@ def _legend() -> str:
 
 def timeline_svg(report: DrillReport) -> str:
     """The timeline as inline SVG (see the module's docstring)."""
-    end = _nice_end(max([e.at for e in report.timeline] + [report.disaster_at, 1.0]))
+    end = axis_end(max([e.at for e in report.timeline] + [report.disaster_at, 1.0]))
     lanes = ["backups", *(r.strategy for r in report.results)]
     height = _TOP + _LANE * len(lanes) + 10
 
@@ -94,7 +94,7 @@ def timeline_svg(report: DrillReport) -> str:
 
 
 def _axis(end: float, height: int, x) -> str:
-    step = _step(end)
+    step = axis_step(end)
     ticks = []
     for i in range(int(round(end / step)) + 1):
         t = i * step
@@ -146,15 +146,15 @@ def _recovery(timeline: list[Event], strategy: str) -> tuple[float, float] | Non
     return None if start is None or done is None else (start, done)
 
 
-def _step(end: float) -> float:
+def axis_step(end: float) -> float:
     """A tick every 1, 2 or 5 × 10ⁿ seconds, about ten ticks in all."""
     raw = end / 10
     power = 10 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def _nice_end(end: float) -> float:
-    step = _step(end)
+def axis_end(end: float) -> float:
+    step = axis_step(end)
     return math.ceil(end / step) * step
 
 
