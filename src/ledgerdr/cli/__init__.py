@@ -82,15 +82,23 @@ def _version_message() -> str:
 
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]),
+              help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
+                   "per line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: str | None, log_level: str | None) -> None:
     """Verifiable disaster recovery for QLDB-style ledgers.
 
     Gap-free exports to write-once storage, verified cross-region copies, exact restores, and DR
     drills that measure RPO and RTO, every step checked against the ledger's own hash chain.
     """
     ctx.ensure_object(dict)["debug"] = debug
+    from ..logs import configure  # logging and orjson only
+
+    configure(log_format, log_level)
 
 
 def _stdout_closed() -> None:

@@ -12,6 +12,7 @@ import click
 from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError
+from ..logs import note
 from ..queues import QueueError
 from ..queues.notify import open_notifications, window_recorded_message
 from ..runs import note_run, recorded
@@ -77,7 +78,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
         serve_metrics(config_path, metrics_port)
 
     def on_window(what: str, name: str) -> None:
-        click.echo(f"{what} window {name}", err=True)
+        note(f"{what} window {name}", logger="ledgerdr.backup", event=what, window=name)
         if what == "recorded" and notifications is not None:  # on AWS, S3 event notifications do this instead
             try:
                 notifications.publish(window_recorded_message(location.url, [name]))
@@ -101,7 +102,8 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
 
 def _settle(seconds: float) -> None:
     if seconds >= 1:
-        click.echo(f"waiting {seconds:.0f}s (settle) so that every commit up to now is in the export", err=True)
+        note(f"waiting {seconds:.0f}s (settle) so that every commit up to now is in the export",
+             logger="ledgerdr.backup", event="settle", seconds=seconds)
     time.sleep(seconds)
 
 
