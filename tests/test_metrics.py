@@ -133,3 +133,38 @@ def test_backup_every_serves_the_same_metrics_and_counts_each_cycle(tmp_path):
     finally:
         backup.terminate()
         backup.wait(timeout=30)
+
+
+def _served(args: list[str], cwd: Path, ready) -> dict:
+    """Start a long-running mode with `--metrics-port 0`, scrape it until `ready(samples)`, stop it."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ledgerdr")), *args, "--metrics-port", "0"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=cwd)
+    try:
+        line = proc.stderr.readline()
+        assert "serving metrics on http://127.0.0.1:" in line, line
+        deadline, samples = time.time() + 60, {}
+        while not ready(samples) and time.time() < deadline:
+            time.sleep(0.3)
+            with urllib.request.urlopen(line.split()[3], timeout=30) as response:
+                samples = _samples(response.read().decode())
+        assert ready(samples), samples
+        return samples
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_replicate_follow_and_standby_serve_metrics_while_running(tmp_path):
+    config = _setup(tmp_path)
+    assert _run("backup", "--config", str(config)) == 0
+    replicated = _served(["replicate", "--config", str(config), "--follow", "--every", "1s"], tmp_path,
+                         lambda s: ("ledgerdr_rpo_seconds", SECONDARY) in s
+                         and ("ledgerdr_last_run_success", (("flow", "replicate"),)) in s)
+    assert replicated[("ledgerdr_last_run_success", (("flow", "replicate"),))] == 1
+    target = f"embedded:{tmp_path / 'standby.db'}"
+    lag = ("ledgerdr_standby_lag_blocks", (("target", target),))
+    followed = _served(["standby", "--from", str(tmp_path / "secondary"), "--to", target, "--every", "1s"], tmp_path,
+                       lambda s: s.get(lag) == 0)
+    assert followed[("ledgerdr_standby_up", (("target", target),))] == 1
+    refused = CliRunner().invoke(cli, ["backup", "--config", str(config), "--metrics-port", "0"])
+    assert refused.exit_code == 2 and "pass --every" in refused.output

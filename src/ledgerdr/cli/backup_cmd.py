@@ -70,12 +70,9 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
     pause = parse_duration(every, "--every").total_seconds() if every else None
     notifications = open_notifications(notify) if notify else None
     if metrics_port is not None:
-        if pause is None:
-            raise ConfigError("--metrics-port serves metrics while `backup --every` runs: pass --every too",
-                              hint="for a scheduled `backup --once`, run `ledgerdr metrics` beside it")
-        from .metrics_cmd import serve_metrics  # prometheus_client: only for this long-running mode
+        from .metrics_cmd import serve_while_running  # prometheus_client: only for the long-running mode
 
-        serve_metrics(config_path, metrics_port)
+        serve_while_running(metrics_port, running=pause is not None, needs="pass --every", config_path=config_path)
 
     def on_window(what: str, name: str) -> None:
         note(f"{what} window {name}", logger="ledgerdr.backup", event=what, window=name)

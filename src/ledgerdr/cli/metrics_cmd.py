@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from prometheus_client import start_http_server, write_to_textfile
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..metrics import LedgerDRCollector, registry_for
 from ..runs import runs_dir
 from .common import config_option, load, open_repository
@@ -42,20 +42,29 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
         except OSError as exc:
             raise StoreError(f"cannot write the metrics to {textfile}: {exc}") from None
         return
-    serve_metrics(config_path, port, standbys, runs_dir_path)
+    serve_metrics(collector_for(config_path, standbys, runs_dir_path), port)
     while True:
         time.sleep(3600)
 
 
-def serve_metrics(config_path: str, port: int, standbys: tuple[str, ...] = (), runs: str | None = None) -> None:
+def serve_metrics(collector: LedgerDRCollector, port: int) -> None:
     """Serve the metrics on 127.0.0.1 from a daemon thread (it ends with the process); say where."""
-    registry = registry_for(collector_for(config_path, standbys, runs))
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(collector))
     click.echo(f"serving metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)", err=True)
 
 
-def collector_for(config_path: str, standbys: tuple[str, ...] = (), runs: str | None = None) -> LedgerDRCollector:
-    """The collector for a configuration (when the file exists: without one, only the flows' runs)."""
-    config = load(config_path) if Path(config_path).is_file() else None
+def serve_while_running(port: int, *, running: bool, needs: str, config_path: str | None = None,
+                        standbys: tuple[str, ...] = ()) -> None:
+    """`--metrics-port` of a long-running mode: the same registry as `ledgerdr metrics`, while it runs."""
+    if not running:
+        raise ConfigError(f"--metrics-port serves metrics while the command keeps running: {needs}",
+                          hint="for a scheduled run, run `ledgerdr metrics` beside it")
+    serve_metrics(collector_for(config_path, standbys), port)
+
+
+def collector_for(config_path: str | None, standbys: tuple[str, ...] = (), runs: str | None = None) -> LedgerDRCollector:
+    """The collector for a configuration (when the file exists: without one, only the flows' runs and the
+    standbys)."""
+    config = load(config_path) if config_path and Path(config_path).is_file() else None
     locations = [open_repository(repo) for repo in config.repositories] if config else []
     return LedgerDRCollector(config, locations, runs_dir(runs), standbys)
