@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from ..errors import EXIT_CODES, exit_code_for
+from ..errors import EXIT_CODES, LedgerDRError, exit_code_for
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 
 # Each verb's module is imported only when that verb runs (or `--help` lists them all): the flows pull
@@ -56,6 +56,7 @@ class _Group(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module}"), cmd_name)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        as_json = "--json" in ctx.args  # the command's own arguments (click consumes them below)
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -68,8 +69,20 @@ class _Group(click.Group):
         except Exception as exc:  # the one place errors turn into exit codes
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            _report_error(exc, as_json=as_json)
             sys.exit(exit_code_for(exc))
+
+
+def _report_error(exc: Exception, *, as_json: bool) -> None:
+    """On stderr: `error: …`, or under a command's --json one JSON object a script can read."""
+    if not as_json:
+        click.echo(f"error: {exc}", err=True)
+        return
+    import orjson
+
+    hint = exc.hint if isinstance(exc, LedgerDRError) else None
+    click.echo(orjson.dumps({"error": Exception.__str__(exc), "hint": hint, "kind": type(exc).__name__,
+                             "exit_code": exit_code_for(exc)}).decode(), err=True)
 
 
 def _version_message() -> str:

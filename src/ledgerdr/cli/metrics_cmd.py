@@ -40,7 +40,7 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
         try:
             write_to_textfile(textfile, registry_for(collector_for(config_path, standbys, runs_dir_path)))
         except OSError as exc:
-            raise StoreError(f"cannot write the metrics to {textfile}: {exc}") from None
+            raise StoreError("file", textfile, "write", f"cannot write the metrics: {exc}") from None
         return
     serve_metrics(collector_for(config_path, standbys, runs_dir_path), port)
     while True:
