@@ -41,3 +41,11 @@ def test_verify_draws_a_progress_bar_with_rate_on_a_terminal_only(tmp_path):
     piped = subprocess.run([LEDGERDR, "verify", str(tmp_path / "primary")], cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert piped.returncode == 0 and "verifying objects" not in piped.stderr
+
+
+def test_ledger_load_draws_its_progress_on_a_terminal(tmp_path):
+    subprocess.run([LEDGERDR, "ledger", "create", str(tmp_path / "l.db")], check=True, capture_output=True)
+    code, drawn = _on_a_terminal([LEDGERDR, "ledger", "load", str(tmp_path / "l.db"), "--transactions", "300"],
+                                 tmp_path)
+    assert code == 0, drawn
+    assert "loading transactions" in drawn and "/300" in drawn
