@@ -6,10 +6,12 @@ import json
 from datetime import timedelta
 
 from click.testing import CliRunner
+from freezegun import freeze_time
 
-from flows import backed_up_ledger
+from flows import T0, back_up_one_more_minute, backed_up_ledger
 from ledgerdr.cli import cli
 from ledgerdr.compact import compact
+from ledgerdr.prune import prune
 from ledgerdr.repository import iso_ms, parse_iso
 
 
@@ -63,3 +65,22 @@ def test_info_text_names_a_repository_by_url_and_refuses_an_unknown_name(tmp_pat
     assert "restore points: --until-block 0.." in result.output and "snapshots: 0" in result.output
     unknown = CliRunner().invoke(cli, ["info", "nosuch", "--config", str(_config(tmp_path))])
     assert unknown.exit_code == 2 and "no repository named 'nosuch' (configured: primary)" in unknown.output
+
+
+def test_after_a_prune_info_and_restore_start_from_the_snapshot(tmp_path, monkeypatch):
+    """Raw exports the snapshot stands for are gone: points before its tip are no longer restorable, and
+    `info` and `restore` both say so."""
+    path, location = backed_up_ledger(tmp_path, minutes=3, per_minute=4)
+    compact(location)
+    back_up_one_more_minute(path, location, 3)
+    with freeze_time(T0 + timedelta(days=40)):  # the exports' retention is over
+        assert prune(location, confirm=True).record_key
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "primary"), "--json"])
+    [repo] = json.loads(result.output)["repositories"]
+    [snapshot] = repo["snapshots"]
+    first, last = repo["restore_points"]["until_block"]
+    assert first == snapshot["last_seq"] < last and repo["restore_points"]["until"]["after"] == snapshot["tip_time"]
+    assert _restore(tmp_path, "at_tip", "--until-block", str(first)).exit_code == 0
+    refused = _restore(tmp_path, "before_tip", "--until-block", str(first - 1))
+    assert refused.exit_code == 2 and f"before the first block ({first})" in refused.output

@@ -13,7 +13,7 @@ from datetime import datetime
 from itertools import groupby
 
 from .errors import VerificationError
-from .points import RestoreRange, restorable_range
+from .points import RestoreRange, pruned_floor, restorable_range
 from .repository import WindowRecord, read_incarnations, read_watermarks, read_windows
 from .restore.snapshot import list_snapshots
 from .status import RepositoryStatus, repository_status
@@ -86,7 +86,8 @@ def repository_info(name: str, region: str, location: Location, *, now: datetime
     """Everything `ledgerdr info` shows for one repository (reads records and manifests, no data object)."""
     windows = read_windows(location).windows
     info = RepositoryInfo(repository_status(name, region, location, now=now, primary=primary),
-                          restore_range=restorable_range(windows), lineages=lineage_runs(windows))
+                          restore_range=restorable_range(windows, pruned_floor(location)),
+                          lineages=lineage_runs(windows))
     try:
         info.incarnations = [asdict(i) for i in read_incarnations(location)]
     except VerificationError:

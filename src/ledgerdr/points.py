@@ -3,7 +3,8 @@
 One function for both `ledgerdr info` (which shows the range) and the restore planner (which refuses a
 point outside it, naming the range), so what `info` shows is exactly what `restore` takes.
 
-- `--until-block N`: from the first recorded block to the newest one (both included).
+- `--until-block N`: from the first recorded block to the newest one (both included); after a prune, from
+  the oldest snapshot that covers what was pruned.
 - `--until T` (transactions committed before T): after the start of the first window that holds blocks
   (before it, nothing would be restored) and up to the end of the newest window (after it, blocks the
   repository does not hold would be missing from a restore that looks complete).
@@ -15,8 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from .errors import ConfigError
+from .journal.layout import parse_data_object_key
 from .repository import WindowRecord, iso_ms, parse_iso
+from .stores import Location
+
+PRUNES = "_ledgerdr/prunes/"  # prune.py writes a record there for each run that deleted raw exports
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,39 @@ class RestoreRange:
                 f"up to {self.until_time}")
 
 
-def restorable_range(windows: Sequence[WindowRecord]) -> RestoreRange | None:
-    """The range restore accepts from these window records (oldest first); None when none holds a block."""
+def restorable_range(windows: Sequence[WindowRecord], floor: tuple[int, str] | None = None) -> RestoreRange | None:
+    """The range restore accepts from these window records (oldest first); None when none holds a block.
+    `floor` (`pruned_floor`): after a prune, a restore starts from a snapshot at or after this block."""
     with_blocks = [w for w in windows if w.last_seq is not None]
     if not with_blocks:
         return None
     first = with_blocks[0]
-    first_block = first.first_seq if first.first_seq is not None else first.last_seq
+    first_block, after = (first.first_seq if first.first_seq is not None else first.last_seq), first.window_start
+    if floor is not None:
+        first_block, after = floor
     return RestoreRange(first_block, max(w.last_seq for w in with_blocks),  # type: ignore[type-var]
-                        first.window_start, max(windows, key=lambda w: w.end).window_end)
+                        after, max(windows, key=lambda w: w.end).window_end)
+
+
+def pruned_floor(location: Location) -> tuple[int, str] | None:
+    """After `prune` deleted raw exports up to block P, only points from the oldest snapshot at or after P
+    restore (its tip block, and times after its tip); None when nothing was pruned. Reads the prune records
+    and the snapshot manifests only."""
+    from .restore.snapshot import list_snapshots  # restore/ imports this module
+
+    pruned = -1
+    for info in location.store.list(location.folder(PRUNES)):
+        try:
+            deleted = orjson.loads(location.store.get(info.key)).get("deleted", [])
+        except (ValueError, AttributeError):
+            continue
+        names = [parse_data_object_key(key) for key in deleted]
+        pruned = max([pruned, *(name.last for name in names if name is not None)])
+    if pruned < 0:
+        return None
+    manifests, _ = list_snapshots(location)
+    after = [m for m in manifests if m.last_seq >= pruned and m.tip_time is not None]
+    return (after[0].last_seq, after[0].tip_time) if after else None
 
 
 def check_restore_point(span: RestoreRange, url: str, *, until: datetime | None = None,
