@@ -26,3 +26,10 @@ def pg_url(postgres_server):
     """A fresh empty database, as the `postgresql://` URI the CLI takes."""
     with postgres_server.fresh_database(uri=True) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path, monkeypatch):
+    """The flows' commands record their last run (ledgerdr/runs.py) under $LEDGERDR_RUNS_DIR: keep it in the
+    test's own folder, never in the checkout (subprocesses inherit it)."""
+    monkeypatch.setenv("LEDGERDR_RUNS_DIR", str(tmp_path / ".ledgerdr-runs"))

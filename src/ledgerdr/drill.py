@@ -88,6 +88,7 @@ class DrillReport:
     replica_watermark_block: int | None
     results: list[StrategyResult] = field(default_factory=list)
     timeline: list[Event] = field(default_factory=list)
+    last_commit_at: float | None = None  # the source's last commit, in seconds since the drill started
 
     @property
     def verdict(self) -> bool:
@@ -102,6 +103,7 @@ class DrillReport:
 class _Clock:
     def __init__(self) -> None:
         self.start = time.monotonic()
+        self.started_at = datetime.now(UTC)  # the drill's start (the report's "Started"), not the disaster's
         self.events: list[Event] = []
 
     def mark(self, kind: str, detail: str) -> None:
@@ -158,8 +160,10 @@ def run_drill(settings: DrillSettings, *, say: Callable[[str], None] = lambda s:
     from .repository import read_watermarks
 
     marks = read_watermarks(secondary, "secondary")
-    report = DrillReport(datetime.now(UTC).isoformat(), str(work), settings.interval.total_seconds(),
-                         len(hashes), len(hashes), clock.events[-1].at, marks[-1].last_seq if marks else None)
+    report = DrillReport(clock.started_at.isoformat(timespec="seconds"), str(work),
+                         settings.interval.total_seconds(), len(hashes), len(hashes), clock.events[-1].at, marks[-1].last_seq if marks else None)
+    if tip_time is not None:
+        report.last_commit_at = round(tip_time - clock.started_at.timestamp(), 3)
     for strategy in settings.strategies:
         target = {"backup-restore": work / "region-b" / "cold.db", "intermediate": pilot,
                   "warm-standby": standby}[strategy]

@@ -23,13 +23,12 @@ import orjson
 
 from .errors import ObjectNotFound, RetentionViolation, StoreError
 from .journal.layout import new_id, parse_data_object_key
+from .points import PRUNES  # where restore's range reads what was pruned
 from .repository import EXPORTS, ObjectRecord, WindowRecord, iso_ms, read_windows, utcnow
 from .restore.plan import RestorePlan
 from .restore.snapshot import load_snapshot_unit, snapshot_units
 from .snapshots import SnapshotManifest, newest_snapshot
 from .stores import Location
-
-PRUNES = "_ledgerdr/prunes/"
 
 
 @dataclass(frozen=True)

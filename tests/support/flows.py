@@ -59,3 +59,17 @@ def embedded_digest(path: Path) -> str:
         return digest_of_target(target).digest
     finally:
         target.close()
+
+
+def two_region_config(tmp_path: Path) -> Path:
+    """A ledger with a few transactions and a ledgerdr.toml naming it and two directory repositories in two
+    regions (1 s windows, no settle), for tests that drive the CLI."""
+    ledger = Ledger.create(tmp_path / "ledger.db")
+    run_workload(ledger, 5, seed=1)
+    ledger.close()
+    config = tmp_path / "ledgerdr.toml"
+    config.write_text(f'[source]\nkind = "embedded"\npath = "{tmp_path / "ledger.db"}"\n\n'
+                      '[backup]\ninterval = "1s"\nsettle = "0s"\n\n'
+                      f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\nregion = "eu-west-1"\n\n'
+                      f'[repositories.secondary]\nurl = "{tmp_path / "secondary"}"\nregion = "eu-central-1"\n')
+    return config

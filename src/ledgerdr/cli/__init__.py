@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ..errors import EXIT_CODES, ExitCode, exit_code_for
+from ..errors import EXIT_CODES, ExitCode, LedgerDRError, exit_code_for
 
 # Each verb's module is imported only when that verb runs (or `--help` lists them all): the flows pull
 # in the ledger, the Ion codecs and boto3, and a scheduled `backup --once` should not wait for all of it.
@@ -21,6 +21,7 @@ _COMMANDS = {
     "init": "backup_cmd",
     "backup": "backup_cmd",
     "status": "backup_cmd",
+    "info": "info_cmd",
     "check": "check_cmd",
     "replicate": "replicate_cmd",
     "restore": "restore_cmd",
@@ -31,6 +32,7 @@ _COMMANDS = {
     "promote": "standby_cmd",
     "detach": "standby_cmd",
     "drill": "drill_cmd",
+    "metrics": "metrics_cmd",
     "compact": "compact_cmd",
     "prune": "compact_cmd",
     "replay": "replay_cmd",
@@ -53,6 +55,7 @@ class _Group(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module}"), cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        as_json = "--json" in ctx.args  # the command's own arguments (click consumes them below)
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -65,8 +68,20 @@ class _Group(click.Group):
         except Exception as exc:  # the one place errors turn into exit codes
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            _report_error(exc, as_json=as_json)
             sys.exit(exit_code_for(exc))
+
+
+def _report_error(exc: Exception, *, as_json: bool) -> None:
+    """On stderr: `error: …`, or under a command's --json one JSON object a script can read."""
+    if not as_json:
+        click.echo(f"error: {exc}", err=True)
+        return
+    import orjson
+
+    hint = exc.hint if isinstance(exc, LedgerDRError) else None
+    click.echo(orjson.dumps({"error": Exception.__str__(exc), "hint": hint, "kind": type(exc).__name__,
+                             "exit_code": exit_code_for(exc)}).decode(), err=True)
 
 
 def _version_message() -> str:
@@ -79,15 +94,23 @@ def _version_message() -> str:
 
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]),
+              help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
+                   "per line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: str | None, log_level: str | None) -> None:
     """Verifiable disaster recovery for QLDB-style ledgers.
 
     Gap-free exports to write-once storage, verified cross-region copies, exact restores, and DR
     drills that measure RPO and RTO, every step checked against the ledger's own hash chain.
     """
     ctx.ensure_object(dict)["debug"] = debug
+    from ..logs import configure  # logging and orjson only
+
+    configure(log_format, log_level)
 
 
 def _stdout_closed() -> NoReturn:

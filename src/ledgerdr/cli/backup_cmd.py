@@ -12,7 +12,9 @@ import click
 from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
 from ..errors import ConfigError, ExitCode, QueueError
+from ..logs import note
 from ..queues.notify import open_notifications, window_recorded_message
+from ..runs import note_run, recorded
 from ..sources import open_source
 from ..status import repository_status, standby_status
 from .common import backup_policy, config_option, json_option, load, open_repository
@@ -46,9 +48,12 @@ def init(config_path: str, force: bool) -> None:
               "to check).")
 @click.option("--notify", metavar="QUEUE_URL",
               help="After recording windows, tell this queue (a standby's `--notify`; sqlite:///q.db?name=N or SQS).")
+@click.option("--metrics-port", type=int, help="With --every: serve the metrics command's registry on 127.0.0.1 at this port "
+              "while running (0: any free port, printed); each cycle counts as a backup run.")
 @json_option
+@recorded("backup")
 def backup(config_path: str, mode: str, due_only: bool, every: str | None, notify: str | None,
-           as_json: bool) -> None:
+           metrics_port: int | None, as_json: bool) -> None:
     """Export the source's new windows, verify them, and record them in the primary repository.
 
     Windows are contiguous by construction: each starts where the last recorded one ended, and ends at
@@ -63,9 +68,13 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
     policy = backup_policy(config)
     pause = parse_duration(every, "--every").total_seconds() if every else None
     notifications = open_notifications(notify) if notify else None
+    if metrics_port is not None:
+        from .metrics_cmd import serve_while_running  # prometheus_client: only for the long-running mode
+
+        serve_while_running(metrics_port, running=pause is not None, needs="pass --every", config_path=config_path)
 
     def on_window(what: str, name: str) -> None:
-        click.echo(f"{what} window {name}", err=True)
+        note(f"{what} window {name}", logger="ledgerdr.backup", event=what, window=name)
         if what == "recorded" and notifications is not None:  # on AWS, S3 event notifications do this instead
             try:
                 notifications.publish(window_recorded_message(location.url, [name]))
@@ -73,6 +82,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
                 click.echo(f"warning: could not notify {notify}: {exc}", err=True)
 
     while True:
+        started = time.time()
         if pause is None and not due_only:
             report = backup_now(source, location, policy, on_window=on_window, sleep=_settle)
         else:
@@ -82,12 +92,14 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
             sys.exit(ExitCode.VERIFICATION)
         if pause is None:
             return
+        note_run("backup", ExitCode.OK, started)  # each cycle is a run (the last: when it ends)
         time.sleep(pause)
 
 
 def _settle(seconds: float) -> None:
     if seconds >= 1:
-        click.echo(f"waiting {seconds:.0f}s (settle) so that every commit up to now is in the export", err=True)
+        note(f"waiting {seconds:.0f}s (settle) so that every commit up to now is in the export",
+             logger="ledgerdr.backup", event="settle", seconds=seconds)
     time.sleep(seconds)
 
 

@@ -23,7 +23,11 @@ from .output import emit_json
 @click.option("--interval", default=2.0, show_default=True, help="Export interval in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page.")
-def drill(strategy: str, workdir: str, duration: float, interval: float, as_json: bool, html_path: str | None) -> None:
+@click.option("--history", "history_dir", type=click.Path(file_okay=False),
+              help="Keep this drill's JSON report in this folder and chart RPO/RTO over every drill kept there "
+                   "(history.html).")
+def drill(strategy: str, workdir: str, duration: float, interval: float, as_json: bool, html_path: str | None,
+          history_dir: str | None) -> None:
     """Back up a live ledger, replicate it, lose the primary region, recover with each strategy.
 
     On the embedded default: a ledger with a running workload, exports every INTERVAL seconds into
@@ -45,6 +49,8 @@ def drill(strategy: str, workdir: str, duration: float, interval: float, as_json
     if html_path:
         Path(html_path).parent.mkdir(parents=True, exist_ok=True)
         Path(html_path).write_text(render_html(report))
+    if history_dir:
+        _keep_history(Path(history_dir), data)
     if as_json:
         emit_json(data)
     else:
@@ -54,3 +60,12 @@ def drill(strategy: str, workdir: str, duration: float, interval: float, as_json
                        f"{'VERIFIED' if r.verdict else 'FAILED: ' + '; '.join(r.problems)}")
         click.echo(f"report: {Path(workdir) / 'report.json'}" + (f" and {html_path}" if html_path else ""))
     sys.exit(ExitCode.OK if report.verdict else ExitCode.VERIFICATION)
+
+
+def _keep_history(directory: Path, data: dict) -> None:
+    from ..drill_history import keep_report, load_history, render_history
+
+    kept = keep_report(directory, data)
+    drills, unreadable = load_history(directory)
+    (directory / "history.html").write_text(render_history(drills, unreadable))
+    click.echo(f"kept {kept}; {len(drills)} drills charted in {directory / 'history.html'}", err=True)

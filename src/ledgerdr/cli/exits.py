@@ -74,6 +74,12 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.LEDGER: "the target is not a ledger",
         ExitCode.RESTORE: "the target cannot be opened for writes (not an embedded ledger)",
     },
+    "info": {
+        ExitCode.STORAGE: "a repository cannot be listed or read",
+    },
+    "metrics": {
+        ExitCode.STORAGE: "--textfile cannot be written",
+    },
     "aws": {},
     "aws template": {},
     "aws package": {

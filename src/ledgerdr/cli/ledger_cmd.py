@@ -20,7 +20,7 @@ from ..ledger.engine import Ledger
 from ..ledger.exporter import export_journal, result_summary
 from ..ledger.workload import run_workload
 from ..stores.file import FileStore
-from .output import emit_json
+from .output import emit_json, progress
 
 _path_argument = click.argument("path", type=click.Path(dir_okay=False))
 _durability_option = click.option(
@@ -176,8 +176,9 @@ def _default_start(opened: Ledger, end: datetime) -> datetime:
 @_durability_option
 def load(path: str, transactions: int, seed: int, tables: int, durability: str) -> None:
     """Run a realistic workload (DDL, inserts, updates, deletes, selects) against PATH."""
-    with LedgerDriver(path, durability=durability) as driver:
-        stats = run_workload(driver, transactions, seed=seed, tables=tables)
+    with LedgerDriver(path, durability=durability) as driver, \
+            progress("loading transactions", transactions) as bar:
+        stats = run_workload(driver, transactions, seed=seed, tables=tables, on_step=bar.advance)
         blocks = driver.ledger.block_count
     click.echo(
         f"{stats.transactions} transactions: {stats.inserted} inserted, {stats.updated} updated, "

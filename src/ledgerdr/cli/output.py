@@ -14,16 +14,26 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 stderr = Console(stderr=True)
 
 
 def emit_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+
+
+class _Rate(ProgressColumn):
+    """Units done per second (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{task.speed:.1f}/s")
 
 
 class _NoProgress:
@@ -43,7 +53,7 @@ def progress(description: str, total: int | None, *, enabled: bool = True) -> It
     if not (enabled and sys.stderr.isatty()):
         yield _NoProgress()
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
                TimeRemainingColumn()]
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task(description, total=total)

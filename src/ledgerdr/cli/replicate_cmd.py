@@ -12,6 +12,7 @@ from ..errors import ConfigError, ExitCode
 from ..replicate import ReplicateOptions, refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
 from ..repository import RecordCache
+from ..runs import note_run, recorded
 from ..stores import Location
 from .common import config_option, json_option, load, open_repository
 from .output import emit_json, progress
@@ -25,9 +26,12 @@ from .output import emit_json, progress
 @click.option("--follow", is_flag=True, help="Keep running: replicate again every --every.")
 @click.option("--every", default="30s", show_default=True, help="Pause between rounds with --follow.")
 @click.option("--concurrency", default=8, show_default=True, help="Objects copied at once.")
+@click.option("--metrics-port", type=int, help="With --follow: serve the metrics command's registry on 127.0.0.1 "
+              "at this port while running (0: any free port, printed); each round counts as a replicate run.")
 @json_option
+@recorded("replicate")
 def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follow: bool, every: str,
-              concurrency: int, as_json: bool) -> None:
+              concurrency: int, metrics_port: int | None, as_json: bool) -> None:
     """Copy every recorded window's objects a replica lacks, then verify the replica's chain.
 
     Skips objects already there with the same checksum, so an interrupted run resumes. Every run also
@@ -47,7 +51,12 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
     _refuse_unfit(primary, replicas, locations)
     # with --follow, each round fetches only the records and watermarks that are new since the last one
     caches = {repo.name: RecordCache() for repo in replicas}
+    if metrics_port is not None:
+        from .metrics_cmd import serve_while_running  # prometheus_client: only for the long-running mode
+
+        serve_while_running(metrics_port, running=follow, needs="pass --follow", config_path=config_path)
     while True:
+        started = time.time()
         reports = []
         for repo in replicas:
             with progress(f"replicating to {repo.name}", None, enabled=not as_json) as bar:
@@ -56,6 +65,7 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
         _render(reports, as_json)
         if not follow:
             sys.exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION)
+        note_run("replicate", ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION, started)  # a round
         time.sleep(pause)
 
 

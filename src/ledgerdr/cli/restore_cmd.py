@@ -62,9 +62,9 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
 
     A target that holds other data (a live ledger, another lineage, blocks newer than the backup, the
     configured source) is refused before anything is written. Exits 0 only on a verified restore; 2 on
-    a usage error (e.g. --until with --until-block, or --until-block past the newest backed-up block);
-    3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or object, target
-    holding other data) or ends unverified; 130 when interrupted.
+    a usage error (e.g. --until with --until-block, or a point outside the restore points `ledgerdr
+    info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
+    object, target holding other data) or ends unverified; 130 when interrupted.
     """
     if mode == "replay-statements":
         _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)

@@ -27,8 +27,10 @@ from ..targets import open_target
               help="With --notify: look at least this often anyway, in case a message was lost.")
 @click.option("--once", is_flag=True, help="Apply what is new, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print each round as a JSON line.")
+@click.option("--metrics-port", type=int, help="Unless --once: serve the standby's lag (the metrics command's "
+              "ledgerdr_standby_* gauges) on 127.0.0.1 at this port while following (0: any free port, printed).")
 def standby(source: str, target: str, notify: str | None, every: str, relist_every: str, once: bool,
-            as_json: bool) -> None:
+            as_json: bool, metrics_port: int | None) -> None:
     """Follow a repository: apply each new window if it chains onto the last applied block.
 
     An empty standby starts from the newest verified snapshot. Stops with exit 7 on a gap or a fork,
@@ -43,6 +45,10 @@ def standby(source: str, target: str, notify: str | None, every: str, relist_eve
     stopping: list[int] = []
     # SIGTERM ends the current round cleanly (a SIGKILL is survived too: the position is durable).
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    if metrics_port is not None:
+        from .metrics_cmd import serve_while_running  # prometheus_client: only for the long-running mode
+
+        serve_while_running(metrics_port, running=not once, needs="not with --once", standbys=(target,))
     tgt = open_target(target)
     try:
         run_standby(location, tgt, options, notifications=notifications,

@@ -9,6 +9,7 @@ import click
 from ..errors import ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
 from ..repository import recorded_exports
+from ..runs import recorded
 from ..stores import Location, open_location
 from .output import emit_json, progress, stderr
 
@@ -21,6 +22,7 @@ from .output import emit_json, progress, stderr
               "attempts, as problems.")
 @click.option("--chain-only", is_flag=True, help="Check block hashes, Merkle roots and links only, not each "
               "revision (fast; what a JSON export can always prove).")
+@recorded("verify")
 def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool) -> None:
     """Verify the exports under LOCATION (a directory, file:// or s3:// URL).
 

@@ -10,6 +10,7 @@ too); single- and multi-document transactions up to QLDB's 40-document limit.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -95,10 +96,13 @@ class _Workload:
         return docs[self.rng.randrange(len(docs))] if docs else None
 
     # ------------------------------------------------------------------------------- transactions
-    def run(self, transactions: int) -> WorkloadStats:
+    def run(self, transactions: int, on_step: Callable[[], None] | None = None) -> WorkloadStats:
+        tick = on_step or (lambda: None)
         self.ddl()
+        tick()
         for _ in range(max(0, transactions - 1)):
             self.step()
+            tick()
         self.stats.tables = list(self.tables)
         return self.stats
 
@@ -209,7 +213,8 @@ class _Workload:
 
 
 def run_workload(
-    driver_or_ledger: LedgerDriver | Ledger, transactions: int, seed: int = 0, tables: int = 3
+    driver_or_ledger: LedgerDriver | Ledger, transactions: int, seed: int = 0, tables: int = 3,
+    on_step: Callable[[], None] | None = None,
 ) -> WorkloadStats:
     """Run `transactions` transactions (the first creates the tables and their indexes, if missing).
 
@@ -219,4 +224,4 @@ def run_workload(
     driver = (
         driver_or_ledger if isinstance(driver_or_ledger, LedgerDriver) else LedgerDriver(driver_or_ledger)
     )
-    return _Workload(driver, seed, tables).run(transactions)
+    return _Workload(driver, seed, tables).run(transactions, on_step)

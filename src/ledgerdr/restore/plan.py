@@ -18,6 +18,7 @@ from ..errors import ConfigError, RestoreError, StoreError
 from ..journal.codecs import ExportFormat
 from ..journal.exports import plan_location
 from ..journal.layout import new_id, parse_data_object_key
+from ..points import check_restore_point, pruned_floor, restorable_range
 from ..repository import WindowRecord, read_windows
 from ..snapshots import SnapshotManifest, newest_snapshot
 from ..stores import Location, Store
@@ -68,6 +69,9 @@ def plan_restore(location: Location, *, until: datetime | None = None, until_blo
     plan = RestorePlan(restore_id or new_id(), location.url)
     until_ms = int(until.timestamp() * 1000) if until else None
     if catalog.windows:
+        span = restorable_range(catalog.windows, pruned_floor(location))
+        if span is not None:  # the same range `ledgerdr info` shows
+            check_restore_point(span, location.url, until=until, until_block=until_block)
         base = None
         if use_snapshots:
             base = newest_snapshot(location, windows=catalog.windows, until_block=until_block,

@@ -1,0 +1,70 @@
+"""`ledgerdr metrics`: Prometheus metrics on 127.0.0.1, or a file for node exporter's textfile collector."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from prometheus_client import start_http_server, write_to_textfile
+
+from ..errors import ConfigError, StoreError
+from ..metrics import LedgerDRCollector, registry_for
+from ..runs import runs_dir
+from .common import config_option, load, open_repository
+
+DEFAULT_PORT = 9599
+
+
+@click.command()
+@config_option
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True,
+              help="Serve /metrics on 127.0.0.1 at this port (0: any free port, printed).")
+@click.option("--textfile", type=click.Path(dir_okay=False),
+              help="Write the metrics once to this file (atomically, for node exporter's textfile collector) "
+                   "and exit.")
+@click.option("--standby", "standbys", multiple=True, metavar="TARGET_URL",
+              help="Also export this warm standby's lag (repeatable).")
+@click.option("--runs-dir", "runs_dir_path", type=click.Path(file_okay=False),
+              help="Where the flows record their last run [default: $LEDGERDR_RUNS_DIR or .ledgerdr-runs].")
+def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[str, ...],
+            runs_dir_path: str | None) -> None:
+    """Prometheus metrics: RPO, breaks, orphans and damaged copies per repository, standby lag, and the
+    result, duration and time of the last backup, replicate and verify.
+
+    Computed at each scrape from the repositories (as `status` does) and from the record each flow's
+    command leaves when it ends. Serves on 127.0.0.1 until stopped, or writes --textfile once. Exits 0;
+    2 for a bad configuration; 3 when --textfile cannot be written.
+    """
+    if textfile is not None:
+        try:
+            write_to_textfile(textfile, registry_for(collector_for(config_path, standbys, runs_dir_path)))
+        except OSError as exc:
+            raise StoreError("file", textfile, "write", f"cannot write the metrics: {exc}") from None
+        return
+    serve_metrics(collector_for(config_path, standbys, runs_dir_path), port)
+    while True:
+        time.sleep(3600)
+
+
+def serve_metrics(collector: LedgerDRCollector, port: int) -> None:
+    """Serve the metrics on 127.0.0.1 from a daemon thread (it ends with the process); say where."""
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(collector))
+    click.echo(f"serving metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)", err=True)
+
+
+def serve_while_running(port: int, *, running: bool, needs: str, config_path: str | None = None,
+                        standbys: tuple[str, ...] = ()) -> None:
+    """`--metrics-port` of a long-running mode: the same registry as `ledgerdr metrics`, while it runs."""
+    if not running:
+        raise ConfigError(f"--metrics-port serves metrics while the command keeps running: {needs}",
+                          hint="for a scheduled run, run `ledgerdr metrics` beside it")
+    serve_metrics(collector_for(config_path, standbys), port)
+
+
+def collector_for(config_path: str | None, standbys: tuple[str, ...] = (), runs: str | None = None) -> LedgerDRCollector:
+    """The collector for a configuration (when the file exists: without one, only the flows' runs and the
+    standbys)."""
+    config = load(config_path) if config_path and Path(config_path).is_file() else None
+    locations = [open_repository(repo) for repo in config.repositories] if config else []
+    return LedgerDRCollector(config, locations, runs_dir(runs), standbys)
