@@ -15,7 +15,7 @@ from freezegun import freeze_time
 
 from ledgerdr.errors import LedgerError, OccConflict, QuotaExceeded
 from ledgerdr.journal.hashing import dot, ion_hash
-from ledgerdr.ledger import statements
+from ledgerdr.ledger import transaction
 from ledgerdr.ledger.driver import LedgerDriver
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.storage import IndexRow, index_key
@@ -342,7 +342,7 @@ def test_table_and_index_quotas(ledger):
 def test_transaction_time_quota(ledger, people, monkeypatch):
     txn = ledger.begin()
     txn.execute("SELECT * FROM Person")
-    monkeypatch.setattr(statements, "MAX_TRANSACTION_SECONDS", 0.0)
+    monkeypatch.setattr(transaction, "MAX_TRANSACTION_SECONDS", 0.0)
     with pytest.raises(QuotaExceeded, match="limit is 0 s"):
         txn.commit()
     assert not txn.is_open

@@ -25,7 +25,7 @@ from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.cli import cli
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import ion_hash
-from ledgerdr.journal.layout import new_id
+from ledgerdr.journal.ids import new_id
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload

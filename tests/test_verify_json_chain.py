@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ledgerdr.cli import cli
 from ledgerdr.journal.codecs import ExportFormat, json_lines
 from ledgerdr.journal.exports import plan_location, verify_location
-from ledgerdr.journal.layout import new_id
+from ledgerdr.journal.ids import new_id
 from ledgerdr.journal.verify import VerifyReport, _fused_chain_hashes, verify_objects
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter
 from ledgerdr.stores.file import FileStore

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import SourceError, VerificationError
 from .journal.codecs import ExportFormat
 from .journal.exports import plan_location
-from .journal.layout import new_id
+from .journal.ids import new_id
 from .journal.proofs import verify_proof
 from .journal.verify import Problem, VerifyReport, verify_objects
 from .repository import (

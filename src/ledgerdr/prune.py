@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 
 from .errors import ObjectNotFound, RetentionViolation, StoreError
-from .journal.layout import new_id, parse_data_object_key
+from .journal.ids import new_id
+from .journal.layout import parse_data_object_key
 from .points import PRUNES  # where restore's range reads what was pruned
 from .repository import EXPORTS, ObjectRecord, WindowRecord, iso_ms, read_windows, utcnow
 from .restore.plan import RestorePlan

@@ -17,7 +17,7 @@ from amazon.ion import simpleion
 from amazon.ion.core import Timestamp, TimestampPrecision
 
 from ledgerdr.journal.codecs import ExportFormat, encode_block, encode_ion_value
-from ledgerdr.journal.layout import new_id
+from ledgerdr.journal.ids import new_id
 from ledgerdr.journal.writer import DocumentWrite, JournalWriter, WrittenBlock
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data"  # copies, with provenance in data/README.md

@@ -16,7 +16,7 @@ from typing import Any
 from amazon.ion import simpleion
 from botocore.awsrequest import AWSResponse
 
-from ledgerdr.journal.layout import new_id
+from ledgerdr.journal.ids import new_id
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.exporter import export_journal
 from ledgerdr.stores.s3 import S3Store

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ExitCode, StoreError
-from ..journal.layout import new_id
+from ..journal.ids import new_id
 from ..repository import (
     WINDOWS,
     RecordCache,

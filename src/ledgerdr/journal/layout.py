@@ -9,7 +9,6 @@ prefixes (reference §1.4 pitfall 1).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,20 +17,10 @@ from typing import Any
 from ..stores.base import Store
 from .codecs import ExportFormat
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 STARTED_SUFFIX = ".started.manifest"
 COMPLETED_SUFFIX = ".completed.manifest"
 _DATA_NAME = re.compile(r"^(?P<strand>[^./]+)\.(?P<first>\d+)-(?P<last>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
 
-
-def new_id() -> str:
-    """A 22-character Base62 id, the shape of QLDB's export, transaction and document ids."""
-    number = int.from_bytes(secrets.token_bytes(17), "big")  # 136 bits > 22 base-62 digits' 131
-    digits = []
-    for _ in range(22):
-        number, digit = divmod(number, 62)
-        digits.append(_BASE62[digit])
-    return "".join(digits)
 
 
 def normalize_prefix(prefix: str) -> str:

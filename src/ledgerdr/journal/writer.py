@@ -28,8 +28,8 @@ from amazon.ion.core import Timestamp, TimestampPrecision
 
 from .. import native
 from .hashing import _escape, _s_name, _timestamp_repr, dot, ion_hash, merkle_root
+from .ids import new_id
 from .ionwrite import SymbolTable, Unencodable, encode_hashed, td
-from .layout import new_id
 from .model import BlockAddress
 
 

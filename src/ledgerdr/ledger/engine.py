@@ -1,6 +1,6 @@
 """The embedded ledger: QLDB's model on one SQLite file, with optimistic concurrency and a verifiable journal.
 
-Transactions (statements.py) read without any lock, record what they read and buffer their writes.
+Transactions (transaction.py) read without any lock, record what they read and buffer their writes.
 Their `commit` takes SQLite's write lock (`BEGIN IMMEDIATE`), re-checks every read (a change means
 `OccConflict`, QLDB's OccConflictException), and has the `Ledger` write one journal block with
 `JournalWriter`, continuing from the newest stored block (read under the lock, so several processes
@@ -23,12 +23,13 @@ from amazon.ion import simpleion
 
 from ..errors import LedgerError, OccConflict
 from ..journal.hashing import merkle_root
+from ..journal.ids import time_ordered_id
 from ..journal.model import BlockAddress
 from ..journal.proofs import tree_proof
 from ..journal.redact import redact_block_ion
 from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
+from .context import field_value
 from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction
-from .statements import Transaction, field_value, new_id
 from .storage import (
     BlockRow,
     DocRow,
@@ -42,6 +43,7 @@ from .storage import (
     to_ms,
     unpack_stack,
 )
+from .transaction import Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,8 @@ class Ledger:
         path = Path(path)
         meta = {
             "ledger_name": name or path.stem,
-            "strand_id": new_id(),
-            "lineage": new_id(),
+            "strand_id": time_ordered_id(),
+            "lineage": time_ordered_id(),
             "read_only": 0,
             "catalog_version": 0,
             "digest_stack": b"",

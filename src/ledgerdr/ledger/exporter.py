@@ -27,11 +27,11 @@ from amazon.ion.simpleion import IonPyValueModel
 from .. import native
 from ..errors import ConfigError
 from ..journal.codecs import ExportFormat, encode_block, encode_ion_value
+from ..journal.ids import new_id
 from ..journal.layout import (
     StartedManifest,
     completed_manifest_key,
     data_object_key,
-    new_id,
     normalize_prefix,
     started_manifest_key,
 )

@@ -1,9 +1,9 @@
 """What a transaction hands to the ledger at commit, and the narrow view of the ledger it runs against.
 
-A `Transaction` (statements.py) reads through a `LedgerView` and buffers its writes; at commit it
+A `Transaction` (transaction.py) reads through a `LedgerView` and buffers its writes; at commit it
 freezes them into a `StagedTransaction` and passes that to `LedgerView.commit_staged`, which re-checks
 the read set under SQLite's write lock and writes the block (engine.py). Neither side reads the other's
-private fields, and statements.py never imports the engine: the engine implements this view.
+private fields, and transaction.py never imports the engine: the engine implements this view.
 QLDB's per-transaction quotas live here, beside the value they bound.
 """
 

@@ -17,7 +17,8 @@ import orjson
 from ..errors import ConfigError, RestoreError, StoreError
 from ..journal.codecs import ExportFormat
 from ..journal.exports import plan_location
-from ..journal.layout import new_id, parse_data_object_key
+from ..journal.ids import new_id
+from ..journal.layout import parse_data_object_key
 from ..points import check_restore_point, pruned_floor, restorable_range
 from ..repository import WindowRecord, read_windows
 from ..snapshots import SnapshotManifest, newest_snapshot

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from ..errors import ConfigError, RestoreError
-from ..journal.layout import new_id
+from ..journal.ids import new_id
 from ..queues import Queue, open_queue
 from ..stores import Location, open_location
 from ..targets import open_target

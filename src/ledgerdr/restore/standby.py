@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 
 from ..errors import LedgerDRError, RestoreError
-from ..journal.layout import new_id
+from ..journal.ids import new_id
 from ..journal.model import BlockAddress
 from ..queues.notify import Notifications
 from ..repository import (

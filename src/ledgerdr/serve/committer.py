@@ -19,8 +19,8 @@ from pathlib import Path
 from ..errors import LedgerError
 from ..ledger.engine import Ledger
 from ..ledger.staged import CommitResult
-from ..ledger.statements import Transaction
 from ..ledger.storage import Durability
+from ..ledger.transaction import Transaction
 
 MAX_GROUP = 64
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..journal.codecs import ExportFormat
-from ..journal.layout import new_id
+from ..journal.ids import new_id
 from ..ledger.engine import Ledger
 from ..stores import open_store
 from .catalog import Catalog

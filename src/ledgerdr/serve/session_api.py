@@ -37,7 +37,7 @@ from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
-from ..ledger.statements import Transaction
+from ..ledger.transaction import Transaction
 from .catalog import Catalog
 from .committer import GroupCommitter
 from .errors import AwsError, bad_request

@@ -20,9 +20,9 @@ from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
+from ..journal.ids import new_id
 from ..journal.ionread import binary_ion_hash, binary_top_field
 from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
-from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
 from ..journal.writer import ms_timestamp

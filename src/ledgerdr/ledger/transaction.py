@@ -1,62 +1,42 @@
-"""Transactions and statement execution for the embedded ledger.
+"""Transactions of the embedded ledger.
 
 A `Transaction` reads without any lock (each read sees the last committed state) and records what it
 read: document versions, index probes, per-table change counters for scans, table-name resolutions,
 and the catalog version once it touches the catalog. It buffers its writes, so its own statements
-see them. `commit` hands it to `Ledger` (engine.py), which re-checks the read set under SQLite's write
-lock (`OccConflict` on any change) and writes the block. QLDB's quotas are enforced here.
-
-One function per PartiQL statement kind runs a parsed statement through the transaction. A statement
-is atomic: it stages its changes only after computing all of them, so one that fails (bad value,
-quota) leaves the transaction as it was. Results take QLDB's shapes: `{documentId}` per written
-document, `{tableId}` for DDL.
+see them. `commit` hands its frozen `StagedTransaction` to the ledger (engine.py, through
+`LedgerView`), which re-checks the read set under SQLite's write lock (`OccConflict` on any change) and
+writes the block. QLDB's transaction quotas are enforced here; the statements themselves are run by
+runners.py through the `StatementContext` this class implements.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
 from amazon.ion import simpleion
-from amazon.ion.simple_types import IonPyNull
 
 from ..errors import LedgerError, QuotaExceeded
 from ..journal.hashing import ion_hash
+from ..journal.ids import time_ordered_id
 from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
 from ..journal.model import BlockAddress
 from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
+from .context import Doc, Write
 from .functions import CURRENT_TRANSACTION_ID
-from .partiql import (
-    CreateIndex,
-    CreateTable,
-    Delete,
-    DropIndex,
-    DropTable,
-    Exec,
-    Insert,
-    Join,
-    Select,
-    Statement,
-    TableRef,
-    UndropTable,
-    Update,
-    parse,
-)
+from .partiql import Select, Statement, parse
+from .queries import run_select
+from .runners import execute
 from .staged import (
-    MAX_ACTIVE_TABLES,
     MAX_DOCUMENT_BYTES,
     MAX_DOCUMENTS_PER_TRANSACTION,
-    MAX_INDEXES_PER_TABLE,
     MAX_REDACTIONS_PER_TRANSACTION,
     MAX_STATEMENT_CHARS,
-    MAX_TOTAL_TABLES,
     MAX_TRANSACTION_BYTES,
     MAX_TRANSACTION_SECONDS,
     CommitResult,
@@ -68,66 +48,10 @@ from .staged import (
 )
 from .storage import IndexRow, ReadSet, index_key, to_ms
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-@dataclass(frozen=True, slots=True)
-class Doc:
-    """A document as a statement sees it (user view); `pending` when this transaction wrote it."""
-
-    doc_id: str
-    version: int
-    data: Any
-    pending: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One document change a statement makes. `data is None` deletes the document."""
-
-    table: TableInfo
-    doc_id: str
-    data: Any | None
-    base: Doc | None  # the document as read (None for an insert)
-
-
-# Random octets below 248 = 4 × 62 map uniformly onto Base62 characters; the rest are dropped.
-_TO_BASE62 = bytes(ord(_BASE62[b % 62]) for b in range(256))
-_ABOVE_248 = bytes(range(248, 256))
-
-
-_time_prefix: tuple[int, str] = (-1, "")
-
-
-def new_id() -> str:
-    """A 22-character Base62 id, QLDB's id shape: 8 characters of the current millisecond, then 14
-    uniformly random ones (~83 random bits per millisecond). Drawn on the commit path, so cheap.
-
-    Time-ordered, like a UUIDv7: documents, history and transactions are keyed by these ids in SQLite
-    B-trees, and ids that grow with time append to the right edge of those trees instead of landing on
-    random pages. With random ids a 40-document commit dirtied ~270 pages, with these ~90 (the write
-    benchmark's main cost). Base62's alphabet is in ASCII order, so text order is time order."""
-    global _time_prefix
-    ms = time.time_ns() // 1_000_000
-    if ms != _time_prefix[0]:
-        value, chars = ms, []
-        for _ in range(8):
-            value, digit = divmod(value, 62)
-            chars.append(_BASE62[digit])
-        _time_prefix = (ms, "".join(reversed(chars)))
-    while True:
-        # 24 octets leave fewer than 14 below 248 with probability ~1e-9; then draw again.
-        tail = os.urandom(24).translate(_TO_BASE62, _ABOVE_248)
-        if len(tail) >= 14:
-            return _time_prefix[1] + tail[:14].decode("ascii")
-
 
 def _doc_id_text(value: Any) -> str | None:
     text = getattr(value, "text", value)
     return str(text) if isinstance(text, str) else None
-
-
-def field_value(data: Any, name: str) -> Any:
-    """A top-level field of a document (None when absent or when there is no document)."""
-    return data.get(name) if data is not None and hasattr(data, "get") else None
 
 
 @lru_cache(maxsize=2048)
@@ -140,7 +64,7 @@ class Transaction:
 
     def __init__(self, ledger: LedgerView) -> None:
         self.ledger = ledger
-        self.id = new_id()
+        self.id = time_ordered_id()
         self._storage = ledger.storage
         self._started = time.monotonic()
         self._state = "open"
@@ -185,9 +109,9 @@ class Transaction:
 
         def run(select: Select, params: Sequence[Any], outer: dict) -> list[Any]:
             if outer:
-                return _select(self, select, params, outer)
+                return run_select(self, select, params, outer)
             if id(select) not in results:
-                results[id(select)] = _select(self, select, params)
+                results[id(select)] = run_select(self, select, params)
             return results[id(select)]
 
         return run
@@ -542,267 +466,9 @@ class Transaction:
             "version": row.version,
         }
 
-    # ------------------------------------------------------------------------------- commit checks
 
 
 def _aware(value: Any) -> Any:
     if not hasattr(value, "tzinfo"):
         raise LedgerError(f"history() bounds must be timestamps, got {value!r}")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def execute(txn: Transaction, stmt: Statement, params: Sequence[Any]) -> list[Any]:
-    """Run one statement; return its result values. Raises LedgerError (QuotaExceeded for quotas)."""
-    if stmt.param_count > len(params):
-        raise LedgerError(f"the statement has {stmt.param_count} parameters (?) but {len(params)} were given")
-    handler = _HANDLERS.get(type(stmt))
-    if handler is None:
-        raise LedgerError(f"{type(stmt).__name__} statements are not supported by the embedded ledger")
-    return handler(txn, stmt, params)
-
-
-# ------------------------------------------------------------------------------------------ DML
-
-
-def _insert(txn: Transaction, stmt: Insert, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.table)
-    value = ev.evaluate(stmt.values, {}, params)
-    documents = list(value) if isinstance(value, list) and not hasattr(value, "items") else [value]
-    writes = []
-    for document in documents:
-        if not hasattr(document, "items") or isinstance(document, IonPyNull):
-            raise LedgerError(
-                f"INSERT INTO {stmt.table}: a document must be a struct, got {_type_name(document)}"
-            )
-        writes.append(Write(table, new_id(), document, None))
-    txn.stage_writes(writes)
-    return [{"documentId": w.doc_id} for w in writes]
-
-
-def _update(txn: Transaction, stmt: Update, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.table)
-    writes = []
-    for doc, env in _matching(txn, table, stmt.where, stmt.alias, stmt.by_id_alias, params):
-        writes.append(Write(table, doc.doc_id, ev.apply_update(stmt, doc.data, env, params), doc))
-    txn.stage_writes(writes)
-    return [{"documentId": w.doc_id} for w in writes]
-
-
-def _delete(txn: Transaction, stmt: Delete, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.table)
-    writes = [
-        Write(table, doc.doc_id, None, doc)
-        for doc, _env in _matching(txn, table, stmt.where, stmt.alias, stmt.by_id_alias, params)
-    ]
-    txn.stage_writes(writes)
-    return [{"documentId": w.doc_id} for w in writes]
-
-
-def _matching(
-    txn: Transaction, table: TableInfo, where: Any, alias: str, by_id_alias: str | None, params: Sequence[Any]
-) -> list[tuple[Doc, dict]]:
-    """The user-view documents of `table` that satisfy `where`, with their evaluation environments.
-
-    Materialised before any change is staged, so an UPDATE never sees its own writes."""
-    out = []
-    for doc in txn.candidates(table, where, alias, by_id_alias, params):
-        env = ev.make_env(doc.data, alias, by_id_alias=by_id_alias, doc_id=doc.doc_id)
-        if ev.matches(where, env, params):
-            out.append((doc, env))
-    return out
-
-
-# --------------------------------------------------------------------------------------- SELECT
-
-
-def _select(txn: Transaction, stmt: Select, params: Sequence[Any], outer: dict | None = None) -> list[Any]:
-    """`outer`: the bindings of the enclosing query's row that a correlated subquery refers to."""
-    envs = _source_envs(txn, stmt.source, stmt.where, params)
-    if outer:
-        envs = ({**outer, **env} for env in envs)
-    for join in stmt.joins:
-        envs = _joined(txn, envs, join, params)
-    rows = (env for env in envs if ev.matches(stmt.where, env, params))
-    if stmt.is_aggregate:
-        return [ev.aggregate(stmt, rows, params)]
-    return [ev.project(stmt, env, params) for env in rows]
-
-
-def _joined(txn: Transaction, envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
-    """Nested-loop inner join: every left row with every row of `join.source` satisfying ON. The right
-    side is read once (a full read, recorded for OCC). Unqualified names resolve to no single source in
-    a join, so the merged rows have no implicit binding: fields are named through their alias."""
-    if join.source.lateral:
-        yield from _unnested(envs, join, params)
-        return
-    right = [{k: v for k, v in env.items() if k is not ev.IMPLICIT}
-             for env in _source_envs(txn, join.source, None, params)]
-    for left in envs:
-        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
-        for row in right:
-            merged = {**left, **row}
-            if ev.matches(join.on, merged, params):
-                yield merged
-
-
-def _unnested(envs: Iterator[dict], join: Join, params: Sequence[Any]) -> Iterator[dict]:
-    """`FROM t AS x, x.list AS y [AT i]`: each left row with each item of its own collection."""
-    source = join.source
-    assert source.literal is not None  # an unnested source names its collection
-    for left in envs:
-        left = {k: v for k, v in left.items() if k is not ev.IMPLICIT}
-        for position, item in _items(ev.evaluate(source.literal, left, params)):
-            merged = {**left, source.alias: item}
-            if source.at_alias is not None:
-                merged[source.at_alias] = position
-            if ev.matches(join.on, merged, params):
-                yield merged
-
-
-def _items(value: Any) -> list[tuple[int | None, Any]]:
-    """A FROM value's items with their positions: a list's or bag's items; MISSING gives none; any other
-    value is one item (PartiQL's permissive rule)."""
-    if value is ev.MISSING:
-        return []
-    if isinstance(value, list | tuple):
-        return list(enumerate(value))
-    return [(None, value)]
-
-
-def _source_envs(txn: Transaction, source: TableRef, where: Any, params: Sequence[Any]) -> Iterator[dict]:
-    alias, by_id = source.alias, source.by_id_alias
-    if source.literal is not None:
-        for position, item in _items(ev.evaluate(source.literal, {}, params)):
-            env = ev.make_env(item, alias)
-            if source.at_alias is not None:
-                env[source.at_alias] = position
-            yield env
-    elif source.information_schema:
-        for row in txn.user_tables():
-            yield ev.make_env(row, alias)
-    elif source.history:
-        table = txn.resolve_any(source.name, by_table_id=source.by_table_id)
-        start = None if source.history_start is None else ev.evaluate(source.history_start, {}, params)
-        end = None if source.history_end is None else ev.evaluate(source.history_end, {}, params)
-        for doc_id, revision in txn.history_revisions(table, start, end):
-            yield ev.make_env(revision, alias, by_id_alias=by_id, doc_id=doc_id)
-    elif source.committed_view:
-        table = txn.resolve(source.name)
-        for doc_id, revision in txn.committed_revisions(table):
-            yield ev.make_env(revision, alias, by_id_alias=by_id, doc_id=doc_id)
-    else:
-        table = txn.resolve(source.name)
-        for doc in txn.candidates(table, where, alias, by_id, params):
-            yield ev.make_env(doc.data, alias, by_id_alias=by_id, doc_id=doc.doc_id)
-
-
-# ------------------------------------------------------------------------------------------ DDL
-
-
-def _create_table(txn: Transaction, stmt: CreateTable, params: Sequence[Any]) -> list[Any]:
-    tables = txn.catalog_tables()
-    if any(t.name == stmt.name and t.status == "ACTIVE" for t in tables):
-        raise LedgerError(f"table '{stmt.name}' already exists")
-    _check_table_quotas(tables, adding_total=1)
-    table_id = new_id()
-    txn.stage_ddl(DdlOp("CREATE_TABLE", table_id, stmt.name))
-    return [{"tableId": table_id}]
-
-
-def _check_table_quotas(tables: Sequence[TableInfo], *, adding_total: int) -> None:
-    active = sum(1 for t in tables if t.status == "ACTIVE")
-    if active + 1 > MAX_ACTIVE_TABLES:
-        raise QuotaExceeded(
-            f"a ledger may have at most {MAX_ACTIVE_TABLES} active tables ({active} exist)",
-            hint="drop a table you no longer need",
-        )
-    if len(tables) + adding_total > MAX_TOTAL_TABLES:
-        raise QuotaExceeded(
-            f"a ledger may have at most {MAX_TOTAL_TABLES} tables in total, dropped ones included "
-            f"({len(tables)} exist)"
-        )
-
-
-def _drop_table(txn: Transaction, stmt: DropTable, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.name)
-    txn.stage_ddl(DdlOp("DROP_TABLE", table.table_id, table.name))
-    return [{"tableId": table.table_id}]
-
-
-def _undrop_table(txn: Transaction, stmt: UndropTable, params: Sequence[Any]) -> list[Any]:
-    tables = txn.catalog_tables()
-    table = next((t for t in tables if t.table_id == stmt.table_id), None)
-    if table is None:
-        raise LedgerError(f"no table with id '{stmt.table_id}'")
-    if table.status == "ACTIVE":
-        raise LedgerError(f"table '{table.name}' ({table.table_id}) is not dropped")
-    if any(t.name == table.name and t.status == "ACTIVE" for t in tables):
-        raise LedgerError(f"cannot undrop {table.table_id}: an active table is already named '{table.name}'")
-    _check_table_quotas(tables, adding_total=0)
-    txn.stage_ddl(DdlOp("UNDROP_TABLE", table.table_id, table.name))
-    return [{"tableId": table.table_id}]
-
-
-def _create_index(txn: Transaction, stmt: CreateIndex, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.table)
-    field = stmt.path[0]
-    existing = txn.catalog_indexes(table.table_id)
-    if any(i.field == field for i in existing):
-        raise LedgerError(f"table '{table.name}' already has an index on [{field}]")
-    if len(existing) >= MAX_INDEXES_PER_TABLE:
-        raise QuotaExceeded(
-            f"table '{table.name}' already has {len(existing)} indexes; the limit is "
-            f"{MAX_INDEXES_PER_TABLE} per table"
-        )
-    index = IndexRow(new_id(), table.table_id, field, "ONLINE")
-    txn.stage_ddl(DdlOp("CREATE_INDEX", table.table_id, table.name, index))
-    return [{"tableId": table.table_id}]
-
-
-def _drop_index(txn: Transaction, stmt: DropIndex, params: Sequence[Any]) -> list[Any]:
-    table = txn.resolve(stmt.table)
-    index = next((i for i in txn.catalog_indexes(table.table_id) if i.index_id == stmt.index_id), None)
-    if index is None:
-        raise LedgerError(f"table '{table.name}' has no index '{stmt.index_id}'")
-    txn.stage_ddl(DdlOp("DROP_INDEX", table.table_id, table.name, index))
-    return [{"tableId": table.table_id}]
-
-
-# ----------------------------------------------------------------------------------------- EXEC
-
-
-def _exec(txn: Transaction, stmt: Exec, params: Sequence[Any]) -> list[Any]:
-    if stmt.name.lower() != "redact_revision":
-        raise LedgerError(f"unknown stored procedure '{stmt.name}' (supported: redact_revision)")
-    if len(stmt.args) != 3:
-        raise LedgerError("redact_revision takes 3 arguments: a block address, a table id and a document id")
-    address, table_id, doc_id = (ev.evaluate(arg, {}, params) for arg in stmt.args)
-    if not hasattr(address, "get") or address.get("sequenceNo") is None or address.get("strandId") is None:
-        raise LedgerError(
-            "redact_revision: the first argument must be a block address {strandId, sequenceNo}"
-        )
-    if not isinstance(table_id, str) or not isinstance(doc_id, str):
-        raise LedgerError("redact_revision: the table id and the document id must be strings")
-    request = txn.stage_redaction(
-        str(address["strandId"]), int(address["sequenceNo"]), str(table_id), str(doc_id)
-    )
-    return [request]
-
-
-def _type_name(value: Any) -> str:
-    ion_type = getattr(value, "ion_type", None)
-    return ion_type.name.lower() if ion_type is not None else type(value).__name__
-
-
-_HANDLERS: dict[type, Callable[[Transaction, Any, Sequence[Any]], list[Any]]] = {
-    Insert: _insert,
-    Update: _update,
-    Delete: _delete,
-    Select: _select,
-    CreateTable: _create_table,
-    DropTable: _drop_table,
-    UndropTable: _undrop_table,
-    CreateIndex: _create_index,
-    DropIndex: _drop_index,
-    Exec: _exec,
-}
