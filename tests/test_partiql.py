@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from ledgerdr.errors import LedgerError
 from ledgerdr.ledger import expr as ev
 from ledgerdr.ledger.lexer import RESERVED
-from ledgerdr.ledger.partiql import (
-    FUNCTIONS,
+from ledgerdr.ledger.partiql import FUNCTIONS, PartiQLSyntaxError, parse, parse_expression
+from ledgerdr.ledger.syntax import (
     MISSING,
     Aggregate,
     BagExpr,
@@ -42,7 +42,6 @@ from ledgerdr.ledger.partiql import (
     ListExpr,
     Lit,
     Param,
-    PartiQLSyntaxError,
     Path,
     ProjectionItem,
     RemoveOp,
@@ -56,8 +55,6 @@ from ledgerdr.ledger.partiql import (
     UndropTable,
     Update,
     Var,
-    parse,
-    parse_expression,
 )
 
 

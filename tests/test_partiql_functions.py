@@ -12,7 +12,7 @@ from ledgerdr.errors import LedgerError, OccConflict
 from ledgerdr.ledger.driver import LedgerDriver, RetryConfig
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.functions import date_diff, substring
-from ledgerdr.ledger.partiql import MISSING
+from ledgerdr.ledger.syntax import MISSING
 
 
 @pytest.fixture

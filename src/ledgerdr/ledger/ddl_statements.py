@@ -9,9 +9,9 @@ from typing import Any
 from ..errors import LedgerError, QuotaExceeded
 from ..journal.ids import time_ordered_id
 from .context import StatementContext
-from .partiql import CreateIndex, CreateTable, DropIndex, DropTable, UndropTable
 from .staged import MAX_ACTIVE_TABLES, MAX_INDEXES_PER_TABLE, MAX_TOTAL_TABLES, DdlOp, TableInfo
 from .storage import IndexRow
+from .syntax import CreateIndex, CreateTable, DropIndex, DropTable, UndropTable
 
 
 def run_create_table(txn: StatementContext, stmt: CreateTable, params: Sequence[Any]) -> list[Any]:

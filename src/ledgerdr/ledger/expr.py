@@ -1,4 +1,4 @@
-"""Evaluate PartiQL expressions (AST from `partiql.py`) over Ion values and plain Python values.
+"""Evaluate PartiQL expressions (the syntax tree of `syntax.py`, built by `partiql.py`) over Ion values and plain Python values.
 
 Values: amazon.ion's IonPy* types or plain Python (dict, list, str, int, Decimal, float, bool, None,
 datetime, bytes). `None` and Ion typed nulls are NULL; `MISSING` (an absent field) is distinct.
@@ -39,9 +39,9 @@ from amazon.ion.simple_types import IonPyBool, IonPyDict, IonPyList, IonPyNull
 from amazon.ion.symbols import SymbolToken
 
 from ledgerdr.errors import LedgerError
-from ledgerdr.ledger import partiql as pq
+from ledgerdr.ledger import syntax as pq
 from ledgerdr.ledger.functions import SCALARS
-from ledgerdr.ledger.partiql import MISSING
+from ledgerdr.ledger.syntax import MISSING
 
 __all__ = [
     "IMPLICIT", "MISSING", "Bag", "aggregate", "apply_update", "equality_lookups", "equals", "evaluate",

@@ -25,7 +25,7 @@ from amazon.ion.simple_types import IonPyNull
 
 from ..errors import LedgerError
 from ..journal.writer import ms_timestamp
-from .partiql import MISSING
+from .syntax import MISSING
 
 # The id of the transaction running the statement being evaluated (set by Transaction.execute), for TXID().
 CURRENT_TRANSACTION_ID: ContextVar[str | None] = ContextVar("ledgerdr_transaction_id", default=None)

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import expr as ev
 from .context import StatementContext
-from .partiql import Join, Select, TableRef
+from .syntax import Join, Select, TableRef
 
 
 def run_select(txn: StatementContext, stmt: Select, params: Sequence[Any], outer: dict | None = None) -> list[Any]:

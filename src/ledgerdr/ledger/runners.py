@@ -15,7 +15,8 @@ from .ddl_statements import (
     run_drop_table,
     run_undrop_table,
 )
-from .partiql import (
+from .queries import run_select
+from .syntax import (
     CreateIndex,
     CreateTable,
     Delete,
@@ -28,7 +29,6 @@ from .partiql import (
     UndropTable,
     Update,
 )
-from .queries import run_select
 from .writes import run_delete, run_exec, run_insert, run_update
 
 

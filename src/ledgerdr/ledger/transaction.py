@@ -29,7 +29,7 @@ from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
 from .context import Doc, Write
 from .functions import CURRENT_TRANSACTION_ID
-from .partiql import Select, Statement, parse
+from .partiql import parse
 from .queries import run_select
 from .runners import execute
 from .staged import (
@@ -47,6 +47,7 @@ from .staged import (
     TableInfo,
 )
 from .storage import IndexRow, ReadSet, index_key, to_ms
+from .syntax import Select, Statement
 
 
 def _doc_id_text(value: Any) -> str | None:

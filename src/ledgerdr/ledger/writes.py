@@ -12,8 +12,8 @@ from ..errors import LedgerError
 from ..journal.ids import time_ordered_id
 from . import expr as ev
 from .context import Doc, StatementContext, Write
-from .partiql import Delete, Exec, Insert, Update
 from .staged import TableInfo
+from .syntax import Delete, Exec, Insert, Update
 
 
 def run_insert(txn: StatementContext, stmt: Insert, params: Sequence[Any]) -> list[Any]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..journal.model import Block
-from ..ledger.partiql import CreateIndex, CreateTable, DropTable, UndropTable, parse
+from ..ledger.partiql import parse
+from ..ledger.syntax import CreateIndex, CreateTable, DropTable, UndropTable
 from .base import TableDDL
 
 SEED, SEEN, CREATE_TABLE, DROP_TABLE, UNDROP_TABLE, CREATE_INDEX = (
