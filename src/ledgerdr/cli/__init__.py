@@ -94,6 +94,9 @@ def _version_message() -> str:
 
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="The configuration file every command reads [default: $LEDGERDR_CONFIG, then ./ledgerdr.toml]; "
+                   "a command's own --config wins.")
 @click.option("--log-format", type=click.Choice(["text", "json"]),
               help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
                    "per line.")
@@ -101,7 +104,8 @@ def _version_message() -> str:
               help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_format: str | None, log_level: str | None) -> None:
+def cli(ctx: click.Context, debug: bool, config_path: str | None, log_format: str | None,
+        log_level: str | None) -> None:
     """Verifiable disaster recovery for QLDB-style ledgers.
 
     Gap-free exports to write-once storage, verified cross-region copies, exact restores, and DR

@@ -17,21 +17,30 @@ from ..queues.notify import open_notifications, window_recorded_message
 from ..runs import note_run, recorded
 from ..sources import open_source
 from ..status import repository_status, standby_status
-from .common import backup_policy, config_option, json_option, load, open_repository
+from .common import (
+    DEFAULT_CONFIG_FILE,
+    backup_policy,
+    chosen_config,
+    config_option,
+    json_option,
+    load,
+    open_repository,
+)
 from .output import emit_json
 
 
 @click.command()
-@click.option("--path", "config_path", default="ledgerdr.toml", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the config file.")
+@click.option("--path", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help=f"Where to write the config file [default: `ledgerdr --config`, then $LEDGERDR_CONFIG, then "
+                   f"./{DEFAULT_CONFIG_FILE}].")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(config_path: str, force: bool) -> None:
+def init(config_path: str | None, force: bool) -> None:
     """Write a commented config whose defaults work at once, with no cloud.
 
     An embedded ledger (created on first use) and two directories standing in for two regions:
     `ledgerdr init && ledgerdr backup --once` works in an empty folder.
     """
-    path = Path(config_path)
+    path = Path(chosen_config(config_path) or DEFAULT_CONFIG_FILE)
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; use --force to overwrite it")
     path.write_text(DEFAULT_CONFIG)
