@@ -141,6 +141,16 @@ class FromEnvironment(str):
         made.template = template
         return made
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the template
+        return (FromEnvironment, (str(self), self.template))
+
+
+def _plain(value: Any) -> Any:
+    """A checked value as the rest of ledgerdr gets it: plain strings (the template only served errors)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, FromEnvironment) else value
+
 
 def expand(where: str, text: str, environ: Mapping[str, str], problems: list[str]) -> str:
     """`text` with its references replaced from `environ`; each unset variable (without a default) and each
@@ -263,7 +273,7 @@ def _typed(where: str, setting: Setting, value: Any, problems: list[str]) -> Any
           "strlist": isinstance(value, list) and all(isinstance(v, str) for v in value)}
     if kind in ok:
         if ok[kind]:
-            return value
+            return _plain(value)
         wanted = {"str": "a string", "bool": "true or false (unquoted)", "choice": " or ".join(map(_toml, setting.choices)),
                   "int": f"a whole number ≥ {setting.minimum or 0}", "strlist": "a list of strings"}[kind]
         problems.append(f"{where}: {_shown(value)} must be {wanted}")

@@ -26,12 +26,12 @@ from .common import (
     load,
     open_repository,
 )
-from .output import emit_json
+from .output import emit_error, emit_json
 
 
 @click.command()
 @click.option("--path", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
-              help=f"Where to write the config file [default: `ledgerdr --config`, then $LEDGERDR_CONFIG, then "
+              help=f"Where to write the config file [default: the global --config, then $LEDGERDR_CONFIG, then "
                    f"./{DEFAULT_CONFIG_FILE}].")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(config_path: str | None, force: bool) -> None:
@@ -163,9 +163,20 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, s
             click.echo(f.render())
     broken = [s.name for s in statuses if s.broken or (strict and s.orphans)]
     if broken:
-        click.echo("broken: " + ", ".join(broken) + " (see above)", err=True)
+        _say_why("broken: " + ", ".join(broken) + " (see above)", "RepositoryBroken", ExitCode.VERIFICATION,
+                 as_json, repositories=broken)
         sys.exit(ExitCode.VERIFICATION)
-    if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
-        click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
-                                                            or s.rpo_seconds > limit.total_seconds()), err=True)
+    late = [s.name for s in statuses if s.rpo_seconds is None
+            or (limit is not None and s.rpo_seconds > limit.total_seconds())]
+    if limit is not None and late:
+        _say_why(f"RPO past {max_rpo} in: " + ", ".join(late), "RpoExceeded", ExitCode.RPO_EXCEEDED, as_json,
+                 repositories=late)
         sys.exit(ExitCode.RPO_EXCEEDED)
+
+
+def _say_why(message: str, kind: str, code: ExitCode, as_json: bool, **details: object) -> None:
+    """Why the command exits `code`, on stderr: one JSON object under --json (the report is on stdout)."""
+    if as_json:
+        emit_error(message, kind=kind, exit_code=code, **details)
+    else:
+        click.echo(message, err=True)

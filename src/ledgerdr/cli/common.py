@@ -34,7 +34,7 @@ def chosen_config(explicit: str | None = None, ctx: click.Context | None = None)
 config_option = click.option(
     "--config", "-c", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
     callback=lambda ctx, _param, value: chosen_config(value, ctx),
-    help=f"The configuration file (`ledgerdr init` writes one) [default: `ledgerdr --config`, then ${CONFIG_ENV}, "
+    help=f"The configuration file (`ledgerdr init` writes one) [default: the global --config, then ${CONFIG_ENV}, "
          f"then ./{DEFAULT_CONFIG_FILE}].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 

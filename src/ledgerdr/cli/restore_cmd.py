@@ -16,7 +16,7 @@ from ..restore import restore as restore_flow
 from ..restore.run import RestoreInterrupted
 from ..restore.worker import WorkerSpec, run_worker
 from .common import config_option, load_optional, resolve_repository
-from .output import emit_json, progress
+from .output import emit_error, emit_json, progress
 from .replay_cmd import run_replay
 
 
@@ -83,10 +83,15 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
             report = restore_flow(repository.url, target, options,
                                   on_progress=lambda done, total, n: bar.update(completed=done, total=total))
     except RestoreInterrupted as stop:
-        command = ["ledgerdr", "restore", "--from", source, "--to", target, "--resume", stop.restore_id,
-                   "--state-dir", state_dir]
-        click.echo(f"interrupted: restore {stop.restore_id} stopped; what it applied is kept.\n"
-                   f"resume with: {shlex.join(command)}\n(running the same command again resumes it too)", err=True)
+        command = shlex.join(["ledgerdr", "restore", "--from", source, "--to", target, "--resume", stop.restore_id,
+                              "--state-dir", state_dir])
+        message = f"interrupted: restore {stop.restore_id} stopped; what it applied is kept"
+        if as_json:
+            emit_error(message, kind="Interrupted", exit_code=ExitCode.INTERRUPTED, hint=f"resume with: {command}",
+                       restore_id=stop.restore_id)
+        else:
+            click.echo(f"{message}.\nresume with: {command}\n(running the same command again resumes it too)",
+                       err=True)
         sys.exit(ExitCode.INTERRUPTED)
     if as_json:
         emit_json(report.to_json())
