@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -174,7 +175,7 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, s
         sys.exit(ExitCode.RPO_EXCEEDED)
 
 
-def _say_why(message: str, kind: str, code: ExitCode, as_json: bool, **details: object) -> None:
+def _say_why(message: str, kind: str, code: ExitCode, as_json: bool, **details: Any) -> None:
     """Why the command exits `code`, on stderr: one JSON object under --json (the report is on stdout)."""
     if as_json:
         emit_error(message, kind=kind, exit_code=code, **details)

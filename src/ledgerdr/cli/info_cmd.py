@@ -34,10 +34,9 @@ def info(repository: str | None, config_path: str | None, as_json: bool) -> None
 def _infos(repository: str | None, config_path: str | None, now: datetime) -> list[RepositoryInfo]:
     """A URL is read on its own (as a primary); otherwise the configured repositories, or the one named."""
     if repository is None:
-        config = load(config_path)
         return [repository_info(repo.name, repo.region, open_repository(repo), now=now, primary=(i == 0))
-                for i, repo in enumerate(config.repositories)]
-    config = load_optional(config_path)
-    chosen = resolve_repository(repository, config)
-    primary = chosen.configured is None or (config is not None and chosen.configured == config.primary)
+                for i, repo in enumerate(load(config_path).repositories)]
+    configured = load_optional(config_path)
+    chosen = resolve_repository(repository, configured)
+    primary = chosen.configured is None or (configured is not None and chosen.configured == configured.primary)
     return [repository_info(chosen.name, chosen.region, chosen.open(), now=now, primary=primary)]
