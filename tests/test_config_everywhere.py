@@ -54,6 +54,9 @@ def test_the_global_option_and_the_variable_reach_every_command(tmp_path, monkey
     assert info.exit_code == 0 and json.loads(info.stdout)["repositories"][0]["name"] == "secondary", info.output
     assert _run("check", env=env).exit_code == 0
     assert _run("compact", "--json", env=env).exit_code == 0
+    prom = tmp_path / "ledgerdr.prom"
+    assert _run("metrics", "--textfile", str(prom), "--runs-dir", str(tmp_path / "runs"), env=env).exit_code == 0
+    assert 'repository="secondary"' in prom.read_text()
     # without either, the command looks for ./ledgerdr.toml and says how to name one
     missing = _run("status")
     assert missing.exit_code == 2 and "ledgerdr.toml does not exist" in missing.stderr
