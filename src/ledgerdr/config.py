@@ -110,8 +110,7 @@ def load_serve_settings(path: str | Path, environ: Mapping[str, str] | None = No
     table = _expanded("serve", _read_toml(path).get("serve", {}), os.environ if environ is None else environ,
                       problems)
     values = _section("serve", table, SERVE, problems) if not problems else {}
-    if problems:
-        raise ConfigError(f"invalid configuration in {path}:\n  - " + "\n  - ".join(problems))
+    _refuse(problems, path)
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -358,9 +357,7 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
     environ = os.environ if environ is None else environ
     raw = {k: _expanded(k, v, environ, problems) if k in ("source", "backup", "repositories") else v
            for k, v in raw.items()}
-    if problems:  # an unresolved value would only add confusing problems of its own (a "url" of "")
-        raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
-                          + "\n  - ".join(problems))
+    _refuse(problems, path)  # an unresolved value would only add confusing problems of its own (a "url" of "")
     raw_source = raw.get("source", {})
     source = _source(_section("source", raw_source, SOURCE, problems), base, problems)
     if source.kind == "qldb" and isinstance(raw_source, dict) and "ledger" not in raw_source:
@@ -371,10 +368,15 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
         _section("serve", _unreferenced(raw["serve"]), SERVE, problems)
     for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):
         problems.append(f"[{section}]: unknown section (known: source, backup, repositories, serve)")
+    _refuse(problems, path)
+    return Config(source, backup, repositories, path, tuple(warnings))
+
+
+def _refuse(problems: list[str], path: Path | None) -> None:
+    """One ConfigError listing every problem, if there is any."""
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
                           + "\n  - ".join(problems))
-    return Config(source, backup, repositories, path, tuple(warnings))
 
 
 def _unreferenced(table: Any) -> Any:
@@ -423,7 +425,7 @@ def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[Repository
         url = _absolute(url, base)
         refusal = _repository_url_refusal(url)
         if refusal:
-            problems.append(f"{where}.url: {_shown(values['url'])}: {refusal}")
+            problems.append(f"{where}.url: {_shown(settings['url'])}: {refusal}")
         options = {k: values[k] for k in _STORE_OPTIONS if values[k] is not None}
         repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"]))
     return tuple(repos)
