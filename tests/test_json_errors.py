@@ -4,14 +4,12 @@ without it, the `error: …` line."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from support.flows import backed_up_ledger, two_region_config
+from support.flows import backed_up_ledger, ctrl_c_restore, two_region_config
 
 LEDGERDR = str(Path(sys.executable).with_name("ledgerdr"))
 
@@ -94,17 +92,10 @@ def test_ctrl_c_under_json_is_json(tmp_path):
 def test_an_interrupted_restore_under_json_says_how_to_resume_in_json(tmp_path):
     _, primary = backed_up_ledger(tmp_path / "src", minutes=6, per_minute=60)
     state = tmp_path / "state"
-    # its own session, so that the signal reaches the whole process group, as Ctrl-C in a terminal does
-    process = subprocess.Popen([LEDGERDR, "restore", "--from", primary.store.url, "--to",
-                                f"embedded:{tmp_path / 't.db'}", "--workers", "2", "--state-dir", str(state), "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list(state.glob("*/run.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # workers are starting or working
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, (out, err)
+    code, out, err = ctrl_c_restore([LEDGERDR, "restore", "--from", primary.store.url, "--to",
+                                     f"embedded:{tmp_path / 't.db'}", "--workers", "2", "--state-dir", str(state),
+                                     "--json"], state)
+    assert code == 130, (out, err)
     error = _one_json_object(err)
     assert error["kind"] == "Interrupted" and error["exit_code"] == 130 and out == ""
     assert f"--resume {error['restore_id']}" in error["hint"] and f"--state-dir {state}" in error["hint"]
