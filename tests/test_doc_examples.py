@@ -59,7 +59,7 @@ def _resolve(words: list[str]) -> tuple[click.Command, list[str], list[str]]:
     """The command the words name, its path, and the words after it; `a\\|b` alternatives take the first."""
     command: click.Command = cli
     path = []
-    rest = list(words)
+    rest = _without_global_options(words)
     while isinstance(command, click.Group) and rest:
         name = rest[0].replace("\\|", "|").split("|")[0]
         sub = command.get_command(None, name)  # type: ignore[arg-type]
@@ -67,6 +67,16 @@ def _resolve(words: list[str]) -> tuple[click.Command, list[str], list[str]]:
             break
         command, path, rest = sub, [*path, name], rest[1:]
     return command, path, rest
+
+
+def _without_global_options(words: list[str]) -> list[str]:
+    """The words after the root group's own options (`ledgerdr --config PATH status`), which must be its."""
+    options = {opt: p for p in cli.params if isinstance(p, click.Option) for opt in p.opts}
+    rest = list(words)
+    while rest and rest[0].startswith("-") and rest[0].split("=", 1)[0] in options and rest[0] not in ("-h", "--help"):
+        option = options[rest[0].split("=", 1)[0]]
+        rest = rest[1 if option.is_flag or "=" in rest[0] else 2:]
+    return rest
 
 
 def _command_words(example: str) -> list[str]:

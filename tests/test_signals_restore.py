@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from ledgerdr.restore import plan_restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location, open_location
 from ledgerdr.stores.faults import flip_byte
-from support.flows import T0, backed_up_ledger
+from support.flows import T0, backed_up_ledger, ctrl_c_restore
 from support.qldb_export_factory import START, generate_blocks, write_qldb_export
 
 LEDGERDR = str(Path(sys.executable).with_name("ledgerdr"))
@@ -267,17 +266,9 @@ def test_ctrl_c_during_restore_prints_the_resume_command_and_a_rerun_resumes_it(
     command = [LEDGERDR, "restore", "--from", primary.store.url, "--to", f"embedded:{tmp_path / 't.db'}",
                "--workers", "2", "--state-dir", str(state)]
     started = time.monotonic()
-    # its own session, so that the signal reaches the whole process group, as Ctrl-C in a terminal does
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list(state.glob("*/run.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # workers are starting or working
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    code, out, err = ctrl_c_restore(command, state)
     first_run = time.monotonic() - started
-    assert process.returncode == 130, (out, err)
+    assert code == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     restore_id = re.search(r"interrupted: restore (\w+) stopped", err)[1]
     resume = re.search(r"resume with: (.+)", err)[1]

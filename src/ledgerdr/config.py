@@ -1,11 +1,15 @@
 """`ledgerdr.toml`: read once, validated up front, every problem reported at once with its field.
 
 Defaults work with no cloud at all: an embedded ledger and two directories standing in for two
-regions. Every key is declared once in a schema (`SOURCE`, `BACKUP`, `REPOSITORY`: type, default, doc)
+regions. Every key is declared once in a schema (`SOURCE`, `BACKUP`, `REPOSITORY`, `SERVE`: type, default, doc)
 that both validates a file (unknown keys and wrongly typed values refused, all problems reported at
 once, naming key and value) and writes `ledgerdr init`'s commented `DEFAULT_CONFIG`, so the two cannot
 drift. A table rather than pydantic or msgspec: ledgerdr keeps its install small, and TOML already
 gives typed values, so the checks are a few lines.
+
+String values may name environment variables (`${NAME}`, `${NAME:-default}`; `$$` is a literal `$`), so
+secrets and per-host values stay out of the file; an unset variable is a configuration error naming it
+and the key, and an expanded value is never quoted back in an error (it may be a secret).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 import textwrap
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -90,15 +95,98 @@ class Config:
         raise ConfigError(f"no repository named {name!r} (configured: {', '.join(r.name for r in self.repositories)})")
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The validated configuration of the file at `path`. Raises ConfigError (every problem at once)."""
     path = Path(path)
+    return parse_config(_read_toml(path), base=path.parent, path=path, environ=environ)
+
+
+def load_serve_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The `[serve]` table of the file at `path`, validated against `SERVE`, its references expanded; only
+    the keys the file sets. The other tables are not read: a file holding only `[serve]` is enough, and a
+    variable that only `backup` needs need not be set where `serve` runs. Raises ConfigError."""
+    path = Path(path)
+    problems: list[str] = []
+    table = _expanded("serve", _read_toml(path).get("serve", {}), os.environ if environ is None else environ,
+                      problems)
+    values = _section("serve", table, SERVE, problems) if not problems else {}
+    _refuse(problems, path)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", hint="run `ledgerdr init` to write one")
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, base=path.parent, path=path)
+
+
+# --- ${NAME} references: secrets and per-host values from the environment -----------------------------------
+
+# `$$`, `${NAME}`, `${NAME:-default}`, or a `${` that is none of these (refused rather than kept literally).
+_REFERENCE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{))")
+
+
+class FromEnvironment(str):
+    """A string value that came from expanding references: errors quote `template` (as the file spells
+    it), never the value, which may be a secret."""
+
+    template: str
+
+    def __new__(cls, value: str, template: str) -> FromEnvironment:
+        made = super().__new__(cls, value)
+        made.template = template
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the template
+        return (FromEnvironment, (str(self), self.template))
+
+
+def _plain(value: Any) -> Any:
+    """A checked value as the rest of ledgerdr gets it: plain strings (the template only served errors)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, FromEnvironment) else value
+
+
+def expand(where: str, text: str, environ: Mapping[str, str], problems: list[str]) -> str:
+    """`text` with its references replaced from `environ`; each unset variable (without a default) and each
+    malformed `${` is a problem naming `where` and the variable, and `text` is returned as it was."""
+    if "$" not in text:
+        return text
+    missing: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        dollar, name, default, malformed = match.groups()
+        if dollar:
+            return "$"
+        if malformed:
+            missing.append(f"{where}: a malformed reference in {_toml(text)} (use ${{NAME}}, ${{NAME:-default}}, "
+                           "or $$ for a literal $)")
+            return ""
+        value = environ.get(name) or None  # as a shell's `:-`: set but empty counts as unset
+        if value is None and default is None:
+            missing.append(f"{where}: environment variable {name} is not set (it is referenced as ${{{name}}}; "
+                           f"set it, or give a default: ${{{name}:-…}})")
+            return ""
+        return value if value is not None else default
+
+    expanded = _REFERENCE.sub(one, text)
+    problems.extend(missing)
+    return text if missing else FromEnvironment(expanded, text)
+
+
+def _expanded(where: str, value: Any, environ: Mapping[str, str], problems: list[str]) -> Any:
+    """Every string inside `value` (tables and lists too) expanded; keys are left as written."""
+    if isinstance(value, str):
+        return expand(where, value, environ, problems)
+    if isinstance(value, dict):
+        return {k: _expanded(f"{where}.{k}", v, environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expanded(f"{where}[{i}]", v, environ, problems) for i, v in enumerate(value)]
+    return value
 
 
 # --- the schema: one table that validates every key and writes `ledgerdr init`'s commented defaults --------
@@ -155,6 +243,19 @@ REPOSITORY = (
     Setting("sse", "str", "s3: server-side encryption, AES256 or aws:kms.", example="aws:kms"),
     Setting("kms_key_id", "str", "s3: the KMS key for sse = aws:kms.", example="alias/ledgerdr"),
 )
+SERVE = (
+    Setting("data", "str", "The directory of ledgers (DIR/<name>.db), relative to this config file.",
+            example="ledgers"),
+    Setting("host", "str", "The address to listen on (127.0.0.1: this machine only).", example="127.0.0.1"),
+    Setting("port", "int", "The TCP port (0: any free port, printed).", example=8443),
+    Setting("access_keys", "strlist", 'The keys clients sign with (SigV4), each "KEY_ID:SECRET"; keep the '
+            "secret in the environment.", example=["app:${LEDGERDR_APP_SECRET}"]),
+    Setting("tls_cert", "str", "A PEM certificate: serve HTTPS.", example="cert.pem"),
+    Setting("tls_key", "str", "The PEM private key for tls_cert.", example="key.pem"),
+    Setting("durability", "choice", "full fsyncs every commit before acknowledging it; normal does not.",
+            example="full", choices=("full", "normal")),
+    Setting("max_sessions", "int", "Open sessions allowed at once.", example=256, minimum=1),
+)
 _STORE_OPTIONS = ("role_arn", "endpoint_url", "lock_mode", "sse", "kms_key_id")  # passed to the store backend
 _DEFAULT_REPOSITORIES = {"primary": {"url": "repo-primary", "region": "local-primary"},
                          "secondary": {"url": "repo-secondary", "region": "local-secondary"}}
@@ -167,12 +268,13 @@ def _typed(where: str, setting: Setting, value: Any, problems: list[str]) -> Any
     """`value` checked against `setting` (a duration parsed, a format parsed); None, with a problem, if not."""
     kind = setting.kind
     ok = {"str": isinstance(value, str), "choice": value in setting.choices,
-          "bool": type(value) is bool, "int": type(value) is int and value >= (setting.minimum or 0)}
+          "bool": type(value) is bool, "int": type(value) is int and value >= (setting.minimum or 0),
+          "strlist": isinstance(value, list) and all(isinstance(v, str) for v in value)}
     if kind in ok:
         if ok[kind]:
-            return value
+            return _plain(value)
         wanted = {"str": "a string", "bool": "true or false (unquoted)", "choice": " or ".join(map(_toml, setting.choices)),
-                  "int": f"a whole number ≥ {setting.minimum or 0}"}[kind]
+                  "int": f"a whole number ≥ {setting.minimum or 0}", "strlist": "a list of strings"}[kind]
         problems.append(f"{where}: {_shown(value)} must be {wanted}")
         return None
     try:
@@ -182,7 +284,10 @@ def _typed(where: str, setting: Setting, value: Any, problems: list[str]) -> Any
             return parse_duration(value, where)
         return ExportFormat.parse(value) if isinstance(value, str) else ExportFormat.parse(repr(value))
     except ConfigError as exc:
-        problems.append(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
+        if isinstance(value, FromEnvironment):  # the parser's message quotes the expanded value
+            problems.append(f"{where}: {_shown(value)} is not a valid {kind}")
+        else:
+            problems.append(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
         return None
 
 
@@ -207,7 +312,12 @@ def _toml(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A value as the TOML file spells it (`true`, `"no"`), so an error message quotes the file."""
+    """A value as the TOML file spells it (`true`, `"no"`), so an error message quotes the file (an expanded
+    value by its references, never what they expanded to)."""
+    if isinstance(value, FromEnvironment):
+        return f"{_toml(str(value.template))} (after expanding its references)"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_shown, value)) + "]"
     try:
         return _toml(value)
     except TypeError:  # a TOML date or time
@@ -226,31 +336,56 @@ def _render_settings(schema: tuple[Setting, ...], values: dict[str, Any] | None 
 
 def render_defaults() -> str:
     """`ledgerdr init`'s file: every setting of the schema, with its doc; optional ones commented out."""
-    lines = ["# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.", "",
-             "[source]", *_render_settings(SOURCE), "", "[backup]", *_render_settings(BACKUP), "",
+    lines = ["# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.",
+             "# A string may name environment variables: ${NAME}, or ${NAME:-default} when it may be unset; $$ is a "
+             "literal $.", "", "[source]", *_render_settings(SOURCE), "", "[backup]", *_render_settings(BACKUP), "",
              "# Repositories: the first is the primary (exports are written there); the others are replicas."]
     for i, (name, values) in enumerate(_DEFAULT_REPOSITORIES.items()):  # the first documents every setting
         lines += ["", f"[repositories.{name}]", *(_render_settings(REPOSITORY, values) if i == 0 else
                                                    [f"{k} = {_toml(v)}" for k, v in values.items()])]
+    lines += ["", "# `ledgerdr serve`'s defaults (its command-line options win).", "[serve]", *_render_settings(SERVE)]
     return "\n".join(lines) + "\n"
 
 
-def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | None = None) -> Config:
-    """Validate everything, collect every problem, raise one ConfigError listing them all."""
+def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate everything, collect every problem, raise one ConfigError listing them all. References in
+    `[source]`, `[backup]` and `[repositories]` are expanded from `environ` (default: the process's); those
+    in `[serve]` only by `load_serve_settings`, for `serve`, whose secrets other commands need not have."""
     problems: list[str] = []
     warnings: list[str] = []
+    environ = os.environ if environ is None else environ
+    raw = {k: _expanded(k, v, environ, problems) if k in ("source", "backup", "repositories") else v
+           for k, v in raw.items()}
+    _refuse(problems, path)  # an unresolved value would only add confusing problems of its own (a "url" of "")
     raw_source = raw.get("source", {})
     source = _source(_section("source", raw_source, SOURCE, problems), base, problems)
     if source.kind == "qldb" and isinstance(raw_source, dict) and "ledger" not in raw_source:
         problems.append("source.ledger: required when source.kind = 'qldb'")
     backup = _backup(_section("backup", raw.get("backup", {}), BACKUP, problems), problems, warnings)
     repositories = _repositories(raw.get("repositories", {}), base, problems)
-    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):  # [serve]: serve/keys.py
+    if "serve" in raw:  # its keys and types; its values are read (and expanded) by `serve` alone
+        _section("serve", _unreferenced(raw["serve"]), SERVE, problems)
+    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):
         problems.append(f"[{section}]: unknown section (known: source, backup, repositories, serve)")
+    _refuse(problems, path)
+    return Config(source, backup, repositories, path, tuple(warnings))
+
+
+def _refuse(problems: list[str], path: Path | None) -> None:
+    """One ConfigError listing every problem, if there is any."""
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
                           + "\n  - ".join(problems))
-    return Config(source, backup, repositories, path, tuple(warnings))
+
+
+def _unreferenced(table: Any) -> Any:
+    """`table` less the known keys whose values hold a reference: every other key and type can be checked
+    where those variables need not be set (`serve` checks the rest once it has expanded them)."""
+    if not isinstance(table, dict):
+        return table
+    known = {s.key for s in SERVE}
+    return {k: v for k, v in table.items() if k not in known or "${" not in str(v)}
 
 
 def _source(values: dict[str, Any], base: Path, problems: list[str]) -> SourceConfig:
@@ -290,7 +425,7 @@ def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[Repository
         url = _absolute(url, base)
         refusal = _repository_url_refusal(url)
         if refusal:
-            problems.append(f"{where}.url: {_shown(values['url'])}: {refusal}")
+            problems.append(f"{where}.url: {_shown(settings['url'])}: {refusal}")
         options = {k: values[k] for k in _STORE_OPTIONS if values[k] is not None}
         repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"]))
     return tuple(repos)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,3 +77,18 @@ def two_region_config(tmp_path: Path) -> Path:
                       f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\nregion = "eu-west-1"\n\n'
                       f'[repositories.secondary]\nurl = "{tmp_path / "secondary"}"\nregion = "eu-central-1"\n')
     return config
+
+
+def ctrl_c_restore(command: list[str], state: Path) -> tuple[int, str, str]:
+    """Run a `ledgerdr restore` COMMAND whose state folder is `state`, and press Ctrl-C once it has planned
+    and its workers are starting: its exit code, stdout and stderr."""
+    # its own session, so that the signal reaches the whole process group, as Ctrl-C in a terminal does
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(state.glob("*/run.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # workers are starting or working
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err

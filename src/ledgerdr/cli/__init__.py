@@ -58,12 +58,21 @@ class _Group(click.Group):
         as_json = "--json" in ctx.args  # the command's own arguments (click consumes them below)
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as exc:  # a usage error: click prints it, unless a script asked for JSON
+            if not as_json:
+                raise
+            _json_error(exc.format_message(), kind=type(exc).__name__, exit_code=exc.exit_code)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError:
             _stdout_closed()
         except KeyboardInterrupt:
-            click.echo("interrupted: work done so far is kept; run the same command again to resume", err=True)
+            message = "interrupted: work done so far is kept; run the same command again to resume"
+            if as_json:
+                _json_error(message, kind="Interrupted", exit_code=ExitCode.INTERRUPTED)
+            else:
+                click.echo(message, err=True)
             sys.exit(ExitCode.INTERRUPTED)
         except Exception as exc:  # the one place errors turn into exit codes
             if ctx.obj and ctx.obj.get("debug"):
@@ -77,11 +86,14 @@ def _report_error(exc: Exception, *, as_json: bool) -> None:
     if not as_json:
         click.echo(f"error: {exc}", err=True)
         return
-    import orjson
+    _json_error(Exception.__str__(exc), kind=type(exc).__name__, exit_code=exit_code_for(exc),
+                hint=exc.hint if isinstance(exc, LedgerDRError) else None)
 
-    hint = exc.hint if isinstance(exc, LedgerDRError) else None
-    click.echo(orjson.dumps({"error": Exception.__str__(exc), "hint": hint, "kind": type(exc).__name__,
-                             "exit_code": exit_code_for(exc)}).decode(), err=True)
+
+def _json_error(message: str, *, kind: str, exit_code: int, hint: str | None = None) -> None:
+    from .output import emit_error  # rich: only once there is an error to print
+
+    emit_error(message, kind=kind, exit_code=exit_code, hint=hint)
 
 
 def _version_message() -> str:
@@ -94,6 +106,9 @@ def _version_message() -> str:
 
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="The configuration file every command reads [default: $LEDGERDR_CONFIG, then ./ledgerdr.toml]; "
+                   "a command's own --config wins.")
 @click.option("--log-format", type=click.Choice(["text", "json"]),
               help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
                    "per line.")
@@ -101,7 +116,8 @@ def _version_message() -> str:
               help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_format: str | None, log_level: str | None) -> None:
+def cli(ctx: click.Context, debug: bool, config_path: str | None, log_format: str | None,
+        log_level: str | None) -> None:
     """Verifiable disaster recovery for QLDB-style ledgers.
 
     Gap-free exports to write-once storage, verified cross-region copies, exact restores, and DR

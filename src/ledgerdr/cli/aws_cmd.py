@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
+from .common import config_option, load_optional
 from .output import emit_json
 
 
@@ -21,18 +22,17 @@ def aws() -> None:
               help="primary: the ledger's region (backups); replica: the recovery region (deploy it first).")
 @click.option("--param", "params", multiple=True, metavar="K=V",
               help="Set a template parameter's default (repeatable); still overridable at deploy time.")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, exists=True),
-              help="Take defaults (retention, interval, format, ledger, prefix) from this ledgerdr.toml.")
+@config_option
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True,
               help="Template format; yaml needs PyYAML.")
 def template(role_name: str, params: tuple[str, ...], config_path: str | None, fmt: str) -> None:
     """Print the CloudFormation template of one region role.
 
-    The buckets' Object Lock period is the template's RetentionDays, which is also ledgerdr's retention:
+    Defaults (retention, interval, format, ledger, prefix) come from the configuration, when there is
+    one. The buckets' Object Lock period is the template's RetentionDays, which is also ledgerdr's retention:
     the two cannot disagree.
     """
     from ..aws.template import build_template, render
-    from ..config import load_config
 
     parsed = {}
     for item in params:
@@ -40,7 +40,7 @@ def template(role_name: str, params: tuple[str, ...], config_path: str | None, f
         if not sep or not key:
             raise ConfigError(f"--param {item!r}: use K=V")
         parsed[key] = value
-    config = load_config(Path(config_path)) if config_path else None
+    config = load_optional(config_path)
     click.echo(render(build_template(role_name, parsed, config), fmt), nl=False)
 
 

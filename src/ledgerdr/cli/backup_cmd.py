@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,21 +18,30 @@ from ..queues.notify import open_notifications, window_recorded_message
 from ..runs import note_run, recorded
 from ..sources import open_source
 from ..status import repository_status, standby_status
-from .common import backup_policy, config_option, json_option, load, open_repository
-from .output import emit_json
+from .common import (
+    DEFAULT_CONFIG_FILE,
+    backup_policy,
+    chosen_config,
+    config_option,
+    json_option,
+    load,
+    open_repository,
+)
+from .output import emit_error, emit_json
 
 
 @click.command()
-@click.option("--path", "config_path", default="ledgerdr.toml", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the config file.")
+@click.option("--path", "config_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help=f"Where to write the config file [default: the global --config, then $LEDGERDR_CONFIG, then "
+                   f"./{DEFAULT_CONFIG_FILE}].")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(config_path: str, force: bool) -> None:
+def init(config_path: str | None, force: bool) -> None:
     """Write a commented config whose defaults work at once, with no cloud.
 
     An embedded ledger (created on first use) and two directories standing in for two regions:
     `ledgerdr init && ledgerdr backup --once` works in an empty folder.
     """
-    path = Path(config_path)
+    path = Path(chosen_config(config_path) or DEFAULT_CONFIG_FILE)
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; use --force to overwrite it")
     path.write_text(DEFAULT_CONFIG)
@@ -154,9 +164,20 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, s
             click.echo(f.render())
     broken = [s.name for s in statuses if s.broken or (strict and s.orphans)]
     if broken:
-        click.echo("broken: " + ", ".join(broken) + " (see above)", err=True)
+        _say_why("broken: " + ", ".join(broken) + " (see above)", "RepositoryBroken", ExitCode.VERIFICATION,
+                 as_json, repositories=broken)
         sys.exit(ExitCode.VERIFICATION)
-    if limit is not None and any(s.rpo_seconds is None or s.rpo_seconds > limit.total_seconds() for s in statuses):
-        click.echo(f"RPO past {max_rpo} in: " + ", ".join(s.name for s in statuses if s.rpo_seconds is None
-                                                            or s.rpo_seconds > limit.total_seconds()), err=True)
+    late = [s.name for s in statuses if s.rpo_seconds is None
+            or (limit is not None and s.rpo_seconds > limit.total_seconds())]
+    if limit is not None and late:
+        _say_why(f"RPO past {max_rpo} in: " + ", ".join(late), "RpoExceeded", ExitCode.RPO_EXCEEDED, as_json,
+                 repositories=late)
         sys.exit(ExitCode.RPO_EXCEEDED)
+
+
+def _say_why(message: str, kind: str, code: ExitCode, as_json: bool, **details: Any) -> None:
+    """Why the command exits `code`, on stderr: one JSON object under --json (the report is on stdout)."""
+    if as_json:
+        emit_error(message, kind=kind, exit_code=code, **details)
+    else:
+        click.echo(message, err=True)

@@ -15,7 +15,8 @@ ALWAYS: dict[ExitCode, str] = {
     ExitCode.OK: "success",
     ExitCode.UNEXPECTED: "unexpected error",
     ExitCode.USAGE: ("invalid configuration or command line (also: a repository URL that cannot be a "
-                     "repository)"),
+                     "repository, a repository name the configuration does not have, an environment variable "
+                     "the configuration names that is not set)"),
     ExitCode.INTERRUPTED: ("interrupted (Ctrl-C): work done so far is kept, run the same command again to "
                            "resume"),
     ExitCode.BROKEN_PIPE: "stdout closed by its reader (`| head`): the output was cut short",

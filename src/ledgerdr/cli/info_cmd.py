@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
 from ..info import RepositoryInfo, repository_info
-from ..stores import open_location
-from .common import config_option, json_option, load, open_repository
+from .common import config_option, json_option, load, load_optional, open_repository, resolve_repository
 from .output import emit_json
 
 
@@ -18,7 +15,7 @@ from .output import emit_json
 @click.argument("repository", required=False)
 @config_option
 @json_option
-def info(repository: str | None, config_path: str, as_json: bool) -> None:
+def info(repository: str | None, config_path: str | None, as_json: bool) -> None:
     """The restore points of every configured repository, or of REPOSITORY (a configured name, or a URL).
 
     Per repository: lineages and incarnations (promotions), windows (first/last block and time),
@@ -34,17 +31,12 @@ def info(repository: str | None, config_path: str, as_json: bool) -> None:
         click.echo("\n".join(i.render() for i in infos))
 
 
-def _infos(repository: str | None, config_path: str, now: datetime) -> list[RepositoryInfo]:
+def _infos(repository: str | None, config_path: str | None, now: datetime) -> list[RepositoryInfo]:
     """A URL is read on its own (as a primary); otherwise the configured repositories, or the one named."""
-    configured = load(config_path) if Path(config_path).is_file() else None
-    names = [r.name for r in configured.repositories] if configured else []
-    if repository is not None and repository not in names:
-        if "://" not in repository and "/" not in repository and not Path(repository).exists():
-            raise ConfigError(f"no repository named {repository!r}" + (f" (configured: {', '.join(names)})"
-                                                                       if names else f" and no {config_path}"),
-                              hint="pass a configured name, a directory or an s3:// URL")
-        return [repository_info(repository, "unknown", open_location(repository), now=now, primary=True)]
-    if configured is None:
-        raise ConfigError(f"no configuration at {config_path}: pass a repository URL or --config")
-    return [repository_info(repo.name, repo.region, open_repository(repo), now=now, primary=(i == 0))
-            for i, repo in enumerate(configured.repositories) if repository in (None, repo.name)]
+    if repository is None:
+        return [repository_info(repo.name, repo.region, open_repository(repo), now=now, primary=(i == 0))
+                for i, repo in enumerate(load(config_path).repositories)]
+    configured = load_optional(config_path)
+    chosen = resolve_repository(repository, configured)
+    primary = chosen.configured is None or (configured is not None and chosen.configured == configured.primary)
+    return [repository_info(chosen.name, chosen.region, chosen.open(), now=now, primary=primary)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 from prometheus_client import start_http_server, write_to_textfile
@@ -11,7 +10,7 @@ from prometheus_client import start_http_server, write_to_textfile
 from ..errors import ConfigError, StoreError
 from ..metrics import LedgerDRCollector, registry_for
 from ..runs import runs_dir
-from .common import config_option, load, open_repository
+from .common import config_option, load_optional, open_repository
 
 DEFAULT_PORT = 9599
 
@@ -65,6 +64,6 @@ def serve_while_running(port: int, *, running: bool, needs: str, config_path: st
 def collector_for(config_path: str | None, standbys: tuple[str, ...] = (), runs: str | None = None) -> LedgerDRCollector:
     """The collector for a configuration (when the file exists: without one, only the flows' runs and the
     standbys)."""
-    config = load(config_path) if config_path and Path(config_path).is_file() else None
+    config = load_optional(config_path)
     locations = [open_repository(repo) for repo in config.repositories] if config else []
     return LedgerDRCollector(config, locations, runs_dir(runs), standbys)

@@ -29,6 +29,13 @@ def emit_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
 
 
+def emit_error(message: str, *, kind: str, exit_code: int, hint: str | None = None, **details: Any) -> None:
+    """Under --json, an error (or a failure a command exits non-zero for) is this one JSON object on stderr,
+    the same shape whatever raised it, so a script reads stdout's report and stderr's reason alike."""
+    click.echo(orjson.dumps({"error": message, "hint": hint, "kind": kind, "exit_code": int(exit_code), **details},
+                            default=str).decode(), err=True)
+
+
 class _Rate(ProgressColumn):
     """Units done per second (rich's own speed column counts bytes)."""
 

@@ -15,8 +15,8 @@ from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
 from ..restore.run import RestoreInterrupted
 from ..restore.worker import WorkerSpec, run_worker
-from .common import config_option, load
-from .output import emit_json, progress
+from .common import config_option, load_optional, resolve_repository
+from .output import emit_error, emit_json, progress
 from .replay_cmd import run_replay
 
 
@@ -31,7 +31,8 @@ def _when(text: str | None) -> datetime | None:
 
 
 @click.command()
-@click.option("--from", "source", required=True, help="Repository or raw QLDB export location (dir or s3://).")
+@click.option("--from", "source", required=True,
+              help="A configured repository's name, or a repository or raw QLDB export location (dir or s3://).")
 @click.option("--to", "target", required=True, help="embedded:///path/ledger.db, embedded:rel.db or postgresql://…")
 @click.option("--until", help="Restore transactions committed before this time (ISO-8601, UTC if no offset).")
 @click.option("--until-block", type=int, help="Restore up to and including this block sequence number.")
@@ -52,7 +53,7 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
             workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
-            config_path: str, as_json: bool) -> None:
+            config_path: str | None, as_json: bool) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -66,37 +67,37 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
     object, target holding other data) or ends unverified; 130 when interrupted.
     """
+    config = load_optional(config_path)
+    repository = resolve_repository(source, config)
     if mode == "replay-statements":
         _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)
-        run_replay(source, target, workers or 0, as_json)
+        run_replay(repository.url, target, workers or 0, as_json)
     if until is not None and until_block is not None:
         raise ConfigError("--until and --until-block both give the restore's end: pass one of them")
     options = RestoreOptions(until=_when(until), until_block=until_block, allow_gaps=allow_gaps, workers=workers,
                              state_dir=Path(state_dir), resume=resume, strategy=strategy, force=force,
-                             protected=_configured_source(config_path))
+                             protected=(str(config.source.path),) if config and config.source.path else (),
+                             source_options=repository.options)
     try:
         with progress("restoring units", None, enabled=not as_json) as bar:
-            report = restore_flow(source, target, options,
+            report = restore_flow(repository.url, target, options,
                                   on_progress=lambda done, total, n: bar.update(completed=done, total=total))
     except RestoreInterrupted as stop:
-        command = ["ledgerdr", "restore", "--from", source, "--to", target, "--resume", stop.restore_id,
-                   "--state-dir", state_dir]
-        click.echo(f"interrupted: restore {stop.restore_id} stopped; what it applied is kept.\n"
-                   f"resume with: {shlex.join(command)}\n(running the same command again resumes it too)", err=True)
+        command = shlex.join(["ledgerdr", "restore", "--from", source, "--to", target, "--resume", stop.restore_id,
+                              "--state-dir", state_dir])
+        message = f"interrupted: restore {stop.restore_id} stopped; what it applied is kept"
+        if as_json:
+            emit_error(message, kind="Interrupted", exit_code=ExitCode.INTERRUPTED, hint=f"resume with: {command}",
+                       restore_id=stop.restore_id)
+        else:
+            click.echo(f"{message}.\nresume with: {command}\n(running the same command again resumes it too)",
+                       err=True)
         sys.exit(ExitCode.INTERRUPTED)
     if as_json:
         emit_json(report.to_json())
     else:
         _render(report)
     sys.exit(ExitCode.OK if report.verdict else ExitCode.RESTORE)
-
-
-def _configured_source(config_path: str) -> tuple[str, ...]:
-    """The configured source ledger's file, when a configuration exists (a restore never writes there)."""
-    if not Path(config_path).is_file():
-        return ()
-    config = load(config_path)
-    return (str(config.source.path),) if config.source.path else ()
 
 
 def _refuse_with_replay(**given: object) -> None:
@@ -130,18 +131,23 @@ def _render(report) -> None:
 
 @click.command()
 @click.option("--queue", "queue_url", required=True, help="sqlite:///path.db?name=… or an SQS queue URL.")
-@click.option("--from", "source", required=True, help="Where the units' objects are.")
+@click.option("--from", "source", required=True,
+              help="Where the units' objects are: a configured repository's name, a directory or s3:// URL.")
 @click.option("--to", "target", required=True, help="The restore target URL.")
 @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False),
               help="The restore's state folder (unit results are recorded there).")
 @click.option("--follow", is_flag=True, help="Keep waiting for units instead of exiting when the queue is empty.")
 @click.option("--visibility-timeout", default=300.0, show_default=True,
               help="Seconds a received unit stays hidden; if this worker dies, it reappears after that.")
-def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool, visibility_timeout: float) -> None:
+@config_option
+def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool, visibility_timeout: float,
+           config_path: str | None) -> None:
     """A restore worker: receive units, verify them, apply them, ack. Run any number, anywhere."""
+    repository = resolve_repository(source, load_optional(config_path))
     queue = open_queue(queue_url)
     try:
-        stats = run_worker(queue, WorkerSpec(source, target, state_dir, visibility_timeout=visibility_timeout),
+        stats = run_worker(queue, WorkerSpec(repository.url, target, state_dir, visibility_timeout=visibility_timeout,
+                                             source_options=repository.options),
                            exit_when_idle=not follow)
     finally:
         queue.close()

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from ..config import load_serve_settings
 from ..errors import ConfigError
 from ..ledger.storage import Durability
 from ..serve.app import Limits
-from ..serve.keys import ENV_VAR, gather_keys, serve_settings
+from ..serve.keys import ENV_VAR, gather_keys
 from ..serve.server import ServeOptions
 from ..serve.server import serve as run_server
+from .common import config_option
 
 
 @click.command()
@@ -21,8 +23,7 @@ from ..serve.server import serve as run_server
 @click.option("--port", type=int, help="TCP port (default 8443; 0 picks a free one and prints it).")
 @click.option("--access-key", "access_keys", multiple=True, metavar="KEY_ID:SECRET",
               help=f"A key clients sign with (SigV4). Repeatable; also {ENV_VAR} and [serve] access_keys.")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
-              help="A ledgerdr.toml whose [serve] table gives defaults for these options.")
+@config_option
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="PEM certificate: serve HTTPS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key for --tls-cert.")
 @click.option("--durability", type=click.Choice(["full", "normal"]),
@@ -42,7 +43,7 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
     Point existing QLDB code at it with AWS_ENDPOINT_URL_QLDB_SESSION and AWS_ENDPOINT_URL_QLDB
     (both the printed URL). See docs/serve.md.
     """
-    settings = serve_settings(config_path)
+    settings = load_serve_settings(config_path) if config_path else {}  # its [serve] table: defaults
     data_dir = data or settings.get("data")
     if not data_dir:
         raise ConfigError("--data DIR is required (or [serve] data in the config)")

@@ -12,12 +12,13 @@ from ..queues.notify import open_notifications
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
-from ..stores import open_location
 from ..targets import open_target
+from .common import config_option, load_optional, resolve_repository
 
 
 @click.command()
-@click.option("--from", "source", required=True, help="The repository to follow (a directory or s3://).")
+@click.option("--from", "source", required=True,
+              help="The repository to follow: a configured repository's name, a directory or s3:// URL.")
 @click.option("--to", "target", required=True, help="The standby ledger: embedded:///path/standby.db or postgresql://…")
 @click.option("--notify", "notify", metavar="QUEUE_URL",
               help="Wake on messages in this queue (sqlite:///q.db?name=N, or an SQS queue URL fed by S3 event "
@@ -29,8 +30,9 @@ from ..targets import open_target
 @click.option("--json", "as_json", is_flag=True, help="Print each round as a JSON line.")
 @click.option("--metrics-port", type=int, help="Unless --once: serve the standby's lag (the metrics command's "
               "ledgerdr_standby_* gauges) on 127.0.0.1 at this port while following (0: any free port, printed).")
+@config_option
 def standby(source: str, target: str, notify: str | None, every: str, relist_every: str, once: bool,
-            as_json: bool, metrics_port: int | None) -> None:
+            as_json: bool, metrics_port: int | None, config_path: str | None) -> None:
     """Follow a repository: apply each new window if it chains onto the last applied block.
 
     An empty standby starts from the newest verified snapshot. Stops with exit 7 on a gap or a fork,
@@ -38,7 +40,7 @@ def standby(source: str, target: str, notify: str | None, every: str, relist_eve
     was; `ledgerdr status --standby TARGET` shows its lag. The standby stays read-only until
     `ledgerdr promote`.
     """
-    location = open_location(source)
+    location = resolve_repository(source, load_optional(config_path)).open()
     options = StandbyOptions(every=parse_duration(every, "--every").total_seconds(),
                              relist_every=parse_duration(relist_every, "--relist-every").total_seconds(), once=once)
     notifications = open_notifications(notify) if notify else None
@@ -71,11 +73,13 @@ def _render(report: FollowReport, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--from", "source", required=True, help="The repository the standby follows.")
+@click.option("--from", "source", required=True,
+              help="The repository the standby follows: a configured repository's name, a directory or s3:// URL.")
 @click.option("--to", "target", required=True, help="The standby: embedded:///path/standby.db")
 @click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False),
               help="Where the final catch-up restore keeps its state.")
-def promote(source: str, target: str, state_dir: str) -> None:
+@config_option
+def promote(source: str, target: str, state_dir: str, config_path: str | None) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
@@ -83,7 +87,8 @@ def promote(source: str, target: str, state_dir: str) -> None:
     (its `backup` exits 6). Exits 7, recording nothing, when the standby does not verify or cannot take
     writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
-    incarnation = promote_flow(open_location(source), target, state_dir=state_dir)
+    repository = resolve_repository(source, load_optional(config_path))
+    incarnation = promote_flow(repository.open(), target, state_dir=state_dir, source_options=repository.options)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
 

@@ -10,7 +10,8 @@ from ..errors import ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
 from ..repository import recorded_exports
 from ..runs import recorded
-from ..stores import Location, open_location
+from ..stores import Location
+from .common import config_option, load_optional, resolve_repository
 from .output import emit_json, progress, stderr
 
 
@@ -22,9 +23,11 @@ from .output import emit_json, progress, stderr
               "attempts, as problems.")
 @click.option("--chain-only", is_flag=True, help="Check block hashes, Merkle roots and links only, not each "
               "revision (fast; what a JSON export can always prove).")
+@config_option
 @recorded("verify")
-def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool) -> None:
-    """Verify the exports under LOCATION (a directory, file:// or s3:// URL).
+def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool,
+           config_path: str | None) -> None:
+    """Verify the exports under LOCATION (a configured repository's name, a directory, file:// or s3:// URL).
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
     transaction-info hash and statement digest, and the chain across all exports (gaps, overlaps,
@@ -32,9 +35,10 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     bytes against the sha256 its window record holds, and export attempts no record names (left by a
     killed or failed backup) are listed as orphans, not failures. Exits 0 only when nothing is wrong
     (orphans aside, unless --strict), 4 when verification fails; 3 when there is nothing to verify (a
-    missing path or an empty folder), 2 for a file or the file system's root.
+    missing path or an empty folder), 2 for a file, the file system's root, or a bare name that is no
+    configured repository and no folder.
     """
-    loc = open_location(location)
+    loc = resolve_repository(location, load_optional(config_path)).open()
     _refuse_nothing_there(loc)
     recorded = recorded_exports(loc)
     total = len(plan_location(loc.store, loc.prefix, export_id=export_id, recorded=recorded).objects)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -94,6 +95,8 @@ class RestoreOptions:
     use_snapshots: bool = True
     force: bool = False  # restore into a writable ledger or one ahead of the backup (guard.check_target)
     protected: tuple[str, ...] = ()  # files never restored into: the configured source ledger
+    # store options of a configured source repository (role_arn, endpoint_url, …) that its URL cannot carry
+    source_options: dict[str, Any] = field(default_factory=dict)
 
     def identity(self, source_url: str, target_url: str) -> dict:
         """What makes two runs the same restore: a re-run with the same identity resumes it."""
@@ -119,7 +122,7 @@ def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreO
     plan is refused (gap, fork, damaged record), and when a unit fails permanently (a damaged object,
     another lineage): at once, naming the object, since retrying cannot help. Raises RestoreInterrupted
     on Ctrl-C; running the same restore again (or with `resume`) continues it under the same id."""
-    source = open_location(source_url)
+    source = open_location(source_url, **options.source_options)
     state_root = options.state_dir
     plan, run = _load_or_plan(source, source_url, target_url, options)
     try:
@@ -155,7 +158,7 @@ def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, ta
     queue = open_queue(queue_url)
     queue.send_batch([u.to_bytes() for u in pending])
     spec = WorkerSpec(source_url, target_url, str(results_dir), plan.ledger_name, str(failures_dir),
-                      options.visibility_timeout)
+                      options.visibility_timeout, options.source_options)
     _run_workers(queue, queue_url, spec, _worker_count(options), on_progress, total=len(plan.units))
     report.dead_letters = [{"unit": orjson.loads(d.body).get("key"), "attempts": d.attempts, "reason": d.reason}
                            for d in queue.dead_letters()]

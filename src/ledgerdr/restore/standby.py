@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -342,8 +343,11 @@ def _wait(notifications: Notifications | None, options: StandbyOptions, should_s
     return []
 
 
-def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None) -> Incarnation:
-    """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes."""
+def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None,
+            source_options: dict[str, Any] | None = None) -> Incarnation:
+    """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes.
+    `source_options`: the store options `location` was opened with (a configured repository's), for the
+    catch-up restore, which opens the repository again from its URL."""
     from .run import RestoreOptions, restore
 
     _refuse_unpromotable(target_url)  # before anything: a refusal must not fence the old primary
@@ -352,7 +356,8 @@ def promote(location: Location, target_url: str, *, state_dir: str | Path | None
     # proofs over every block, and a snapshot holds no blocks. A standby that started from a snapshot loads
     # the raw windows it covers here (state-based apply: its documents do not change).
     report = restore(location.url, target_url, RestoreOptions(workers=0, use_snapshots=False,
-                                                              state_dir=Path(state_dir or ".ledgerdr-restores")))
+                                                              state_dir=Path(state_dir or ".ledgerdr-restores"),
+                                                              source_options=source_options or {}))
     if not report.verdict:
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -86,6 +87,7 @@ class WorkerSpec:
     ledger_name: str | None = None
     failures_url: str | None = None
     visibility_timeout: float = 300.0
+    source_options: dict[str, Any] = field(default_factory=dict)  # a configured repository's store options
 
 
 def open_state(url: str) -> Location:
@@ -169,7 +171,7 @@ def run_worker(queue: Queue, spec: WorkerSpec, *, exit_when_idle: bool = True,
     this worker stops, as does every worker sharing it before its next unit: the restore fails at once with
     the reason instead of retrying what cannot succeed. Without it (a `ledgerdr worker` on a shared queue),
     every failure is released for retry and ends as a dead letter with its reason."""
-    opened = _Opened(open_location(spec.source_url), open_target(spec.target_url), open_state(spec.state_url),
+    opened = _Opened(open_location(spec.source_url, **spec.source_options), open_target(spec.target_url), open_state(spec.state_url),
                      open_state(spec.failures_url) if spec.failures_url else None)
     try:
         return _work(queue, spec, opened, exit_when_idle, on_unit)
