@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -54,6 +55,9 @@ from .plan import units_of_window
 from .shapes import UnitContent, WorkUnit
 from .snapshot import last_block_of, snapshot_units
 from .units import load_unit
+
+if TYPE_CHECKING:
+    from .run import RestoreReport
 
 FORMAT_VERSION = 1
 
@@ -342,8 +346,10 @@ def _wait(notifications: Notifications | None, options: StandbyOptions, should_s
     return []
 
 
-def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None) -> Incarnation:
-    """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes."""
+def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None,
+            on_verified: Callable[[RestoreReport], None] | None = None) -> Incarnation:
+    """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes.
+    `on_verified` gets the verified catch-up restore's report (the promote certificate is built from it)."""
     from .run import RestoreOptions, restore
 
     _refuse_unpromotable(target_url)  # before anything: a refusal must not fence the old primary
@@ -357,6 +363,8 @@ def promote(location: Location, target_url: str, *, state_dir: str | Path | None
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))
     assert report.last_seq is not None and report.last_block_hash is not None  # a verified restore has a tip
+    if on_verified is not None:
+        on_verified(report)
     previous, _ = current_lineage(read_windows(location).windows, read_incarnations(location))
     incarnation = Incarnation(new_id(), previous, report.last_seq, report.last_block_hash, iso_ms(utcnow()))
     write_incarnation(location, incarnation)
