@@ -9,7 +9,7 @@ Accepted forms (`parse_digest`), inline or in a file named by the argument:
 - QLDB's GetDigest response as JSON (`aws qldb get-digest`): `{"Digest": "<base64>", "DigestTipAddress":
   {"IonText": "{strandId:\\"…\\",sequenceNo:N}"}}`, or as Ion (the digest may then be a blob);
 - the file the QLDB console saves: `{"digest": "<base64>", "digestTipAddress": "{strandId:…,sequenceNo:N}", …}`;
-- `ledgerdr ledger digest --json`: `{"digest": "<base64>", "digest_tip_address": {"strandId": …, "sequenceNo": N}}`;
+- `ledgerdr ledger digest FILE --json`: `{"digest": "<base64>", "digest_tip_address": {"strandId": …, "sequenceNo": N}}`;
 - the base64 digest alone, with the tip address given apart (`--digest-tip-address`, QLDB's Ion text).
 """
 

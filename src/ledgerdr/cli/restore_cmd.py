@@ -66,7 +66,7 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
 
     A target that holds other data (a live ledger, another lineage, blocks newer than the backup, the
     configured source) is refused before anything is written. A verified restore writes a certificate
-    (`ledgerdr verify --certificate` re-checks it; docs/format.md). Exits 0 only on a verified restore; 2 on
+    (`ledgerdr verify --certificate FILE` re-checks it; docs/format.md). Exits 0 only on a verified restore; 2 on
     a usage error (e.g. --until with --until-block, or a point outside the restore points `ledgerdr
     info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
     object, target holding other data) or ends unverified; 130 when interrupted.

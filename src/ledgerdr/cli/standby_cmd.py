@@ -87,7 +87,7 @@ def promote(source: str, target: str, state_dir: str, certificate: Path | None) 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
     the same chain under a new lineage, and an old primary that comes back is refused by the repository
     (its `backup` exits 6). Writes a certificate of the verified catch-up and the promotion (`ledgerdr
-    verify --certificate` re-checks it). Exits 7, recording nothing, when the standby does not verify or cannot take
+    verify --certificate FILE` re-checks it). Exits 7, recording nothing, when the standby does not verify or cannot take
     writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
     location = open_location(source)

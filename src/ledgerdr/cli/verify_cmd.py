@@ -27,7 +27,7 @@ from .output import emit_json, progress, stderr
 @click.option("--digest", "digest", metavar="DIGEST",
               help="Also prove the chain reaches a block whose ledger digest is DIGEST, held outside the "
                    "repository: QLDB's GetDigest output (JSON or Ion, inline or a file), the console's saved "
-                   "digest file, `ledgerdr ledger digest --json`, or the bare base64 digest with "
+                   "digest file, `ledgerdr ledger digest FILE --json`, or the bare base64 digest with "
                    "--digest-tip-address.")
 @click.option("--digest-tip-address", metavar="ADDRESS",
               help="With a bare base64 --digest: the block it covers up to, as QLDB prints it "
