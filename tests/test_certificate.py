@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ledgerdr.certificate import default_path
 from ledgerdr.cli import cli
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.layout import parse_data_object_key
@@ -224,6 +225,12 @@ def test_promote_writes_a_certificate(regions):
     assert doc["operation"] == "promote" and doc["promotion"]["lineage"] == Ledger.open(standby).lineage
     assert doc["promotion"]["previous_lineage"] == doc["source"]["lineage"]
     assert _cli("verify", "--certificate", f"{standby}.certificate.json")[0] == 0
+
+
+def test_a_postgresql_restores_certificate_goes_to_its_state_folder(tmp_path):
+    """The default places (docs/format.md): beside an embedded target's file, else in the state folder."""
+    assert default_path("embedded:///data/restored.db", tmp_path, "R1") == Path("/data/restored.db.certificate.json")
+    assert default_path("postgresql://u@localhost/db", tmp_path, "R1") == tmp_path / "R1" / "certificate.json"
 
 
 def test_the_digest_at_each_block_and_its_proof_are_the_merkle_trees():

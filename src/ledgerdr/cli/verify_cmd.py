@@ -65,6 +65,11 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
     if digest is None and digest_tip_address is not None:
         raise ConfigError("--digest-tip-address goes with a bare base64 --digest")
     if certificate is not None:
+        unused = [name for name, given in (("--export-id", export_id), ("--strict", strict),
+                                            ("--chain-only", chain_only)) if given]
+        if unused:
+            raise ConfigError(f"{unused[0]} does not go with --certificate (it checks the blocks the certificate "
+                              "names, and their state digest)")
         _verify_certificate(certificate, location, external, check_target, as_json)
     if check_target:
         raise ConfigError("--check-target goes with --certificate")
