@@ -39,9 +39,10 @@ class DigestAccumulator:
 
 class CapturingAccumulator(DigestAccumulator):
     """A DigestAccumulator that also keeps the digest at each sequence number in `capture`, with that
-    block's hash and its proof against the digest (`captured[seq] = (digest, block_hash, proof)`): `verify --digest` and the restore
-    certificate compare a digest at a block that is not the chain's tip. Separate from DigestAccumulator so
-    that the verifier's hot loop pays nothing when no digest is asked for."""
+    block's hash and its proof against the digest (`captured[seq] = (digest, block_hash, proof)`):
+    `verify --digest` and the restore certificate compare a digest at a block that is not the chain's tip.
+    Separate from DigestAccumulator so that the verifier's hot loop pays nothing when no digest is asked
+    for. Fed only while the chain runs from block 0 without a gap (ChainChecker.digest_valid)."""
 
     def __init__(self, capture: frozenset[int]) -> None:
         super().__init__()
