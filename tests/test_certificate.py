@@ -8,22 +8,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 
 from ledgerdr.certificate import default_path
 from ledgerdr.cli import cli
+from ledgerdr.compact import compact
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.layout import parse_data_object_key
 from ledgerdr.journal.proofs import CapturingAccumulator, fold_proof, tree_proof
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload
+from ledgerdr.prune import prune
 from ledgerdr.repository import read_windows
 from ledgerdr.stores import open_location
 from ledgerdr.stores.faults import flip_byte
-from support.flows import two_region_config
+from support.flows import T0, back_up_one_more_minute, backed_up_ledger, two_region_config
 
 
 def _cli(*args: str):
@@ -225,6 +229,25 @@ def test_promote_writes_a_certificate(regions):
     assert doc["operation"] == "promote" and doc["promotion"]["lineage"] == Ledger.open(standby).lineage
     assert doc["promotion"]["previous_lineage"] == doc["source"]["lineage"]
     assert _cli("verify", "--certificate", f"{standby}.certificate.json")[0] == 0
+
+
+def test_after_a_prune_the_certificate_says_why_it_holds_no_digest(tmp_path):
+    """Raw exports a snapshot covers were pruned: no digest folds from block 0 any more. The certificate says
+    so instead of claiming one, and `verify --certificate` cannot prove the range (exit 7), while the state
+    digest still recomputes (from the snapshot, as the restore planned it)."""
+    path, location = backed_up_ledger(tmp_path, minutes=3, per_minute=4)
+    compact(location)
+    back_up_one_more_minute(path, location, 3)
+    with freeze_time(T0 + timedelta(days=40)):  # the exports' retention is over
+        assert prune(location, confirm=True).record_key
+    code, report = _restore(tmp_path, "restored")
+    assert code == 0, report
+    doc = json.loads((tmp_path / "restored.db.certificate.json").read_text())
+    assert doc["ledger_digest"] is None and "do not run from block 0" in doc["ledger_digest_unavailable"]
+    assert doc["block_range"]["first"] == 0 and doc["snapshot_last_seq"] is not None
+    check = _json("verify", "--certificate", str(tmp_path / "restored.db.certificate.json"), code=7)
+    assert [p["field"] for p in check["problems"]] == ["block_range.last"]
+    assert {"journal_state_digest", "target.state_digest", "source.lineage"} <= set(check["checked"])
 
 
 def test_a_postgresql_restores_certificate_goes_to_its_state_folder(tmp_path):

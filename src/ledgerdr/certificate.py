@@ -70,7 +70,12 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
-def _first_seq(report: VerifyReport) -> int | None:
+def first_block(location: Location, report: VerifyReport) -> int | None:
+    """The first block the restored state stands for: the first one the window records hold (a snapshot
+    stands for the blocks a prune deleted), else, for raw exports, the first one verified."""
+    recorded = next((w.first_seq for w in read_windows(location).windows if w.first_seq is not None), None)
+    if recorded is not None:
+        return recorded
     return parse_address(report.first_address).sequence_no if report.first_address else None
 
 
@@ -105,7 +110,7 @@ def build_certificate(report: Any, location: Location, *, operation: str = "rest
         "target": {"url": _absolute(report.target), "state_digest": report.target_state_digest,
                    "state_digest_version": report.state_digest_version},
         "journal_state_digest": report.journal_state_digest,
-        "block_range": {"first": _first_seq(evidence), "last": last, "last_block_hash": report.last_block_hash,
+        "block_range": {"first": first_block(location, evidence), "last": last, "last_block_hash": report.last_block_hash,
                         "last_block_time": _ms_time(report.last_block_time_ms)},
         "snapshot_last_seq": report.snapshot_last_seq,
         "lost_blocks": [list(span) for span in report.lost_blocks],
@@ -242,7 +247,7 @@ def check_certificate(doc: dict[str, Any], location: Location, *, name: str = "c
     asked = {last} | ({external.tip.sequence_no} if external else set())
     evidence = verify_up_to(location, max(asked), asked)
     check.problems += [CertificateProblem("repository", str(p)) for p in evidence.problems]
-    _check_blocks(doc, evidence, last, check)
+    _check_blocks(doc, location, evidence, last, check)
     _check_lineage(doc, location, evidence, last, check)
     _check_state(doc, location, last, check)
     if external is not None:
@@ -260,7 +265,8 @@ def _claim(check: CertificateCheck, name: str, claimed: Any, actual: Any, detail
         check.problems.append(CertificateProblem(name, f"says {claimed!r}, {detail} {actual!r}", code))
 
 
-def _check_blocks(doc: dict[str, Any], evidence: VerifyReport, last: int, check: CertificateCheck) -> None:
+def _check_blocks(doc: dict[str, Any], location: Location, evidence: VerifyReport, last: int,
+                  check: CertificateCheck) -> None:
     span = doc["block_range"]
     captured = evidence.digests_at.get(last)
     if captured is None:
@@ -270,7 +276,8 @@ def _check_blocks(doc: dict[str, Any], evidence: VerifyReport, last: int, check:
         check.problems.append(CertificateProblem("block_range.last", problem, ExitCode.RESTORE))
         return
     digest, block_hash, _ = captured
-    _claim(check, "block_range.first", span.get("first"), _first_seq(evidence), "the repository's first block is")
+    _claim(check, "block_range.first", span.get("first"), first_block(location, evidence),
+           "the repository's first block is")
     _claim(check, "block_range.last_block_hash", span.get("last_block_hash"), _b64(block_hash),
            f"the repository's block {last} (block_range.last) has hash")
     ledger = doc.get("ledger_digest") or {}
@@ -312,9 +319,11 @@ def _check_state(doc: dict[str, Any], location: Location, last: int, check: Cert
 
 
 def journal_state_digest(location: Location, last: int) -> str:
-    """CONTRACTS §8's state digest computed from the repository's blocks up to `last`, each unit fetched and
-    verified as a restore worker does it (the C verifier's rows where it reads the unit, restore/rows.py;
-    else restore/units.py); raises what planning and verification raise."""
+    """CONTRACTS §8's state digest of the repository's journal up to block `last`, planned as `restore
+    --until-block last` plans it (from the newest snapshot before it, whose parts are verified by their
+    revision hashes and tip hash), each unit fetched and verified as a restore worker does it (the C
+    verifier's rows where it reads the unit, restore/rows.py; else restore/units.py). Raises what planning
+    and verification raise."""
     from .restore.plan import plan_restore
     from .restore.rows import load_rows
     from .restore.run import split_units
@@ -322,7 +331,7 @@ def journal_state_digest(location: Location, last: int) -> str:
     from .targets.ddl import DdlState
     from .targets.digest import digest_of_journal
 
-    plan = plan_restore(location, until_block=last, use_snapshots=False)
+    plan = plan_restore(location, until_block=last)
     entries: list = []
     redactions: list = []
     events: list = []
