@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import takewhile
-from pathlib import Path
 
 from .errors import LedgerDRError, StoreError, VerificationError
 from .replicate import copy_damage
@@ -25,6 +24,16 @@ from .repository import (
     read_windows,
 )
 from .stores import Location
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A verified window's record as one repository holds it: what `durable.py` compares across regions."""
+
+    window_start: str
+    window_end: str
+    record_sha256: str
+    digest: dict | None
 
 
 @dataclass
@@ -48,6 +57,7 @@ class RepositoryStatus:
     lineage: str | None = None
     incarnation: int = 0  # promotions recorded in this repository (0: the original ledger)
     promoted_at_block: int | None = None
+    held: list[HeldRecord] = field(default_factory=list, repr=False)  # verified windows' records (not in JSON)
 
     @property
     def broken(self) -> bool:
@@ -55,7 +65,9 @@ class RepositoryStatus:
         return bool(self.breaks or self.damaged)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "broken": self.broken}
+        out = asdict(self)
+        del out["held"]
+        return {**out, "broken": self.broken}
 
     def render(self) -> str:
         rpo = "unknown (nothing verified)" if self.rpo_seconds is None else f"{self.rpo_seconds:.0f}s"
@@ -94,6 +106,9 @@ def repository_status(name: str, region: str, location: Location, *, now: dateti
         verified = list(takewhile(lambda w: w.window_start in done, intact))
         verified = _up_to_damage(location, verified, status)
     status.verified_windows = len(verified)
+    sha256 = {w.window_start: catalog.record_sha256.get(k, "") for k, w in zip(catalog.keys, catalog.windows,
+                                                                                 strict=True)}
+    status.held = [HeldRecord(w.window_start, w.window_end, sha256[w.window_start], w.digest) for w in verified]
     status.pending_windows = len(catalog.windows) - len(verified)
     _lineage(location, catalog.windows, status)
     if verified:
@@ -193,10 +208,10 @@ def standby_status(target_url: str, *, now: datetime, default_source: str | None
     configured locations, whose store options (region, endpoint) are then used. Problems become `error`."""
     from .restore.standby import lag, read_position
     from .stores import open_location
-    from .targets import open_target
+    from .targets import embedded_path, open_target
 
     status = StandbyStatus(target_url)
-    path = _embedded_path(target_url)
+    path = embedded_path(target_url)
     if path is not None and not path.exists():
         status.error = f"no standby ledger at {path}"
         return status
@@ -237,9 +252,3 @@ def standby_status(target_url: str, *, now: datetime, default_source: str | None
     status.lag_blocks, status.lag_seconds = lag(status.last_seq, catalog.windows, now)
     return status
 
-
-def _embedded_path(url: str) -> Path | None:
-    if not url.startswith("embedded:"):
-        return None
-    rest = url[len("embedded:"):]
-    return Path(rest[2:] if rest.startswith("//") else rest)

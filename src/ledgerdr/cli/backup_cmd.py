@@ -12,6 +12,7 @@ import click
 
 from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
+from ..durable import newest_durable_digest, render_durable
 from ..errors import ConfigError, ExitCode, QueueError
 from ..logs import note
 from ..queues.notify import open_notifications, window_recorded_message
@@ -140,6 +141,9 @@ def _render(report, as_json: bool) -> None:
 def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, standbys: tuple[str, ...]) -> None:
     """Windows, newest verified block, tip hash, lineage, RPO and breaks of every repository; lag of standbys.
 
+    Also the newest durable digest: the newest window's ledger digest whose record is held intact (verified)
+    in repositories in at least two regions, or that there is none yet.
+
     The newest verified block and the RPO count only up to a repository's first break. Exits 4 when any
     repository has a gap, an overlap, a fork, an unreadable record or (a replica) a missing or altered
     copy, naming each; 8 when nothing is broken but an RPO is past --max-rpo; 0 otherwise. Orphan export
@@ -154,12 +158,15 @@ def status(config_path: str, as_json: bool, max_rpo: str | None, strict: bool, s
                 for i, (repo, location) in enumerate(zip(config.repositories, locations, strict=True))]
     known = {location.url: location for location in locations}
     followers = [standby_status(url, now=now, default_source=locations[0].url, known=known) for url in standbys]
+    durable = newest_durable_digest(statuses)
     if as_json:
         emit_json({"now": now.isoformat(), "repositories": [s.to_json() for s in statuses],
+                   "durable_digest": durable.to_json() if durable else None,
                    "standbys": [f.to_json() for f in followers]})
     else:
         for s in statuses:
             click.echo(s.render())
+        click.echo(render_durable(durable))
         for f in followers:
             click.echo(f.render())
     broken = [s.name for s in statuses if s.broken or (strict and s.orphans)]

@@ -45,7 +45,11 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
     },
     "verify": {
         ExitCode.STORAGE: "the location is missing, not a folder, or cannot be read",
-        ExitCode.VERIFICATION: "verification failed: a problem is named by key and block address",
+        ExitCode.VERIFICATION: ("verification failed: a problem is named by key and block address; `--digest`: "
+                                "the digest at its tip block differs, naming the block; `--certificate`: a "
+                                "claim does not hold, naming the field"),
+        ExitCode.RESTORE: ("`--digest` / `--certificate`: the repository does not reach the digest's tip block "
+                           "or the certificate's last block (or lacks the blocks from 0), so it cannot prove it"),
     },
     "restore": {
         ExitCode.STORAGE: "an object cannot be read",

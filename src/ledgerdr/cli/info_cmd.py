@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
+from ..durable import newest_durable_digest, render_durable
 from ..info import RepositoryInfo, repository_info
 from .common import config_option, json_option, load, load_optional, open_repository, resolve_repository
 from .output import emit_json
@@ -20,15 +21,18 @@ def info(repository: str | None, config_path: str | None, as_json: bool) -> None
 
     Per repository: lineages and incarnations (promotions), windows (first/last block and time),
     snapshots, a replica's watermark, orphans, breaks, and the range `restore --until` / `--until-block`
-    accept (restore refuses a point outside it, naming it). Reads records only. Exits 0; 2 for an unknown
+    accept (restore refuses a point outside it, naming it); then the newest digest durable in two
+    regions (as `status` shows it). Reads records only. Exits 0; 2 for an unknown
     repository name or a bad configuration; 3 when a repository cannot be read.
     """
     now = datetime.now(UTC)
     infos = _infos(repository, config_path, now)
+    durable = newest_durable_digest([i.status for i in infos])
     if as_json:
-        emit_json({"now": now.isoformat(), "repositories": [i.to_json() for i in infos]})
+        emit_json({"now": now.isoformat(), "repositories": [i.to_json() for i in infos],
+                   "durable_digest": durable.to_json() if durable else None})
     else:
-        click.echo("\n".join(i.render() for i in infos))
+        click.echo("\n".join([*(i.render() for i in infos), render_durable(durable)]))
 
 
 def _infos(repository: str | None, config_path: str | None, now: datetime) -> list[RepositoryInfo]:

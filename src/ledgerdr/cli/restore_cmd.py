@@ -49,11 +49,14 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--force", is_flag=True,
               help="Restore into a writable ledger (it becomes a read-only restore target) or one holding blocks "
                    "newer than the backup, saying so; never into another lineage or the configured source.")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the restore certificate here [default: beside an embedded target's file as "
+                   "<file>.certificate.json; for PostgreSQL, <state-dir>/<restore id>/certificate.json].")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
             workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
-            config_path: str | None, as_json: bool) -> None:
+            certificate: Path | None, config_path: str | None, as_json: bool) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -62,7 +65,8 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     interrupted restore under the same id (RTO counted from its first start).
 
     A target that holds other data (a live ledger, another lineage, blocks newer than the backup, the
-    configured source) is refused before anything is written. Exits 0 only on a verified restore; 2 on
+    configured source) is refused before anything is written. A verified restore writes a certificate
+    (`ledgerdr verify --certificate FILE` re-checks it; docs/format.md). Exits 0 only on a verified restore; 2 on
     a usage error (e.g. --until with --until-block, or a point outside the restore points `ledgerdr
     info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
     object, target holding other data) or ends unverified; 130 when interrupted.
@@ -93,10 +97,17 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
             click.echo(f"{message}.\nresume with: {command}\n(running the same command again resumes it too)",
                        err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    written = None
+    if report.verdict:  # a certificate vouches for a verified restore only
+        from ..certificate import issue_certificate
+
+        written = issue_certificate(report, repository.open(), target, path=certificate, state_dir=Path(state_dir))
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "certificate": str(written) if written else None})
     else:
         _render(report)
+        if written:
+            click.echo(f"certificate: {written}")
     sys.exit(ExitCode.OK if report.verdict else ExitCode.RESTORE)
 
 

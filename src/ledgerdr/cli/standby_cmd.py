@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import asdict
+from pathlib import Path
 
 import click
 import orjson
 
+from ..certificate import issue_certificate
 from ..config import parse_duration
 from ..queues.notify import open_notifications
+from ..restore.run import RestoreReport
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
@@ -78,19 +82,28 @@ def _render(report: FollowReport, as_json: bool) -> None:
 @click.option("--to", "target", required=True, help="The standby: embedded:///path/standby.db")
 @click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False),
               help="Where the final catch-up restore keeps its state.")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the promote certificate here [default: <standby file>.certificate.json].")
 @config_option
-def promote(source: str, target: str, state_dir: str, config_path: str | None) -> None:
+def promote(source: str, target: str, state_dir: str, certificate: Path | None, config_path: str | None) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
     the same chain under a new lineage, and an old primary that comes back is refused by the repository
-    (its `backup` exits 6). Exits 7, recording nothing, when the standby does not verify or cannot take
+    (its `backup` exits 6). Writes a certificate of the verified catch-up and the promotion (`ledgerdr
+    verify --certificate FILE` re-checks it). Exits 7, recording nothing, when the standby does not verify or cannot take
     writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
     repository = resolve_repository(source, load_optional(config_path))
-    incarnation = promote_flow(repository.open(), target, state_dir=state_dir, source_options=repository.options)
+    location = repository.open()
+    verified: list[RestoreReport] = []
+    incarnation = promote_flow(location, target, state_dir=state_dir, source_options=repository.options,
+                               on_verified=verified.append)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
+    written = issue_certificate(verified[0], location, target, path=certificate, state_dir=Path(state_dir),
+                                operation="promote", promotion=asdict(incarnation))
+    click.echo(f"certificate: {written}")
 
 
 @click.command()

@@ -1,12 +1,14 @@
-"""`ledgerdr verify LOCATION`: check every export under a location as one hash chain."""
+"""`ledgerdr verify LOCATION`: check every export under a location as one hash chain; `--digest` against a
+ledger digest held outside it; `--certificate` a restore certificate's claims."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from ..errors import ExitCode, ObjectNotFound
+from ..errors import ConfigError, ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
 from ..repository import recorded_exports
 from ..runs import recorded
@@ -16,17 +18,32 @@ from .output import emit_json, progress, stderr
 
 
 @click.command()
-@click.argument("location")
+@click.argument("location", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (CONTRACTS §6 report).")
 @click.option("--export-id", help="Verify only this export.")
 @click.option("--strict", is_flag=True, help="Count hashes whose rule QLDB never published, and orphan export "
               "attempts, as problems.")
 @click.option("--chain-only", is_flag=True, help="Check block hashes, Merkle roots and links only, not each "
               "revision (fast; what a JSON export can always prove).")
+@click.option("--digest", "digest", metavar="DIGEST",
+              help="Also prove the chain reaches a block whose ledger digest is DIGEST, held outside the "
+                   "repository: QLDB's GetDigest output (JSON or Ion, inline or a file), the console's saved "
+                   "digest file, `ledgerdr ledger digest FILE --json`, or the bare base64 digest with "
+                   "--digest-tip-address.")
+@click.option("--digest-tip-address", metavar="ADDRESS",
+              help="With a bare base64 --digest: the block it covers up to, as QLDB prints it "
+                   "({strandId:\"…\",sequenceNo:N}).")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path),
+              help="Re-check this restore certificate against the repository (LOCATION, or the one it names) "
+                   "instead of verifying every export; with --digest, against that digest too.")
+@click.option("--check-target", is_flag=True,
+              help="With --certificate: also recompute the restored target's state digest now (it must be "
+                   "reachable; a promoted ledger that took writes since differs).")
 @config_option
 @recorded("verify")
-def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool,
-           config_path: str | None) -> None:
+def verify(location: str | None, as_json: bool, export_id: str | None, strict: bool, chain_only: bool,
+           digest: str | None, digest_tip_address: str | None, certificate: Path | None,
+           check_target: bool, config_path: str | None) -> None:
     """Verify the exports under LOCATION (a configured repository's name, a directory, file:// or s3:// URL).
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
@@ -37,7 +54,30 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     (orphans aside, unless --strict), 4 when verification fails; 3 when there is nothing to verify (a
     missing path or an empty folder), 2 for a file, the file system's root, or a bare name that is no
     configured repository and no folder.
+
+    With --digest, the ledger digest at the digest's tip block is folded again from the blocks (the Merkle
+    root over the block hashes 0..tip) and must equal it: exit 4 naming the block when it does not, 7 when
+    the repository does not reach that block (or does not hold the blocks from 0), 2 for a digest that
+    cannot be read. With --certificate, each claim of a restore certificate (block range, last block hash,
+    ledger digest and proof, strand, lineage, state digest) is checked against the repository: exit 4
+    naming the field that does not hold, 7 when the repository or the digest cannot prove it.
     """
+    from ..digests import parse_digest
+
+    external = parse_digest(digest, digest_tip_address) if digest is not None else None
+    if digest is None and digest_tip_address is not None:
+        raise ConfigError("--digest-tip-address goes with a bare base64 --digest")
+    if certificate is not None:
+        unused = [name for name, given in (("--export-id", export_id), ("--strict", strict),
+                                            ("--chain-only", chain_only)) if given]
+        if unused:
+            raise ConfigError(f"{unused[0]} does not go with --certificate (it checks the blocks the certificate "
+                              "names, and their state digest)")
+        _verify_certificate(certificate, location, external, check_target, as_json, config_path)
+    if check_target:
+        raise ConfigError("--check-target goes with --certificate")
+    if location is None:
+        raise ConfigError("give the LOCATION to verify (or --certificate FILE)")
     loc = resolve_repository(location, load_optional(config_path)).open()
     _refuse_nothing_there(loc)
     recorded = recorded_exports(loc)
@@ -45,12 +85,47 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     with progress("verifying objects", total, enabled=not as_json) as bar:
         report = verify_location(loc.store, loc.prefix, export_id=export_id, strict=strict,
                                  check_revisions=not chain_only, on_object=lambda ref, blocks: bar.advance(),
-                                 recorded=recorded)
+                                 recorded=recorded, digest_at=[external.tip.sequence_no] if external else ())
+    failed = not report.ok or (strict and report.orphans)
+    code = ExitCode.VERIFICATION if failed else ExitCode.OK
+    checked = None
+    if external is not None:
+        from ..digests import check_digest
+
+        checked = check_digest(report, external)
+        code = code or checked.exit_code
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), **({"external_digest": checked.to_json()} if checked else {})})
     else:
         _render(report)
-    sys.exit(ExitCode.OK if report.ok and not (strict and report.orphans) else ExitCode.VERIFICATION)
+        if checked is not None and external is not None:
+            click.echo(f"digest {external.text} at {external.tip}: "
+                       + ("MATCHES" if checked.outcome == "match" else f"NOT PROVEN ({checked.outcome})")
+                       + f": {checked.detail}", err=checked.outcome != "match")
+    sys.exit(code)
+
+
+def _verify_certificate(path: Path, location: str | None, external, check_target: bool, as_json: bool,
+                        config_path: str | None) -> None:
+    from ..certificate import check_certificate, read_certificate
+
+    doc = read_certificate(path)
+    where = location or (doc.get("source") or {}).get("repository")
+    if not where:
+        raise ConfigError(f"certificate {path} names no repository: give LOCATION")
+    loc = resolve_repository(where, load_optional(config_path)).open()
+    _refuse_nothing_there(loc)
+    check = check_certificate(doc, loc, name=str(path), external=external, check_target=check_target)
+    if as_json:
+        emit_json(check.to_json())
+    else:
+        click.echo(f"certificate {path}: restore {doc.get('restore_id')} from {loc.url}, blocks "
+                   f"{(doc.get('block_range') or {}).get('first')}..{(doc.get('block_range') or {}).get('last')}")
+        click.echo(f"held: {', '.join(check.checked) or 'nothing'}")
+        for problem in check.problems:
+            click.echo(f"problem: {problem}", err=True)
+        click.echo("certificate: " + ("OK" if not check.problems else f"REFUSED ({len(check.problems)} problems)"))
+    sys.exit(check.exit_code)
 
 
 def _refuse_nothing_there(loc: Location) -> None:

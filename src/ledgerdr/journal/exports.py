@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -180,6 +180,7 @@ def verify_location(
     fuse_json: bool = True,
     recorded: RecordedExports | None = None,
     use_native: bool = True,
+    digest_at: Collection[int] = (),
 ) -> VerifyReport:
     """Verify every export under the location as one chain (CONTRACTS §6). Never raises on bad data.
     `fuse_json=False` checks chain-only JSON block by block, `use_native=False` Ion binary without the C
@@ -188,7 +189,8 @@ def verify_location(
     With `recorded` (the location is a ledgerdr repository), in every mode each recorded object's bytes are
     checked against the sha256 its window record holds (manifests included, and bytes no QLDB hash covers,
     such as field names), the record chain's breaks are problems, and unrecorded attempts are orphans
-    (`report.orphans`), not problems."""
+    (`report.orphans`), not problems. `digest_at`: keep the ledger digest at these blocks
+    (`report.digests_at`, see `verify_objects`)."""
     plan = plan_location(store, prefix, export_id=export_id, expected=expected, recorded=recorded)
     report = VerifyReport(exports=len(plan.exports), orphans=plan.orphans)
     report.problems.extend(plan.problems)
@@ -196,7 +198,8 @@ def verify_location(
         report.problems.extend(recorded.problems)
         _check_recorded_manifests(store, plan, recorded, report)
     verify_objects(store.get, plan.objects, report, strict=strict, check_revisions=check_revisions,
-                   keep=plan.keep(), on_object=on_object, fuse_json=fuse_json, use_native=use_native)
+                   keep=plan.keep(), on_object=on_object, fuse_json=fuse_json, use_native=use_native,
+                   digest_at=digest_at)
     if not plan.exports and not plan.problems:
         report.problems.append(Problem("no_exports", prefix or None, None,
                                        f"no export (no *.started.manifest) under {store.url}/{prefix}"))

@@ -37,6 +37,28 @@ class DigestAccumulator:
                       self._stack[-1][1])
 
 
+class CapturingAccumulator(DigestAccumulator):
+    """A DigestAccumulator that also keeps the digest at each sequence number in `capture`, with that
+    block's hash and its proof against the digest (`captured[seq] = (digest, block_hash, proof)`):
+    `verify --digest` and the restore certificate compare a digest at a block that is not the chain's tip.
+    Separate from DigestAccumulator so that the verifier's hot loop pays nothing when no digest is asked
+    for. Fed only while the chain runs from block 0 without a gap (ChainChecker.digest_valid)."""
+
+    def __init__(self, capture: frozenset[int]) -> None:
+        super().__init__()
+        self.capture = capture
+        self.captured: dict[int, tuple[bytes, bytes, list[bytes]]] = {}
+
+    def add(self, block_hash: bytes) -> None:
+        seq = self.count  # fed from the genesis block on, so the count is the sequence number
+        # Before the merge, the open subtrees are exactly the left siblings on the new leaf's path: its proof
+        # (lowest first, as `tree_proof` gives it).
+        proof = [h for _, h in reversed(self._stack)] if seq in self.capture else None
+        super().add(block_hash)
+        if proof is not None:
+            self.captured[seq] = (self.digest(), block_hash, proof)
+
+
 def fold_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
     """QLDB's proof check: fold `dot` over the proof, starting from the leaf (dot is symmetric)."""
     return reduce(dot, proof, leaf)

@@ -12,7 +12,7 @@ import base64
 import hashlib
 from binascii import a2b_base64
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from .. import native
 from .codecs import DecodeError, ExportFormat, json_chain_block, json_lines, read_blocks
 from .hashing import dot, ion_hash, merkle_root
 from .model import Block
-from .proofs import DigestAccumulator
+from .proofs import CapturingAccumulator, DigestAccumulator
 
 _NULL_HASH = ion_hash(None)
 
@@ -58,6 +58,9 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     digest: str | None = None  # digest at the tip, when the chain starts at the genesis block
     orphans: list[dict[str, Any]] = field(default_factory=list)  # {key, age_seconds, reason}: attempts no record names
+    # The digest at each block asked for (`digest_at`): {seq: (digest, block hash, proof)}, raw bytes. Not
+    # part of the CONTRACTS §6 report: `verify --digest` and the restore certificate print what they use.
+    digests_at: dict[int, tuple[bytes, bytes, list[bytes]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,7 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["digests_at"]
         out["ok"] = self.ok
         return out
 
@@ -505,12 +509,18 @@ def verify_objects(
     on_object: Callable[[ObjectRef, int], None] | None = None,
     fuse_json: bool = True,
     use_native: bool = True,
+    digest_at: Collection[int] = (),
 ) -> ChainChecker:
     """Verify objects in the order given as one chain, adding to `report`. `fuse_json=False` checks
     chain-only JSON block by block, `use_native=False` Ion binary without the C verifier (the references
-    the fast paths are tested and measured against)."""
+    the fast paths are tested and measured against). `digest_at`: the sequence numbers whose ledger digest
+    (and proof) to keep in `report.digests_at`; one is missing when the chain does not reach it from block 0
+    without a gap."""
     block_checker = BlockChecker(report, strict=strict, check_revisions=check_revisions)
     chain = ChainChecker(report, block_checker, keep, fuse_json=fuse_json, use_native=use_native)
+    capturing = CapturingAccumulator(frozenset(digest_at)) if digest_at else None
+    if capturing is not None:
+        chain.digest = capturing
     for ref in objects:
         report.objects += 1
         blocks_before = report.blocks
@@ -520,6 +530,8 @@ def verify_objects(
     report.revisions_chain_only = dict(block_checker.chain_only)
     if chain.digest_valid and chain.digest.count:
         report.digest = _b64(chain.digest.digest())
+    if capturing is not None:
+        report.digests_at.update(capturing.captured)
     return chain
 
 

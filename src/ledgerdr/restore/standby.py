@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -55,6 +55,9 @@ from .plan import units_of_window
 from .shapes import UnitContent, WorkUnit
 from .snapshot import last_block_of, snapshot_units
 from .units import load_unit
+
+if TYPE_CHECKING:
+    from .run import RestoreReport
 
 FORMAT_VERSION = 1
 
@@ -344,10 +347,12 @@ def _wait(notifications: Notifications | None, options: StandbyOptions, should_s
 
 
 def promote(location: Location, target_url: str, *, state_dir: str | Path | None = None,
-            source_options: dict[str, Any] | None = None) -> Incarnation:
+            source_options: dict[str, Any] | None = None,
+            on_verified: Callable[[RestoreReport], None] | None = None) -> Incarnation:
     """Stop following, apply the rest, verify, record the incarnation, open the ledger for writes.
     `source_options`: the store options `location` was opened with (a configured repository's), for the
-    catch-up restore, which opens the repository again from its URL."""
+    catch-up restore, which opens the repository again from its URL. `on_verified` gets the verified
+    catch-up restore's report (the promote certificate is built from it)."""
     from .run import RestoreOptions, restore
 
     _refuse_unpromotable(target_url)  # before anything: a refusal must not fence the old primary
@@ -362,6 +367,8 @@ def promote(location: Location, target_url: str, *, state_dir: str | Path | None
         raise RestoreError("promote refused: the standby does not verify against the journal: "
                            + "; ".join(report.problems[:5]))
     assert report.last_seq is not None and report.last_block_hash is not None  # a verified restore has a tip
+    if on_verified is not None:
+        on_verified(report)
     previous, _ = current_lineage(read_windows(location).windows, read_incarnations(location))
     incarnation = Incarnation(new_id(), previous, report.last_seq, report.last_block_hash, iso_ms(utcnow()))
     write_incarnation(location, incarnation)
