@@ -73,13 +73,22 @@ class _Group(click.Group):
 
 
 def _report_error(exc: Exception, *, as_json: bool) -> None:
-    """On stderr: `error: …`, or under a command's --json one JSON object a script can read."""
+    """On stderr: `error: …`, or under a command's --json one JSON object a script can read; under
+    `--log-format json`, one log record like every other line there."""
+    import logging
+
+    from ..logs import note, structured
+
+    hint = exc.hint if isinstance(exc, LedgerDRError) else None
+    if structured():
+        note(f"error: {exc}", level=logging.ERROR, event="error", kind=type(exc).__name__, hint=hint,
+             exit_code=int(exit_code_for(exc)))
+        return
     if not as_json:
         click.echo(f"error: {exc}", err=True)
         return
     import orjson
 
-    hint = exc.hint if isinstance(exc, LedgerDRError) else None
     click.echo(orjson.dumps({"error": Exception.__str__(exc), "hint": hint, "kind": type(exc).__name__,
                              "exit_code": exit_code_for(exc)}).decode(), err=True)
 
@@ -95,8 +104,8 @@ def _version_message() -> str:
 @click.group(cls=_Group, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show stack traces on errors.")
 @click.option("--log-format", type=click.Choice(["text", "json"]),
-              help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
-                   "per line.")
+              help="How long-running modes (backup --every, replicate --follow, standby, serve) log to stderr: "
+                   "text lines or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -79,7 +80,8 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
             try:
                 notifications.publish(window_recorded_message(location.url, [name]))
             except QueueError as exc:  # the window is recorded; a standby's periodic re-list finds it
-                click.echo(f"warning: could not notify {notify}: {exc}", err=True)
+                note(f"warning: could not notify {notify}: {exc}", logger="ledgerdr.backup", level=logging.WARNING,
+                     event="notify_failed", window=name)
 
     while True:
         started = time.time()
@@ -114,7 +116,8 @@ def _render(report, as_json: bool) -> None:
         click.echo(f"recorded {w.window_start} → {w.window_end}: {blocks}, {w.revisions} revisions, "
                    f"{len(w.objects)} objects")
     for start, reason in report.failed:
-        click.echo(f"FAILED window {start}: {reason}", err=True)
+        note(f"FAILED window {start}: {reason}", logger="ledgerdr.backup", level=logging.ERROR, event="failed",
+             window=start)
     if report.nothing_due:
         click.echo(f"nothing due; the next window is due at {report.next_due.isoformat()}" if report.next_due
                    else "nothing due: the ledger has no commits yet")

@@ -9,6 +9,7 @@ import click
 from prometheus_client import start_http_server, write_to_textfile
 
 from ..errors import ConfigError, StoreError
+from ..logs import note
 from ..metrics import LedgerDRCollector, registry_for
 from ..runs import runs_dir
 from .common import config_option, load, open_repository
@@ -50,7 +51,8 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
 def serve_metrics(collector: LedgerDRCollector, port: int) -> None:
     """Serve the metrics on 127.0.0.1 from a daemon thread (it ends with the process); say where."""
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(collector))
-    click.echo(f"serving metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)", err=True)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    note(f"serving metrics on {url} (Ctrl-C stops)", logger="ledgerdr.metrics", event="serving_metrics", url=url)
 
 
 def serve_while_running(port: int, *, running: bool, needs: str, config_path: str | None = None,

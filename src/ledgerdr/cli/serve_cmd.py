@@ -8,6 +8,7 @@ import click
 
 from ..errors import ConfigError
 from ..ledger.storage import Durability
+from ..logs import configured_level
 from ..serve.app import Limits
 from ..serve.keys import ENV_VAR, gather_keys, serve_settings
 from ..serve.server import ServeOptions
@@ -60,6 +61,8 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
         limits=Limits(max_sessions=max_sessions or int(settings.get("max_sessions", 256)),
                       transaction_seconds=min(transaction_timeout, 30.0), session_idle_seconds=session_timeout),
         http=http,
+        # uvicorn's own messages (start-up, shutdown, errors) at --log-level; its access log stays off
+        log_level=configured_level() or "warning",
     )
     run_server(options, on_listening=lambda url: click.echo(
         f"ledgerdr serve: listening on {url} (ledgers in {options.data})", err=False))

@@ -132,10 +132,13 @@ class _Cursor:
 
 
 def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None,
-                cache: RecordCache | None = None) -> FollowReport:
+                cache: RecordCache | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> FollowReport:
     """Apply every recorded window after the standby's position, each checked to chain onto the last
     block applied before anything of it is applied. Idempotent; resumable after a kill at any point.
     `run_standby` passes one `cache` to every round: records already read are not fetched again.
+    `on_progress(blocks_applied, blocks_to_apply)` is called before the first window and after each one
+    (the catch-up of a standby that fell behind can take a while).
 
     Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped."""
     clock = now if callable(now) else (lambda: now) if now is not None else utcnow
@@ -149,6 +152,7 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
             _start_from_snapshot(location, target, cursor, report, clock, windows)
             if report.snapshot_last_seq is not None:
                 _write_position(target, _position(location, cursor, newest, clock, position))
+        catch_up = _CatchUp(cursor.seq, windows, on_progress)
         for window in windows:
             if window.last_seq is None or (cursor.seq is not None and window.last_seq <= cursor.seq):
                 if cursor.seq is not None and (window.last_seq is not None or _after(window, cursor)):
@@ -162,6 +166,7 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
             report.windows_applied.append(window.window_start)
             report.applied_at.append(cursor.applied_at)
             _write_position(target, _position(location, cursor, newest, clock, position))
+            catch_up.applied(window)
     except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
         _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
         raise
@@ -172,6 +177,22 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     report.repository_seq = newest.last_seq if newest is not None else cursor.seq
     report.lag_blocks, report.lag_seconds = lag(cursor.seq, windows, clock())
     return report
+
+
+class _CatchUp:
+    """Blocks applied out of the blocks this round has to apply, told to `on_progress`."""
+
+    def __init__(self, seq: int | None, windows: list[WindowRecord],
+                 on_progress: Callable[[int, int], None] | None) -> None:
+        self.on_progress, self.done = on_progress, 0
+        self.total = lag(seq, windows, utcnow())[0]
+        if on_progress is not None:
+            on_progress(0, self.total)
+
+    def applied(self, window: WindowRecord) -> None:
+        self.done += (window.last_seq or 0) - (window.first_seq or 0) + 1
+        if self.on_progress is not None:
+            self.on_progress(min(self.done, self.total), self.total)
 
 
 def lag(seq: int | None, windows: list[WindowRecord], now: datetime) -> tuple[int, float]:
@@ -308,15 +329,17 @@ class StandbyOptions:
 
 def run_standby(location: Location, target: Target, options: StandbyOptions = StandbyOptions(), *,
                 notifications: Notifications | None = None, on_round: Callable[[FollowReport], None] | None = None,
-                should_stop: Callable[[], bool] = lambda: False) -> FollowReport:
-    """Follow until `should_stop()` (or after one round with `options.once`).
+                should_stop: Callable[[], bool] = lambda: False,
+                on_progress: Callable[[int, int], None] | None = None) -> FollowReport:
+    """Follow until `should_stop()` (or after one round with `options.once`); `on_progress` as in
+    `follow_once`, for each round.
 
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
     fork (the position then records why the standby stopped)."""
     woke: list = []
     cache = RecordCache()  # records are write-once: a round re-reads only what the listing shows new or changed
     while True:
-        report = follow_once(location, target, cache=cache)
+        report = follow_once(location, target, cache=cache, on_progress=on_progress)
         report.notices = [n.kind for n in woke]
         if notifications is not None and woke:
             notifications.done(woke)
