@@ -8,7 +8,7 @@ import click
 
 from ..errors import ConfigError
 from ..ledger.storage import Durability
-from ..logs import configured_level
+from ..logs import configured_level, log_event
 from ..serve.app import Limits
 from ..serve.keys import ENV_VAR, gather_keys, serve_settings
 from ..serve.server import ServeOptions
@@ -64,5 +64,8 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
         # uvicorn's own messages (start-up, shutdown, errors) at --log-level; its access log stays off
         log_level=configured_level() or "warning",
     )
-    run_server(options, on_listening=lambda url: click.echo(
-        f"ledgerdr serve: listening on {url} (ledgers in {options.data})", err=False))
+    def on_listening(url: str) -> None:
+        click.echo(f"ledgerdr serve: listening on {url} (ledgers in {options.data})")
+        log_event(f"listening on {url}", logger="ledgerdr.serve", event="listening", url=url, data=str(options.data))
+
+    run_server(options, on_listening=on_listening)
