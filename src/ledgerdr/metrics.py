@@ -25,8 +25,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .config import Config
+from .copies import CheckedCopies
 from .errors import LedgerDRError
 from .queues import open_queue
+from .replicate import copy_damage
 from .restore.progress import RestoreProgress, restore_progress
 from .runs import Run, read_runs
 from .status import RepositoryStatus, StandbyStatus, repository_status, standby_status
@@ -39,9 +41,13 @@ class LedgerDRCollector(Collector):
     """Everything `ledgerdr metrics` exports, computed at each scrape."""
 
     def __init__(self, config: Config | None, locations: Sequence[Location], runs: Path,
-                 standbys: Sequence[str] = (), *, restores: Sequence[Path] = (), queues: Sequence[str] = ()) -> None:
+                 standbys: Sequence[str] = (), *, restores: Sequence[Path] = (), queues: Sequence[str] = (),
+                 rehash_every: float = 0.0) -> None:
+        """`rehash_every` > 0: a replica copy found intact is hashed again only when its stamp changed or its
+        hash is older than that many seconds (`copies.CheckedCopies`); 0: at every scrape, as `status`."""
         self.config, self.locations, self.runs, self.standbys = config, list(locations), runs, list(standbys)
         self.restores, self.queues = list(restores), list(queues)
+        self.damage = CheckedCopies(rehash_every).damage if rehash_every > 0 else copy_damage
 
     def collect(self) -> Iterator[Metric]:
         yield from run_metrics(read_runs(self.runs))
@@ -52,7 +58,8 @@ class LedgerDRCollector(Collector):
         for i, (repo, location) in enumerate(zip(self.config.repositories if self.config else (), self.locations,
                                                  strict=True)):
             try:
-                statuses.append(repository_status(repo.name, repo.region, location, now=now, primary=(i == 0)))
+                statuses.append(repository_status(repo.name, repo.region, location, now=now, primary=(i == 0),
+                                                  damage=self.damage))
                 up.append((repo.name, repo.region, 1))
             except LedgerDRError:  # unreachable: said by ledgerdr_repository_up, the rest is left out
                 up.append((repo.name, repo.region, 0))

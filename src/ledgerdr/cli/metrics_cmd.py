@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from prometheus_client import start_http_server, write_to_textfile
 
+from ..config import parse_duration
 from ..errors import ConfigError, StoreError
 from ..logs import note
 from ..metrics import LedgerDRCollector, registry_for
@@ -16,6 +17,7 @@ from .common import config_option, load, open_repository
 
 DEFAULT_PORT = 9599
 DEFAULT_RESTORE_STATE = ".ledgerdr-restores"  # `restore --state-dir`'s default
+DEFAULT_REHASH = "1h"  # a server scraped every 15 s would otherwise read every replica copy 240 times an hour
 
 
 @click.command()
@@ -35,8 +37,12 @@ DEFAULT_RESTORE_STATE = ".ledgerdr-restores"  # `restore --state-dir`'s default
 @click.option("--queue", "queues", multiple=True, metavar="QUEUE_URL",
               help="Also export this work queue's counts and dead letters (e.g. the SQS queue `ledgerdr worker`s "
                    "read; repeatable).")
+@click.option("--rehash-every", default=DEFAULT_REHASH, show_default=True, metavar="DURATION",
+              help="While serving: hash a replica copy found intact again only when the storage shows it changed "
+                   "(size, time stamps, ETag) or this long after its last hash (0: at every scrape, as `status`).")
 def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[str, ...],
-            runs_dir_path: str | None, restore_states: tuple[str, ...], queues: tuple[str, ...]) -> None:
+            runs_dir_path: str | None, restore_states: tuple[str, ...], queues: tuple[str, ...],
+            rehash_every: str) -> None:
     """Prometheus metrics: RPO, breaks, orphans and damaged copies per repository, standby lag, the
     result, duration and time of the last backup, replicate and verify, restore progress and dead letters.
 
@@ -46,7 +52,8 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
     cannot be written.
     """
     restores = restore_states or tuple(d for d in (DEFAULT_RESTORE_STATE,) if Path(d).is_dir())
-    collector = collector_for(config_path, standbys, runs_dir_path, restores=restores, queues=queues)
+    collector = collector_for(config_path, standbys, runs_dir_path, restores=restores, queues=queues,
+                              rehash_every=parse_duration(rehash_every, "--rehash-every").total_seconds())
     if textfile is not None:
         try:
             write_to_textfile(textfile, registry_for(collector))
@@ -72,14 +79,16 @@ def serve_while_running(port: int, *, running: bool = True, needs: str = "", con
     if not running:
         raise ConfigError(f"--metrics-port serves metrics while the command keeps running: {needs}",
                           hint="for a scheduled run, run `ledgerdr metrics` beside it")
-    serve_metrics(collector_for(config_path, standbys, restores=restores, queues=queues), port)
+    rehash = parse_duration(DEFAULT_REHASH, "--rehash-every").total_seconds()
+    serve_metrics(collector_for(config_path, standbys, restores=restores, queues=queues, rehash_every=rehash), port)
 
 
 def collector_for(config_path: str | None, standbys: tuple[str, ...] = (), runs: str | None = None, *,
-                  restores: tuple[str, ...] = (), queues: tuple[str, ...] = ()) -> LedgerDRCollector:
+                  restores: tuple[str, ...] = (), queues: tuple[str, ...] = (),
+                  rehash_every: float = 0.0) -> LedgerDRCollector:
     """The collector for a configuration (when the file exists: without one, only the flows' runs, the
     standbys, restores and queues)."""
     config = load(config_path) if config_path and Path(config_path).is_file() else None
     locations = [open_repository(repo) for repo in config.repositories] if config else []
     return LedgerDRCollector(config, locations, runs_dir(runs), standbys, restores=[Path(d) for d in restores],
-                             queues=queues)
+                             queues=queues, rehash_every=rehash_every)
