@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ledgerdr.compact import compact
 from ledgerdr.repository import read_windows
 from ledgerdr.restore.plan import units_of_window
+from ledgerdr.restore.standby import follow_once
 from ledgerdr.stores import open_location
-from support.flows import backed_up_ledger, two_region_config
+from ledgerdr.targets import open_target
+from support.flows import back_up_one_more_minute, backed_up_ledger, two_region_config
 
 LEDGERDR = str(Path(sys.executable).with_name("ledgerdr"))
 
@@ -100,3 +103,19 @@ def test_compact_and_replicate_draw_their_progress_on_a_terminal_only(tmp_path):
     assert _drew_a_bar(drawn, "compacting: objects read", sum(len(units_of_window(w)) for w in windows)), drawn
     piped = _piped([LEDGERDR, "compact", "--config", str(config), "--repository", "secondary"], tmp_path)
     assert piped.returncode == 0 and "snapshot of blocks" in piped.stdout and piped.stderr == ""
+
+
+def test_a_standby_counts_its_catch_up_from_a_snapshot_to_the_newest_block(tmp_path):
+    ledger_path, location = backed_up_ledger(tmp_path, minutes=3, per_minute=4)
+    assert compact(location).manifest_key
+    back_up_one_more_minute(ledger_path, location, 3)  # a window after the snapshot
+    target = open_target(f"embedded:{tmp_path / 'standby.db'}")
+    told: list[tuple[int, int]] = []
+    try:
+        report = follow_once(location, target, on_progress=lambda done, total: told.append((done, total)))
+    finally:
+        target.close()
+    assert report.snapshot_last_seq is not None and report.windows_applied
+    total = report.position_seq + 1  # every block: the snapshot's share, then the window's
+    assert told[0] == (0, total) and told[-1] == (total, total)
+    assert [done for done, _ in told] == sorted(done for done, _ in told) and len(told) >= 3

@@ -118,28 +118,26 @@ def standby_metrics(standbys: Sequence[StandbyStatus]) -> Iterator[Metric]:
                  labels, [((s.target,), s.lag_blocks) for s in standbys if s.lag_blocks is not None])
 
 
+# Each restore's gauges: (name, help, value); a value of None leaves the restore's sample out.
+_RESTORE_GAUGES: tuple[tuple[str, str, Callable[[RestoreProgress], float | None]], ...] = (
+    ("in_progress", "1 from the restore's start until it ends (an interrupted or killed restore stays 1 until "
+     "resumed)", lambda r: int(r.in_progress)),
+    ("start_timestamp_seconds", "When the restore first started (Unix time; RTO counts from here)",
+     lambda r: r.started_at),
+    ("units_planned", "Work units in the restore's plan", lambda r: r.units_planned),
+    ("units_applied", "Planned units applied and recorded so far", lambda r: r.units_applied),
+    ("blocks_planned", "Blocks the restore's plan covers", lambda r: r.blocks_planned),
+    ("blocks_applied", "Blocks of the applied units", lambda r: r.blocks_applied),
+    ("revisions_applied", "Revisions of the applied units", lambda r: r.revisions_applied),
+    ("dead_letters", "Units of the restore's newest run its queue gave up on (each leaves the restore unverified "
+     "until resumed)", lambda r: r.dead_letters),
+)
+
+
 def restore_metrics(restores: Sequence[RestoreProgress]) -> Iterator[Metric]:
-    labels = ["restore_id", "target"]
-
-    def per(value: Callable[[RestoreProgress], float | None]) -> list[tuple[tuple[str, ...], float]]:
-        return [((r.restore_id, r.target), v) for r in restores if (v := value(r)) is not None]
-
-    yield _gauge("ledgerdr_restore_in_progress", "1 from the restore's start until it ends (an interrupted or "
-                 "killed restore stays 1 until resumed)", labels, per(lambda r: int(r.in_progress)))
-    yield _gauge("ledgerdr_restore_start_timestamp_seconds", "When the restore first started (Unix time; RTO counts "
-                 "from here)", labels, per(lambda r: r.started_at))
-    yield _gauge("ledgerdr_restore_units_planned", "Work units in the restore's plan", labels,
-                 per(lambda r: r.units_planned))
-    yield _gauge("ledgerdr_restore_units_applied", "Planned units applied and recorded so far", labels,
-                 per(lambda r: r.units_applied))
-    yield _gauge("ledgerdr_restore_blocks_planned", "Blocks the restore's plan covers", labels,
-                 per(lambda r: r.blocks_planned))
-    yield _gauge("ledgerdr_restore_blocks_applied", "Blocks of the applied units", labels,
-                 per(lambda r: r.blocks_applied))
-    yield _gauge("ledgerdr_restore_revisions_applied", "Revisions of the applied units", labels,
-                 per(lambda r: r.revisions_applied))
-    yield _gauge("ledgerdr_restore_dead_letters", "Units of the restore's newest run its queue gave up on "
-                 "(each leaves the restore unverified until resumed)", labels, per(lambda r: r.dead_letters))
+    for name, documentation, value in _RESTORE_GAUGES:
+        yield _gauge(f"ledgerdr_restore_{name}", documentation, ["restore_id", "target"],
+                     [((r.restore_id, r.target), v) for r in restores if (v := value(r)) is not None])
 
 
 def queue_metrics(urls: Sequence[str]) -> Iterator[Metric]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from ..backup import BackupPolicy
 from ..config import Config, RepositoryConfig, load_config
+from ..logs import note
 from ..stores import Location, open_location
 
 config_option = click.option(
@@ -19,8 +21,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 def load(config_path: str) -> Config:
     config = load_config(Path(config_path))
-    for warning in config.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    for warning in config.warnings:  # a log record under --log-format json (stderr is JSON lines only there)
+        note(f"warning: {warning}", level=logging.WARNING, event="config_warning")
     return config
 
 

@@ -148,11 +148,11 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     windows, unreadable = _windows_after(location, cursor.window, cache)
     newest = next((w for w in reversed(windows) if w.last_seq is not None), None)
     try:
+        catch_up = _CatchUp(cursor.seq, windows, on_progress)
         if cursor.seq is None:
-            _start_from_snapshot(location, target, cursor, report, clock, windows)
+            _start_from_snapshot(location, target, cursor, report, clock, windows, catch_up)
             if report.snapshot_last_seq is not None:
                 _write_position(target, _position(location, cursor, newest, clock, position))
-        catch_up = _CatchUp(cursor.seq, windows, on_progress)
         for window in windows:
             if window.last_seq is None or (cursor.seq is not None and window.last_seq <= cursor.seq):
                 if cursor.seq is not None and (window.last_seq is not None or _after(window, cursor)):
@@ -166,7 +166,7 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
             report.windows_applied.append(window.window_start)
             report.applied_at.append(cursor.applied_at)
             _write_position(target, _position(location, cursor, newest, clock, position))
-            catch_up.applied(window)
+            catch_up.applied((window.last_seq or 0) - (window.first_seq or 0) + 1)
     except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
         _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
         raise
@@ -189,8 +189,8 @@ class _CatchUp:
         if on_progress is not None:
             on_progress(0, self.total)
 
-    def applied(self, window: WindowRecord) -> None:
-        self.done += (window.last_seq or 0) - (window.first_seq or 0) + 1
+    def applied(self, blocks: int) -> None:
+        self.done += blocks
         if self.on_progress is not None:
             self.on_progress(min(self.done, self.total), self.total)
 
@@ -233,7 +233,7 @@ def _windows_after(location: Location, window: str | None, cache: RecordCache | 
 
 
 def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, report: FollowReport,
-                         clock: Callable[[], datetime], windows: list[WindowRecord]) -> None:
+                         clock: Callable[[], datetime], windows: list[WindowRecord], catch_up: _CatchUp) -> None:
     """An empty standby loads the newest verified snapshot, then only the windows after its tip.
 
     `windows` is every record (a standby with no position reads them all). A kill halfway through leaves
@@ -241,8 +241,10 @@ def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, re
     base = newest_snapshot(location, windows=windows)
     if base is None:
         return
-    for unit in snapshot_units(base):
+    parts, blocks = snapshot_units(base), base.last_seq + 1
+    for done, unit in enumerate(parts, 1):
         _apply(location, target, unit, load_unit(location.store, unit), base.ledger)
+        catch_up.applied(blocks * done // len(parts) - blocks * (done - 1) // len(parts))  # a part's share
     tip = next((w for w in windows if w.window_start == base.tip_window), None)
     cursor.seq, cursor.block_hash, cursor.block_time = base.last_seq, base.tip_hash, base.tip_time
     cursor.window = tip.window_start if tip is not None else None
