@@ -4,6 +4,7 @@ values move as a restore runs and when a unit is dead-lettered."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +147,14 @@ def test_restore_serves_its_progress_while_it_runs(tmp_path):
     assert 1 in in_progress, seen  # planned, then applied unit by unit, observed while it ran
     planned = [value for s in seen for (name, _), value in s.items() if name == "ledgerdr_restore_units_planned"]
     assert set(planned) == {4}
+
+
+def test_a_taken_metrics_port_is_a_usage_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        refused = subprocess.run([LEDGERDR, "worker", "--queue", f"sqlite:{tmp_path / 'q.db'}", "--from", str(tmp_path),
+                                  "--to", f"embedded:{tmp_path / 'w.db'}", "--state", str(tmp_path / "s"),
+                                  "--metrics-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in refused.stderr

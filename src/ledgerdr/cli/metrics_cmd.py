@@ -67,7 +67,11 @@ def metrics(config_path: str, port: int, textfile: str | None, standbys: tuple[s
 
 def serve_metrics(collector: LedgerDRCollector, port: int) -> None:
     """Serve the metrics on 127.0.0.1 from a daemon thread (it ends with the process); say where."""
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(collector))
+    try:
+        server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(collector))
+    except OSError as exc:  # the port is taken (or not ours to take): a usage problem, exit 2
+        raise ConfigError(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}",
+                          hint="pick another port, or 0 for any free one") from None
     url = f"http://127.0.0.1:{server.server_port}/metrics"
     note(f"serving metrics on {url} (Ctrl-C stops)", logger="ledgerdr.metrics", event="serving_metrics", url=url)
 
