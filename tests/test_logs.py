@@ -1,12 +1,16 @@
-"""`--log-format json` / `--log-level`: what `backup` says while it runs, as JSON lines or filtered by level;
-without the options, the plain lines as before."""
+"""`--log-format json` / `--log-level`: what `backup --every`, `replicate --follow`, `standby` and `serve` say
+while they run, every stderr line one JSON object, or filtered by level; without the options, the plain lines
+as before."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from support.flows import two_region_config
@@ -44,3 +48,87 @@ def test_log_level_filters_and_no_option_keeps_plain_lines(tmp_path):
     plain = _backup(tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert "recorded window " in plain.stderr and not plain.stderr.lstrip().startswith("{")
+
+
+class _Running:
+    """A long-running mode started with `--log-format json`: its stderr read line by line, each line parsed
+    as JSON (a line that is not one fails the test), until it is stopped."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([LEDGERDR, "--log-format", "json", "--log-level", "info", *args], cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[dict] = []
+
+    def until(self, found, timeout: float = 60) -> dict:
+        """Read lines until one satisfies `found`; that line."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.proc.stderr.readline()
+            if not text:
+                break
+            self.lines.append(json.loads(text))
+            if found(self.lines[-1]):
+                return self.lines[-1]
+        raise AssertionError(f"not logged: {self.lines}")
+
+    def stop(self) -> list[dict]:
+        """SIGTERM; every line it logged, the shutdown's included (each one JSON object)."""
+        self.proc.terminate()
+        _, rest = self.proc.communicate(timeout=30)
+        self.lines += [json.loads(line) for line in rest.splitlines()]
+        return self.lines
+
+
+def _well_formed(line: dict) -> None:
+    assert {"time", "level", "logger", "message"} <= set(line), line
+    assert line["level"] in ("debug", "info", "warning", "error") and line["time"].endswith("+00:00")
+
+
+def test_replicate_follow_and_standby_log_their_rounds_as_json(tmp_path):
+    config = two_region_config(tmp_path)
+    assert _backup(tmp_path).returncode == 0
+    follower = _Running(tmp_path, "replicate", "--config", str(config), "--follow", "--every", "1s")
+    try:
+        rounds = follower.until(lambda line: line.get("event") == "round")
+    finally:
+        lines = follower.stop()
+    assert rounds["logger"] == "ledgerdr.replicate" and rounds["repository"] == "secondary"
+    assert rounds["block"] >= 0 and rounds["problems"] == 0
+    standby = _Running(tmp_path, "standby", "--from", str(tmp_path / "secondary"), "--to",
+                       f"embedded:{tmp_path / 'standby.db'}", "--every", "1s")
+    try:
+        position = standby.until(lambda line: line.get("event") == "position")
+    finally:
+        lines += standby.stop()
+    applied = [line for line in lines if line.get("event") == "applied"]
+    assert applied and all(line["window"] and line["repository"] == str(tmp_path / "secondary") for line in applied)
+    assert position["block"] == rounds["block"] and position["lag_blocks"] == 0
+    for line in lines:
+        _well_formed(line)
+
+
+def test_serve_logs_uvicorn_and_its_own_records_through_the_same_handler(tmp_path):
+    server = _Running(tmp_path, "serve", "--data", str(tmp_path / "ledgers"), "--port", "0", "--access-key",
+                      "AKIDLOGS:secret")
+    try:
+        listening = server.until(lambda line: line.get("event") == "listening")
+        server.until(lambda line: line["logger"].startswith("uvicorn"))  # its start-up, as JSON
+        with contextlib.suppress(urllib.error.HTTPError):  # unsigned: refused, and no access log line
+            urllib.request.urlopen(urllib.request.Request(listening["url"], data=b"{}"), timeout=30)
+    finally:
+        lines = server.stop()
+    for line in lines:
+        _well_formed(line)
+    assert listening["logger"] == "ledgerdr.serve"
+    assert any(line["logger"] == "uvicorn.error" and "shutdown" in line["message"].lower() for line in lines), lines
+    assert not any(line["logger"] == "uvicorn.access" for line in lines)
+
+
+def test_an_error_under_json_logs_is_one_json_record(tmp_path):
+    failed = subprocess.run([LEDGERDR, "--log-format", "json", "standby", "--from", str(tmp_path / "nothing"),
+                             "--to", f"embedded:{tmp_path / 's.db'}", "--once", "--every", "nonsense"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 2
+    (line,) = [json.loads(text) for text in failed.stderr.splitlines()]
+    _well_formed(line)
+    assert line["level"] == "error" and line["exit_code"] == 2 and line["kind"] == "ConfigError"

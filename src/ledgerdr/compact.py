@@ -89,7 +89,7 @@ def compact(
     retention: timedelta | None = timedelta(days=30),
     now: datetime | None = None,
     part_bytes: int = DEFAULT_PART_BYTES,
-    on_progress: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CompactReport:
     """Fold the verified windows after the newest snapshot (up to the newest window, or the last one
     ending at or before `up_to_seq`; never past a gap) into a new snapshot.
@@ -98,6 +98,8 @@ def compact(
     Raises VerificationError (naming key and block address) when a source object, the chain between
     windows or the base snapshot does not verify; nothing is written then. StoreError as the store.
     Snapshot objects are retained until `now + retention` (no retention when None).
+    `on_progress(read, total)` counts the source objects (base snapshot parts, then the windows' objects)
+    read and verified so far.
     """
     started = time.monotonic()
     now = now or utcnow()
@@ -224,20 +226,31 @@ def _read_sources(
     fold: _Fold,
     base: SnapshotManifest | None,
     windows: list[WindowRecord],
-    on_progress: Callable[[str], None] | None,
+    on_progress: Callable[[int, int], None] | None,
 ) -> None:
     store = location.store
+    parts = snapshot_units(base) if base is not None else []
+    units = [(window, units_of_window(window)) for window in windows]
+    total, done = len(parts) + sum(len(of_window) for _, of_window in units), 0
+
+    def read_one() -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done, total)
+
+    if on_progress:
+        on_progress(0, total)
     if base is not None:
-        for unit in snapshot_units(base):
+        for unit in parts:
             fold.add(load_snapshot_unit(store, unit).revisions)
+            read_one()
         fold.ddl = DdlState(base.tables)
         fold.ddl.index_statements.update(base.index_statements)  # tuples already (SnapshotManifest.from_json)
         fold.redactions.update(base.redactions)
         fold.strand_id, fold.tip = base.strand_id, (base.last_seq, base.tip_hash)
-    for window in windows:
-        if on_progress:
-            on_progress(f"reading window {window.window_start}")
-        for unit in units_of_window(window):
+    for window, of_window in units:
+        for unit in of_window:
             content = load_unit(store, unit)
             _link(fold, window, unit.key, result_of(content))
             with_revisions = {revision.block_seq for revision in content.revisions}
@@ -246,6 +259,7 @@ def _read_sources(
             fold.add(content.revisions)
             fold.redactions.update(r.key for r in content.redactions)
             fold.strand_id = fold.strand_id or content.strand_id
+            read_one()
         if window.last_seq is not None and fold.tip != (window.last_seq, window.last_block_hash):
             raise VerificationError(
                 f"window {window.window_start}: its objects end at {fold.tip}, the record says "

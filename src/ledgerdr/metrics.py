@@ -1,14 +1,18 @@
-"""Prometheus metrics (`ledgerdr metrics`): RPO and breaks per repository, standby lag, and the last run of
-each flow.
+"""Prometheus metrics (`ledgerdr metrics`): RPO and breaks per repository, standby lag, the last run of
+each flow, restore progress and dead letters.
 
-Two sources, both read at scrape time so that any number of processes (a cron `backup --once`, a
-`replicate` on another schedule, the `metrics` server) agree without sharing memory:
+All read at scrape time so that any number of processes (a cron `backup --once`, a `replicate` on another
+schedule, a restore and its workers, the `metrics` server) agree without sharing memory:
 
 - the repositories themselves, through status.py (the same RPO, breaks and orphans `status` reports);
-- a small record each flow's command writes when it ends (runs.py): exit code, duration and time.
+- a small record each flow's command writes when it ends (runs.py): exit code, duration and time;
+- restore state folders (restore/progress.py): plan, run record, unit results and the restore's queue;
+- work queues named by URL (an SQS restore queue fed to `ledgerdr worker`s): their counts and dead letters.
 
 Names and labels follow the Prometheus conventions: base units (`_seconds`), `_timestamp_seconds` for
-Unix times, one `repository`/`region` label pair per repository, `flow` per flow.
+Unix times, one `repository`/`region` label pair per repository, `flow` per flow, `restore_id`/`target`
+per restore, `queue` per queue. `_total` is left to counters, so a restore's planned amounts are
+`_planned`, not `_total` (they are gauges: a resumed restore's plan is read again).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .config import Config
+from .copies import CheckedCopies
 from .errors import LedgerDRError
+from .queues import open_queue
+from .replicate import copy_damage
+from .restore.progress import RestoreProgress, restore_progress
 from .runs import Run, read_runs
 from .status import RepositoryStatus, StandbyStatus, repository_status, standby_status
 from .stores import Location
@@ -33,17 +41,25 @@ class LedgerDRCollector(Collector):
     """Everything `ledgerdr metrics` exports, computed at each scrape."""
 
     def __init__(self, config: Config | None, locations: Sequence[Location], runs: Path,
-                 standbys: Sequence[str] = ()) -> None:
+                 standbys: Sequence[str] = (), *, restores: Sequence[Path] = (), queues: Sequence[str] = (),
+                 rehash_every: float = 0.0) -> None:
+        """`rehash_every` > 0: a replica copy found intact is hashed again only when its stamp changed or its
+        hash is older than that many seconds (`copies.CheckedCopies`); 0: at every scrape, as `status`."""
         self.config, self.locations, self.runs, self.standbys = config, list(locations), runs, list(standbys)
+        self.restores, self.queues = list(restores), list(queues)
+        self.damage = CheckedCopies(rehash_every).damage if rehash_every > 0 else copy_damage
 
     def collect(self) -> Iterator[Metric]:
         yield from run_metrics(read_runs(self.runs))
+        yield from restore_metrics([p for folder in self.restores for p in restore_progress(folder)])
+        yield from queue_metrics(self.queues)
         now = datetime.now(UTC)
         statuses, up = [], []
         for i, (repo, location) in enumerate(zip(self.config.repositories if self.config else (), self.locations,
                                                  strict=True)):
             try:
-                statuses.append(repository_status(repo.name, repo.region, location, now=now, primary=(i == 0)))
+                statuses.append(repository_status(repo.name, repo.region, location, now=now, primary=(i == 0),
+                                                  damage=self.damage))
                 up.append((repo.name, repo.region, 1))
             except LedgerDRError:  # unreachable: said by ledgerdr_repository_up, the rest is left out
                 up.append((repo.name, repo.region, 0))
@@ -100,6 +116,49 @@ def standby_metrics(standbys: Sequence[StandbyStatus]) -> Iterator[Metric]:
                  [((s.target,), s.lag_seconds) for s in standbys if s.lag_seconds is not None])
     yield _gauge("ledgerdr_standby_lag_blocks", "The repository's newest block minus the standby's last applied",
                  labels, [((s.target,), s.lag_blocks) for s in standbys if s.lag_blocks is not None])
+
+
+# Each restore's gauges: (name, help, value); a value of None leaves the restore's sample out.
+_RESTORE_GAUGES: tuple[tuple[str, str, Callable[[RestoreProgress], float | None]], ...] = (
+    ("in_progress", "1 from the restore's start until it ends (an interrupted or killed restore stays 1 until "
+     "resumed)", lambda r: int(r.in_progress)),
+    ("start_timestamp_seconds", "When the restore first started (Unix time; RTO counts from here)",
+     lambda r: r.started_at),
+    ("units_planned", "Work units in the restore's plan", lambda r: r.units_planned),
+    ("units_applied", "Planned units applied and recorded so far", lambda r: r.units_applied),
+    ("blocks_planned", "Blocks the restore's plan covers", lambda r: r.blocks_planned),
+    ("blocks_applied", "Blocks of the applied units", lambda r: r.blocks_applied),
+    ("revisions_applied", "Revisions of the applied units", lambda r: r.revisions_applied),
+    ("dead_letters", "Units of the restore's newest run its queue gave up on (each leaves the restore unverified "
+     "until resumed)", lambda r: r.dead_letters),
+)
+
+
+def restore_metrics(restores: Sequence[RestoreProgress]) -> Iterator[Metric]:
+    for name, documentation, value in _RESTORE_GAUGES:
+        yield _gauge(f"ledgerdr_restore_{name}", documentation, ["restore_id", "target"],
+                     [((r.restore_id, r.target), v) for r in restores if (v := value(r)) is not None])
+
+
+def queue_metrics(urls: Sequence[str]) -> Iterator[Metric]:
+    """Counts of each queue, opened at each scrape (SQS's are approximate, as SQS reports them)."""
+    up, counts = [], []
+    for url in urls:
+        try:
+            queue = open_queue(url)
+            try:
+                counts.append((url, queue.counts()))
+            finally:
+                queue.close()
+            up.append(((url,), 1))
+        except LedgerDRError:
+            up.append(((url,), 0))
+    yield _gauge("ledgerdr_queue_up", "1 when the queue's counts could be read at this scrape", ["queue"], up)
+    yield _gauge("ledgerdr_queue_messages", "Messages waiting (visible) or being worked on (in_flight)",
+                 ["queue", "state"], [sample for url, c in counts
+                                      for sample in (((url, "visible"), c.visible), ((url, "in_flight"), c.in_flight))])
+    yield _gauge("ledgerdr_queue_dead_letters", "Messages the queue gave up on after their last attempt",
+                 ["queue"], [((url,), c.dead) for url, c in counts])
 
 
 def _gauge(name: str, documentation: str, labels: list[str],

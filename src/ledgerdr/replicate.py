@@ -90,7 +90,8 @@ class ReplicateOptions:
 
 
 def replicate(primary: Location, replica: Location, options: ReplicateOptions, *, now: datetime | None = None,
-              on_object: Callable[[str], None] | None = None, cache: RecordCache | None = None) -> ReplicateReport:
+              on_object: Callable[[str], None] | None = None, cache: RecordCache | None = None,
+              on_total: Callable[[int], None] | None = None) -> ReplicateReport:
     """Bring replica `options.name` up to the primary's recorded windows, verify, and write a watermark.
 
     Idempotent and resumable. Every run re-checks the replica's copy of each object its watermark vouches for
@@ -102,6 +103,7 @@ def replicate(primary: Location, replica: Location, options: ReplicateOptions, *
     primary's or (`require_object_lock`) its storage lacks Object Lock. Bad objects and records are not
     raised: each is a Problem in the report naming its key and block address, and the watermark stops before
     the first window that has one (and does not move while a vouched-for copy stays damaged).
+    `on_total(n)` is told, once, how many objects this run re-checks or copies; `on_object(key)` each one done.
     """
     name, verify_only, concurrency = options.name, options.verify_only, options.concurrency
     refuse_unfit_replica(primary, replica, name, require_object_lock=options.require_object_lock)
@@ -116,11 +118,14 @@ def replicate(primary: Location, replica: Location, options: ReplicateOptions, *
     pairs = list(zip(catalog.keys, catalog.windows, strict=True))
     vouched = [(k, w) for k, w in pairs if w.window_start in covered]
     report.windows_covered = len(vouched)
-    _recheck(primary, replica, _jobs(vouched, catalog), report, repair=not verify_only,
-             concurrency=concurrency, retain_until=now + retention)
+    rechecks = _jobs(vouched, catalog)
+    copies = [] if verify_only else _jobs([(k, w) for k, w in pairs if w.window_start not in covered], catalog)
+    if on_total:
+        on_total(len(rechecks) + len(copies))
+    _recheck(primary, replica, rechecks, report, repair=not verify_only, concurrency=concurrency,
+             retain_until=now + retention, on_object=on_object)
     if not verify_only:
-        todo = [(k, w) for k, w in pairs if w.window_start not in covered]
-        _copy_all(primary, replica, _jobs(todo, catalog), report, concurrency, now + retention, on_object)
+        _copy_all(primary, replica, copies, report, concurrency, now + retention, on_object)
     if any(p.kind in _DAMAGE for p in report.problems):
         report.watermark = last  # a vouched-for copy is still damaged: the watermark must not move past it
         return report
@@ -192,7 +197,8 @@ def _copy_all(primary: Location, replica: Location, jobs: list[ObjectRecord], re
 
 
 def _recheck(primary: Location, replica: Location, jobs: list[ObjectRecord], report: ReplicateReport, *,
-             repair: bool, concurrency: int, retain_until: datetime) -> None:
+             repair: bool, concurrency: int, retain_until: datetime,
+             on_object: Callable[[str], None] | None = None) -> None:
     """Hash the replica's copy of every object in `jobs`; copy a missing or damaged one again (`repair`)."""
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         outcomes = pool.map(lambda job: _recheck_one(primary, replica, job, repair, retain_until), jobs)
@@ -202,6 +208,8 @@ def _recheck(primary: Location, replica: Location, jobs: list[ObjectRecord], rep
                 report.problems.append(outcome)
             elif outcome is not None:
                 report.repaired.append((job.key, outcome))
+            if on_object:
+                on_object(job.key)
 
 
 def copy_damage(store: Store, obj: ObjectRecord) -> str | None:

@@ -8,6 +8,7 @@ what was verified there. A warm standby's lag is read from the position it keeps
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import takewhile
@@ -15,6 +16,7 @@ from itertools import takewhile
 from .errors import LedgerDRError, StoreError, VerificationError
 from .replicate import copy_damage
 from .repository import (
+    ObjectRecord,
     WindowRecord,
     current_lineage,
     find_orphans,
@@ -23,7 +25,7 @@ from .repository import (
     read_watermarks,
     read_windows,
 )
-from .stores import Location
+from .stores import Location, Store
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,12 @@ class RepositoryStatus:
 
 
 def repository_status(name: str, region: str, location: Location, *, now: datetime, primary: bool,
-                      primary_name: str | None = None) -> RepositoryStatus:
+                      primary_name: str | None = None,
+                      damage: Callable[[Store, ObjectRecord], str | None] = copy_damage) -> RepositoryStatus:
     """The repository's windows, breaks and RPO, counted only up to its first break (CONTRACTS §7). For a
     replica, only windows its own watermark vouches for count, and each of their copies is hashed again
-    (as `replicate` does): the first window with a missing or altered copy is a break."""
+    (as `replicate` does; `damage` checks a copy, `copies.CheckedCopies.damage` for a metrics server): the
+    first window with a missing or altered copy is a break."""
     catalog = read_windows(location)
     status = RepositoryStatus(name, region, location.url, windows=len(catalog.windows), gaps=catalog.gaps(),
                               unreadable_records=catalog.unreadable)
@@ -104,7 +108,7 @@ def repository_status(name: str, region: str, location: Location, *, now: dateti
         marks = read_watermarks(location, name)
         done = set(marks[-1].windows_verified) if marks else set()
         verified = list(takewhile(lambda w: w.window_start in done, intact))
-        verified = _up_to_damage(location, verified, status)
+        verified = _up_to_damage(location, verified, status, damage)
     status.verified_windows = len(verified)
     sha256 = {w.window_start: catalog.record_sha256.get(k, "") for k, w in zip(catalog.keys, catalog.windows,
                                                                                  strict=True)}
@@ -123,12 +127,13 @@ def repository_status(name: str, region: str, location: Location, *, now: dateti
     return status
 
 
-def _up_to_damage(location: Location, windows: list[WindowRecord], status: RepositoryStatus) -> list[WindowRecord]:
+def _up_to_damage(location: Location, windows: list[WindowRecord], status: RepositoryStatus,
+                  damage: Callable[[Store, ObjectRecord], str | None]) -> list[WindowRecord]:
     """The windows before the first one with a missing or altered copy (named in `status.damaged`)."""
     for index, window in enumerate(windows):
         for obj in window.objects:
             try:
-                was = copy_damage(location.store, obj)
+                was = damage(location.store, obj)
             except StoreError as exc:
                 was = f"unreadable: {exc}"
             if was is not None:

@@ -82,12 +82,21 @@ class _Group(click.Group):
 
 
 def _report_error(exc: Exception, *, as_json: bool) -> None:
-    """On stderr: `error: …`, or under a command's --json one JSON object a script can read."""
+    """On stderr: `error: …`, or under a command's --json one JSON object a script can read; under
+    `--log-format json`, one log record like every other line there."""
+    import logging
+
+    from ..logs import note, structured
+
+    hint = exc.hint if isinstance(exc, LedgerDRError) else None
+    if structured():
+        note(f"error: {exc}", level=logging.ERROR, event="error", kind=type(exc).__name__, hint=hint,
+             exit_code=int(exit_code_for(exc)))
+        return
     if not as_json:
         click.echo(f"error: {exc}", err=True)
         return
-    _json_error(Exception.__str__(exc), kind=type(exc).__name__, exit_code=exit_code_for(exc),
-                hint=exc.hint if isinstance(exc, LedgerDRError) else None)
+    _json_error(Exception.__str__(exc), kind=type(exc).__name__, exit_code=exit_code_for(exc), hint=hint)
 
 
 def _json_error(message: str, *, kind: str, exit_code: int, hint: str | None = None) -> None:
@@ -110,8 +119,8 @@ def _version_message() -> str:
               help="The configuration file every command reads [default: $LEDGERDR_CONFIG, then ./ledgerdr.toml]; "
                    "a command's own --config wins.")
 @click.option("--log-format", type=click.Choice(["text", "json"]),
-              help="How long-running modes (backup --every, serve) log to stderr: text lines or one JSON object "
-                   "per line.")
+              help="How long-running modes (backup --every, replicate --follow, standby, serve) log to stderr: "
+                   "text lines or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="The least severe log records shown [default: info once --log-format is given].")
 @click.version_option(package_name="ledgerdr", message=_version_message())

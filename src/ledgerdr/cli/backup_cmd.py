@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from ..backup import backup_now, run_backup
 from ..config import DEFAULT_CONFIG, parse_duration
 from ..durable import newest_durable_digest, render_durable
 from ..errors import ConfigError, ExitCode, QueueError
-from ..logs import note
+from ..logs import log_event, note
 from ..queues.notify import open_notifications, window_recorded_message
 from ..runs import note_run, recorded
 from ..sources import open_source
@@ -85,12 +86,14 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
         serve_while_running(metrics_port, running=pause is not None, needs="pass --every", config_path=config_path)
 
     def on_window(what: str, name: str) -> None:
-        note(f"{what} window {name}", logger="ledgerdr.backup", event=what, window=name)
+        note(f"{what} window {name}", logger="ledgerdr.backup", event=what, window=name,
+             repository=config.primary.name)
         if what == "recorded" and notifications is not None:  # on AWS, S3 event notifications do this instead
             try:
                 notifications.publish(window_recorded_message(location.url, [name]))
             except QueueError as exc:  # the window is recorded; a standby's periodic re-list finds it
-                click.echo(f"warning: could not notify {notify}: {exc}", err=True)
+                note(f"warning: could not notify {notify}: {exc}", logger="ledgerdr.backup", level=logging.WARNING,
+                     event="notify_failed", window=name, repository=config.primary.name)
 
     while True:
         started = time.time()
@@ -103,6 +106,9 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
             sys.exit(ExitCode.VERIFICATION)
         if pause is None:
             return
+        newest = next((w.last_seq for w in reversed(report.recorded) if w.last_seq is not None), None)
+        log_event(f"cycle: {len(report.recorded)} windows recorded", logger="ledgerdr.backup", event="cycle",
+                  repository=config.primary.name, windows=len(report.recorded), block=newest)
         note_run("backup", ExitCode.OK, started)  # each cycle is a run (the last: when it ends)
         time.sleep(pause)
 
@@ -125,7 +131,8 @@ def _render(report, as_json: bool) -> None:
         click.echo(f"recorded {w.window_start} → {w.window_end}: {blocks}, {w.revisions} revisions, "
                    f"{len(w.objects)} objects")
     for start, reason in report.failed:
-        click.echo(f"FAILED window {start}: {reason}", err=True)
+        note(f"FAILED window {start}: {reason}", logger="ledgerdr.backup", level=logging.ERROR, event="failed",
+             window=start)
     if report.nothing_due:
         click.echo(f"nothing due; the next window is due at {report.next_due.isoformat()}" if report.next_due
                    else "nothing due: the ledger has no commits yet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +14,7 @@ import click
 from ..backup import BackupPolicy
 from ..config import Config, RepositoryConfig, load_config
 from ..errors import ConfigError
+from ..logs import note
 from ..stores import Location, open_location
 
 CONFIG_ENV = "LEDGERDR_CONFIG"
@@ -45,8 +47,8 @@ def load(config_path: str | None) -> Config:
         raise ConfigError(f"config file {DEFAULT_CONFIG_FILE} does not exist",
                           hint=f"run `ledgerdr init` to write one, or name one with --config PATH or {CONFIG_ENV}")
     config = load_config(Path(config_path))
-    for warning in config.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    for warning in config.warnings:  # a log record under --log-format json (stderr is JSON lines only there)
+        note(f"warning: {warning}", level=logging.WARNING, event="config_warning")
     return config
 
 

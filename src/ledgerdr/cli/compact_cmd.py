@@ -12,7 +12,7 @@ from ..compact import compact as compact_flow
 from ..prune import PruneReport, keys_in_use
 from ..prune import prune as prune_flow
 from .common import config_option, json_option, load, open_repository
-from .output import emit_json
+from .output import emit_json, progress
 
 repository_option = click.option(
     "--repository",
@@ -41,12 +41,13 @@ def compact(config_path: str, repository: str | None, up_to_seq: int | None, as_
     """
     config = load(config_path)
     repo = config.repository(repository) if repository else config.primary
-    report = compact_flow(
-        open_repository(repo),
-        up_to_seq=up_to_seq,
-        retention=timedelta(days=config.backup.retention_days),
-        on_progress=None if as_json else lambda text: click.echo(text, err=True),
-    )
+    with progress("compacting: objects read", None, enabled=not as_json) as bar:
+        report = compact_flow(
+            open_repository(repo),
+            up_to_seq=up_to_seq,
+            retention=timedelta(days=config.backup.retention_days),
+            on_progress=lambda done, total: bar.update(completed=done, total=total),
+        )
     _render_compact(report, as_json)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+from ..logs import structured
 
 stderr = Console(stderr=True)
 
@@ -53,11 +55,13 @@ class _NoProgress:
 
 @contextmanager
 def progress(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on a terminal; silent otherwise (logs and CI stay clean).
+    """A rich progress bar on a terminal; silent otherwise (logs and CI stay clean), and under
+    `--log-format json`, whose stderr is for a log pipeline even on a terminal.
 
-    Yields an object with `advance(n=1)` and `update(description=...)`.
+    Yields an object with `advance(n=1)` and `update(description=..., completed=..., total=...)`. With a
+    `total` (given here or by `update`), the bar shows the time remaining.
     """
-    if not (enabled and sys.stderr.isatty()):
+    if not (enabled and sys.stderr.isatty()) or structured():
         yield _NoProgress()
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
@@ -73,3 +77,27 @@ def progress(description: str, total: int | None, *, enabled: bool = True) -> It
                 bar.update(task, **kwargs)
 
         yield _Handle()
+
+
+class RoundProgress:
+    """A bar for each round of a loop whose rounds the command does not drive (a standby's catch-up): opened
+    by the first report of a round that has work (`report(done, total)`), closed by `end_round()`. A round
+    with nothing to do draws nothing."""
+
+    def __init__(self, description: str, *, enabled: bool = True) -> None:
+        self.description, self.enabled = description, enabled
+        self._stack: ExitStack | None = None
+        self._bar: Any = None
+
+    def report(self, done: int, total: int) -> None:
+        if self._stack is None:
+            if total <= 0:
+                return
+            self._stack = ExitStack()
+            self._bar = self._stack.enter_context(progress(self.description, total, enabled=self.enabled))
+        self._bar.update(completed=done, total=total)
+
+    def end_round(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = self._bar = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -9,7 +10,8 @@ import click
 
 from ..config import RepositoryConfig, parse_duration
 from ..errors import ConfigError, ExitCode
-from ..replicate import ReplicateOptions, refuse_unfit_replica
+from ..logs import log_event, note
+from ..replicate import ReplicateOptions, ReplicateReport, refuse_unfit_replica
 from ..replicate import replicate as replicate_flow
 from ..repository import RecordCache
 from ..runs import note_run, recorded
@@ -59,10 +61,13 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
         started = time.time()
         reports = []
         for repo in replicas:
-            with progress(f"replicating to {repo.name}", None, enabled=not as_json) as bar:
+            with progress(f"replicating to {repo.name} (objects)", None, enabled=not as_json) as bar:
                 reports.append(replicate_flow(primary, locations[repo.name], options[repo.name],
-                                              on_object=lambda key: bar.advance(), cache=caches[repo.name]))
+                                              on_object=lambda key: bar.advance(), cache=caches[repo.name],
+                                              on_total=lambda n: bar.update(total=n)))
         _render(reports, as_json)
+        if follow:
+            _log(reports)
         if not follow:
             sys.exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION)
         note_run("replicate", ExitCode.OK if all(r.ok for r in reports) else ExitCode.VERIFICATION, started)  # a round
@@ -84,6 +89,16 @@ def _refuse_unfit(primary: Location, replicas: list[RepositoryConfig], locations
         raise ConfigError("\n  - ".join(["refusing to replicate:", *map(str, refused)]))
 
 
+def _log(reports: list[ReplicateReport]) -> None:
+    """A follower's round, for a log pipeline (stdout has the same for people)."""
+    for r in reports:
+        log_event(f"replicated to {r.repository}: copied {r.copied}, verified to block "
+                  f"{r.watermark.last_seq if r.watermark else None}", logger="ledgerdr.replicate", event="round",
+                  repository=r.repository, block=r.watermark.last_seq if r.watermark else None, copied=r.copied,
+                  skipped=r.skipped, rechecked=r.rechecked, repaired=len(r.repaired), problems=len(r.problems),
+                  level=logging.WARNING if r.problems else logging.INFO)
+
+
 def _render(reports, as_json: bool) -> None:
     if as_json:
         emit_json([{"repository": r.repository, "copied": r.copied, "skipped": r.skipped,
@@ -101,4 +116,5 @@ def _render(reports, as_json: bool) -> None:
         for key, was in r.repaired:
             click.echo(f"[{r.repository}] repaired {key}: the copy was {was}; copied again from the primary")
         for p in r.problems:
-            click.echo(f"problem: {p}", err=True)
+            note(f"problem: {p}", logger="ledgerdr.replicate", level=logging.WARNING, event="problem",
+                 repository=r.repository, key=p.key, block=p.block_address, kind=p.kind)

@@ -54,9 +54,12 @@ def _when(text: str | None) -> datetime | None:
                    "<file>.certificate.json; for PostgreSQL, <state-dir>/<restore id>/certificate.json].")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
+@click.option("--metrics-port", type=int, help="Serve the progress and dead letters of the restores in --state-dir "
+              "(the metrics command's ledgerdr_restore_* gauges) on 127.0.0.1 at this port while restoring (0: any "
+              "free port, printed).")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
             workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
-            certificate: Path | None, config_path: str | None, as_json: bool) -> None:
+            certificate: Path | None, config_path: str | None, as_json: bool, metrics_port: int | None) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -82,6 +85,10 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
                              state_dir=Path(state_dir), resume=resume, strategy=strategy, force=force,
                              protected=(str(config.source.path),) if config and config.source.path else (),
                              source_options=repository.options)
+    if metrics_port is not None:
+        from .metrics_cmd import serve_while_running  # prometheus_client: only when asked for
+
+        serve_while_running(metrics_port, restores=(state_dir,))
     try:
         with progress("restoring units", None, enabled=not as_json) as bar:
             report = restore_flow(repository.url, target, options,
@@ -150,11 +157,17 @@ def _render(report) -> None:
 @click.option("--follow", is_flag=True, help="Keep waiting for units instead of exiting when the queue is empty.")
 @click.option("--visibility-timeout", default=300.0, show_default=True,
               help="Seconds a received unit stays hidden; if this worker dies, it reappears after that.")
+@click.option("--metrics-port", type=int, help="Serve the queue's counts and dead letters (the metrics command's "
+              "ledgerdr_queue_* gauges) on 127.0.0.1 at this port while working (0: any free port, printed).")
 @config_option
 def worker(queue_url: str, source: str, target: str, state_dir: str, follow: bool, visibility_timeout: float,
-           config_path: str | None) -> None:
+           metrics_port: int | None, config_path: str | None) -> None:
     """A restore worker: receive units, verify them, apply them, ack. Run any number, anywhere."""
     repository = resolve_repository(source, load_optional(config_path))
+    if metrics_port is not None:
+        from .metrics_cmd import serve_while_running  # prometheus_client: only when asked for
+
+        serve_while_running(metrics_port, queues=(queue_url,))
     queue = open_queue(queue_url)
     try:
         stats = run_worker(queue, WorkerSpec(repository.url, target, state_dir, visibility_timeout=visibility_timeout,

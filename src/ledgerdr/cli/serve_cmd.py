@@ -9,6 +9,7 @@ import click
 from ..config import load_serve_settings
 from ..errors import ConfigError
 from ..ledger.storage import Durability
+from ..logs import configured_level, log_event
 from ..serve.app import Limits
 from ..serve.keys import ENV_VAR, gather_keys
 from ..serve.server import ServeOptions
@@ -61,6 +62,11 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
         limits=Limits(max_sessions=max_sessions or int(settings.get("max_sessions", 256)),
                       transaction_seconds=min(transaction_timeout, 30.0), session_idle_seconds=session_timeout),
         http=http,
+        # uvicorn's own messages (start-up, shutdown, errors) at --log-level; its access log stays off
+        log_level=configured_level() or "warning",
     )
-    run_server(options, on_listening=lambda url: click.echo(
-        f"ledgerdr serve: listening on {url} (ledgers in {options.data})", err=False))
+    def on_listening(url: str) -> None:
+        click.echo(f"ledgerdr serve: listening on {url} (ledgers in {options.data})")
+        log_event(f"listening on {url}", logger="ledgerdr.serve", event="listening", url=url, data=str(options.data))
+
+    run_server(options, on_listening=on_listening)

@@ -11,6 +11,7 @@ import orjson
 
 from ..certificate import issue_certificate
 from ..config import parse_duration
+from ..logs import log_event
 from ..queues.notify import open_notifications
 from ..restore.run import RestoreReport
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
@@ -18,6 +19,7 @@ from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
 from ..targets import open_target
 from .common import config_option, load_optional, resolve_repository
+from .output import RoundProgress
 
 
 @click.command()
@@ -56,10 +58,18 @@ def standby(source: str, target: str, notify: str | None, every: str, relist_eve
 
         serve_while_running(metrics_port, running=not once, needs="not with --once", standbys=(target,))
     tgt = open_target(target)
+    bar = RoundProgress("standby catching up (blocks)", enabled=not as_json)
+
+    def on_round(report: FollowReport) -> None:
+        bar.end_round()
+        _render(report, as_json)
+        _log(report, source)
+
     try:
-        run_standby(location, tgt, options, notifications=notifications,
-                    on_round=lambda report: _render(report, as_json), should_stop=lambda: bool(stopping))
+        run_standby(location, tgt, options, notifications=notifications, on_round=on_round,
+                    should_stop=lambda: bool(stopping), on_progress=bar.report)
     finally:
+        bar.end_round()
         tgt.close()
         if notifications is not None:
             notifications.close()
@@ -74,6 +84,17 @@ def _render(report: FollowReport, as_json: bool) -> None:
     if report.windows_applied or not report.notices:
         click.echo(f"standby at block {report.position_seq}; {len(report.windows_applied)} windows applied; "
                    f"lag {report.lag_blocks} blocks, {report.lag_seconds}s")
+
+
+def _log(report: FollowReport, source: str) -> None:
+    """One log line per window applied, and the position after them (a quiet round only beats in the target)."""
+    for window in report.windows_applied:
+        log_event(f"applied window {window}", logger="ledgerdr.standby", event="applied", repository=source,
+                  window=window)
+    if report.windows_applied or report.snapshot_last_seq is not None:
+        log_event(f"standby at block {report.position_seq}; lag {report.lag_blocks} blocks",
+                  logger="ledgerdr.standby", event="position", repository=source, block=report.position_seq,
+                  lag_blocks=report.lag_blocks, lag_seconds=report.lag_seconds, snapshot=report.snapshot_last_seq)
 
 
 @click.command()

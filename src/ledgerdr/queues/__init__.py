@@ -10,8 +10,9 @@ backend's constructor (`clock` for sqlite; `client`, `dead_letter_url` for sqs).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import (
     ConfigError,
@@ -32,7 +33,7 @@ from .base import (
     QueueCounts,
     QueueProperties,
 )
-from .sqlite import SqliteQueue
+from .sqlite import SqliteQueue, queue_names
 
 if TYPE_CHECKING:
     from .sqs import SqsQueue, create_sqs_queue
@@ -55,6 +56,7 @@ __all__ = [
     "SqsQueue",
     "StaleReceipt",
     "create_sqs_queue",
+    "local_queue_urls",
     "open_queue",
 ]
 
@@ -91,6 +93,14 @@ def open_queue(url: str, **opts: Any) -> Queue:
         return SqsQueue(queue_url, **_options(url, parts.query, opts, _SQS_OPTIONS))
     raise ConfigError(f"unknown queue URL {url!r}",
                       hint="use sqlite:///path.db?name=q, sqlite:relative.db, sqs://NAME or an SQS queue URL")
+
+
+def local_queue_urls(path: str | os.PathLike[str]) -> list[str]:
+    """The URL of every queue in the local queue file `path` (a restore's `queue.db`), oldest first, each
+    with the `max_attempts` it was created with (so `open_queue` opens it as its users do); [] when there is
+    no such file. Reads only. Raises QueueError for a file that is not a queue file."""
+    return [f"sqlite://{quote(os.path.abspath(path))}?{urlencode({'name': name, 'max_attempts': attempts})}"
+            for name, attempts in queue_names(path)]
 
 
 def _open_sqlite(url: str, netloc: str, path: str, options: dict[str, Any]) -> SqliteQueue:

@@ -389,6 +389,23 @@ class SqliteQueue:
                           hint="check that the file is on a local disk, writable, and not corrupt")
 
 
+def queue_names(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """The queues in the SQLite file `path` as (name, max_attempts), oldest first; [] when there is no such
+    file. Changes nothing (a reader, e.g. the metrics, must not create a queue file or a queue)."""
+    if not os.path.isfile(path):
+        return []
+    try:
+        conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            return [(name, attempts) for name, attempts in conn.execute(
+                "SELECT name, max_attempts FROM queue_registry ORDER BY created_at, name")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise QueueError(f"sqlite://{quote(Path(path).as_posix())}", "list", str(exc),
+                         hint="check that the file is a ledgerdr queue, readable and not corrupt") from None
+
+
 def _rollback(conn: sqlite3.Connection | None) -> None:
     if conn is not None and conn.in_transaction:
         with suppress(sqlite3.Error):

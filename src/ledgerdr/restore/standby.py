@@ -136,10 +136,13 @@ class _Cursor:
 
 
 def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None,
-                cache: RecordCache | None = None) -> FollowReport:
+                cache: RecordCache | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> FollowReport:
     """Apply every recorded window after the standby's position, each checked to chain onto the last
     block applied before anything of it is applied. Idempotent; resumable after a kill at any point.
     `run_standby` passes one `cache` to every round: records already read are not fetched again.
+    `on_progress(blocks_applied, blocks_to_apply)` is called before the first window and after each one
+    (the catch-up of a standby that fell behind can take a while).
 
     Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped."""
     clock = now if callable(now) else (lambda: now) if now is not None else utcnow
@@ -149,8 +152,9 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     windows, unreadable = _windows_after(location, cursor.window, cache)
     newest = next((w for w in reversed(windows) if w.last_seq is not None), None)
     try:
+        catch_up = _CatchUp(cursor.seq, windows, on_progress)
         if cursor.seq is None:
-            _start_from_snapshot(location, target, cursor, report, clock, windows)
+            _start_from_snapshot(location, target, cursor, report, clock, windows, catch_up)
             if report.snapshot_last_seq is not None:
                 _write_position(target, _position(location, cursor, newest, clock, position))
         for window in windows:
@@ -166,6 +170,7 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
             report.windows_applied.append(window.window_start)
             report.applied_at.append(cursor.applied_at)
             _write_position(target, _position(location, cursor, newest, clock, position))
+            catch_up.applied((window.last_seq or 0) - (window.first_seq or 0) + 1)
     except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
         _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
         raise
@@ -176,6 +181,22 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     report.repository_seq = newest.last_seq if newest is not None else cursor.seq
     report.lag_blocks, report.lag_seconds = lag(cursor.seq, windows, clock())
     return report
+
+
+class _CatchUp:
+    """Blocks applied out of the blocks this round has to apply, told to `on_progress`."""
+
+    def __init__(self, seq: int | None, windows: list[WindowRecord],
+                 on_progress: Callable[[int, int], None] | None) -> None:
+        self.on_progress, self.done = on_progress, 0
+        self.total = lag(seq, windows, utcnow())[0]
+        if on_progress is not None:
+            on_progress(0, self.total)
+
+    def applied(self, blocks: int) -> None:
+        self.done += blocks
+        if self.on_progress is not None:
+            self.on_progress(min(self.done, self.total), self.total)
 
 
 def lag(seq: int | None, windows: list[WindowRecord], now: datetime) -> tuple[int, float]:
@@ -216,7 +237,7 @@ def _windows_after(location: Location, window: str | None, cache: RecordCache | 
 
 
 def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, report: FollowReport,
-                         clock: Callable[[], datetime], windows: list[WindowRecord]) -> None:
+                         clock: Callable[[], datetime], windows: list[WindowRecord], catch_up: _CatchUp) -> None:
     """An empty standby loads the newest verified snapshot, then only the windows after its tip.
 
     `windows` is every record (a standby with no position reads them all). A kill halfway through leaves
@@ -224,8 +245,10 @@ def _start_from_snapshot(location: Location, target: Target, cursor: _Cursor, re
     base = newest_snapshot(location, windows=windows)
     if base is None:
         return
-    for unit in snapshot_units(base):
+    parts, blocks = snapshot_units(base), base.last_seq + 1
+    for done, unit in enumerate(parts, 1):
         _apply(location, target, unit, load_unit(location.store, unit), base.ledger)
+        catch_up.applied(blocks * done // len(parts) - blocks * (done - 1) // len(parts))  # a part's share
     tip = next((w for w in windows if w.window_start == base.tip_window), None)
     cursor.seq, cursor.block_hash, cursor.block_time = base.last_seq, base.tip_hash, base.tip_time
     cursor.window = tip.window_start if tip is not None else None
@@ -312,15 +335,17 @@ class StandbyOptions:
 
 def run_standby(location: Location, target: Target, options: StandbyOptions = StandbyOptions(), *,
                 notifications: Notifications | None = None, on_round: Callable[[FollowReport], None] | None = None,
-                should_stop: Callable[[], bool] = lambda: False) -> FollowReport:
-    """Follow until `should_stop()` (or after one round with `options.once`).
+                should_stop: Callable[[], bool] = lambda: False,
+                on_progress: Callable[[int, int], None] | None = None) -> FollowReport:
+    """Follow until `should_stop()` (or after one round with `options.once`); `on_progress` as in
+    `follow_once`, for each round.
 
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
     fork (the position then records why the standby stopped)."""
     woke: list = []
     cache = RecordCache()  # records are write-once: a round re-reads only what the listing shows new or changed
     while True:
-        report = follow_once(location, target, cache=cache)
+        report = follow_once(location, target, cache=cache, on_progress=on_progress)
         report.notices = [n.kind for n in woke]
         if notifications is not None and woke:
             notifications.done(woke)

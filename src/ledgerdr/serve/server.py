@@ -15,6 +15,7 @@ import uvicorn
 
 from ..errors import ConfigError
 from ..ledger.storage import Durability
+from ..logs import configured_level
 from .app import Limits, ServeApp
 from .catalog import Catalog
 
@@ -73,6 +74,8 @@ def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) ->
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app, http=options.http, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
+        # under --log-format/--log-level uvicorn's records go to ledgerdr's one handler (logs.py), else to its own
+        log_config=None if configured_level() else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=10,  # on SIGTERM, requests in flight get 10 s, then connections close
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
