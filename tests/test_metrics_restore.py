@@ -30,8 +30,9 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 
 def _scrape(tmp_path: Path, *options: str) -> dict[tuple[str, tuple], float]:
     out = tmp_path / "restore.prom"
-    result = CliRunner().invoke(cli, ["metrics", "--config", str(tmp_path / "none.toml"), "--runs-dir",
-                                      str(tmp_path / "runs"), "--textfile", str(out), *options])
+    runner = CliRunner(env={"LEDGERDR_CONFIG": None})
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # no configuration at all: no ./ledgerdr.toml either
+        result = runner.invoke(cli, ["metrics", "--runs-dir", str(tmp_path / "runs"), "--textfile", str(out), *options])
     assert result.exit_code == 0, result.output
     return _samples(out.read_text())
 
