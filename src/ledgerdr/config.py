@@ -56,6 +56,7 @@ class RepositoryConfig:
     region: str = "local"
     options: dict[str, Any] = field(default_factory=dict)  # backend settings (role_arn, sse, lock_mode ...)
     require_object_lock: bool = False
+    signing_key: str | None = None  # [signing] key: signs every record written here (signing.load_signer)
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,19 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class SigningConfig:
+    key: str | None = None  # a key file (absolute), env:NAME or kms:KEY
+    trusted_keys: tuple[str, ...] = ()  # files (absolute) or inline public keys
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig
     backup: BackupConfig
     repositories: tuple[RepositoryConfig, ...]
     path: Path | None = None
     warnings: tuple[str, ...] = ()
+    signing: SigningConfig = SigningConfig()
 
     @property
     def primary(self) -> RepositoryConfig:
@@ -155,6 +163,16 @@ REPOSITORY = (
     Setting("sse", "str", "s3: server-side encryption, AES256 or aws:kms.", example="aws:kms"),
     Setting("kms_key_id", "str", "s3: the KMS key for sse = aws:kms.", example="alias/ledgerdr"),
 )
+SIGNING = (
+    Setting("key", "str", "Sign every record ledgerdr writes (window records, watermarks, snapshot manifests, "
+            "incarnations, prune records) with this Ed25519 key: a file (PEM, as `openssl genpkey -algorithm "
+            "ed25519` writes, relative to this config file), env:NAME (an environment variable holding it), or "
+            "kms:KEY (an AWS KMS key id, alias or ARN of spec ECC_NIST_EDWARDS25519 or ECC_NIST_P256).",
+            example="signing.pem"),
+    Setting("trusted_keys", "strings", "Public keys (files, or base64/hex inline) whose signatures `verify` and "
+            "`restore` accept; once set, both refuse unsigned records and records signed by any other key. Keep "
+            "a rotated-out key here while records it signed remain.", example=["signing.pub"]),
+)
 _STORE_OPTIONS = ("role_arn", "endpoint_url", "lock_mode", "sse", "kms_key_id")  # passed to the store backend
 _DEFAULT_REPOSITORIES = {"primary": {"url": "repo-primary", "region": "local-primary"},
                          "secondary": {"url": "repo-secondary", "region": "local-secondary"}}
@@ -167,11 +185,13 @@ def _typed(where: str, setting: Setting, value: Any, problems: list[str]) -> Any
     """`value` checked against `setting` (a duration parsed, a format parsed); None, with a problem, if not."""
     kind = setting.kind
     ok = {"str": isinstance(value, str), "choice": value in setting.choices,
-          "bool": type(value) is bool, "int": type(value) is int and value >= (setting.minimum or 0)}
+          "bool": type(value) is bool, "int": type(value) is int and value >= (setting.minimum or 0),
+          "strings": isinstance(value, list) and all(isinstance(v, str) for v in value)}
     if kind in ok:
         if ok[kind]:
             return value
         wanted = {"str": "a string", "bool": "true or false (unquoted)", "choice": " or ".join(map(_toml, setting.choices)),
+                  "strings": "a list of strings",
                   "int": f"a whole number ≥ {setting.minimum or 0}"}[kind]
         problems.append(f"{where}: {_shown(value)} must be {wanted}")
         return None
@@ -228,6 +248,7 @@ def render_defaults() -> str:
     """`ledgerdr init`'s file: every setting of the schema, with its doc; optional ones commented out."""
     lines = ["# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.", "",
              "[source]", *_render_settings(SOURCE), "", "[backup]", *_render_settings(BACKUP), "",
+             "# Signed records (docs/format.md): optional.", "[signing]", *_render_settings(SIGNING), "",
              "# Repositories: the first is the primary (exports are written there); the others are replicas."]
     for i, (name, values) in enumerate(_DEFAULT_REPOSITORIES.items()):  # the first documents every setting
         lines += ["", f"[repositories.{name}]", *(_render_settings(REPOSITORY, values) if i == 0 else
@@ -244,13 +265,14 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
     if source.kind == "qldb" and isinstance(raw_source, dict) and "ledger" not in raw_source:
         problems.append("source.ledger: required when source.kind = 'qldb'")
     backup = _backup(_section("backup", raw.get("backup", {}), BACKUP, problems), problems, warnings)
-    repositories = _repositories(raw.get("repositories", {}), base, problems)
-    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):  # [serve]: serve/keys.py
-        problems.append(f"[{section}]: unknown section (known: source, backup, repositories, serve)")
+    signing = _signing(_section("signing", raw.get("signing", {}), SIGNING, problems), base)
+    repositories = _repositories(raw.get("repositories", {}), base, problems, signing.key)
+    for section in sorted(set(raw) - {"source", "backup", "signing", "repositories", "serve"}):  # [serve]: serve/keys.py
+        problems.append(f"[{section}]: unknown section (known: source, backup, signing, repositories, serve)")
     if problems:
         raise ConfigError("invalid configuration" + (f" in {path}" if path else "") + ":\n  - "
                           + "\n  - ".join(problems))
-    return Config(source, backup, repositories, path, tuple(warnings))
+    return Config(source, backup, repositories, path, tuple(warnings), signing)
 
 
 def _source(values: dict[str, Any], base: Path, problems: list[str]) -> SourceConfig:
@@ -272,7 +294,17 @@ def _backup(values: dict[str, Any], problems: list[str], warnings: list[str]) ->
     return BackupConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[RepositoryConfig, ...]:
+def _signing(values: dict[str, Any], base: Path) -> SigningConfig:
+    """Key files relative to the config file; `env:`/`kms:` keys and inline public keys as given."""
+    key = values["key"]
+    if key and not key.startswith(("env:", "kms:")):
+        key = str((base / key).resolve())
+    trusted = tuple(str((base / t).resolve()) if (base / t).is_file() else t for t in values["trusted_keys"] or ())
+    return SigningConfig(key, trusted)
+
+
+def _repositories(raw: Any, base: Path, problems: list[str], signing_key: str | None = None
+                  ) -> tuple[RepositoryConfig, ...]:
     if not raw or not isinstance(raw, dict):
         problems.append("[repositories]: at least one repository (the primary) is required")
         return ()
@@ -292,7 +324,7 @@ def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[Repository
         if refusal:
             problems.append(f"{where}.url: {_shown(values['url'])}: {refusal}")
         options = {k: values[k] for k in _STORE_OPTIONS if values[k] is not None}
-        repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"]))
+        repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"], signing_key))
     return tuple(repos)
 
 

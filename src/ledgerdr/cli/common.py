@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from ..backup import BackupPolicy
 from ..config import Config, RepositoryConfig, load_config
+from ..signing import DeferredSigner, TrustedKeys
 from ..stores import Location, open_location
 
 config_option = click.option(
@@ -28,7 +30,24 @@ def open_repository(repo: RepositoryConfig) -> Location:
     options = dict(repo.options)
     if repo.url.startswith("s3://") and repo.region and repo.region != "local":
         options.setdefault("region", repo.region)
-    return open_location(repo.url, **options)
+    location = open_location(repo.url, **options)
+    # the key loads when the first record is signed: commands that only read never need it
+    return dataclasses.replace(location, signer=DeferredSigner(repo.signing_key)) if repo.signing_key else location
+
+
+def trusted_keys(given: tuple[str, ...], config_path: str) -> TrustedKeys:
+    """`--trusted-key` values, else the config's `[signing] trusted_keys` when the config file exists."""
+    if given:
+        return TrustedKeys.parse(given)
+    if not Path(config_path).is_file():
+        return TrustedKeys()
+    return TrustedKeys.parse(load_config(Path(config_path)).signing.trusted_keys)  # its warnings: said elsewhere
+
+
+trusted_key_option = click.option(
+    "--trusted-key", "trusted", multiple=True, metavar="PUBLIC_KEY",
+    help="Accept records signed by this key only (repeatable: a file, or the key in base64 or hex); refuse "
+         "unsigned records and any other key's. Default: the config's [signing] trusted_keys.")
 
 
 def backup_policy(config: Config) -> BackupPolicy:

@@ -15,7 +15,7 @@ from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
 from ..restore.run import RestoreInterrupted
 from ..restore.worker import WorkerSpec, run_worker
-from .common import config_option, load
+from .common import config_option, load, trusted_key_option, trusted_keys
 from .output import emit_json, progress
 from .replay_cmd import run_replay
 
@@ -48,11 +48,12 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--force", is_flag=True,
               help="Restore into a writable ledger (it becomes a read-only restore target) or one holding blocks "
                    "newer than the backup, saying so; never into another lineage or the configured source.")
+@trusted_key_option
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
             workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
-            config_path: str, as_json: bool) -> None:
+            trusted: tuple[str, ...], config_path: str, as_json: bool) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -64,16 +65,18 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     configured source) is refused before anything is written. Exits 0 only on a verified restore; 2 on
     a usage error (e.g. --until with --until-block, or a point outside the restore points `ledgerdr
     info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
-    object, target holding other data) or ends unverified; 130 when interrupted.
+    object, target holding other data, a record not signed by a trusted key when --trusted-key or
+    [signing] trusted_keys is given) or ends unverified; 130 when interrupted.
     """
     if mode == "replay-statements":
-        _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)
+        _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy,
+                            trusted_key=trusted or None)
         run_replay(source, target, workers or 0, as_json)
     if until is not None and until_block is not None:
         raise ConfigError("--until and --until-block both give the restore's end: pass one of them")
     options = RestoreOptions(until=_when(until), until_block=until_block, allow_gaps=allow_gaps, workers=workers,
                              state_dir=Path(state_dir), resume=resume, strategy=strategy, force=force,
-                             protected=_configured_source(config_path))
+                             protected=_configured_source(config_path), trusted=trusted_keys(trusted, config_path))
     try:
         with progress("restoring units", None, enabled=not as_json) as bar:
             report = restore_flow(source, target, options,

@@ -8,9 +8,11 @@ import click
 
 from ..errors import ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
+from ..record_trust import TrustReport, check_records
 from ..repository import recorded_exports
 from ..runs import recorded
 from ..stores import Location, open_location
+from .common import config_option, trusted_key_option, trusted_keys
 from .output import emit_json, progress, stderr
 
 
@@ -22,8 +24,11 @@ from .output import emit_json, progress, stderr
               "attempts, as problems.")
 @click.option("--chain-only", is_flag=True, help="Check block hashes, Merkle roots and links only, not each "
               "revision (fast; what a JSON export can always prove).")
+@trusted_key_option
+@config_option
 @recorded("verify")
-def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool) -> None:
+def verify(location: str, as_json: bool, export_id: str | None, strict: bool, chain_only: bool,
+           trusted: tuple[str, ...], config_path: str) -> None:
     """Verify the exports under LOCATION (a directory, file:// or s3:// URL).
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
@@ -33,7 +38,12 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     killed or failed backup) are listed as orphans, not failures. Exits 0 only when nothing is wrong
     (orphans aside, unless --strict), 4 when verification fails; 3 when there is nothing to verify (a
     missing path or an empty folder), 2 for a file or the file system's root.
+
+    With trusted keys (--trusted-key, or [signing] trusted_keys in the config), every ledgerdr record
+    (window records, watermarks, snapshot manifests, incarnations, prune records) must be signed by one
+    of them: an unsigned record, another key's, or an altered one is a problem naming the record (exit 4).
     """
+    keys = trusted_keys(trusted, config_path)
     loc = open_location(location)
     _refuse_nothing_there(loc)
     recorded = recorded_exports(loc)
@@ -42,10 +52,13 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
         report = verify_location(loc.store, loc.prefix, export_id=export_id, strict=strict,
                                  check_revisions=not chain_only, on_object=lambda ref, blocks: bar.advance(),
                                  recorded=recorded)
+    trust = check_records(loc, keys) if keys else None
+    if trust is not None:
+        report.problems.extend(trust.problems)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "signatures": trust.to_json() if trust else None})
     else:
-        _render(report)
+        _render(report, trust)
     sys.exit(ExitCode.OK if report.ok and not (strict and report.orphans) else ExitCode.VERIFICATION)
 
 
@@ -57,7 +70,7 @@ def _refuse_nothing_there(loc: Location) -> None:
                              "not exist or the folder is empty", hint="give the folder or s3:// prefix holding the exports")
 
 
-def _render(report) -> None:
+def _render(report, trust: TrustReport | None) -> None:
     chain_only = sum(report.revisions_chain_only.values())
     lines = [
         f"exports: {report.exports}   objects: {report.objects}   blocks: {report.blocks}",
@@ -68,6 +81,9 @@ def _render(report) -> None:
     ]
     if report.digest:
         lines.append(f"digest at tip: {report.digest}")
+    if trust is not None:
+        signers = ", ".join(f"{key_id} ({n})" for key_id, n in sorted(trust.signed_by.items())) or "none"
+        lines.append(f"records: {trust.records}, signed by trusted keys: {signers}, refused: {len(trust.problems)}")
     click.echo("\n".join(lines))
     for warning in report.warnings[:20]:
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
