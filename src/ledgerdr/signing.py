@@ -246,7 +246,7 @@ class KmsSigner:
             region = key.split(":")[3] if key.startswith("arn:") else None
             client = boto3.client("kms", region_name=region)
         answer = client.get_public_key(KeyId=key)
-        spec = answer.get("KeySpec")
+        spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")  # moto answers with the latter only
         if spec not in self._ALGORITHMS or answer.get("KeyUsage") != "SIGN_VERIFY":
             raise ConfigError(f"KMS key {key}: {spec} / {answer.get('KeyUsage')} cannot sign ledgerdr records",
                               hint="create it with KeySpec ECC_NIST_EDWARDS25519 (or ECC_NIST_P256) and "

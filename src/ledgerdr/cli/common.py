@@ -10,7 +10,7 @@ import click
 
 from ..backup import BackupPolicy
 from ..config import Config, RepositoryConfig, load_config
-from ..signing import DeferredSigner, TrustedKeys
+from ..signing import DeferredSigner, TrustedKeys, load_signer
 from ..stores import Location, open_location
 
 config_option = click.option(
@@ -26,13 +26,19 @@ def load(config_path: str) -> Config:
     return config
 
 
-def open_repository(repo: RepositoryConfig) -> Location:
+def open_repository(repo: RepositoryConfig, *, writes: bool = False) -> Location:
+    """The repository's location, signing what is written there when `[signing] key` is set. `writes`: load
+    the key now, so that a command that writes records fails before its work (an export, a deletion) rather
+    than at its first record; otherwise the key loads at the first record signed, and commands that only
+    read never need it."""
     options = dict(repo.options)
     if repo.url.startswith("s3://") and repo.region and repo.region != "local":
         options.setdefault("region", repo.region)
     location = open_location(repo.url, **options)
-    # the key loads when the first record is signed: commands that only read never need it
-    return dataclasses.replace(location, signer=DeferredSigner(repo.signing_key)) if repo.signing_key else location
+    if not repo.signing_key:
+        return location
+    signer = load_signer(repo.signing_key) if writes else DeferredSigner(repo.signing_key)
+    return dataclasses.replace(location, signer=signer)
 
 
 def trusted_keys(given: tuple[str, ...], config_path: str) -> TrustedKeys:

@@ -44,14 +44,15 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
     },
     "verify": {
         ExitCode.STORAGE: "the location is missing, not a folder, or cannot be read",
-        ExitCode.VERIFICATION: "verification failed: a problem is named by key and block address",
+        ExitCode.VERIFICATION: ("verification failed: a problem is named by key and block address (with "
+                                "`--trusted-key`: also a record unsigned, signed by another key, or altered)"),
     },
     "restore": {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
         ExitCode.LEDGER: "the embedded target refused a statement",
-        ExitCode.RESTORE: ("restore refused (gap, fork, other lineage) or incomplete (dead letters, digest "
-                           "mismatch)"),
+        ExitCode.RESTORE: ("restore refused (gap, fork, other lineage; with `--trusted-key`: a record not "
+                           "signed by a trusted key) or incomplete (dead letters, digest mismatch)"),
     },
     "worker": {
         ExitCode.STORAGE: "an object cannot be read",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import click
@@ -12,6 +13,7 @@ from ..queues.notify import open_notifications
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
+from ..signing import load_signer
 from ..stores import open_location
 from ..targets import open_target
 
@@ -75,7 +77,9 @@ def _render(report: FollowReport, as_json: bool) -> None:
 @click.option("--to", "target", required=True, help="The standby: embedded:///path/standby.db")
 @click.option("--state-dir", default=".ledgerdr-restores", show_default=True, type=click.Path(file_okay=False),
               help="Where the final catch-up restore keeps its state.")
-def promote(source: str, target: str, state_dir: str) -> None:
+@click.option("--signing-key", metavar="KEY", help="Sign the incarnation record with this key, as [signing] key "
+              "takes it (a file, env:NAME or kms:KEY): needed where records are checked against trusted keys.")
+def promote(source: str, target: str, state_dir: str, signing_key: str | None) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
@@ -83,7 +87,10 @@ def promote(source: str, target: str, state_dir: str) -> None:
     (its `backup` exits 6). Exits 7, recording nothing, when the standby does not verify or cannot take
     writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
-    incarnation = promote_flow(open_location(source), target, state_dir=state_dir)
+    location = open_location(source)
+    if signing_key:  # loaded before anything is applied: a bad key fails the command before the promotion
+        location = dataclasses.replace(location, signer=load_signer(signing_key))
+    incarnation = promote_flow(location, target, state_dir=state_dir)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
 
