@@ -9,7 +9,7 @@ by a key the reader trusts closes that gap. This module is the whole mechanism, 
 - `sign_document(doc, signer)` / `verify_document(doc, trusted)` — a JSON object with a `signature` member
   `{algorithm, key_id, value}`; the signed message is `CONTEXT ‖ SHA-256(canonical_bytes(doc with
   signature.value removed))` (docs/format.md, "Signed records"), so the key id and algorithm are signed
-  too and a KMS key signs 61 bytes whatever the record's size (KMS signs at most 4096 bytes);
+  too and a KMS key signs 60 bytes whatever the record's size (KMS signs at most 4096 bytes);
 - `RecordSigner` — an Ed25519 private key (a file or an environment variable), or an AWS KMS asymmetric key
   (ECC_NIST_EDWARDS25519 with ED25519_SHA_512, or ECC_NIST_P256 with ECDSA_SHA_256);
 - `TrustedKeys` — public keys by key id: a key id is the first 16 hex digits of the SHA-256 of the raw
