@@ -63,15 +63,20 @@ def _canonical(value: Any) -> str:
     if isinstance(value, float):
         return _number(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, Mapping):
         if not all(isinstance(k, str) for k in value):
             raise ValueError("object member names must be strings")
         members = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_canonical(v)}" for k, v in members) + "}"
+        return "{" + ",".join(f"{_string(k)}:{_canonical(v)}" for k, v in members) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_canonical(v) for v in value) + "]"
     raise ValueError(f"{type(value).__name__} is not a JSON value")
+
+
+# The json module's own string encoder without ASCII escaping (its C version): exactly RFC 8785's escaping
+# (", \\, \b \f \n \r \t, other control characters as lowercase \u00xx), without json.dumps's per-call set-up.
+_string = json.encoder.encode_basestring
 
 
 def _number(x: float) -> str:
