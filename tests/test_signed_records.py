@@ -101,7 +101,7 @@ def signed(tmp_path):
     """A ledger backed up with key A into the primary, replicated (signed watermarks) and compacted (a signed
     snapshot manifest)."""
     key = Key(tmp_path, "a")
-    config = _config(tmp_path, f'[signing]\nkey = "a.pem"\n')
+    config = _config(tmp_path, '[signing]\nkey = "a.pem"\n')
     _backup(config, tmp_path, seed=1)
     for command in ("replicate", "compact"):
         code, out = _run(command, "--config", str(config))

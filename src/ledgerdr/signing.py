@@ -342,11 +342,10 @@ class TrustedKeys:
     def verify(self, message: bytes, signature: Mapping[str, Any]) -> str:
         """The key id whose key made `signature` over `message`; raises SignatureError."""
         key_id = signature.get("key_id")
-        key = self.keys.get(key_id) if isinstance(key_id, str) else None
-        if key is None:
+        if not isinstance(key_id, str) or key_id not in self.keys:
             raise SignatureError("untrusted_key", f"signed by key {key_id}, which is not trusted (trusted: "
                                  f"{', '.join(self.keys) or 'none'})")
-        algorithm = signature.get("algorithm")
+        key, algorithm = self.keys[key_id], signature.get("algorithm")
         try:
             value = base64.b64decode(str(signature.get("value", "")), validate=True)
             if algorithm != algorithm_of(key):
