@@ -184,12 +184,20 @@ def test_after_a_key_rotation_old_and_new_records_verify_when_both_are_trusted(t
     assert code == 0 and "verdict: VERIFIED" in out
 
 
-def test_promote_signs_its_incarnation_record(signed):
+def test_promote_refuses_untrusted_records_and_signs_its_incarnation_record(signed):
     root, _config_path, key = signed
     repo, standby = str(root / "primary"), f"embedded:{root / 'standby.db'}"
     assert _run("standby", "--from", repo, "--to", standby, "--once")[0] == 0
+    original = _records(root / "primary")[_window_keys(root / "primary")[0]]
+    _replace(root / "primary", _window_keys(root / "primary")[0],
+             {k: v for k, v in _records(root / "primary")[_window_keys(root / "primary")[0]].items() if k != "signature"})
+    code, out = _run("promote", "--from", repo, "--to", standby, "--state-dir", str(root / "st"), "--trusted-key",
+                     str(key.public_path))
+    assert code == 7 and f"unsigned_record at {_window_keys(root / 'primary')[0]}" in out
+    assert not any(k.startswith("_ledgerdr/incarnations/") for k in _records(root / "primary"))
+    _replace(root / "primary", _window_keys(root / "primary")[0], original)
     code, out = _run("promote", "--from", repo, "--to", standby, "--state-dir", str(root / "st"), "--signing-key",
-                     str(key.private_path))
+                     str(key.private_path), "--trusted-key", str(key.public_path))
     assert code == 0, out
     [incarnation] = [doc for k, doc in _records(root / "primary").items() if k.startswith("_ledgerdr/incarnations/")]
     assert incarnation["signature"]["key_id"] == key.key_id

@@ -335,8 +335,8 @@ def put_record(location: Location, key: str, doc: dict[str, Any], *, retain_unti
     `doc` as indented JSON with sorted keys at root-relative `key`, put-if-absent, signed first when the
     location has a signer (`signing.sign_document`). Returns the bytes written. Raises ObjectExists when
     the key is taken, StoreError, and ConfigError when the signing key cannot be loaded."""
-    if location.signer is not None:
-        doc = sign_document(doc, location.signer)
+    if location.signer is not None:  # signed as a reader will parse it (a datetime as its text, tuples as lists)
+        doc = sign_document(orjson.loads(orjson.dumps(doc)), location.signer)
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     location.store.put(key, data, retain_until=retain_until)
     return data

@@ -69,7 +69,8 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
         ExitCode.LEDGER: "the embedded target refused a statement",
-        ExitCode.RESTORE: "the standby cannot be promoted (not verified)",
+        ExitCode.RESTORE: ("the standby cannot be promoted (not verified; with `--trusted-key`: a record not "
+                           "signed by a trusted key)"),
     },
     "detach": {
         ExitCode.LEDGER: "the target is not a ledger",

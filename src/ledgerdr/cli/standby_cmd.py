@@ -10,10 +10,11 @@ import orjson
 
 from ..config import parse_duration
 from ..queues.notify import open_notifications
+from ..record_trust import refuse_untrusted
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
-from ..signing import load_signer
+from ..signing import TrustedKeys, load_signer
 from ..stores import open_location
 from ..targets import open_target
 
@@ -79,7 +80,10 @@ def _render(report: FollowReport, as_json: bool) -> None:
               help="Where the final catch-up restore keeps its state.")
 @click.option("--signing-key", metavar="KEY", help="Sign the incarnation record with this key, as [signing] key "
               "takes it (a file, env:NAME or kms:KEY): needed where records are checked against trusted keys.")
-def promote(source: str, target: str, state_dir: str, signing_key: str | None) -> None:
+@click.option("--trusted-key", "trusted", multiple=True, metavar="PUBLIC_KEY",
+              help="Refuse (exit 7, promoting nothing) when any record of the repository is not signed by one of "
+                   "these keys (repeatable: a file, or the key in base64 or hex).")
+def promote(source: str, target: str, state_dir: str, signing_key: str | None, trusted: tuple[str, ...]) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
@@ -90,6 +94,8 @@ def promote(source: str, target: str, state_dir: str, signing_key: str | None) -
     location = open_location(source)
     if signing_key:  # loaded before anything is applied: a bad key fails the command before the promotion
         location = dataclasses.replace(location, signer=load_signer(signing_key))
+    if trusted:
+        refuse_untrusted(location, TrustedKeys.parse(trusted))
     incarnation = promote_flow(location, target, state_dir=state_dir)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
