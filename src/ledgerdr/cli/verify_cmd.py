@@ -56,7 +56,7 @@ def verify(location: str, as_json: bool, export_id: str | None, strict: bool, ch
     if trust is not None:
         report.problems.extend(trust.problems)
     if as_json:
-        emit_json({**report.to_json(), "signatures": trust.to_json() if trust else None})
+        emit_json({**report.to_json(), **({"signatures": trust.to_json()} if trust else {})})  # unchanged without keys
     else:
         _render(report, trust)
     sys.exit(ExitCode.OK if report.ok and not (strict and report.orphans) else ExitCode.VERIFICATION)
