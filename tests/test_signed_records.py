@@ -236,6 +236,19 @@ def test_a_key_from_an_environment_variable_signs(tmp_path):
     assert code == 0, out
 
 
+def test_check_shows_the_key_to_trust_and_refuses_a_bad_one(tmp_path):
+    key = Key(tmp_path, "a")
+    config = _config(tmp_path, '[signing]\nkey = "a.pem"\ntrusted_keys = ["a.pub"]\n')
+    code, out = _run("check", "--config", str(config))
+    assert code == 0, out
+    public = base64.b64encode(key.raw_public).decode()
+    assert f"ed25519 key {key.key_id} signs every record; trust it with --trusted-key {public}" in out
+    assert f"a.pub: key {key.key_id}" in out
+    config = _config(tmp_path, '[signing]\nkey = "env:LEDGERDR_TEST_UNSET"\ntrusted_keys = ["bad"]\n')
+    code, out = _run("check", "--config", str(config))
+    assert code == 2 and "ERROR signing_key" in out and "ERROR trusted_key" in out
+
+
 def test_bad_signing_settings_are_usage_errors(tmp_path):
     config = _config(tmp_path, '[signing]\nkey = "missing.pem"\ntrusted_keys = "a.pub"\n')
     code, out = _run("backup", "--config", str(config), "--once")

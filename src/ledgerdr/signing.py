@@ -213,10 +213,13 @@ def _usable(key: Any, where: str) -> PublicKey:
 
 
 class RecordSigner(Protocol):
-    """What signs: its key id and algorithm, and `sign(message) -> signature bytes`."""
+    """What signs: its key id, algorithm and public key, and `sign(message) -> signature bytes`."""
 
     @property
     def key_id(self) -> str: ...
+
+    @property
+    def public_key(self) -> PublicKey: ...
 
     @property
     def algorithm(self) -> str: ...
@@ -229,7 +232,7 @@ class Ed25519Signer:
 
     def __init__(self, private_key: ed25519.Ed25519PrivateKey) -> None:
         self._key = private_key
-        self.public_key = private_key.public_key()
+        self.public_key: PublicKey = private_key.public_key()
         self.key_id = key_id_of(self.public_key)
         self.algorithm = ED25519
 
@@ -285,6 +288,10 @@ class DeferredSigner:
     @property
     def algorithm(self) -> str:
         return self._signer.algorithm
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._signer.public_key
 
     def sign(self, message: bytes) -> bytes:
         return self._signer.sign(message)
