@@ -221,6 +221,37 @@ def test_unsigned_repositories_verify_without_trusted_keys_and_are_refused_with_
     assert code == 7 and "unsigned_record at " in out and "_ledgerdr/windows/" in out
 
 
+def test_records_written_before_signing_are_accepted_once_attested(tmp_path):
+    key = Key(tmp_path, "a")
+    config = _config(tmp_path)
+    _backup(config, tmp_path, seed=1)
+    before = _window_keys(tmp_path / "primary")
+    config.write_text(config.read_text().replace("[repositories.primary]", '[signing]\nkey = "a.pem"\n\n'
+                                                 "[repositories.primary]"))
+    _backup(config, tmp_path, seed=2)
+    repo, trust = str(tmp_path / "primary"), ("--trusted-key", str(key.public_path))
+    code, out = _run("verify", repo, *trust)
+    assert code == 4 and out.count("problem: unsigned_record") == len(before)
+    code, out = _run("attest", "--config", str(config))  # a dry run
+    assert code == 0 and f"would attest {len(before)} records with key {key.key_id}" in out
+    assert _run("verify", repo, *trust)[0] == 4
+    code, out = _run("attest", "--config", str(config), "--confirm")
+    assert code == 0 and f"attested {len(before)} records" in out
+    code, out = _run("verify", repo, *trust)
+    assert code == 0, out
+    assert _run("attest", "--config", str(config))[1].strip() == "nothing to attest: every record is signed"
+    doc = _records(tmp_path / "primary")[before[0]]  # the same record, other bytes: no longer what was attested
+    store = FileStore(tmp_path / "primary", lock_mode=None)
+    store.delete(before[0])
+    store.put(before[0], orjson.dumps(doc))
+    code, out = _run("verify", repo, *trust)
+    assert code == 4 and f"bad_signature: record differs from the bytes attestation by key {key.key_id}" in out
+    assert before[0] in out
+    (tmp_path / "other").mkdir()
+    code, out = _run("attest", "--config", str(_config(tmp_path / "other")))
+    assert code == 2 and "attest needs a signing key" in out
+
+
 def test_a_key_from_an_environment_variable_signs(tmp_path):
     key = Key(tmp_path, "a")
     config = _config(tmp_path, '[signing]\nkey = "env:LEDGERDR_TEST_SIGNING_KEY"\n')

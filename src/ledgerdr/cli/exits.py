@@ -97,6 +97,9 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.STORAGE: "an object cannot be read or written",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
     },
+    "attest": {
+        ExitCode.STORAGE: "a record cannot be listed, read or written",
+    },
     "prune": {
         ExitCode.STORAGE: "an object cannot be listed or deleted (retention)",
     },
