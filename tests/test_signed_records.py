@@ -114,7 +114,7 @@ def test_every_record_is_signed_and_verifies_with_the_trusted_key(signed):
     records = _records(root / "primary")
     assert {k.split("/")[1] for k in records} == {"windows", "snapshots"}
     assert all(doc["signature"]["key_id"] == key.key_id and doc["signature"]["algorithm"] == "ed25519"
-               for doc in records.values())
+               and doc["signature"]["name"] == k for k, doc in records.items())
     for trusted in (str(key.public_path), base64.b64encode(key.raw_public).decode(), key.raw_public.hex()):
         code, out = _run("verify", str(root / "primary"), "--trusted-key", trusted)
         assert code == 0, out
@@ -150,6 +150,21 @@ def test_a_forged_window_record_with_valid_hashes_is_refused_naming_it(signed, f
                      "--workers", "0", "--state-dir", str(root / "state"))
     assert code == 7 and f"{kind} at {target}" in out
     assert not (root / "r.db").exists()  # refused before the target was touched
+
+
+def test_a_signed_record_copied_under_another_key_is_refused(signed):
+    """A signature names where its record is stored: a replica's genuine watermark copied into another
+    repository's folder (which would make that one look verified) is refused, naming the copy."""
+    root, _config_path, key = signed
+    replica = root / "secondary"
+    [original] = [k for k in _records(replica) if k.startswith("_ledgerdr/watermarks/secondary/")][-1:]
+    copy = original.replace("/secondary/", "/tertiary/")
+    store = FileStore(replica)
+    store.put(copy, store.get(original))
+    code, out = _run("verify", str(replica), "--trusted-key", str(key.public_path))
+    assert code == 4
+    [line] = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert line.startswith("problem: bad_signature:") and f"for {original}, not for {copy}" in line
 
 
 def _trust_in_config(config: Path, *keys: Key) -> None:

@@ -45,10 +45,10 @@ def check_records(location: Location, trusted: TrustedKeys) -> TrustReport:
     record that cannot be fetched or parsed is a problem (a record nobody can check is not trusted)."""
     report = TrustReport()
     records = _read_records(location, report)
-    attested = _attested(records, location.folder(ATTESTATIONS), trusted)
+    attested = _attested(records, location, trusted)
     for key, (data, doc) in records.items():
         try:
-            key_id = _accepted(key, data, doc, trusted, attested)
+            key_id = _accepted(key[len(location.prefix):], data, doc, trusted, attested)
         except SignatureError as exc:
             report.problems.append(Problem(exc.kind, key, None, f"record {exc}"))
             continue
@@ -76,16 +76,17 @@ def _read_records(location: Location, report: TrustReport) -> dict[str, tuple[by
     return records
 
 
-def _attested(records: dict[str, tuple[bytes, object]], folder: str,
+def _attested(records: dict[str, tuple[bytes, object]], location: Location,
               trusted: TrustedKeys) -> dict[str, tuple[str, str]]:
-    """record key -> (sha256, key id) for every record a trusted, valid attestation (under `folder`) vouches
-    for."""
+    """record key (relative to the repository) -> (sha256, key id) for every record a trusted, valid
+    attestation vouches for."""
     out: dict[str, tuple[str, str]] = {}
+    prefix, folder = location.prefix, location.folder(ATTESTATIONS)
     for key, (_data, doc) in records.items():
         if not key.startswith(folder) or not isinstance(doc, dict):
             continue
         try:
-            key_id = verify_document(doc, trusted)
+            key_id = verify_document(doc, trusted, name=key[len(prefix):])
         except SignatureError:
             continue  # refused in its own right by check_records
         listed = doc.get("records")
@@ -96,15 +97,15 @@ def _attested(records: dict[str, tuple[bytes, object]], folder: str,
 
 def _accepted(key: str, data: bytes, doc: object, trusted: TrustedKeys,
               attested: dict[str, tuple[str, str]]) -> str:
-    """The key id that vouches for record `key`: its own signature's, or a trusted attestation's for its exact
-    bytes when it is unsigned. Raises SignatureError."""
+    """The key id that vouches for record `key` (relative to the repository): its own signature's, made for
+    that key, or a trusted attestation's for its exact bytes when it is unsigned. Raises SignatureError."""
     if isinstance(doc, dict) and SIGNATURE not in doc and key in attested:
         sha256, key_id = attested[key]
         if hashlib.sha256(data).hexdigest() == sha256:
             return key_id
         raise SignatureError("bad_signature", f"differs from the bytes attestation by key {key_id} vouches for "
                              "(sha256): it was changed after it was attested")
-    return verify_document(doc, trusted)
+    return verify_document(doc, trusted, name=key)
 
 
 @dataclass
@@ -122,11 +123,11 @@ def attest_unsigned(location: Location, *, confirm: bool, now: datetime | None =
         raise ConfigError("attest needs a signing key ([signing] key in the config)")
     report = AttestReport(key_id=location.signer.key_id)  # loads the key before anything is read
     records = _read_records(location, TrustReport())  # one that cannot be read is not vouched for
-    done = _attested(records, location.folder(ATTESTATIONS), TrustedKeys([location.signer.public_key]))
+    done = _attested(records, location, TrustedKeys([location.signer.public_key]))
     for key, (data, doc) in records.items():
-        sha256 = hashlib.sha256(data).hexdigest()
-        if isinstance(doc, dict) and SIGNATURE not in doc and done.get(key, ("",))[0] != sha256:
-            report.unsigned[key] = sha256
+        sha256, name = hashlib.sha256(data).hexdigest(), key[len(location.prefix):]
+        if isinstance(doc, dict) and SIGNATURE not in doc and done.get(name, ("",))[0] != sha256:
+            report.unsigned[name] = sha256
     if confirm and report.unsigned:
         moment = now or datetime.now(UTC)
         report.key = location.key(f"{ATTESTATIONS}{moment.strftime('%Y%m%dT%H%M%S')}Z-{new_id()}.json")

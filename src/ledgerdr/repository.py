@@ -336,7 +336,7 @@ def put_record(location: Location, key: str, doc: dict[str, Any], *, retain_unti
     location has a signer (`signing.sign_document`). Returns the bytes written. Raises ObjectExists when
     the key is taken, StoreError, and ConfigError when the signing key cannot be loaded."""
     if location.signer is not None:  # signed as a reader will parse it (a datetime as its text, tuples as lists)
-        doc = sign_document(orjson.loads(orjson.dumps(doc)), location.signer)
+        doc = sign_document(orjson.loads(orjson.dumps(doc)), location.signer, name=key[len(location.prefix):])
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     location.store.put(key, data, retain_until=retain_until)
     return data

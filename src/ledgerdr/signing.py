@@ -7,7 +7,7 @@ by a key the reader trusts closes that gap. This module is the whole mechanism, 
 - `canonical_bytes(doc)` — the one encoding a signature covers (RFC 8785 JSON canonicalization: sorted keys,
   no whitespace, ECMAScript number form), so pretty-printing, key order or a re-encode never matters;
 - `sign_document(doc, signer)` / `verify_document(doc, trusted)` — a JSON object with a `signature` member
-  `{algorithm, key_id, value}`; the signed message is `CONTEXT ‖ SHA-256(canonical_bytes(doc with
+  `{algorithm, key_id, name, value}` (`name`: where a record is stored, so a copy elsewhere is refused); the signed message is `CONTEXT ‖ SHA-256(canonical_bytes(doc with
   signature.value removed))` (docs/format.md, "Signed records"), so the key id and algorithm are signed
   too and a KMS key signs 60 bytes whatever the record's size (KMS signs at most 4096 bytes);
 - `RecordSigner` — an Ed25519 private key (a file or an environment variable), or an AWS KMS asymmetric key
@@ -367,18 +367,21 @@ class TrustedKeys:
         return key_id
 
 
-def sign_document(doc: Mapping[str, Any], signer: RecordSigner) -> dict[str, Any]:
-    """`doc` (a JSON object, any `signature` member replaced) with a `signature` {algorithm, key_id, value}
-    over its canonical encoding. Raises ValueError for a value JSON cannot hold."""
+def sign_document(doc: Mapping[str, Any], signer: RecordSigner, *, name: str | None = None) -> dict[str, Any]:
+    """`doc` (a JSON object, any `signature` member replaced) with a `signature` {algorithm, key_id, [name],
+    value} over its canonical encoding. `name`: where the document is stored (a record's key relative to its
+    repository), signed with it so that a signed document copied elsewhere is refused. Raises ValueError for
+    a value JSON cannot hold."""
     body = {k: v for k, v in doc.items() if k != SIGNATURE}
-    body[SIGNATURE] = {"algorithm": signer.algorithm, "key_id": signer.key_id}
+    body[SIGNATURE] = {"algorithm": signer.algorithm, "key_id": signer.key_id, **({"name": name} if name else {})}
     body[SIGNATURE]["value"] = base64.b64encode(signer.sign(signed_message(body))).decode()
     return body
 
 
-def verify_document(doc: Any, trusted: TrustedKeys) -> str:
+def verify_document(doc: Any, trusted: TrustedKeys, *, name: str | None = None) -> str:
     """The key id that signed `doc`, when the key is trusted and the signature verifies over the document as
-    it is; raises SignatureError (kind unsigned_record, untrusted_key or bad_signature)."""
+    it is, and — given `name` — it was signed for that name; raises SignatureError (kind unsigned_record,
+    untrusted_key or bad_signature)."""
     signature = doc.get(SIGNATURE) if isinstance(doc, Mapping) else None
     if not isinstance(signature, Mapping):
         raise SignatureError("unsigned_record", "carries no signature")
@@ -386,4 +389,8 @@ def verify_document(doc: Any, trusted: TrustedKeys) -> str:
         message = signed_message(doc)
     except ValueError as exc:
         raise SignatureError("bad_signature", f"cannot be encoded canonically: {exc}") from None
-    return trusted.verify(message, signature)
+    key_id = trusted.verify(message, signature)
+    if name is not None and signature.get("name") != name:
+        raise SignatureError("bad_signature", f"was signed by key {key_id} for {signature.get('name')}, not for "
+                             f"{name}: a signed record copied to another key")
+    return key_id
