@@ -30,6 +30,7 @@ from .journal.model import BlockAddress
 from .journal.proofs import fold_proof
 from .journal.verify import VerifyReport, verify_objects
 from .repository import iso_ms, read_windows, recorded_exports, utcnow
+from .signing import RecordSigner, SignatureError, TrustedKeys, sign_document, verify_document
 from .stores import Location
 from .targets import embedded_path
 
@@ -144,28 +145,26 @@ def _ms_time(ms: int | None) -> str | None:
 # ------------------------------------------------------------------------------------------ signing
 
 
-def seal(doc: dict[str, Any], signer: Any | None = None) -> dict[str, Any]:
-    """SIGNING PLUGS IN HERE: every certificate passes through this function just before it is written.
-
-    Record signing (issue 21, item 5: `ledgerdr.signing.sign_document(doc, signer)`) lands on another branch;
-    wiring it is `return sign_document(doc, signer) if signer is not None else doc`. Until then a signer is
-    refused rather than ignored, so no certificate claims a signature it does not carry."""
-    if signer is not None:
-        raise ConfigError("signing certificates needs ledgerdr's record signing, which this build does not have")
-    return doc
+def seal(doc: dict[str, Any], signer: RecordSigner | None = None) -> dict[str, Any]:
+    """Every certificate passes through here just before it is written: signed with the record key when one
+    is configured (`[signing] key`), as the repository's records are; unsigned otherwise."""
+    return sign_document(doc, signer) if signer is not None else doc
 
 
-def check_seal(doc: dict[str, Any], trusted: Any | None = None) -> list[CertificateProblem]:
-    """SIGNATURE CHECK PLUGS IN HERE (the counterpart of `seal`): `verify_document(doc, trusted)` once record
-    signing is merged, each refusal a CertificateProblem on the field `signature`. Without trusted keys an
-    unsigned certificate is checked by its contents alone (`check_certificate`)."""
-    if trusted is not None:
-        raise ConfigError("checking certificate signatures needs ledgerdr's record signing, which this build "
-                          "does not have")
+def check_seal(doc: dict[str, Any], trusted: TrustedKeys | None = None) -> list[CertificateProblem]:
+    """With trusted keys, the certificate must be signed by one of them over exactly what it holds; each
+    refusal is a CertificateProblem on the field `signature`. Without trusted keys an unsigned certificate
+    is checked by its contents alone (`check_certificate`)."""
+    if not trusted:
+        return []
+    try:
+        verify_document(doc, trusted)
+    except SignatureError as refused:
+        return [CertificateProblem("signature", f"{refused.kind}: {refused}")]
     return []
 
 
-def write_certificate(doc: dict[str, Any], path: Path, *, signer: Any | None = None) -> Path:
+def write_certificate(doc: dict[str, Any], path: Path, *, signer: RecordSigner | None = None) -> Path:
     """Write `doc`, sealed, as `path` (JSON, keys sorted): to a temporary name, then renamed, so a reader
     sees a whole certificate or none. A certificate of an earlier restore into the same target is replaced:
     it describes what the target held before this restore."""
@@ -228,7 +227,7 @@ class CertificateCheck:
 
 def check_certificate(doc: dict[str, Any], location: Location, *, name: str = "certificate",
                       external: LedgerDigest | None = None, check_target: bool = False,
-                      trusted: Any | None = None) -> CertificateCheck:
+                      trusted: TrustedKeys | None = None) -> CertificateCheck:
     """Re-check every claim of `doc` against the repository at `location`: the block range and the last
     block's hash, the ledger digest folded again from the blocks (and its proof from the last block's hash),
     strand and lineage, and the journal's state digest recomputed from the blocks (which the target's must
@@ -390,7 +389,7 @@ def _check_live_target(doc: dict[str, Any], check: CertificateCheck) -> None:
 
 def issue_certificate(report: Any, location: Location, target_url: str, *, path: Path | None, state_dir: Path,
                       operation: str = "restore", promotion: dict[str, Any] | None = None,
-                      signer: Any | None = None) -> Path:
+                      signer: RecordSigner | None = None) -> Path:
     """Build and write the certificate of a verified restore or promote; returns where it was written
     (`path`, else `default_path`)."""
     doc = build_certificate(report, location, operation=operation, promotion=promotion)

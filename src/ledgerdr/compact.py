@@ -31,7 +31,7 @@ from amazon.ion import simpleion
 from .errors import ObjectExists, VerificationError
 from .journal.hashing import ion_hash
 from .journal.verify import Problem
-from .repository import WindowRecord, iso_ms, read_windows, utcnow
+from .repository import WindowRecord, iso_ms, put_record, read_windows, utcnow
 from .restore.plan import units_of_window
 from .restore.snapshot import load_snapshot_unit, snapshot_units
 from .restore.units import load_unit, result_of
@@ -410,7 +410,7 @@ def _put_part(
 def _put_manifest(location: Location, key: str, manifest: SnapshotManifest) -> bool:
     """Written last, put-if-absent: False when a concurrent run recorded this snapshot first."""
     try:
-        location.store.put(key, manifest.to_bytes())
+        put_record(location, key, asdict(manifest))
     except ObjectExists:
         return False
     return True

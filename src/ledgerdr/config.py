@@ -61,6 +61,7 @@ class RepositoryConfig:
     region: str = "local"
     options: dict[str, Any] = field(default_factory=dict)  # backend settings (role_arn, sse, lock_mode ...)
     require_object_lock: bool = False
+    signing_key: str | None = None  # [signing] key: signs every record written here (signing.load_signer)
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,19 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class SigningConfig:
+    key: str | None = None  # a key file (absolute), env:NAME or kms:KEY
+    trusted_keys: tuple[str, ...] = ()  # files (absolute) or inline public keys
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig
     backup: BackupConfig
     repositories: tuple[RepositoryConfig, ...]
     path: Path | None = None
     warnings: tuple[str, ...] = ()
+    signing: SigningConfig = SigningConfig()
 
     @property
     def primary(self) -> RepositoryConfig:
@@ -256,6 +264,16 @@ SERVE = (
             example="full", choices=("full", "normal")),
     Setting("max_sessions", "int", "Open sessions allowed at once.", example=256, minimum=1),
 )
+SIGNING = (
+    Setting("key", "str", "Sign every record ledgerdr writes (window records, watermarks, snapshot manifests, "
+            "incarnations, prune records) with this Ed25519 key: a file (PEM, as `openssl genpkey -algorithm "
+            "ed25519` writes, relative to this config file), env:NAME (an environment variable holding it), or "
+            "kms:KEY (an AWS KMS key id, alias or ARN of spec ECC_NIST_EDWARDS25519 or ECC_NIST_P256).",
+            example="signing.pem"),
+    Setting("trusted_keys", "strlist", "Public keys (files, or base64/hex inline) whose signatures `verify` and "
+            "`restore` accept; once set, both refuse unsigned records and records signed by any other key. Keep "
+            "a rotated-out key here while records it signed remain.", example=["signing.pub"]),
+)
 _STORE_OPTIONS = ("role_arn", "endpoint_url", "lock_mode", "sse", "kms_key_id")  # passed to the store backend
 _DEFAULT_REPOSITORIES = {"primary": {"url": "repo-primary", "region": "local-primary"},
                          "secondary": {"url": "repo-secondary", "region": "local-secondary"}}
@@ -339,6 +357,7 @@ def render_defaults() -> str:
     lines = ["# ledgerdr configuration. Every duration takes a number and a unit: 500ms, 30s, 15m, 1h, 7d.",
              "# A string may name environment variables: ${NAME}, or ${NAME:-default} when it may be unset; $$ is a "
              "literal $.", "", "[source]", *_render_settings(SOURCE), "", "[backup]", *_render_settings(BACKUP), "",
+             "# Signed records (docs/format.md): optional.", "[signing]", *_render_settings(SIGNING), "",
              "# Repositories: the first is the primary (exports are written there); the others are replicas."]
     for i, (name, values) in enumerate(_DEFAULT_REPOSITORIES.items()):  # the first documents every setting
         lines += ["", f"[repositories.{name}]", *(_render_settings(REPOSITORY, values) if i == 0 else
@@ -363,13 +382,14 @@ def parse_config(raw: dict[str, Any], *, base: Path = Path("."), path: Path | No
     if source.kind == "qldb" and isinstance(raw_source, dict) and "ledger" not in raw_source:
         problems.append("source.ledger: required when source.kind = 'qldb'")
     backup = _backup(_section("backup", raw.get("backup", {}), BACKUP, problems), problems, warnings)
-    repositories = _repositories(raw.get("repositories", {}), base, problems)
+    signing = _signing(_section("signing", raw.get("signing", {}), SIGNING, problems), base)
+    repositories = _repositories(raw.get("repositories", {}), base, problems, signing.key)
     if "serve" in raw:  # its keys and types; its values are read (and expanded) by `serve` alone
         _section("serve", _unreferenced(raw["serve"]), SERVE, problems)
-    for section in sorted(set(raw) - {"source", "backup", "repositories", "serve"}):
-        problems.append(f"[{section}]: unknown section (known: source, backup, repositories, serve)")
+    for section in sorted(set(raw) - {"source", "backup", "signing", "repositories", "serve"}):
+        problems.append(f"[{section}]: unknown section (known: source, backup, signing, repositories, serve)")
     _refuse(problems, path)
-    return Config(source, backup, repositories, path, tuple(warnings))
+    return Config(source, backup, repositories, path, tuple(warnings), signing)
 
 
 def _refuse(problems: list[str], path: Path | None) -> None:
@@ -407,7 +427,17 @@ def _backup(values: dict[str, Any], problems: list[str], warnings: list[str]) ->
     return BackupConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[RepositoryConfig, ...]:
+def _signing(values: dict[str, Any], base: Path) -> SigningConfig:
+    """Key files relative to the config file; `env:`/`kms:` keys and inline public keys as given."""
+    key = values["key"]
+    if key and not key.startswith(("env:", "kms:")):
+        key = str((base / key).resolve())
+    trusted = tuple(str((base / t).resolve()) if (base / t).is_file() else t for t in values["trusted_keys"] or ())
+    return SigningConfig(key, trusted)
+
+
+def _repositories(raw: Any, base: Path, problems: list[str], signing_key: str | None = None
+                  ) -> tuple[RepositoryConfig, ...]:
     if not raw or not isinstance(raw, dict):
         problems.append("[repositories]: at least one repository (the primary) is required")
         return ()
@@ -427,7 +457,7 @@ def _repositories(raw: Any, base: Path, problems: list[str]) -> tuple[Repository
         if refusal:
             problems.append(f"{where}.url: {_shown(settings['url'])}: {refusal}")
         options = {k: values[k] for k in _STORE_OPTIONS if values[k] is not None}
-        repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"]))
+        repos.append(RepositoryConfig(name, url, values["region"], options, values["require_object_lock"], signing_key))
     return tuple(repos)
 
 

@@ -25,7 +25,7 @@ from .errors import ObjectNotFound, RetentionViolation, StoreError
 from .journal.ids import new_id
 from .journal.layout import parse_data_object_key
 from .points import PRUNES  # where restore's range reads what was pruned
-from .repository import EXPORTS, ObjectRecord, WindowRecord, iso_ms, read_windows, utcnow
+from .repository import EXPORTS, ObjectRecord, WindowRecord, iso_ms, put_record, read_windows, utcnow
 from .restore.plan import RestorePlan
 from .restore.snapshot import load_snapshot_unit, snapshot_units
 from .snapshots import SnapshotManifest, newest_snapshot
@@ -207,17 +207,6 @@ def _with(item: PruneItem, action: str, reason: str) -> PruneItem:
 
 def _record(location: Location, snapshot: SnapshotManifest, deleted: list[str], now: datetime) -> str:
     key = location.key(f"{PRUNES}{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S')}Z-{new_id()}.json")
-    location.store.put(
-        key,
-        orjson.dumps(
-            {
-                "format_version": 1,
-                "snapshot_last_seq": snapshot.last_seq,
-                "snapshot_tip_hash": snapshot.tip_hash,
-                "deleted": deleted,
-                "pruned_at": iso_ms(now),
-            },
-            option=orjson.OPT_INDENT_2,
-        ),
-    )
+    put_record(location, key, {"format_version": 1, "snapshot_last_seq": snapshot.last_seq,
+                               "snapshot_tip_hash": snapshot.tip_hash, "deleted": deleted, "pruned_at": iso_ms(now)})
     return key

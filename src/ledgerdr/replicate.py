@@ -25,7 +25,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .config import Config, RepositoryConfig
@@ -42,6 +42,7 @@ from .repository import (
     WindowRecord,
     iso_ms,
     parse_iso,
+    put_record,
     read_watermarks,
     read_windows,
     record_start,
@@ -336,7 +337,7 @@ def _write_same_block(replica: Location, mark: Watermark, retain_until: datetime
     key = replica.key(f"_ledgerdr/watermarks/{mark.repository}/{mark.last_seq:020d}-"
                       f"{mark.windows_verified[-1].replace(':', '').replace('-', '')}.json")
     try:
-        replica.store.put(key, mark.to_bytes(), retain_until=retain_until)
+        put_record(replica, key, asdict(mark), retain_until=retain_until)
     except ObjectExists:
         return False
     return True

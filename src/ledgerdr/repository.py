@@ -19,11 +19,13 @@ import orjson
 from .errors import ObjectExists, StoreError, VerificationError
 from .journal.exports import RecordedExports
 from .journal.verify import Problem
+from .signing import sign_document
 from .stores import Location, ObjectInfo
 
 T = TypeVar("T")
 
 FORMAT_VERSION = 1
+RECORDS = "_ledgerdr/"  # every JSON object under it is a record ledgerdr wrote (put_record)
 WINDOWS = "_ledgerdr/windows/"
 WATERMARKS = "_ledgerdr/watermarks/"
 INCARNATIONS = "_ledgerdr/incarnations/"
@@ -328,10 +330,22 @@ def recorded_exports(location: Location) -> RecordedExports | None:
     return RecordedExports(frozenset(w.export_prefix for w in catalog.windows), sha256, problems)
 
 
+def put_record(location: Location, key: str, doc: dict[str, Any], *, retain_until: datetime | None = None) -> bytes:
+    """The one way ledgerdr writes a record (window, watermark, incarnation, snapshot manifest, prune record):
+    `doc` as indented JSON with sorted keys at root-relative `key`, put-if-absent, signed first when the
+    location has a signer (`signing.sign_document`). Returns the bytes written. Raises ObjectExists when
+    the key is taken, StoreError, and ConfigError when the signing key cannot be loaded."""
+    if location.signer is not None:  # signed as a reader will parse it (a datetime as its text, tuples as lists)
+        doc = sign_document(orjson.loads(orjson.dumps(doc)), location.signer, name=key[len(location.prefix):])
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    location.store.put(key, data, retain_until=retain_until)
+    return data
+
+
 def record_window(location: Location, record: WindowRecord, *, retain_until: datetime | None = None) -> bool:
     """Write the record put-if-absent. False when another run already recorded this window."""
     try:
-        location.store.put(location.key(WINDOWS + record.key_name), record.to_bytes(), retain_until=retain_until)
+        put_record(location, location.key(WINDOWS + record.key_name), asdict(record), retain_until=retain_until)
     except ObjectExists:
         return False
     return True
@@ -360,7 +374,7 @@ def write_watermark(location: Location, mark: Watermark, *, retain_until: dateti
     """A new watermark object; an existing one for the same block is left as it is (False)."""
     key = location.key(f"{WATERMARKS}{mark.repository}/{mark.last_seq:020d}.json")
     try:
-        location.store.put(key, mark.to_bytes(), retain_until=retain_until)
+        put_record(location, key, asdict(mark), retain_until=retain_until)
     except ObjectExists:
         return False
     return True
@@ -380,7 +394,7 @@ class Incarnation:
 
 def write_incarnation(location: Location, incarnation: Incarnation) -> None:
     key = location.key(f"{INCARNATIONS}{incarnation.last_seq:020d}-{incarnation.lineage}.json")
-    location.store.put(key, orjson.dumps(asdict(incarnation), option=orjson.OPT_INDENT_2))
+    put_record(location, key, asdict(incarnation))
 
 
 def read_incarnations(location: Location) -> list[Incarnation]:

@@ -19,6 +19,7 @@ from ..errors import EXIT_CODES, ExitCode, LedgerDRError, exit_code_for
 # in the ledger, the Ion codecs and boto3, and a scheduled `backup --once` should not wait for all of it.
 _COMMANDS = {
     "init": "backup_cmd",
+    "attest": "attest_cmd",
     "backup": "backup_cmd",
     "status": "backup_cmd",
     "info": "info_cmd",

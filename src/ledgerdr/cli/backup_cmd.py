@@ -76,7 +76,7 @@ def backup(config_path: str, mode: str, due_only: bool, every: str | None, notif
     """
     config = load(config_path)
     source = open_source(config.source)
-    location = open_repository(config.primary)
+    location = open_repository(config.primary, writes=True)
     policy = backup_policy(config)
     pause = parse_duration(every, "--every").total_seconds() if every else None
     notifications = open_notifications(notify) if notify else None

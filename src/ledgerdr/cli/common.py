@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from ..backup import BackupPolicy
 from ..config import Config, RepositoryConfig, load_config
 from ..errors import ConfigError
 from ..logs import note
+from ..signing import DeferredSigner, RecordSigner, TrustedKeys, load_signer
 from ..stores import Location, open_location
 
 CONFIG_ENV = "LEDGERDR_CONFIG"
@@ -65,8 +67,16 @@ def repository_options(repo: RepositoryConfig) -> dict[str, Any]:
     return options
 
 
-def open_repository(repo: RepositoryConfig) -> Location:
-    return open_location(repo.url, **repository_options(repo))
+def open_repository(repo: RepositoryConfig, *, writes: bool = False) -> Location:
+    """The repository's location, signing what is written there when `[signing] key` is set. `writes`: load
+    the key now, so that a command that writes records fails before its work (an export, a deletion) rather
+    than at its first record; otherwise the key loads at the first record signed, and commands that only
+    read never need it."""
+    location = open_location(repo.url, **repository_options(repo))
+    if not repo.signing_key:
+        return location
+    signer = load_signer(repo.signing_key) if writes else DeferredSigner(repo.signing_key)
+    return dataclasses.replace(location, signer=signer)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,26 @@ def resolve_repository(text: str, config: Config | None) -> Repository:
                                                              " and no configuration file"),
                           hint="pass a configured name, a directory or an s3:// URL")
     return Repository(text, "unknown", text)
+
+
+def trusted_keys(given: tuple[str, ...], config_path: str | None) -> TrustedKeys:
+    """`--trusted-key` values, else the config's `[signing] trusted_keys` when the config file exists."""
+    if given:
+        return TrustedKeys.parse(given)
+    config = load_optional(config_path)
+    return TrustedKeys.parse(config.signing.trusted_keys) if config else TrustedKeys()
+
+
+def record_signer(config: Config | None, explicit: str | None = None) -> RecordSigner | None:
+    """The key certificates are signed with: `explicit` (a command's --signing-key), else `[signing] key`."""
+    spec = explicit or (config.signing.key if config else None)
+    return load_signer(spec) if spec else None
+
+
+trusted_key_option = click.option(
+    "--trusted-key", "trusted", multiple=True, metavar="PUBLIC_KEY",
+    help="Accept records signed by this key only (repeatable: a file, or the key in base64 or hex); refuse "
+         "unsigned records and any other key's. Default: the config's [signing] trusted_keys.")
 
 
 def backup_policy(config: Config) -> BackupPolicy:

@@ -43,7 +43,7 @@ def compact(config_path: str, repository: str | None, up_to_seq: int | None, as_
     repo = config.repository(repository) if repository else config.primary
     with progress("compacting: objects read", None, enabled=not as_json) as bar:
         report = compact_flow(
-            open_repository(repo),
+            open_repository(repo, writes=True),
             up_to_seq=up_to_seq,
             retention=timedelta(days=config.backup.retention_days),
             on_progress=lambda done, total: bar.update(completed=done, total=total),
@@ -106,7 +106,7 @@ def prune(
     repo = config.repository(repository) if repository else config.primary
     folders = state_dirs or tuple(p for p in (Path(".ledgerdr-restores"),) if p.is_dir())
     in_use = set().union(*(keys_in_use(folder) for folder in folders)) if folders else set()
-    report = prune_flow(open_repository(repo), keep_after_seq=keep_after_seq, confirm=confirm, in_use=in_use)
+    report = prune_flow(open_repository(repo, writes=confirm), keep_after_seq=keep_after_seq, confirm=confirm, in_use=in_use)
     _render_prune(report, as_json)
 
 

@@ -45,7 +45,8 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
     },
     "verify": {
         ExitCode.STORAGE: "the location is missing, not a folder, or cannot be read",
-        ExitCode.VERIFICATION: ("verification failed: a problem is named by key and block address; `--digest`: "
+        ExitCode.VERIFICATION: ("verification failed: a problem is named by key and block address (with "
+                                "`--trusted-key`: also a record unsigned, signed by another key, or altered); `--digest`: "
                                 "the digest at its tip block differs, naming the block; `--certificate`: a "
                                 "claim does not hold, naming the field"),
         ExitCode.RESTORE: ("`--digest` / `--certificate`: the repository does not reach the digest's tip block "
@@ -55,8 +56,8 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
         ExitCode.LEDGER: "the embedded target refused a statement",
-        ExitCode.RESTORE: ("restore refused (gap, fork, other lineage) or incomplete (dead letters, digest "
-                           "mismatch)"),
+        ExitCode.RESTORE: ("restore refused (gap, fork, other lineage; with `--trusted-key`: a record not "
+                           "signed by a trusted key) or incomplete (dead letters, digest mismatch)"),
     },
     "worker": {
         ExitCode.STORAGE: "an object cannot be read",
@@ -73,7 +74,8 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
         ExitCode.LEDGER: "the embedded target refused a statement",
-        ExitCode.RESTORE: "the standby cannot be promoted (not verified)",
+        ExitCode.RESTORE: ("the standby cannot be promoted (not verified; with `--trusted-key`: a record not "
+                           "signed by a trusted key)"),
     },
     "detach": {
         ExitCode.LEDGER: "the target is not a ledger",
@@ -99,6 +101,9 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
     "compact": {
         ExitCode.STORAGE: "an object cannot be read or written",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
+    },
+    "attest": {
+        ExitCode.STORAGE: "a record cannot be listed, read or written",
     },
     "prune": {
         ExitCode.STORAGE: "an object cannot be listed or deleted (retention)",

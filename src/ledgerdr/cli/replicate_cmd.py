@@ -49,7 +49,7 @@ def replicate(config_path: str, names: tuple[str, ...], verify_only: bool, follo
     pause = parse_duration(every, "--every").total_seconds()
     options = {repo.name: ReplicateOptions.for_replica(repo, config, verify_only=verify_only, concurrency=concurrency)
                for repo in replicas}
-    locations = {repo.name: open_repository(repo) for repo in replicas}
+    locations = {repo.name: open_repository(repo, writes=True) for repo in replicas}
     _refuse_unfit(primary, replicas, locations)
     # with --follow, each round fetches only the records and watermarks that are new since the last one
     caches = {repo.name: RecordCache() for repo in replicas}

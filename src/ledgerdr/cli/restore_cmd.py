@@ -15,7 +15,14 @@ from ..restore import RestoreOptions
 from ..restore import restore as restore_flow
 from ..restore.run import RestoreInterrupted
 from ..restore.worker import WorkerSpec, run_worker
-from .common import config_option, load_optional, resolve_repository
+from .common import (
+    config_option,
+    load_optional,
+    record_signer,
+    resolve_repository,
+    trusted_key_option,
+    trusted_keys,
+)
 from .output import emit_error, emit_json, progress
 from .replay_cmd import run_replay
 
@@ -52,6 +59,7 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the restore certificate here [default: beside an embedded target's file as "
                    "<file>.certificate.json; for PostgreSQL, <state-dir>/<restore id>/certificate.json].")
+@trusted_key_option
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 @click.option("--metrics-port", type=int, help="Serve the progress and dead letters of the restores in --state-dir "
@@ -59,7 +67,8 @@ def _when(text: str | None) -> datetime | None:
               "free port, printed).")
 def restore(source: str, target: str, until: str | None, until_block: int | None, allow_gaps: bool,
             workers: int | None, resume: str | None, state_dir: str, strategy: str, mode: str, force: bool,
-            certificate: Path | None, config_path: str | None, as_json: bool, metrics_port: int | None) -> None:
+            certificate: Path | None, trusted: tuple[str, ...], config_path: str | None, as_json: bool,
+            metrics_port: int | None) -> None:
     """Restore a ledger from its exports, verified end to end.
 
     Plans one work unit per data object, applies them with a pool of workers (state-based and
@@ -72,19 +81,21 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     (`ledgerdr verify --certificate FILE` re-checks it; docs/format.md). Exits 0 only on a verified restore; 2 on
     a usage error (e.g. --until with --until-block, or a point outside the restore points `ledgerdr
     info` shows); 3 on a storage error; 7 when the restore is refused (gap, fork, damaged record or
-    object, target holding other data) or ends unverified; 130 when interrupted.
+    object, target holding other data, a record not signed by a trusted key when --trusted-key or
+    [signing] trusted_keys is given) or ends unverified; 130 when interrupted.
     """
     config = load_optional(config_path)
     repository = resolve_repository(source, config)
     if mode == "replay-statements":
-        _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy)
+        _refuse_with_replay(until=until, until_block=until_block, resume=resume, strategy=strategy,
+                            trusted_key=trusted or None)
         run_replay(repository.url, target, workers or 0, as_json)
     if until is not None and until_block is not None:
         raise ConfigError("--until and --until-block both give the restore's end: pass one of them")
     options = RestoreOptions(until=_when(until), until_block=until_block, allow_gaps=allow_gaps, workers=workers,
                              state_dir=Path(state_dir), resume=resume, strategy=strategy, force=force,
                              protected=(str(config.source.path),) if config and config.source.path else (),
-                             source_options=repository.options)
+                             source_options=repository.options, trusted=trusted_keys(trusted, config_path))
     if metrics_port is not None:
         from .metrics_cmd import serve_while_running  # prometheus_client: only when asked for
 
@@ -108,7 +119,8 @@ def restore(source: str, target: str, until: str | None, until_block: int | None
     if report.verdict:  # a certificate vouches for a verified restore only
         from ..certificate import issue_certificate
 
-        written = issue_certificate(report, repository.open(), target, path=certificate, state_dir=Path(state_dir))
+        written = issue_certificate(report, repository.open(), target, path=certificate, state_dir=Path(state_dir),
+                                    signer=record_signer(config))
     if as_json:
         emit_json({**report.to_json(), "certificate": str(written) if written else None})
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from dataclasses import asdict
 from pathlib import Path
@@ -13,12 +14,14 @@ from ..certificate import issue_certificate
 from ..config import parse_duration
 from ..logs import log_event
 from ..queues.notify import open_notifications
+from ..record_trust import refuse_untrusted
 from ..restore.run import RestoreReport
 from ..restore.standby import FollowReport, StandbyOptions, run_standby
 from ..restore.standby import detach as detach_flow
 from ..restore.standby import promote as promote_flow
+from ..signing import load_signer
 from ..targets import open_target
-from .common import config_option, load_optional, resolve_repository
+from .common import config_option, load_optional, record_signer, resolve_repository, trusted_keys
 from .output import RoundProgress
 
 
@@ -105,8 +108,14 @@ def _log(report: FollowReport, source: str) -> None:
               help="Where the final catch-up restore keeps its state.")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the promote certificate here [default: <standby file>.certificate.json].")
+@click.option("--signing-key", metavar="KEY", help="Sign the incarnation record with this key, as [signing] key "
+              "takes it (a file, env:NAME or kms:KEY): needed where records are checked against trusted keys.")
+@click.option("--trusted-key", "trusted", multiple=True, metavar="PUBLIC_KEY",
+              help="Refuse (exit 7, promoting nothing) when any record of the repository is not signed by one of "
+                   "these keys (repeatable: a file, or the key in base64 or hex).")
 @config_option
-def promote(source: str, target: str, state_dir: str, certificate: Path | None, config_path: str | None) -> None:
+def promote(source: str, target: str, state_dir: str, certificate: Path | None, signing_key: str | None,
+            trusted: tuple[str, ...], config_path: str | None) -> None:
     """Apply the rest, verify the standby against the journal, and open it for writes.
 
     Writes a write-once incarnation record into the repository: backups of the promoted ledger continue
@@ -115,15 +124,22 @@ def promote(source: str, target: str, state_dir: str, certificate: Path | None, 
     verify --certificate FILE` re-checks it). Exits 7, recording nothing, when the standby does not verify or cannot take
     writes. To open a test or drill restore for writes without fencing production, use `ledgerdr detach`.
     """
-    repository = resolve_repository(source, load_optional(config_path))
+    config = load_optional(config_path)
+    repository = resolve_repository(source, config)
     location = repository.open()
+    if signing_key:  # loaded before anything is applied: a bad key fails the command before the promotion
+        location = dataclasses.replace(location, signer=load_signer(signing_key))
+    trusted_by = trusted_keys(trusted, config_path)
+    if trusted_by:
+        refuse_untrusted(location, trusted_by)
     verified: list[RestoreReport] = []
     incarnation = promote_flow(location, target, state_dir=state_dir, source_options=repository.options,
                                on_verified=verified.append)
     click.echo(f"promoted at block {incarnation.last_seq} ({incarnation.last_block_hash}); new lineage "
                f"{incarnation.lineage}; the ledger is writable")
     written = issue_certificate(verified[0], location, target, path=certificate, state_dir=Path(state_dir),
-                                operation="promote", promotion=asdict(incarnation))
+                                operation="promote", promotion=asdict(incarnation),
+                                signer=record_signer(config, signing_key))
     click.echo(f"certificate: {written}")
 
 

@@ -10,10 +10,11 @@ import click
 
 from ..errors import ConfigError, ExitCode, ObjectNotFound
 from ..journal.exports import plan_location, verify_location
+from ..record_trust import TrustReport, check_records
 from ..repository import recorded_exports
 from ..runs import recorded
 from ..stores import Location
-from .common import config_option, load_optional, resolve_repository
+from .common import config_option, load_optional, resolve_repository, trusted_key_option, trusted_keys
 from .output import emit_json, progress, stderr
 
 
@@ -39,11 +40,12 @@ from .output import emit_json, progress, stderr
 @click.option("--check-target", is_flag=True,
               help="With --certificate: also recompute the restored target's state digest now (it must be "
                    "reachable; a promoted ledger that took writes since differs).")
+@trusted_key_option
 @config_option
 @recorded("verify")
 def verify(location: str | None, as_json: bool, export_id: str | None, strict: bool, chain_only: bool,
            digest: str | None, digest_tip_address: str | None, certificate: Path | None,
-           check_target: bool, config_path: str | None) -> None:
+           check_target: bool, trusted: tuple[str, ...], config_path: str | None) -> None:
     """Verify the exports under LOCATION (a configured repository's name, a directory, file:// or s3:// URL).
 
     Checks every object against its manifest, every block hash, entries Merkle root, revision hash,
@@ -61,6 +63,10 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
     cannot be read. With --certificate, each claim of a restore certificate (block range, last block hash,
     ledger digest and proof, strand, lineage, state digest) is checked against the repository: exit 4
     naming the field that does not hold, 7 when the repository or the digest cannot prove it.
+
+    With trusted keys (--trusted-key, or [signing] trusted_keys in the config), every ledgerdr record
+    (window records, watermarks, snapshot manifests, incarnations, prune records) must be signed by one
+    of them: an unsigned record, another key's, or an altered one is a problem naming the record (exit 4).
     """
     from ..digests import parse_digest
 
@@ -73,11 +79,12 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
         if unused:
             raise ConfigError(f"{unused[0]} does not go with --certificate (it checks the blocks the certificate "
                               "names, and their state digest)")
-        _verify_certificate(certificate, location, external, check_target, as_json, config_path)
+        _verify_certificate(certificate, location, external, check_target, as_json, config_path, trusted)
     if check_target:
         raise ConfigError("--check-target goes with --certificate")
     if location is None:
         raise ConfigError("give the LOCATION to verify (or --certificate FILE)")
+    keys = trusted_keys(trusted, config_path)
     loc = resolve_repository(location, load_optional(config_path)).open()
     _refuse_nothing_there(loc)
     recorded = recorded_exports(loc)
@@ -86,6 +93,9 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
         report = verify_location(loc.store, loc.prefix, export_id=export_id, strict=strict,
                                  check_revisions=not chain_only, on_object=lambda ref, blocks: bar.advance(),
                                  recorded=recorded, digest_at=[external.tip.sequence_no] if external else ())
+    trust = check_records(loc, keys) if keys else None
+    if trust is not None:
+        report.problems.extend(trust.problems)
     failed = not report.ok or (strict and report.orphans)
     code = ExitCode.VERIFICATION if failed else ExitCode.OK
     checked = None
@@ -95,9 +105,10 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
         checked = check_digest(report, external)
         code = code or checked.exit_code
     if as_json:
-        emit_json({**report.to_json(), **({"external_digest": checked.to_json()} if checked else {})})
+        emit_json({**report.to_json(), **({"external_digest": checked.to_json()} if checked else {}),
+                   **({"signatures": trust.to_json()} if trust else {})})  # unchanged without keys or a digest
     else:
-        _render(report)
+        _render(report, trust)
         if checked is not None and external is not None:
             click.echo(f"digest {external.text} at {external.tip}: "
                        + ("MATCHES" if checked.outcome == "match" else f"NOT PROVEN ({checked.outcome})")
@@ -106,7 +117,7 @@ def verify(location: str | None, as_json: bool, export_id: str | None, strict: b
 
 
 def _verify_certificate(path: Path, location: str | None, external, check_target: bool, as_json: bool,
-                        config_path: str | None) -> None:
+                        config_path: str | None, trusted: tuple[str, ...]) -> None:
     from ..certificate import check_certificate, read_certificate
 
     doc = read_certificate(path)
@@ -115,7 +126,8 @@ def _verify_certificate(path: Path, location: str | None, external, check_target
         raise ConfigError(f"certificate {path} names no repository: give LOCATION")
     loc = resolve_repository(where, load_optional(config_path)).open()
     _refuse_nothing_there(loc)
-    check = check_certificate(doc, loc, name=str(path), external=external, check_target=check_target)
+    check = check_certificate(doc, loc, name=str(path), external=external, check_target=check_target,
+                              trusted=trusted_keys(trusted, config_path))
     if as_json:
         emit_json(check.to_json())
     else:
@@ -136,7 +148,7 @@ def _refuse_nothing_there(loc: Location) -> None:
                              "not exist or the folder is empty", hint="give the folder or s3:// prefix holding the exports")
 
 
-def _render(report) -> None:
+def _render(report, trust: TrustReport | None) -> None:
     chain_only = sum(report.revisions_chain_only.values())
     lines = [
         f"exports: {report.exports}   objects: {report.objects}   blocks: {report.blocks}",
@@ -147,6 +159,9 @@ def _render(report) -> None:
     ]
     if report.digest:
         lines.append(f"digest at tip: {report.digest}")
+    if trust is not None:
+        signers = ", ".join(f"{key_id} ({n})" for key_id, n in sorted(trust.signed_by.items())) or "none"
+        lines.append(f"records: {trust.records}, signed by trusted keys: {signers}, refused: {len(trust.problems)}")
     click.echo("\n".join(lines))
     for warning in report.warnings[:20]:
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)

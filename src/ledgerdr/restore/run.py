@@ -24,6 +24,8 @@ import orjson
 from ..errors import ConfigError, RestoreError
 from ..journal.ids import new_id
 from ..queues import Queue, open_queue
+from ..record_trust import refuse_untrusted
+from ..signing import TrustedKeys
 from ..stores import Location, open_location
 from ..targets import open_target
 from ..targets.base import Target
@@ -97,6 +99,7 @@ class RestoreOptions:
     protected: tuple[str, ...] = ()  # files never restored into: the configured source ledger
     # store options of a configured source repository (role_arn, endpoint_url, …) that its URL cannot carry
     source_options: dict[str, Any] = field(default_factory=dict)
+    trusted: TrustedKeys = TrustedKeys()  # when any: every record of the source must be signed by one
 
     def identity(self, source_url: str, target_url: str) -> dict:
         """What makes two runs the same restore: a re-run with the same identity resumes it."""
@@ -123,6 +126,8 @@ def restore(source_url: str, target_url: str, options: RestoreOptions = RestoreO
     another lineage): at once, naming the object, since retrying cannot help. Raises RestoreInterrupted
     on Ctrl-C; running the same restore again (or with `resume`) continues it under the same id."""
     source = open_location(source_url, **options.source_options)
+    if options.trusted:
+        refuse_untrusted(source, options.trusted)  # before the plan reads a record or the target is touched
     state_root = options.state_dir
     plan, run = _load_or_plan(source, source_url, target_url, options)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -29,6 +29,7 @@ from .file import FileStore
 from .retrying import MeteredStore, RetryingStore, StoreWrapper, unwrap
 
 if TYPE_CHECKING:
+    from ..signing import RecordSigner
     from .s3 import Finding
 
 __all__ = [
@@ -42,10 +43,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Location:
-    """A store root plus a key prefix ("" or ending in exactly one "/")."""
+    """A store root plus a key prefix ("" or ending in exactly one "/"). `signer`, when set, signs every
+    record ledgerdr writes there (`repository.put_record`; docs/format.md, "Signed records")."""
 
     store: Store
     prefix: str
+    signer: RecordSigner | None = field(default=None, compare=False, repr=False)
 
     def key(self, rel: str) -> str:
         """The root-relative key of `rel` under this location; raises StoreError for an invalid key."""
