@@ -19,7 +19,7 @@ def attest(config_path: str, repository: str | None, confirm: bool, as_json: boo
     """Vouch, with the signing key, for the records written before signing was turned on.
 
     Records are never rewritten, so those written before [signing] key was set stay unsigned, and a
-    verify or restore with trusted keys refuses them. Check the repository first (`ledgerdr verify`):
+    verify or restore with trusted keys refuses them. Check the repository first (`ledgerdr verify LOCATION`):
     attest writes one signed record listing each unsigned record's key and the sha256 of its bytes, and
     from then on such a record is accepted while its bytes stay the same. Dry run by default; exits 2
     without a signing key.
