@@ -7,10 +7,12 @@ StartTransaction → ExecuteStatement (INSERT one document, an Ion binary parame
 the commit digest pyqldb would send. Reported: transactions/s, p50/p99 CommitTransaction latency, and the
 server's CPU seconds per transaction (from /proc) against the embedded driver's CPU per transaction.
 
-The session rows run once per HTTP parser (`serve --http httptools`, the default, and `--http h11`), one server
-after the other in the same run, so their CPU figures compare side by side.
+The session rows run once per HTTP stack (`serve --http threads`, the default: a thread per connection; and
+`--http httptools`: uvicorn with its httptools parser; `--stacks` may add `h11`), one server after the other in
+the same run, so their CPU figures compare side by side.
 
 Usage: python bench/bench_serve.py [--seconds 5] [--sessions 1,4,16,64] [--pyqldb-transactions 300]
+                                   [--stacks threads,httptools]
 Needs `.venv-pyqldb` (make builds it) for the pyqldb row; skipped with a note when it is missing.
 """
 
@@ -173,12 +175,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--sessions", default="1,4,16,64")
     parser.add_argument("--pyqldb-transactions", type=int, default=300)
+    parser.add_argument("--stacks", default="threads,httptools", help="serve --http values to compare")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         embedded = embedded_run(Path(tmp) / "embedded.db", args.pyqldb_transactions)
         through_pyqldb = None
         rows: dict[str, list[dict]] = {}
-        for http in ("httptools", "h11"):
+        for http in args.stacks.split(","):
             data = Path(tmp) / f"data-{http}"
             with Ledger.create(data / "bench.db") as ledger:
                 ledger.execute("CREATE TABLE T")
@@ -188,7 +192,7 @@ def main() -> int:
             try:
                 url = server.stdout.readline().split("listening on ")[1].split()[0]
                 host, port = url.split("//")[1].split(":")
-                if http == "httptools":
+                if through_pyqldb is None:
                     through_pyqldb = pyqldb_run(url, args.pyqldb_transactions)
                 rows[http] = [light_run(host, int(port), server.pid, int(n), args.seconds)
                               for n in args.sessions.split(",")]
@@ -196,14 +200,15 @@ def main() -> int:
                 server.terminate()
                 server.wait()
     load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; durability full\n")
+    print(f"load average at the start {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, at the end "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; durability full\n")
     print("| path | transactions/s | CPU ms per transaction |\n|---|---:|---:|")
     print(f"| embedded driver, in-process | {embedded['tps']:,.0f} | {embedded['cpu_ms_per_txn']:.2f} |")
     if through_pyqldb:
-        print(f"| pyqldb → serve (one session) | {through_pyqldb['tps']:,.0f} | — |")
+        print(f"| pyqldb → serve --http {args.stacks.split(',')[0]} (one session) | {through_pyqldb['tps']:,.0f} | — |")
     else:
         print("| pyqldb → serve | not run: .venv-pyqldb missing (make builds it) | — |")
-    print("\n| HTTP parser | sessions | transactions | transactions/s | × 1 session | p50 commit ms | p99 commit ms "
+    print("\n| HTTP stack | sessions | transactions | transactions/s | × 1 session | p50 commit ms | p99 commit ms "
           "| server CPU ms/txn | ÷ in-process CPU |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for http, measured in rows.items():

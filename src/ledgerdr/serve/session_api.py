@@ -35,6 +35,8 @@ from amazon.ion import simpleion
 
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
+from ..journal.ionread import binary_ion_hash
+from ..journal.ionwrite import standalone_hashed
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
 from ..ledger.statements import Transaction
@@ -222,10 +224,11 @@ class SessionApi:
         statement = body.get("Statement")
         if not isinstance(statement, str):
             raise bad_request("ExecuteStatement.Statement is required")
-        parameters = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
+        decoded = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
+        parameters = [value for value, _ in decoded]
         statement_hash = ion_hash(statement)
-        for value in parameters:
-            statement_hash = dot(statement_hash, ion_hash(value))
+        for _, value_hash in decoded:
+            statement_hash = dot(statement_hash, value_hash)
         # Folded in before running, as the driver folds it in before sending.
         current.digest = dot(current.digest, statement_hash)
         try:
@@ -295,9 +298,7 @@ class SessionApi:
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {
-            "Values": [{"IonBinary": base64.b64encode(simpleion.dumps(v, binary=True)).decode()} for v in head]
-        }
+        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(_ion_binary(v)).decode()} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
@@ -314,8 +315,16 @@ def _blob(value: Any, what: str) -> bytes:
         raise bad_request(f"{what} is not valid base64") from None
 
 
-def _parameter(holder: Any, index: int) -> Any:
-    """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as one Ion value."""
+def _ion_binary(value: Any) -> bytes:
+    """`value` as a self-contained Ion binary stream: ledgerdr's own encoder (C when built; ~5× faster than
+    amazon.ion's dumps on a result row), amazon.ion for the rare value it does not write."""
+    encoded = standalone_hashed(value)
+    return simpleion.dumps(value, binary=True) if encoded is None else encoded[1]
+
+
+def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
+    """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as (one Ion value, its Ion Hash). The
+    hash of an IonBinary parameter is read from its bytes (C), not from the decoded value."""
     if not isinstance(holder, dict):
         raise bad_request(f"Parameters[{index}] must be a ValueHolder object")
     if holder.get("IonBinary") is not None:
@@ -327,7 +336,9 @@ def _parameter(holder: Any, index: int) -> Any:
     if len(data) > MAX_PARAMETER_BYTES:
         raise bad_request(f"Parameters[{index}] is {len(data):,} bytes; the limit is {MAX_PARAMETER_BYTES:,}")
     try:
-        return simpleion.loads(data)
+        value = simpleion.loads(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
+    value_hash = binary_ion_hash(data) if isinstance(data, bytes) else None
+    return value, ion_hash(value) if value_hash is None else value_hash
 
