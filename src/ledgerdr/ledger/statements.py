@@ -79,6 +79,14 @@ class Doc:
     pending: bool = False
 
 
+class UnknownTable(LedgerError):
+    """A statement named a table that is not active. `name` lets `serve` word it as QLDB does."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active table named '{name}'", hint="see information_schema.user_tables")
+        self.name = name
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One document change a statement makes. `data is None` deletes the document."""
@@ -271,7 +279,7 @@ class Transaction:
             self._reads.names.setdefault(name, row.table_id if row else None)
             table = TableInfo(row.table_id, row.name, row.status) if row else None
         if table is None:
-            raise LedgerError(f"no active table named '{name}'", hint="see information_schema.user_tables")
+            raise UnknownTable(name)
         return table
 
     def resolve_any(self, name: str, *, by_table_id: bool) -> TableInfo:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from . import messages
 from .catalog import Catalog
 from .control import ControlPlane, ControlRequest
 from .errors import AwsError, bad_request, internal_failure
@@ -75,7 +76,7 @@ class ServeApp:
         request_id = str(uuid.uuid4())
         session_api = _header(scope, b"x-amz-target") is not None
         if self._in_flight >= self.limits.max_in_flight:
-            error = AwsError("CapacityExceededException", "the server is at capacity; retry with backoff", 503)
+            error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
             await _send(send, _error(error, session_api, request_id))
             return
         self._in_flight += 1

@@ -36,10 +36,11 @@ from amazon.ion import simpleion
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
 from ..journal.ionread import binary_ion_hash
-from ..journal.ionwrite import standalone_hashed
+from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
 from ..ledger.statements import Transaction
+from . import messages
 from .catalog import Catalog
 from .committer import GroupCommitter
 from .errors import AwsError, bad_request
@@ -47,7 +48,6 @@ from .errors import AwsError, bad_request
 log = logging.getLogger("ledgerdr.serve")
 
 PAGE_SIZE = 200
-MAX_PARAMETER_BYTES = 128 * 1024
 SESSION_IDLE_SECONDS = 15 * 60
 _COMMANDS = ("StartSession", "StartTransaction", "ExecuteStatement", "FetchPage", "CommitTransaction",
              "AbortTransaction", "EndSession")
@@ -126,7 +126,7 @@ class SessionApi:
         session = self._session(request.get("SessionToken"))
         with session.lock:
             if session.closed:
-                raise _invalid_session("Session has expired or was ended")
+                raise _invalid_session(messages.NO_SUCH_SESSION)
             session.last_used = time.time()
             return {name: self._handlers[name](session, body, started)}
 
@@ -136,10 +136,10 @@ class SessionApi:
         with self._lock:
             session = self._sessions.get(token)
         if session is None:
-            raise _invalid_session("Session token is invalid or the session has expired")
+            raise _invalid_session(messages.NO_SUCH_SESSION)
         if time.time() - session.last_used > self.idle_seconds:
             self._drop(session)
-            raise _invalid_session(f"Session expired after {self.idle_seconds:.0f} s without a command")
+            raise _invalid_session(messages.session_idle(session.token))
         return session
 
     def _drop(self, session: Session) -> None:
@@ -237,7 +237,7 @@ class SessionApi:
             self._expire_if_timed_out(session, current)
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
-            raise bad_request(str(exc)) from None
+            raise bad_request(messages.statement_error(exc, statement)) from None
         current.read_ios += len(values)
         page = self._page(current, values)
         return {"FirstPage": page, "TimingInformation": _timing(started),
@@ -264,12 +264,11 @@ class SessionApi:
         try:
             self._committer(session).commit(current.txn)
         except OccConflict as exc:
-            raise AwsError("OccConflictException",
-                           f"Optimistic concurrency control (OCC) failure encountered while committing "
-                           f"transaction {current.txn.id}: {exc}", 400) from None
+            log.info("transaction %s: OCC conflict: %s", current.txn.id, exc)
+            raise AwsError("OccConflictException", messages.OCC_CONFLICT, 400) from None
         except QuotaExceeded as exc:
             if self._timed_out(current):
-                raise _invalid_session(f"Transaction {current.txn.id} has expired") from None
+                raise _invalid_session(messages.transaction_expired(current.txn.id)) from None
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
             raise bad_request(str(exc)) from None
@@ -293,12 +292,12 @@ class SessionApi:
         if self._timed_out(current):
             current.txn.abort()
             session.txn = None
-            raise _invalid_session(f"Transaction {current.txn.id} has expired")
+            raise _invalid_session(messages.transaction_expired(current.txn.id))
 
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(_ion_binary(v)).decode()} for v in head]}
+        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(ion_binary(v)).decode()} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
@@ -315,13 +314,6 @@ def _blob(value: Any, what: str) -> bytes:
         raise bad_request(f"{what} is not valid base64") from None
 
 
-def _ion_binary(value: Any) -> bytes:
-    """`value` as a self-contained Ion binary stream: ledgerdr's own encoder (C when built; ~5× faster than
-    amazon.ion's dumps on a result row), amazon.ion for the rare value it does not write."""
-    encoded = standalone_hashed(value)
-    return simpleion.dumps(value, binary=True) if encoded is None else encoded[1]
-
-
 def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
     """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as (one Ion value, its Ion Hash). The
     hash of an IonBinary parameter is read from its bytes (C), not from the decoded value."""
@@ -333,8 +325,10 @@ def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
         data = holder["IonText"]
     else:
         raise bad_request(f"Parameters[{index}] has neither IonBinary nor IonText")
-    if len(data) > MAX_PARAMETER_BYTES:
-        raise bad_request(f"Parameters[{index}] is {len(data):,} bytes; the limit is {MAX_PARAMETER_BYTES:,}")
+    try:
+        check_parameter_size(index, len(data.encode() if isinstance(data, str) else data))
+    except QuotaExceeded as exc:
+        raise bad_request(str(exc)) from None
     try:
         value = simpleion.loads(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input

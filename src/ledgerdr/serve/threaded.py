@@ -30,6 +30,7 @@ from typing import Any
 
 import httptools
 
+from . import messages
 from .app import ServeApp, _error, _Response
 from .errors import AwsError
 
@@ -205,7 +206,7 @@ class ThreadedServer:
         request_id = str(uuid.uuid4())
         session_api = any(name == b"x-amz-target" for name, _ in request.headers)
         if refuse:
-            error = AwsError("CapacityExceededException", "the server is at capacity; retry with backoff", 503)
+            error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
             return _error(error, session_api, request_id)
         if request.error is not None:
             return _error(request.error, session_api, request_id)
