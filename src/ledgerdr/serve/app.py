@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +73,7 @@ class ServeApp:
             return
         if scope["type"] != "http":
             return
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         session_api = _header(scope, b"x-amz-target") is not None
         if self._in_flight >= self.limits.max_in_flight:
             error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
@@ -127,6 +127,11 @@ class ServeApp:
                 await asyncio.get_running_loop().run_in_executor(None, self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def new_request_id() -> str:
+    """A request id for `x-amzn-RequestId` and the log: 128 random bits (uuid4's text costs ~4 µs; this ~0.5)."""
+    return os.urandom(16).hex()
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

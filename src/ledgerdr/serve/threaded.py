@@ -22,7 +22,6 @@ import signal
 import socket
 import ssl
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -31,7 +30,7 @@ from typing import Any
 import httptools
 
 from . import messages
-from .app import ServeApp, _error, _Response
+from .app import ServeApp, _error, _Response, new_request_id
 from .errors import AwsError
 
 log = logging.getLogger("ledgerdr.serve")
@@ -190,7 +189,7 @@ class ThreadedServer:
                 parser.http.feed_data(data)
             except httptools.HttpParserError as exc:
                 error = AwsError("BadRequestException", f"malformed HTTP request: {exc}", 400)
-                conn.sendall(_render(_error(error, False, str(uuid.uuid4())), keep_alive=False))
+                conn.sendall(_render(_error(error, False, new_request_id()), keep_alive=False))
                 return
             if parser.refused is not None:
                 conn.sendall(_render(self._answer(parser.refused, refuse), keep_alive=False))
@@ -203,7 +202,7 @@ class ThreadedServer:
             parser.done.clear()
 
     def _answer(self, request: _Request, refuse: bool) -> _Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         session_api = any(name == b"x-amz-target" for name, _ in request.headers)
         if refuse:
             error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
