@@ -182,7 +182,7 @@ class ThreadedServer:
     def _serve_connection(self, conn: socket.socket, refuse: bool) -> None:
         parser = _Parser(self.app.limits.max_body)
         while not self._stopping.is_set():
-            data = conn.recv(262144)
+            data = conn.recv(65536)  # under glibc's mmap threshold: a larger buffer costs an mmap per read
             if not data:
                 return
             try:
