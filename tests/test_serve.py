@@ -467,3 +467,21 @@ def test_uvicorn_stack_still_serves_pyqldb(tmp_path):
     with ServeProcess(tmp_path / "data", "--http", "httptools") as running:
         out = run_pyqldb(running.url, "occ", "uvicorn-ledger")
     assert out == {"attempts": 2, "result": 101, "final": 101}
+
+
+def test_sigterm_stops_promptly_with_idle_and_half_sent_requests_open(tmp_path):
+    """The threaded stack's stop: connections blocked reading (idle keep-alive, a request cut off mid-body) are
+    shut for reading, so SIGTERM ends the server in seconds with exit 0 rather than after their timeouts."""
+    running = ServeProcess(tmp_path / "data").start()
+    host, port = running.url.split("//")[1].split(":")
+    idle = socket.create_connection((host, int(port)), timeout=30)
+    half = socket.create_connection((host, int(port)), timeout=30)
+    half.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\nContent-Length: 100\r\n"
+                 b"\r\n{\"StartSe")
+    time.sleep(0.5)  # both are now blocked in the server's recv
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < 8
+    assert running.proc.returncode == 0
+    idle.close()
+    half.close()
