@@ -447,6 +447,7 @@ def _exchange(url: str, payload: bytes, *, reads: int = 1) -> bytes:
 
 
 def test_malformed_http_is_answered_400_and_the_server_keeps_serving(server):
+    """Also: pipelining, chunked bodies and `Expect: 100-continue`, which llhttp frames and the loop answers."""
     answer = _exchange(server.url, b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and b"BadRequestException" in answer
     assert b"Traceback" not in answer
@@ -458,6 +459,14 @@ def test_malformed_http_is_answered_400_and_the_server_keeps_serving(server):
     answer = _exchange(server.url, unsigned + chunked, reads=2)
     assert answer.count(b"HTTP/1.1 403") == 2
     assert answer.count(b'"__type":"MissingAuthenticationTokenException"') == 2
+    # A client that waits for `100 Continue` before its body gets it, then the answer.
+    host, port = server.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+                    b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        raw.sendall(b"{}")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 403")
     status, _ = _raw(server, json.dumps({"StartSession": {"LedgerName": "no-such-ledger"}}).encode())
     assert status in (400, 404)  # still answering, with an AWS error
 

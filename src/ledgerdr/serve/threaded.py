@@ -58,6 +58,7 @@ class _Parser:
         self.current = _Request()
         self.done: list[_Request] = []
         self.refused: _Request | None = None  # declared a body over the limit: answered before it is read
+        self.expects_continue = False  # the client sent `Expect: 100-continue` and waits before its body
         self.http = httptools.HttpRequestParser(self)
 
     def on_message_begin(self) -> None:
@@ -74,6 +75,8 @@ class _Parser:
         if declared.isdigit() and int(declared) > self.max_body:
             self.current.error = self._too_big()
             self.refused = self.current
+        elif any(name == b"expect" and value.lower() == b"100-continue" for name, value in self.current.headers):
+            self.expects_continue = True
 
     def _too_big(self) -> AwsError:
         return AwsError("BadRequestException", f"request body exceeds the limit of {self.max_body:,} bytes", 413)
@@ -194,6 +197,10 @@ class ThreadedServer:
             if parser.refused is not None:
                 conn.sendall(_render(self._answer(parser.refused, refuse), keep_alive=False))
                 return
+            if parser.expects_continue:
+                parser.expects_continue = False
+                if not parser.done:  # the body has not come yet: tell the client to send it
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             for request in parser.done:
                 keep_alive = request.keep_alive and not refuse
                 conn.sendall(_render(self._answer(request, refuse), keep_alive))
