@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -30,8 +29,7 @@ _AUTH = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class SignedRequest:
+class SignedRequest(NamedTuple):  # one per request: a NamedTuple is cheaper to build than a frozen dataclass
     """What the signature covers. `headers` maps lowercase names to their values in arrival order."""
 
     method: str

@@ -23,7 +23,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -39,15 +38,21 @@ STOP_GRACE_SECONDS = 10.0
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
-@dataclass
 class _Request:
-    url: bytes = b""
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: list[bytes] = field(default_factory=list)
-    size: int = 0
-    error: AwsError | None = None
-    keep_alive: bool = True
-    method: str = "GET"
+    """One request as it arrives (a plain slotted class: one per request, and dataclass defaults cost more)."""
+
+    __slots__ = ("url", "headers", "body", "size", "declared", "expects_continue", "error", "keep_alive", "method")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.declared = b""  # Content-Length as sent
+        self.expects_continue = False
+        self.error: AwsError | None = None
+        self.keep_alive = True
+        self.method = "GET"
 
 
 class _Parser:
@@ -68,14 +73,19 @@ class _Parser:
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.headers.append((name.lower(), value))
+        name = name.lower()
+        self.current.headers.append((name, value))
+        if name == b"content-length":
+            self.current.declared = value
+        elif name == b"expect":
+            self.current.expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
-        declared = next((value for name, value in self.current.headers if name == b"content-length"), b"")
+        declared = self.current.declared
         if declared.isdigit() and int(declared) > self.max_body:
             self.current.error = self._too_big()
             self.refused = self.current
-        elif any(name == b"expect" and value.lower() == b"100-continue" for name, value in self.current.headers):
+        elif self.current.expects_continue:
             self.expects_continue = True
 
     def _too_big(self) -> AwsError:
