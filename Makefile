@@ -11,6 +11,10 @@ PYQLDB_VENV := .venv-pyqldb
 PYQLDB_DEPS := pyqldb==3.2.4 amazon.ion==0.9.3 ionhash==1.2.1 'boto3>=1.34,<2' 'botocore>=1.34,<2' \
 	's3transfer<1' 'jmespath<2' 'python-dateutil<3' 'six<2' 'urllib3<3'
 
+# AWS's QLDB shell (qldbshell, unchanged), for tests/test_serve_qldbshell.py; it needs a Python <= 3.9, which
+# the script finds or else records why not (the test then skips with that reason).
+QLDBSHELL_VENV := .venv-qldbshell
+
 .PHONY: demo test lint bench clean
 
 $(BIN)/python:
@@ -27,8 +31,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)
 	$(BIN)/pip install -q --no-deps $(QLDB_MODELS)
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml $(PYQLDB_VENV)/.installed
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml $(PYQLDB_VENV)/.installed $(QLDBSHELL_VENV)/.built
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(QLDBSHELL_VENV)/.built: scripts/build-qldbshell-venv.sh
+	bash scripts/build-qldbshell-venv.sh
 	touch $@
 
 $(PYQLDB_VENV)/.installed: Makefile
@@ -56,4 +64,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(PYQLDB_VENV) demo-drill
+	rm -rf $(VENV) $(PYQLDB_VENV) $(QLDBSHELL_VENV) demo-drill

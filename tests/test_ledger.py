@@ -421,6 +421,23 @@ def test_driver_gives_up_after_retry_limit(path, people):
     assert len(attempts) == 3
 
 
+def test_driver_refuses_a_parameter_over_128_kib_as_serve_does(path, people):
+    """QLDB's per-parameter limit, measured on the parameter's Ion binary; the message is the one `serve`
+    returns in its BadRequestException, and nothing of the transaction commits."""
+    big = {"email": "big@x", "payload": "x" * (128 * 1024)}
+    size = len(simpleion.dumps(big, binary=True))
+    with LedgerDriver(path) as driver:
+        blocks = driver.ledger.block_count
+        with pytest.raises(QuotaExceeded) as refused:
+            driver.execute_lambda(lambda txn: txn.execute_statement(
+                "SELECT * FROM Person WHERE email = ? OR payload = ?", "small", big))
+        assert str(refused.value) == f"Parameters[1] is {size:,} bytes; the limit is 131,072"
+        assert driver.ledger.block_count == blocks
+        fits = {"email": "fits@x", "payload": "x" * (127 * 1024)}
+        driver.execute_lambda(lambda txn: txn.execute_statement("INSERT INTO Person ?", fits))
+        assert driver.ledger.block_count == blocks + 1
+
+
 def test_driver_aborts_on_other_errors_and_on_abort(path, people):
     with LedgerDriver(path) as driver:
         blocks = driver.ledger.block_count

@@ -367,3 +367,130 @@ def test_malformed_control_plane_requests_get_aws_errors_not_crashes(server, met
     status, error = _signed_control(server, method, path, body)
     assert 400 <= status < 500, (status, error)
     assert error.get("Message") and "Traceback" not in error["Message"]
+
+
+# ----------------------------------------------------------------------------------- QLDB's own messages
+def _statement_error(session, token: str, statement: str, *parameters: dict) -> dict:
+    txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
+    with pytest.raises(ClientError) as refused:
+        session.send_command(SessionToken=token, ExecuteStatement={
+            "TransactionId": txn, "Statement": statement, "Parameters": list(parameters)})
+    session.send_command(SessionToken=token, AbortTransaction={})
+    return refused.value.response["Error"]
+
+
+def _commit(session, token: str, *statements: str) -> str:
+    """Run `statements` (no parameters) in one transaction and commit it with pyqldb's digest."""
+    txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
+    digest = ion_hash(txn)
+    for statement in statements:
+        session.send_command(SessionToken=token, ExecuteStatement={"TransactionId": txn, "Statement": statement})
+        digest = dot(digest, ion_hash(statement))
+    session.send_command(SessionToken=token, CommitTransaction={"TransactionId": txn, "CommitDigest": digest})
+    return txn
+
+
+def test_statement_session_and_occ_errors_carry_qldbs_own_messages(server):
+    run_pyqldb(server.url, "create_ledger_only", "messages-ledger")
+    session = _client(server, "qldb-session")
+    token = session.send_command(StartSession={"LedgerName": "messages-ledger"})["StartSession"]["SessionToken"]
+    _commit(session, token, "CREATE TABLE Car", "INSERT INTO Car {'vin': 'A', 'n': 0}")
+    # QLDB's answer to `select * from Vehicles` on a ledger without that table, word for word.
+    unknown = _statement_error(session, token, "select * from Vehicles")
+    assert unknown == {"Code": "BadRequestException", "Message": "Semantic Error: at line 1, column 15: "
+                       "No such variable named 'Vehicles'; No such variable named 'Vehicles'"}
+    nested = _statement_error(session, token, "SELECT c.vin\nFROM Car AS c, \"Trucks\" AS t")
+    assert nested["Message"].startswith("Semantic Error: at line 2, column 16: No such variable named 'Trucks'")
+    syntax = _statement_error(session, token, "SELECT * FORM Car")
+    assert syntax["Code"] == "BadRequestException"
+    assert syntax["Message"].startswith("Parser Error: at line 1, column 10: ")
+    # Two sessions update the same document; the second to commit loses with QLDB's OCC message.
+    other = session.send_command(StartSession={"LedgerName": "messages-ledger"})["StartSession"]["SessionToken"]
+    update = "UPDATE Car AS c SET c.n = c.n + 1 WHERE c.vin = 'A'"
+    first = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
+    session.send_command(SessionToken=token, ExecuteStatement={"TransactionId": first, "Statement": update})
+    _commit(session, other, update)
+    with pytest.raises(ClientError) as occ:
+        session.send_command(SessionToken=token, CommitTransaction={
+            "TransactionId": first, "CommitDigest": dot(ion_hash(first), ion_hash(update))})
+    assert occ.value.response["Error"] == {
+        "Code": "OccConflictException",
+        "Message": "Optimistic concurrency control (OCC) failure encountered while committing the transaction"}
+    with pytest.raises(ClientError) as unknown_session:
+        session.send_command(SessionToken="not-a-session", StartTransaction={})
+    assert unknown_session.value.response["Error"] == {"Code": "InvalidSessionException", "Message": "No such session"}
+
+
+def test_a_parameter_over_128_kib_is_refused_with_the_embedded_drivers_message(server):
+    run_pyqldb(server.url, "create_ledger_only", "big-parameter")
+    session = _client(server, "qldb-session")
+    token = session.send_command(StartSession={"LedgerName": "big-parameter"})["StartSession"]["SessionToken"]
+    _commit(session, token, "CREATE TABLE Blob")
+    big = simpleion.dumps({"payload": "x" * (128 * 1024)}, binary=True)
+    error = _statement_error(session, token, "INSERT INTO Blob ?", {"IonBinary": big})
+    assert error == {"Code": "BadRequestException",
+                     "Message": f"Parameters[0] is {len(big):,} bytes; the limit is 131,072"}
+
+
+# ----------------------------------------------------------------------------------- the HTTP stack
+def _exchange(url: str, payload: bytes, *, reads: int = 1) -> bytes:
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(payload)
+        answer = b""
+        while answer.count(b"HTTP/1.1 ") < reads or not answer.endswith(b"}"):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_malformed_http_is_answered_400_and_the_server_keeps_serving(server):
+    """Also: pipelining, chunked bodies and `Expect: 100-continue`, which llhttp frames and the loop answers."""
+    answer = _exchange(server.url, b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b"BadRequestException" in answer
+    assert b"Traceback" not in answer
+    # Two requests pipelined on one connection, the second with a chunked body: two answers, in order.
+    unsigned = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\nContent-Length: 2\r\n"
+                b"\r\n{}")
+    chunked = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    answer = _exchange(server.url, unsigned + chunked, reads=2)
+    assert answer.count(b"HTTP/1.1 403") == 2
+    assert answer.count(b'"__type":"MissingAuthenticationTokenException"') == 2
+    # A client that waits for `100 Continue` before its body gets it, then the answer.
+    host, port = server.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+                    b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        raw.sendall(b"{}")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 403")
+    status, _ = _raw(server, json.dumps({"StartSession": {"LedgerName": "no-such-ledger"}}).encode())
+    assert status in (400, 404)  # still answering, with an AWS error
+
+
+def test_uvicorn_stack_still_serves_pyqldb(tmp_path):
+    """`--http httptools` (uvicorn) stays available as the fallback stack and for the benchmark."""
+    with ServeProcess(tmp_path / "data", "--http", "httptools") as running:
+        out = run_pyqldb(running.url, "occ", "uvicorn-ledger")
+    assert out == {"attempts": 2, "result": 101, "final": 101}
+
+
+def test_sigterm_stops_promptly_with_idle_and_half_sent_requests_open(tmp_path):
+    """The threaded stack's stop: connections blocked reading (idle keep-alive, a request cut off mid-body) are
+    shut for reading, so SIGTERM ends the server in seconds with exit 0 rather than after their timeouts."""
+    running = ServeProcess(tmp_path / "data").start()
+    host, port = running.url.split("//")[1].split(":")
+    idle = socket.create_connection((host, int(port)), timeout=30)
+    half = socket.create_connection((host, int(port)), timeout=30)
+    half.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\nContent-Length: 100\r\n"
+                 b"\r\n{\"StartSe")
+    time.sleep(0.5)  # both are now blocked in the server's recv
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < 8
+    assert running.proc.returncode == 0
+    idle.close()
+    half.close()

@@ -372,7 +372,7 @@ def test_a_restore_certificate_is_signed_with_the_record_key_and_checked_against
     other = Key(root, "other")
     target = root / "restored.db"
     code, out = _run("restore", "--config", str(config), "--from", "primary", "--to", f"embedded:///{target}",
-                     "--workers", "0", "--trusted-key", str(key.public_path))
+                     "--workers", "0", "--trusted-key", str(key.public_path), "--state-dir", str(root / "state"))
     assert code == 0, out
     certificate = Path(f"{target}.certificate.json")
     doc = orjson.loads(certificate.read_bytes())

@@ -34,8 +34,9 @@ from .common import config_option
               help="A transaction expires this long after it started (QLDB: 30 s; lower only for tests).")
 @click.option("--session-timeout", type=float, default=900.0, show_default=True, metavar="SECONDS",
               help="A session unused this long expires (InvalidSessionException; drivers open a new one).")
-@click.option("--http", type=click.Choice(["auto", "httptools", "h11"]), default="auto", show_default=True,
-              help="HTTP parser: httptools (C, installed with ledgerdr) or h11 (pure Python); auto prefers httptools.")
+@click.option("--http", type=click.Choice(["threads", "httptools", "h11", "auto"]), default="threads",
+              show_default=True, help="HTTP stack: threads (a thread per connection, httptools parser; the fastest, "
+              "BENCHMARKS.md) or uvicorn with its httptools or h11 parser; auto = threads.")
 def serve(data: str | None, host: str | None, port: int | None, access_keys: tuple[str, ...],
           config_path: str | None, tls_cert: str | None, tls_key: str | None, durability: str | None,
           max_sessions: int | None, transaction_timeout: float, session_timeout: float, http: str) -> None:

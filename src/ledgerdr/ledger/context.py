@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..errors import LedgerError
 from .staged import DdlOp, TableInfo
 from .storage import IndexRow
 
@@ -23,6 +24,14 @@ class Doc:
     version: int
     data: Any
     pending: bool = False
+
+
+class UnknownTable(LedgerError):
+    """A statement named a table that is not active. `name` lets `serve` word it as QLDB does."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active table named '{name}'", hint="see information_schema.user_tables")
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)

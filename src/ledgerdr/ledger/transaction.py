@@ -27,7 +27,7 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_hashed
 from ..journal.model import BlockAddress
 from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
-from .context import Doc, Write
+from .context import Doc, UnknownTable, Write
 from .functions import CURRENT_TRANSACTION_ID
 from .partiql import parse
 from .queries import run_select
@@ -196,7 +196,7 @@ class Transaction:
             self._reads.names.setdefault(name, row.table_id if row else None)
             table = TableInfo(row.table_id, row.name, row.status) if row else None
         if table is None:
-            raise LedgerError(f"no active table named '{name}'", hint="see information_schema.user_tables")
+            raise UnknownTable(name)
         return table
 
     def resolve_any(self, name: str, *, by_table_id: bool) -> TableInfo:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from . import messages
 from .catalog import Catalog
 from .control import ControlPlane, ControlRequest
 from .errors import AwsError, bad_request, internal_failure
@@ -72,10 +73,10 @@ class ServeApp:
             return
         if scope["type"] != "http":
             return
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         session_api = _header(scope, b"x-amz-target") is not None
         if self._in_flight >= self.limits.max_in_flight:
-            error = AwsError("CapacityExceededException", "the server is at capacity; retry with backoff", 503)
+            error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
             await _send(send, _error(error, session_api, request_id))
             return
         self._in_flight += 1
@@ -126,6 +127,11 @@ class ServeApp:
                 await asyncio.get_running_loop().run_in_executor(None, self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def new_request_id() -> str:
+    """A request id for `x-amzn-RequestId` and the log: 128 random bits (uuid4's text costs ~4 µs; this ~0.5)."""
+    return os.urandom(16).hex()
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

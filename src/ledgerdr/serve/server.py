@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import resource
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..ledger.storage import Durability
 from ..logs import configured_level
 from .app import Limits, ServeApp
 from .catalog import Catalog
+from .threaded import serve_threaded
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class ServeOptions:
     durability: Durability = Durability.FULL
     limits: Limits = Limits()
     log_level: str = "warning"
-    http: str = "auto"  # uvicorn's HTTP parser: httptools (C, when installed; the default) or h11 (pure Python)
+    # "threads" (the default): a thread per connection with httptools (threaded.py); "httptools" or "h11":
+    # uvicorn with that parser, kept to compare against (BENCHMARKS.md) and as a fallback.
+    http: str = "threads"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -62,16 +66,32 @@ def _raise_open_file_limit() -> None:
             pass  # keep the soft limit; LimitExceededException still caps the sessions
 
 
+def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load --tls-cert {cert} / --tls-key {key}: {exc}") from None
+    return context
+
+
 def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) -> None:
     """Serve until SIGINT/SIGTERM. Calls `on_listening(url)` once the socket accepts connections."""
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     _raise_open_file_limit()
+    threads = options.http in ("threads", "auto")
+    context = _ssl_context(options.tls_cert, options.tls_key) if threads and options.tls_cert and options.tls_key \
+        else None
     catalog = Catalog(options.data, options.durability)
     app = ServeApp(catalog, options.keys, options.limits)
     sock = bind(options.host, options.port)
     scheme = "https" if options.tls_cert else "http"
     host, port = sock.getsockname()[:2]
+    logging.getLogger("ledgerdr.serve").setLevel(logging.INFO)
+    if threads:
+        serve_threaded(app, sock, context, on_listening=lambda: on_listening(f"{scheme}://{host}:{port}"))
+        return
     config = uvicorn.Config(
         app, http=options.http, log_level=options.log_level, access_log=False, lifespan="on", timeout_keep_alive=75,
         # under --log-format/--log-level uvicorn's records go to ledgerdr's one handler (logs.py), else to its own
@@ -80,7 +100,6 @@ def serve(options: ServeOptions, on_listening: Callable[[str], None] = print) ->
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
     )
-    logging.getLogger("ledgerdr.serve").setLevel(logging.INFO)
     server = uvicorn.Server(config)
     on_listening(f"{scheme}://{host}:{port}")
     server.run(sockets=[sock])

@@ -35,9 +35,12 @@ from amazon.ion import simpleion
 
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
+from ..journal.ionread import binary_ion_hash
+from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
 from ..ledger.transaction import Transaction
+from . import messages
 from .catalog import Catalog
 from .committer import GroupCommitter
 from .errors import AwsError, bad_request
@@ -45,7 +48,6 @@ from .errors import AwsError, bad_request
 log = logging.getLogger("ledgerdr.serve")
 
 PAGE_SIZE = 200
-MAX_PARAMETER_BYTES = 128 * 1024
 SESSION_IDLE_SECONDS = 15 * 60
 _COMMANDS = ("StartSession", "StartTransaction", "ExecuteStatement", "FetchPage", "CommitTransaction",
              "AbortTransaction", "EndSession")
@@ -124,7 +126,7 @@ class SessionApi:
         session = self._session(request.get("SessionToken"))
         with session.lock:
             if session.closed:
-                raise _invalid_session("Session has expired or was ended")
+                raise _invalid_session(messages.NO_SUCH_SESSION)
             session.last_used = time.time()
             return {name: self._handlers[name](session, body, started)}
 
@@ -134,10 +136,10 @@ class SessionApi:
         with self._lock:
             session = self._sessions.get(token)
         if session is None:
-            raise _invalid_session("Session token is invalid or the session has expired")
+            raise _invalid_session(messages.NO_SUCH_SESSION)
         if time.time() - session.last_used > self.idle_seconds:
             self._drop(session)
-            raise _invalid_session(f"Session expired after {self.idle_seconds:.0f} s without a command")
+            raise _invalid_session(messages.session_idle(session.token))
         return session
 
     def _drop(self, session: Session) -> None:
@@ -222,10 +224,11 @@ class SessionApi:
         statement = body.get("Statement")
         if not isinstance(statement, str):
             raise bad_request("ExecuteStatement.Statement is required")
-        parameters = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
+        decoded = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
+        parameters = [value for value, _ in decoded]
         statement_hash = ion_hash(statement)
-        for value in parameters:
-            statement_hash = dot(statement_hash, ion_hash(value))
+        for _, value_hash in decoded:
+            statement_hash = dot(statement_hash, value_hash)
         # Folded in before running, as the driver folds it in before sending.
         current.digest = dot(current.digest, statement_hash)
         try:
@@ -234,7 +237,7 @@ class SessionApi:
             self._expire_if_timed_out(session, current)
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
-            raise bad_request(str(exc)) from None
+            raise bad_request(messages.statement_error(exc, statement)) from None
         current.read_ios += len(values)
         page = self._page(current, values)
         return {"FirstPage": page, "TimingInformation": _timing(started),
@@ -261,12 +264,11 @@ class SessionApi:
         try:
             self._committer(session).commit(current.txn)
         except OccConflict as exc:
-            raise AwsError("OccConflictException",
-                           f"Optimistic concurrency control (OCC) failure encountered while committing "
-                           f"transaction {current.txn.id}: {exc}", 400) from None
+            log.info("transaction %s: OCC conflict: %s", current.txn.id, exc)
+            raise AwsError("OccConflictException", messages.OCC_CONFLICT, 400) from None
         except QuotaExceeded as exc:
             if self._timed_out(current):
-                raise _invalid_session(f"Transaction {current.txn.id} has expired") from None
+                raise _invalid_session(messages.transaction_expired(current.txn.id)) from None
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
             raise bad_request(str(exc)) from None
@@ -290,14 +292,12 @@ class SessionApi:
         if self._timed_out(current):
             current.txn.abort()
             session.txn = None
-            raise _invalid_session(f"Transaction {current.txn.id} has expired")
+            raise _invalid_session(messages.transaction_expired(current.txn.id))
 
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {
-            "Values": [{"IonBinary": base64.b64encode(simpleion.dumps(v, binary=True)).decode()} for v in head]
-        }
+        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(ion_binary(v)).decode()} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
@@ -314,8 +314,9 @@ def _blob(value: Any, what: str) -> bytes:
         raise bad_request(f"{what} is not valid base64") from None
 
 
-def _parameter(holder: Any, index: int) -> Any:
-    """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as one Ion value."""
+def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
+    """One ValueHolder: IonBinary (base64) or IonText, ≤ 128 KiB, as (one Ion value, its Ion Hash). The
+    hash of an IonBinary parameter is read from its bytes (C), not from the decoded value."""
     if not isinstance(holder, dict):
         raise bad_request(f"Parameters[{index}] must be a ValueHolder object")
     if holder.get("IonBinary") is not None:
@@ -324,10 +325,14 @@ def _parameter(holder: Any, index: int) -> Any:
         data = holder["IonText"]
     else:
         raise bad_request(f"Parameters[{index}] has neither IonBinary nor IonText")
-    if len(data) > MAX_PARAMETER_BYTES:
-        raise bad_request(f"Parameters[{index}] is {len(data):,} bytes; the limit is {MAX_PARAMETER_BYTES:,}")
     try:
-        return simpleion.loads(data)
+        check_parameter_size(index, len(data.encode() if isinstance(data, str) else data))
+    except QuotaExceeded as exc:
+        raise bad_request(str(exc)) from None
+    try:
+        value = simpleion.loads(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
+    value_hash = binary_ion_hash(data) if isinstance(data, bytes) else None
+    return value, ion_hash(value) if value_hash is None else value_hash
 

@@ -1,0 +1,236 @@
+"""A thread per connection, parsing with httptools: the default HTTP stack of `serve` (`--http threads`).
+
+Why not uvicorn for the hot path: under uvicorn every request crosses threads twice — the event loop hands
+it to the worker pool (the handlers block on SQLite and fsync) and the worker hands the response back
+through the loop's self-pipe — and each crossing is a thread wake-up plus a GIL hand-over. Profiles of
+the 16-session benchmark put ~40% of the server's Python time in those hand-overs (ThreadPoolExecutor
+.submit, Condition.notify, future chaining). Here the thread that owns a connection reads the request,
+runs the handler and writes the answer itself; the only crossing left is a commit's trip to the ledger's
+group-commit writer. BENCHMARKS.md measures both stacks side by side.
+
+What it keeps from a maintained stack: the HTTP/1.1 parser is httptools (llhttp, Node.js's parser, also
+uvicorn's), which does the framing (Content-Length and chunked bodies, keep-alive, pipelining) and rejects
+malformed requests. Written here: the loop around it, bounded by `max_body` per request,
+`max_connections` threads (more connections are answered 503 CapacityExceededException and closed), an
+idle timeout, and a graceful stop (requests in flight finish, then the sockets close).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+
+from . import messages
+from .app import ServeApp, _error, _Response, new_request_id
+from .errors import AwsError
+
+log = logging.getLogger("ledgerdr.serve")
+IDLE_SECONDS = 75.0  # a keep-alive connection with no request for this long is closed (as uvicorn's default)
+STOP_GRACE_SECONDS = 10.0
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+class _Request:
+    """One request as it arrives (a plain slotted class: one per request, and dataclass defaults cost more)."""
+
+    __slots__ = ("url", "headers", "body", "size", "declared", "expects_continue", "error", "keep_alive", "method")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.declared = b""  # Content-Length as sent
+        self.expects_continue = False
+        self.error: AwsError | None = None
+        self.keep_alive = True
+        self.method = "GET"
+
+
+class _Parser:
+    """httptools callbacks, gathering each complete request (bounded body) into `done`."""
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+        self.current = _Request()
+        self.done: list[_Request] = []
+        self.refused: _Request | None = None  # declared a body over the limit: answered before it is read
+        self.expects_continue = False  # the client sent `Expect: 100-continue` and waits before its body
+        self.http = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        self.current = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        self.current.headers.append((name, value))
+        if name == b"content-length":
+            self.current.declared = value
+        elif name == b"expect":
+            self.current.expects_continue = value.lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        declared = self.current.declared
+        if declared.isdigit() and int(declared) > self.max_body:
+            self.current.error = self._too_big()
+            self.refused = self.current
+        elif self.current.expects_continue:
+            self.expects_continue = True
+
+    def _too_big(self) -> AwsError:
+        return AwsError("BadRequestException", f"request body exceeds the limit of {self.max_body:,} bytes", 413)
+
+    def on_body(self, chunk: bytes) -> None:
+        request = self.current
+        request.size += len(chunk)
+        if request.size > self.max_body:
+            request.error = self._too_big()
+            request.body.clear()
+        elif request.error is None:
+            request.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.current.keep_alive = self.http.should_keep_alive()
+        self.current.method = self.http.get_method().decode("latin-1")
+        self.done.append(self.current)
+
+
+def _render(response: _Response, keep_alive: bool) -> bytes:
+    lines = [b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b"Unknown"))]
+    lines += [name + b": " + value for name, value in response.headers]
+    lines.append(b"content-length: %d" % len(response.body))
+    lines.append(b"connection: keep-alive" if keep_alive else b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
+
+
+def _scope(request: _Request) -> dict[str, Any]:
+    """The few members of an ASGI scope that `ServeApp.handle` reads."""
+    path, _, query = request.url.partition(b"?")
+    return {"method": request.method, "path": path.decode("latin-1"), "raw_path": path, "query_string": query,
+            "headers": request.headers}
+
+
+class ThreadedServer:
+    """Serves `app` on `sock` until `stop()` (or SIGINT/SIGTERM in `serve_forever`)."""
+
+    def __init__(self, app: ServeApp, sock: socket.socket, ssl_context: ssl.SSLContext | None = None,
+                 max_connections: int = 1024, idle_seconds: float = IDLE_SECONDS) -> None:
+        self.app, self.sock, self.ssl_context = app, sock, ssl_context
+        self.max_connections, self.idle_seconds = max_connections, idle_seconds
+        self._connections: dict[threading.Thread, socket.socket] = {}  # each connection's thread → its socket
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        if install_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: self.stop())
+        self.sock.settimeout(0.5)  # so that the accept loop sees a stop
+        try:
+            while not self._stopping.is_set():
+                try:
+                    conn, _ = self.sock.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    if self._stopping.is_set():
+                        break
+                    raise
+                self._start(conn)
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _start(self, conn: socket.socket) -> None:
+        with self._lock:
+            full = len(self._connections) >= self.max_connections
+            thread = threading.Thread(target=self._connection, args=(conn, full), daemon=True,
+                                      name="ledgerdr-serve-conn")
+            self._connections[thread] = conn
+        thread.start()
+
+    def _shutdown(self) -> None:
+        """Stop reading every connection (a request being handled still gets its answer), wait, close."""
+        self.sock.close()
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections.values():
+            try:
+                conn.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        for thread in connections:
+            thread.join(STOP_GRACE_SECONDS)
+        self.app.close()
+
+    def _connection(self, conn: socket.socket, refuse: bool) -> None:
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stall on small answers
+            conn.settimeout(self.idle_seconds)
+            if self.ssl_context is not None:
+                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._connections[threading.current_thread()] = conn
+            self._serve_connection(conn, refuse)
+        except (OSError, ssl.SSLError):
+            pass  # the client went away, timed out or failed its TLS handshake: nothing to answer
+        finally:
+            with self._lock:
+                self._connections.pop(threading.current_thread(), None)
+            conn.close()
+
+    def _serve_connection(self, conn: socket.socket, refuse: bool) -> None:
+        parser = _Parser(self.app.limits.max_body)
+        while not self._stopping.is_set():
+            data = conn.recv(65536)  # under glibc's mmap threshold: a larger buffer costs an mmap per read
+            if not data:
+                return
+            try:
+                parser.http.feed_data(data)
+            except httptools.HttpParserError as exc:
+                error = AwsError("BadRequestException", f"malformed HTTP request: {exc}", 400)
+                conn.sendall(_render(_error(error, False, new_request_id()), keep_alive=False))
+                return
+            if parser.refused is not None:
+                conn.sendall(_render(self._answer(parser.refused, refuse), keep_alive=False))
+                return
+            if parser.expects_continue:
+                parser.expects_continue = False
+                if not parser.done:  # the body has not come yet: tell the client to send it
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            for request in parser.done:
+                keep_alive = request.keep_alive and not refuse
+                conn.sendall(_render(self._answer(request, refuse), keep_alive))
+                if not keep_alive:
+                    return
+            parser.done.clear()
+
+    def _answer(self, request: _Request, refuse: bool) -> _Response:
+        request_id = new_request_id()
+        session_api = any(name == b"x-amz-target" for name, _ in request.headers)
+        if refuse:
+            error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
+            return _error(error, session_api, request_id)
+        if request.error is not None:
+            return _error(request.error, session_api, request_id)
+        return self.app.handle(_scope(request), b"".join(request.body), request_id)
+
+
+def serve_threaded(app: ServeApp, sock: socket.socket, ssl_context: ssl.SSLContext | None,
+                   on_listening: Callable[[], None]) -> None:
+    server = ThreadedServer(app, sock, ssl_context, max_connections=app.limits.max_in_flight)
+    on_listening()
+    server.serve_forever()
