@@ -25,19 +25,20 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
-from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
-from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
+from ..ledger.storage import DocRow, IndexRow, Storage, index_key, to_ms, unpack_stack
 from .base import (
     NOT_DECODED,
     HistoryRow,
     JournalBlockRow,
     Redaction,
     RestoredRevision,
+    StateRows,
     StoredRevision,
     TableDDL,
     TargetHolding,
     TargetInfo,
+    stored_metadata,
 )
 
 _EXTRA_SCHEMA = (
@@ -417,6 +418,22 @@ class EmbeddedTarget:
                     documents = (r for r in documents if crc32(r.doc_id.encode()) % count == index)
                 yield from _merged(history, documents, name, lost, decode)
 
+    def iter_state_rows(self) -> Iterator[StateRows]:
+        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`)."""
+        names = self.table_names()
+        conn = self.storage.conn
+        with self.storage.read_snapshot():
+            lost: dict[str, set[tuple[str, int]]] = {}
+            if self._has_restore_schema():  # a ledger no restore touched (e.g. a replay's) has none
+                for table_id, doc_id, version in conn.execute("SELECT * FROM restore_type_lost"):
+                    lost.setdefault(table_id, set()).add((doc_id, version))
+            for table_id, name in names.items():
+                type_lost = frozenset(lost.get(table_id, ()))
+                for current, query in ((False, _STATE_HISTORY), (True, _STATE_CURRENT)):
+                    cursor = conn.execute(query, (table_id,))
+                    while rows := cursor.fetchmany(_STATE_BATCH):
+                        yield StateRows(table_id, name, current, rows, type_lost)
+
     def info(self) -> TargetInfo:
         conn = self.storage.conn
         head = self.storage.last_block_head()
@@ -437,6 +454,9 @@ _ROW_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_
 _CURRENT_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
 _NEWEST_VERSION = "(SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?)"
 _NEWEST = f"?3 = {_NEWEST_VERSION}"
+_STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
+_STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
+_STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 
 
 class _Decoded:
@@ -515,8 +535,7 @@ def _loads(data: bytes) -> Any:
 
 
 def _stored(row: DocRow, table_name: str, *, current: bool, lost: set[tuple[str, str, int]], decode: bool = True) -> StoredRevision:
-    metadata = {"id": row.doc_id, "version": row.version, "txTime": ms_timestamp(from_ms(row.tx_time_ms)),
-                "txId": row.tx_id}
+    metadata = stored_metadata(row.doc_id, row.version, row.tx_time_ms, row.tx_id)
     data = None if row.data is None else _loads(row.data) if decode else NOT_DECODED
     return StoredRevision(row.table_id, table_name, row.doc_id, row.version, data, metadata, row.hash,
                           row.data_hash, (row.table_id, row.doc_id, row.version) in lost,
