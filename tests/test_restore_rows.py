@@ -76,8 +76,8 @@ def test_rows_path_stores_what_the_python_path_stores(tmp_path):
     primary = _ledger_with_a_redaction(tmp_path)
     plan = plan_restore(primary)
     read = [load_rows(primary.store, unit) for unit in plan.units]
-    # both paths in one restore: the redaction's window and the window that creates the tables (DDL) go through
-    # load_unit, the others through the C rows
+    # both paths in one restore: the redaction's window goes through load_unit, the others (the window that
+    # creates the tables too: its DDL blocks are decoded for their events) through the C rows
     assert any(r is None for r in read) and sum(r is not None for r in read) >= 3
 
     fast = restore(primary.store.url, f"embedded:{tmp_path / 'fast.db'}",
