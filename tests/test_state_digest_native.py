@@ -23,13 +23,19 @@ from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.targets.base import stored_metadata
 from ledgerdr.targets.digest import (
     RECORD,
+    PackedJournal,
     _fold_python,
+    digest_of_journal,
+    digest_of_packed_journal,
     digest_of_revisions,
     digest_of_rows,
     digest_of_state_rows,
     digest_of_target,
+    journal_entries,
     leaf_hash,
+    pack_journal,
     target_dropped,
+    unpack_journal,
 )
 from ledgerdr.targets.embedded import EmbeddedTarget, _dumps
 from support.scenarios import JournalScenario
@@ -128,6 +134,46 @@ def test_altered_rows_are_decided_by_the_reference_and_named_alike(tmp_path):
         assert any(m.where == "current" for m in rows.mismatches)
     finally:
         target.close()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), tables=st.integers(1, 6), parts=st.integers(1, 6), twice=st.booleans(),
+       fmt=st.sampled_from([ExportFormat.ION_BINARY, ExportFormat.JSON]))
+def test_packed_journal_digest_equals_the_journal_digest(seed, tables, parts, twice, fmt):
+    """Entries packed in parts (a document's versions spread over several, some delivered twice) and redactions
+    named in other parts than their revisions: the same digest as `digest_of_journal` over the entries."""
+    scenario = _scenario(seed, tables, 50)
+    entries = journal_entries(scenario.revisions(fmt))
+    random.Random(seed).shuffle(entries)
+    if twice:
+        entries += entries[: len(entries) // 3]
+    size = -(-len(entries) // parts)
+    packed = [pack_journal(entries[i:i + size]) for i in range(0, len(entries), size)]
+    assert [e for part in packed for e in unpack_journal(part)] == entries
+    for part in packed:
+        part.check()
+    redactions = [r.key for r in scenario.redactions()]
+    expected = digest_of_journal(entries, redactions, scenario.dropped())
+    assert digest_of_packed_journal(packed, redactions, scenario.dropped()) == expected
+    assert expected.digest == digest_of_revisions(scenario.revisions(fmt), scenario.redactions(),
+                                                  scenario.dropped()).digest
+
+
+def test_packed_entries_that_do_not_hold_together_are_refused():
+    part = pack_journal([("T", "t", "d", 1, b"h" * 32, 0), ("T", "t", "e", 2, b"i" * 32, 1)])
+    with pytest.raises(ValueError, match="2 packed journal entries where 3"):
+        PackedJournal(part.tables, part.packed, 3).check()
+    for bad in (PackedJournal(part.tables, part.packed[:-1], 2), PackedJournal((), part.packed, 2)):
+        with pytest.raises(ValueError):
+            bad.check()
+    if native.statedigest is not None:  # the C fold refuses them too
+        for tables, packed in ((part.tables, part.packed[:-1]), (part.tables[:0], part.packed)):
+            with pytest.raises(ValueError):
+                native.statedigest.journal([(tables, packed)], set())
+    with pytest.raises(ValueError, match="hash of 31 bytes"):
+        pack_journal([("T", "t", "d", 1, b"h" * 31, 0)])
+    with pytest.raises(ValueError, match="does not pack"):
+        pack_journal([("T", "t", "d", -1, b"h" * 32, 0)])
 
 
 # ------------------------------------------------------------------------------------------ the C functions

@@ -9,6 +9,15 @@
  *     whose recomputed hash differs from the stored one, whose bytes the reader does not read, or whose columns
  *     are not of the expected types is listed in `fallback` (its record is left zero): the Python path decides
  *     it, so a mismatch is only ever reported from the decoded value.
+ * entries(packed, tables) -> count
+ *     How many packed journal entries `packed` holds; ValueError when truncated or naming a table index at or
+ *     past `tables`.
+ * journal(parts, redacted) -> [(table_id, table_name, history, current)]
+ *     digest.digest_of_journal's leaves from packed entries (digest.pack_journal): parts are (tables, packed),
+ *     `tables` the part's (table id, table name) pairs that entries name by position; `redacted` the set of
+ *     (table id, document id, version) keys redactions name. Per table, in the order first named: its
+ *     history records (leaf ‖ reason) and its current records (the newest entry of each document, unless a
+ *     delete), packed for `fold`.
  * fold(history, current) -> (history_hash, current_hash, revisions, live, reasons)
  *     digest._DigestBuilder.finish for one table: each side's records (33 bytes) sorted, one per leaf (the
  *     last, whose reason is the highest), their leaves folded; reasons counts the history records kept by
@@ -305,9 +314,293 @@ static PyObject *py_fold(PyObject *module, PyObject *const *args, Py_ssize_t nar
                          reasons[RECOMPUTED], reasons[JSON_TYPE_LOST], reasons[DELETED], reasons[REDACTED]);
 }
 
+/* --- the journal side (digest.digest_of_journal over packed entries) ---------------------------------- */
+
+enum { ENTRY_DELETED = 1, ENTRY_NO_DATA = 2, ENTRY_TYPE_LOST = 4 };
+#define ENTRY_HEAD 47 /* digest._ENTRY: table index u32, flags u8, version u64, hash 32, document id length u16 */
+
+typedef struct {
+    uint64_t version;
+    const unsigned char *doc;
+    uint32_t table;
+    uint16_t doc_n;
+    unsigned char live;
+    unsigned char leaf[32];
+} Entry;
+
+static uint64_t le_uint(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    while (n--) v = (v << 8) | p[n];
+    return v;
+}
+
+/* (table, document, version, live, leaf) ascending: the last of a document's run is its newest, as
+ * digest._NewestLeaves keeps the greatest (version, live, leaf). */
+static int cmp_entry(const void *a, const void *b)
+{
+    const Entry *x = (const Entry *)a, *y = (const Entry *)b;
+    int c;
+    if (x->table != y->table) return x->table < y->table ? -1 : 1;
+    c = memcmp(x->doc, y->doc, x->doc_n < y->doc_n ? x->doc_n : y->doc_n);
+    if (c) return c;
+    if (x->doc_n != y->doc_n) return x->doc_n < y->doc_n ? -1 : 1;
+    if (x->version != y->version) return x->version < y->version ? -1 : 1;
+    if (x->live != y->live) return x->live < y->live ? -1 : 1;
+    return memcmp(x->leaf, y->leaf, 32);
+}
+
+typedef struct {
+    PyObject *ids;    /* list of table id str, by global index */
+    PyObject *names;  /* list of table names (the last a part gives wins) */
+    PyObject *index;  /* dict table id -> global index */
+    Buf *history;     /* per global index: leaf || reason records */
+    Buf *current;
+    Py_ssize_t count; /* tables */
+} Tables;
+
+/* The global index of table (id, name) from a part; -1 on an error. */
+static Py_ssize_t table_index(Tables *t, PyObject *pair)
+{
+    PyObject *id, *name, *found;
+    Py_ssize_t i;
+    if (!PyTuple_Check(pair) && !PyList_Check(pair)) goto bad;
+    if (PySequence_Fast_GET_SIZE(pair) != 2) goto bad;
+    id = PySequence_Fast_GET_ITEM(pair, 0);
+    name = PySequence_Fast_GET_ITEM(pair, 1);
+    if (!PyUnicode_Check(id) || !PyUnicode_Check(name)) goto bad;
+    if ((found = PyDict_GetItemWithError(t->index, id)) != NULL) {
+        i = PyLong_AsSsize_t(found);
+        if (PyList_SetItem(t->names, i, Py_NewRef(name)) < 0) return -1;
+        return i;
+    }
+    if (PyErr_Occurred()) return -1;
+    i = t->count;
+    {
+        PyObject *number = PyLong_FromSsize_t(i);
+        int rc = number == NULL ? -1 : PyDict_SetItem(t->index, id, number);
+        Py_XDECREF(number);
+        if (rc < 0 || PyList_Append(t->ids, id) < 0 || PyList_Append(t->names, name) < 0) return -1;
+    }
+    {
+        Buf *h = PyMem_Realloc(t->history, sizeof(Buf) * (size_t)(i + 1)), *c;
+        if (h == NULL) goto nomem;
+        t->history = h;
+        memset(&h[i], 0, sizeof(Buf));
+        c = PyMem_Realloc(t->current, sizeof(Buf) * (size_t)(i + 1));
+        if (c == NULL) goto nomem;
+        t->current = c;
+        memset(&c[i], 0, sizeof(Buf));
+    }
+    t->count = i + 1;
+    return i;
+nomem:
+    PyErr_NoMemory();
+    return -1;
+bad:
+    PyErr_SetString(PyExc_ValueError, "a part's tables must be (table id, table name) pairs of str");
+    return -1;
+}
+
+/* Whether (table id, document id, version) is in `redacted`; -1 on an error. */
+static int is_redacted(PyObject *redacted, PyObject *table_id, const Entry *e)
+{
+    PyObject *doc, *version, *key;
+    int found;
+    if (PySet_GET_SIZE(redacted) == 0) return 0;
+    doc = PyUnicode_DecodeUTF8((const char *)e->doc, e->doc_n, NULL);
+    version = PyLong_FromUnsignedLongLong(e->version);
+    key = doc && version ? PyTuple_Pack(3, table_id, doc, version) : NULL;
+    Py_XDECREF(doc);
+    Py_XDECREF(version);
+    if (key == NULL) return -1;
+    found = PySet_Contains(redacted, key);
+    Py_DECREF(key);
+    return found;
+}
+
+/* Read one part's entries onto `entries` (their history records go to the tables' buffers). 0 or -1. */
+static int journal_part(Tables *t, PyObject *part, PyObject *redacted, Buf *entries, Buf *leaf)
+{
+    PyObject *tables, *seq = NULL;
+    Py_buffer view;
+    Py_ssize_t *map = NULL, n_tables, i, pos = 0;
+    int rc = -1;
+    if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) != 2) {
+        PyErr_SetString(PyExc_TypeError, "each part must be a (tables, packed) tuple");
+        return -1;
+    }
+    tables = PyTuple_GET_ITEM(part, 0);
+    if ((seq = PySequence_Fast(tables, "a part's tables must be a sequence")) == NULL) return -1;
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(part, 1), &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    n_tables = PySequence_Fast_GET_SIZE(seq);
+    if ((map = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_tables + 1))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n_tables; i++)
+        if ((map[i] = table_index(t, PySequence_Fast_GET_ITEM(seq, i))) < 0) goto done;
+    while (pos < view.len) {
+        const unsigned char *p = (const unsigned char *)view.buf + pos;
+        uint32_t local;
+        unsigned flags;
+        Entry e;
+        int reason;
+        if (view.len - pos < ENTRY_HEAD) goto truncated;
+        local = (uint32_t)le_uint(p, 4);
+        flags = p[4];
+        e.version = le_uint(p + 5, 8);
+        e.doc_n = (uint16_t)le_uint(p + 45, 2);
+        e.doc = p + ENTRY_HEAD;
+        if (view.len - pos - ENTRY_HEAD < e.doc_n) goto truncated;
+        if (local >= (uint32_t)n_tables) {
+            PyErr_SetString(PyExc_ValueError, "packed journal entry names a table the part does not list");
+            goto done;
+        }
+        e.table = (uint32_t)map[local];
+        e.live = !(flags & ENTRY_DELETED);
+        if (flags & ENTRY_DELETED) {
+            reason = DELETED;
+        } else if (flags & ENTRY_NO_DATA) {
+            reason = REDACTED;
+        } else {
+            int hit = is_redacted(redacted, PyList_GET_ITEM(t->ids, e.table), &e);
+            if (hit < 0) goto done;
+            reason = hit ? REDACTED : flags & ENTRY_TYPE_LOST ? JSON_TYPE_LOST : RECOMPUTED;
+        }
+        {   /* leaf_hash(tableId, documentId, version, hash) */
+            Py_ssize_t id_n;
+            const char *id = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(t->ids, e.table), &id_n);
+            unsigned char be[8];
+            int k;
+            if (id == NULL) goto done;
+            for (k = 0; k < 8; k++) be[k] = (unsigned char)(e.version >> (56 - 8 * k));
+            leaf->len = 0;
+            if (buf_add(leaf, id, id_n) < 0 || buf_add(leaf, "", 1) < 0 || buf_add(leaf, e.doc, e.doc_n) < 0 ||
+                buf_add(leaf, "", 1) < 0 || buf_add(leaf, be, 8) < 0 || buf_add(leaf, p + 13, 32) < 0)
+                goto done;
+            ldr_sha256(leaf->p, (size_t)leaf->len, e.leaf);
+        }
+        {
+            Buf *h = &t->history[e.table];
+            unsigned char r = (unsigned char)reason;
+            if (buf_add(h, e.leaf, 32) < 0 || buf_add(h, &r, 1) < 0 || buf_add(entries, &e, sizeof e) < 0) goto done;
+        }
+        pos += ENTRY_HEAD + e.doc_n;
+    }
+    rc = 0;
+    goto done;
+truncated:
+    PyErr_SetString(PyExc_ValueError, "packed journal entries are truncated");
+done:
+    PyMem_Free(map);
+    PyBuffer_Release(&view);
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* entries(packed, tables) -> the number of packed entries, each naming a table below `tables`; ValueError
+ * when they are truncated or name another table. */
+static PyObject *py_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos = 0, count = 0, tables;
+    const char *problem = NULL;
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "entries(packed, tables) takes two arguments");
+        return NULL;
+    }
+    if ((tables = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    while (pos < view.len) {
+        const unsigned char *p = (const unsigned char *)view.buf + pos;
+        if (view.len - pos < ENTRY_HEAD || view.len - pos - ENTRY_HEAD < (Py_ssize_t)le_uint(p + 45, 2)) {
+            problem = "packed journal entries are truncated";
+            break;
+        }
+        if (le_uint(p, 4) >= (uint64_t)tables) {
+            problem = "packed journal entry names a table the part does not list";
+            break;
+        }
+        pos += ENTRY_HEAD + (Py_ssize_t)le_uint(p + 45, 2);
+        count++;
+    }
+    PyBuffer_Release(&view);
+    if (problem) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+static PyObject *py_journal(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Tables t;
+    Buf entries = {NULL, 0, 0}, leaf = {NULL, 0, 0};
+    PyObject *parts = NULL, *result = NULL;
+    Py_ssize_t i, n;
+    (void)module;
+    if (nargs != 2 || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "journal(parts, redacted) takes a sequence of parts and a set");
+        return NULL;
+    }
+    memset(&t, 0, sizeof t);
+    if ((parts = PySequence_Fast(args[0], "parts must be a sequence")) == NULL) return NULL;
+    if ((t.ids = PyList_New(0)) == NULL || (t.names = PyList_New(0)) == NULL || (t.index = PyDict_New()) == NULL)
+        goto done;
+    for (i = 0; i < PySequence_Fast_GET_SIZE(parts); i++)
+        if (journal_part(&t, PySequence_Fast_GET_ITEM(parts, i), args[1], &entries, &leaf) < 0) goto done;
+    /* The current state: each document's newest entry, when it is not a delete. Entries point into the
+     * parts' bytes, which `parts` keeps alive. */
+    n = entries.len / (Py_ssize_t)sizeof(Entry);
+    if (n > 1) qsort(entries.p, (size_t)n, sizeof(Entry), cmp_entry);
+    for (i = 0; i < n; i++) {
+        const Entry *e = (const Entry *)entries.p + i, *next = e + 1;
+        if (i + 1 < n && next->table == e->table && next->doc_n == e->doc_n && memcmp(next->doc, e->doc, e->doc_n) == 0)
+            continue; /* not the newest of its document */
+        if (e->live) {
+            Buf *c = &t.current[e->table];
+            if (buf_add(c, e->leaf, 32) < 0 || buf_add(c, "", 1) < 0) goto done;
+        }
+    }
+    if ((result = PyList_New(t.count)) == NULL) goto done;
+    for (i = 0; i < t.count; i++) {
+        PyObject *item = Py_BuildValue("(OOy#y#)", PyList_GET_ITEM(t.ids, i), PyList_GET_ITEM(t.names, i),
+                                       t.history[i].p ? (const char *)t.history[i].p : "", t.history[i].len,
+                                       t.current[i].p ? (const char *)t.current[i].p : "", t.current[i].len);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    for (i = 0; i < t.count; i++) {
+        buf_free(&t.history[i]);
+        buf_free(&t.current[i]);
+    }
+    PyMem_Free(t.history);
+    PyMem_Free(t.current);
+    Py_XDECREF(t.ids);
+    Py_XDECREF(t.names);
+    Py_XDECREF(t.index);
+    buf_free(&entries);
+    buf_free(&leaf);
+    Py_DECREF(parts);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"leaves", (PyCFunction)(void (*)(void))py_leaves, METH_FASTCALL,
      "leaves(table_id, rows, lost) -> (packed 33-octet records, indexes the Python path decides)."},
+    {"entries", (PyCFunction)(void (*)(void))py_entries, METH_FASTCALL,
+     "entries(packed, tables) -> how many packed journal entries (ValueError when malformed)."},
+    {"journal", (PyCFunction)(void (*)(void))py_journal, METH_FASTCALL,
+     "journal(parts, redacted) -> [(table_id, table_name, history, current)] of packed journal entries."},
     {"fold", (PyCFunction)(void (*)(void))py_fold, METH_FASTCALL,
      "fold(history, current) -> (history_hash, current_hash, revisions, live, reasons)."},
     {NULL, NULL, 0, NULL},

@@ -28,7 +28,8 @@ not read) is decided here, and both must give byte-identical digests (tests/test
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, Protocol
@@ -243,6 +244,85 @@ def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tupl
         leaf = builder.add_leaf(table_id, table_name, leaf_hash(table_id, document_id, version, journal_hash), reason)
         newest.offer(table_id, document_id, version, not flags & ENTRY_DELETED, leaf)
     newest.add_live_to(builder)
+    return builder.finish(dropped)
+
+
+# A packed journal entry: the table's position in its part's `tables`, flags, version, revision hash, the
+# document id's length, then the document id (UTF-8). Little-endian, no padding: 47 bytes and the id.
+_ENTRY = struct.Struct("<IBQ32sH")
+
+
+@dataclass(frozen=True)
+class PackedJournal:
+    """Journal entries (`JournalEntry`) packed (`pack_journal`): what a restore worker records beside its unit
+    result and finalize folds (`digest_of_packed_journal`), without a Python object per revision.
+    `tables`: (table id, table name) pairs that entries name by position (the last name given wins)."""
+
+    tables: tuple[tuple[str, str], ...]
+    packed: bytes
+    count: int
+
+    def check(self) -> None:
+        """Raises ValueError unless `packed` holds `count` whole entries, each naming a listed table."""
+        found = len(unpack_journal(self)) if native.statedigest is None else \
+            native.statedigest.entries(self.packed, len(self.tables))
+        if found != self.count:
+            raise ValueError(f"{found} packed journal entries where {self.count} were recorded")
+
+
+def pack_journal(entries: Iterable[JournalEntry]) -> PackedJournal:
+    """Raises ValueError for an entry that does not pack: a hash not of 32 bytes, a document id over 65,535
+    bytes, a version outside 0..2**64-1 (a verified revision has none of these)."""
+    tables: dict[str, int] = {}
+    names: dict[str, str] = {}
+    parts: list[bytes] = []
+    pack = _ENTRY.pack
+    for table_id, table_name, document_id, version, revision_hash, flags in entries:
+        index = tables.setdefault(table_id, len(tables))
+        names[table_id] = table_name
+        doc = document_id.encode()
+        if len(revision_hash) != 32:
+            raise ValueError(f"revision {table_id}/{document_id} v{version}: a hash of {len(revision_hash)} bytes")
+        try:
+            parts.append(pack(index, flags, version, revision_hash, len(doc)))
+        except struct.error as exc:
+            raise ValueError(f"revision {table_id}/{document_id} v{version} does not pack: {exc}") from None
+        parts.append(doc)
+    return PackedJournal(tuple((t, names[t]) for t in tables), b"".join(parts), len(parts) // 2)
+
+
+def unpack_journal(journal: PackedJournal) -> list[JournalEntry]:
+    """The entries `pack_journal` packed. Raises ValueError when the bytes are truncated or name a table
+    `tables` does not list."""
+    entries: list[JournalEntry] = []
+    data, pos, size = journal.packed, 0, _ENTRY.size
+    try:
+        while pos < len(data):
+            index, flags, version, revision_hash, length = _ENTRY.unpack_from(data, pos)
+            doc = data[pos + size:pos + size + length]
+            if len(doc) != length:
+                raise ValueError("packed journal entries are truncated")
+            table_id, table_name = journal.tables[index]
+            entries.append((table_id, table_name, doc.decode(), version, revision_hash, flags))
+            pos += size + length
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable packed journal entries: {exc}") from None
+    return entries
+
+
+def digest_of_packed_journal(parts: Sequence[PackedJournal], redactions: Iterable[tuple[str, str, int]] = (),
+                             dropped: Mapping[str, bool] | None = None) -> StateDigest:
+    """`digest_of_journal` of the parts' entries, in order: equal to it. The leaves and each document's
+    newest entry come from `_statedigest.journal` where it is built."""
+    if native.statedigest is None:
+        return digest_of_journal((e for part in parts for e in unpack_journal(part)), redactions, dropped)
+    builder = _DigestBuilder()
+    for table_id, table_name, history, current in native.statedigest.journal(
+            [(part.tables, part.packed) for part in parts], set(redactions)):
+        builder._names[table_id] = table_name
+        builder._history[table_id] = bytearray(history)
+        if current:
+            builder._current[table_id] = bytearray(current)
     return builder.finish(dropped)
 
 
