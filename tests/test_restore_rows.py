@@ -19,7 +19,9 @@ from freezegun import freeze_time
 
 from ledgerdr import native
 from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
@@ -30,6 +32,7 @@ from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from support.flows import T0, backed_up_ledger
+from support.scenarios import standard_scenario
 
 if native.journal is None:
     pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built)", allow_module_level=True)
@@ -131,3 +134,35 @@ def test_a_unit_that_starts_inside_its_object_goes_through_the_c_verifier(tmp_pa
     for unit, rows in zip(units, read, strict=True):
         if rows is not None:
             assert [block[0] for block in rows.blocks] == list(range(unit.first_seq, unit.last_seq + 1))
+
+
+def test_finalize_folds_the_contiguous_blocks_and_a_filled_hole_later(tmp_path):
+    """Blocks arrive with a hole: finalize folds up to it, and all of them once it is filled; the accumulator and
+    its stored subtrees are those of adding each block in turn (`Storage.extend_digest`)."""
+    scenario = standard_scenario(seed=5, transactions=40)
+    blocks = scenario.read_blocks(ExportFormat.ION_BINARY)
+    units = list(zip(scenario.units(4), (blocks[i:i + 4] for i in range(0, len(blocks), 4)), strict=True))
+    target = EmbeddedTarget(tmp_path / "t.db")
+    target.open_lineage(scenario.strand_id, "ledger")
+
+    def apply(unit, unit_blocks):
+        target.apply(unit.unit_id, unit.tables, unit.revisions, unit.redactions, unit.last_block, blocks=unit_blocks)
+
+    for unit, unit_blocks in [units[0], *units[2:]]:
+        apply(unit, unit_blocks)
+    target.finalize()
+    assert sum(1 << height for height, _ in unpack_stack(target.storage.get_meta("digest_stack"))) == 4
+    apply(*units[1])
+    target.finalize()
+    stored = target.storage.get_meta("digest_stack")
+    nodes = sorted(target.storage.conn.execute("SELECT * FROM merkle_nodes"))
+    target.close()
+    ledger = Ledger.create(tmp_path / "ref.db")
+    storage = ledger._storage
+    stack: list = []
+    with storage.write_transaction():
+        for seq, block in enumerate(blocks):
+            stack = storage.extend_digest(stack, seq, block.block_hash)
+    assert stored == pack_stack(stack)
+    assert nodes == sorted(storage.conn.execute("SELECT * FROM merkle_nodes"))
+    ledger.close()

@@ -593,14 +593,23 @@ class Storage:
     ) -> list[tuple[int, bytes]]:
         """Add block `seq` to the persisted digest accumulator (whose open subtrees are `stack`) and
         store the perfect subtrees it completes; returns the new stack. Part of the caller's commit."""
-        accumulator = accumulator_from(stack, seq)
-        nodes, node, height = [], block_hash, 0
-        for left_height, left in reversed(accumulator._stack):
-            if left_height != height:
-                break
-            node, height = dot(left, node), height + 1
-            nodes.append((height, ((seq + 1) >> height) - 1, node))
-        accumulator.add(block_hash)
+        return self.extend_digest_blocks(stack, seq, (block_hash,))
+
+    def extend_digest_blocks(
+        self, stack: list[tuple[int, bytes]], first_seq: int, block_hashes: Iterable[bytes]
+    ) -> list[tuple[int, bytes]]:
+        """`extend_digest` for the consecutive blocks `first_seq`, `first_seq + 1`, … whose hashes these are:
+        their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
+        accumulator = accumulator_from(stack, first_seq)
+        nodes: list[tuple[int, int, bytes]] = []
+        for seq, block_hash in enumerate(block_hashes, first_seq):
+            node, height = block_hash, 0
+            for left_height, left in reversed(accumulator._stack):
+                if left_height != height:
+                    break
+                node, height = dot(left, node), height + 1
+                nodes.append((height, ((seq + 1) >> height) - 1, node))
+            accumulator.add(block_hash)
         if nodes:
             self.put_nodes(nodes)
         self.set_meta("digest_stack", pack_stack(accumulator._stack))

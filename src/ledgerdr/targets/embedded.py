@@ -349,11 +349,13 @@ class EmbeddedTarget:
         with storage.write_transaction():
             stack = unpack_stack(storage.get_meta("digest_stack"))
             folded = sum(1 << height for height, _ in stack)
-            for block in storage.iter_blocks(folded, None):
-                if block.seq != folded:
-                    break  # a hole: later blocks are folded once it is filled
-                stack = storage.extend_digest(stack, block.seq, block.block_hash)
-                folded += 1
+            # seq - rank is constant over the contiguous run from `folded`: a hole ends it (later blocks are
+            # folded once it is filled). Hashes only: the blocks' bytes are not read.
+            hashes = [block_hash for (block_hash,) in storage.conn.execute(
+                "SELECT block_hash FROM (SELECT seq, block_hash, seq - row_number() OVER (ORDER BY seq) AS run "
+                "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
+            if hashes:
+                storage.extend_digest_blocks(stack, folded, hashes)
             redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
         if redacted:
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
