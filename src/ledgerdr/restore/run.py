@@ -35,6 +35,7 @@ from ..targets.digest import (
     digest_of_parts,
     digest_of_target,
     digest_part_of_rows,
+    digests_rows_in_c,
     journal_entries,
     pack_journal,
     target_dropped,
@@ -385,8 +386,8 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     ddl = DdlState().apply_all(event for result in results.values() for event in result.ddl_events())
     target = open_target(target_url)
     try:
-        if processes > 1 and target.splits_state:
-            # Decoding and hashing every stored row is most of finalize: spread it over processes, and
+        if processes > 1 and target.splits_state and not digests_rows_in_c(target):
+            # Decoding and hashing every stored row in Python is most of finalize: spread it over processes, and
             # build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
             context = multiprocessing.get_context("spawn")

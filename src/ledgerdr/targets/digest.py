@@ -344,9 +344,15 @@ def digest_of_target(target: Target) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
     bytes, undecoded: the digest hashes those bytes directly), or, where the target gives its rows
     (`applies_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`)."""
-    if target.applies_rows and native.statedigest is not None:
+    if digests_rows_in_c(target):
         return digest_of_state_rows(target.iter_state_rows(), target_dropped(target))
     return digest_of_rows(target.iter_state(decode=False), target_dropped(target))
+
+
+def digests_rows_in_c(target: Target) -> bool:
+    """Whether `digest_of_target` reads `target`'s stored rows into the C digest (else it decodes and hashes
+    each `StoredRevision` in Python, which finalize may spread over processes)."""
+    return target.applies_rows and native.statedigest is not None
 
 
 def digest_of_state_rows(batches: Iterable[StateRows], dropped: Mapping[str, bool] | None = None) -> StateDigest:
