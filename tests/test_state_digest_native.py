@@ -33,6 +33,7 @@ from ledgerdr.targets.digest import (
     digest_of_target,
     journal_entries,
     leaf_hash,
+    pack_history_rows,
     pack_journal,
     target_dropped,
     unpack_journal,
@@ -41,6 +42,10 @@ from ledgerdr.targets.embedded import EmbeddedTarget, _dumps
 from support.scenarios import JournalScenario
 
 needs_c = pytest.mark.skipif(native.statedigest is None, reason="ledgerdr._statedigest is not in use")
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_DOCS = st.recursive(st.none() | st.booleans() | st.integers() | _TEXT,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                     max_leaves=8)
 
 
 def _scenario(seed: int, tables: int, transactions: int) -> JournalScenario:
@@ -159,6 +164,17 @@ def test_packed_journal_digest_equals_the_journal_digest(seed, tables, parts, tw
                                                   scenario.dropped()).digest
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["T1", "T2", "Tß"]), _TEXT, st.integers(0, 2**64 - 1), st.booleans(),
+                          st.binary(min_size=32, max_size=32)), max_size=20))
+def test_history_rows_pack_as_their_journal_entries(rows):
+    """`pack_history_rows` (C where built) packs what `pack_journal` packs of the rows' entries."""
+    history = [(t, doc, version, b"ion" if data else None, h, 0, "tx", 1, None) for t, doc, version, data, h in rows]
+    names = {"T1": "one", "T2": "two", "Tß": "drei"}
+    packed = pack_history_rows(history, names)
+    assert packed == pack_journal((t, names[t], doc, version, h, 0 if data else 3) for t, doc, version, data, h in rows)
+
+
 def test_packed_entries_that_do_not_hold_together_are_refused():
     part = pack_journal([("T", "t", "d", 1, b"h" * 32, 0), ("T", "t", "e", 2, b"i" * 32, 1)])
     with pytest.raises(ValueError, match="2 packed journal entries where 3"):
@@ -179,10 +195,6 @@ def test_packed_entries_that_do_not_hold_together_are_refused():
 # ------------------------------------------------------------------------------------------ the C functions
 
 
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-_DOCS = st.recursive(st.none() | st.booleans() | st.integers() | _TEXT,
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
-                     max_leaves=8)
 
 
 @needs_c

@@ -9,6 +9,8 @@
  *     whose recomputed hash differs from the stored one, whose bytes the reader does not read, or whose columns
  *     are not of the expected types is listed in `fallback` (its record is left zero): the Python path decides
  *     it, so a mismatch is only ever reported from the decoded value.
+ * pack_rows(rows) -> (table_ids, packed)
+ *     digest.pack_journal of the entries of restore.rows' history rows, without a Python tuple per entry.
  * entries(packed, tables) -> count
  *     How many packed journal entries `packed` holds; ValueError when truncated or naming a table index at or
  *     past `tables`.
@@ -502,6 +504,72 @@ done:
     return rc;
 }
 
+/* pack_rows(rows) -> (table ids in the order first named, packed entries): digest.pack_journal of the journal
+ * entries of HistoryRow tuples (restore.rows: table id, document id, version, Ion or None, hash, ...), flags
+ * ENTRY_DELETED | ENTRY_NO_DATA where the Ion is None. ValueError as pack_journal's. */
+static PyObject *py_pack_rows(PyObject *module, PyObject *arg)
+{
+    PyObject *seq, *index = NULL, *ids = NULL, *result = NULL;
+    Buf out = {NULL, 0, 0};
+    Py_ssize_t i, n;
+    (void)module;
+    if ((seq = PySequence_Fast(arg, "rows must be a sequence")) == NULL) return NULL;
+    if ((index = PyDict_New()) == NULL || (ids = PyList_New(0)) == NULL) goto done;
+    n = PySequence_Fast_GET_SIZE(seq);
+    for (i = 0; i < n; i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, i), *table, *found, *hash;
+        unsigned char head[ENTRY_HEAD];
+        const char *doc;
+        Py_ssize_t doc_n, t;
+        unsigned long long version;
+        int k;
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) < 5 || !PyUnicode_Check(PyTuple_GET_ITEM(row, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(row, 1)) || !PyBytes_Check(PyTuple_GET_ITEM(row, 4))) {
+            PyErr_SetString(PyExc_TypeError, "a row must be (table id, document id, version, ion, hash, ...)");
+            goto done;
+        }
+        table = PyTuple_GET_ITEM(row, 0);
+        if ((found = PyDict_GetItemWithError(index, table)) != NULL) {
+            t = PyLong_AsSsize_t(found);
+        } else {
+            PyObject *number;
+            int rc;
+            if (PyErr_Occurred()) goto done;
+            t = PyList_GET_SIZE(ids);
+            if ((number = PyLong_FromSsize_t(t)) == NULL) goto done;
+            rc = PyDict_SetItem(index, table, number);
+            Py_DECREF(number);
+            if (rc < 0 || PyList_Append(ids, table) < 0) goto done;
+        }
+        hash = PyTuple_GET_ITEM(row, 4);
+        version = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(row, 2));
+        if (version == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "a row's version does not pack (0..2**64-1)");
+            goto done;
+        }
+        if ((doc = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(row, 1), &doc_n)) == NULL) goto done;
+        if (PyBytes_GET_SIZE(hash) != 32 || doc_n > 0xFFFF || t > 0xFFFFFFFFLL) {
+            PyErr_SetString(PyExc_ValueError, "a row does not pack (a hash not of 32 bytes, or a document id over "
+                                              "65,535 bytes)");
+            goto done;
+        }
+        for (k = 0; k < 4; k++) head[k] = (unsigned char)((uint64_t)t >> (8 * k));
+        head[4] = PyTuple_GET_ITEM(row, 3) == Py_None ? ENTRY_DELETED | ENTRY_NO_DATA : 0;
+        for (k = 0; k < 8; k++) head[5 + k] = (unsigned char)(version >> (8 * k));
+        memcpy(head + 13, PyBytes_AS_STRING(hash), 32);
+        head[45] = (unsigned char)(doc_n & 0xFF);
+        head[46] = (unsigned char)(doc_n >> 8);
+        if (buf_add(&out, head, ENTRY_HEAD) < 0 || buf_add(&out, doc, doc_n) < 0) goto done;
+    }
+    result = Py_BuildValue("(Oy#)", ids, out.p ? (const char *)out.p : "", out.len);
+done:
+    buf_free(&out);
+    Py_XDECREF(index);
+    Py_XDECREF(ids);
+    Py_DECREF(seq);
+    return result;
+}
+
 /* entries(packed, tables) -> the number of packed entries, each naming a table below `tables`; ValueError
  * when they are truncated or name another table. */
 static PyObject *py_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -597,6 +665,8 @@ done:
 static PyMethodDef methods[] = {
     {"leaves", (PyCFunction)(void (*)(void))py_leaves, METH_FASTCALL,
      "leaves(table_id, rows, lost) -> (packed 33-octet records, indexes the Python path decides)."},
+    {"pack_rows", (PyCFunction)py_pack_rows, METH_O,
+     "pack_rows(rows) -> (table ids, packed journal entries) of restore.rows' history rows."},
     {"entries", (PyCFunction)(void (*)(void))py_entries, METH_FASTCALL,
      "entries(packed, tables) -> how many packed journal entries (ValueError when malformed)."},
     {"journal", (PyCFunction)(void (*)(void))py_journal, METH_FASTCALL,

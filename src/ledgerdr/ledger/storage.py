@@ -148,7 +148,16 @@ def index_key(value: Any) -> bytes | None:
     """
     if value is None or isinstance(value, IonPyNull):
         return None
-    key = _canonical(value)
+    return _bounded(_canonical(value))
+
+
+def text_index_key(utf8: bytes) -> bytes:
+    """`index_key` of a string given as its UTF-8 bytes (a field read straight from stored Ion): equal to
+    `index_key(utf8.decode())`, without decoding and encoding it again."""
+    return _bounded(b"t" + utf8)
+
+
+def _bounded(key: bytes) -> bytes:
     return key if len(key) <= 64 else b"h" + hashlib.sha256(key).digest()
 
 

@@ -24,7 +24,7 @@ from ..stores import Store
 from ..targets.base import HistoryRow, TableDDL
 from ..targets.base import JournalBlockRow as BlockRow
 from ..targets.ddl import SEEN, DdlEvent, events_of_block, first_seen, is_ddl_text
-from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
+from ..targets.digest import pack_history_rows
 from .overlaps import fetch_object
 from .shapes import UnitResult, WorkUnit
 from .units import leaves_of
@@ -45,12 +45,6 @@ class RowUnit:
     def last_block(self) -> tuple[int, bytes] | None:
         return (self.blocks[-1][0], self.blocks[-1][2]) if self.blocks else None
 
-    def journal(self) -> list[JournalEntry]:
-        """The digest inputs of the rows (`targets.digest.journal_entries`' shape)."""
-        names = self.names
-        return [(row[0], names[row[0]], row[1], row[2], row[4], 0 if row[3] is not None
-                 else ENTRY_DELETED | ENTRY_NO_DATA) for row in self.rows]
-
     def result(self) -> UnitResult:
         blocks = self.blocks
         return UnitResult(
@@ -66,7 +60,7 @@ class RowUnit:
         )
 
     def leaves(self) -> bytes:
-        return leaves_of(self.unit, self.journal(), [])
+        return leaves_of(self.unit, pack_history_rows(self.rows, self.names), [])
 
 
 def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:

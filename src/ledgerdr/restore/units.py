@@ -24,7 +24,7 @@ from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
 from ..targets.base import TableDDL, redactions_of_block, revisions_of_block
 from ..targets.ddl import events_of_block, first_seen
-from ..targets.digest import JournalEntry, PackedJournal, journal_entries, pack_journal
+from ..targets.digest import PackedJournal, journal_entries, pack_journal
 from .overlaps import fetch_object
 from .shapes import SNAPSHOT_FORMAT, UnitContent, UnitResult, WorkUnit
 from .snapshot import SnapshotContent, load_snapshot_unit, snapshot_result
@@ -35,14 +35,14 @@ def journal_leaves(content: UnitContent) -> bytes:
     one entry per revision and the redactions, recorded by the worker beside its result so that
     finalize does not fetch, parse and verify every object a second time. Table names are listed
     once and entries refer to them by position."""
-    return leaves_of(content.unit, journal_entries(content.revisions), [r.key for r in content.redactions])
+    return leaves_of(content.unit, pack_journal(journal_entries(content.revisions)),
+                     [r.key for r in content.redactions])
 
 
-def leaves_of(unit: WorkUnit, journal: list[JournalEntry], redactions: list[tuple[str, str, int]]) -> bytes:
+def leaves_of(unit: WorkUnit, packed: PackedJournal, redactions: list[tuple[str, str, int]]) -> bytes:
     """`journal_leaves` of a unit's verified entries and redaction keys, however they were read: a JSON header
     line (format 2, the unit's fingerprint, the tables, the redactions), then the entries packed
     (`targets.digest.pack_journal`). docs/format.md "Restore digest leaves"."""
-    packed = pack_journal(journal)
     return orjson.dumps({
         "format_version": 2,
         "unit": unit_fingerprint(unit),

@@ -40,7 +40,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from .. import native
 from ..journal.hashing import dot, ion_hash
 from ..journal.ionread import binary_ion_hash
-from .base import NOT_DECODED, Redaction, RestoredRevision, StateRows, StoredRevision, Target
+from .base import NOT_DECODED, HistoryRow, Redaction, RestoredRevision, StateRows, StoredRevision, Target
 
 STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in (docs/format.md)
 
@@ -289,6 +289,16 @@ def pack_journal(entries: Iterable[JournalEntry]) -> PackedJournal:
             raise ValueError(f"revision {table_id}/{document_id} v{version} does not pack: {exc}") from None
         parts.append(doc)
     return PackedJournal(tuple((t, names[t]) for t in tables), b"".join(parts), len(parts) // 2)
+
+
+def pack_history_rows(rows: Sequence[HistoryRow], names: Mapping[str, str]) -> PackedJournal:
+    """`pack_journal` of the journal entries of verified history rows (`restore.rows`; a row without data is a
+    delete there), `names` giving each table's name; in C where it is built."""
+    if native.statedigest is None:
+        return pack_journal((row[0], names[row[0]], row[1], row[2], row[4],
+                             0 if row[3] is not None else ENTRY_DELETED | ENTRY_NO_DATA) for row in rows)
+    table_ids, packed = native.statedigest.pack_rows(rows)
+    return PackedJournal(tuple((t, names[t]) for t in table_ids), packed, len(rows))
 
 
 def unpack_journal(journal: PackedJournal) -> list[JournalEntry]:

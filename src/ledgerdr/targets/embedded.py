@@ -26,7 +26,7 @@ from ..journal.layout import new_id
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
 from ..ledger.engine import Ledger
-from ..ledger.storage import DocRow, IndexRow, Storage, index_key, to_ms, unpack_stack
+from ..ledger.storage import DocRow, IndexRow, Storage, index_key, text_index_key, to_ms, unpack_stack
 from .base import (
     NOT_DECODED,
     HistoryRow,
@@ -230,9 +230,10 @@ class EmbeddedTarget:
                 continue
             index = IndexRow(new_id(), table.table_id, field, "ONLINE")
             storage.insert_index(index)
-            storage.add_index_entries(
-                (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
-                if row.data is not None and (key := _stored_index_key(row.data, field)) is not None)
+            documents = storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?",
+                                             (table.table_id,))
+            storage.add_index_entries((index.index_id, key, doc_id) for doc_id, data in documents
+                                      if data is not None and (key := _stored_index_key(data, field)) is not None)
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -566,9 +567,11 @@ def _stored_index_key(data: bytes, name: str) -> bytes | None:
         if length != 15:
             if code == 0x8:
                 try:
-                    return index_key(raw.decode("utf-8"))
+                    raw.decode("utf-8")  # the check only: the key is made of the bytes themselves
                 except UnicodeDecodeError:
                     pass
+                else:
+                    return text_index_key(raw)
             elif code == 0x2:
                 return index_key(int.from_bytes(raw, "big"))
             elif code == 0x3 and raw:
