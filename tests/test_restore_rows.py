@@ -20,6 +20,8 @@ from freezegun import freeze_time
 from ledgerdr import native
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.journal.codecs import ExportFormat
+from ledgerdr.journal.hashing import merkle_root
+from ledgerdr.journal.proofs import DigestAccumulator
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
@@ -157,12 +159,12 @@ def test_finalize_folds_the_contiguous_blocks_and_a_filled_hole_later(tmp_path):
     stored = target.storage.get_meta("digest_stack")
     nodes = sorted(target.storage.conn.execute("SELECT * FROM merkle_nodes"))
     target.close()
-    ledger = Ledger.create(tmp_path / "ref.db")
-    storage = ledger._storage
-    stack: list = []
-    with storage.write_transaction():
-        for seq, block in enumerate(blocks):
-            stack = storage.extend_digest(stack, seq, block.block_hash)
-    assert stored == pack_stack(stack)
-    assert nodes == sorted(storage.conn.execute("SELECT * FROM merkle_nodes"))
-    ledger.close()
+    hashes = [block.block_hash for block in blocks]
+    reference = DigestAccumulator()
+    for block_hash in hashes:
+        reference.add(block_hash)
+    assert stored == pack_stack(reference._stack)
+    # every stored subtree is the root of its blocks; every complete subtree of height >= 1 is stored
+    assert nodes == sorted((height, index, merkle_root(hashes[index << height:(index + 1) << height]))
+                           for height in range(1, len(hashes).bit_length())
+                           for index in range(len(hashes) >> height))

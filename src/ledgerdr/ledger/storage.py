@@ -609,20 +609,18 @@ class Storage:
     ) -> list[tuple[int, bytes]]:
         """`extend_digest` for the consecutive blocks `first_seq`, `first_seq + 1`, … whose hashes these are:
         their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
-        accumulator = accumulator_from(stack, first_seq)
+        stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
         nodes: list[tuple[int, int, bytes]] = []
         for seq, block_hash in enumerate(block_hashes, first_seq):
             node, height = block_hash, 0
-            for left_height, left in reversed(accumulator._stack):
-                if left_height != height:
-                    break
-                node, height = dot(left, node), height + 1
+            while stack and stack[-1][0] == height:  # DigestAccumulator.add, keeping the subtrees it completes
+                node, height = dot(stack.pop()[1], node), height + 1
                 nodes.append((height, ((seq + 1) >> height) - 1, node))
-            accumulator.add(block_hash)
+            stack.append((height, node))
         if nodes:
             self.put_nodes(nodes)
-        self.set_meta("digest_stack", pack_stack(accumulator._stack))
-        return accumulator._stack
+        self.set_meta("digest_stack", pack_stack(stack))
+        return stack
 
     def tree_proof(self, index: int, leaves: int) -> list[bytes]:
         """Siblings of leaf `index` in merkle_root over block hashes 0..leaves-1, from stored nodes:
