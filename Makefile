@@ -23,7 +23,7 @@ $(BIN)/python:
 
 PURE_PYTHON_TESTS := tests/test_native.py tests/test_journal_ionwrite.py tests/test_ion_binary_hash.py \
 	tests/test_ledger_journal.py tests/test_ledger.py tests/test_state_digest.py tests/test_restore_flow.py \
-	tests/test_journal_verify.py
+	tests/test_journal_verify.py tests/test_state_digest_native.py
 NATIVE_SOURCES := setup.py $(wildcard src/ledgerdr/_native/*.c src/ledgerdr/_native/*.h)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)

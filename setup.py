@@ -23,6 +23,12 @@ setup(
             extra_compile_args=_FLAGS,
         ),
         Extension(
+            "ledgerdr._statedigest",
+            ["src/ledgerdr/_native/state_digest.c", "src/ledgerdr/_native/sha256.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
             "ledgerdr._iontext",
             ["src/ledgerdr/_native/iontext.c"],
             optional=True,

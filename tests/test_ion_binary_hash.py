@@ -128,3 +128,6 @@ def test_top_field_matches_the_decoded_document() -> None:
     twice = IVM + bytes.fromhex("e9 81 83 d6 87 b4 83 6b 65 79") + bytes.fromhex("d6 8a 21 01 8a 21 02")
     assert binary_top_field(twice, "key") is None  # a repeated name: decode
     assert _stored_index_key(twice, "key") == index_key(simpleion.loads(twice)["key"])
+    for text in ("", "VIN-1", "é" * 40, "車" * 30):  # short keys kept, long ones hashed, as index_key does
+        data = simpleion.dumps({"key": text}, binary=True)
+        assert _stored_index_key(data, "key") == index_key(text)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ledgerdr.journal.codecs import DecodeError, ExportFormat, parse_timestamp, read_blocks, to_json
 from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.restore import RestoreOptions, restore
-from ledgerdr.targets.digest import digest_of_target
+from ledgerdr.targets.digest import PackedJournal, digest_of_target, unpack_journal
 from ledgerdr.targets.embedded import EmbeddedTarget
 from support.flows import backed_up_ledger
 from support.qldb_export_factory import generate_blocks
@@ -122,9 +122,33 @@ def test_unreadable_leaves_are_read_again_and_altered_ones_show(tmp_path):
     leaves[0].write_bytes(b"not json")  # unreadable: the unit is fetched and verified again
     again = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", options)
     assert again.verdict and again.journal_state_digest == first.journal_state_digest
-    record = orjson.loads(leaves[1].read_bytes())
-    record["entries"][0][3] = base64.b64encode(bytes(32)).decode()  # a revision hash that is not the journal's
-    leaves[1].write_bytes(orjson.dumps(record))
+    header, _, packed = leaves[1].read_bytes().partition(b"\n")
+    leaves[1].write_bytes(header + b"\n" + packed[:-1])  # truncated: read again too
+    again = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", options)
+    assert again.verdict and again.journal_state_digest == first.journal_state_digest
+    # the first entry's revision hash (after its table index, flags and version) is not the journal's
+    leaves[1].write_bytes(header + b"\n" + packed[:13] + bytes(32) + packed[45:])
+    altered = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", options)
+    assert not altered.verdict and altered.journal_state_digest != altered.target_state_digest
+
+
+def test_leaves_recorded_in_format_1_are_still_read(tmp_path):
+    """An interrupted restore by an earlier version recorded its leaves as JSON (format 1): a resume reads them."""
+    primary, first, options = _restore(tmp_path, "a.db")
+    for path in _leaves(tmp_path / "state"):
+        header, _, packed = path.read_bytes().partition(b"\n")
+        record = orjson.loads(header)
+        journal = PackedJournal(tuple(map(tuple, record["tables"])), packed, record["entries"])
+        index = {table_id: i for i, (table_id, _) in enumerate(journal.tables)}
+        path.write_bytes(orjson.dumps({**record, "format_version": 1, "entries": [
+            (index[t], doc, version, base64.b64encode(h).decode(), flags)
+            for t, _, doc, version, h, flags in unpack_journal(journal)]}))
+    again = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", options)
+    assert again.verdict and again.journal_state_digest == first.journal_state_digest == again.target_state_digest
+    path = _leaves(tmp_path / "state")[0]  # read, not fetched again: a hash altered there shows
+    record = orjson.loads(path.read_bytes())
+    record["entries"][0][3] = base64.b64encode(bytes(32)).decode()
+    path.write_bytes(orjson.dumps(record))
     altered = restore(primary.store.url, f"embedded:{tmp_path / 'a.db'}", options)
     assert not altered.verdict and altered.journal_state_digest != altered.target_state_digest
 

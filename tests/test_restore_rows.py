@@ -19,16 +19,22 @@ from freezegun import freeze_time
 
 from ledgerdr import native
 from ledgerdr.backup import BackupPolicy, run_backup
+from ledgerdr.journal.codecs import ExportFormat
+from ledgerdr.journal.hashing import merkle_root
+from ledgerdr.journal.proofs import DigestAccumulator
 from ledgerdr.ledger.engine import Ledger
+from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
+from ledgerdr.restore.run import split_units
 from ledgerdr.restore.worker import WorkerSpec, run_worker
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from support.flows import T0, backed_up_ledger
+from support.scenarios import standard_scenario
 
 if native.journal is None:
     pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built)", allow_module_level=True)
@@ -75,8 +81,8 @@ def test_rows_path_stores_what_the_python_path_stores(tmp_path):
     primary = _ledger_with_a_redaction(tmp_path)
     plan = plan_restore(primary)
     read = [load_rows(primary.store, unit) for unit in plan.units]
-    # both paths in one restore: the redaction's window and the window that creates the tables (DDL) go through
-    # load_unit, the others through the C rows
+    # both paths in one restore: the redaction's window goes through load_unit, the others (the window that
+    # creates the tables too: its DDL blocks are decoded for their events) through the C rows
     assert any(r is None for r in read) and sum(r is not None for r in read) >= 3
 
     fast = restore(primary.store.url, f"embedded:{tmp_path / 'fast.db'}",
@@ -117,3 +123,48 @@ def test_restore_commits_at_normal_durability_and_promote_gives_the_ledger_its_o
     target.promote("lineage-1")
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     target.close()
+
+
+def test_a_unit_that_starts_inside_its_object_goes_through_the_c_verifier(tmp_path):
+    """`split_units` cuts an object into block ranges: the C verifier then also returns the object's blocks before
+    the unit's first (checked for the chain, without rows or statements), which the DDL check must pass over."""
+    _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=12)
+    whole = plan_restore(location).units
+    units = [u for u in split_units(whole, 3) if any(u.key == w.key and u.first_seq > w.first_seq for w in whole)]
+    read = [load_rows(location.store, unit) for unit in units]
+    assert units and any(r is not None for r in read)
+    for unit, rows in zip(units, read, strict=True):
+        if rows is not None:
+            assert [block[0] for block in rows.blocks] == list(range(unit.first_seq, unit.last_seq + 1))
+
+
+def test_finalize_folds_the_contiguous_blocks_and_a_filled_hole_later(tmp_path):
+    """Blocks arrive with a hole: finalize folds up to it, and all of them once it is filled; the accumulator and
+    its stored subtrees are those of adding each block in turn (`Storage.extend_digest`)."""
+    scenario = standard_scenario(seed=5, transactions=40)
+    blocks = scenario.read_blocks(ExportFormat.ION_BINARY)
+    units = list(zip(scenario.units(4), (blocks[i:i + 4] for i in range(0, len(blocks), 4)), strict=True))
+    target = EmbeddedTarget(tmp_path / "t.db")
+    target.open_lineage(scenario.strand_id, "ledger")
+
+    def apply(unit, unit_blocks):
+        target.apply(unit.unit_id, unit.tables, unit.revisions, unit.redactions, unit.last_block, blocks=unit_blocks)
+
+    for unit, unit_blocks in [units[0], *units[2:]]:
+        apply(unit, unit_blocks)
+    target.finalize()
+    assert sum(1 << height for height, _ in unpack_stack(target.storage.get_meta("digest_stack"))) == 4
+    apply(*units[1])
+    target.finalize()
+    stored = target.storage.get_meta("digest_stack")
+    nodes = sorted(target.storage.conn.execute("SELECT * FROM merkle_nodes"))
+    target.close()
+    hashes = [block.block_hash for block in blocks]
+    reference = DigestAccumulator()
+    for block_hash in hashes:
+        reference.add(block_hash)
+    assert stored == pack_stack(reference._stack)
+    # every stored subtree is the root of its blocks; every complete subtree of height >= 1 is stored
+    assert nodes == sorted((height, index, merkle_root(hashes[index << height:(index + 1) << height]))
+                           for height in range(1, len(hashes).bit_length())
+                           for index in range(len(hashes) >> height))

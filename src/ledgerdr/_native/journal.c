@@ -10,8 +10,10 @@
  *         (sequence_no, strand_id, previous_block_hash, block_hash, revisions, system_entries, start, end,
  *          timestamp_ms, rows, statements)
  *     `start:end` is the block's own segment of `data`. With `rows` false the last three are None; with
- *     `rows` true (and, given first_seq and last_seq, for the blocks of those sequence numbers only; the
- *     others are verified alike), `timestamp_ms` is blockTimestamp in epoch milliseconds, `rows` a tuple of one
+ *     `rows` true (and, given first_seq and last_seq, for the blocks of those sequence numbers only: the others
+ *     are parsed for their stated hashes and links, not hashed, with revisions and system_entries 0 and the last
+ *     three None, as units.load_unit checks only the links of another unit's blocks), `timestamp_ms` is
+ *     blockTimestamp in epoch milliseconds, `rows` a tuple of one
  *         (table_id, table_name, document_id, version, document_ion | None, revision_hash, tx_time_ms, tx_id)
  *     per document revision in block order (None for a delete; the document as a self-contained Ion binary
  *     stream with a symbol table of its own, symbols in first-use order as ionwrite.SymbolTable numbers them),
@@ -488,8 +490,8 @@ static int j_document(J *j, Py_ssize_t pos, Py_ssize_t end, PyObject **out)
     *out = PyBytes_FromStringAndSize(NULL, 4 + b->len + j->doc.len);
     if (*out == NULL) return ERROR;
     memcpy(PyBytes_AS_STRING(*out), IVM, 4);
-    memcpy(PyBytes_AS_STRING(*out) + 4, b->p, (size_t)b->len);
-    memcpy(PyBytes_AS_STRING(*out) + 4 + b->len, j->doc.p, (size_t)j->doc.len);
+    if (b->len) memcpy(PyBytes_AS_STRING(*out) + 4, b->p, (size_t)b->len); /* no symbols: b->p may be NULL */
+    if (j->doc.len) memcpy(PyBytes_AS_STRING(*out) + 4 + b->len, j->doc.p, (size_t)j->doc.len);
     return OK;
 }
 
@@ -892,6 +894,16 @@ static int j_block(J *j, Py_ssize_t seg_start, Py_ssize_t pos, Py_ssize_t end, P
     if (j_timestamp_ms(j, &b.timestamp, &b.ts_ms) != OK) return NOTREAD;
     j->seq = b.seq;
     j->want = j->rows && b.seq >= j->first && b.seq <= j->last;
+    if (j->rows && !j->want) {
+        /* Another unit's block (restore.rows): its hashes are that unit's to check, as units.load_unit checks
+         * only the links of the blocks outside its range; the caller checks this block's link from its
+         * stated hashes. Not hashed here, so a unit cut from a large object does not verify all before it. */
+        if ((strand = str_of(j, b.strand.start, b.strand.end - b.strand.start)) == NULL) return ERROR;
+        *out = Py_BuildValue("(LNy#y#nnnnOOO)", (long long)b.seq, strand, previous, previous_n,
+                             j->r.d + b.block_hash.start, (Py_ssize_t)32, (Py_ssize_t)0, (Py_ssize_t)0, seg_start, end,
+                             Py_None, Py_None, Py_None);
+        return *out == NULL ? ERROR : OK;
+    }
     if (j->want) {
         if ((b.statements = PyList_New(0)) == NULL) return ERROR;
         if ((rows = PyList_New(0)) == NULL) {

@@ -148,7 +148,16 @@ def index_key(value: Any) -> bytes | None:
     """
     if value is None or isinstance(value, IonPyNull):
         return None
-    key = _canonical(value)
+    return _bounded(_canonical(value))
+
+
+def text_index_key(utf8: bytes) -> bytes:
+    """`index_key` of a string given as its UTF-8 bytes (a field read straight from stored Ion): equal to
+    `index_key(utf8.decode())`, without decoding and encoding it again."""
+    return _bounded(b"t" + utf8)
+
+
+def _bounded(key: bytes) -> bytes:
     return key if len(key) <= 64 else b"h" + hashlib.sha256(key).digest()
 
 
@@ -593,18 +602,25 @@ class Storage:
     ) -> list[tuple[int, bytes]]:
         """Add block `seq` to the persisted digest accumulator (whose open subtrees are `stack`) and
         store the perfect subtrees it completes; returns the new stack. Part of the caller's commit."""
-        accumulator = accumulator_from(stack, seq)
-        nodes, node, height = [], block_hash, 0
-        for left_height, left in reversed(accumulator._stack):
-            if left_height != height:
-                break
-            node, height = dot(left, node), height + 1
-            nodes.append((height, ((seq + 1) >> height) - 1, node))
-        accumulator.add(block_hash)
+        return self.extend_digest_blocks(stack, seq, (block_hash,))
+
+    def extend_digest_blocks(
+        self, stack: list[tuple[int, bytes]], first_seq: int, block_hashes: Iterable[bytes]
+    ) -> list[tuple[int, bytes]]:
+        """`extend_digest` for the consecutive blocks `first_seq`, `first_seq + 1`, … whose hashes these are:
+        their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
+        stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
+        nodes: list[tuple[int, int, bytes]] = []
+        for seq, block_hash in enumerate(block_hashes, first_seq):
+            node, height = block_hash, 0
+            while stack and stack[-1][0] == height:  # DigestAccumulator.add, keeping the subtrees it completes
+                node, height = dot(stack.pop()[1], node), height + 1
+                nodes.append((height, ((seq + 1) >> height) - 1, node))
+            stack.append((height, node))
         if nodes:
             self.put_nodes(nodes)
-        self.set_meta("digest_stack", pack_stack(accumulator._stack))
-        return accumulator._stack
+        self.set_meta("digest_stack", pack_stack(stack))
+        return stack
 
     def tree_proof(self, index: int, leaves: int) -> list[bytes]:
         """Siblings of leaf `index` in merkle_root over block hashes 0..leaves-1, from stored nodes:

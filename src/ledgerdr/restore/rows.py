@@ -3,8 +3,9 @@
 `load_rows` fetches the unit's object and has `_journal.verify_blocks` check every block from its Ion binary
 bytes (every revision's hash, the Merkle roots, the block hashes) and hand back, per document revision, the row
 a target stores: its table, id, version, the document as its own Ion binary stream, hash, txTime and txId. The
-links between the object's blocks are checked here, as `units.load_unit` checks them. Anything the C verifier
-does not read, an object whose blocks do not link, or a `--until` cut-off (decided on the blocks' parsed
+links between the object's blocks are checked here, as `units.load_unit` checks them. The few blocks whose
+statements may change a table definition are also decoded in Python, for the DDL interpreter's events. Anything
+the C verifier does not read, an object whose blocks do not link, or a `--until` cut-off (decided on the blocks' parsed
 timestamps, as `load_unit` does) gives None: the caller then goes through `load_unit`, which stays the
 reference and reports every problem. Nothing is applied before the whole object has been verified.
 """
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 
 from .. import native
 from ..errors import VerificationError
+from ..journal.codecs import ExportFormat, read_blocks
 from ..journal.verify import Problem
 from ..stores import Store
 from ..targets.base import HistoryRow, TableDDL
 from ..targets.base import JournalBlockRow as BlockRow
-from ..targets.ddl import SEEN, DdlEvent, first_seen, is_ddl_text
-from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
+from ..targets.ddl import SEEN, DdlEvent, events_of_block, first_seen, is_ddl_text
+from ..targets.digest import pack_history_rows
 from .overlaps import fetch_object
 from .shapes import UnitResult, WorkUnit
 from .units import leaves_of
@@ -43,12 +45,6 @@ class RowUnit:
     def last_block(self) -> tuple[int, bytes] | None:
         return (self.blocks[-1][0], self.blocks[-1][2]) if self.blocks else None
 
-    def journal(self) -> list[JournalEntry]:
-        """The digest inputs of the rows (`targets.digest.journal_entries`' shape)."""
-        names = self.names
-        return [(row[0], names[row[0]], row[1], row[2], row[4], 0 if row[3] is not None
-                 else ENTRY_DELETED | ENTRY_NO_DATA) for row in self.rows]
-
     def result(self) -> UnitResult:
         blocks = self.blocks
         return UnitResult(
@@ -64,7 +60,7 @@ class RowUnit:
         )
 
     def leaves(self) -> bytes:
-        return leaves_of(self.unit, self.journal(), [])
+        return leaves_of(self.unit, pack_history_rows(self.rows, self.names), [])
 
 
 def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
@@ -82,11 +78,9 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
     if blocks is None:
         return None
     out = RowUnit(unit)
-    if any(is_ddl_text(text) for block in blocks for text in block[-1]):
-        return None  # a table definition changes inside the unit: its statement order matters (load_unit)
     last_seq: int | None = None
     last_hash, strand = b"", None
-    for seq, strand_id, previous, block_hash, revisions, _system, start, end, ts_ms, rows, _statements in blocks:
+    for seq, strand_id, previous, block_hash, revisions, _system, start, end, ts_ms, rows, statements in blocks:
         if last_seq is not None and (seq != last_seq + 1 or previous != last_hash or strand_id != strand):
             return None  # load_unit names the break
         last_seq, last_hash, strand = seq, block_hash, strand_id
@@ -97,7 +91,13 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
         if seq < unit.first_seq:
             continue
         out.strand_id = strand_id
-        _add_block(out, seq, previous, block_hash, revisions, data[start:end], ts_ms, rows)
+        raw = data[start:end]
+        if any(is_ddl_text(text) for text in statements):
+            # A table definition changes here: the one interpreter reads this block's statements in their
+            # order (`events_of_block`, as load_unit does for every block); the block was verified above.
+            out.ddl.extend(events_of_block(next(iter(read_blocks(raw, ExportFormat.ION_BINARY)))))
+            out.names.update((row[0], row[1]) for row in rows)  # its tables are seen by those events
+        _add_block(out, seq, previous, block_hash, revisions, raw, ts_ms, rows)
     return out
 
 
@@ -111,7 +111,7 @@ def _add_block(out: RowUnit, seq: int, previous: bytes, block_hash: bytes, revis
         if table_id not in tables:
             tables[table_id] = TableDDL(table_id, table_name, (), False, seq)
         if names.get(table_id) is None:
-            # No DDL in the unit (load_rows declines those): a revision's table is active at its block.
+            # A revision's table is active at its block (its first in the unit; later ones change nothing).
             out.ddl.append(DdlEvent(seq, 0, SEEN, table_name, table_id))
         names[table_id] = table_name
         history.append((table_id, document_id, version, ion, revision_hash, tx_ms, tx_id, seq, None))

@@ -33,11 +33,14 @@ from ..targets.ddl import DdlState
 from ..targets.digest import (
     STATE_DIGEST_VERSION,
     DigestPart,
-    digest_of_journal,
+    PackedJournal,
+    digest_of_packed_journal,
     digest_of_parts,
     digest_of_target,
     digest_part_of_rows,
+    digests_rows_in_c,
     journal_entries,
+    pack_journal,
     target_dropped,
 )
 from .guard import check_target
@@ -356,7 +359,7 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         held = target.applied_units()
     finally:
         target.close()
-    entries: list = []
+    journals: list[PackedJournal] = []
     redactions: list = []
     results: dict[str, UnitResult] = {}
     recorded = read_results(state)
@@ -364,9 +367,9 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     for unit in plan.units:
         if unit.unit_id not in held:
             continue
-        result, unit_entries, unit_redactions = _journal_side(source, state, unit, recorded.get(unit.unit_id))
+        result, journal, unit_redactions = _journal_side(source, state, unit, recorded.get(unit.unit_id))
         results[unit.unit_id] = result
-        entries.extend(unit_entries)
+        journals.append(journal)
         redactions.extend(unit_redactions)
         revisions += result.revisions
     report.units_applied = len(results)
@@ -391,8 +394,8 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     ddl = DdlState().apply_all(event for result in results.values() for event in result.ddl_events())
     target = open_target(target_url)
     try:
-        if processes > 1 and target.splits_state:
-            # Decoding and hashing every stored row is most of finalize: spread it over processes, and
+        if processes > 1 and target.splits_state and not digests_rows_in_c(target):
+            # Decoding and hashing every stored row in Python is most of finalize: spread it over processes, and
             # build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
             context = multiprocessing.get_context("spawn")
@@ -410,7 +413,7 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    journal_digest = digest_of_journal(entries, redactions, ddl.dropped())
+    journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:
         report.problems.append("the target's state digest differs from the journal's: "
@@ -424,20 +427,20 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
 
 
 def _journal_side(source: Location, state: Location, unit: WorkUnit,
-                  recorded: UnitResult | None) -> tuple[UnitResult, list, list]:
+                  recorded: UnitResult | None) -> tuple[UnitResult, PackedJournal, list]:
     """A held unit's result, digest entries and redaction keys: as its worker recorded them, or read
     and verified again from the source when no usable record exists."""
     leaves = read_leaves(state, unit.unit_id) if recorded is not None else None
     if leaves is not None and recorded is not None:
         try:
-            entries, redactions = read_journal_leaves(leaves, unit)
+            journal, redactions = read_journal_leaves(leaves, unit)
         except ValueError:
             pass
         else:
-            if len(entries) == recorded.revisions:
-                return recorded, entries, redactions
+            if journal.count == recorded.revisions:
+                return recorded, journal, redactions
     content = load_unit(source.store, unit)
-    return result_of(content), journal_entries(content.revisions), [r.key for r in content.redactions]
+    return result_of(content), pack_journal(journal_entries(content.revisions)), [r.key for r in content.redactions]
 
 
 def _digest_part(target_url: str, index: int, count: int) -> DigestPart:

@@ -24,7 +24,7 @@ from ..journal.verify import BlockChecker, Problem, VerifyReport
 from ..stores import Store
 from ..targets.base import TableDDL, redactions_of_block, revisions_of_block
 from ..targets.ddl import events_of_block, first_seen
-from ..targets.digest import JournalEntry, journal_entries
+from ..targets.digest import PackedJournal, journal_entries, pack_journal
 from .overlaps import fetch_object
 from .shapes import SNAPSHOT_FORMAT, UnitContent, UnitResult, WorkUnit
 from .snapshot import SnapshotContent, load_snapshot_unit, snapshot_result
@@ -35,25 +35,21 @@ def journal_leaves(content: UnitContent) -> bytes:
     one entry per revision and the redactions, recorded by the worker beside its result so that
     finalize does not fetch, parse and verify every object a second time. Table names are listed
     once and entries refer to them by position."""
-    return leaves_of(content.unit, journal_entries(content.revisions), [r.key for r in content.redactions])
+    return leaves_of(content.unit, pack_journal(journal_entries(content.revisions)),
+                     [r.key for r in content.redactions])
 
 
-def leaves_of(unit: WorkUnit, journal: list[JournalEntry], redactions: list[tuple[str, str, int]]) -> bytes:
-    """`journal_leaves` of a unit's verified entries and redaction keys, however they were read."""
-    tables: dict[str, int] = {}
-    names: dict[str, str] = {}
-    entries = []
-    for table_id, table_name, document_id, version, revision_hash, flags in journal:
-        index = tables.setdefault(table_id, len(tables))
-        names[table_id] = table_name  # the last name a revision gives wins, as in the digest
-        entries.append((index, document_id, version, _b64(revision_hash), flags))
+def leaves_of(unit: WorkUnit, packed: PackedJournal, redactions: list[tuple[str, str, int]]) -> bytes:
+    """`journal_leaves` of a unit's verified entries and redaction keys, however they were read: a JSON header
+    line (format 2, the unit's fingerprint, the tables, the redactions), then the entries packed
+    (`targets.digest.pack_journal`). docs/format.md "Restore digest leaves"."""
     return orjson.dumps({
-        "format_version": 1,
+        "format_version": 2,
         "unit": unit_fingerprint(unit),
-        "tables": [[table_id, names[table_id]] for table_id in tables],
-        "entries": entries,
+        "tables": [list(pair) for pair in packed.tables],
+        "entries": packed.count,
         "redactions": [list(key) for key in redactions],
-    })
+    }) + b"\n" + packed.packed
 
 
 def unit_fingerprint(unit: WorkUnit) -> str:
@@ -63,20 +59,27 @@ def unit_fingerprint(unit: WorkUnit) -> str:
     return hashlib.sha256(unit.to_bytes()).hexdigest()
 
 
-def read_journal_leaves(data: bytes, unit: WorkUnit) -> tuple[list[JournalEntry], list[tuple[str, str, int]]]:
-    """The entries and redaction keys `journal_leaves` recorded for exactly `unit`. Raises ValueError
-    when they are unreadable or were recorded for a unit with other content."""
+def read_journal_leaves(data: bytes, unit: WorkUnit) -> tuple[PackedJournal, list[tuple[str, str, int]]]:
+    """The entries and redaction keys `journal_leaves` recorded for exactly `unit` (format 2, or the JSON
+    of format 1 that earlier versions wrote). Raises ValueError when they are unreadable or were recorded
+    for a unit with other content."""
+    header, _, packed = data.partition(b"\n")
     try:
-        raw = orjson.loads(data)
-        if raw.get("format_version") != 1:
-            raise ValueError(f"unknown leaves format {raw.get('format_version')!r}")
+        raw = orjson.loads(header)
+        version = raw.get("format_version")
+        if version not in (1, 2):
+            raise ValueError(f"unknown leaves format {version!r}")
         if raw.get("unit") != unit_fingerprint(unit):
             raise ValueError("leaves recorded for a unit with other content")
-        tables = [(str(t), str(n)) for t, n in raw["tables"]]
-        entries = [(*tables[i], str(doc), int(version), base64.b64decode(h), int(flags))
-                   for i, doc, version, h, flags in raw["entries"]]
-        return entries, [(str(t), str(d), int(v)) for t, d, v in raw["redactions"]]
-    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+        tables = tuple((str(t), str(n)) for t, n in raw["tables"])
+        redactions = [(str(t), str(d), int(v)) for t, d, v in raw["redactions"]]
+        if version == 1:
+            return pack_journal((*tables[i], str(doc), int(v), base64.b64decode(h), int(flags))
+                                for i, doc, v, h, flags in raw["entries"]), redactions
+        journal = PackedJournal(tables, packed, int(raw["entries"]))
+        journal.check()
+        return journal, redactions
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise ValueError(f"unreadable journal leaves: {exc}") from None
 
 

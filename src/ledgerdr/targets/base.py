@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypedDict, runtime_checkable
 from ..errors import RestoreError
 from ..journal.hashing import dot, ion_hash
 from ..journal.model import Block, RevisionKind, revision_kind
+from ..journal.writer import ms_timestamp
+from ..ledger.storage import from_ms
 
 # A unit as the C journal verifier hands it to `Target.apply_rows` (restore.rows). A history row: table id,
 # document id, version, document Ion (None for a delete), revision hash, txTime (epoch ms), txId, block
@@ -27,6 +29,9 @@ from ..journal.model import Block, RevisionKind, revision_kind
 # block hash, block time (epoch ms), revisions.
 HistoryRow = tuple[str, str, int, bytes | None, bytes, int, str, int, bytes | None]
 JournalBlockRow = tuple[int, bytes, bytes, int, int]
+# A stored row as the state digest reads it back (`Target.iter_state_rows`): document id, version, document Ion
+# (None: a delete, or redacted), revision hash, txTime (epoch ms), txId, data hash (None: not redacted).
+StateRow = tuple[str, int, bytes | None, bytes, int, str, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,34 @@ class StoredRevision:
     @property
     def redacted(self) -> bool:
         return self.data is None and self.data_hash is not None
+
+
+def stored_metadata(document_id: str, version: int, tx_time_ms: int, tx_id: str) -> dict[str, Any]:
+    """A revision's metadata struct rebuilt from stored columns (txTime at millisecond precision, UTC)."""
+    return {"id": document_id, "version": version, "txTime": ms_timestamp(from_ms(tx_time_ms)), "txId": tx_id}
+
+
+@dataclass(frozen=True)
+class StateRows:
+    """A batch of one table's stored rows, as the state digest reads them (`Target.iter_state_rows`): history
+    rows, or (`current`) rows of its current state. `type_lost`: (document id, version) of the table's
+    revisions read from JSON whose hash did not recompute."""
+
+    table_id: str
+    table_name: str
+    current: bool
+    rows: Sequence[StateRow]
+    type_lost: frozenset[tuple[str, int]] = frozenset()
+
+    def revision(self, index: int) -> StoredRevision:
+        """Row `index` as `iter_state(decode=False)` gives it (its `block_seq`, which the digest does not
+        read, is -1)."""
+        document_id, version, ion, revision_hash, tx_time_ms, tx_id, data_hash = self.rows[index]
+        return StoredRevision(self.table_id, self.table_name, document_id, version,
+                              None if ion is None else NOT_DECODED,
+                              stored_metadata(document_id, version, tx_time_ms, tx_id), revision_hash, data_hash,
+                              (document_id, version) in self.type_lost, ion is None and data_hash is None, -1,
+                              self.current, ion)
 
 
 class _NotDecoded:
@@ -209,7 +242,8 @@ class Target(Protocol):
     # (`read_position_record`/`write_position_record`); a target without it resumes from its newest applied
     # block (`info()["last_block"]`).
     has_position_record: bool
-    # `applies_rows`: `apply_rows` takes a unit as the C verifier's rows (restore.rows).
+    # `applies_rows`: `apply_rows` takes a unit as the C verifier's rows (restore.rows), and `iter_state_rows`
+    # gives the stored rows back (the state digest in C).
     applies_rows: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
@@ -255,6 +289,11 @@ class Target(Protocol):
 
     def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
         """`iter_state` for the documents in part `index` of `count`; called only where `splits_state`."""
+
+    def iter_state_rows(self) -> Iterator[StateRows]:
+        """What `iter_state` reads, as the stored rows themselves in batches, from one consistent snapshot (the
+        state digest in C hashes them without building Python values). Only where `applies_rows` (rows in,
+        rows out); other targets raise RestoreError."""
 
     def finalize(self) -> None:
         """After a run's last unit (or a standby's round): bring derived state up to date (the embedded

@@ -15,14 +15,21 @@ dropped table and still match). A table appears only once it has a revision, so 
 and never written do not change the digest.
 
 Both builders below feed one `_DigestBuilder`, so the journal side and the target side cannot drift.
-Memory: 33 bytes of payload per revision (leaf and reason) plus, over the journal, the newest leaf
-per document.
+It keeps each table's leaves packed, 33 bytes a record (leaf ‖ reason byte; the reason is not folded):
+memory is 33 bytes per revision plus, over the journal, the newest leaf per document, and a part
+computed in another process pickles as one bytes object per table.
+
+`ledgerdr._statedigest` (C) computes the target side straight from the rows a target stores
+(`Target.iter_state_rows`, where `applies_rows`) and folds the packed leaves; the Python code here stays
+the reference: a row the C code does not take (a hash that does not recompute, bytes its reader does
+not read) is decided here, and both must give byte-identical digests (tests/test_state_digest_native.py).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, Protocol
@@ -30,9 +37,10 @@ from typing import Any, Protocol
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
+from .. import native
 from ..journal.hashing import dot, ion_hash
 from ..journal.ionread import binary_ion_hash
-from .base import NOT_DECODED, Redaction, RestoredRevision, StoredRevision, Target
+from .base import NOT_DECODED, HistoryRow, Redaction, RestoredRevision, StateRows, StoredRevision, Target
 
 STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in (docs/format.md)
 
@@ -40,6 +48,7 @@ STATE_DIGEST_VERSION = 2  # 2: each table's status (active/dropped) is folded in
 # revision delivered twice keeps (the higher): a redacted copy wins over one that still had data.
 RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED = 0, 1, 2, 3
 REASONS = {JSON_TYPE_LOST: "json_type_lost", DELETED: "deleted", REDACTED: "redacted"}
+RECORD = 33  # a packed leaf: the leaf, then the reason byte
 
 
 class _Revision(Protocol):
@@ -238,6 +247,95 @@ def digest_of_journal(entries: Iterable[JournalEntry], redactions: Iterable[tupl
     return builder.finish(dropped)
 
 
+# A packed journal entry: the table's position in its part's `tables`, flags, version, revision hash, the
+# document id's length, then the document id (UTF-8). Little-endian, no padding: 47 bytes and the id.
+_ENTRY = struct.Struct("<IBQ32sH")
+
+
+@dataclass(frozen=True)
+class PackedJournal:
+    """Journal entries (`JournalEntry`) packed (`pack_journal`): what a restore worker records beside its unit
+    result and finalize folds (`digest_of_packed_journal`), without a Python object per revision.
+    `tables`: (table id, table name) pairs that entries name by position (the last name given wins)."""
+
+    tables: tuple[tuple[str, str], ...]
+    packed: bytes
+    count: int
+
+    def check(self) -> None:
+        """Raises ValueError unless `packed` holds `count` whole entries, each naming a listed table."""
+        found = len(unpack_journal(self)) if native.statedigest is None else \
+            native.statedigest.entries(self.packed, len(self.tables))
+        if found != self.count:
+            raise ValueError(f"{found} packed journal entries where {self.count} were recorded")
+
+
+def pack_journal(entries: Iterable[JournalEntry]) -> PackedJournal:
+    """Raises ValueError for an entry that does not pack: a hash not of 32 bytes, a document id over 65,535
+    bytes, a version outside 0..2**64-1 (a verified revision has none of these)."""
+    tables: dict[str, int] = {}
+    names: dict[str, str] = {}
+    parts: list[bytes] = []
+    pack = _ENTRY.pack
+    for table_id, table_name, document_id, version, revision_hash, flags in entries:
+        index = tables.setdefault(table_id, len(tables))
+        names[table_id] = table_name
+        doc = document_id.encode()
+        if len(revision_hash) != 32:
+            raise ValueError(f"revision {table_id}/{document_id} v{version}: a hash of {len(revision_hash)} bytes")
+        try:
+            parts.append(pack(index, flags, version, revision_hash, len(doc)))
+        except struct.error as exc:
+            raise ValueError(f"revision {table_id}/{document_id} v{version} does not pack: {exc}") from None
+        parts.append(doc)
+    return PackedJournal(tuple((t, names[t]) for t in tables), b"".join(parts), len(parts) // 2)
+
+
+def pack_history_rows(rows: Sequence[HistoryRow], names: Mapping[str, str]) -> PackedJournal:
+    """`pack_journal` of the journal entries of verified history rows (`restore.rows`; a row without data is a
+    delete there), `names` giving each table's name; in C where it is built."""
+    if native.statedigest is None:
+        return pack_journal((row[0], names[row[0]], row[1], row[2], row[4],
+                             0 if row[3] is not None else ENTRY_DELETED | ENTRY_NO_DATA) for row in rows)
+    table_ids, packed = native.statedigest.pack_rows(rows)
+    return PackedJournal(tuple((t, names[t]) for t in table_ids), packed, len(rows))
+
+
+def unpack_journal(journal: PackedJournal) -> list[JournalEntry]:
+    """The entries `pack_journal` packed. Raises ValueError when the bytes are truncated or name a table
+    `tables` does not list."""
+    entries: list[JournalEntry] = []
+    data, pos, size = journal.packed, 0, _ENTRY.size
+    try:
+        while pos < len(data):
+            index, flags, version, revision_hash, length = _ENTRY.unpack_from(data, pos)
+            doc = data[pos + size:pos + size + length]
+            if len(doc) != length:
+                raise ValueError("packed journal entries are truncated")
+            table_id, table_name = journal.tables[index]
+            entries.append((table_id, table_name, doc.decode(), version, revision_hash, flags))
+            pos += size + length
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable packed journal entries: {exc}") from None
+    return entries
+
+
+def digest_of_packed_journal(parts: Sequence[PackedJournal], redactions: Iterable[tuple[str, str, int]] = (),
+                             dropped: Mapping[str, bool] | None = None) -> StateDigest:
+    """`digest_of_journal` of the parts' entries, in order: equal to it. The leaves and each document's
+    newest entry come from `_statedigest.journal` where it is built."""
+    if native.statedigest is None:
+        return digest_of_journal((e for part in parts for e in unpack_journal(part)), redactions, dropped)
+    builder = _DigestBuilder()
+    for table_id, table_name, history, current in native.statedigest.journal(
+            [(part.tables, part.packed) for part in parts], set(redactions)):
+        builder._names[table_id] = table_name
+        builder._history[table_id] = bytearray(history)
+        if current:
+            builder._current[table_id] = bytearray(current)
+    return builder.finish(dropped)
+
+
 def digest_of_rows(rows: Iterable[StoredRevision], dropped: Mapping[str, bool] | None = None) -> StateDigest:
     """The state digest of rows as a target stores them (history rows and rows flagged `current`);
     `dropped` is the target's catalog (tableId → dropped)."""
@@ -254,8 +352,27 @@ def target_dropped(target: Target) -> dict[str, bool]:
 
 def digest_of_target(target: Target) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
-    bytes, undecoded: the digest hashes those bytes directly)."""
+    bytes, undecoded: the digest hashes those bytes directly), or, where the target gives its rows
+    (`applies_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`)."""
+    if digests_rows_in_c(target):
+        return digest_of_state_rows(target.iter_state_rows(), target_dropped(target))
     return digest_of_rows(target.iter_state(decode=False), target_dropped(target))
+
+
+def digests_rows_in_c(target: Target) -> bool:
+    """Whether `digest_of_target` reads `target`'s stored rows into the C digest (else it decodes and hashes
+    each `StoredRevision` in Python, which finalize may spread over processes)."""
+    return target.applies_rows and native.statedigest is not None
+
+
+def digest_of_state_rows(batches: Iterable[StateRows], dropped: Mapping[str, bool] | None = None) -> StateDigest:
+    """`digest_of_rows` of stored rows in batches (`Target.iter_state_rows`): equal to it for the same rows.
+    Each batch's leaves come from `_statedigest.leaves`; the rows it leaves to Python (and every row, when the
+    extension is not in use) go through `_DigestBuilder.add`, the reference."""
+    builder = _DigestBuilder()
+    for batch in batches:
+        builder.add_rows(batch)
+    return builder.finish(dropped)
 
 
 @dataclass
@@ -263,8 +380,8 @@ class DigestPart:
     """The leaves of part of a target's rows (`digest_part_of_rows`), computed apart (in another process)
     and folded by `digest_of_parts`. Plain data, so it pickles."""
 
-    history: dict[str, list[bytes]]
-    current: dict[str, list[bytes]]
+    history: dict[str, bytearray]  # packed leaves (RECORD bytes each)
+    current: dict[str, bytearray]
     names: dict[str, str]
     mismatches: set[Mismatch]
 
@@ -282,9 +399,9 @@ def digest_of_parts(parts: Iterable[DigestPart], dropped: Mapping[str, bool] | N
     builder = _DigestBuilder()
     for part in parts:
         for table_id, leaves in part.history.items():
-            builder._history.setdefault(table_id, []).extend(leaves)
+            builder._history.setdefault(table_id, bytearray()).extend(leaves)
         for table_id, leaves in part.current.items():
-            builder._current.setdefault(table_id, []).extend(leaves)
+            builder._current.setdefault(table_id, bytearray()).extend(leaves)
         builder._names.update(part.names)
         builder._mismatches |= part.mismatches
     return builder.finish(dropped)
@@ -294,8 +411,8 @@ class _DigestBuilder:
     """Collects leaves per table; `finish` sorts, de-duplicates and folds them."""
 
     def __init__(self) -> None:
-        self._history: dict[str, list[bytes]] = {}  # leaf ‖ reason byte
-        self._current: dict[str, list[bytes]] = {}
+        self._history: dict[str, bytearray] = {}  # packed leaf ‖ reason byte
+        self._current: dict[str, bytearray] = {}  # the same (the reason is not counted)
         self._names: dict[str, str] = {}
         self._mismatches: set[Mismatch] = set()
         self._last: tuple[Any, Any, bytes] | None = None
@@ -305,20 +422,44 @@ class _DigestBuilder:
         revision_hash, reason = self._revision_hash(revision, redacted, "current" if current else "history")
         leaf = leaf_hash(revision.table_id, revision.document_id, revision.version, revision_hash)
         self._names[revision.table_id] = revision.table_name
-        if current:
-            self._current.setdefault(revision.table_id, []).append(leaf)
-        else:
-            self._history.setdefault(revision.table_id, []).append(leaf + bytes((reason,)))
+        side = self._current if current else self._history
+        packed = side.setdefault(revision.table_id, bytearray())
+        packed += leaf
+        packed.append(reason)
         return leaf
+
+    def add_rows(self, batch: StateRows) -> None:
+        """Add a batch of stored rows (`Target.iter_state_rows`): their leaves from C where it is built, the
+        rows it leaves over (and every row without it) through `add`."""
+        rows = batch.rows
+        if native.statedigest is None or not rows:
+            for index in range(len(rows)):
+                self.add(batch.revision(index), current=batch.current)
+            return
+        packed, fallback = native.statedigest.leaves(batch.table_id, rows, batch.type_lost or None)
+        self._names[batch.table_id] = batch.table_name
+        side = self._current if batch.current else self._history
+        if fallback:
+            packed = bytearray(packed)
+            for index in fallback:
+                revision = batch.revision(index)
+                revision_hash, reason = self._revision_hash(revision, False, "current" if batch.current else "history")
+                leaf = leaf_hash(revision.table_id, revision.document_id, revision.version, revision_hash)
+                packed[index * RECORD:(index + 1) * RECORD] = leaf + bytes((reason,))
+        side.setdefault(batch.table_id, bytearray()).extend(packed)
 
     def add_leaf(self, table_id: str, table_name: str, leaf: bytes, reason: int) -> bytes:
         """Add a history leaf computed elsewhere (`digest_of_journal`)."""
         self._names[table_id] = table_name
-        self._history.setdefault(table_id, []).append(leaf + bytes((reason,)))
+        packed = self._history.setdefault(table_id, bytearray())
+        packed += leaf
+        packed.append(reason)
         return leaf
 
     def add_current_leaf(self, table_id: str, leaf: bytes) -> None:
-        self._current.setdefault(table_id, []).append(leaf)
+        packed = self._current.setdefault(table_id, bytearray())
+        packed += leaf
+        packed.append(RECOMPUTED)
 
     def _revision_hash(self, revision: _Revision, redacted: bool, where: str) -> tuple[bytes, int]:
         journal_hash = bytes(revision.hash)
@@ -346,20 +487,17 @@ class _DigestBuilder:
         reasons: dict[str, int] = {name: 0 for name in REASONS.values()}
         recomputed = 0
         ledger = sha256()
+        fold = _fold_python if native.statedigest is None else native.statedigest.fold
         for table_id in sorted(self._history.keys() | self._current.keys()):
-            history = _distinct_by_leaf(self._history.get(table_id, []))
-            current = sorted(set(self._current.get(table_id, [])))
-            for entry in history:
-                if entry[32] == RECOMPUTED:
-                    recomputed += 1
-                else:
-                    reasons[REASONS[entry[32]]] += 1
-            history_hash = _fold(entry[:32] for entry in history)
-            current_hash = _fold(current)
+            history_hash, current_hash, revisions, live, counts = fold(
+                self._history.get(table_id, b""), self._current.get(table_id, b""))
+            recomputed += counts[RECOMPUTED]
+            for reason, name in REASONS.items():
+                reasons[name] += counts[reason]
             is_dropped = bool(dropped and dropped.get(table_id, False))
             ledger.update(table_id.encode() + b"\x00" + history_hash + current_hash + bytes((is_dropped,)))
             tables[table_id] = TableDigest(table_id, self._names[table_id], history_hash.hex(), current_hash.hex(),
-                                           len(history), len(current), is_dropped)
+                                           revisions, live, is_dropped)
         return StateDigest(
             digest=ledger.hexdigest(), tables=tables, revisions=sum(t.revisions for t in tables.values()),
             recomputed=recomputed, journal_hash_used=reasons, mismatches=tuple(sorted(self._mismatches)),
@@ -383,22 +521,29 @@ def _recompute(metadata: Any, data: Any, ion: bytes | None, journal_hash: bytes)
     return dot(meta_hash, ion_hash(data))
 
 
-def _distinct_by_leaf(entries: list[bytes]) -> list[bytes]:
-    """Sorted entries, one per leaf: a revision delivered twice counts once (the higher reason kept)."""
-    entries.sort()
-    out: list[bytes] = []
-    for entry in entries:
-        if out and out[-1][:32] == entry[:32]:
-            out[-1] = entry  # sorted, so this one has the higher reason byte
-        else:
-            out.append(entry)
-    return out
+def _fold_python(history: bytes | bytearray, current: bytes | bytearray) -> tuple[bytes, bytes, int, int, list[int]]:
+    """One table's history and current hashes from its packed leaves (`_statedigest.fold` is its twin): each
+    side sorted, one record per leaf, the leaves folded with SHA-256; the history records kept, counted by
+    reason (a revision delivered twice counts once, the higher reason kept)."""
+    history_records = _distinct_by_leaf(history)
+    counts = [0] * (max(REASONS) + 1)
+    for record in history_records:
+        counts[record[32]] += 1
+    current_records = _distinct_by_leaf(current)
+    return (_fold(history_records), _fold(current_records), len(history_records), len(current_records), counts)
 
 
-def _fold(leaves: Iterable[bytes]) -> bytes:
+def _distinct_by_leaf(packed: bytes | bytearray) -> list[bytes]:
+    """The packed records sorted, one per leaf: of records sharing a leaf the last, which sorts highest."""
+    records = sorted(bytes(packed[i:i + RECORD]) for i in range(0, len(packed), RECORD))
+    return [record for i, record in enumerate(records)
+            if i + 1 == len(records) or records[i + 1][:32] != record[:32]]
+
+
+def _fold(records: Iterable[bytes]) -> bytes:
     digest = sha256()
-    for leaf in leaves:
-        digest.update(leaf)
+    for record in records:
+        digest.update(record[:32])
     return digest.digest()
 
 

@@ -25,19 +25,20 @@ from ..journal.ionread import binary_ion_hash, binary_top_field
 from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
-from ..journal.writer import ms_timestamp
 from ..ledger.engine import Ledger
-from ..ledger.storage import DocRow, IndexRow, Storage, from_ms, index_key, to_ms, unpack_stack
+from ..ledger.storage import DocRow, IndexRow, Storage, index_key, text_index_key, to_ms, unpack_stack
 from .base import (
     NOT_DECODED,
     HistoryRow,
     JournalBlockRow,
     Redaction,
     RestoredRevision,
+    StateRows,
     StoredRevision,
     TableDDL,
     TargetHolding,
     TargetInfo,
+    stored_metadata,
 )
 
 _EXTRA_SCHEMA = (
@@ -229,9 +230,10 @@ class EmbeddedTarget:
                 continue
             index = IndexRow(new_id(), table.table_id, field, "ONLINE")
             storage.insert_index(index)
-            storage.add_index_entries(
-                (index.index_id, key, row.doc_id) for row in storage.documents(table.table_id)
-                if row.data is not None and (key := _stored_index_key(row.data, field)) is not None)
+            documents = storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?",
+                                             (table.table_id,))
+            storage.add_index_entries((index.index_id, key, doc_id) for doc_id, data in documents
+                                      if data is not None and (key := _stored_index_key(data, field)) is not None)
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -348,11 +350,13 @@ class EmbeddedTarget:
         with storage.write_transaction():
             stack = unpack_stack(storage.get_meta("digest_stack"))
             folded = sum(1 << height for height, _ in stack)
-            for block in storage.iter_blocks(folded, None):
-                if block.seq != folded:
-                    break  # a hole: later blocks are folded once it is filled
-                stack = storage.extend_digest(stack, block.seq, block.block_hash)
-                folded += 1
+            # seq - rank is constant over the contiguous run from `folded`: a hole ends it (later blocks are
+            # folded once it is filled). Hashes only: the blocks' bytes are not read.
+            hashes = [block_hash for (block_hash,) in storage.conn.execute(
+                "SELECT block_hash FROM (SELECT seq, block_hash, seq - row_number() OVER (ORDER BY seq) AS run "
+                "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
+            if hashes:
+                storage.extend_digest_blocks(stack, folded, hashes)
             redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
         if redacted:
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
@@ -417,6 +421,22 @@ class EmbeddedTarget:
                     documents = (r for r in documents if crc32(r.doc_id.encode()) % count == index)
                 yield from _merged(history, documents, name, lost, decode)
 
+    def iter_state_rows(self) -> Iterator[StateRows]:
+        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`)."""
+        names = self.table_names()
+        conn = self.storage.conn
+        with self.storage.read_snapshot():
+            lost: dict[str, set[tuple[str, int]]] = {}
+            if self._has_restore_schema():  # a ledger no restore touched (e.g. a replay's) has none
+                for table_id, doc_id, version in conn.execute("SELECT * FROM restore_type_lost"):
+                    lost.setdefault(table_id, set()).add((doc_id, version))
+            for table_id, name in names.items():
+                type_lost = frozenset(lost.get(table_id, ()))
+                for current, query in ((False, _STATE_HISTORY), (True, _STATE_CURRENT)):
+                    cursor = conn.execute(query, (table_id,))
+                    while rows := cursor.fetchmany(_STATE_BATCH):
+                        yield StateRows(table_id, name, current, rows, type_lost)
+
     def info(self) -> TargetInfo:
         conn = self.storage.conn
         head = self.storage.last_block_head()
@@ -437,6 +457,9 @@ _ROW_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_
 _CURRENT_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
 _NEWEST_VERSION = "(SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?)"
 _NEWEST = f"?3 = {_NEWEST_VERSION}"
+_STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
+_STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
+_STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 
 
 class _Decoded:
@@ -515,8 +538,7 @@ def _loads(data: bytes) -> Any:
 
 
 def _stored(row: DocRow, table_name: str, *, current: bool, lost: set[tuple[str, str, int]], decode: bool = True) -> StoredRevision:
-    metadata = {"id": row.doc_id, "version": row.version, "txTime": ms_timestamp(from_ms(row.tx_time_ms)),
-                "txId": row.tx_id}
+    metadata = stored_metadata(row.doc_id, row.version, row.tx_time_ms, row.tx_id)
     data = None if row.data is None else _loads(row.data) if decode else NOT_DECODED
     return StoredRevision(row.table_id, table_name, row.doc_id, row.version, data, metadata, row.hash,
                           row.data_hash, (row.table_id, row.doc_id, row.version) in lost,
@@ -545,9 +567,11 @@ def _stored_index_key(data: bytes, name: str) -> bytes | None:
         if length != 15:
             if code == 0x8:
                 try:
-                    return index_key(raw.decode("utf-8"))
+                    raw.decode("utf-8")  # the check only: the key is made of the bytes themselves
                 except UnicodeDecodeError:
                     pass
+                else:
+                    return text_index_key(raw)
             elif code == 0x2:
                 return index_key(int.from_bytes(raw, "big"))
             elif code == 0x3 and raw:

@@ -70,6 +70,7 @@ from .base import (
     LastBlock,
     Redaction,
     RestoredRevision,
+    StateRows,
     StoredRevision,
     TableDDL,
     TargetHolding,
@@ -230,6 +231,9 @@ class PostgresTarget:
     def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[HistoryRow],
                    blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         raise RestoreError("the postgres target applies units as revisions (applies_rows is False)")
+
+    def iter_state_rows(self) -> Iterator[StateRows]:
+        raise RestoreError("the postgres target reads its state back as revisions (applies_rows is False)")
 
     def apply(
         self,
