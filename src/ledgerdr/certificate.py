@@ -328,10 +328,10 @@ def journal_state_digest(location: Location, last: int) -> str:
     from .restore.run import split_units
     from .restore.units import journal_leaves, load_unit, read_journal_leaves, result_of
     from .targets.ddl import DdlState
-    from .targets.digest import digest_of_journal
+    from .targets.digest import PackedJournal, digest_of_packed_journal
 
     plan = plan_restore(location, until_block=last)
-    entries: list = []
+    journals: list[PackedJournal] = []
     redactions: list = []
     events: list = []
     for unit in split_units(plan.units):
@@ -341,11 +341,11 @@ def journal_state_digest(location: Location, last: int) -> str:
         else:
             content = load_unit(location.store, unit)
             result, leaves = result_of(content), journal_leaves(content)
-        unit_entries, unit_redactions = read_journal_leaves(leaves, unit)
-        entries += unit_entries
+        journal, unit_redactions = read_journal_leaves(leaves, unit)
+        journals.append(journal)
         redactions += unit_redactions
         events += result.ddl_events()
-    return digest_of_journal(entries, redactions, DdlState().apply_all(events).dropped()).digest
+    return digest_of_packed_journal(journals, redactions, DdlState().apply_all(events).dropped()).digest
 
 
 def _check_external(external: LedgerDigest, evidence: VerifyReport, last: int, check: CertificateCheck) -> None:
