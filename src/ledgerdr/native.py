@@ -1,8 +1,9 @@
 """The optional C accelerators, and which of them this process uses.
 
 `ledgerdr._ionhash` (Ion binary encoding with the Ion Hash in one pass, and the Ion Hash read straight
-from Ion binary), `ledgerdr._iontext` (Ion binary → Ion text) and `ledgerdr._journal` (journal blocks
-verified straight from their Ion binary bytes) are built by `pip install` when a C compiler is present. Each has a pure-Python twin that stays the reference: the tests check that both
+from Ion binary), `ledgerdr._iontext` (Ion binary → Ion text), `ledgerdr._journal` (journal blocks
+verified straight from their Ion binary bytes) and `ledgerdr._pgcopy` (PostgreSQL binary COPY data and the
+documents' JSON, from the verifier's rows) are built by `pip install` when a C compiler is present. Each has a pure-Python twin that stays the reference: the tests check that both
 give the same bytes. Set `LEDGERDR_PURE_PYTHON=1` to run on the Python paths alone (a machine without a
 compiler does so anyway).
 """
@@ -26,8 +27,10 @@ def _load(name: str) -> ModuleType | None:
 ionhash: ModuleType | None = _load("_ionhash")
 iontext: ModuleType | None = _load("_iontext")
 journal: ModuleType | None = _load("_journal")
+pgcopy: ModuleType | None = _load("_pgcopy")
 
 
 def summary() -> dict[str, bool]:
     """Which accelerators are in use (for `ledgerdr --version`-style reports and benchmarks)."""
-    return {"ionhash": ionhash is not None, "iontext": iontext is not None, "journal": journal is not None}
+    return {"ionhash": ionhash is not None, "iontext": iontext is not None, "journal": journal is not None,
+            "pgcopy": pgcopy is not None}
