@@ -23,7 +23,7 @@ from ledgerdr.restore.run import split_units
 from ledgerdr.restore.worker import WorkerSpec, run_worker
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
-from support.flows import ledger_with_a_redaction
+from support.flows import backed_up_ledger, ledger_with_a_redaction
 
 if native.journal is None:
     pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built)", allow_module_level=True)

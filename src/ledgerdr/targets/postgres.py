@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
@@ -491,12 +491,15 @@ class PostgresTarget:
                     continue  # another instance built it meanwhile
                 history, current = self._t(catalog[table_id].history_table), self._t(catalog[table_id].current_table)
                 cur.execute(sql.SQL("TRUNCATE {}").format(current))
+                # Each id's newest version in the order of the primary key (id, version), read backwards: no
+                # sort of whole rows (measured: a third of the server time of a DISTINCT ON that sorts them).
                 cur.execute(sql.SQL(
                     "INSERT INTO {current} ({columns}) SELECT {columns} FROM (SELECT DISTINCT ON (id) {columns}"
-                    " FROM {history} ORDER BY id, version DESC) n WHERE NOT n.deleted"
+                    " FROM {history} ORDER BY id DESC, version DESC) n WHERE NOT n.deleted"
                 ).format(current=current, history=history, columns=columns))
-            # Fresh statistics: the digest's join of history and current is planned on them.
-            self._conn.execute(sql.SQL("ANALYZE {}, {}").format(history, current))
+            # Statistics of the keys the digest's join of history and current is planned on (all columns: the
+            # documents' jsonb and bytea made ANALYZE cost more than building the table).
+            self._conn.execute(sql.SQL("ANALYZE {} (id, version), {} (id, version)").format(history, current))
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -537,22 +540,20 @@ class PostgresTarget:
                                                                  current=current), True),
         )
         loads, model = simpleion.loads, IonPyValueModel.MAY_BE_BARE  # bare Python values: ~3× faster, same hash
+        table_id, table_name = table.table_id, table.table_name
         for query, current_only in queries:
-            with self._conn.cursor(name="ledgerdr_state") as cur:
+            # binary results: bytea arrives as its bytes (text format would send and decode it as hex)
+            with self._conn.cursor(name="ledgerdr_state", binary=True) as cur:
                 cur.itersize = 5000
                 cur.execute(query)
                 for doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq, same_current \
                         in cur:
                     metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
-                    row = StoredRevision(
-                        table_id=table.table_id, table_name=table.table_name, document_id=doc_id, version=version,
-                        data=None if ion is None else loads(ion, value_model=model) if decode else NOT_DECODED,
-                        metadata=metadata, hash=hash_, data_hash=data_hash, type_lost=type_lost, deleted=deleted,
-                        block_seq=block_seq, current=current_only, ion=ion,
-                    )
-                    yield row
-                    if same_current:
-                        yield replace(row, current=True)
+                    data = None if ion is None else loads(ion, value_model=model) if decode else NOT_DECODED
+                    for current in (current_only, True) if same_current else (current_only,):
+                        # (a second constructor call, not dataclasses.replace: ~10× cheaper per row)
+                        yield StoredRevision(table_id, table_name, doc_id, version, data, metadata, hash_, data_hash,
+                                             type_lost, deleted, block_seq, current, ion)
 
     def table_ddls(self) -> list[TableDDL]:
         return [TableDDL(t.table_id, t.table_name, t.indexes, t.dropped, t.status_seq) for t in self.tables()]
