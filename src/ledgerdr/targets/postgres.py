@@ -4,8 +4,9 @@ Layout, all inside one schema (default `ledgerdr`):
 
 * catalog tables `_lineage` (strand and ledger name), `_units` (applied unit ids with their highest block
   and the number of history rows they added), `_tables` (tableId → original name, PostgreSQL table
-  names, indexes, dropped state) and `_redactions` (every redaction seen, so a revision arriving later
-  is stored redacted);
+  names, indexes, dropped state), `_redactions` (every redaction seen, so a revision arriving later
+  is stored redacted), `_scrub` (tables to rewrite after a redaction) and `_stale` (tables being bulk loaded,
+  whose current state `finalize` builds);
 * per ledger table a history table (`…_history`, key `(id, version)`) and a current-state table (key
   `id`), both with the columns of `COLUMNS`. `ion` holds the exact Ion binary of `data` (the source
   of truth, what the digest reads); `data` is QLDB's JSON down-conversion (for SQL queries, indexed by
@@ -16,6 +17,11 @@ Journal table names are untrusted: PostgreSQL names are derived (sanitized lower
 of the tableId, ≤ 63 bytes, so a name reused after DROP under another tableId is another table) and
 every identifier goes through `psycopg.sql.Identifier`; the original name is kept in `_tables` and as
 the table COMMENT.
+
+Two ways in: `apply` stages a unit's revisions in a temporary table and merges them (history once per
+key, current from history); `apply_rows` takes the C verifier's rows as binary COPY data (`pgcopy.py`) straight
+into history, and leaves the current state of a table whose history was empty to `finalize`, which builds it
+once (a table that holds a built current state is merged per unit, as a standby's is).
 
 Concurrency: several workers (one `PostgresTarget` each) apply different units at once. A unit's
 transaction first claims its unit id (a concurrent duplicate waits on that row, then sees it taken),
