@@ -556,10 +556,10 @@ class PostgresTarget:
                         in cur:
                     metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
                     data = None if ion is None else loads(ion, value_model=model) if decode else NOT_DECODED
-                    for current in (current_only, True) if same_current else (current_only,):
+                    for is_current in (current_only, True) if same_current else (current_only,):
                         # (a second constructor call, not dataclasses.replace: ~10× cheaper per row)
                         yield StoredRevision(table_id, table_name, doc_id, version, data, metadata, hash_, data_hash,
-                                             type_lost, deleted, block_seq, current, ion)
+                                             type_lost, deleted, block_seq, is_current, ion)
 
     def table_ddls(self) -> list[TableDDL]:
         return [TableDDL(t.table_id, t.table_name, t.indexes, t.dropped, t.status_seq) for t in self.tables()]
