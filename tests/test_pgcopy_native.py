@@ -142,3 +142,23 @@ def test_ms_text_is_the_ion_text_of_a_millisecond_utc_timestamp(ms: int) -> None
     row = [("t", "d", 0, None, b"h" * 32, ms, "tx", 0, None)]
     assert timestamp_text(ms_timestamp(moment)) == pgcopy.ms_text(ms)
     assert native.pgcopy.history_copy(row, pgcopy.document_json) == pgcopy._history_copy(row)
+
+
+@SETTINGS
+@given(values, st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=3),
+       st.sampled_from(["replace", "truncate", "insert"]))
+def test_damaged_bytes_are_read_alike_or_declined(value, edits: list[tuple[float, int]], how: str) -> None:
+    """Bytes changed, cut or inserted anywhere (a fuzz test; also run under ASan/UBSan): C never reads past its
+    input, and whatever it still reads, amazon.ion reads to the same JSON."""
+    data = bytearray(simpleion.dumps(value, binary=True))
+    for where, octet in edits:
+        position = int(where * len(data))
+        if how == "replace":
+            data[position] = octet
+        elif how == "insert":
+            data[position:position] = bytes((octet,))
+        else:
+            del data[position:]
+    mine = to_json(bytes(data))
+    if mine is not None:
+        assert mine == _python(bytes(data))

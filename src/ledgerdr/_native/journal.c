@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "civil.h"
 #include "ionread.h"
 
 #include "envelope.h"
@@ -207,18 +208,6 @@ static int j_in_entries(const J *j, Py_ssize_t count, const unsigned char *hash)
 }
 
 /* --- timestamps ---------------------------------------------------------------------------------------- */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
 
 static int leap(int64_t y)
 {

@@ -25,6 +25,8 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "civil.h"
+#include "utf8.h"
 
 #define OK 0
 #define NOTREAD 1
@@ -121,33 +123,6 @@ static int head(const R *r, Py_ssize_t *p, Py_ssize_t limit, int *code, int *nib
     *end = *p + (Py_ssize_t)length;
     *p = *end;
     return OK;
-}
-
-static int valid_utf8(const unsigned char *s, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-            if (i + 2 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80) return 0;
-            i += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-            if (i + 3 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80 ||
-                (s[i + 3] & 0xC0) != 0x80)
-                return 0;
-            i += 4;
-        } else {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* The text of symbol `sid`: NOTREAD for SID 0 and unknown symbols (JSON has no name for them). */
@@ -337,33 +312,6 @@ static int json_decimal(R *r, Py_ssize_t p, Py_ssize_t end)
     return add(b, digits + 24 - n, n);
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    int64_t era;
-    unsigned doe, yoe, doy, mp;
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static int valid_date(uint64_t y, uint64_t m, uint64_t d)
 {
     static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -538,19 +486,25 @@ static int json_struct(R *r, Py_ssize_t p, Py_ssize_t end)
     if (add_c(b, '{') != OK) return ERROR;
     for (i = 0; i < count; i++) {
         Py_ssize_t last = i, pos;
-        int first = 1;
+        int first = 1, rc;
         for (j = 0; j < i && first; j++)
             if (fields[j][1] == fields[i][1] && memcmp(texts[j], texts[i], (size_t)fields[i][1]) == 0) first = 0;
+        for (j = i + 1; j < count && last == i; j++)
+            if (fields[j][1] == fields[i][1] && memcmp(texts[j], texts[i], (size_t)fields[i][1]) == 0) last = j;
+        if (last != i) { /* a value JSON drops: read all the same (amazon.ion refuses the stream if it is bad) */
+            Py_ssize_t mark = b->len;
+            pos = fields[i][2];
+            rc = json_value(r, &pos, end);
+            b->len = mark;
+            if (rc != OK) return rc;
+        }
         if (!first) continue;
         for (j = i + 1; j < count; j++)
             if (fields[j][1] == fields[i][1] && memcmp(texts[j], texts[i], (size_t)fields[i][1]) == 0) last = j;
         if (b->len > 0 && b->p[b->len - 1] != '{' && add_c(b, ',') != OK) return ERROR;
         if (json_string(b, texts[i], fields[i][1]) != OK || add_c(b, ':') != OK) return ERROR;
         pos = fields[last][2];
-        {
-            int rc = json_value(r, &pos, end);
-            if (rc != OK) return rc;
-        }
+        if ((rc = json_value(r, &pos, end)) != OK) return rc;
     }
     return add_c(b, '}');
 }

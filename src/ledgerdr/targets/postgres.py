@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -233,27 +233,40 @@ class PostgresTarget:
         A table whose history was empty is being bulk loaded: its current state is built once, from history,
         by `finalize` (or the next read through this target), instead of merged unit by unit; a table that
         already holds a built current state (a standby, an incremental restore) is merged per unit."""
-        if self._lineage is None and not self._stored_lineage():
-            raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
+        self._check_lineage(unit_id)
         copies = history_copy(rows)  # CPU work before the transaction
         touched = {table_id: sorted({row[1] for row in rows if row[0] == table_id}) for table_id in copies}
+
+        def write(cur: psycopg.Cursor) -> int:
+            self._lock(cur, [_lock_key(self.schema, "table", t) for t in sorted({d.table_id for d in tables}
+                                                                                | copies.keys())])
+            catalog = self._ensure_tables(cur, tables, {d.table_id: d.table_name for d in tables}, ())
+            inserted = 0
+            for table_id in sorted(copies):
+                table = catalog[table_id]
+                deferred = self._defers_current(cur, table)
+                inserted += self._copy_history(cur, table, copies[table_id])
+                if not deferred:
+                    self._merge_current(cur, table, touched[table_id])
+                self._redact(cur, table)
+            return inserted
+
+        return self._unit_transaction(unit_id, last_block, write)
+
+    def _check_lineage(self, unit_id: str) -> None:
+        if self._lineage is None and not self._stored_lineage():
+            raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
+
+    def _unit_transaction(self, unit_id: str, last_block: tuple[int, bytes] | None,
+                          write: Callable[[psycopg.Cursor], int]) -> bool:
+        """One unit in one transaction: claim its id (False, nothing changed, when it was applied), `write` it
+        (returns the history rows added), record that count. Data PostgreSQL refuses becomes RestoreError."""
         applied = False
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 if not self._claim_unit(cur, unit_id, last_block):
                     raise psycopg.Rollback()
-                self._lock(cur, [_lock_key(self.schema, "table", t) for t in sorted({d.table_id for d in tables}
-                                                                                    | copies.keys())])
-                names = {d.table_id: d.table_name for d in tables}
-                catalog = self._ensure_tables(cur, tables, names, ())
-                inserted = 0
-                for table_id in sorted(copies):
-                    table = catalog[table_id]
-                    deferred = self._defers_current(cur, table)
-                    inserted += self._copy_history(cur, table, copies[table_id])
-                    if not deferred:
-                        self._merge_current(cur, table, touched[table_id])
-                    self._redact(cur, table)
+                inserted = write(cur)
                 cur.execute(sql.SQL("UPDATE {} SET revisions = %s WHERE unit_id = %s").format(self._t("_units")),
                             (inserted, unit_id))
                 applied = True
@@ -305,34 +318,27 @@ class PostgresTarget:
     ) -> bool:
         """See `Target.apply`. One transaction; False (nothing changed) when `unit_id` was applied. `blocks`
         are ignored: a queryable replica holds rows, not the journal (`keeps_journal` False)."""
-        if self._lineage is None and not self._stored_lineage():
-            raise RestoreError(f"unit {unit_id}: open_lineage must be called before apply")
+        self._check_lineage(unit_id)
         staged = _stage_rows(revisions)  # CPU work before the transaction: locks stay short
-        applied = False
-        try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                if not self._claim_unit(cur, unit_id, last_block):
-                    raise psycopg.Rollback()
-                self._copy_stage(cur, staged)
-                written = sorted({r.table_id for r in revisions})
-                redacted = sorted({r.table_id for r in redactions})
-                self._lock(cur, [_lock_key(self.schema, "table", t)
-                                 for t in sorted(set(written) | set(redacted) | {d.table_id for d in tables})])
-                names = {r.table_id: r.table_name for r in revisions}
-                names.update((d.table_id, d.table_name) for d in tables)
-                catalog = self._ensure_tables(cur, tables, names, redacted)
-                self._remember_redactions(cur, redactions)
-                inserted = sum(self._merge(cur, catalog[t], sorted({r.document_id for r in revisions
-                                                                    if r.table_id == t})) for t in written)
-                for table_id in sorted(set(written) | set(redacted)):
-                    if table_id in catalog:
-                        self._redact(cur, catalog[table_id])
-                cur.execute(sql.SQL("UPDATE {} SET revisions = %s WHERE unit_id = %s").format(self._t("_units")),
-                            (inserted, unit_id))
-                applied = True
-        except psycopg.DataError as exc:
-            raise RestoreError(f"unit {unit_id}: PostgreSQL refused the data: {exc}") from exc
-        return applied
+
+        def write(cur: psycopg.Cursor) -> int:
+            self._copy_stage(cur, staged)
+            written = sorted({r.table_id for r in revisions})
+            redacted = sorted({r.table_id for r in redactions})
+            self._lock(cur, [_lock_key(self.schema, "table", t)
+                             for t in sorted(set(written) | set(redacted) | {d.table_id for d in tables})])
+            names = {r.table_id: r.table_name for r in revisions}
+            names.update((d.table_id, d.table_name) for d in tables)
+            catalog = self._ensure_tables(cur, tables, names, redacted)
+            self._remember_redactions(cur, redactions)
+            inserted = sum(self._merge(cur, catalog[t], sorted({r.document_id for r in revisions
+                                                                if r.table_id == t})) for t in written)
+            for table_id in sorted(set(written) | set(redacted)):
+                if table_id in catalog:
+                    self._redact(cur, catalog[table_id])
+            return inserted
+
+        return self._unit_transaction(unit_id, last_block, write)
 
     def _claim_unit(self, cur: psycopg.Cursor, unit_id: str, last_block: tuple[int, bytes] | None) -> bool:
         """Insert the unit's row; False if it exists. A concurrent duplicate waits here for the first."""
