@@ -184,35 +184,44 @@ nomem:
 
 static const char HEX[] = "0123456789abcdef";
 
-/* A JSON string as orjson escapes it; U+0000 becomes U+FFFD (postgres._jsonb_text). */
-static int json_string(Buf *b, const unsigned char *s, Py_ssize_t n)
+/* A JSON string as orjson escapes it; U+0000 becomes U+FFFD (postgres._jsonb_text). With `clob`, the octets of a
+ * clob: its printable ASCII octets as they are, each other one as the six characters \u00xx (codecs.to_json), the
+ * whole JSON-escaped. */
+static int json_string(Buf *b, const unsigned char *s, Py_ssize_t n, int clob)
 {
     Py_ssize_t i;
-    if (buf_reserve(b, 6 * n + 2) < 0) return ERROR;
+    if (buf_reserve(b, 7 * n + 2) < 0) return ERROR;
     b->p[b->len++] = '"';
     for (i = 0; i < n; i++) {
         unsigned char c = s[i];
         unsigned char *o = b->p + b->len;
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c == '"' || c == '\\') {
+            o[0] = '\\';
+            o[1] = c;
+            b->len += 2;
+        } else if (c >= 0x20 && (!clob || c <= 0x7E)) {
             *o = c;
             b->len++;
-            continue;
-        }
-        o[0] = '\\';
-        switch (c) {
-        case '"': o[1] = '"'; b->len += 2; break;
-        case '\\': o[1] = '\\'; b->len += 2; break;
-        case '\b': o[1] = 'b'; b->len += 2; break;
-        case '\t': o[1] = 't'; b->len += 2; break;
-        case '\n': o[1] = 'n'; b->len += 2; break;
-        case '\f': o[1] = 'f'; b->len += 2; break;
-        case '\r': o[1] = 'r'; b->len += 2; break;
-        case 0: memcpy(o, "\\ufffd", 6); b->len += 6; break;
-        default:
-            memcpy(o, "\\u00", 4);
-            o[4] = (unsigned char)HEX[c >> 4];
-            o[5] = (unsigned char)HEX[c & 15];
-            b->len += 6;
+        } else if (clob) {
+            memcpy(o, "\\\\u00", 5);
+            o[5] = (unsigned char)HEX[c >> 4];
+            o[6] = (unsigned char)HEX[c & 15];
+            b->len += 7;
+        } else {
+            o[0] = '\\';
+            switch (c) {
+            case '\b': o[1] = 'b'; b->len += 2; break;
+            case '\t': o[1] = 't'; b->len += 2; break;
+            case '\n': o[1] = 'n'; b->len += 2; break;
+            case '\f': o[1] = 'f'; b->len += 2; break;
+            case '\r': o[1] = 'r'; b->len += 2; break;
+            case 0: memcpy(o, "\\ufffd", 6); b->len += 6; break;
+            default:
+                memcpy(o, "\\u00", 4);
+                o[4] = (unsigned char)HEX[c >> 4];
+                o[5] = (unsigned char)HEX[c & 15];
+                b->len += 6;
+            }
         }
     }
     b->p[b->len++] = '"';
@@ -428,34 +437,6 @@ static int json_blob(Buf *b, const unsigned char *s, Py_ssize_t n)
     return OK;
 }
 
-/* A clob: its printable ASCII octets as they are, each other one as the six characters \u00xx (codecs.to_json),
- * the whole JSON-escaped. */
-static int json_clob(Buf *b, const unsigned char *s, Py_ssize_t n)
-{
-    Py_ssize_t i;
-    if (buf_reserve(b, 7 * n + 2) < 0) return ERROR;
-    b->p[b->len++] = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        unsigned char *o = b->p + b->len;
-        if (c == '"' || c == '\\') {
-            o[0] = '\\';
-            o[1] = c;
-            b->len += 2;
-        } else if (c >= 0x20 && c <= 0x7E) {
-            o[0] = c;
-            b->len++;
-        } else {
-            memcpy(o, "\\\\u00", 5);
-            o[5] = (unsigned char)HEX[c >> 4];
-            o[6] = (unsigned char)HEX[c & 15];
-            b->len += 7;
-        }
-    }
-    b->p[b->len++] = '"';
-    return OK;
-}
-
 static int json_value(R *r, Py_ssize_t *p, Py_ssize_t limit);
 
 /* A struct: each field name once, where it first appears, with the value of its last occurrence (IonPyDict keeps
@@ -502,7 +483,7 @@ static int json_struct(R *r, Py_ssize_t p, Py_ssize_t end)
         for (j = i + 1; j < count; j++)
             if (fields[j][1] == fields[i][1] && memcmp(texts[j], texts[i], (size_t)fields[i][1]) == 0) last = j;
         if (b->len > 0 && b->p[b->len - 1] != '{' && add_c(b, ',') != OK) return ERROR;
-        if (json_string(b, texts[i], fields[i][1]) != OK || add_c(b, ':') != OK) return ERROR;
+        if (json_string(b, texts[i], fields[i][1], 0) != OK || add_c(b, ':') != OK) return ERROR;
         pos = fields[last][2];
         if ((rc = json_value(r, &pos, end)) != OK) return rc;
     }
@@ -572,15 +553,15 @@ static int json_value(R *r, Py_ssize_t *p, Py_ssize_t limit)
         const unsigned char *text;
         Py_ssize_t n;
         if (magnitude(r->d + start, end - start, &sid) != OK || symbol_text(r, sid, &text, &n) != OK) break;
-        rc = json_string(b, text, n);
+        rc = json_string(b, text, n, 0);
         break;
     }
     case 0x8:
         if (!valid_utf8(r->d + start, end - start)) break;
-        rc = json_string(b, r->d + start, end - start);
+        rc = json_string(b, r->d + start, end - start, 0);
         break;
     case 0x9:
-        rc = json_clob(b, r->d + start, end - start);
+        rc = json_string(b, r->d + start, end - start, 1);
         break;
     case 0xA:
         rc = json_blob(b, r->d + start, end - start);
