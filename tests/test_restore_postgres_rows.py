@@ -21,6 +21,7 @@ from psycopg import sql
 from ledgerdr import native
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
+from ledgerdr.restore.worker import apply_unit
 from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.postgres import PostgresTarget
@@ -140,5 +141,24 @@ def test_current_state_is_built_at_the_end_of_a_bulk_load_then_merged_per_unit(p
                 deleted = any(r[3] is None for r in later.rows if r[:3] == (table_id, doc_id, version))
                 assert held is None if deleted else held == (version,)
         assert digest_of_target(target) != built
+    finally:
+        target.close()
+
+
+def test_tables_the_revision_path_created_are_still_bulk_loaded_by_the_rows_path(primary, pg_url):
+    """A restore's first unit creates the tables and goes through `apply` (its statements define them); the units
+    after it, through the rows path, still leave the current state to finalize."""
+    units = plan_restore(primary).units
+    assert load_rows(primary.store, units[0]) is None and load_rows(primary.store, units[1]) is not None
+    target = PostgresTarget(pg_url)
+    try:
+        for unit in units[:2]:
+            apply_unit(primary, target, unit, "ledger")
+        with psycopg.connect(pg_url) as conn:
+            stale = conn.execute("SELECT count(*) FROM ledgerdr._stale").fetchone()[0]
+            assert stale == len(target.tables()) > 0
+        target.finalize()
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT count(*) FROM ledgerdr._stale").fetchone() == (0,)
     finally:
         target.close()

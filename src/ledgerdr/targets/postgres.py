@@ -20,8 +20,8 @@ the table COMMENT.
 
 Two ways in: `apply` stages a unit's revisions in a temporary table and merges them (history once per
 key, current from history); `apply_rows` takes the C verifier's rows as binary COPY data (`pgcopy.py`) straight
-into history, and leaves the current state of a table whose history was empty to `finalize`, which builds it
-once (a table that holds a built current state is merged per unit, as a standby's is).
+into history, and leaves the current state of a table created since the last `finalize` to it, which builds it
+once from history (a table that holds a built current state is merged per unit, as a standby's is).
 
 Concurrency: several workers (one `PostgresTarget` each) apply different units at once. A unit's
 transaction first claims its unit id (a concurrent duplicate waits on that row, then sees it taken),
@@ -230,9 +230,9 @@ class PostgresTarget:
         Each table's rows go to its history table by one binary COPY (built in C before the transaction, so
         the locks stay short). A COPY that meets a row already stored (a re-delivered revision) is rolled back
         to its savepoint and goes through a temporary table and `INSERT … ON CONFLICT DO NOTHING` instead.
-        A table whose history was empty is being bulk loaded: its current state is built once, from history,
-        by `finalize` (or the next read through this target), instead of merged unit by unit; a table that
-        already holds a built current state (a standby, an incremental restore) is merged per unit."""
+        A table created since the last `finalize` is being bulk loaded: its current state is built once, from
+        history, by `finalize` (or the next read through this target), instead of merged unit by unit; a table
+        that already holds a built current state (a standby, an incremental restore) is merged per unit."""
         self._check_lineage(unit_id)
         copies = history_copy(rows)  # CPU work before the transaction
         touched = {table_id: sorted({row[1] for row in rows if row[0] == table_id}) for table_id in copies}
@@ -275,15 +275,12 @@ class PostgresTarget:
         return applied
 
     def _defers_current(self, cur: psycopg.Cursor, table: PgTable) -> bool:
-        """Whether `table`'s current state waits for `finalize`: it does already, or its history is empty (a
-        bulk load begins; marked in this transaction, under the table's lock)."""
-        cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE table_id = %s), EXISTS (SELECT 1 FROM {})")
-                    .format(self._t("_stale"), self._t(table.history_table)), (table.table_id,))
-        stale, has_history = cur.fetchone()  # type: ignore[misc]
-        if not stale and not has_history:
-            cur.execute(sql.SQL("INSERT INTO {} VALUES (%s) ON CONFLICT DO NOTHING").format(self._t("_stale")),
-                        (table.table_id,))
-        return bool(stale or not has_history)
+        """Whether `table`'s current state waits for `finalize`: the table was created since the last one (a bulk
+        load; `_create_table` marks it). A unit through `apply` merges it all the same (its first units, which
+        create the tables, come that way), so only the rows path defers."""
+        cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE table_id = %s)").format(self._t("_stale")),
+                    (table.table_id,))
+        return bool(cur.fetchone()[0])  # type: ignore[index]
 
     def _copy_history(self, cur: psycopg.Cursor, table: PgTable, data: bytes, *, staged: bool = False) -> int:
         """One table's binary COPY data into its history; returns the rows added. Straight in, unless it meets a
@@ -392,6 +389,9 @@ class PostgresTarget:
         cur.execute(sql.SQL("INSERT INTO {} (table_id, table_name, current_table, history_table)"
                             " VALUES (%s, %s, %s, %s)").format(self._t("_tables")),
                     (table_id, table_name, current, history))
+        # A new table is bulk loaded until the next `finalize` builds its current state (`_defers_current`).
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s) ON CONFLICT DO NOTHING").format(self._t("_stale")),
+                    (table_id,))
         return PgTable(table_id, table_name, current, history, (), False, -1)
 
     def _record_ddl(self, cur: psycopg.Cursor, table: PgTable, ddl: TableDDL) -> PgTable:
