@@ -29,6 +29,12 @@ setup(
             extra_compile_args=_FLAGS,
         ),
         Extension(
+            "ledgerdr._pgcopy",
+            ["src/ledgerdr/_native/pgcopy.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
             "ledgerdr._iontext",
             ["src/ledgerdr/_native/iontext.c"],
             optional=True,

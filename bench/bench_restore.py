@@ -13,7 +13,11 @@ before and after it: on a shared machine the CPU figures are the ones the load d
 `--target postgres` (or `both`) also restores into PostgreSQL side by side: a private cluster started by
 the bench exactly as the tests start theirs (tests/support/pg_server.py: initdb in a temporary directory, unix
 socket only), but durable (fsync, synchronous_commit and full_page_writes on, as a real replica runs),
-with a fresh database per run.
+with a fresh database per run. Beside the workers=0 run, the database it restored is dumped (`pg_dump -Fc`,
+not timed) and `pg_restore` loads the same rows into a fresh database (`-j 1` and `-j 2`, timed): the
+floor a plain PostgreSQL load reaches without verifying anything. `--pg-variants` adds two workers=0 runs
+of other apply strategies, to measure the one shipped against them: every history COPY through a staging
+table (`INSERT … ON CONFLICT DO NOTHING`), and current state merged unit by unit instead of built at the end.
 
     .venv/bin/python bench/bench_restore.py                     # 200,000 revisions
     .venv/bin/python bench/bench_restore.py --revisions 20000 --no-profile
@@ -68,6 +72,8 @@ RUNS = ("restore-0", "restore-2", "restore-2-500", "restore-0-python", "replay")
 SMALL_UNIT_BLOCKS = 500
 PURE_PYTHON_RUNS = ("restore-0-python",)
 PG_RUNS = ("pg-0", "pg-2")
+PG_VARIANTS = ("pg-0-staged", "pg-0-merged")
+PG_RESTORE_JOBS = (1, 2)
 # A replica keeps what it commits: the tests' settings (fsync off) would flatter PostgreSQL here.
 PG_DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "128MB"}
 
@@ -120,7 +126,8 @@ def run(task: str, root: Path, pg_url: str | None = None) -> dict:
                 "selected": report.statements_selected, "documents": c.target_documents,
                 "journal_documents": c.journal_documents, "matching": c.documents_matching,
                 "ids_preserved": c.ids_preserved, "identical": c.identical}
-    workers = 0 if task in ("restore-0", "restore-0-python", "profile", "pg-0", "pg-profile") else 2
+    workers = 0 if task in ("restore-0", "restore-0-python", "profile", "pg-0", "pg-profile", *PG_VARIANTS) else 2
+    _pg_variant(task)
     options = RestoreOptions(workers=workers, state_dir=scratch / "state")
     if task == "restore-2-500":  # the planner's unit size is no option: the bench sets it for this run
         run_module.split_units = functools.partial(run_module.split_units, blocks=SMALL_UNIT_BLOCKS)
@@ -136,6 +143,18 @@ def run(task: str, root: Path, pg_url: str | None = None) -> dict:
             "units": report.units}
 
 
+def _pg_variant(task: str) -> None:
+    """In a child process: switch the PostgreSQL target to the apply strategy a variant measures."""
+    from functools import partialmethod
+
+    from ledgerdr.targets.postgres import PostgresTarget
+
+    if task == "pg-0-staged":  # every history COPY through the staging table
+        PostgresTarget._copy_history = partialmethod(PostgresTarget._copy_history, staged=True)  # type: ignore
+    elif task == "pg-0-merged":  # current state merged per unit, never left to finalize
+        PostgresTarget._defers_current = lambda self, cur, table: False  # type: ignore
+
+
 def _hot_spots(profiler: cProfile.Profile) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()
@@ -146,10 +165,33 @@ def _hot_spots(profiler: cProfile.Profile) -> str:
 
 def measure(task: str, root: Path, server=None) -> dict:
     """Run `task` in a fresh child process; a PostgreSQL task gets a fresh database of `server`."""
+    load = os.getloadavg()[0]
     if task.startswith("pg-"):
         with server.fresh_database(uri=True) as url:
-            return _measure([task, str(root), url], root)
-    return _measure([task, str(root)], root)
+            result = _measure([task, str(root), url], root)
+            if task == "pg-0":
+                result["pg_restore"] = pg_restore_beside(server, url, root)
+    else:
+        result = _measure([task, str(root)], root)
+    return {**result, "load": (load, os.getloadavg()[0])}
+
+
+def pg_restore_beside(server, url: str, root: Path) -> dict[int, dict]:
+    """`pg_dump -Fc` of the database at `url` (not timed), then `pg_restore -j N` of it into a fresh database,
+    timed, for each N in PG_RESTORE_JOBS."""
+    dump = root / "scratch" / "restored.dump"
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(server.bindir / "pg_dump"), "-Fc", "-f", str(dump), url], check=True)
+    out = {}
+    for jobs in PG_RESTORE_JOBS:
+        with server.fresh_database(uri=True) as target:
+            load = os.getloadavg()[0]
+            started = time.perf_counter()
+            subprocess.run([str(server.bindir / "pg_restore"), "-j", str(jobs), "-d", target, str(dump)], check=True)
+            out[jobs] = {"seconds": time.perf_counter() - started, "load": (load, os.getloadavg()[0])}
+    out_size = dump.stat().st_size
+    dump.unlink()
+    return {**out, "dump_bytes": out_size}
 
 
 def _measure(args: list[str], root: Path) -> dict:
@@ -255,26 +297,44 @@ def postgres_lines(meta: dict, results: dict[str, dict], revisions_arg: int, tar
         f"Restore into PostgreSQL (`bench/bench_restore.py --revisions {revisions_arg} --target {target}`): the "
         f"same {meta['revisions']:,} revisions; a private PostgreSQL {results['pg-0'].get('server', '')} cluster "
         "on a unix socket, durable settings (fsync, synchronous_commit on), a fresh database per run; client, "
-        "workers and server share the same CPUs.",
+        "workers and server share the same CPUs. `pg_restore` loads the database the workers=0 run restored "
+        "(`pg_dump -Fc`, not timed) into a fresh database right after that run.",
         "",
-        "| mode | seconds | revisions/s | ÷ replay | result |",
-        "|---|---:|---:|---:|---|",
+        "| mode | seconds | revisions/s | ÷ replay | load avg (1 min) before → after | result |",
+        "|---|---:|---:|---:|---|---|",
     ]
-    for task, label in (("pg-0", "ledgerdr restore → postgres, workers=0"),
-                        ("pg-2", "ledgerdr restore → postgres, workers=2")):
+    labels = (("pg-0", "ledgerdr restore → postgres, workers=0"), ("pg-2", "ledgerdr restore → postgres, workers=2"),
+              ("pg-0-staged", "variant: workers=0, every history COPY through a staging table"),
+              ("pg-0-merged", "variant: workers=0, current state merged per unit"))
+    for task, label in labels:
+        if task not in results:
+            continue
         r = results[task]
         lines.append(f"| {label} | {r['seconds']:.1f} (RTO) | {rate[task]:,.0f} | {rate[task] / rate['replay']:.1f}× "
-                     f"| {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
+                     f"| {_load(r)} | {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
+    restores = {jobs: r for jobs, r in results["pg-0"]["pg_restore"].items() if jobs != "dump_bytes"}
+    for jobs, r in restores.items():
+        pg_rate = meta["revisions"] / r["seconds"]
+        lines.append(f"| pg_restore -j {jobs} of the same rows | {r['seconds']:.1f} | {pg_rate:,.0f} | "
+                     f"{pg_rate / rate['replay']:.1f}× | {_load(r)} | loaded, nothing verified |")
     lines.append(f"| replay-statements (reference) | {results['replay']['seconds']:.1f} | {rate['replay']:,.0f} "
-                 "| 1.0× | (as above) |")
+                 f"| 1.0× | {_load(results['replay'])} | (as above) |")
     rto_1m = min(results["pg-0"]["seconds"], results["pg-2"]["seconds"]) * 1_000_000 / meta["revisions"]
+    pg_best = max(meta["revisions"] / r["seconds"] for r in restores.values())
     lines += [
         "",
         f"- PostgreSQL ≥ {TARGET_RATE_PG:,} revisions/s end to end: best {best:,.0f} {mark(best >= TARGET_RATE_PG)}",
-        f"- ≥ {TARGET_RATIO:.0f}× the replay baseline: {ratio:.1f}× {mark(ratio >= TARGET_RATIO)}",
+        f"- ≥ pg_restore of the same rows (best of -j {'/'.join(map(str, restores))}: {pg_best:,.0f} rev/s): "
+        f"{best / pg_best:.2f}× {mark(best >= pg_best)}",
+        f"- ÷ the replay baseline: {ratio:.1f}×",
         f"- 1,000,000 revisions take {rto_1m:,.0f} s, {how_reached(meta['revisions'])}",
     ]
     return lines
+
+
+def _load(result: dict) -> str:
+    before, after = result.get("load", (0.0, 0.0))
+    return f"{before:.1f} → {after:.1f}"
 
 
 def main() -> None:
@@ -286,6 +346,8 @@ def main() -> None:
                         help="restore into the embedded ledger, PostgreSQL (a private server), or both side by side")
     parser.add_argument("--runs", default=",".join(RUNS),
                         help=f"comma-separated embedded runs (of {', '.join(RUNS)}; replay always runs)")
+    parser.add_argument("--pg-variants", action="store_true",
+                        help="also run the PostgreSQL apply strategies not shipped (staged COPY, per-unit merge)")
     parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -296,7 +358,8 @@ def main() -> None:
     started = time.perf_counter()
     embedded, postgres = args.target in ("embedded", "both"), args.target in ("postgres", "both")
     chosen = [t for t in RUNS if t in args.runs.split(",") or t == "replay"]
-    tasks = [*(chosen if embedded else ("replay",)), *(PG_RUNS if postgres else ())]
+    tasks = [*(chosen if embedded else ("replay",)), *(PG_RUNS if postgres else ()),
+             *(PG_VARIANTS if postgres and args.pg_variants else ())]
     with _postgres(postgres) as server:
         results = {}
         # side by side: embedded and PostgreSQL runs alternate, so load from other work hits both alike

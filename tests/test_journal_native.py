@@ -34,7 +34,7 @@ from ledgerdr.journal.writer import DocumentWrite, JournalWriter, Redaction, ms_
 from ledgerdr.ledger.storage import to_ms
 from ledgerdr.ledger.workload import make_document
 from ledgerdr.targets.base import revisions_of_block
-from support.ion_strategies import multimap, timestamps
+from support.ion_strategies import damage_edits, damage_kinds, damaged, multimap, timestamps
 
 pytest.importorskip("ledgerdr._journal")  # CI builds it (see test_native.py)
 if native.journal is None:
@@ -184,24 +184,13 @@ def test_workload_documents_take_the_fast_path_byte_for_byte() -> None:
 
 
 @SETTINGS
-@given(chains(max_blocks=3), st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
-                                      min_size=1, max_size=3), st.sampled_from(["replace", "truncate", "insert"]))
+@given(chains(max_blocks=3), damage_edits, damage_kinds)
 def test_fuzzed_objects_agree_with_python(spec: list[dict[str, Any]], edits: list[tuple[float, int]],
                                           how: str) -> None:
     """Bytes changed, cut or inserted anywhere: whatever the C verifier still accepts, Python verifies alike.
     (Most edits break a hash and are declined; edits of what no hash covers, such as transactionId or a
     revision's blockAddress, are read as strictly as amazon.ion reads them.)"""
-    data = bytearray(_object(spec))
-    for where, octet in edits:
-        position = int(where * len(data))
-        if how == "replace":
-            data[position] = octet
-        elif how == "insert":
-            data[position:position] = bytes((octet,))
-        else:
-            del data[position:]
-            break
-    data = bytes(data)
+    data = damaged(_object(spec), edits, how)
     fast = verify_blocks(data, True)
     if fast is None:
         assert verify_blocks(data, False) is None

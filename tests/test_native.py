@@ -34,11 +34,11 @@ def _summary_with(env_value: str | None) -> dict[str, bool]:
 
 
 def test_pure_python_switch_turns_every_accelerator_off() -> None:
-    assert _summary_with("1") == {"ionhash": False, "iontext": False, "journal": False, "statedigest": False}
+    assert _summary_with("1") == {"ionhash": False, "iontext": False, "journal": False, "statedigest": False, "pgcopy": False}
 
 
 def test_accelerators_load_when_built() -> None:
-    built = {name: _importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest")}
+    built = {name: _importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy")}
     assert _summary_with(None) == built
     assert _summary_with("0") == built
 

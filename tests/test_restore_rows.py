@@ -11,29 +11,23 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from freezegun import freeze_time
 
 from ledgerdr import native
-from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.proofs import DigestAccumulator
-from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
 from ledgerdr.restore.run import split_units
 from ledgerdr.restore.worker import WorkerSpec, run_worker
-from ledgerdr.sources.embedded import EmbeddedSource
-from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
-from support.flows import T0, backed_up_ledger
+from support.flows import backed_up_ledger, ledger_with_a_redaction
 from support.scenarios import standard_scenario
 
 if native.journal is None:
@@ -56,29 +50,8 @@ def _rows(path: Path) -> dict[str, list[tuple]]:
         return {name: sorted(conn.execute(query).fetchall(), key=repr) for name, query in _QUERIES.items()}
 
 
-def _ledger_with_a_redaction(tmp_path: Path) -> Location:
-    """The flows' ledger, backed up, then one more window holding a redaction of an early revision."""
-    path, location = backed_up_ledger(tmp_path)
-    ledger = Ledger.open(path)
-    with freeze_time(T0 + timedelta(minutes=4, seconds=7)):
-        table_id = ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables WHERE name = 'Person'")[0]
-        old = ledger.execute("SELECT h.blockAddress, h.metadata.id FROM history(Person) AS h "
-                             "WHERE h.metadata.version = 0")
-        live = {row["id"] for row in ledger.execute("SELECT id FROM Person BY id")}
-        newer = {row["id"] for row in ledger.execute("SELECT h.metadata.id FROM history(Person) AS h "
-                                                     "WHERE h.metadata.version > 0")}
-        target = next(row for row in old if row["id"] in live & newer)
-        ledger.execute("EXEC redact_revision ?, ?, ?", target["blockAddress"], table_id, target["id"])
-    ledger.close()
-    source = EmbeddedSource(path)
-    with freeze_time(T0 + timedelta(minutes=5, seconds=6)):
-        assert run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded
-    source.close()
-    return location
-
-
 def test_rows_path_stores_what_the_python_path_stores(tmp_path):
-    primary = _ledger_with_a_redaction(tmp_path)
+    primary = ledger_with_a_redaction(tmp_path)
     plan = plan_restore(primary)
     read = [load_rows(primary.store, unit) for unit in plan.units]
     # both paths in one restore: the redaction's window goes through load_unit, the others (the window that

@@ -5,7 +5,8 @@ read it and skip, saying which target lacks what, never silently.
 
 Properties: idempotent apply, order independence, re-delivery, a restore cut at a block (`--until`), the
 state digest, history once per revision, deletes and redactions in any order, lineage, the position record,
-hostile names, index creation, table DDL status, exact data round trips, JSON exports, concurrent appliers.
+hostile names, index creation, table DDL status, exact data round trips, JSON exports, concurrent appliers,
+units given as the C verifier's rows (`apply_rows`) mixed with units given as revisions.
 Checks of how PostgreSQL lays rows out stay in tests/test_target_postgres.py.
 """
 
@@ -21,12 +22,13 @@ from pathlib import Path
 import pytest
 from amazon.ion import simpleion
 
+from ledgerdr import native
 from ledgerdr.errors import RestoreError
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.journal.model import Block
-from ledgerdr.targets.base import Target
-from ledgerdr.targets.ddl import DdlState, events_of_block
+from ledgerdr.targets.base import TableDDL, Target
+from ledgerdr.targets.ddl import DdlState, events_of_block, is_ddl_text
 from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from ledgerdr.targets.postgres import PostgresTarget
@@ -41,7 +43,7 @@ from support.scenarios import (
 
 LEDGER = "vehicle-registration"
 TARGETS = ["embedded", "postgres"]
-CAPABILITIES = ("keeps_journal", "splits_state", "writable_ledger", "has_position_record")
+CAPABILITIES = ("keeps_journal", "splits_state", "writable_ledger", "has_position_record", "applies_rows")
 
 # A factory per target: `make(name)` opens a new instance on the target called `name` (the same name is the
 # same data, as several workers see one target).
@@ -128,6 +130,23 @@ class Delivery:
                             blocks=self.blocks if target.keeps_journal else ())
 
 
+def apply_as_rows(delivery: Delivery, target: Target, unit_id: str | None = None) -> bool:
+    """Apply a unit as a restore worker does: as the C verifier's rows where it reads the unit's blocks and they
+    define no table (restore.rows), else as revisions. True when it went as rows."""
+    checked = native.journal.verify_blocks(b"".join(b.raw for b in delivery.blocks), True) if native.journal else None
+    if checked is None or any(is_ddl_text(text) for block in checked for text in block[-1]):
+        delivery.again_as(unit_id or delivery.unit_id).apply_to(target)
+        return False
+    tables, rows, blocks = {}, [], []
+    for seq, _strand, _previous, block_hash, count, _system, _start, _end, ts_ms, revisions, _statements in checked:
+        blocks.append((seq, delivery.blocks[len(blocks)].raw, block_hash, ts_ms, count))
+        for table_id, table_name, doc_id, version, ion, revision_hash, tx_ms, tx_id in revisions:
+            tables.setdefault(table_id, TableDDL(table_id, table_name, (), False, seq))
+            rows.append((table_id, doc_id, version, ion, revision_hash, tx_ms, tx_id, seq, None))
+    target.apply_rows(unit_id or delivery.unit_id, list(tables.values()), rows, blocks, delivery.unit.last_block)
+    return True
+
+
 def current_versions(target: Target) -> dict[tuple[str, str], int]:
     return {(r.table_id, r.document_id): r.version for r in target.iter_state() if r.current}
 
@@ -204,6 +223,24 @@ def test_history_holds_every_revision_once(make, scenario) -> None:
     history = [(r.table_id, r.document_id, r.version) for r in target.iter_state() if not r.current]
     assert len(history) == len(set(history)) == len(scenario.revisions())
     assert set(history) == {r.key for r in scenario.revisions()}
+
+
+def test_units_as_rows_mixed_with_revisions_in_any_order_give_the_journal(make, scenario) -> None:
+    """The C verifier's rows (`apply_rows`) and revisions (`apply`) in one restore, shuffled, one unit re-delivered
+    as rows under another id: the journal's state, read through the target before and after `finalize`."""
+    target = bound(make, scenario)
+    requires(target, "applies_rows")
+    deliveries = units(scenario, 1)  # (the C verifier declines many of this scenario's blocks: see the assert)
+    random.Random(9).shuffle(deliveries)
+    as_rows = [apply_as_rows(unit, target) for unit in deliveries]
+    assert any(as_rows) and not all(as_rows)  # redactions and table definitions go as revisions
+    assert apply_as_rows(deliveries[as_rows.index(True)], target, "overlap")
+    expected = journal_digest(scenario)
+    assert digest_of_target(target) == expected
+    assert current_versions(target) == scenario.expected_current()
+    target.finalize()
+    assert digest_of_target(target) == expected
+    assert target.info()["documents"] == len(scenario.expected_current())
 
 
 def test_a_delete_applied_first_is_not_undone_by_the_older_revision(make) -> None:

@@ -92,3 +92,24 @@ def ctrl_c_restore(command: list[str], state: Path) -> tuple[int, str, str]:
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=60)
     return process.returncode, out, err
+
+
+def ledger_with_a_redaction(tmp_path: Path) -> Location:
+    """The flows' ledger, backed up, then one more window holding a redaction of an early revision."""
+    path, location = backed_up_ledger(tmp_path)
+    ledger = Ledger.open(path)
+    with freeze_time(T0 + timedelta(minutes=4, seconds=7)):
+        table_id = ledger.execute("SELECT VALUE tableId FROM information_schema.user_tables WHERE name = 'Person'")[0]
+        old = ledger.execute("SELECT h.blockAddress, h.metadata.id FROM history(Person) AS h "
+                             "WHERE h.metadata.version = 0")
+        live = {row["id"] for row in ledger.execute("SELECT id FROM Person BY id")}
+        newer = {row["id"] for row in ledger.execute("SELECT h.metadata.id FROM history(Person) AS h "
+                                                     "WHERE h.metadata.version > 0")}
+        target = next(row for row in old if row["id"] in live & newer)
+        ledger.execute("EXEC redact_revision ?, ?, ?", target["blockAddress"], table_id, target["id"])
+    ledger.close()
+    source = EmbeddedSource(path)
+    with freeze_time(T0 + timedelta(minutes=5, seconds=6)):
+        assert run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded
+    source.close()
+    return location

@@ -59,3 +59,23 @@ def multimap(fields: list[tuple[str, Any]], annotations: tuple[SymbolToken, ...]
     for name, child in fields:
         value.add_item(name, child)
     return value
+
+
+# A fuzz test's damage: (relative position, octet) edits, each applied as one kind of change.
+damage_edits = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=3)
+damage_kinds = st.sampled_from(["replace", "truncate", "insert"])
+
+
+def damaged(data: bytes, edits: list[tuple[float, int]], how: str) -> bytes:
+    """`data` (not empty) with an octet replaced or inserted at each edit's relative position, or cut at the first."""
+    out = bytearray(data)
+    for where, octet in edits:
+        position = int(where * len(out))
+        if how == "replace":
+            out[position] = octet
+        elif how == "insert":
+            out[position:position] = bytes((octet,))
+        else:
+            del out[position:]
+            break
+    return bytes(out)

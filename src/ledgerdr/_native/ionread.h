@@ -13,6 +13,7 @@
 
 #include "buffer.h"
 #include "sha256.h"
+#include "utf8.h"
 
 /* Hard cap on container nesting, on top of Python's recursion limit (which is what normally stops a deep
  * value: Py_EnterRecursiveCall raises RecursionError as the Python code would). Keeps the C stack safe when
@@ -217,38 +218,6 @@ static int rd_typed_length(Rd *r, Py_ssize_t *pos, Py_ssize_t end, int type_code
     *length = descriptor & 0x0F;
     if (*length == 14 || (type_code == 0xD && *length == 1)) return rd_varuint(r, pos, end, length);
     return OK;
-}
-
-/* Python's strict UTF-8 decoder: well-formed UTF-8 only (no surrogates, overlongs, or beyond U+10FFFF). */
-static int valid_utf8(const unsigned char *s, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            unsigned char lo = 0x80, hi = 0xBF;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-            if (i + 2 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80) return 0;
-            i += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            unsigned char lo = 0x80, hi = 0xBF;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-            if (i + 3 >= n || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80 ||
-                (s[i + 3] & 0xC0) != 0x80)
-                return 0;
-            i += 4;
-        } else {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* The system symbols' names: SIDs 1-9. */

@@ -21,15 +21,17 @@
  *     CREATE, DROP or UNDROP in any case, or hold a non-ASCII character). A stop_seq >= 0 ends the list with the first block at or past it.
  *     None for the whole object when anything is outside that common case: another stream layout, a field off
  *     QLDB's schema or repeated, a redacted revision or redactionInfo, a hash that does not recompute, odd
- *     lengths, timestamps Python's datetime would not take. The Python path (journal.verify, restore.units)
- *     then does the object and reports exactly what it always reports; it stays the reference, and the tests
- *     hold the two equal (tests/test_journal_native.py).
+ *     lengths, timestamps Python's datetime would not take, a txTime not at millisecond precision in UTC
+ *     (a row's txTime is its epoch milliseconds). The Python path (journal.verify, restore.units) then does
+ *     the object and reports exactly what it always reports; it stays the reference, and the tests hold the
+ *     two equal (tests/test_journal_native.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "civil.h"
 #include "ionread.h"
 
 #include "envelope.h"
@@ -209,18 +211,6 @@ static int j_in_entries(const J *j, Py_ssize_t count, const unsigned char *hash)
 
 /* --- timestamps ---------------------------------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -288,6 +278,21 @@ static int j_timestamp_ms(const J *j, const Val *v, int64_t *ms)
 {
     if (v->code != 6 || v->null) return NOTREAD;
     return ts_ms(j->r.d, v->start, v->end, ms);
+}
+
+/* A timestamp at millisecond precision in UTC (offset +00:00, six fields, a fraction of exponent -3), as QLDB
+ * writes txTime: a row carries txTime as epoch ms, which holds nothing more (the PostgreSQL target writes its Ion
+ * text from them); any other txTime sends the object to the Python path. */
+static int ts_utc_ms(const unsigned char *d, Py_ssize_t p, Py_ssize_t end)
+{
+    int fields = 0;
+    if (p >= end || d[p++] != 0x80) return 0;
+    while (p < end && fields < 6) {
+        while (p < end && !(d[p] & 0x80)) p++;
+        if (p++ >= end) return 0;
+        fields++;
+    }
+    return fields == 6 && p < end && d[p] == 0xC3 && end - p <= 3 && (p + 1 == end || !(d[p + 1] & 0x80));
 }
 
 /* Rd.scalar_check: scalars inside hashed values that amazon.ion would not read (so the Python path would
@@ -736,7 +741,7 @@ static int j_row(J *j, const Val *meta, const Val *data, int has_data, const uns
         if (name == F_TX_ID) tx_id = f;
     }
     if (rc != 0 || !j_string(j, &id) || !j_string(j, &tx_id) || j_uint(j, &version, &version_n) != OK ||
-        j_timestamp_ms(j, &tx_time, &tx_ms) != OK)
+        j_timestamp_ms(j, &tx_time, &tx_ms) != OK || !ts_utc_ms(j->r.d, tx_time.start, tx_time.end))
         return NOTREAD;
     for (i = 0; i < j->docs_n && t == NULL; i++) { /* the document's table: its id is a field name there */
         const DocTable *c = &j->docs[i];

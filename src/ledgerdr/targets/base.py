@@ -280,8 +280,9 @@ class Target(Protocol):
     def apply_rows(self, unit_id: str, tables: Sequence[TableDDL], rows: Sequence[HistoryRow],
                    blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         """`apply` for a unit the C journal verifier turned into rows (`restore.rows`: history rows in the
-        history table's column order, block rows). Same contract as `apply`. Only where `applies_rows`;
-        other targets raise RestoreError."""
+        history table's column order, block rows). Same contract as `apply`, except that a target may leave
+        the current state of a table it is bulk loading to `finalize` (reads through the target see it built).
+        Only where `applies_rows`; other targets raise RestoreError."""
         ...
     def iter_state(self, *, decode: bool = True) -> Iterator[StoredRevision]:
         """Every history row, then (flagged `current`) every current row, from one consistent snapshot.
