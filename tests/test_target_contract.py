@@ -29,7 +29,13 @@ from ledgerdr.journal.hashing import ion_hash
 from ledgerdr.journal.model import Block
 from ledgerdr.targets.base import TableDDL, Target
 from ledgerdr.targets.ddl import DdlState, events_of_block, is_ddl_text
-from ledgerdr.targets.digest import digest_of_revisions, digest_of_target
+from ledgerdr.targets.digest import (
+    digest_of_revisions,
+    digest_of_rows,
+    digest_of_state_rows,
+    digest_of_target,
+    target_dropped,
+)
 from ledgerdr.targets.embedded import EmbeddedTarget
 from ledgerdr.targets.postgres import PostgresTarget
 from support.scenarios import (
@@ -43,7 +49,8 @@ from support.scenarios import (
 
 LEDGER = "vehicle-registration"
 TARGETS = ["embedded", "postgres"]
-CAPABILITIES = ("keeps_journal", "splits_state", "writable_ledger", "has_position_record", "applies_rows")
+CAPABILITIES = ("keeps_journal", "splits_state", "writable_ledger", "has_position_record", "applies_rows",
+                "gives_state_rows")
 
 # A factory per target: `make(name)` opens a new instance on the target called `name` (the same name is the
 # same data, as several workers see one target).
@@ -424,3 +431,20 @@ def test_a_target_that_keeps_the_journal_stores_the_blocks(make, scenario) -> No
     target.finalize()
     assert digest_of_target(target) == journal_digest(scenario)
     assert target.holding().last_seq == len(scenario.blocks) - 1
+
+
+def test_state_rows_give_the_same_digest_as_the_revisions_read_back(make, scenario) -> None:
+    """`iter_state_rows` (the C state digest's input) and `iter_state` describe the same state; a target that
+    declares gives_state_rows = False refuses `iter_state_rows` rather than answer partly."""
+    target = bound(make, scenario)
+    for delivery in units(scenario, 4):
+        delivery.apply_to(target)
+    target.finalize()
+    if not target.gives_state_rows:
+        with pytest.raises(RestoreError):
+            list(target.iter_state_rows())
+        pytest.skip(f"the {target.kind} target declares gives_state_rows = False")
+    if native.statedigest is None:
+        pytest.skip("the C state digest is not built")
+    rows_digest = digest_of_state_rows(target.iter_state_rows(), target_dropped(target))
+    assert rows_digest == digest_of_rows(target.iter_state(decode=False), target_dropped(target))

@@ -242,9 +242,10 @@ class Target(Protocol):
     # (`read_position_record`/`write_position_record`); a target without it resumes from its newest applied
     # block (`info()["last_block"]`).
     has_position_record: bool
-    # `applies_rows`: `apply_rows` takes a unit as the C verifier's rows (restore.rows), and `iter_state_rows`
-    # gives the stored rows back (the state digest in C).
+    # `applies_rows`: `apply_rows` takes a unit as the C verifier's rows (restore.rows).
     applies_rows: bool
+    # `gives_state_rows`: `iter_state_rows` gives the stored rows back as the C state digest reads them.
+    gives_state_rows: bool
 
     def open_lineage(self, strand_id: str, ledger_name: str) -> None:
         """Bind this target to the source's strand. The first call on an empty target records both;
@@ -293,8 +294,8 @@ class Target(Protocol):
 
     def iter_state_rows(self) -> Iterator[StateRows]:
         """What `iter_state` reads, as the stored rows themselves in batches, from one consistent snapshot (the
-        state digest in C hashes them without building Python values). Only where `applies_rows` (rows in,
-        rows out); other targets raise RestoreError."""
+        state digest in C hashes them without building Python values). Only where `gives_state_rows`; other
+        targets raise RestoreError."""
 
     def finalize(self) -> None:
         """After a run's last unit (or a standby's round): bring derived state up to date (the embedded

@@ -20,7 +20,7 @@ memory is 33 bytes per revision plus, over the journal, the newest leaf per docu
 computed in another process pickles as one bytes object per table.
 
 `ledgerdr._statedigest` (C) computes the target side straight from the rows a target stores
-(`Target.iter_state_rows`, where `applies_rows`) and folds the packed leaves; the Python code here stays
+(`Target.iter_state_rows`, where `gives_state_rows`) and folds the packed leaves; the Python code here stays
 the reference: a row the C code does not take (a hash that does not recompute, bytes its reader does
 not read) is decided here, and both must give byte-identical digests (tests/test_state_digest_native.py).
 """
@@ -353,7 +353,7 @@ def target_dropped(target: Target) -> dict[str, bool]:
 def digest_of_target(target: Target) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
     bytes, undecoded: the digest hashes those bytes directly), or, where the target gives its rows
-    (`applies_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`)."""
+    (`gives_state_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`)."""
     if digests_rows_in_c(target):
         return digest_of_state_rows(target.iter_state_rows(), target_dropped(target))
     return digest_of_rows(target.iter_state(decode=False), target_dropped(target))
@@ -362,7 +362,7 @@ def digest_of_target(target: Target) -> StateDigest:
 def digests_rows_in_c(target: Target) -> bool:
     """Whether `digest_of_target` reads `target`'s stored rows into the C digest (else it decodes and hashes
     each `StoredRevision` in Python, which finalize may spread over processes)."""
-    return target.applies_rows and native.statedigest is not None
+    return target.gives_state_rows and native.statedigest is not None
 
 
 def digest_of_state_rows(batches: Iterable[StateRows], dropped: Mapping[str, bool] | None = None) -> StateDigest:

@@ -64,6 +64,7 @@ class EmbeddedTarget:
     splits_state = True
     has_position_record = True
     applies_rows = True  # apply_rows: units the C verifier turned into rows (restore.rows)
+    gives_state_rows = True  # iter_state_rows: its stored rows, as the C state digest reads them
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -128,6 +128,7 @@ class PostgresTarget:
     writable_ledger = False
     has_position_record = False  # a standby resumes from the newest applied block (`info()["last_block"]`)
     applies_rows = True  # apply_rows: binary COPY of the C verifier's rows straight into history
+    gives_state_rows = False  # its state is read back as revisions (iter_state)
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -305,7 +306,7 @@ class PostgresTarget:
         return inserted
 
     def iter_state_rows(self) -> Iterator[StateRows]:
-        raise RestoreError("the postgres target reads its state back as revisions (applies_rows is False)")
+        raise RestoreError("the postgres target reads its state back as revisions (gives_state_rows is False)")
 
     def apply(
         self,
