@@ -73,3 +73,17 @@ def two_region_config(tmp_path: Path) -> Path:
                       f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\nregion = "eu-west-1"\n\n'
                       f'[repositories.secondary]\nurl = "{tmp_path / "secondary"}"\nregion = "eu-central-1"\n')
     return config
+
+
+FORMAT_1 = Path(__file__).resolve().parent.parent / "data" / "snapshot-format-1"
+
+
+def format_1_repository(root: Path) -> Location:
+    """A copy of a repository whose snapshot ledgerdr wrote in format 1 (tests/data/snapshot-format-1):
+    three windows from `backed_up_ledger(minutes=3, per_minute=6)` and a snapshot of all three; its ledger
+    is copied to `root / "ledger.db"`, for more windows (`back_up_one_more_minute`)."""
+    import shutil
+
+    shutil.copy(FORMAT_1 / "ledger.db", root / "ledger.db")
+    shutil.copytree(FORMAT_1 / "repository", root / "primary")
+    return Location(FileStore(root / "primary"), "")
