@@ -82,7 +82,7 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
     if blocks is None:
         return None
     out = RowUnit(unit)
-    if any(is_ddl_text(text) for block in blocks for text in block[-1]):
+    if any(is_ddl_text(text) for block in blocks for text in block[-1] or ()):  # None: outside the range
         return None  # a table definition changes inside the unit: its statement order matters (load_unit)
     last_seq: int | None = None
     last_hash, strand = b"", None
