@@ -195,6 +195,11 @@ def test_format_2_snapshot_restore_equals_raw_restore_and_goes_through_rows(tmp_
     assert manifest is not None and manifest.format_version == 2 and len(manifest.objects) > 1
     if native.ionhash is not None:
         assert all(load_snapshot_rows(location.store, u) is not None for u in snapshot_units(manifest))
+    _assert_snapshot_restore_equals_raw(location, manifest, tmp_path, workers=workers)
+
+
+def _assert_snapshot_restore_equals_raw(location: Location, manifest: SnapshotManifest, tmp_path, *,
+                                        workers: int) -> None:
     raw = restore(location.store.url, f"embedded:{tmp_path / 'raw.db'}",
                   RestoreOptions(workers=workers, state_dir=tmp_path / "s1", use_snapshots=False))
     snap = restore(location.store.url, f"embedded:{tmp_path / 'snap.db'}",
@@ -209,13 +214,7 @@ def test_a_format_1_snapshot_still_restores_to_the_raw_state(tmp_path):
     manifest = newest_snapshot(location)
     assert manifest is not None and manifest.format_version == 1
     assert load_snapshot_rows(location.store, snapshot_units(manifest)[0]) is None  # read as revisions
-    raw = restore(location.store.url, f"embedded:{tmp_path / 'raw.db'}",
-                  RestoreOptions(workers=0, state_dir=tmp_path / "s1", use_snapshots=False))
-    snap = restore(location.store.url, f"embedded:{tmp_path / 'snap.db'}",
-                   RestoreOptions(workers=0, state_dir=tmp_path / "s2"))
-    assert raw.verdict and snap.verdict, (raw.problems, snap.problems)
-    assert snap.snapshot_last_seq == manifest.last_seq
-    assert snap.target_state_digest == raw.target_state_digest
+    _assert_snapshot_restore_equals_raw(location, manifest, tmp_path, workers=0)
 
 
 def test_compaction_builds_format_2_on_a_format_1_base(tmp_path):
@@ -228,13 +227,7 @@ def test_compaction_builds_format_2_on_a_format_1_base(tmp_path):
     manifest = newest_snapshot(location)
     assert manifest is not None and report.base_snapshot == base.last_seq
     assert manifest.format_version == 2 and manifest.last_seq > base.last_seq
-    raw = restore(location.store.url, f"embedded:{tmp_path / 'raw.db'}",
-                  RestoreOptions(workers=0, state_dir=tmp_path / "s1", use_snapshots=False))
-    snap = restore(location.store.url, f"embedded:{tmp_path / 'snap.db'}",
-                   RestoreOptions(workers=0, state_dir=tmp_path / "s2"))
-    assert raw.verdict and snap.verdict, (raw.problems, snap.problems)
-    assert snap.snapshot_last_seq == manifest.last_seq
-    assert snap.target_state_digest == raw.target_state_digest
+    _assert_snapshot_restore_equals_raw(location, manifest, tmp_path, workers=0)
 
 
 def test_metadata_a_target_would_not_rebuild_falls_back_to_format_1():

@@ -52,7 +52,7 @@ from . import native
 from .errors import StoreError
 from .journal.hashing import dot, ion_hash
 from .journal.ionread import binary_ion_hash
-from .journal.ionwrite import SymbolTable, Unencodable, encode_ion, standalone_hashed
+from .journal.ionwrite import standalone_hashed
 from .journal.writer import ms_timestamp
 from .ledger.storage import from_ms, to_ms
 from .repository import WindowRecord, parse_iso, read_windows
@@ -359,24 +359,14 @@ def _record_bytes(record: Any, tables: dict[str, int]) -> bytes:
         raise NotInFormat2(f"metadata {metadata!r}: {exc}") from None
     if "data" in record:
         flags = FLAG_TYPE_LOST if record.get("typeLost") else 0
-        encoded = standalone_hashed(record["data"])
-        ion = encoded[1] if encoded is not None else _dumps(record["data"])
+        encoded = standalone_hashed(record["data"])  # as restores store documents; amazon.ion for the rest
+        ion = encoded[1] if encoded is not None else simpleion.dumps(record["data"], binary=True)
         tail = _leb(len(ion)) + ion
     elif "dataHash" in record:
         flags, tail = FLAG_REDACTED, bytes(record["dataHash"])
     else:
         flags, tail = FLAG_DELETED, b""
     return b"".join((*head, bytes((flags,)), *fields, tail))
-
-
-def _dumps(value: Any) -> bytes:
-    """A document as a self-contained Ion binary stream, for a value the one-pass encoder does not take."""
-    symbols = SymbolTable()
-    try:
-        return symbols.standalone(encode_ion(value, symbols))
-    except Unencodable:
-        encoded: bytes = simpleion.dumps(value, binary=True)
-        return encoded
 
 
 def _leb(value: int) -> bytes:

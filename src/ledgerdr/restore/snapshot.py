@@ -224,21 +224,28 @@ def _refuse(key: str, kind: str, address: str | None, detail: str) -> NoReturn:
 
 
 def snapshot_result(content: SnapshotContent) -> UnitResult:
-    """What a worker records for a part. Only the tip part states a block range (the snapshot's, ending
-    at its tip hash), so the restore's chain check links the first later window onto the tip."""
-    tip = content.manifest if content.is_tip else None
+    """What a worker records for a part (`part_result`)."""
+    assert content.manifest is not None
+    return part_result(content.unit, content.manifest, content.part, len(content.revisions),
+                       tuple(f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost),
+                       [event.to_list() for event in content.ddl])
+
+
+def part_result(unit: WorkUnit, manifest: SnapshotManifest, part: int, revisions: int,
+                type_lost: tuple[str, ...] = (), ddl: list[list] | None = None) -> UnitResult:
+    """The result of part `part`. Only the tip part states a block range (the snapshot's, ending at its tip
+    hash), so the restore's chain check links the first later window onto the tip."""
+    tip = manifest if part == len(manifest.objects) - 1 else None
     return UnitResult(
-        unit_id=content.unit.unit_id,
+        unit_id=unit.unit_id,
         first_seq=tip.first_seq if tip is not None else None,
         first_previous_hash=None,
         last_seq=tip.last_seq if tip is not None else None,
         last_hash=tip.tip_hash if tip is not None else None,
         last_block_time_ms=tip.tip_time_ms if tip is not None else None,
-        revisions=len(content.revisions),
-        type_lost=tuple(
-            f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost
-        ),
-        ddl=tuple(event.to_list() for event in content.ddl),
+        revisions=revisions,
+        type_lost=type_lost,
+        ddl=tuple(ddl or ()),
     )
 
 

@@ -18,7 +18,7 @@ from ..targets.base import HistoryRow, JournalBlockRow, TableDDL
 from ..targets.ddl import DdlEvent
 from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry
 from .shapes import UnitResult, WorkUnit
-from .snapshot import check_part, fetch_part, manifest_for
+from .snapshot import check_part, fetch_part, manifest_for, part_result
 from .units import leaves_of
 
 
@@ -51,19 +51,9 @@ class SnapshotRows:
         return (self.manifest.last_seq, base64.b64decode(self.manifest.tip_hash)) if self.is_tip else None
 
     def result(self) -> UnitResult:
-        """As `snapshot.snapshot_result`: only the tip part states the snapshot's block range."""
-        tip = self.manifest if self.is_tip else None
-        seeds = [DdlEvent.seed(t) for t in self.manifest.tables] if self.part == 0 else []
-        return UnitResult(
-            unit_id=self.unit.unit_id,
-            first_seq=tip.first_seq if tip is not None else None,
-            first_previous_hash=None,
-            last_seq=tip.last_seq if tip is not None else None,
-            last_hash=tip.tip_hash if tip is not None else None,
-            last_block_time_ms=tip.tip_time_ms if tip is not None else None,
-            revisions=len(self.rows),
-            ddl=tuple(event.to_list() for event in seeds),
-        )
+        """As `snapshot.snapshot_result`: part 0 carries the snapshot's tables, the tip part its range."""
+        seeds = [DdlEvent.seed(t).to_list() for t in self.manifest.tables] if self.part == 0 else []
+        return part_result(self.unit, self.manifest, self.part, len(self.rows), (), seeds)
 
     def journal(self) -> list[JournalEntry]:
         names = dict(self.parsed.tables)
