@@ -2,12 +2,16 @@
 
 Builds a ledger of N revisions with the real workload spread over W one-minute windows (the ledger
 is written under freezegun, one frozen minute per window, as tests/support/flows.py does), backs it up with
-the real backup flow into `raw/`, copies that repository to `snap/` and compacts every window but the
-last there (timed: the nightly job's cost). Then, each in a fresh child process, restores into a new
-embedded ledger (a) `raw/` from all its windows and (b) `snap/` from the snapshot plus the last window.
+the real backup flow into `raw/`, copies that repository to `snap1/` and `snap2/` and compacts every window
+but the last there, in snapshot format 1 and format 2 (timed: the nightly job's cost). Then, each in a fresh
+child process, one after the other in the same run, restores into a new embedded ledger (a) `raw/` from all
+its windows, (b) `snap1/` and (c) `snap2/` from the snapshot plus the last window.
 
-Both go through `ledgerdr.restore` end to end (plan, queue, workers, finalize with the state-digest
-comparison), so both sides run the same code and must end with the same state digest.
+All go through `ledgerdr.restore` end to end (plan, queue, workers, finalize with the state-digest
+comparison), so every side runs the same code and must end with the same state digest. The final state
+digest costs every side about the same (it re-hashes what the target holds): each child times it again
+on the restored ledger with the same split over processes as finalize, and the report gives the ratios
+with and without it.
 
     .venv/bin/python bench/bench_compact.py                       # 100,000 revisions, 10 windows
     .venv/bin/python bench/bench_compact.py --revisions 20000 --windows 5
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -35,6 +40,8 @@ from ledgerdr.ledger.workload import run_workload
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
+from ledgerdr.targets.digest import digest_of_parts, digest_part_of_rows, target_dropped
+from ledgerdr.targets.embedded import EmbeddedTarget
 
 OUT = Path(__file__).resolve().parent / "out"
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
@@ -49,7 +56,7 @@ if os.environ.get("BENCH_GC_OFF"):  # --gc-off: set here so that restore's spawn
 
 def ensure_data(revisions: int, windows: int) -> Path:
     """The cached data set OUT/compact-<N>-<W>/ (raw/, snap/); meta.json is written last."""
-    root = OUT / f"compact-{revisions}-{windows}"
+    root = OUT / f"snapshot-{revisions}-{windows}"
     if (root / "meta.json").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -63,10 +70,7 @@ def ensure_data(revisions: int, windows: int) -> Path:
     source.close()
     if report.failed or len(report.recorded) != windows:
         raise SystemExit(f"backup failed: {report.failed or len(report.recorded)}")
-    shutil.copytree(root / "raw", root / "snap")
-    snap = Location(FileStore(root / "snap"), "")
     last_but_one = report.recorded[-2].last_seq
-    folded = compact(snap, up_to_seq=last_but_one)  # real time: its objects are retained from now on
     meta = {
         "written": written,
         "windows": windows,
@@ -74,13 +78,20 @@ def ensure_data(revisions: int, windows: int) -> Path:
         "revisions": sum(w.revisions for w in report.recorded),
         "blocks": sum(w.blocks for w in report.recorded),
         "last_window_revisions": report.recorded[-1].revisions,
-        "compact_seconds": folded.seconds,
-        "snapshot_revisions": folded.revisions,
-        "snapshot_objects": folded.objects,
-        "snapshot_bytes": folded.bytes_written,
-        "blocks_dropped": folded.blocks_without_revisions,
         "raw_bytes": sum(o.size for w in report.recorded[:-1] for o in w.objects),
     }
+    for version in (1, 2):
+        shutil.copytree(root / "raw", root / f"snap{version}")
+        snap = Location(FileStore(root / f"snap{version}"), "")
+        # real time: its objects are retained from now on
+        folded = compact(snap, up_to_seq=last_but_one, format_version=version)
+        meta[f"format_{version}"] = {
+            "compact_seconds": folded.seconds,
+            "snapshot_revisions": folded.revisions,
+            "snapshot_objects": folded.objects,
+            "snapshot_bytes": folded.bytes_written,
+            "blocks_dropped": folded.blocks_without_revisions,
+        }
     (root / "meta.json").write_text(json.dumps(meta, indent=1))
     print(f"generated {meta} in {root}", file=sys.stderr)
     return root
@@ -102,73 +113,119 @@ def _build_ledger(path: Path, revisions: int, windows: int) -> int:
 # ------------------------------------------------------------------------------------------ child runs
 
 
+TASKS = {"raw": "raw", "snapshot-1": "snap1", "snapshot-2": "snap2"}
+
+
 def run(task: str, root: Path, workers: int) -> dict:
-    """Restore `raw/` (task "raw") or `snap/` (task "snapshot") into a fresh embedded ledger."""
+    """Restore `raw/` (task "raw") or `snap1/`, `snap2/` into a fresh embedded ledger; then time the final
+    state digest again on what was restored."""
     scratch = root / "scratch" / task
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    source = root / ("raw" if task == "raw" else "snap")
     report = restore(
-        str(source),
+        str(root / TASKS[task]),
         f"embedded:{scratch / 'restored.db'}",
         RestoreOptions(workers=workers, state_dir=scratch / "state"),
     )
     return {
         "seconds": report.rto_seconds,
+        "digest_seconds": _digest_seconds(scratch / "restored.db", workers),
         "revisions": report.revisions,
         "units": report.units,
         "digest": report.target_state_digest,
         "verified": report.verdict,
+        "problems": report.problems[:3],
         "driver": f"restore, workers={workers}",
     }
 
 
+def _digest_seconds(path: Path, workers: int) -> float:
+    """The target's state digest as finalize computes it: split over `workers` processes when there are."""
+    started = time.perf_counter()
+    processes = max(workers, 1)
+    if processes > 1:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.starmap(_digest_part, [(str(path), i, processes) for i in range(processes)])
+    else:
+        parts = [_digest_part(str(path), 0, 1)]
+    target = EmbeddedTarget(path)
+    try:
+        digest_of_parts(parts, target_dropped(target))
+    finally:
+        target.close()
+    return round(time.perf_counter() - started, 3)
+
+
+def _digest_part(path: str, index: int, count: int):
+    target = EmbeddedTarget(path)
+    try:
+        return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
+    finally:
+        target.close()
+
+
 def measure(task: str, root: Path, workers: int) -> dict:
+    load_before = os.getloadavg()[0]
     done = subprocess.run(
         [sys.executable, __file__, "--child", task, str(root), str(workers)], capture_output=True, text=True
     )
     if done.returncode != 0:
         raise SystemExit(f"{task} failed:\n{done.stderr}")
     shutil.rmtree(root / "scratch" / task, ignore_errors=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = (load_before, os.getloadavg()[0])
+    return result
 
 
 # ------------------------------------------------------------------------------------------ the report
 
 
-def row(label: str, result: dict) -> str:
+def row(label: str, result: dict, raw: dict) -> str:
     rate = result["revisions"] / result["seconds"]
+    bare = result["seconds"] - result["digest_seconds"]
     cells = (label, str(result["units"]), f"{result['revisions']:,}", f"{result['seconds']:.1f}",
-             f"{rate:,.0f}")
+             f"{rate:,.0f}", f"{result['digest_seconds']:.1f}", f"{raw['seconds'] / result['seconds']:.2f}×",
+             f"{(raw['seconds'] - raw['digest_seconds']) / bare:.2f}×",
+             f"{result['load'][0]:.2f} → {result['load'][1]:.2f}")
     return "| " + " | ".join(cells) + " |"
 
 
-def report_lines(meta: dict, raw: dict, snap: dict, args: argparse.Namespace) -> list[str]:
+def report_lines(meta: dict, results: dict[str, dict], args: argparse.Namespace) -> list[str]:
+    raw, snap = results["raw"], results["snapshot-2"]
     ratio = raw["seconds"] / snap["seconds"]
-    same = raw["digest"] == snap["digest"] and raw["verified"] and snap["verified"]
-    compact_rate = meta["snapshot_revisions"] / meta["compact_seconds"] if meta["compact_seconds"] else 0
-    mib = {name: meta[name] / 2**20 for name in ("snapshot_bytes", "raw_bytes")}
+    same = len({r["digest"] for r in results.values()}) == 1 and all(r["verified"] for r in results.values())
     gc_note = "; garbage collector disabled in both (--gc-off)" if args.gc_off else ""
-    return [
+    lines = [
         f"Restore from a snapshot plus one window vs from every raw window (`bench/bench_compact.py "
         f"--revisions {args.revisions} --windows {args.windows}`): {meta['revisions']:,} revisions, "
         f"{meta['blocks']:,} blocks in {meta['windows']} one-minute windows, ION_BINARY; "
         f"{os.cpu_count()} CPUs; {raw['driver']}; each restore in a fresh process into a new embedded "
-        f"ledger{gc_note}.",
+        f"ledger, one after the other in one run{gc_note}. \"digest\" is the final state digest re-timed on "
+        "the restored ledger (same split as finalize); \"without digest\" subtracts it from both sides.",
         "",
-        "| restore from | units | revisions | seconds | revisions/s |",
-        "|---|---:|---:|---:|---:|",
-        row(f"all {meta['windows']} raw windows", raw),
-        row(f"snapshot ({meta['snapshot_objects']} objects) + last window "
-            f"({meta['last_window_revisions']:,} revisions)", snap),
-        "",
-        f"- speed-up {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×) {'✓' if ratio >= TARGET_RATIO else '✗'}; "
-        f"state digests {'equal, both verified' if same else 'DIFFER or unverified'}",
-        f"- compaction of {meta['windows'] - 1} windows: {meta['compact_seconds']:.1f} s "
-        f"({compact_rate:,.0f} revisions/s); snapshot {mib['snapshot_bytes']:,.1f} MiB vs "
-        f"{mib['raw_bytes']:,.1f} MiB of raw exports; {meta['blocks_dropped']:,} read-only or DDL-only "
-        "blocks dropped",
+        "| restore from | units | revisions | seconds | revisions/s | digest s | speed-up | speed-up without "
+        "digest | load avg (1 min) before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        row(f"all {meta['windows']} raw windows", raw, raw),
     ]
+    for version in (1, 2):
+        info = meta[f"format_{version}"]
+        lines.append(row(f"snapshot format {version} ({info['snapshot_objects']} objects) + last window "
+                         f"({meta['last_window_revisions']:,} revisions)", results[f"snapshot-{version}"], raw))
+    lines += [
+        "",
+        f"- format 2 speed-up {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×) {'✓' if ratio >= TARGET_RATIO else '✗'}; "
+        f"state digests {'equal, all verified' if same else 'DIFFER or unverified'}",
+    ]
+    for version in (1, 2):
+        info = meta[f"format_{version}"]
+        rate = info["snapshot_revisions"] / info["compact_seconds"] if info["compact_seconds"] else 0
+        lines.append(
+            f"- compaction of {meta['windows'] - 1} windows in format {version}: {info['compact_seconds']:.1f} s "
+            f"({rate:,.0f} revisions/s); snapshot {info['snapshot_bytes'] / 2**20:,.1f} MiB vs "
+            f"{meta['raw_bytes'] / 2**20:,.1f} MiB of raw exports; {info['blocks_dropped']:,} read-only or "
+            "DDL-only blocks dropped")
+    return lines
 
 
 def main() -> None:
@@ -196,11 +253,11 @@ def main() -> None:
         parser.error("--windows must be at least 2")
     root = ensure_data(args.revisions, args.windows)
     meta = json.loads((root / "meta.json").read_text())
-    raw = measure("raw", root, args.workers)
-    print(f"raw: {raw}", file=sys.stderr, flush=True)
-    snap = measure("snapshot", root, args.workers)
-    print(f"snapshot: {snap}", file=sys.stderr, flush=True)
-    text = "\n".join(report_lines(meta, raw, snap, args)) + "\n"
+    results = {}
+    for task in TASKS:
+        results[task] = measure(task, root, args.workers)
+        print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
+    text = "\n".join(report_lines(meta, results, args)) + "\n"
     print(text)
     (OUT / "compact.md").write_text(text)
 

@@ -36,14 +36,19 @@ from .restore.plan import units_of_window
 from .restore.snapshot import load_snapshot_unit, snapshot_units
 from .restore.units import load_unit, result_of
 from .snapshots import (
+    FORMAT_VERSION,
     SNAPSHOTS,
     Key,
+    NotInFormat2,
     SnapshotManifest,
     SnapshotObject,
+    encode_part,
     encode_records,
     gc_paused,
     manifest_key,
     newest_snapshot,
+    part_suffix,
+    read_part,
     record_key,
     revision_of_record,
     revision_record,
@@ -90,6 +95,7 @@ def compact(
     now: datetime | None = None,
     part_bytes: int = DEFAULT_PART_BYTES,
     on_progress: Callable[[int, int], None] | None = None,
+    format_version: int = FORMAT_VERSION,
 ) -> CompactReport:
     """Fold the verified windows after the newest snapshot (up to the newest window, or the last one
     ending at or before `up_to_seq`; never past a gap) into a new snapshot.
@@ -100,6 +106,8 @@ def compact(
     Snapshot objects are retained until `now + retention` (no retention when None).
     `on_progress(read, total)` counts the source objects (base snapshot parts, then the windows' objects)
     read and verified so far.
+    `format_version` 1 writes the earlier format (what `bench/bench_compact.py` compares with); 2 falls back to 1
+    by itself for a journal whose metadata a target would not rebuild as it was (`snapshots` module comment).
     """
     started = time.monotonic()
     now = now or utcnow()
@@ -130,9 +138,8 @@ def compact(
             try:
                 with gc_paused():  # millions of short-lived Ion objects and no cycles (see gc_paused)
                     _read_sources(location, fold, base, selected, on_progress)
-                    manifest = _write_snapshot(
-                        location, fold, base, selected, now, retention, part_bytes, report
-                    )
+                    manifest = _write_snapshot(location, fold, base, selected, now, retention, part_bytes,
+                                               report, Path(scratch), format_version)
             finally:
                 fold.close()
         report.already_compacted = not _put_manifest(location, report.manifest_key, manifest)
@@ -301,6 +308,23 @@ class _Part:
     type_lost: int = 0
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """A part encoded into the scratch folder (and, in format 2, read back as a restore reads it), not yet
+    put: every part is staged before the first is written, so a fallback to format 1 leaves nothing behind."""
+
+    path: Path
+    size: int
+    sha256: str
+    revisions: int
+    deleted: int
+    redacted: int
+    type_lost: int
+    rule_unknown: int
+    first: Key
+    last: Key
+
+
 def _write_snapshot(
     location: Location,
     fold: _Fold,
@@ -310,34 +334,24 @@ def _write_snapshot(
     retention: timedelta | None,
     part_bytes: int,
     report: CompactReport,
+    scratch: Path,
+    format_version: int,
 ) -> SnapshotManifest:
     last = next(w for w in reversed(windows) if w.last_seq is not None)
     assert last.last_seq is not None and last.last_block_hash is not None
+    first_seq = base.first_seq if base else next(w.first_seq for w in windows if w.first_seq is not None)
+    try:
+        if format_version < 2:
+            raise NotInFormat2("format 1 asked for")
+        version, staged = 2, _stage(fold, part_bytes, report, scratch, (first_seq, last.last_seq))
+    except NotInFormat2:  # metadata a target would not rebuild as it was: every revision as Ion (format 1)
+        version, staged = 1, _stage(fold, part_bytes, report, scratch, None)
     retain_until = now + retention if retention else None
-    objects: list[SnapshotObject] = []
-    part = _Part()
-    document: tuple[str, str] | None = None
-    live = False
-    for record, size in fold.sorted_records():  # each part's records are freed once it is written
-        key = record_key(record)
-        if key[:2] != document:
-            report.documents += 1
-            report.live_documents += live
-            document = key[:2]
-        live = "data" in record or "dataHash" in record
-        report.redactions_applied += bool(record.pop("redactionApplied", False))
-        _add(part, record, size)
-        if part.size >= part_bytes:
-            objects.append(_put_part(location, last.last_seq, len(objects), part, retain_until))
-            part = _Part()
-    report.live_documents += live
-    if part.records:
-        objects.append(_put_part(location, last.last_seq, len(objects), part, retain_until))
+    objects = [_put_part(location, last.last_seq, i, part, retain_until, version) for i, part in enumerate(staged)]
     report.objects = len(objects)
     report.bytes_written = sum(o.size for o in objects)
     report.revisions = sum(o.revisions for o in objects)
     report.blocks_without_revisions = fold.blocks_without_revisions
-    first_seq = base.first_seq if base else next(w.first_seq for w in windows if w.first_seq is not None)
     return SnapshotManifest(
         first_seq=first_seq,
         last_seq=last.last_seq,
@@ -366,7 +380,54 @@ def _write_snapshot(
             + (base.counts.get("blocks_without_revisions", 0) if base else 0),
         },
         created_at=iso_ms(now),
+        format_version=version,
     )
+
+
+def _stage(fold: _Fold, part_bytes: int, report: CompactReport, scratch: Path,
+           block_range: tuple[int, int] | None) -> list[_Staged]:
+    """Every part encoded into `scratch`: format 2 when `block_range` is given (raises NotInFormat2 when a
+    revision does not fit), else format 1. Counts documents into `report`."""
+    staged: list[_Staged] = []
+    part = _Part()
+    document: tuple[str, str] | None = None
+    live = False
+    report.documents = report.live_documents = report.redactions_applied = 0
+    for record, size in fold.sorted_records():  # each part's records are freed once it is staged
+        key = record_key(record)
+        if key[:2] != document:
+            report.documents += 1
+            report.live_documents += live
+            document = key[:2]
+        live = "data" in record or "dataHash" in record
+        report.redactions_applied += bool(record.pop("redactionApplied", False))
+        _add(part, record, size)
+        if part.size >= part_bytes:
+            staged.append(_stage_part(part, scratch / f"part-{len(staged):05d}", block_range))
+            part = _Part()
+    report.live_documents += live
+    if part.records:
+        staged.append(_stage_part(part, scratch / f"part-{len(staged):05d}", block_range))
+    return staged
+
+
+def _stage_part(part: _Part, path: Path, block_range: tuple[int, int] | None) -> _Staged:
+    rule_unknown = 0
+    if block_range is None:
+        data = encode_records(part.records)
+    else:
+        data = encode_part(part.records)
+        try:  # read back as a restore will: a revision that does not recompute does not fit format 2
+            parsed = read_part(data, *block_range)
+        except ValueError as exc:
+            raise NotInFormat2(str(exc)) from None
+        if parsed.problems:
+            raise NotInFormat2(f"revision #{parsed.problems[0][0]}: {parsed.problems[0][1]}")
+        rule_unknown = parsed.tally.rule_unknown
+    path.write_bytes(data)
+    return _Staged(path, len(data), hashlib.sha256(data).hexdigest(), len(part.records), part.deleted,
+                   part.redacted, part.type_lost, rule_unknown, record_key(part.records[0]),
+                   record_key(part.records[-1]))
 
 
 def _add(part: _Part, record: Any, size: int) -> None:
@@ -378,14 +439,12 @@ def _add(part: _Part, record: Any, size: int) -> None:
     part.type_lost += bool(record.get("typeLost", False))
 
 
-def _put_part(
-    location: Location, last_seq: int, index: int, part: _Part, retain_until: datetime | None
-) -> SnapshotObject:
-    """Write one part put-if-absent under a content-addressed name: a rerun after an interruption finds
-    its own earlier part (same bytes, same name) and keeps it."""
-    data = encode_records(part.records)
-    digest = hashlib.sha256(data).hexdigest()
-    key = location.key(f"{SNAPSHOTS}{last_seq:020d}/part-{index:05d}-{digest[:16]}.ion")
+def _put_part(location: Location, last_seq: int, index: int, part: _Staged, retain_until: datetime | None,
+              version: int) -> SnapshotObject:
+    """Write one staged part put-if-absent under a content-addressed name: a rerun after an interruption
+    finds its own earlier part (same bytes, same name) and keeps it."""
+    data, digest = part.path.read_bytes(), part.sha256
+    key = location.key(f"{SNAPSHOTS}{last_seq:020d}/part-{index:05d}-{digest[:16]}{part_suffix(version)}")
     try:
         version_id = location.store.put(key, data, retain_until=retain_until, sha256=digest).version_id
     except ObjectExists:
@@ -393,18 +452,8 @@ def _put_part(
         if (existing.sha256 or hashlib.sha256(location.store.get(key)).hexdigest()) != digest:
             raise
         version_id = existing.version_id
-    return SnapshotObject(
-        key,
-        len(data),
-        digest,
-        version_id,
-        len(part.records),
-        part.deleted,
-        part.redacted,
-        part.type_lost,
-        record_key(part.records[0]),
-        record_key(part.records[-1]),
-    )
+    return SnapshotObject(key, part.size, digest, version_id, part.revisions, part.deleted, part.redacted,
+                          part.type_lost, part.first, part.last, part.rule_unknown)
 
 
 def _put_manifest(location: Location, key: str, manifest: SnapshotManifest) -> bool:

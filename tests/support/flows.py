@@ -113,3 +113,17 @@ def ledger_with_a_redaction(tmp_path: Path) -> Location:
         assert run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded
     source.close()
     return location
+
+
+FORMAT_1 = Path(__file__).resolve().parent.parent / "data" / "snapshot-format-1"
+
+
+def format_1_repository(root: Path) -> Location:
+    """A copy of a repository whose snapshot ledgerdr wrote in format 1 (tests/data/snapshot-format-1):
+    three windows from `backed_up_ledger(minutes=3, per_minute=6)` and a snapshot of all three; its ledger
+    is copied to `root / "ledger.db"`, for more windows (`back_up_one_more_minute`)."""
+    import shutil
+
+    shutil.copy(FORMAT_1 / "ledger.db", root / "ledger.db")
+    shutil.copytree(FORMAT_1 / "repository", root / "primary")
+    return Location(FileStore(root / "primary"), "")

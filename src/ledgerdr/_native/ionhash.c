@@ -107,6 +107,9 @@ static PyMethodDef methods[] = {
      "when an argument is outside what it writes (journal.writer then encodes the block in Python)."},
     {"binary_hash_repr", py_binary_hash_repr, METH_O,
      "binary_hash_repr(data) -> s(value) of the stream's one value, or None (ionread.binary_hash_repr)."},
+    {"snapshot_rows", (PyCFunction)(void (*)(void))py_snapshot_rows, METH_FASTCALL,
+     "snapshot_rows(data, first_seq, last_seq) -> (tables, rows, counts, type_lost, unread, problems): a format-2 "
+     "snapshot part read and every revision hash recomputed (snapshots.read_part_python is the reference)."},
     {"binary_top_field", (PyCFunction)(void (*)(void))py_binary_top_field, METH_FASTCALL,
      "binary_top_field(data, name) -> (descriptor, body) of the struct's field, (-1, b'') when absent, or None\n"
      "(ionread.binary_top_field)."},

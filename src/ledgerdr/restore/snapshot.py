@@ -1,5 +1,7 @@
 """Restoring from a snapshot (the format is `ledgerdr.snapshots`): one work unit per part, a part loaded,
-verified and turned into what a target applies, and what a worker records for it."""
+verified and turned into what a target applies, and what a worker records for it. Both snapshot formats
+are read here; a target that takes rows (`Target.applies_rows`) gets a format-2 part's rows as they are
+(`restore.snapshot_rows`)."""
 
 from __future__ import annotations
 
@@ -22,13 +24,16 @@ from ..snapshots import (
     MANIFEST,
     SNAPSHOTS,
     Key,
+    PartRows,
     SnapshotManifest,
     SnapshotObject,
     Tally,
     check_record,
     gc_paused,
+    read_part,
     record_key,
     revision_of_record,
+    revision_of_row,
     tip_problem,
 )
 from ..stores import Store
@@ -79,18 +84,21 @@ def load_snapshot_unit(store: Store, unit: WorkUnit) -> SnapshotContent:
 
     Revisions come newest version first within each document, so a target sets a document's current
     row once instead of once per version."""
-    manifest, part = _manifest_for(store, unit)
-    data = store.get(unit.key, version_id=unit.version_id) if unit.version_id else store.get(unit.key)
+    manifest, part, data = fetch_part(store, unit)
     expected = manifest.objects[part]
-    if hashlib.sha256(data).hexdigest() != expected.sha256 or len(data) != expected.size:
-        _refuse(unit.key, "checksum_mismatch", None, "bytes do not match the manifest's sha256 and size")
     content = SnapshotContent(unit, strand_id=manifest.strand_id, manifest=manifest, part=part)
     with gc_paused():
-        try:
-            records = simpleion.loads(data, single_value=False, value_model=IonPyValueModel.MAY_BE_BARE)
-        except (IonException, ValueError, TypeError, IndexError) as exc:
-            _refuse(unit.key, "unreadable_object", None, f"cannot decode: {exc}")
-        _check_records(content, records, expected)
+        if manifest.format_version >= 2:
+            parsed = check_part(unit.key, manifest, part, data)
+            content.tally = parsed.tally
+            names, lost = dict(parsed.tables), set(parsed.type_lost)
+            content.revisions = [revision_of_row(row, names[row[0]], i in lost) for i, row in enumerate(parsed.rows)]
+        else:
+            try:
+                records = simpleion.loads(data, single_value=False, value_model=IonPyValueModel.MAY_BE_BARE)
+            except (IonException, ValueError, TypeError, IndexError) as exc:
+                _refuse(unit.key, "unreadable_object", None, f"cannot decode: {exc}")
+            _check_records(content, records, expected)
         if manifest.redactions:
             present = {r.key for r in content.revisions}
             content.redactions = [Redaction(*key) for key in manifest.redactions if tuple(key) in present]
@@ -101,7 +109,47 @@ def load_snapshot_unit(store: Store, unit: WorkUnit) -> SnapshotContent:
     return content
 
 
-def _manifest_for(store: Store, unit: WorkUnit) -> tuple[SnapshotManifest, int]:
+def fetch_part(store: Store, unit: WorkUnit) -> tuple[SnapshotManifest, int, bytes]:
+    """The part's manifest (checked against its tip window), its index and its bytes, checked against the
+    manifest's sha256 and size. Raises VerificationError naming the part."""
+    manifest, part = manifest_for(store, unit)
+    data = store.get(unit.key, version_id=unit.version_id) if unit.version_id else store.get(unit.key)
+    expected = manifest.objects[part]
+    if hashlib.sha256(data).hexdigest() != expected.sha256 or len(data) != expected.size:
+        _refuse(unit.key, "checksum_mismatch", None, "bytes do not match the manifest's sha256 and size")
+    return manifest, part, data
+
+
+def check_part(key: str, manifest: SnapshotManifest, part: int, data: bytes) -> PartRows:
+    """A format-2 part read and every revision hash recomputed (`snapshots.read_part`), its order, block
+    numbers, counts and first and last keys checked against the manifest. Raises VerificationError naming
+    the part and the block of each revision that fails; nothing is applied then."""
+    expected = manifest.objects[part]
+    try:
+        parsed = read_part(data, manifest.first_seq, manifest.last_seq)
+    except ValueError as exc:
+        _refuse(key, "unreadable_object", None, f"cannot decode: {exc}")
+    rows = parsed.rows
+    problems = [
+        Problem("order" if "after" in detail else "revision_hash", key,
+                str(BlockAddress(manifest.strand_id, rows[index][7])),
+                f"revision {rows[index][1]} v{rows[index][2]}: {detail}")
+        for index, detail in parsed.problems
+    ]
+    tally = parsed.tally
+    stated = (expected.revisions, expected.deleted, expected.redacted, expected.type_lost, expected.rule_unknown)
+    found = (tally.revisions, tally.deleted, tally.redacted, tally.type_lost, tally.rule_unknown)
+    if stated != found:
+        problems.append(Problem("counts", key, None, f"holds {found} (revisions, deleted, redacted, type lost, "
+                                                     f"rule unknown), the manifest says {stated}"))
+    elif rows and (rows[0][:3] != tuple(expected.first) or rows[-1][:3] != tuple(expected.last)):
+        problems.append(Problem("range", key, None, "first or last record is not the manifest's"))
+    if problems:
+        raise VerificationError(f"snapshot object {key} failed verification; nothing applied", problems)
+    return parsed
+
+
+def manifest_for(store: Store, unit: WorkUnit) -> tuple[SnapshotManifest, int]:
     """The part's manifest, checked against the window record it names; and the part's index."""
     folder, _, _ = unit.key.rpartition("/")
     prefix = folder[: folder.rfind(SNAPSHOTS)]
@@ -176,21 +224,28 @@ def _refuse(key: str, kind: str, address: str | None, detail: str) -> NoReturn:
 
 
 def snapshot_result(content: SnapshotContent) -> UnitResult:
-    """What a worker records for a part. Only the tip part states a block range (the snapshot's, ending
-    at its tip hash), so the restore's chain check links the first later window onto the tip."""
-    tip = content.manifest if content.is_tip else None
+    """What a worker records for a part (`part_result`)."""
+    assert content.manifest is not None
+    return part_result(content.unit, content.manifest, content.part, len(content.revisions),
+                       tuple(f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost),
+                       [event.to_list() for event in content.ddl])
+
+
+def part_result(unit: WorkUnit, manifest: SnapshotManifest, part: int, revisions: int,
+                type_lost: tuple[str, ...] = (), ddl: list[list] | None = None) -> UnitResult:
+    """The result of part `part`. Only the tip part states a block range (the snapshot's, ending at its tip
+    hash), so the restore's chain check links the first later window onto the tip."""
+    tip = manifest if part == len(manifest.objects) - 1 else None
     return UnitResult(
-        unit_id=content.unit.unit_id,
+        unit_id=unit.unit_id,
         first_seq=tip.first_seq if tip is not None else None,
         first_previous_hash=None,
         last_seq=tip.last_seq if tip is not None else None,
         last_hash=tip.tip_hash if tip is not None else None,
         last_block_time_ms=tip.tip_time_ms if tip is not None else None,
-        revisions=len(content.revisions),
-        type_lost=tuple(
-            f"{r.table_name} {r.document_id} v{r.version}" for r in content.revisions if r.type_lost
-        ),
-        ddl=tuple(event.to_list() for event in content.ddl),
+        revisions=revisions,
+        type_lost=type_lost,
+        ddl=tuple(ddl or ()),
     )
 
 

@@ -22,7 +22,8 @@ from ..targets import open_target
 from ..targets.base import Target
 from .rows import load_rows
 from .shapes import UnitResult, WorkUnit
-from .snapshot import last_block_of
+from .snapshot import is_snapshot_unit, last_block_of
+from .snapshot_rows import load_snapshot_rows
 from .units import journal_leaves, load_unit, result_of
 
 RESULTS = "units/"
@@ -119,8 +120,8 @@ def _apply_unit(source: Location, target: Target, unit: WorkUnit,
 
 def _load_and_apply(source: Location, target: Target, unit: WorkUnit,
                     ledger_name: str | None) -> tuple[UnitResult, bytes]:
-    if target.applies_rows:  # the C verifier's rows, when it reads the unit's object
-        rows = load_rows(source.store, unit)
+    if target.applies_rows:  # the C verifier's rows, when it reads the unit's object (or snapshot part)
+        rows = load_snapshot_rows(source.store, unit) if is_snapshot_unit(unit) else load_rows(source.store, unit)
         if rows is not None:
             if rows.strand_id:
                 target.open_lineage(rows.strand_id, ledger_name or "")

@@ -210,8 +210,7 @@ class EmbeddedTarget:
         if slow:
             current = [row for row in slow if row[2] == conn.execute(
                 "SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?", row[:2]).fetchone()[0]]
-            self._set_current([(_Decoded(row[3]), DocRow(*row))
-                               for row in current])
+            self._set_current([DocRow(*row) for row in current])
 
     def _table(self, table: TableDDL) -> None:
         storage = self.storage
@@ -290,16 +289,17 @@ class EmbeddedTarget:
             known = newest.get((row.table_id, row.doc_id))
             if known is None or revision.version > known[0].version:
                 newest[(row.table_id, row.doc_id)] = (revision, row)
-        self._set_current([pair for doc, pair in newest.items() if pair[0].version == conn.execute(
+        self._set_current([pair[1] for doc, pair in newest.items() if pair[0].version == conn.execute(
             "SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?", doc).fetchone()[0]])
 
-    def _set_current(self, newest: list[tuple[RestoredRevision | _Decoded, DocRow]]) -> None:
+    def _set_current(self, newest: list[DocRow]) -> None:
         """Make each row its document's current one (a delete or redacted row removes it) and move the
-        document's index entries from its old current row to the new one."""
+        document's index entries from its old current row to the new one. Index keys are read from the
+        stored bytes (`_stored_index_key`), so no document is decoded for a plain string or int field."""
         storage = self.storage
         indexes: dict[str, list[IndexRow]] = {}
         puts, deletes, removed, added = [], [], [], []
-        for revision, row in newest:
+        for row in newest:
             table_indexes = indexes.get(row.table_id)
             if table_indexes is None:
                 table_indexes = indexes[row.table_id] = storage.indexes(row.table_id)
@@ -310,10 +310,9 @@ class EmbeddedTarget:
             if not table_indexes:
                 continue
             old = storage.document(row.table_id, row.doc_id)
-            old_data = _loads(old.data) if old is not None and old.data is not None else None
             for index in table_indexes:
-                before = index_key(_field(old_data, index.field)) if old_data is not None else None
-                after = index_key(_field(revision.data, index.field)) if row.data is not None else None
+                before = _stored_index_key(old.data, index.field) if old is not None and old.data is not None else None
+                after = _stored_index_key(row.data, index.field) if row.data is not None else None
                 if before is not None:
                     removed.append((index.index_id, before, row.doc_id))
                 if after is not None:
@@ -461,21 +460,6 @@ _NEWEST = f"?3 = {_NEWEST_VERSION}"
 _STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
 _STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
-
-
-class _Decoded:
-    """A stored row's document, decoded on first use (`_set_current` reads `data` of indexed tables only)."""
-
-    __slots__ = ("ion", "_data")
-
-    def __init__(self, ion: bytes | None) -> None:
-        self.ion, self._data = ion, NOT_DECODED
-
-    @property
-    def data(self) -> Any:
-        if self._data is NOT_DECODED:
-            self._data = None if self.ion is None else _loads(self.ion)
-        return self._data
 
 
 def _redacted_blocks(blocks: Sequence[JournalBlockRow], erase: dict[tuple[str, int], None]) -> list[JournalBlockRow]:
