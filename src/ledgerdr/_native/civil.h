@@ -1,5 +1,6 @@
 /* Days from the civil (proleptic Gregorian) date and back (H. Hinnant's algorithms), shared by _journal (epoch
- * milliseconds of a timestamp) and _pgcopy (a timestamp's local time, txTime's text). */
+ * milliseconds of a timestamp), _pgcopy (a timestamp's local time, txTime's text), _statedigest (a txTime's
+ * Ion Hash representation) and _iontext (a timestamp's UTC minutes). */
 #ifndef LEDGERDR_CIVIL_H
 #define LEDGERDR_CIVIL_H
 

@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "buffer.h"
+#include "civil.h"
 
 #define MAX_DEPTH 1000
 #define MAX_FRACTION_DIGITS 100000
@@ -488,16 +489,6 @@ static int write_decimal(Ctx *c, const Hdr *h)
     return put_u64(c, emag);
 }
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
     z += 719468;
@@ -568,7 +559,7 @@ static int write_timestamp(Ctx *c, const Hdr *h)
     int64_t y = (int64_t)year;
     int mo = (int)month, d = (int)day, hh = (int)hour, mi = (int)minute;
     if (prec >= 3 && known && off != 0) {
-        int64_t t = days_from_civil(y, mo, d) * 1440 + hh * 60 + mi + off;
+        int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 1440 + hh * 60 + mi + off;
         int64_t days = t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
         int64_t mins = t - days * 1440;
         civil_from_days(days, &y, &mo, &d);

@@ -25,6 +25,7 @@
  *     last, whose reason is the highest), their leaves folded; reasons counts the history records kept by
  *     reason (RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED).
  */
+#include "civil.h"
 #include "ionread.h"
 
 enum { RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED, REASON_COUNT };
@@ -37,22 +38,6 @@ static Buf name_id, name_version, name_tx_time, name_tx_id;
 static int put_varuint_raw(uint64_t value, unsigned char *out)
 {
     return varuint_bytes(value, out);
-}
-
-/* Civil date of days since 1970-01-01 (H. Hinnant's civil_from_days). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    int64_t era;
-    unsigned doe, yoe, doy, mp;
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 /* hashing._timestamp_repr of writer.ms_timestamp(storage.from_ms(ms)): UTC offset, year, month..second, then

@@ -71,3 +71,4 @@ def serve(data: str | None, host: str | None, port: int | None, access_keys: tup
         log_event(f"listening on {url}", logger="ledgerdr.serve", event="listening", url=url, data=str(options.data))
 
     run_server(options, on_listening=on_listening)
+    log_event("stopped", logger="ledgerdr.serve", event="stopped")
