@@ -27,6 +27,7 @@ PURE_PYTHON_TESTS := tests/test_native.py tests/test_journal_ionwrite.py tests/t
 NATIVE_SOURCES := setup.py $(wildcard src/ledgerdr/_native/*.c src/ledgerdr/_native/*.h)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(NATIVE_SOURCES)
+	rm -f src/ledgerdr/_*.so  # an extension that no longer builds must not survive as a stale .so
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(QLDB_MODELS)
 	touch $@

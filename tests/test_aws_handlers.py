@@ -205,12 +205,17 @@ def test_the_whole_architecture_runs_on_its_handlers(deployed, monkeypatch, caps
         handlers.finalize_restore({"restore_id": planned["restore_id"]}, None)
     result = refused.value.result
     assert result["exit_code"] == 7 and [d["unit"] for d in result["dead_letters"]] == [poisoned.key]
+    assert result["certificate"] is None  # a certificate vouches for a verified restore only
     assert result["journal_state_digest"] == result["target_state_digest"]  # every real unit was applied
     sqs.purge_queue(QueueUrl=replica.queue_url("WorkQueueDLQ"))  # the operator looked: not a unit of the plan
     final = handlers.finalize_restore({"restore_id": planned["restore_id"]}, None)
     assert final["ok"] and final["verdict"] and final["units_applied"] == planned["units"]
     journal_digest = final["journal_state_digest"]
     assert final["target_state_digest"] == journal_digest
+    state = open_location(replica.environment("FinalizeFunction")["LEDGERDR_STATE_URL"], client=replica.client("s3"))
+    certificate = json.loads(state.store.get(final["certificate"]))  # in the state bucket, as the CLI's beside the file
+    assert certificate["verdict"] == "verified" and certificate["restore_id"] == planned["restore_id"]
+    assert certificate["target"]["state_digest"] == certificate["journal_state_digest"] == journal_digest
     restored = open_target(replica.environment("PlanFunction")["LEDGERDR_TARGET_URL"])
     try:
         assert digest_of_target(restored).digest == journal_digest
@@ -239,6 +244,8 @@ def test_the_whole_architecture_runs_on_its_handlers(deployed, monkeypatch, caps
     _as_function(monkeypatch, replica, "DrillFunction")
     drilled = handlers.drill({}, None)
     assert drilled["verified"] and drilled["target_state_digest"] == journal_digest
+    assert drilled["certificate"]["verdict"] == "verified"
+    assert drilled["certificate"]["target"]["state_digest"] == journal_digest
     assert drilled["rpo_seconds"] > 0 and drilled["rto_seconds"] > 0
     [drill_metrics] = _metrics(capsys.readouterr().out, "DrillRTOSeconds")
     assert drill_metrics["DrillRPOSeconds"] == drilled["rpo_seconds"]

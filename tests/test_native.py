@@ -18,7 +18,7 @@ import pytest
 def test_ci_builds_every_accelerator() -> None:
     # setup.py marks the extensions optional so an install never fails for want of a compiler;
     # on CI that would silently measure and test the Python paths only.
-    assert all(_importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest"))
+    assert all(_importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy"))
 
 
 def _summary_with(env_value: str | None) -> dict[str, bool]:

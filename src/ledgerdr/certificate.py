@@ -164,11 +164,16 @@ def check_seal(doc: dict[str, Any], trusted: TrustedKeys | None = None) -> list[
     return []
 
 
+def certificate_bytes(doc: dict[str, Any], signer: RecordSigner | None = None) -> bytes:
+    """`doc`, sealed, as stored: JSON, keys sorted."""
+    return orjson.dumps(seal(doc, signer), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
 def write_certificate(doc: dict[str, Any], path: Path, *, signer: RecordSigner | None = None) -> Path:
     """Write `doc`, sealed, as `path` (JSON, keys sorted): to a temporary name, then renamed, so a reader
     sees a whole certificate or none. A certificate of an earlier restore into the same target is replaced:
     it describes what the target held before this restore."""
-    data = orjson.dumps(seal(doc, signer), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    data = certificate_bytes(doc, signer)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")
     temp.write_bytes(data)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .backup import BackupPolicy, run_backup
+from .certificate import issue_certificate
 from .errors import ConfigError, RestoreError
 from .journal.hashing import merkle_root
 from .ledger.engine import Ledger
@@ -237,6 +238,8 @@ def _recover(strategy: str, secondary: Location, target: Path, state_dir: Path, 
     result = restore(secondary.store.url, f"embedded:{target}",
                      RestoreOptions(workers=0, state_dir=state_dir,
                                     strategy="intermediate" if strategy == "intermediate" else "backup-restore"))
+    if result.verdict:  # every verified restore leaves its certificate, the drill's too (<target>.certificate.json)
+        issue_certificate(result, secondary, f"embedded:{target}", path=None, state_dir=state_dir)
     ledger = Ledger.open(target)
     matches = result.last_seq is not None and \
         ledger.get_digest()["digest"] == merkle_root(hashes[: result.last_seq + 1])

@@ -489,19 +489,6 @@ static int write_decimal(Ctx *c, const Hdr *h)
     return put_u64(c, emag);
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int days_in_month(int64_t y, int m)
 {
     static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -562,7 +549,10 @@ static int write_timestamp(Ctx *c, const Hdr *h)
         int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 1440 + hh * 60 + mi + off;
         int64_t days = t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
         int64_t mins = t - days * 1440;
-        civil_from_days(days, &y, &mo, &d);
+        unsigned umo, ud;
+        civil_from_days(days, &y, &umo, &ud);
+        mo = (int)umo;
+        d = (int)ud;
         hh = (int)(mins / 60);
         mi = (int)(mins % 60);
         if (y < 1 || y > 9999)

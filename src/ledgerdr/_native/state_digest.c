@@ -25,8 +25,8 @@
  *     last, whose reason is the highest), their leaves folded; reasons counts the history records kept by
  *     reason (RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED).
  */
-#include "civil.h"
 #include "ionread.h"
+#include "civil.h" /* after Python.h (ionread.h): Python.h comes first */
 
 enum { RECOMPUTED, JSON_TYPE_LOST, DELETED, REDACTED, REASON_COUNT };
 #define RECORD 33

@@ -42,6 +42,7 @@ __all__ = ["HandlerFailed", "backup", "compact", "drill", "finalize_restore", "p
 
 RESULTS_FOLDER = "unit-results/"  # under LEDGERDR_STATE_URL, as `restore` keeps them under its state folder
 PLANS_FOLDER = "plans/"
+CERTIFICATES_FOLDER = "certificates/"  # finalize_restore writes a verified restore's certificate here
 
 
 # ------------------------------------------------------------------------------------------- backup
@@ -266,9 +267,17 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
         return {"exit_code": ExitCode.RESTORE, "restore_id": restore_id, "finished": False,
                 "queued": counts.visible, "in_flight": counts.in_flight,
                 "hint": "workers are still applying units; invoke finalize_restore again when the queue is empty"}
-    report = finalize_flow(plan, _source_location(settings), settings.require("LEDGERDR_TARGET_URL"),
+    source = _source_location(settings)
+    report = finalize_flow(plan, source, settings.require("LEDGERDR_TARGET_URL"),
                            _results_location(settings), dead_letters=dead, started=started)
-    return {"exit_code": ExitCode.OK if report.verdict else ExitCode.RESTORE, "finished": True, **report.to_json()}
+    certificate = None
+    if report.verdict:  # every verified restore leaves its certificate: here in the state bucket
+        from ..certificate import build_certificate, certificate_bytes
+
+        certificate = state.key(f"{CERTIFICATES_FOLDER}{restore_id}.json")
+        state.store.put(certificate, certificate_bytes(build_certificate(report, source)))
+    return {"exit_code": ExitCode.OK if report.verdict else ExitCode.RESTORE, "finished": True,
+            "certificate": certificate, **report.to_json()}
 
 
 def _unit_key(body: bytes) -> str | None:
@@ -352,6 +361,11 @@ def _drill(event: Any, settings: Settings) -> dict[str, Any]:
         report = restore(location.url, target, RestoreOptions(
             until=_when(args.get("until")), until_block=args.get("until_block"), workers=0,
             state_dir=Path(scratch) / "state"))
+        certificate = None
+        if report.verdict:  # the drill's restore is thrown away; its certificate travels in the result
+            from ..certificate import build_certificate
+
+            certificate = build_certificate(report, location)
     emit_metrics(settings.namespace, {"Repository": repo.name},
                  {"DrillRTOSeconds": (report.rto_seconds, "Seconds"),
                   **({"DrillRPOSeconds": (status.rpo_seconds, "Seconds")} if status.rpo_seconds is not None else {})})
@@ -359,7 +373,8 @@ def _drill(event: Any, settings: Settings) -> dict[str, Any]:
             "repository": repo.name, "at": iso_ms(utcnow()), "rpo_seconds": status.rpo_seconds,
             "rto_seconds": report.rto_seconds, "verified": report.verdict, "last_seq": report.last_seq,
             "revisions": report.revisions, "journal_state_digest": report.journal_state_digest,
-            "target_state_digest": report.target_state_digest, "problems": report.problems}
+            "target_state_digest": report.target_state_digest, "problems": report.problems,
+            "certificate": certificate}
 
 
 # ------------------------------------------------------------------------------------------- shared
