@@ -275,7 +275,8 @@ def _finalize_restore(event: Any, settings: Settings) -> dict[str, Any]:
         from ..certificate import build_certificate, certificate_bytes
 
         certificate = state.key(f"{CERTIFICATES_FOLDER}{restore_id}.json")
-        state.store.put(certificate, certificate_bytes(build_certificate(report, source)))
+        # signed with the record key when the config sets one, as the records are (the location carries it)
+        state.store.put(certificate, certificate_bytes(build_certificate(report, source), source.signer))
     return {"exit_code": ExitCode.OK if report.verdict else ExitCode.RESTORE, "finished": True,
             "certificate": certificate, **report.to_json()}
 
@@ -363,9 +364,9 @@ def _drill(event: Any, settings: Settings) -> dict[str, Any]:
             state_dir=Path(scratch) / "state"))
         certificate = None
         if report.verdict:  # the drill's restore is thrown away; its certificate travels in the result
-            from ..certificate import build_certificate
+            from ..certificate import build_certificate, seal
 
-            certificate = build_certificate(report, location)
+            certificate = seal(build_certificate(report, location), location.signer)
     emit_metrics(settings.namespace, {"Repository": repo.name},
                  {"DrillRTOSeconds": (report.rto_seconds, "Seconds"),
                   **({"DrillRPOSeconds": (status.rpo_seconds, "Seconds")} if status.rpo_seconds is not None else {})})
