@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ledgerdr.errors import LedgerError
 from ledgerdr.ledger import expr as ev
 from ledgerdr.ledger.lexer import RESERVED
+from ledgerdr.ledger.lookups import equality_lookups, id_lookup
 from ledgerdr.ledger.partiql import FUNCTIONS, PartiQLSyntaxError, parse, parse_expression
 from ledgerdr.ledger.syntax import (
     MISSING,
@@ -701,13 +702,13 @@ def test_aggregates_over_rows():
 def test_equality_lookups_find_top_level_constant_equalities():
     where = where_of("SELECT * FROM t AS x BY id WHERE x.a = ? AND b = 'k' AND ? = x.c AND id = ? "
                      "AND x.d.e = 1 AND x.f = x.g AND (x.h = 1 OR x.i = 2) AND x.j = -1")
-    assert ev.equality_lookups(where, "x", "id") == {"a": Param(0), "b": Lit("k"), "c": Param(1),
+    assert equality_lookups(where, "x", "id") == {"a": Param(0), "b": Lit("k"), "c": Param(1),
                                                      "j": Unary("-", Lit(1))}
-    assert ev.equality_lookups(where_of("SELECT * FROM t WHERE t.a = 1"), "t") == {"a": Lit(1)}
-    assert ev.equality_lookups(None, "t") == {}
-    assert ev.evaluate(ev.equality_lookups(where, "x", "id")["j"], {}, []) == -1
-    assert ev.id_lookup(where, "id") == Param(2) and ev.id_lookup(where, None) is None
-    assert ev.equality_lookups(where_of("SELECT * FROM t AS x WHERE x.a = 1 OR x.b = 2"), "x") == {}
+    assert equality_lookups(where_of("SELECT * FROM t WHERE t.a = 1"), "t") == {"a": Lit(1)}
+    assert equality_lookups(None, "t") == {}
+    assert ev.evaluate(equality_lookups(where, "x", "id")["j"], {}, []) == -1
+    assert id_lookup(where, "id") == Param(2) and id_lookup(where, None) is None
+    assert equality_lookups(where_of("SELECT * FROM t AS x WHERE x.a = 1 OR x.b = 2"), "x") == {}
 
 
 # ============================================================================ document updates

@@ -29,6 +29,7 @@ from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
 from .context import Doc, UnknownTable, Write
 from .functions import CURRENT_TRANSACTION_ID
+from .lookups import equality_lookups, id_lookup
 from .partiql import parse
 from .queries import run_select
 from .runners import execute
@@ -268,7 +269,7 @@ class Transaction:
     ) -> Iterator[Doc]:
         """Documents that may satisfy `where`: one by id, those an index finds, or the whole table.
         The caller applies `where` to each; every read is recorded for commit-time validation."""
-        id_expr = ev.id_lookup(where, by_id_alias)
+        id_expr = id_lookup(where, by_id_alias)
         if id_expr is not None:
             doc_id = _doc_id_text(ev.evaluate(id_expr, {}, params))
             doc = None if doc_id is None else self.get_doc(table, doc_id)
@@ -280,7 +281,7 @@ class Transaction:
     def _committed_candidates(
         self, table: TableInfo, where: Any, alias: str, by_id_alias: str | None, params: Sequence[Any]
     ) -> Iterator[tuple[str, int, bytes]]:
-        lookups = ev.equality_lookups(where, alias, by_id_alias) if where is not None else {}
+        lookups = equality_lookups(where, alias, by_id_alias) if where is not None else {}
         index = self._usable_index(table, lookups)
         if index is None:
             if not self._record_scan(table):
