@@ -30,6 +30,7 @@ from amazon.ion import simpleion
 
 from .errors import ObjectExists, VerificationError
 from .journal.hashing import ion_hash
+from .journal.ionload import load_value
 from .journal.verify import Problem
 from .repository import WindowRecord, iso_ms, put_record, read_windows, utcnow
 from .restore.plan import units_of_window
@@ -217,7 +218,7 @@ class _Fold:
             if (table_id, document_id, version) == previous:
                 continue  # the same revision delivered by two sources: history keeps it once
             previous = (table_id, document_id, version)
-            record = simpleion.loads(payload)
+            record = load_value(payload)
             if previous in self.redactions and "data" in record:
                 revision = revision_of_record(record)
                 record = revision_record(revision, redacted_hash=ion_hash(revision.data))

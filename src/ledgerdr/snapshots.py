@@ -51,6 +51,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from . import native
 from .errors import StoreError
 from .journal.hashing import dot, ion_hash
+from .journal.ionload import load_value
 from .journal.ionread import binary_ion_hash
 from .journal.ionwrite import standalone_hashed
 from .journal.writer import ms_timestamp
@@ -535,7 +536,7 @@ def _data_problem(row: HistoryRow, meta_hash: bytes | None = None) -> str | None
     data_hash = binary_ion_hash(ion)
     if data_hash is None:
         try:
-            data_hash = ion_hash(simpleion.loads(ion, value_model=IonPyValueModel.MAY_BE_BARE))
+            data_hash = ion_hash(load_value(ion, value_model=IonPyValueModel.MAY_BE_BARE))
         except (IonException, ValueError, TypeError, IndexError) as exc:
             return f"cannot decode the document: {exc}"
     return None if dot(meta_hash, data_hash) == row[4] else "hash does not recompute from metadata and data"
@@ -546,7 +547,7 @@ def revision_of_row(row: HistoryRow, table_name: str, type_lost: bool) -> Restor
     table_id, document_id, version, ion, revision_hash, tx_ms, tx_id, seq, data_hash = row
     return RestoredRevision(
         table_id=table_id, table_name=table_name, document_id=document_id, version=version,
-        data=None if ion is None else simpleion.loads(ion, value_model=IonPyValueModel.MAY_BE_BARE),
+        data=None if ion is None else load_value(ion, value_model=IonPyValueModel.MAY_BE_BARE),
         metadata=canonical_metadata(document_id, version, tx_ms, tx_id), hash=revision_hash, block_seq=seq,
         data_hash=data_hash, type_lost=type_lost, ion=None if type_lost else ion,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -38,11 +39,18 @@ class ServeProcess:
         self.log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, **self.env})
-        line = self.proc.stdout.readline()  # "" if the server exits instead
+        line = self._first_line(timeout=60)  # "" if the server exits (or stays silent) instead
         if "listening on" not in line:
             raise RuntimeError(f"serve did not start: {line!r} {self.stop()}")
         self.url = line.split("listening on ")[1].split()[0]
         return self
+
+    def _first_line(self, timeout: float) -> str:
+        """The server's first line of output, waiting at most `timeout` seconds: a server that hangs before
+        it listens must fail the test, not stall the run."""
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.readline() if ready else ""
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, as in a crash."""

@@ -10,7 +10,6 @@ integers and other numbers become decimals, read from their exact text.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import re
@@ -30,6 +29,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from amazon.ion.symbols import SymbolToken
 
 from ..errors import ConfigError
+from .ionload import binary_segments, iter_values, load_value
 from .model import Block
 
 
@@ -85,9 +85,8 @@ def read_blocks(data: bytes, fmt: ExportFormat, *, chain_only: bool = False) -> 
     # values wherever that loses no Ion type (structs stay IonPyDict, so repeated field names survive;
     # typed nulls, annotated values and clobs stay IonPy): ion_hash gives the same hash for both models
     # (tests/test_ion_hash_property.py), and building bare values costs a fraction of IonPy ones.
-    values = simpleion.load(io.BytesIO(data), single_value=False, parse_eagerly=False,
-                            value_model=IonPyValueModel.MAY_BE_BARE)
-    segments = _binary_segments(data) if fmt is ExportFormat.ION_BINARY else None
+    values = iter_values(data, value_model=IonPyValueModel.MAY_BE_BARE)  # never stuck on damage (ionload)
+    segments = binary_segments(data) if fmt is ExportFormat.ION_BINARY else None
     index = 0
     while True:
         try:
@@ -102,9 +101,6 @@ def read_blocks(data: bytes, fmt: ExportFormat, *, chain_only: bool = False) -> 
         index += 1
 
 
-_IVM = b"\xe0\x01\x00\xea"
-
-
 def _raw_of(segments: list[bytes] | None, index: int, value: Mapping[str, Any]) -> bytes | None:
     """The block's own self-contained bytes, when the object gave each block its own version marker
     (ledgerdr's exports do: a target then stores them instead of re-encoding the block, ~350 µs a block).
@@ -116,65 +112,10 @@ def _raw_of(segments: list[bytes] | None, index: int, value: Mapping[str, Any]) 
     return segment if isinstance(block_hash, bytes) and block_hash and block_hash in segment else None
 
 
-def _binary_segments(data: bytes) -> list[bytes] | None:
-    """Split an Ion binary stream into one segment per top-level user value, each from the version
-    marker before it, by walking the top-level framing only (type descriptors and lengths). None when a
-    segment would not stand alone (two values after one marker share its symbol table) or the framing
-    is not understood; the caller then keeps no raw bytes. Never raises: the parser reports bad data."""
-    segments: list[bytes] = []
-    start, users, pos, end = 0, 0, 0, len(data)
-    try:
-        while pos < end:
-            if data.startswith(_IVM, pos):
-                if users > 1:
-                    return None
-                if users == 1:
-                    segments.append(data[start:pos])
-                start, users, pos = pos, 0, pos + 4
-                continue
-            descriptor = data[pos]
-            type_code, length = descriptor >> 4, descriptor & 0x0F
-            pos += 1
-            if type_code == 1 or length == 15:
-                length = 0
-            elif length == 14 or (type_code == 0xD and length == 1):
-                length, pos = _varuint(data, pos)
-            if type_code == 0xE:
-                if length == 0:
-                    return None
-                _, first = _varuint(data, pos)
-                annotation, _ = _varuint(data, first)
-                if annotation != 3:  # not a local symbol table ($ion_symbol_table is SID 3)
-                    users += 1
-            elif type_code != 0:  # type 0 is a NOP pad or null.null
-                users += 1
-            elif length != 0 or descriptor == 0x0F:
-                users += int(descriptor == 0x0F)
-            pos += length
-        if pos != end or users > 1:
-            return None
-        if users == 1:
-            segments.append(data[start:end])
-    except IndexError:
-        return None
-    return segments
-
-
-def _varuint(data: bytes, pos: int) -> tuple[int, int]:
-    """A VarUInt at `pos`: (value, position after it)."""
-    value = 0
-    while True:
-        octet = data[pos]
-        pos += 1
-        value = (value << 7) | (octet & 0x7F)
-        if octet & 0x80:
-            return value, pos
-
-
 def read_ion_value(data: bytes | str) -> Any:
     """One Ion value (text or binary), e.g. a manifest."""
     try:
-        return simpleion.loads(data)
+        return load_value(data)
     except (IonException, ValueError, TypeError, IndexError) as exc:
         raise DecodeError(f"unreadable Ion: {exc}") from None
 

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
 from .. import native
 from .codecs import DecodeError, ExportFormat, json_chain_block, json_lines, read_blocks
 from .hashing import dot, ion_hash, merkle_root
+from .ionload import load_value
 from .model import Block
 from .proofs import CapturingAccumulator, DigestAccumulator
 
@@ -419,7 +419,7 @@ class ChainChecker:
 def segment_block(data: bytes, start: int, end: int) -> Block:
     """The block whose self-contained Ion binary is data[start:end], parsed as `read_blocks` parses it."""
     raw = data[start:end]
-    return Block(simpleion.loads(raw, value_model=IonPyValueModel.MAY_BE_BARE), raw)
+    return Block(load_value(raw, value_model=IonPyValueModel.MAY_BE_BARE), raw)
 
 
 def _fused_chain_hashes(obj: Mapping[str, Any], last_hash: bytes | None,

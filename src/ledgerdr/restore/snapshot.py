@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import orjson
-from amazon.ion import simpleion
 from amazon.ion.exceptions import IonException
 from amazon.ion.simpleion import IonPyValueModel
 
 from ..errors import VerificationError
+from ..journal.ionload import iter_values
 from ..journal.model import BlockAddress
 from ..journal.verify import Problem
 from ..repository import WINDOWS, WindowRecord, parse_iso, window_name
@@ -95,7 +95,7 @@ def load_snapshot_unit(store: Store, unit: WorkUnit) -> SnapshotContent:
             content.revisions = [revision_of_row(row, names[row[0]], i in lost) for i, row in enumerate(parsed.rows)]
         else:
             try:
-                records = simpleion.loads(data, single_value=False, value_model=IonPyValueModel.MAY_BE_BARE)
+                records = list(iter_values(data, value_model=IonPyValueModel.MAY_BE_BARE))
             except (IonException, ValueError, TypeError, IndexError) as exc:
                 _refuse(unit.key, "unreadable_object", None, f"cannot decode: {exc}")
             _check_records(content, records, expected)

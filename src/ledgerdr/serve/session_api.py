@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amazon.ion import simpleion
-
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
+from ..journal.ionload import load_value
 from ..journal.ionread import binary_ion_hash
 from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
@@ -330,7 +329,7 @@ def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
     except QuotaExceeded as exc:
         raise bad_request(str(exc)) from None
     try:
-        value = simpleion.loads(data)
+        value = load_value(data)  # a client's bytes: never handed to a reader that can hang on them
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
     value_hash = binary_ion_hash(data) if isinstance(data, bytes) else None

@@ -1,0 +1,133 @@
+"""Decoding Ion that comes from outside (exports, snapshots, manifests, clients' parameters) without hanging.
+
+amazon.ion's C extension (0.15) can loop forever on damaged Ion binary: a single flipped byte in a local
+symbol table did it for about 1 flip in 30 in a fuzz of small documents, and a tampering test that met one
+stalled a CI run. amazon.ion's pure-Python reader raises an IonException on the same bytes. So binary from
+outside reaches the C extension only once our own reader (`ionread.binary_ion_hash`, C or Python, fuzzed
+against amazon.ion) has walked every value in it; anything it does not read goes to the pure-Python reader,
+slower but never stuck. Ion text is passed through (fuzzed the same way, it never stalled).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from amazon.ion import simpleion
+from amazon.ion.exceptions import IonException
+from amazon.ion.simpleion import IonPyValueModel
+
+from .ionread import binary_ion_hash
+from .ionwrite import IVM
+
+__all__ = ["binary_segments", "iter_values", "load_value", "walked"]
+
+
+def walked(data: bytes) -> bool:
+    """True when our reader reads every top-level value of the Ion binary `data` (so it is well formed)."""
+    segments = binary_segments(data)
+    return segments is not None and all(binary_ion_hash(segment) is not None for segment in segments)
+
+
+def load_value(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Any:
+    """One Ion value, as `simpleion.loads` gives it; Ion binary our reader declines is decoded in Python
+    (IonPy values then, whatever `value_model`: they hash alike). Damage raises IonException."""
+    if not _is_binary(data) or binary_ion_hash(data) is not None:
+        return simpleion.loads(data, value_model=value_model)
+    with _as_ion_error():
+        return simpleion.load_python(io.BytesIO(data))
+
+
+def iter_values(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Iterator[Any]:
+    """Every top-level value of a stream, one at a time (`simpleion.load(..., parse_eagerly=False)`)."""
+    if not _is_binary(data) or walked(data):
+        source = io.StringIO(data) if isinstance(data, str) else io.BytesIO(data)
+        values: Iterator[Any] = simpleion.load(source, single_value=False, parse_eagerly=False,
+                                               value_model=value_model)
+        return values
+    assert isinstance(data, bytes)
+    return _python_values(data)
+
+
+def _is_binary(data: bytes | str) -> bool:
+    return isinstance(data, bytes) and data.startswith(IVM)
+
+
+def _python_values(data: bytes) -> Iterator[Any]:
+    values: Iterator[Any] = simpleion.load_python(io.BytesIO(data), single_value=False, parse_eagerly=False)
+    while True:
+        with _as_ion_error():
+            try:
+                value = next(values)
+            except StopIteration:
+                return
+        yield value
+
+
+@contextmanager
+def _as_ion_error() -> Iterator[None]:
+    """The pure-Python reader meets damage with whatever its code trips on (UnicodeDecodeError, TypeError,
+    OverflowError, decimal.InvalidOperation, ...): one exception type for callers to catch."""
+    try:
+        yield
+    except IonException:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as exc:
+        raise IonException(f"{type(exc).__name__}: {exc}") from None
+
+
+def binary_segments(data: bytes) -> list[bytes] | None:
+    """Split an Ion binary stream into one segment per top-level user value, each from the version
+    marker before it, by walking the top-level framing only (type descriptors and lengths). None when a
+    segment would not stand alone (two values after one marker share its symbol table) or the framing
+    is not understood; the caller then keeps no raw bytes. Never raises: the parser reports bad data."""
+    segments: list[bytes] = []
+    start, users, pos, end = 0, 0, 0, len(data)
+    try:
+        while pos < end:
+            if data.startswith(IVM, pos):
+                if users > 1:
+                    return None
+                if users == 1:
+                    segments.append(data[start:pos])
+                start, users, pos = pos, 0, pos + 4
+                continue
+            descriptor = data[pos]
+            type_code, length = descriptor >> 4, descriptor & 0x0F
+            pos += 1
+            if type_code == 1 or length == 15:
+                length = 0
+            elif length == 14 or (type_code == 0xD and length == 1):
+                length, pos = _varuint(data, pos)
+            if type_code == 0xE:
+                if length == 0:
+                    return None
+                _, first = _varuint(data, pos)
+                annotation, _ = _varuint(data, first)
+                if annotation != 3:  # not a local symbol table ($ion_symbol_table is SID 3)
+                    users += 1
+            elif type_code != 0:  # type 0 is a NOP pad or null.null
+                users += 1
+            elif length != 0 or descriptor == 0x0F:
+                users += int(descriptor == 0x0F)
+            pos += length
+        if pos != end or users > 1:
+            return None
+        if users == 1:
+            segments.append(data[start:end])
+    except IndexError:
+        return None
+    return segments
+
+
+def _varuint(data: bytes, pos: int) -> tuple[int, int]:
+    """A VarUInt at `pos`: (value, position after it)."""
+    value = 0
+    while True:
+        octet = data[pos]
+        pos += 1
+        value = (value << 7) | (octet & 0x7F)
+        if octet & 0x80:
+            return value, pos
