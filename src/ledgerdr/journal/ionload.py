@@ -34,7 +34,7 @@ def walked(data: bytes) -> bool:
 def load_value(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Any:
     """One Ion value, as `simpleion.loads` gives it; Ion binary our reader declines is decoded in Python
     (IonPy values then, whatever `value_model`: they hash alike). Damage raises IonException."""
-    if not _is_binary(data) or binary_ion_hash(data) is not None:
+    if isinstance(data, str) or not data.startswith(IVM) or binary_ion_hash(data) is not None:
         return simpleion.loads(data, value_model=value_model)
     with _as_ion_error():
         return simpleion.load_python(io.BytesIO(data))
@@ -42,17 +42,16 @@ def load_value(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueMo
 
 def iter_values(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Iterator[Any]:
     """Every top-level value of a stream, one at a time (`simpleion.load(..., parse_eagerly=False)`)."""
-    if not _is_binary(data) or walked(data):
-        source = io.StringIO(data) if isinstance(data, str) else io.BytesIO(data)
-        values: Iterator[Any] = simpleion.load(source, single_value=False, parse_eagerly=False,
-                                               value_model=value_model)
-        return values
-    assert isinstance(data, bytes)
+    if isinstance(data, str):
+        return _c_values(io.StringIO(data), value_model)
+    if not data.startswith(IVM) or walked(data):  # Ion text as bytes, or binary our reader walked
+        return _c_values(io.BytesIO(data), value_model)
     return _python_values(data)
 
 
-def _is_binary(data: bytes | str) -> bool:
-    return isinstance(data, bytes) and data.startswith(IVM)
+def _c_values(source: io.StringIO | io.BytesIO, value_model: IonPyValueModel) -> Iterator[Any]:
+    values: Iterator[Any] = simpleion.load(source, single_value=False, parse_eagerly=False, value_model=value_model)
+    return values
 
 
 def _python_values(data: bytes) -> Iterator[Any]:
