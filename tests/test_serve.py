@@ -27,6 +27,7 @@ from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.exporter import export_journal
 from ledgerdr.serve.server import bind
 from ledgerdr.stores.file import FileStore
+from support.ion_strategies import STALLS_AMAZON_ION_C
 from support.serve_process import KEY_ID, REGION, SECRET, ServeProcess, run_pyqldb, start_pyqldb
 
 
@@ -494,3 +495,17 @@ def test_sigterm_stops_promptly_with_idle_and_half_sent_requests_open(tmp_path):
     assert running.proc.returncode == 0
     idle.close()
     half.close()
+
+
+def test_serve_refuses_a_parameter_that_stalls_amazon_ion_and_keeps_serving(tmp_path):
+    """A client's damaged parameter is a BadRequestException, not a server thread lost to a loop."""
+    with Ledger.create(tmp_path / "data" / "fuzzed.db", "fuzzed"):
+        pass
+    with ServeProcess(tmp_path / "data") as running:
+        session = _client(running, "qldb-session")
+        token = session.send_command(StartSession={"LedgerName": "fuzzed"})["StartSession"]["SessionToken"]
+        _commit(session, token, "CREATE TABLE Car")
+        for data in STALLS_AMAZON_ION_C:
+            error = _statement_error(session, token, "INSERT INTO Car ?", {"IonBinary": data})
+            assert error["Code"] == "BadRequestException" and "not a single valid Ion value" in error["Message"]
+        _commit(session, token, "INSERT INTO Car {'VIN': 'after'}")  # the same session goes on

@@ -79,3 +79,11 @@ def damaged(data: bytes, edits: list[tuple[float, int]], how: str) -> bytes:
             del out[position:]
             break
     return bytes(out)
+
+
+# One flipped byte each, in the local symbol table's list of symbols (a string's length made a number).
+STALLS_AMAZON_ION_C = [bytes.fromhex(
+    "e00100eaeed38183decf87becc8356494e844d616b658459656172" + flipped + "5072696365864f776e6572738c5072696d6172"
+    "794f776e657288506572736f6e4964" + tail + "8f5365636f6e646172794f776e6572738474616773847768656eded18a8e91314e"
+    "34414c3131443735433130393135318b84466f72648c2207db8d4840290000000000008ede9e8fde99908e9641424344454647"
+    "48494a4b4c4d4e4f5051525354555691b092b481618162930f") for flipped, tail in (("48", "8e"), ("85", "2d"))]
