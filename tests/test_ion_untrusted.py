@@ -1,9 +1,10 @@
 """Ion from outside never stalls a run (`journal/ionload.py`).
 
-amazon.ion's C extension loops forever on some damaged Ion binary; the documents below were found by
-flipping one byte of a small document (each kept amazon.ion's C reader busy past 60 s here). Such bytes
-must be refused at once with an IonException, by every reader ledgerdr puts in front of amazon.ion, and
-valid Ion that our own reader declines must decode to the same value (the same Ion Hash) as before."""
+amazon.ion's C extension loops forever on some damaged Ion binary; the documents in `STALLS_AMAZON_ION_C`
+(tests/support/ion_strategies.py) were found by flipping one byte of a small document (each kept amazon.ion's C
+reader busy past 60 s here). Such bytes must be refused at once with an IonException, by every reader ledgerdr puts
+in front of amazon.ion, and valid Ion that our own reader declines must decode to the same value (the same Ion
+Hash) as before."""
 
 from __future__ import annotations
 
