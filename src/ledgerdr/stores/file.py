@@ -150,6 +150,7 @@ class FileStore:
         self.root = Path(os.path.abspath(root))
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
+        self._resolved_root: Path | None = None  # `_real_root`
         self.properties = StoreProperties(
             "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False,
             heals_in_place=True,
@@ -294,8 +295,18 @@ class FileStore:
 
     def _inside_root(self, path: Path, key: str) -> None:
         # validate_key stops '..'; this stops a symlinked directory inside the root pointing elsewhere.
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if not path.resolve().is_relative_to(self._real_root()):
             raise StoreError(self.url, key, "validate", "key resolves outside the store root")
+
+    def _real_root(self) -> Path:
+        """The root with its symlinks resolved, cached once the root exists (every key's path is checked
+        against it; resolving the root again for every key doubled the cost of that check)."""
+        real = self._resolved_root
+        if real is None:
+            real = self.root.resolve()
+            if self.root.is_dir():
+                self._resolved_root = real
+        return real
 
     def _meta_path(self, key: str) -> Path:
         """Where a sidecar of this version is written (format 2)."""
@@ -313,7 +324,9 @@ class FileStore:
         """Serialise writers of one key across processes; the kernel drops the lock if a writer dies."""
         digest = hashlib.sha256(key.encode()).hexdigest()
         lock_path = self.root / META_DIR / "locks" / digest[:2] / digest
-        self._make_dirs(lock_path.parent, key)
+        # no fsync of a new lock directory: a lock file needs no durability (a crash drops every flock anyway),
+        # yet a first copy into an empty replica paid one fsync of `locks/` for nearly every object
+        os.makedirs(lock_path.parent, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
