@@ -30,6 +30,7 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -55,6 +56,7 @@ from .repository import (
     write_watermark,
 )
 from .stores import (
+    FileStore,
     Location,
     Store,
     copy_object,
@@ -62,6 +64,7 @@ from .stores import (
     heal_object,
     object_lock_refusal,
     stored_sha256,
+    unwrap,
 )
 
 
@@ -138,8 +141,7 @@ def replicate(primary: Location, replica: Location, options: ReplicateOptions, *
         on_total(len(rechecks) + sum(len(w.objects) + 1 for _, w in fresh))
     _recheck(primary, replica, rechecks, report, repair=not verify_only, concurrency=concurrency,
              retain_until=now + retention, on_object=on_object)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        copies = _CopyAhead(pool, primary, replica, fresh, catalog, report, now + retention, on_object)
+    with _CopyAhead(primary, replica, fresh, catalog, report, now + retention, on_object, concurrency) as copies:
         if any(p.kind in _DAMAGE for p in report.problems):
             copies.drain()
             report.watermark = last  # a vouched-for copy is still damaged: the watermark must not move past it
@@ -205,12 +207,21 @@ class _CopyAhead:
     `take(key)` waits for the copies of the window whose record is `key`, records each outcome in the report
     (in window order, as before copying and verifying overlapped) and gives the bytes that passed through this
     process, by key, so verification need not read back what was just written. `drain()` finishes every copy
-    still to come (copying does not stop where verification does)."""
+    still to come (copying does not stop where verification does) and makes their names durable.
 
-    def __init__(self, pool: ThreadPoolExecutor, primary: Location, replica: Location,
-                 windows: list[tuple[str, WindowRecord]], catalog: Catalog, report: ReplicateReport,
-                 retain_until: datetime, on_object: Callable[[str], None] | None) -> None:
-        self._submit = lambda job: pool.submit(_copy_one, primary, replica, job, retain_until)
+    On a file replica the copies' directories are fsynced once each when the copies are done, not once per
+    object (`FileStore.names_synced_at_end`, which says why a crash meanwhile loses nothing a watermark
+    vouches for): the watermark is written only after `drain()`."""
+
+    def __init__(self, primary: Location, replica: Location, windows: list[tuple[str, WindowRecord]],
+                 catalog: Catalog, report: ReplicateReport, retain_until: datetime,
+                 on_object: Callable[[str], None] | None, concurrency: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self._synced = ExitStack()
+        backend = unwrap(replica.store)
+        if windows and isinstance(backend, FileStore):
+            self._synced.enter_context(backend.names_synced_at_end())
+        self._submit = lambda job: self._pool.submit(_copy_one, primary, replica, job, retain_until)
         self._waiting = deque((key, _jobs([(key, window)], catalog)) for key, window in windows)
         self._running: deque[tuple[str, list[tuple[ObjectRecord, Future[_Copied]]]]] = deque()
         self._untaken = {key for key, _ in windows}
@@ -232,6 +243,15 @@ class _CopyAhead:
         while self._waiting or self._running:
             self._start()
             self._finish()
+        self._synced.close()
+
+    def __enter__(self) -> _CopyAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # every copy ends before the directories are synced (an error left some running)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._synced.close()
 
     def _start(self) -> None:
         while self._waiting and (not self._running or self._ahead < _AHEAD_BYTES):

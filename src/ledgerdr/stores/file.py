@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -151,6 +152,8 @@ class FileStore:
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
         self._resolved_root: Path | None = None  # `_real_root`
+        self._later: set[Path] | None = None  # directories whose fsync waits for `names_synced_at_end` to end
+        self._later_lock = threading.Lock()
         self.properties = StoreProperties(
             "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False,
             heals_in_place=True,
@@ -174,15 +177,48 @@ class FileStore:
         until = future_utc(self.url, key, retain_until)
         with self._os_errors("put", key), self._key_lock(key):
             self._refuse_taken(path, key)
-            self._make_dirs(path.parent, key)
+            self._make_dirs(path.parent, key, deferrable=True)
             tmp = self._write_temp(path, data)
             try:
                 self._write_meta(key, {"size": len(data), "sha256": digest, "retain_until": until})
                 self._place(tmp, path, key)
             finally:
                 tmp.unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            self._sync_dir(path.parent)
         return ObjectInfo(key, len(data), digest, until)
+
+    @contextmanager
+    def names_synced_at_end(self) -> Iterator[None]:
+        """Puts made inside this block, from any thread, leave the fsync of the directory that names the new
+        object (and of directories created for it) to the block's end, once per directory, instead of one per
+        object (or more: a first copy into an empty replica created a directory for most objects).
+
+        Crash safety holds within the block: each object's bytes and its sidecar are still fsynced, and the
+        sidecar's name made durable, before the object is linked, so after a crash a visible object is always
+        whole and has its retention recorded. What a crash inside the block can lose is only the name of an
+        object put in it: the object is then absent, as if the crash came before its put, and putting it again
+        works (put replaces a sidecar left without its object). A caller must not vouch for objects put in the
+        block (replicate: write a watermark) before the block has ended; nothing is deferred outside it."""
+        with self._later_lock:
+            if self._later is not None:
+                raise RuntimeError("names_synced_at_end does not nest")
+            self._later = set()
+        try:
+            yield
+        finally:
+            with self._later_lock:
+                later, self._later = self._later, None
+            for directory in sorted(later or ()):
+                with self._os_errors("put", directory.relative_to(self.root).as_posix()):
+                    _fsync_dir(directory)
+
+    def _sync_dir(self, directory: Path) -> None:
+        """fsync `directory` now, or at the end of `names_synced_at_end` when inside it."""
+        with self._later_lock:
+            if self._later is not None:
+                self._later.add(directory)
+                return
+        _fsync_dir(directory)
 
     def get(
         self, key: str, *, start: int | None = None, end: int | None = None, version_id: str | None = None
@@ -295,8 +331,26 @@ class FileStore:
 
     def _inside_root(self, path: Path, key: str) -> None:
         # validate_key stops '..'; this stops a symlinked directory inside the root pointing elsewhere.
+        if self._no_symlink_below_root(path):
+            return
         if not path.resolve().is_relative_to(self._real_root()):
             raise StoreError(self.url, key, "validate", "key resolves outside the store root")
+
+    def _no_symlink_below_root(self, path: Path) -> bool:
+        """True when no existing part of `path` below the root is a symlink, so that `path` resolves inside the
+        root without resolving it: one lstat per part below the root, where `resolve` took one per part of
+        the whole path (and most of the time of a put or a get)."""
+        parts = path.relative_to(self.root).parts
+        current = str(self._real_root())
+        for part in parts:
+            current = f"{current}/{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return True  # nothing below exists: it cannot lead elsewhere
+            if stat.S_ISLNK(mode):
+                return False  # resolve it, and see where it leads
+        return True
 
     def _real_root(self) -> Path:
         """The root with its symlinks resolved, cached once the root exists (every key's path is checked
@@ -324,10 +378,13 @@ class FileStore:
         """Serialise writers of one key across processes; the kernel drops the lock if a writer dies."""
         digest = hashlib.sha256(key.encode()).hexdigest()
         lock_path = self.root / META_DIR / "locks" / digest[:2] / digest
-        # no fsync of a new lock directory: a lock file needs no durability (a crash drops every flock anyway),
-        # yet a first copy into an empty replica paid one fsync of `locks/` for nearly every object
-        os.makedirs(lock_path.parent, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            # no fsync of a new lock directory: a lock file needs no durability (a crash drops every flock
+            # anyway), yet a first copy into an empty replica paid one fsync of `locks/` for nearly every object
+            os.makedirs(lock_path.parent, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -340,8 +397,9 @@ class FileStore:
         if path.exists():
             raise ObjectExists(self.url, key, "put", hint="write-once storage never overwrites; use a new key")
 
-    def _make_dirs(self, directory: Path, key: str) -> None:
-        """Create missing parents, fsyncing each new entry's parent so the path survives a power loss."""
+    def _make_dirs(self, directory: Path, key: str, *, deferrable: bool = False) -> None:
+        """Create missing parents, fsyncing each new entry's parent so the path survives a power loss
+        (`deferrable`: a path to an object's name, fsynced at the end of `names_synced_at_end`)."""
         missing = []
         while not directory.is_dir():
             missing.append(directory)
@@ -353,7 +411,10 @@ class FileStore:
                 if not new.is_dir():
                     raise StoreError(self.url, key, "put", f"{new.name!r} is an object, not a directory") from None
                 continue
-            _fsync_dir(new.parent)
+            if deferrable:
+                self._sync_dir(new.parent)
+            else:
+                _fsync_dir(new.parent)
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         """A durable, read-only copy of `data` beside `path`, under a name no other writer uses."""
