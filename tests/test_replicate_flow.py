@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -267,19 +266,3 @@ def test_a_held_copy_that_differs_is_found_by_verification(tmp_path):
     assert not report.ok and ("checksum_mismatch", key) in {(p.kind, p.key) for p in report.problems}
     assert report.windows_verified == 1 and report.watermark.last_seq == windows[0].last_seq
     assert report.copied == sum(len(w.objects) + 1 for w in windows) - 1  # copying went on past the failure
-
-
-def test_file_puts_inside_names_synced_at_end_are_whole_and_it_does_not_nest(tmp_path):
-    store = FileStore(tmp_path / "r")
-    keys = [f"exports/{i % 3}/o{i}.ion" for i in range(24)]
-    with store.names_synced_at_end(), ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda k: store.put(k, k.encode(), sha256=hashlib.sha256(k.encode()).hexdigest()), keys))
-        with pytest.raises(RuntimeError), store.names_synced_at_end():
-            pass
-    for key in keys:
-        assert store.get(key) == key.encode() and store.head(key).sha256 == hashlib.sha256(key.encode()).hexdigest()
-    with pytest.raises(ValueError), store.names_synced_at_end():  # an error inside still ends the block
-        raise ValueError
-    with store.names_synced_at_end():
-        store.put("after", b"x")
-    assert store.get("after") == b"x"

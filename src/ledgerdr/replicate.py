@@ -30,7 +30,6 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -56,7 +55,6 @@ from .repository import (
     write_watermark,
 )
 from .stores import (
-    FileStore,
     Location,
     Store,
     copy_object,
@@ -64,7 +62,6 @@ from .stores import (
     heal_object,
     object_lock_refusal,
     stored_sha256,
-    unwrap,
 )
 
 
@@ -207,20 +204,12 @@ class _CopyAhead:
     `take(key)` waits for the copies of the window whose record is `key`, records each outcome in the report
     (in window order, as before copying and verifying overlapped) and gives the bytes that passed through this
     process, by key, so verification need not read back what was just written. `drain()` finishes every copy
-    still to come (copying does not stop where verification does) and makes their names durable.
-
-    On a file replica the copies' directories are fsynced once each when the copies are done, not once per
-    object (`FileStore.names_synced_at_end`, which says why a crash meanwhile loses nothing a watermark
-    vouches for): the watermark is written only after `drain()`."""
+    still to come (copying does not stop where verification does)."""
 
     def __init__(self, primary: Location, replica: Location, windows: list[tuple[str, WindowRecord]],
                  catalog: Catalog, report: ReplicateReport, retain_until: datetime,
                  on_object: Callable[[str], None] | None, concurrency: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-        self._synced = ExitStack()
-        backend = unwrap(replica.store)
-        if windows and isinstance(backend, FileStore):
-            self._synced.enter_context(backend.names_synced_at_end())
         self._submit = lambda job: self._pool.submit(_copy_one, primary, replica, job, retain_until)
         self._waiting = deque((key, _jobs([(key, window)], catalog)) for key, window in windows)
         self._running: deque[tuple[str, list[tuple[ObjectRecord, Future[_Copied]]]]] = deque()
@@ -243,15 +232,12 @@ class _CopyAhead:
         while self._waiting or self._running:
             self._start()
             self._finish()
-        self._synced.close()
 
     def __enter__(self) -> _CopyAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # every copy ends before the directories are synced (an error left some running)
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._synced.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)  # an error left copies running: none outlives the run
 
     def _start(self) -> None:
         while self._waiting and (not self._running or self._ahead < _AHEAD_BYTES):

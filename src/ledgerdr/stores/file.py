@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -152,8 +151,6 @@ class FileStore:
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
         self._resolved_root: Path | None = None  # `_real_root`
-        self._later: set[Path] | None = None  # directories whose fsync waits for `names_synced_at_end` to end
-        self._later_lock = threading.Lock()
         self.properties = StoreProperties(
             "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False,
             heals_in_place=True,
@@ -177,48 +174,15 @@ class FileStore:
         until = future_utc(self.url, key, retain_until)
         with self._os_errors("put", key), self._key_lock(key):
             self._refuse_taken(path, key)
-            self._make_dirs(path.parent, key, deferrable=True)
+            self._make_dirs(path.parent, key)
             tmp = self._write_temp(path, data)
             try:
                 self._write_meta(key, {"size": len(data), "sha256": digest, "retain_until": until})
                 self._place(tmp, path, key)
             finally:
                 tmp.unlink(missing_ok=True)
-            self._sync_dir(path.parent)
+            _fsync_dir(path.parent)
         return ObjectInfo(key, len(data), digest, until)
-
-    @contextmanager
-    def names_synced_at_end(self) -> Iterator[None]:
-        """Puts made inside this block, from any thread, leave the fsync of the directory that names the new
-        object (and of directories created for it) to the block's end, once per directory, instead of one per
-        object (or more: a first copy into an empty replica created a directory for most objects).
-
-        Crash safety holds within the block: each object's bytes and its sidecar are still fsynced, and the
-        sidecar's name made durable, before the object is linked, so after a crash a visible object is always
-        whole and has its retention recorded. What a crash inside the block can lose is only the name of an
-        object put in it: the object is then absent, as if the crash came before its put, and putting it again
-        works (put replaces a sidecar left without its object). A caller must not vouch for objects put in the
-        block (replicate: write a watermark) before the block has ended; nothing is deferred outside it."""
-        with self._later_lock:
-            if self._later is not None:
-                raise RuntimeError("names_synced_at_end does not nest")
-            self._later = set()
-        try:
-            yield
-        finally:
-            with self._later_lock:
-                later, self._later = self._later, None
-            for directory in sorted(later or ()):
-                with self._os_errors("put", directory.relative_to(self.root).as_posix()):
-                    _fsync_dir(directory)
-
-    def _sync_dir(self, directory: Path) -> None:
-        """fsync `directory` now, or at the end of `names_synced_at_end` when inside it."""
-        with self._later_lock:
-            if self._later is not None:
-                self._later.add(directory)
-                return
-        _fsync_dir(directory)
 
     def get(
         self, key: str, *, start: int | None = None, end: int | None = None, version_id: str | None = None
@@ -397,9 +361,8 @@ class FileStore:
         if path.exists():
             raise ObjectExists(self.url, key, "put", hint="write-once storage never overwrites; use a new key")
 
-    def _make_dirs(self, directory: Path, key: str, *, deferrable: bool = False) -> None:
-        """Create missing parents, fsyncing each new entry's parent so the path survives a power loss
-        (`deferrable`: a path to an object's name, fsynced at the end of `names_synced_at_end`)."""
+    def _make_dirs(self, directory: Path, key: str) -> None:
+        """Create missing parents, fsyncing each new entry's parent so the path survives a power loss."""
         missing = []
         while not directory.is_dir():
             missing.append(directory)
@@ -411,10 +374,7 @@ class FileStore:
                 if not new.is_dir():
                     raise StoreError(self.url, key, "put", f"{new.name!r} is an object, not a directory") from None
                 continue
-            if deferrable:
-                self._sync_dir(new.parent)
-            else:
-                _fsync_dir(new.parent)
+            _fsync_dir(new.parent)
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         """A durable, read-only copy of `data` beside `path`, under a name no other writer uses."""
