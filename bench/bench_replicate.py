@@ -156,11 +156,19 @@ def must_be_ok(report):
     return report
 
 
-def bare_file_copy(src: Path, dst: Path, keys: list[str]) -> None:
+def bare_file_copy(src: Path, dst: Path, keys: list[str], *, fsync: bool = False) -> None:
+    """Copy `keys` from `src` to `dst` (8 threads); `fsync`: and fsync each copy, the one fsync per object
+    that any durable copy pays (replicate's file store pays more: see BENCHMARKS.md)."""
     def one(key: str) -> None:
         target = dst / key
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / key, target)
+        if fsync:
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(one, keys))
@@ -182,6 +190,7 @@ def file_runs(root: Path, scratch: Path, repeat: int) -> dict:
     rep_s, _ = best(repeat, fresh("file-rep"),
                     lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""), copying)))
     bare_s, _ = best(repeat, fresh("file-bare"), lambda d: bare_file_copy(root / "history", d, keys))
+    synced_s, _ = best(repeat, fresh("file-sync"), lambda d: bare_file_copy(root / "history", d, keys, fsync=True))
 
     def copied(i: int) -> Path:
         path = fresh("file-ver")(i)
@@ -189,7 +198,8 @@ def file_runs(root: Path, scratch: Path, repeat: int) -> dict:
         return path
 
     verify_s, _ = best(repeat, copied, lambda d: must_be_ok(replicate(primary, Location(FileStore(d), ""), checking)))
-    return {"objects": len(keys), "bytes": size, "replicate": rep_s, "bare": bare_s, "verify_only": verify_s}
+    return {"objects": len(keys), "bytes": size, "replicate": rep_s, "bare": bare_s, "verify_only": verify_s,
+            "bare_fsync": synced_s}
 
 
 def incremental_runs(root: Path, scratch: Path, repeat: int, windows: int) -> dict:
@@ -380,6 +390,8 @@ def report_lines(args, meta: dict, f: dict, s: dict, inc: dict, load: tuple[tupl
         f"| file → file: `replicate --verify-only` over a bare copy | "
         f"{rate_cells(f['objects'], f['bytes'], f['verify_only'])} | {f['verify_only'] / f['bare']:.1f}× |",
         f"| file → file: bare `shutil.copyfile` | {rate_cells(f['objects'], f['bytes'], f['bare'])} | 1.0× |",
+        f"| file → file: bare `shutil.copyfile` + one fsync per copy | "
+        f"{rate_cells(f['objects'], f['bytes'], f['bare_fsync'])} | {f['bare_fsync'] / f['bare']:.1f}× |",
         f"| S3 → S3 (moto server): `replicate` (server-side copy + verify) | "
         f"{rate_cells(s['objects'], s['bytes'], s['replicate'])} | {s['replicate'] / s['bare_copy']:.1f}× |",
         f"| S3 → S3 (moto server): bare `copy_object` of each recorded version | "

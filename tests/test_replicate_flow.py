@@ -12,7 +12,7 @@ from ledgerdr.journal.layout import parse_data_object_key
 from ledgerdr.replicate import ReplicateOptions, replicate
 from ledgerdr.repository import WINDOWS, read_watermarks, read_windows
 from ledgerdr.status import repository_status
-from ledgerdr.stores import FileStore, Location
+from ledgerdr.stores import FileStore, Location, MeteredStore
 from ledgerdr.stores.faults import flip_byte, truncate
 from ledgerdr.stores.retrying import StoreWrapper
 from support.flows import T0, backed_up_ledger
@@ -235,3 +235,34 @@ def test_a_run_with_nothing_new_looks_at_no_verified_object(tmp_path):
     assert again.ok and again.copied == 0 and again.skipped == 0
     assert again.windows_covered == len(read_windows(primary).windows)
     assert replica.store.heads == 0 and again.windows_verified == 0
+
+
+def test_a_first_copy_is_verified_from_the_bytes_it_wrote_and_a_held_copy_is_read_back(tmp_path):
+    """Verification checks what the replica holds: the bytes this run wrote there (its put checked them
+    against the recorded sha256), without reading them back, and every object it already held, read back."""
+    _, primary = backed_up_ledger(tmp_path)
+    windows = read_windows(primary).windows
+    held = [o.key for o in windows[1].objects]
+    replica = Location(MeteredStore(FileStore(tmp_path / "secondary")), "")
+    for key in held:  # copied before, with its sha256 (a resumed run skips these)
+        replica.store.put(key, primary.store.get(key), sha256=hashlib.sha256(primary.store.get(key)).hexdigest())
+    replica.store.objects_read = 0
+    report = replicate(primary, replica, ReplicateOptions("secondary"))
+    assert report.ok, report.problems
+    assert report.skipped == len(held) and report.windows_verified == len(windows)
+    assert replica.store.objects_read == len(held)
+    assert report.watermark.last_seq == windows[-1].last_seq
+
+
+def test_a_held_copy_that_differs_is_found_by_verification(tmp_path):
+    """An object the replica already held under the recorded sha256, altered since, is read back and fails."""
+    _, primary = backed_up_ledger(tmp_path)
+    windows = read_windows(primary).windows
+    replica = Location(FileStore(tmp_path / "secondary"), "")
+    key = next(o.key for o in windows[1].objects if o.key.endswith(".ion"))
+    replica.store.put(key, primary.store.get(key), sha256=hashlib.sha256(primary.store.get(key)).hexdigest())
+    flip_byte(replica.store, key, -30)
+    report = replicate(primary, replica, ReplicateOptions("secondary"))
+    assert not report.ok and ("checksum_mismatch", key) in {(p.kind, p.key) for p in report.problems}
+    assert report.windows_verified == 1 and report.watermark.last_seq == windows[0].last_seq
+    assert report.copied == sum(len(w.objects) + 1 for w in windows) - 1  # copying went on past the failure

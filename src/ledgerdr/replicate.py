@@ -2,10 +2,14 @@
 
 Copying is skipped where a replica already holds an object with the recorded checksum, so an
 interrupted run resumes where it stopped. Verification at the destination never trusts the copy
-(nor S3 replication, with `verify_only`): every object is re-read from the replica, checked
-against the window record's sha256, and its blocks verified as a chain continuing from the
-replica's last watermark — incremental, so its cost follows what is new. A watermark never
-passes a missing, altered or late object.
+(nor S3 replication, with `verify_only`): every object is checked against the window record's sha256
+and its blocks verified as a chain continuing from the replica's last watermark — incremental, so its
+cost follows what is new. A watermark never passes a missing, altered or late object. What is verified
+is what the replica holds: the bytes this run wrote there (they passed through this process, and the
+replica's put accepted exactly them against the recorded sha256: the file store hashes what it writes,
+S3 checks the ChecksumSHA256 sent with them), else the object re-read from the replica (one it already
+held, one S3 copied server-side, everything with `verify_only`). Copies run ahead of verification,
+window by window, so the two overlap and at most `_AHEAD_BYTES` of copied bytes wait in memory.
 
 What a watermark already vouches for is not re-verified, but every run re-checks each of those copies
 against its recorded sha256 (`stores.stored_sha256`: a HEAD on S3, the bytes hashed on a file store),
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -49,7 +54,15 @@ from .repository import (
     utcnow,
     write_watermark,
 )
-from .stores import Location, Store, copy_object, heal_object, object_lock_refusal, stored_sha256
+from .stores import (
+    Location,
+    Store,
+    copy_object,
+    copy_object_bytes,
+    heal_object,
+    object_lock_refusal,
+    stored_sha256,
+)
 
 
 @dataclass
@@ -120,17 +133,17 @@ def replicate(primary: Location, replica: Location, options: ReplicateOptions, *
     vouched = [(k, w) for k, w in pairs if w.window_start in covered]
     report.windows_covered = len(vouched)
     rechecks = _jobs(vouched, catalog)
-    copies = [] if verify_only else _jobs([(k, w) for k, w in pairs if w.window_start not in covered], catalog)
+    fresh = [] if verify_only else [(k, w) for k, w in pairs if w.window_start not in covered]
     if on_total:
-        on_total(len(rechecks) + len(copies))
+        on_total(len(rechecks) + sum(len(w.objects) + 1 for _, w in fresh))
     _recheck(primary, replica, rechecks, report, repair=not verify_only, concurrency=concurrency,
              retain_until=now + retention, on_object=on_object)
-    if not verify_only:
-        _copy_all(primary, replica, copies, report, concurrency, now + retention, on_object)
-    if any(p.kind in _DAMAGE for p in report.problems):
-        report.watermark = last  # a vouched-for copy is still damaged: the watermark must not move past it
-        return report
-    _verify_and_mark(replica, name, last, catalog, report, now + retention, blocked_from)
+    with _CopyAhead(primary, replica, fresh, catalog, report, now + retention, on_object, concurrency) as copies:
+        if any(p.kind in _DAMAGE for p in report.problems):
+            copies.drain()
+            report.watermark = last  # a vouched-for copy is still damaged: the watermark must not move past it
+            return report
+        _verify_and_mark(replica, name, last, catalog, report, now + retention, blocked_from, copies)
     return report
 
 
@@ -181,11 +194,64 @@ def _unreadable_records(keys: list[str], report: ReplicateReport) -> datetime | 
 # ------------------------------------------------------------------------------------------- copy
 
 
-def _copy_all(primary: Location, replica: Location, jobs: list[ObjectRecord], report: ReplicateReport,
-              concurrency: int, retain_until: datetime, on_object: Callable[[str], None] | None) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for key, outcome in zip((job.key for job in jobs), pool.map(
-                lambda job: _copy_one(primary, replica, job, retain_until), jobs), strict=True):
+_AHEAD_BYTES = 64 * 1024 * 1024  # recorded bytes copied ahead of verification (at least one window is)
+
+
+class _CopyAhead:
+    """Copies the objects of `windows` (each window's recorded objects, then its record) on `pool`, window by
+    window in the order verification takes them, at most `_AHEAD_BYTES` of recorded sizes ahead of it.
+
+    `take(key)` waits for the copies of the window whose record is `key`, records each outcome in the report
+    (in window order, as before copying and verifying overlapped) and gives the bytes that passed through this
+    process, by key, so verification need not read back what was just written. `drain()` finishes every copy
+    still to come (copying does not stop where verification does)."""
+
+    def __init__(self, primary: Location, replica: Location, windows: list[tuple[str, WindowRecord]],
+                 catalog: Catalog, report: ReplicateReport, retain_until: datetime,
+                 on_object: Callable[[str], None] | None, concurrency: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self._submit = lambda job: self._pool.submit(_copy_one, primary, replica, job, retain_until)
+        self._waiting = deque((key, _jobs([(key, window)], catalog)) for key, window in windows)
+        self._running: deque[tuple[str, list[tuple[ObjectRecord, Future[_Copied]]]]] = deque()
+        self._untaken = {key for key, _ in windows}
+        self._ahead = 0  # recorded bytes submitted and not yet taken
+        self._report, self._on_object = report, on_object
+
+    def take(self, key: str) -> dict[str, bytes]:
+        """The bytes copied of window `key`'s objects, once all its copies are done (none when this run copies
+        none of that window); windows before it are finished and their bytes dropped."""
+        if key not in self._untaken:
+            return {}
+        while True:
+            self._start()
+            done, held = self._finish()
+            if done == key:
+                return held
+
+    def drain(self) -> None:
+        while self._waiting or self._running:
+            self._start()
+            self._finish()
+
+    def __enter__(self) -> _CopyAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # an error left copies running: none outlives the run
+
+    def _start(self) -> None:
+        while self._waiting and (not self._running or self._ahead < _AHEAD_BYTES):
+            key, jobs = self._waiting.popleft()
+            self._running.append((key, [(job, self._submit(job)) for job in jobs]))
+            self._ahead += sum(job.size for job in jobs)
+
+    def _finish(self) -> tuple[str, dict[str, bytes]]:
+        key, running = self._running.popleft()
+        self._untaken.discard(key)
+        report, held = self._report, {}
+        for job, future in running:
+            outcome, data = future.result()
+            self._ahead -= job.size
             if isinstance(outcome, Problem):
                 report.problems.append(outcome)
             elif outcome == 0:
@@ -193,8 +259,11 @@ def _copy_all(primary: Location, replica: Location, jobs: list[ObjectRecord], re
             else:
                 report.copied += 1
                 report.bytes_copied += outcome
-            if on_object:
-                on_object(key)
+            if data is not None:
+                held[job.key] = data
+            if self._on_object:
+                self._on_object(job.key)
+        return key, held
 
 
 def _recheck(primary: Location, replica: Location, jobs: list[ObjectRecord], report: ReplicateReport, *,
@@ -250,8 +319,12 @@ def _recheck_one(primary: Location, replica: Location, obj: ObjectRecord, repair
     return wrong
 
 
-def _copy_one(primary: Location, replica: Location, obj: ObjectRecord, retain_until: datetime) -> int | Problem:
-    """Bytes copied (0 = already there with the same checksum), or the Problem that stopped it.
+_Copied = tuple[int | Problem, bytes | None]
+
+
+def _copy_one(primary: Location, replica: Location, obj: ObjectRecord, retain_until: datetime) -> _Copied:
+    """Bytes copied (0 = already there with the same checksum), or the Problem that stopped it; and the bytes
+    written when they passed through this process (`copy_object_bytes`).
 
     Keys are root-relative in both stores: a replica mirrors the primary's layout. The copy is the
     recorded version (`obj.version_id`), retained at least as long as it is on the primary."""
@@ -262,26 +335,26 @@ def _copy_one(primary: Location, replica: Location, obj: ObjectRecord, retain_un
     except ObjectNotFound:
         existing = None
     except StoreError as exc:
-        return Problem("copy_failed", key, where, f"cannot read the replica: {exc}")
+        return Problem("copy_failed", key, where, f"cannot read the replica: {exc}"), None
     if existing is not None:
         if sha256 is None or existing.sha256 == sha256:
-            return 0
+            return 0, None
         return Problem("replica_conflict", key, where, "the replica holds different bytes under this key; "
-                       "write-once storage cannot fix it: investigate before trusting this replica")
+                       "write-once storage cannot fix it: investigate before trusting this replica"), None
     version = f"version {obj.version_id} of " if obj.version_id else ""
     try:
-        copied = copy_object(primary.store, replica.store, key, version_id=obj.version_id, sha256=sha256,
-                             retain_until=retain_until)
+        copied, data = copy_object_bytes(primary.store, replica.store, key, version_id=obj.version_id,
+                                         sha256=sha256, retain_until=retain_until)
     except ObjectExists:
-        return 0  # a concurrent run copied it; verification below checks its bytes
+        return 0, None  # a concurrent run copied it; verification below reads its bytes from the replica
     except ObjectNotFound as exc:
-        return Problem("missing_object", key, where, f"the primary has no {version}this key: {exc}")
+        return Problem("missing_object", key, where, f"the primary has no {version}this key: {exc}"), None
     except ChecksumMismatch as exc:
         return Problem("checksum_mismatch", key, where, f"the primary's {version}this object does not match the "
-                       f"recorded sha256 (altered there, or damaged in transit); nothing was copied: {exc}")
+                       f"recorded sha256 (altered there, or damaged in transit); nothing was copied: {exc}"), None
     except StoreError as exc:
-        return Problem("copy_failed", key, where, str(exc))
-    return copied.size
+        return Problem("copy_failed", key, where, str(exc)), None
+    return copied.size, data
 
 
 def _declared_blocks(key: str) -> str | None:
@@ -294,7 +367,10 @@ def _declared_blocks(key: str) -> str | None:
 
 
 def _verify_and_mark(replica: Location, name: str, last: Watermark | None, catalog: Catalog,
-                     report: ReplicateReport, retain_until: datetime, blocked_from: datetime | None = None) -> None:
+                     report: ReplicateReport, retain_until: datetime, blocked_from: datetime | None,
+                     copies: _CopyAhead) -> None:
+    """Verify the windows the watermark does not vouch for yet, in order, each as soon as its copies are done,
+    and write the watermark after the last window that verified, once every copy is done."""
     windows = catalog.windows
     verified = list(last.windows_verified) if last else []
     done = set(verified)
@@ -302,20 +378,22 @@ def _verify_and_mark(replica: Location, name: str, last: Watermark | None, catal
     chain = _seeded_chain(last)
     newest: WindowRecord | None = None
     tip = (chain.last_seq, chain.last_hash)  # of the last window that verified, never of a failed one
+    problems: list[Problem] = []  # verification's, reported after every copy's outcome
     for key, window in pending:
         if blocked_from is not None and window.start >= blocked_from:
             break  # an unreadable record comes first (reported already)
-        problems: list[Problem] = []
-        _check_bytes(replica, key, catalog.record_sha256.get(key, ""), problems)
-        _verify_window(replica, window, chain, problems)
+        read, arrived = _reader(replica, copies.take(key))
+        _check_bytes(read, key, catalog.record_sha256.get(key, ""), problems)
+        _verify_window(replica, window, chain, problems, read, arrived)
         if problems:
-            report.problems.extend(problems)
             break  # no watermark passes a problem
         verified.append(window.window_start)
         done.add(window.window_start)
         report.windows_verified += 1
         newest = window
         tip = (chain.last_seq, chain.last_hash)
+    copies.drain()
+    report.problems.extend(problems)
     if newest is None:
         report.watermark = last
         return
@@ -353,7 +431,19 @@ def _seeded_chain(last: Watermark | None) -> ChainChecker:
     return chain
 
 
-def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker, problems: list[Problem]) -> None:
+def _reader(replica: Location, arrived: dict[str, bytes]) -> tuple[Callable[[str], bytes], dict[str, bytes]]:
+    """A read of the replica that first gives (once) the bytes this run wrote there, and those bytes."""
+    def read(key: str) -> bytes:
+        data = arrived.pop(key, None)
+        return replica.store.get(key) if data is None else data
+
+    return read, dict(arrived)
+
+
+def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker, problems: list[Problem],
+                   read: Callable[[str], bytes], arrived: dict[str, bytes]) -> None:
+    """Verify the objects of `window` as one stretch of `chain`, reading them with `read`; `arrived`: the keys
+    this run wrote (so they exist)."""
     record_key = replica.key(WINDOWS + window.key_name)
     try:
         fmt = ExportFormat.parse(window.format)
@@ -365,23 +455,23 @@ def _verify_window(replica: Location, window: WindowRecord, chain: ChainChecker,
     for obj in window.objects:
         name = parse_data_object_key(obj.key)
         if name is None:
-            _check_bytes(replica, obj.key, obj.sha256, problems)
+            _check_bytes(read, obj.key, obj.sha256, problems)
             continue
-        exists = replica.store.exists(obj.key)
+        exists = obj.key in arrived or replica.store.exists(obj.key)
         data_objects.append(ObjectRef(obj.key, obj.key if exists else None, fmt, name.first, name.last, obj.sha256))
     if chain.strand_id is None and window.source.get("strand_id"):
         chain.strand_id = window.source["strand_id"]
     for ref in sorted(data_objects, key=lambda r: (r.first, r.last)):
-        verify_object(replica.store.get, ref, chain, problems)
+        verify_object(read, ref, chain, problems)
     if window.last_seq is not None and chain.last_seq != window.last_seq:
         problems.append(Problem("gap", record_key, f"{{sequenceNo:{window.last_seq}}}",
                                 f"window {window.window_start} should end at block {window.last_seq}, the replica's "
                                 f"copy ends at {chain.last_seq}"))
 
 
-def _check_bytes(replica: Location, key: str, sha256: str, problems: list[Problem]) -> None:
+def _check_bytes(read: Callable[[str], bytes], key: str, sha256: str, problems: list[Problem]) -> None:
     try:
-        data = replica.store.get(key)
+        data = read(key)
     except StoreError as exc:
         problems.append(Problem("missing_object", key, None, str(exc)))
         return

@@ -24,7 +24,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from .base import TEMP_SUFFIX, ObjectInfo, Store, StoreProperties, validate_key, validate_prefix
-from .copying import copy_object, heal_object, stored_sha256
+from .copying import copy_object, copy_object_bytes, heal_object, stored_sha256
 from .file import FileStore
 from .retrying import MeteredStore, RetryingStore, StoreWrapper, unwrap
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "TEMP_SUFFIX", "AccessDenied", "ChecksumMismatch", "ConfigError", "FileStore", "Location", "MeteredStore",
     "ObjectExists", "ObjectInfo", "ObjectNotFound", "RetentionViolation", "RetryingStore", "Store",
-    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "copy_object", "heal_object",
+    "StoreError", "StoreProperties", "StoreUnavailable", "StoreWrapper", "copy_object", "copy_object_bytes",
+    "heal_object",
     "object_lock_refusal",
     "open_location", "open_store", "parse_location", "stored_sha256", "unwrap", "validate_key", "validate_prefix",
 ]

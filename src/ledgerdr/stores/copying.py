@@ -25,12 +25,21 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
     version in `source`), ObjectExists, ChecksumMismatch (the source's bytes are not `sha256`: nothing is
     stored), and the rest of the StoreError family.
     """
+    return copy_object_bytes(source, dest, key, version_id=version_id, sha256=sha256, retain_until=retain_until)[0]
+
+
+def copy_object_bytes(source: Store, dest: Store, key: str, *, version_id: str | None = None,
+                      sha256: str | None = None,
+                      retain_until: datetime | None = None) -> tuple[ObjectInfo, bytes | None]:
+    """`copy_object`, also giving the bytes it wrote when they passed through this process (None: S3 copied
+    them server-side). They are the very bytes `dest.put` accepted after checking them against `sha256`, so a
+    caller can verify them without reading the copy back (replicate does)."""
     if sha256 and source.properties.server_side_copy and dest.properties.server_side_copy:
         # botocore retries the server-side calls itself (so no retrying wrapper); a failure that outlasts them
         # reaches the caller. None: this pair cannot copy server-side (e.g. another kind of store).
         info = unwrap(dest).copy_from(source, key, version_id=version_id, sha256=sha256, retain_until=retain_until)
         if info is not None:
-            return info
+            return info, None
     version = (version_id or None) if source.properties.has_versions else None  # "" names no version
     head = source.head(key, version_id=version)
     data = source.get(key, version_id=version)
@@ -38,7 +47,7 @@ def copy_object(source: Store, dest: Store, key: str, *, version_id: str | None 
     floor = until or datetime.now(UTC)  # a lapsed source retention adds nothing (and put refuses past times)
     if head.retain_until is not None and head.retain_until > floor:
         until = head.retain_until
-    return dest.put(key, data, retain_until=until, sha256=sha256)
+    return dest.put(key, data, retain_until=until, sha256=sha256), data
 
 
 def heal_object(source: Store, dest: Store, key: str, *, sha256: str, version_id: str | None = None) -> ObjectInfo:

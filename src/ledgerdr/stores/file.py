@@ -150,6 +150,7 @@ class FileStore:
         self.root = Path(os.path.abspath(root))
         self.lock_mode = None if lock_mode is None else "compliance"
         self.url = self.root.as_uri()
+        self._resolved_root: Path | None = None  # `_real_root`
         self.properties = StoreProperties(
             "file", enforces_retention=self.lock_mode is not None, server_side_copy=False, has_versions=False,
             heals_in_place=True,
@@ -294,8 +295,36 @@ class FileStore:
 
     def _inside_root(self, path: Path, key: str) -> None:
         # validate_key stops '..'; this stops a symlinked directory inside the root pointing elsewhere.
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if self._no_symlink_below_root(path):
+            return
+        if not path.resolve().is_relative_to(self._real_root()):
             raise StoreError(self.url, key, "validate", "key resolves outside the store root")
+
+    def _no_symlink_below_root(self, path: Path) -> bool:
+        """True when no existing part of `path` below the root is a symlink, so that `path` resolves inside the
+        root without resolving it: one lstat per part below the root, where `resolve` took one per part of
+        the whole path (and most of the time of a put or a get)."""
+        parts = path.relative_to(self.root).parts
+        current = str(self._real_root())
+        for part in parts:
+            current = f"{current}/{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return True  # nothing below exists: it cannot lead elsewhere
+            if stat.S_ISLNK(mode):
+                return False  # resolve it, and see where it leads
+        return True
+
+    def _real_root(self) -> Path:
+        """The root with its symlinks resolved, cached once the root exists (every key's path is checked
+        against it; resolving the root again for every key doubled the cost of that check)."""
+        real = self._resolved_root
+        if real is None:
+            real = self.root.resolve()
+            if self.root.is_dir():
+                self._resolved_root = real
+        return real
 
     def _meta_path(self, key: str) -> Path:
         """Where a sidecar of this version is written (format 2)."""
@@ -313,8 +342,13 @@ class FileStore:
         """Serialise writers of one key across processes; the kernel drops the lock if a writer dies."""
         digest = hashlib.sha256(key.encode()).hexdigest()
         lock_path = self.root / META_DIR / "locks" / digest[:2] / digest
-        self._make_dirs(lock_path.parent, key)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            # no fsync of a new lock directory: a lock file needs no durability (a crash drops every flock
+            # anyway), yet a first copy into an empty replica paid one fsync of `locks/` for nearly every object
+            os.makedirs(lock_path.parent, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
