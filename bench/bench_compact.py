@@ -54,9 +54,10 @@ if os.environ.get("BENCH_GC_OFF"):  # --gc-off: set here so that restore's spawn
 # ------------------------------------------------------------------------------------------ the data set
 
 
-def ensure_data(revisions: int, windows: int) -> Path:
-    """The cached data set OUT/compact-<N>-<W>/ (raw/, snap/); meta.json is written last."""
-    root = OUT / f"snapshot-{revisions}-{windows}"
+def ensure_data(revisions: int, windows: int, formats: tuple[int, ...] = (1, 2)) -> Path:
+    """The cached data set OUT/snapshot-<N>-<W>[-f<formats>]/ (raw/, snap1/, snap2/); meta.json is written last."""
+    tag = "" if formats == (1, 2) else "-f" + "".join(map(str, formats))
+    root = OUT / f"snapshot-{revisions}-{windows}{tag}"
     if (root / "meta.json").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -80,7 +81,7 @@ def ensure_data(revisions: int, windows: int) -> Path:
         "last_window_revisions": report.recorded[-1].revisions,
         "raw_bytes": sum(o.size for w in report.recorded[:-1] for o in w.objects),
     }
-    for version in (1, 2):
+    for version in formats:
         shutil.copytree(root / "raw", root / f"snap{version}")
         snap = Location(FileStore(root / f"snap{version}"), "")
         # real time: its objects are retained from now on
@@ -208,7 +209,7 @@ def report_lines(meta: dict, results: dict[str, dict], args: argparse.Namespace)
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         row(f"all {meta['windows']} raw windows", raw, raw),
     ]
-    for version in (1, 2):
+    for version in args.formats:
         info = meta[f"format_{version}"]
         lines.append(row(f"snapshot format {version} ({info['snapshot_objects']} objects) + last window "
                          f"({meta['last_window_revisions']:,} revisions)", results[f"snapshot-{version}"], raw))
@@ -217,7 +218,7 @@ def report_lines(meta: dict, results: dict[str, dict], args: argparse.Namespace)
         f"- format 2 speed-up {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×) {'✓' if ratio >= TARGET_RATIO else '✗'}; "
         f"state digests {'equal, all verified' if same else 'DIFFER or unverified'}",
     ]
-    for version in (1, 2):
+    for version in args.formats:
         info = meta[f"format_{version}"]
         rate = info["snapshot_revisions"] / info["compact_seconds"] if info["compact_seconds"] else 0
         lines.append(
@@ -242,6 +243,12 @@ def main() -> None:
         action="store_true",
         help="experiment: run both restores with the cyclic garbage collector disabled",
     )
+    parser.add_argument(
+        "--formats",
+        type=lambda text: tuple(sorted({int(v) for v in text.split(",")})),
+        default=(1, 2),
+        help="snapshot formats to compact and restore (e.g. 2: skips format 1's slow compaction)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("TASK", "DIR", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -251,10 +258,12 @@ def main() -> None:
         os.environ["BENCH_GC_OFF"] = "1"  # inherited by the children and by restore's worker processes
     if args.windows < 2:
         parser.error("--windows must be at least 2")
-    root = ensure_data(args.revisions, args.windows)
+    if 2 not in args.formats or not set(args.formats) <= {1, 2}:
+        parser.error("--formats must include 2 (the format the target is measured on), and only 1 and 2")
+    root = ensure_data(args.revisions, args.windows, args.formats)
     meta = json.loads((root / "meta.json").read_text())
     results = {}
-    for task in TASKS:
+    for task in ["raw", *(f"snapshot-{version}" for version in args.formats)]:
         results[task] = measure(task, root, args.workers)
         print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
     text = "\n".join(report_lines(meta, results, args)) + "\n"
