@@ -40,7 +40,14 @@ from ledgerdr.ledger.workload import run_workload
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
-from ledgerdr.targets.digest import digest_of_parts, digest_part_of_rows, target_dropped
+from ledgerdr.targets.digest import (
+    DigestPart,
+    digest_of_parts,
+    digest_part_of_rows,
+    digest_part_of_state_rows,
+    digests_rows_in_c,
+    target_dropped,
+)
 from ledgerdr.targets.embedded import EmbeddedTarget
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -141,7 +148,8 @@ def run(task: str, root: Path, workers: int) -> dict:
 
 
 def _digest_seconds(path: Path, workers: int) -> float:
-    """The target's state digest as finalize computes it: split over `workers` processes when there are."""
+    """The target's state digest as finalize computes it: split over `workers` processes when there are (each
+    hashing its part's stored rows in C where the extension is built, as `restore.run._finalize`)."""
     started = time.perf_counter()
     processes = max(workers, 1)
     if processes > 1:
@@ -157,9 +165,11 @@ def _digest_seconds(path: Path, workers: int) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _digest_part(path: str, index: int, count: int):
+def _digest_part(path: str, index: int, count: int) -> DigestPart:
     target = EmbeddedTarget(path)
     try:
+        if digests_rows_in_c(target):
+            return digest_part_of_state_rows(target.iter_state_rows(index, count))
         return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
     finally:
         target.close()
