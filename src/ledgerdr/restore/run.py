@@ -409,15 +409,16 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
                 parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
                 _apply_ddl(target, ddl, plan.restore_id)
                 target.finalize()
+                journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())  # while they hash
                 target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:
             _apply_ddl(target, ddl, plan.restore_id)
             target.finalize()
             target_digest = digest_of_target(target)
+            journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:
         report.problems.append("the target's state digest differs from the journal's: "
