@@ -24,6 +24,7 @@ import gc
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,14 @@ from ledgerdr.ledger.workload import run_workload
 from ledgerdr.restore import RestoreOptions, restore
 from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.stores import FileStore, Location
-from ledgerdr.targets.digest import digest_of_parts, digest_part_of_rows, target_dropped
+from ledgerdr.targets.digest import (
+    DigestPart,
+    digest_of_parts,
+    digest_part_of_rows,
+    digest_part_of_state_rows,
+    digests_rows_in_c,
+    target_dropped,
+)
 from ledgerdr.targets.embedded import EmbeddedTarget
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -54,9 +62,10 @@ if os.environ.get("BENCH_GC_OFF"):  # --gc-off: set here so that restore's spawn
 # ------------------------------------------------------------------------------------------ the data set
 
 
-def ensure_data(revisions: int, windows: int) -> Path:
-    """The cached data set OUT/compact-<N>-<W>/ (raw/, snap/); meta.json is written last."""
-    root = OUT / f"snapshot-{revisions}-{windows}"
+def ensure_data(revisions: int, windows: int, formats: tuple[int, ...] = (1, 2)) -> Path:
+    """The cached data set OUT/snapshot-<N>-<W>[-f<formats>]/ (raw/, snap1/, snap2/); meta.json is written last."""
+    tag = "" if formats == (1, 2) else "-f" + "".join(map(str, formats))
+    root = OUT / f"snapshot-{revisions}-{windows}{tag}"
     if (root / "meta.json").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -80,7 +89,7 @@ def ensure_data(revisions: int, windows: int) -> Path:
         "last_window_revisions": report.recorded[-1].revisions,
         "raw_bytes": sum(o.size for w in report.recorded[:-1] for o in w.objects),
     }
-    for version in (1, 2):
+    for version in formats:
         shutil.copytree(root / "raw", root / f"snap{version}")
         snap = Location(FileStore(root / f"snap{version}"), "")
         # real time: its objects are retained from now on
@@ -127,8 +136,10 @@ def run(task: str, root: Path, workers: int) -> dict:
         f"embedded:{scratch / 'restored.db'}",
         RestoreOptions(workers=workers, state_dir=scratch / "state"),
     )
+    cpu = _cpu_seconds()  # before the digest is re-timed below
     return {
         "seconds": report.rto_seconds,
+        "cpu_seconds": round(cpu, 2),
         "digest_seconds": _digest_seconds(scratch / "restored.db", workers),
         "revisions": report.revisions,
         "units": report.units,
@@ -139,8 +150,16 @@ def run(task: str, root: Path, workers: int) -> dict:
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the processes it waited for (the restore's workers and finalize's
+    digest processes): what a shared machine's load does not move, unlike the wall-clock time."""
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _digest_seconds(path: Path, workers: int) -> float:
-    """The target's state digest as finalize computes it: split over `workers` processes when there are."""
+    """The target's state digest as finalize computes it: split over `workers` processes when there are (each
+    hashing its part's stored rows in C where the extension is built, as `restore.run._finalize`)."""
     started = time.perf_counter()
     processes = max(workers, 1)
     if processes > 1:
@@ -156,9 +175,11 @@ def _digest_seconds(path: Path, workers: int) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _digest_part(path: str, index: int, count: int):
+def _digest_part(path: str, index: int, count: int) -> DigestPart:
     target = EmbeddedTarget(path)
     try:
+        if digests_rows_in_c(target):
+            return digest_part_of_state_rows(target.iter_state_rows(index, count))
         return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
     finally:
         target.close()
@@ -185,7 +206,8 @@ def row(label: str, result: dict, raw: dict) -> str:
     bare = result["seconds"] - result["digest_seconds"]
     cells = (label, str(result["units"]), f"{result['revisions']:,}", f"{result['seconds']:.1f}",
              f"{rate:,.0f}", f"{result['digest_seconds']:.1f}", f"{raw['seconds'] / result['seconds']:.2f}×",
-             f"{(raw['seconds'] - raw['digest_seconds']) / bare:.2f}×",
+             f"{(raw['seconds'] - raw['digest_seconds']) / bare:.2f}×", f"{result['cpu_seconds']:.1f}",
+             f"{raw['cpu_seconds'] / result['cpu_seconds']:.2f}×",
              f"{result['load'][0]:.2f} → {result['load'][1]:.2f}")
     return "| " + " | ".join(cells) + " |"
 
@@ -201,14 +223,15 @@ def report_lines(meta: dict, results: dict[str, dict], args: argparse.Namespace)
         f"{meta['blocks']:,} blocks in {meta['windows']} one-minute windows, ION_BINARY; "
         f"{os.cpu_count()} CPUs; {raw['driver']}; each restore in a fresh process into a new embedded "
         f"ledger, one after the other in one run{gc_note}. \"digest\" is the final state digest re-timed on "
-        "the restored ledger (same split as finalize); \"without digest\" subtracts it from both sides.",
+        "the restored ledger (same split as finalize); \"without digest\" subtracts it from both sides; \"CPU s\" is "
+        "the restore's own CPU seconds and its processes' (not the re-timed digest).",
         "",
         "| restore from | units | revisions | seconds | revisions/s | digest s | speed-up | speed-up without "
-        "digest | load avg (1 min) before → after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "digest | CPU s | CPU speed-up | load avg (1 min) before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         row(f"all {meta['windows']} raw windows", raw, raw),
     ]
-    for version in (1, 2):
+    for version in args.formats:
         info = meta[f"format_{version}"]
         lines.append(row(f"snapshot format {version} ({info['snapshot_objects']} objects) + last window "
                          f"({meta['last_window_revisions']:,} revisions)", results[f"snapshot-{version}"], raw))
@@ -217,7 +240,7 @@ def report_lines(meta: dict, results: dict[str, dict], args: argparse.Namespace)
         f"- format 2 speed-up {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×) {'✓' if ratio >= TARGET_RATIO else '✗'}; "
         f"state digests {'equal, all verified' if same else 'DIFFER or unverified'}",
     ]
-    for version in (1, 2):
+    for version in args.formats:
         info = meta[f"format_{version}"]
         rate = info["snapshot_revisions"] / info["compact_seconds"] if info["compact_seconds"] else 0
         lines.append(
@@ -242,6 +265,12 @@ def main() -> None:
         action="store_true",
         help="experiment: run both restores with the cyclic garbage collector disabled",
     )
+    parser.add_argument(
+        "--formats",
+        type=lambda text: tuple(sorted({int(v) for v in text.split(",")})),
+        default=(1, 2),
+        help="snapshot formats to compact and restore (e.g. 2: skips format 1's slow compaction)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("TASK", "DIR", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -251,10 +280,12 @@ def main() -> None:
         os.environ["BENCH_GC_OFF"] = "1"  # inherited by the children and by restore's worker processes
     if args.windows < 2:
         parser.error("--windows must be at least 2")
-    root = ensure_data(args.revisions, args.windows)
+    if 2 not in args.formats or not set(args.formats) <= {1, 2}:
+        parser.error("--formats must include 2 (the format the target is measured on), and only 1 and 2")
+    root = ensure_data(args.revisions, args.windows, args.formats)
     meta = json.loads((root / "meta.json").read_text())
     results = {}
-    for task in TASKS:
+    for task in ["raw", *(f"snapshot-{version}" for version in args.formats)]:
         results[task] = measure(task, root, args.workers)
         print(f"{task}: {results[task]}", file=sys.stderr, flush=True)
     text = "\n".join(report_lines(meta, results, args)) + "\n"

@@ -27,10 +27,12 @@ from ledgerdr.targets.digest import (
     _fold_python,
     digest_of_journal,
     digest_of_packed_journal,
+    digest_of_parts,
     digest_of_revisions,
     digest_of_rows,
     digest_of_state_rows,
     digest_of_target,
+    digest_part_of_state_rows,
     journal_entries,
     leaf_hash,
     pack_history_rows,
@@ -97,6 +99,32 @@ def test_rows_digest_equals_the_reference_on_varied_ledgers(tmp_path_factory, se
         journal = digest_of_revisions(scenario.revisions(fmt), scenario.redactions(), scenario.dropped())
         assert rows.digest == journal.digest
         assert digest_of_target(target) == reference
+    finally:
+        target.close()
+
+
+def _row_keys(batches) -> list[tuple]:
+    return [(batch.table_id, batch.current, row[0], row[1]) for batch in batches for row in batch.rows]
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 40])
+def test_state_rows_split_into_parts_hold_every_row_once_and_digest_alike(tmp_path, count):
+    """Finalize hashes the target's rows in `count` processes (`iter_state_rows(index, count)`): the parts
+    hold every stored row exactly once, whatever the number of documents per table (fewer than `count`
+    in every table at 40), and their folded digest is the whole target's."""
+    scenario = _scenario(11, 4, 80)
+    target = _restored(tmp_path, scenario, ExportFormat.ION_BINARY, 5)
+    try:
+        whole = _row_keys(target.iter_state_rows())
+        parts = [_row_keys(target.iter_state_rows(index, count)) for index in range(count)]
+        assert sorted(key for part in parts for key in part) == sorted(whole)
+        # the rows were divided, unless no table has `count` documents (then part 0 holds them all)
+        assert sum(1 for part in parts if part) > 1 if count < 10 else parts[0] == whole
+        folded = digest_of_parts([digest_part_of_state_rows(target.iter_state_rows(index, count))
+                                  for index in range(count)], target_dropped(target))
+        assert folded == digest_of_target(target)
+        assert folded.digest == digest_of_revisions(scenario.revisions(ExportFormat.ION_BINARY),
+                                                    scenario.redactions(), scenario.dropped()).digest
     finally:
         target.close()
 

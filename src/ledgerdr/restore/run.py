@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -38,6 +39,7 @@ from ..targets.digest import (
     digest_of_parts,
     digest_of_target,
     digest_part_of_rows,
+    digest_part_of_state_rows,
     digests_rows_in_c,
     journal_entries,
     pack_journal,
@@ -286,7 +288,8 @@ def _run_workers(queue: Queue, queue_url: str, spec: WorkerSpec, count: int,
             process.start()
     try:
         while any(p.is_alive() for p in processes):
-            time.sleep(0.2)
+            # woken at once when a worker ends (the last one ending is the restore's end), else every 0.2 s
+            wait([p.sentinel for p in processes if p.is_alive()], timeout=0.2)
             if on_progress:
                 on_progress(len(read_results(state)), total, 0)
     except KeyboardInterrupt:
@@ -394,26 +397,28 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     ddl = DdlState().apply_all(event for result in results.values() for event in result.ddl_events())
     target = open_target(target_url)
     try:
-        if processes > 1 and target.splits_state and not digests_rows_in_c(target):
-            # Decoding and hashing every stored row in Python is most of finalize: spread it over processes, and
-            # build the indexes meanwhile (they touch neither history nor current rows, which the digest
+        if processes > 1 and target.splits_state:
+            # Hashing every stored row is most of finalize (decoding it too, in Python): spread it over processes,
+            # and build the indexes meanwhile (they touch neither history nor current rows, which the digest
             # reads from its own snapshot; no unit is being applied any more).
+            digest_part = _digest_rows_part if digests_rows_in_c(target) else _digest_part
             context = multiprocessing.get_context("spawn")
             with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
-                parts = pool.starmap_async(_digest_part, [(target_url, i, processes) for i in range(processes)])
+                parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
                 _apply_ddl(target, ddl, plan.restore_id)
                 target.finalize()
+                journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())  # while they hash
                 target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:
             _apply_ddl(target, ddl, plan.restore_id)
             target.finalize()
             target_digest = digest_of_target(target)
+            journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
         report.tables = len(target_digest.tables)
     finally:
         target.close()
-    journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
     report.journal_state_digest, report.target_state_digest = journal_digest.digest, target_digest.digest
     if journal_digest.digest != target_digest.digest:
         report.problems.append("the target's state digest differs from the journal's: "
@@ -448,6 +453,15 @@ def _digest_part(target_url: str, index: int, count: int) -> DigestPart:
     target = open_target(target_url)
     try:
         return digest_part_of_rows(target.iter_state_part(index, count, decode=False))
+    finally:
+        target.close()
+
+
+def _digest_rows_part(target_url: str, index: int, count: int) -> DigestPart:
+    """One process's share of the target digest, its stored rows hashed in C (finalize)."""
+    target = open_target(target_url)
+    try:
+        return digest_part_of_state_rows(target.iter_state_rows(index, count))
     finally:
         target.close()
 

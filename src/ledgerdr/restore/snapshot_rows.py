@@ -10,13 +10,21 @@ remembers those) — gives None, and the caller loads it as revisions (`load_sna
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..snapshots import PartRows, SnapshotManifest
 from ..stores import Store
 from ..targets.base import HistoryRow, JournalBlockRow, TableDDL
 from ..targets.ddl import DdlEvent
-from ..targets.digest import ENTRY_DELETED, ENTRY_NO_DATA, JournalEntry, pack_journal
+from ..targets.digest import (
+    ENTRY_DELETED,
+    ENTRY_NO_DATA,
+    JournalEntry,
+    PackedJournal,
+    pack_history_rows,
+    pack_journal,
+)
 from .shapes import UnitResult, WorkUnit
 from .snapshot import check_part, fetch_part, manifest_for, part_result
 from .units import leaves_of
@@ -61,8 +69,15 @@ class SnapshotRows:
                  0 if row[3] is not None else ENTRY_NO_DATA if row[8] is not None else ENTRY_DELETED | ENTRY_NO_DATA)
                 for row in self.rows]
 
+    def packed(self) -> PackedJournal:
+        """`pack_journal(self.journal())`. A part without redacted rows has the entries of verified history
+        rows (a row without data is a delete), which `pack_history_rows` packs in C without a tuple per row."""
+        if self.parsed.tally.redacted == 0:
+            return pack_history_rows(self.rows, dict(self.parsed.tables))
+        return pack_journal(self.journal())
+
     def leaves(self) -> bytes:
-        return leaves_of(self.unit, pack_journal(self.journal()), [])
+        return leaves_of(self.unit, self.packed(), [])
 
 
 def load_snapshot_rows(store: Store, unit: WorkUnit) -> SnapshotRows | None:
@@ -76,4 +91,8 @@ def load_snapshot_rows(store: Store, unit: WorkUnit) -> SnapshotRows | None:
         return None
     manifest, part, data = fetch_part(store, unit)
     parsed = check_part(unit.key, manifest, part, data)
-    return SnapshotRows(unit, manifest, part, parsed, {t.table_id: t for t in manifest.tables})
+    # The tables' indexes are left to finalize, as a raw unit's are (`restore.rows`): part 0's result seeds them
+    # into the one interpretation of the DDL, and finalize builds each index once from the current rows, instead
+    # of every part moving index entries document by document.
+    tables = {t.table_id: dataclasses.replace(t, indexes=()) for t in manifest.tables}
+    return SnapshotRows(unit, manifest, part, parsed, tables)

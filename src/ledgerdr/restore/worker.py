@@ -180,6 +180,12 @@ def run_worker(queue: Queue, spec: WorkerSpec, *, exit_when_idle: bool = True,
         opened.target.close()
 
 
+def _idle(queue: Queue) -> bool:
+    """Nothing left to receive and nothing in flight (a unit in flight elsewhere may still be released)."""
+    counts = queue.counts()
+    return counts.visible == 0 and counts.in_flight == 0
+
+
 @dataclass(frozen=True)
 class _Opened:
     """What a `WorkerSpec` names, opened once per worker."""
@@ -197,11 +203,14 @@ def _work(queue: Queue, spec: WorkerSpec, opened: _Opened, exit_when_idle: bool,
     while True:
         if failures is not None and read_failures(failures):
             return stats  # another worker met a permanent failure: the restore stops
-        messages = queue.receive(1, spec.visibility_timeout, wait_seconds=0.5)
+        # A worker that exits when idle looks without waiting first: at the end of a restore the queue is
+        # empty and a waiting receive would add its whole wait to the RTO (half a second per restore).
+        messages = queue.receive(1, spec.visibility_timeout) if exit_when_idle else []
         if not messages:
-            counts = queue.counts()
-            if exit_when_idle and counts.visible == 0 and counts.in_flight == 0:
+            if exit_when_idle and _idle(queue):
                 return stats
+            messages = queue.receive(1, spec.visibility_timeout, wait_seconds=0.5)
+        if not messages:
             time.sleep(0.05)
             continue
         message = messages[0]

@@ -292,10 +292,11 @@ class Target(Protocol):
     def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
         """`iter_state` for the documents in part `index` of `count`; called only where `splits_state`."""
 
-    def iter_state_rows(self) -> Iterator[StateRows]:
+    def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
         """What `iter_state` reads, as the stored rows themselves in batches, from one consistent snapshot (the
         state digest in C hashes them without building Python values). Only where `gives_state_rows`; other
-        targets raise RestoreError."""
+        targets raise RestoreError. With `count` > 1 (only where `splits_state` too), the rows of the documents
+        in part `index` of `count`: the parts of one unchanged state hold every row once."""
 
     def finalize(self) -> None:
         """After a run's last unit (or a standby's round): bring derived state up to date (the embedded

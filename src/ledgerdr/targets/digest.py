@@ -393,6 +393,15 @@ def digest_part_of_rows(rows: Iterable[StoredRevision]) -> DigestPart:
     return DigestPart(builder._history, builder._current, builder._names, builder._mismatches)
 
 
+def digest_part_of_state_rows(batches: Iterable[StateRows]) -> DigestPart:
+    """`digest_part_of_rows` of stored rows in batches (`Target.iter_state_rows` of one part), their leaves in C
+    as `digest_of_state_rows` computes them."""
+    builder = _DigestBuilder()
+    for batch in batches:
+        builder.add_rows(batch)
+    return DigestPart(builder._history, builder._current, builder._names, builder._mismatches)
+
+
 def digest_of_parts(parts: Iterable[DigestPart], dropped: Mapping[str, bool] | None = None) -> StateDigest:
     """The digest of the union of the parts' rows: equal to `digest_of_rows` over all of them, since
     leaves are sorted and de-duplicated per table before they are folded."""

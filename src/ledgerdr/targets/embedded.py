@@ -421,8 +421,10 @@ class EmbeddedTarget:
                     documents = (r for r in documents if crc32(r.doc_id.encode()) % count == index)
                 yield from _merged(history, documents, name, lost, decode)
 
-    def iter_state_rows(self) -> Iterator[StateRows]:
-        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`)."""
+    def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
+        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`); with
+        `count` > 1 those of part `index`: each table's documents cut into `count` ranges of document ids
+        (`_doc_id_bounds`), so that `count` processes each read and hash one range, by index."""
         names = self.table_names()
         conn = self.storage.conn
         with self.storage.read_snapshot():
@@ -432,10 +434,23 @@ class EmbeddedTarget:
                     lost.setdefault(table_id, set()).add((doc_id, version))
             for table_id, name in names.items():
                 type_lost = frozenset(lost.get(table_id, ()))
+                where, bounds = _doc_id_range(self._doc_id_bounds(table_id, count), index)
                 for current, query in ((False, _STATE_HISTORY), (True, _STATE_CURRENT)):
-                    cursor = conn.execute(query, (table_id,))
+                    cursor = conn.execute(query + where, (table_id, *bounds))
                     while rows := cursor.fetchmany(_STATE_BATCH):
                         yield StateRows(table_id, name, current, rows, type_lost)
+
+    def _doc_id_bounds(self, table_id: str, count: int) -> list[str]:
+        """The document ids that cut table `table_id` into `count` parts of about as many current rows (fewer
+        bounds when it has fewer documents); read from the current rows, which a finalize does not change."""
+        if count <= 1:
+            return []
+        conn = self.storage.conn
+        documents = conn.execute("SELECT count(*) FROM documents WHERE table_id = ?", (table_id,)).fetchone()[0]
+        if documents < count:
+            return []
+        return [conn.execute("SELECT doc_id FROM documents WHERE table_id = ? ORDER BY doc_id LIMIT 1 OFFSET ?",
+                             (table_id, documents * part // count)).fetchone()[0] for part in range(1, count)]
 
     def info(self) -> TargetInfo:
         conn = self.storage.conn
@@ -460,6 +475,18 @@ _NEWEST = f"?3 = {_NEWEST_VERSION}"
 _STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
 _STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
+
+
+def _doc_id_range(bounds: list[str], index: int) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition (and its parameters) of part `index` between `bounds` (`_doc_id_bounds`): part 0 from
+    the first document id, the last part to the end; without bounds, part 0 holds every row."""
+    if not bounds:
+        return ("", ()) if index == 0 else (" AND 0", ())
+    if index == 0:
+        return " AND doc_id < ?", (bounds[0],)
+    if index >= len(bounds):
+        return " AND doc_id >= ?", (bounds[-1],)
+    return " AND doc_id >= ? AND doc_id < ?", (bounds[index - 1], bounds[index])
 
 
 def _redacted_blocks(blocks: Sequence[JournalBlockRow], erase: dict[tuple[str, int], None]) -> list[JournalBlockRow]:

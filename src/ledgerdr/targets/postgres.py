@@ -305,7 +305,7 @@ class PostgresTarget:
         cur.execute(sql.SQL("TRUNCATE {}").format(_ROWS))
         return inserted
 
-    def iter_state_rows(self) -> Iterator[StateRows]:
+    def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
         raise RestoreError("the postgres target reads its state back as revisions (gives_state_rows is False)")
 
     def apply(
