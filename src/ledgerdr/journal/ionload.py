@@ -22,7 +22,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from .ionread import binary_ion_hash
 from .ionwrite import IVM
 
-__all__ = ["binary_segments", "iter_values", "load_value", "walked"]
+__all__ = ["binary_segments", "iter_values", "load_value", "load_value_hashed", "walked"]
 
 
 def walked(data: bytes) -> bool:
@@ -34,10 +34,19 @@ def walked(data: bytes) -> bool:
 def load_value(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Any:
     """One Ion value, as `simpleion.loads` gives it; Ion binary our reader declines is decoded in Python
     (IonPy values then, whatever `value_model`: they hash alike). Damage raises IonException."""
-    if not _is_binary(data) or binary_ion_hash(data) is not None:
-        return simpleion.loads(data, value_model=value_model)
+    return load_value_hashed(data, value_model=value_model)[0]
+
+
+def load_value_hashed(data: bytes | str, *,
+                      value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> tuple[Any, bytes | None]:
+    """`load_value`, with the Ion Hash our reader computed on the way when `data` is Ion binary it reads
+    (None otherwise): the walk that guards amazon.ion's C reader already yields the hash, so a caller
+    that needs both (the served ExecuteStatement) reads the bytes once."""
+    value_hash = binary_ion_hash(data) if _is_binary(data) else None
+    if value_hash is not None or not _is_binary(data):
+        return simpleion.loads(data, value_model=value_model), value_hash
     with _as_ion_error():
-        return simpleion.load_python(io.BytesIO(data))
+        return simpleion.load_python(io.BytesIO(data)), None
 
 
 def iter_values(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Iterator[Any]:

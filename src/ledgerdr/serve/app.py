@@ -13,6 +13,7 @@ with its stack trace here and reaches the client as `InternalFailure` (500) with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -129,9 +130,15 @@ class ServeApp:
                 return
 
 
+_REQUEST_ID_PREFIX = os.urandom(8).hex()  # per process: ids stay unique across restarts and servers
+_request_numbers = itertools.count()  # next() on a count is atomic under the GIL: no lock needed
+
+
 def new_request_id() -> str:
-    """A request id for `x-amzn-RequestId` and the log: 128 random bits (uuid4's text costs ~4 µs; this ~0.5)."""
-    return os.urandom(16).hex()
+    """A request id for `x-amzn-RequestId` and the log: 32 hex digits, 64 random bits per process then a
+    counter. Ids only need to be unique (they name a request in the log), not unpredictable, and
+    os.urandom costs a getrandom system call per request (uuid4's text ~4 µs; this ~0.2)."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -21,6 +21,7 @@ import logging
 import signal
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -114,6 +115,18 @@ def _render(response: _Response, keep_alive: bool) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
 
 
+def _kernel_timeouts(conn: socket.socket, seconds: float) -> None:
+    """The idle timeout kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket. Python's own
+    timeout (`settimeout`) polls before every recv and send: two more system calls per request. A read or
+    write that times out fails with EAGAIN (BlockingIOError, an OSError), which closes the connection as
+    Python's TimeoutError did."""
+    conn.setblocking(True)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
 def _scope(request: _Request) -> dict[str, Any]:
     """The few members of an ASGI scope that `ServeApp.handle` reads."""
     path, _, query = request.url.partition(b"?")
@@ -179,7 +192,10 @@ class ThreadedServer:
     def _connection(self, conn: socket.socket, refuse: bool) -> None:
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stall on small answers
-            conn.settimeout(self.idle_seconds)
+            if self.ssl_context is None:
+                _kernel_timeouts(conn, self.idle_seconds)
+            else:
+                conn.settimeout(self.idle_seconds)  # the ssl module's reads need Python's own timeout
             if self.ssl_context is not None:
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
                 with self._lock:
