@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 
 from amazon.ion import simpleion
 from amazon.ion.exceptions import IonException
@@ -42,8 +42,10 @@ def load_value_hashed(data: bytes | str, *,
     """`load_value`, with the Ion Hash our reader computed on the way when `data` is Ion binary it reads
     (None otherwise): the walk that guards amazon.ion's C reader already yields the hash, so a caller
     that needs both (the served ExecuteStatement) reads the bytes once."""
-    value_hash = binary_ion_hash(data) if _is_binary(data) else None
-    if value_hash is not None or not _is_binary(data):
+    if not _is_binary(data):
+        return simpleion.loads(data, value_model=value_model), None
+    value_hash = binary_ion_hash(data)
+    if value_hash is not None:
         return simpleion.loads(data, value_model=value_model), value_hash
     with _as_ion_error():
         return simpleion.load_python(io.BytesIO(data)), None
@@ -60,7 +62,7 @@ def iter_values(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueM
     return _python_values(data)
 
 
-def _is_binary(data: bytes | str) -> bool:
+def _is_binary(data: bytes | str) -> TypeGuard[bytes]:
     return isinstance(data, bytes) and data.startswith(IVM)
 
 
