@@ -25,13 +25,13 @@ import struct
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
 import httptools
 
 from . import messages
 from .app import ServeApp, _error, _Response, new_request_id
 from .errors import AwsError
+from .sigv4 import SignedRequest
 
 log = logging.getLogger("ledgerdr.serve")
 IDLE_SECONDS = 75.0  # a keep-alive connection with no request for this long is closed (as uvicorn's default)
@@ -46,7 +46,7 @@ class _Request:
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, list[str]] = {}  # lowercase name → values in arrival order, as SigV4 reads them
         self.body: list[bytes] = []
         self.size = 0
         self.declared = b""  # Content-Length as sent
@@ -74,11 +74,16 @@ class _Parser:
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        self.current.headers.append((name, value))
-        if name == b"content-length":
+        # Decoded once here into the SignedRequest's shape: no per-request conversion from bytes pairs later.
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        values = self.current.headers.get(key)
+        if values is None:
+            self.current.headers[key] = [text]
+        else:
+            values.append(text)
+        if key == "content-length":
             self.current.declared = value
-        elif name == b"expect":
+        elif key == "expect":
             self.current.expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
@@ -127,11 +132,10 @@ def _kernel_timeouts(conn: socket.socket, seconds: float) -> None:
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
-def _scope(request: _Request) -> dict[str, Any]:
-    """The few members of an ASGI scope that `ServeApp.handle` reads."""
-    path, _, query = request.url.partition(b"?")
-    return {"method": request.method, "path": path.decode("latin-1"), "raw_path": path, "query_string": query,
-            "headers": request.headers}
+def _signed(request: _Request) -> SignedRequest:
+    """What `ServeApp.handle_request` takes: the request as it arrived."""
+    path, _, query = request.url.decode("latin-1").partition("?")
+    return SignedRequest(request.method, path, query, request.headers, b"".join(request.body))
 
 
 class ThreadedServer:
@@ -236,13 +240,13 @@ class ThreadedServer:
 
     def _answer(self, request: _Request, refuse: bool) -> _Response:
         request_id = new_request_id()
-        session_api = any(name == b"x-amz-target" for name, _ in request.headers)
+        session_api = "x-amz-target" in request.headers
         if refuse:
             error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
             return _error(error, session_api, request_id)
         if request.error is not None:
             return _error(request.error, session_api, request_id)
-        return self.app.handle(_scope(request), b"".join(request.body), request_id)
+        return self.app.handle_request(_signed(request), request_id)
 
 
 def serve_threaded(app: ServeApp, sock: socket.socket, ssl_context: ssl.SSLContext | None,
