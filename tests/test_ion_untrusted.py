@@ -17,7 +17,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from hypothesis import given
 
 from ledgerdr.journal.hashing import ion_hash
-from ledgerdr.journal.ionload import iter_values, load_value, walked
+from ledgerdr.journal.ionload import iter_values, load_value, load_value_hashed, walked
 from ledgerdr.journal.ionread import binary_ion_hash
 from ledgerdr.journal.ionwrite import IVM
 from support.ion_strategies import STALLS_AMAZON_ION_C
@@ -66,6 +66,19 @@ def test_valid_ion_our_reader_declines_decodes_to_the_same_hash(value):
     expected = ion_hash(simpleion.loads(data, value_model=IonPyValueModel.MAY_BE_BARE))
     assert ion_hash(load_value(padded, value_model=IonPyValueModel.MAY_BE_BARE)) == expected
     assert [ion_hash(v) for v in iter_values(padded + padded)] == [expected, expected]
+
+
+@SETTINGS
+@given(ion_values)
+def test_binary_our_reader_walks_decodes_as_simpleion_loads_with_its_hash(value):
+    """The walked path goes to amazon.ion's C reader directly (`_loads_walked`): the same value, of the same
+    IonPy types, as `simpleion.loads`, and the walk's hash is the value's Ion Hash."""
+    data = simpleion.dumps(value, binary=True)
+    decoded, value_hash = load_value_hashed(data)
+    expected = simpleion.loads(data)
+    assert value_hash is not None and value_hash == ion_hash(expected)
+    assert ion_hash(decoded) == ion_hash(expected) and type(decoded) is type(expected)
+    assert load_value_hashed("{a: 1}") == (simpleion.loads("{a: 1}"), None)  # text: no walk, no hash
 
 
 def test_text_is_read_by_amazon_ion_as_before():

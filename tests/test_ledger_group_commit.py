@@ -70,3 +70,44 @@ def test_concurrent_commits_share_groups_and_every_one_lands(tmp_path):
     with Ledger.open(path) as ledger:
         assert len(ledger.execute("SELECT * FROM T")) == 200
         assert _verified(ledger, tmp_path) == 1 + 200 + 1
+
+
+def test_more_waiters_than_a_group_holds_all_land_and_a_conflict_reaches_its_session(tmp_path):
+    """With groups of 2 and 6 sessions a session's transaction may sit behind a full group: its session then
+    leads the next group until its own is done. An OCC loser gets its OccConflict from `commit`."""
+    path = tmp_path / "g.db"
+    with Ledger.create(path) as writer:
+        writer.execute("CREATE TABLE T")
+        writer.execute("INSERT INTO T ?", {"k": 0, "n": 0})
+    committer = GroupCommitter(path, "full", max_group=2)
+    sessions = [Ledger.open(path) for _ in range(6)]
+    outcomes: list[str] = []
+    try:
+        def work(ledger: Ledger, w: int) -> None:
+            for i in range(10):
+                txn = ledger.begin()
+                txn.execute("INSERT INTO T ?", {"k": 1, "w": w, "i": i})
+                committer.commit(txn)
+            mine = ledger.begin()
+            mine.execute("UPDATE T SET n = ? WHERE k = 0", w)  # every session updates one document
+            barrier.wait()
+            try:
+                committer.commit(mine)
+                outcomes.append("committed")
+            except OccConflict:
+                outcomes.append("conflict")
+
+        barrier = threading.Barrier(len(sessions))
+        threads = [threading.Thread(target=work, args=(s, w)) for w, s in enumerate(sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        committer.close()
+        for s in sessions:
+            s.close()
+    assert sorted(outcomes) == ["committed"] + ["conflict"] * 5
+    with Ledger.open(path) as ledger:
+        assert len(ledger.execute("SELECT * FROM T WHERE k = 1")) == 60
+        assert _verified(ledger, tmp_path) == 1 + 1 + 60 + 1 + 1  # …, the winning UPDATE, the SELECT

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,11 @@ from ledgerdr.journal.exports import verify_location
 from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.exporter import export_journal
+from ledgerdr.ledger.storage import Durability
+from ledgerdr.serve.app import ServeApp
+from ledgerdr.serve.catalog import Catalog
 from ledgerdr.serve.server import bind
+from ledgerdr.serve.threaded import ThreadedServer
 from ledgerdr.stores.file import FileStore
 from support.ion_strategies import STALLS_AMAZON_ION_C
 from support.serve_process import KEY_ID, REGION, SECRET, ServeProcess, run_pyqldb, start_pyqldb
@@ -509,3 +514,24 @@ def test_serve_refuses_a_parameter_that_stalls_amazon_ion_and_keeps_serving(tmp_
             error = _statement_error(session, token, "INSERT INTO Car ?", {"IonBinary": data})
             assert error["Code"] == "BadRequestException" and "not a single valid Ion value" in error["Message"]
         _commit(session, token, "INSERT INTO Car {'VIN': 'after'}")  # the same session goes on
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(tmp_path):
+    """Plain TCP connections keep their idle timeout in the kernel (SO_RCVTIMEO/SO_SNDTIMEO, no poll per
+    recv): a connection that was answered and then sends nothing is closed by the server; TLS connections
+    keep Python's timeout (test_tls)."""
+    app = ServeApp(Catalog(tmp_path / "data", Durability.FULL), {KEY_ID: SECRET})
+    server = ThreadedServer(app, bind("127.0.0.1", 0), idle_seconds=0.5)
+    port = server.sock.getsockname()[1]
+    serving = threading.Thread(target=server.serve_forever, kwargs={"install_signals": False})
+    serving.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+                        b"Content-Length: 2\r\n\r\n{}")
+            assert raw.recv(65536).startswith(b"HTTP/1.1 403")
+            assert raw.recv(65536) == b""  # closed by the server well before the client's 30 s
+    finally:
+        server.stop()
+        serving.join(30)
+    assert not serving.is_alive()

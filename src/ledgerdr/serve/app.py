@@ -13,6 +13,7 @@ with its stack trace here and reaches the client as `InternalFailure` (500) with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -92,21 +93,23 @@ class ServeApp:
         await _send(send, response)
 
     def handle(self, scope: dict[str, Any], body: bytes, request_id: str) -> _Response:
-        """One request, on a worker thread. Never raises."""
-        target = _header(scope, b"x-amz-target")
-        session_api = target is not None
+        """One request given as an ASGI scope (uvicorn's stack), on a worker thread. Never raises."""
+        return self.handle_request(_signed_request(scope, body), request_id)
+
+    def handle_request(self, request: SignedRequest, request_id: str) -> _Response:
+        """One request, as it arrived (the threaded stack parses straight into a SignedRequest). Never raises."""
+        targets = request.headers.get("x-amz-target")
+        session_api = targets is not None
         try:
-            caller = verify(_signed_request(scope, body), self.keys)
-            if session_api:
-                if target != SESSION_TARGET:
-                    raise AwsError("UnknownOperationException", f"unknown operation {target}", 400)
-                result = self.sessions.send_command(_json(body))
+            caller = verify(request, self.keys)
+            if targets is not None:
+                if targets[0] != SESSION_TARGET:
+                    raise AwsError("UnknownOperationException", f"unknown operation {targets[0]}", 400)
+                result = self.sessions.send_command(_json(request.body))
                 return _ok(200, result, "application/x-amz-json-1.0", request_id)
-            request = ControlRequest(
-                scope["method"], scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0],
-                parse_qs(scope.get("query_string", b"").decode("latin-1")), _json(body) if body else {},
-                caller.region)
-            status, result = self.control.handle(request)
+            control = ControlRequest(request.method, request.raw_path, parse_qs(request.raw_query),
+                                     _json(request.body) if request.body else {}, caller.region)
+            status, result = self.control.handle(control)
             return _ok(status, result, "application/json", request_id)
         except AwsError as exc:
             return _error(exc, session_api, request_id)
@@ -129,9 +132,15 @@ class ServeApp:
                 return
 
 
+_REQUEST_ID_PREFIX = os.urandom(8).hex()  # per process: ids stay unique across restarts and servers
+_request_numbers = itertools.count()  # next() on a count is atomic under the GIL: no lock needed
+
+
 def new_request_id() -> str:
-    """A request id for `x-amzn-RequestId` and the log: 128 random bits (uuid4's text costs ~4 µs; this ~0.5)."""
-    return os.urandom(16).hex()
+    """A request id for `x-amzn-RequestId` and the log: 32 hex digits, 64 random bits per process then a
+    counter. Ids only need to be unique (they name a request in the log), not unpredictable, and
+    os.urandom costs a getrandom system call per request (uuid4's text ~4 µs; this ~0.2)."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -17,7 +17,6 @@ to another thread and back (two wake-ups and two GIL hand-overs per commit, ~0.1
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
 from pathlib import Path
 
 from ..errors import LedgerError
@@ -29,12 +28,26 @@ from ..ledger.transaction import Transaction
 MAX_GROUP = 64
 
 
+class _Waiter:
+    """One queued transaction and, once its group is done, its outcome. Written by the leader while it
+    holds the writer lock and read by its session only after taking that lock in turn, so the lock orders
+    the two: no Future (a Condition per commit, a notify per answer) is needed."""
+
+    __slots__ = ("txn", "done", "result", "error")
+
+    def __init__(self, txn: Transaction) -> None:
+        self.txn = txn
+        self.done = False
+        self.result: CommitResult | None = None
+        self.error: BaseException | None = None
+
+
 class GroupCommitter:
     """The writer of one ledger file. Thread-safe `commit`; `close` once no commit is in progress."""
 
     def __init__(self, path: Path, durability: Durability | str, max_group: int = MAX_GROUP) -> None:
         self._ledger = Ledger.open(path, durability=durability)
-        self._queue: list[tuple[Transaction, Future]] = []
+        self._queue: list[_Waiter] = []
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()  # held by the leader while it commits a group
         self._max_group = max_group
@@ -42,30 +55,34 @@ class GroupCommitter:
 
     def commit(self, txn: Transaction) -> CommitResult | None:
         """Commit `txn` in the next group; returns once it is durable. Raises its LedgerError (OccConflict…)."""
-        future: Future = Future()
+        waiter = _Waiter(txn)
         with self._queue_lock:
-            self._queue.append((txn, future))
-        with self._writer:
-            if not future.done():  # no leader took it yet: lead a group that includes it
-                with self._queue_lock:
-                    group, self._queue[:self._max_group] = self._queue[:self._max_group], []
-                self._commit(group)
-        return future.result()
+            self._queue.append(waiter)
+        while not waiter.done:
+            with self._writer:
+                if not waiter.done:  # no leader took it yet: lead the oldest group (ours, or one before it)
+                    with self._queue_lock:
+                        group, self._queue[:self._max_group] = self._queue[:self._max_group], []
+                    self._commit(group)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
 
     def close(self) -> None:
         with self._writer:
             self._ledger.close()
 
-    def _commit(self, group: list[tuple[Transaction, Future]]) -> None:
+    def _commit(self, group: list[_Waiter]) -> None:
         try:
-            results = self._ledger.commit_group([txn for txn, _ in group])
+            results = self._ledger.commit_group([waiter.txn for waiter in group])
         except BaseException as exc:  # the whole group rolled back: every waiter learns why
-            for _, future in group:
-                future.set_exception(exc)
+            for waiter in group:
+                waiter.error, waiter.done = exc, True
             return
         self.groups += 1
-        for (_, future), result in zip(group, results, strict=True):
+        for waiter, result in zip(group, results, strict=True):
             if isinstance(result, LedgerError):
-                future.set_exception(result)
+                waiter.error = result
             else:
-                future.set_result(result)
+                waiter.result = result
+            waiter.done = True

@@ -33,8 +33,7 @@ from typing import Any
 
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import dot, ion_hash
-from ..journal.ionload import load_value
-from ..journal.ionread import binary_ion_hash
+from ..journal.ionload import load_value_hashed
 from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
@@ -329,9 +328,9 @@ def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
     except QuotaExceeded as exc:
         raise bad_request(str(exc)) from None
     try:
-        value = load_value(data)  # a client's bytes: never handed to a reader that can hang on them
+        # a client's bytes: never handed to a reader that can hang on them; the guarding walk gives the hash
+        value, value_hash = load_value_hashed(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
-    value_hash = binary_ion_hash(data) if isinstance(data, bytes) else None
     return value, ion_hash(value) if value_hash is None else value_hash
 

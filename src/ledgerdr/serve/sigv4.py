@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -23,6 +23,7 @@ from .errors import AwsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+_SHA256_BLOCK = 64
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),"
     r"\s*Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
@@ -50,7 +51,10 @@ def _denied(code: str, message: str) -> AwsError:
 
 
 def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None = None) -> Caller:
-    """The caller whose key signed `request`; raises AwsError (403) when it is unsigned or wrongly signed."""
+    """The caller whose key signed `request`; raises AwsError (403) when it is unsigned or wrongly signed.
+    Every request is verified in full: its canonical request is hashed and its signature recomputed and
+    compared in constant time. What repeats from request to request (the credential's parts, the list of
+    signed headers, the derived key's HMAC pads) is parsed or derived once and cached."""
     header = _single(request.headers, "authorization")
     if header is None:
         raise _denied("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -58,10 +62,10 @@ def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None
     if match is None:
         raise _denied("IncompleteSignatureException",
                       "Authorization header requires Credential, SignedHeaders and Signature with AWS4-HMAC-SHA256")
-    scope = match["credential"].split("/")
-    if len(scope) != 5 or scope[4] != "aws4_request":
+    credential = _credential(match["credential"])
+    if credential is None:
         raise _denied("IncompleteSignatureException", f"Credential {match['credential']!r} is malformed")
-    key_id, date, region, service, _ = scope
+    key_id, date, region, service, credential_scope = credential
     secret = keys.get(key_id)
     if secret is None:
         raise _denied("UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -75,14 +79,12 @@ def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None
                       f"Signature expired: {amz_date} is now earlier than "
                       f"{(now - MAX_CLOCK_SKEW).strftime('%Y%m%dT%H%M%SZ')} "
                       f"({now.strftime('%Y%m%dT%H%M%SZ')} - 5 min.)")
-    signed = match["signed"].split(";")
-    if "host" not in signed or any(name not in request.headers for name in signed):
+    signed, required = _signed_headers(match["signed"])
+    if "host" not in required or not request.headers.keys() >= required:
         raise _denied("InvalidSignatureException", "SignedHeaders must include host and name only headers sent")
-    credential_scope = "/".join(scope[1:])
-    string_to_sign = "\n".join(
-        [ALGORITHM, amz_date, credential_scope, hashlib.sha256(canonical_request(request, signed)).hexdigest()]
-    )
-    expected = hmac.digest(signing_key(secret, date, region, service), string_to_sign.encode(), "sha256")
+    canonical_hash = hashlib.sha256(canonical_request(request, signed)).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{credential_scope}\n{canonical_hash}".encode()
+    expected = _hmac_sha256(_signing_pads(secret, date, region, service), string_to_sign)
     if not hmac.compare_digest(expected.hex(), match["signature"].lower()):
         raise _denied("InvalidSignatureException",
                       "The request signature we calculated does not match the signature you provided. "
@@ -90,16 +92,43 @@ def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None
     return Caller(key_id, region, service)
 
 
-def canonical_request(request: SignedRequest, signed: list[str]) -> bytes:
-    headers = "".join(f"{name}:{_header_value(request.headers[name])}\n" for name in signed)
-    return "\n".join([
-        request.method.upper(),
-        _canonical_path(request.raw_path),
-        _canonical_query(request.raw_query),
-        headers,
-        ";".join(signed),
-        hashlib.sha256(request.body).hexdigest(),
-    ]).encode()
+def canonical_request(request: SignedRequest, signed: Sequence[str]) -> bytes:
+    headers = request.headers
+    lines = [f"{name}:{_header_value(headers[name])}\n" for name in signed]
+    return (f"{request.method.upper()}\n{_canonical_path(request.raw_path)}\n{_canonical_query(request.raw_query)}\n"
+            f"{''.join(lines)}\n{';'.join(signed)}\n{hashlib.sha256(request.body).hexdigest()}").encode()
+
+
+@lru_cache(maxsize=256)
+def _credential(text: str) -> tuple[str, str, str, str, str] | None:
+    """`KEY_ID/DATE/REGION/SERVICE/aws4_request` as (key id, date, region, service, credential scope),
+    None when malformed. A client sends the same credential all day: parsed once."""
+    scope = text.split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request":
+        return None
+    return scope[0], scope[1], scope[2], scope[3], "/".join(scope[1:])
+
+
+@lru_cache(maxsize=256)
+def _signed_headers(text: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """SignedHeaders as listed, and as a set: each must be among the request's headers."""
+    names = tuple(text.split(";"))
+    return names, frozenset(names)
+
+
+@lru_cache(maxsize=256)
+def _signing_pads(secret: str, date: str, region: str, service: str) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states after the derived key's HMAC inner and outer pads (RFC 2104): each request's HMAC
+    then costs two state copies and two short hashes, not a key schedule (a quarter of `hmac.digest`)."""
+    key = signing_key(secret, date, region, service).ljust(_SHA256_BLOCK, b"\0")  # 32 bytes: no pre-hash
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+
+
+def _hmac_sha256(pads: tuple[hashlib._Hash, hashlib._Hash], message: bytes) -> bytes:
+    inner, outer = pads[0].copy(), pads[1].copy()
+    inner.update(message)
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 @lru_cache(maxsize=256)

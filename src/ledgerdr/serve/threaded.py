@@ -21,16 +21,17 @@ import logging
 import signal
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
 import httptools
 
 from . import messages
 from .app import ServeApp, _error, _Response, new_request_id
 from .errors import AwsError
+from .sigv4 import SignedRequest
 
 log = logging.getLogger("ledgerdr.serve")
 IDLE_SECONDS = 75.0  # a keep-alive connection with no request for this long is closed (as uvicorn's default)
@@ -45,7 +46,7 @@ class _Request:
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, list[str]] = {}  # lowercase name → values in arrival order, as SigV4 reads them
         self.body: list[bytes] = []
         self.size = 0
         self.declared = b""  # Content-Length as sent
@@ -73,11 +74,16 @@ class _Parser:
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        self.current.headers.append((name, value))
-        if name == b"content-length":
+        # Decoded once here into the SignedRequest's shape: no per-request conversion from bytes pairs later.
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        values = self.current.headers.get(key)
+        if values is None:
+            self.current.headers[key] = [text]
+        else:
+            values.append(text)
+        if key == "content-length":
             self.current.declared = value
-        elif name == b"expect":
+        elif key == "expect":
             self.current.expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
@@ -114,11 +120,22 @@ def _render(response: _Response, keep_alive: bool) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
 
 
-def _scope(request: _Request) -> dict[str, Any]:
-    """The few members of an ASGI scope that `ServeApp.handle` reads."""
-    path, _, query = request.url.partition(b"?")
-    return {"method": request.method, "path": path.decode("latin-1"), "raw_path": path, "query_string": query,
-            "headers": request.headers}
+def _kernel_timeouts(conn: socket.socket, seconds: float) -> None:
+    """The idle timeout kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket. Python's own
+    timeout (`settimeout`) polls before every recv and send: two more system calls per request. A read or
+    write that times out fails with EAGAIN (BlockingIOError, an OSError), which closes the connection as
+    Python's TimeoutError did."""
+    conn.setblocking(True)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+def _signed(request: _Request) -> SignedRequest:
+    """What `ServeApp.handle_request` takes: the request as it arrived."""
+    path, _, query = request.url.decode("latin-1").partition("?")
+    return SignedRequest(request.method, path, query, request.headers, b"".join(request.body))
 
 
 class ThreadedServer:
@@ -179,7 +196,10 @@ class ThreadedServer:
     def _connection(self, conn: socket.socket, refuse: bool) -> None:
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stall on small answers
-            conn.settimeout(self.idle_seconds)
+            if self.ssl_context is None:
+                _kernel_timeouts(conn, self.idle_seconds)
+            else:
+                conn.settimeout(self.idle_seconds)  # the ssl module's reads need Python's own timeout
             if self.ssl_context is not None:
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
                 with self._lock:
@@ -220,13 +240,13 @@ class ThreadedServer:
 
     def _answer(self, request: _Request, refuse: bool) -> _Response:
         request_id = new_request_id()
-        session_api = any(name == b"x-amz-target" for name, _ in request.headers)
+        session_api = "x-amz-target" in request.headers
         if refuse:
             error = AwsError("CapacityExceededException", messages.CAPACITY_EXCEEDED, 503)
             return _error(error, session_api, request_id)
         if request.error is not None:
             return _error(request.error, session_api, request_id)
-        return self.app.handle(_scope(request), b"".join(request.body), request_id)
+        return self.app.handle_request(_signed(request), request_id)
 
 
 def serve_threaded(app: ServeApp, sock: socket.socket, ssl_context: ssl.SSLContext | None,

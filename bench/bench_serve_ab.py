@@ -1,0 +1,106 @@
+"""`ledgerdr serve` A/B: server CPU per transaction of this checkout against another checkout's `src`, with the
+embedded driver's CPU per transaction, measured interleaved round after round so that both servers meet the
+same load. On a shared 2-core machine one bench_serve.py run after another moves by up to 2× with the other
+jobs; interleaved rounds and medians make a change of 10% visible.
+
+Each round: the embedded driver (300 single-document transactions, in this process), then for each session
+count both servers one after the other (their order alternating by round) under bench_serve.py's light client,
+then the embedded driver again. Both servers run from this checkout's virtualenv; `--base-src` is put first on
+the base server's PYTHONPATH (its C extensions must be built there, e.g. copied from this checkout's src).
+
+Usage: python bench/bench_serve_ab.py --base-src PATH [--sessions 1,16] [--seconds 3] [--rounds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_serve import KEY_ID, SECRET, STATEMENT, light_run
+from ledgerdr.ledger.driver import LedgerDriver
+from ledgerdr.ledger.engine import Ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _start(data: Path, src: Path) -> tuple[subprocess.Popen, str, int]:
+    with Ledger.create(data / "bench.db") as ledger:
+        ledger.execute("CREATE TABLE T")
+    env = dict(os.environ, PYTHONPATH=str(src))
+    server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
+                               "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}"], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    assert server.stdout is not None
+    url = server.stdout.readline().split("listening on ")[1].split()[0]
+    host, port = url.split("//")[1].split(":")
+    light_run(host, int(port), server.pid, 1, 0.5)  # warm: imports, caches, the first session
+    return server, host, int(port)
+
+
+def _embedded_ms(driver: LedgerDriver, transactions: int = 300) -> float:
+    cpu = time.process_time()
+    for n in range(transactions):
+        driver.execute_lambda(lambda t, n=n: t.execute_statement(STATEMENT, {"n": n, "payload": "x" * 64}))
+    return 1000 * (time.process_time() - cpu) / transactions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base-src", type=Path, required=True, help="the other checkout's src directory")
+    parser.add_argument("--sessions", default="1,16")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    trees = {"base": args.base_src.resolve(), "this": ROOT / "src"}
+    sessions = [int(n) for n in args.sessions.split(",")]
+    cpu: dict[tuple[str, int], list[float]] = {}
+    tps: dict[tuple[str, int], list[float]] = {}
+    embedded: list[float] = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        with Ledger.create(Path(tmp) / "embedded.db") as ledger:
+            ledger.execute("CREATE TABLE T")
+        servers = {name: _start(Path(tmp) / name, src) for name, src in trees.items()}
+        try:
+            with LedgerDriver(Path(tmp) / "embedded.db") as driver:
+                _embedded_ms(driver, 100)
+                for round_no in range(args.rounds):
+                    embedded.append(_embedded_ms(driver))
+                    order = list(trees) if round_no % 2 == 0 else list(trees)[::-1]
+                    for n in sessions:
+                        for name in order:
+                            server, host, port = servers[name]
+                            row = light_run(host, port, server.pid, n, args.seconds)
+                            cpu.setdefault((name, n), []).append(row["server_cpu_ms_per_txn"])
+                            tps.setdefault((name, n), []).append(row["tps"])
+                    embedded.append(_embedded_ms(driver))
+        finally:
+            for server, _, _ in servers.values():
+                server.terminate()
+                server.wait()
+    load = os.getloadavg()
+    inproc = statistics.median(embedded)
+    print(f"load average at the start {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, at the end "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.rounds} rounds, {args.seconds:g} s per row; "
+          f"durability full\n")
+    print(f"embedded driver, in-process: median {inproc:.3f} CPU ms per transaction "
+          f"({len(embedded)} runs of 300, {min(embedded):.3f}–{max(embedded):.3f})\n")
+    print("| server | sessions | transactions/s (median) | server CPU ms/txn (median) | min–max | ÷ in-process CPU |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in sessions:
+        for name in trees:
+            mine = cpu[(name, n)]
+            median = statistics.median(mine)
+            print(f"| {name} | {n} | {statistics.median(tps[(name, n)]):,.0f} | {median:.3f} "
+                  f"| {min(mine):.3f}–{max(mine):.3f} | {median / inproc:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
