@@ -235,6 +235,8 @@ def test_history_holds_every_revision_once(make, scenario) -> None:
 def test_units_as_rows_mixed_with_revisions_in_any_order_give_the_journal(make, scenario) -> None:
     """The C verifier's rows (`apply_rows`) and revisions (`apply`) in one restore, shuffled, one unit re-delivered
     as rows under another id: the journal's state, read through the target before and after `finalize`."""
+    if native.journal is None:
+        pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built): no rows to apply")
     target = bound(make, scenario)
     requires(target, "applies_rows")
     deliveries = units(scenario, 1)  # (the C verifier declines many of this scenario's blocks: see the assert)
