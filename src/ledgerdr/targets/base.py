@@ -120,6 +120,9 @@ class StateRows:
     current: bool
     rows: Sequence[StateRow]
     type_lost: frozenset[tuple[str, int]] = frozenset()
+    # True: rows whose stored columns `StateRow` cannot carry as they are (a target's txTime at another precision,
+    # a `deleted` flag its data columns do not imply): the digest decides each through `revision`, in Python.
+    in_python: bool = False
 
     def revision(self, index: int) -> StoredRevision:
         """Row `index` as `iter_state(decode=False)` gives it (its `block_seq`, which the digest does not

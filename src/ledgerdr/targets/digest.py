@@ -441,7 +441,7 @@ class _DigestBuilder:
         """Add a batch of stored rows (`Target.iter_state_rows`): their leaves from C where it is built, the
         rows it leaves over (and every row without it) through `add`."""
         rows = batch.rows
-        if native.statedigest is None or not rows:
+        if native.statedigest is None or not rows or batch.in_python:
             for index in range(len(rows)):
                 self.add(batch.revision(index), current=batch.current)
             return

@@ -58,6 +58,7 @@ from .base import (
     LastBlock,
     Redaction,
     RestoredRevision,
+    StateRow,
     StateRows,
     StoredRevision,
     TableDDL,
@@ -128,7 +129,7 @@ class PostgresTarget:
     writable_ledger = False
     has_position_record = False  # a standby resumes from the newest applied block (`info()["last_block"]`)
     applies_rows = True  # apply_rows: binary COPY of the C verifier's rows straight into history
-    gives_state_rows = False  # its state is read back as revisions (iter_state)
+    gives_state_rows = True  # iter_state_rows: its stored rows (the `ion` bytea), as the C state digest reads them
 
     def __init__(self, dsn: str, schema: str = "ledgerdr") -> None:
         self.schema = schema
@@ -305,8 +306,6 @@ class PostgresTarget:
         cur.execute(sql.SQL("TRUNCATE {}").format(_ROWS))
         return inserted
 
-    def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
-        raise RestoreError("the postgres target reads its state back as revisions (gives_state_rows is False)")
 
     def apply(
         self,
@@ -541,6 +540,42 @@ class PostgresTarget:
         `splits_state` False: finalize reads this target in one process)."""
         return (row for row in self.iter_state(decode=decode) if crc32(row.document_id.encode()) % count == index)
 
+    def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
+        """Every table's history rows, then its current rows, as stored (the `ion` bytea, undecoded), in batches
+        (`base.StateRows`), table by table in tableId order, from one REPEATABLE READ snapshot. A row whose columns
+        a `StateRow` rebuilds exactly (txTime stored at millisecond precision, `deleted` as its data columns imply
+        it: every row a restore writes) goes to the C digest; any other row comes in a batch of its own that the
+        digest decides in Python from the row as `iter_state` gives it. With `count` > 1, the documents in part
+        `index` of `count` by a hash of the id (each part scans every row, hence `splits_state` False)."""
+        self._build_current()
+        part = sql.SQL("") if count <= 1 else sql.SQL(" AND mod(hashtext(id)::bigint + 2147483648, {}) = {}").format(
+            sql.Literal(count), sql.Literal(index))
+        with self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with self._conn.cursor() as cur:
+                catalog = self._catalog(cur)
+            for table in catalog.values():
+                for current, name in ((False, table.history_table), (True, table.current_table)):
+                    yield from self._state_rows(table, current, self._t(name), part)
+
+    def _state_rows(self, table: PgTable, current: bool, name: sql.Identifier,
+                    part: sql.Composable) -> Iterator[StateRows]:
+        """One side (history or current) of one table for `iter_state_rows`."""
+        with self._conn.cursor(binary=True) as cur:
+            cur.execute(sql.SQL("SELECT id, version FROM {} WHERE type_lost{}").format(name, part))
+            type_lost = frozenset((doc_id, version) for doc_id, version in cur)
+        for exact, query in ((True, _STATE_EXACT), (False, _STATE_OTHER)):
+            # binary results: bytea arrives as its bytes (text format would send and decode it as hex)
+            with self._conn.cursor(name="ledgerdr_state_rows", binary=True) as cur:
+                cur.execute(query.format(table=name, part=part))
+                while rows := cur.fetchmany(_STATE_BATCH):
+                    if exact:
+                        yield StateRows(table.table_id, table.table_name, current, rows, type_lost)
+                    else:
+                        yield _StoredStateRows(table.table_id, table.table_name, current,
+                                               [_state_row(row) for row in rows], in_python=True,
+                                               stored=tuple(_stored_row(table, current, row) for row in rows))
+
     def _rows(self, table: PgTable, decode: bool = True) -> Iterator[StoredRevision]:
         history, current = self._t(table.history_table), self._t(table.current_table)
         same = sql.SQL("({}) IS NOT DISTINCT FROM ({})").format(
@@ -618,6 +653,46 @@ class PostgresTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------- state rows
+
+# txTime in epoch milliseconds from the timestamptz, computed from whole seconds and microseconds (both exact;
+# `extract(epoch …) * 1000` goes through a double before PostgreSQL 14).
+_TX_MS = ("(extract(epoch FROM date_trunc('second', tx_time))::bigint * 1000"
+          " + floor(extract(microseconds FROM tx_time))::bigint % 1000000 / 1000)")
+# A row a `StateRow` rebuilds exactly: its Ion txTime is the millisecond UTC text of its timestamptz (what
+# `base.stored_metadata` rebuilds from the milliseconds) and `deleted` is what its data columns imply (the rule
+# `StateRows.revision` and the C reader apply). The two queries below part every row between them.
+_EXACT = ("tx_time_ion = to_char(tx_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+          " AND deleted = (ion IS NULL AND data_hash IS NULL)")
+_STATE_EXACT = sql.SQL(f"SELECT id, version, ion, hash, {_TX_MS}, tx_id, data_hash FROM {{table}} WHERE {_EXACT}{{part}}")
+_STATE_OTHER = sql.SQL(f"SELECT {', '.join(_STORED)}, {_TX_MS} FROM {{table}} WHERE NOT ({_EXACT}){{part}}")
+_STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
+
+
+@dataclass(frozen=True)
+class _StoredStateRows(StateRows):
+    """Rows the digest decides in Python (`in_python`): `revision` gives each as `iter_state(decode=False)` does."""
+
+    stored: tuple[StoredRevision, ...] = ()
+
+    def revision(self, index: int) -> StoredRevision:
+        return self.stored[index]
+
+
+def _state_row(row: tuple[Any, ...]) -> StateRow:
+    """A `_STATE_OTHER` row as a `StateRow` (for its count; the digest reads `_stored_row` of it)."""
+    doc_id, version, _, tx_id, ion, hash_, data_hash, _, _, _, tx_ms = row
+    return doc_id, version, ion, hash_, tx_ms, tx_id, data_hash
+
+
+def _stored_row(table: PgTable, current: bool, row: tuple[Any, ...]) -> StoredRevision:
+    """A `_STATE_OTHER` row as `_rows(decode=False)` gives it."""
+    doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq, _ = row
+    metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
+    return StoredRevision(table.table_id, table.table_name, doc_id, version, None if ion is None else NOT_DECODED,
+                          metadata, hash_, data_hash, type_lost, deleted, block_seq, current, ion)
 
 
 # ---------------------------------------------------------------------------------------------- rows
