@@ -29,7 +29,7 @@ from amazon.ion.simpleion import IonPyValueModel
 from amazon.ion.symbols import SymbolToken
 
 from ..errors import ConfigError
-from .ionload import binary_segments, iter_values, load_value
+from .ionload import binary_segments, iter_binary_values, iter_values, load_value
 from .model import Block
 
 
@@ -85,8 +85,12 @@ def read_blocks(data: bytes, fmt: ExportFormat, *, chain_only: bool = False) -> 
     # values wherever that loses no Ion type (structs stay IonPyDict, so repeated field names survive;
     # typed nulls, annotated values and clobs stay IonPy): ion_hash gives the same hash for both models
     # (tests/test_ion_hash_property.py), and building bare values costs a fraction of IonPy ones.
-    values = iter_values(data, value_model=IonPyValueModel.MAY_BE_BARE)  # never stuck on damage (ionload)
     segments = binary_segments(data) if fmt is ExportFormat.ION_BINARY else None
+    model = IonPyValueModel.MAY_BE_BARE  # ionload: never stuck on damaged bytes
+    if segments is None:
+        values = iter_values(data, value_model=model)
+    else:  # the framing is walked once, for the reader's guard and for the blocks' own bytes
+        values = iter_binary_values(data, segments, value_model=model)
     index = 0
     while True:
         try:

@@ -22,12 +22,15 @@ from amazon.ion.simpleion import IonPyValueModel
 from .ionread import binary_ion_hash
 from .ionwrite import IVM
 
-__all__ = ["binary_segments", "iter_values", "load_value", "load_value_hashed", "walked"]
+__all__ = ["binary_segments", "iter_binary_values", "iter_values", "load_value", "load_value_hashed", "walked"]
 
 
 def walked(data: bytes) -> bool:
     """True when our reader reads every top-level value of the Ion binary `data` (so it is well formed)."""
-    segments = binary_segments(data)
+    return _all_walked(binary_segments(data))
+
+
+def _all_walked(segments: list[bytes] | None) -> bool:
     return segments is not None and all(binary_ion_hash(segment) is not None for segment in segments)
 
 
@@ -78,13 +81,23 @@ _END = object()
 
 def iter_values(data: bytes | str, *, value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Iterator[Any]:
     """Every top-level value of a stream, one at a time (`simpleion.load(..., parse_eagerly=False)`)."""
-    if not _is_binary(data) or walked(data):
-        source = io.StringIO(data) if isinstance(data, str) else io.BytesIO(data)
-        values: Iterator[Any] = simpleion.load(source, single_value=False, parse_eagerly=False,
-                                               value_model=value_model)
-        return values
-    assert isinstance(data, bytes)
+    if _is_binary(data):
+        return iter_binary_values(data, binary_segments(data), value_model=value_model)
+    return _c_values(io.StringIO(data) if isinstance(data, str) else io.BytesIO(data), value_model)
+
+
+def iter_binary_values(data: bytes, segments: list[bytes] | None, *,
+                       value_model: IonPyValueModel = IonPyValueModel.ION_PY) -> Iterator[Any]:
+    """`iter_values` of Ion binary whose `binary_segments` the caller has already walked (None: not split),
+    so that a reader needing both (an export's blocks and their own bytes) walks the framing once."""
+    if _all_walked(segments):
+        return _c_values(io.BytesIO(data), value_model)
     return _python_values(data)
+
+
+def _c_values(source: io.StringIO | io.BytesIO, value_model: IonPyValueModel) -> Iterator[Any]:
+    values: Iterator[Any] = simpleion.load(source, single_value=False, parse_eagerly=False, value_model=value_model)
+    return values
 
 
 def _is_binary(data: bytes | str) -> TypeGuard[bytes]:
