@@ -49,6 +49,7 @@ PAGE_SIZE = 200
 SESSION_IDLE_SECONDS = 15 * 60
 _COMMANDS = ("StartSession", "StartTransaction", "ExecuteStatement", "FetchPage", "CommitTransaction",
              "AbortTransaction", "EndSession")
+_COMMAND_NAMES = frozenset(_COMMANDS)
 
 
 def _invalid_session(message: str) -> AwsError:
@@ -110,8 +111,10 @@ class SessionApi:
         """One SendCommand: exactly one command member, plus SessionToken for all but StartSession."""
         if not isinstance(request, dict):
             raise bad_request("SendCommand takes a JSON object")
-        commands = [name for name in _COMMANDS if request.get(name) is not None]
+        # The request's own members (usually two: SessionToken and the command), not all seven names.
+        commands = [name for name, value in request.items() if value is not None and name in _COMMAND_NAMES]
         if len(commands) != 1:
+            commands = [name for name in _COMMANDS if request.get(name) is not None]  # in the documented order
             raise bad_request("exactly one command must be set in SendCommand, got "
                               + (", ".join(commands) or "none"))
         name = commands[0]
@@ -260,7 +263,7 @@ class SessionApi:
                               "this server ran in it; the transaction was aborted")
         writes = current.txn.pending_writes
         try:
-            self._committer(session).commit(current.txn)
+            self._committer(session).commit(current.txn, session.ledger)
         except OccConflict as exc:
             log.info("transaction %s: OCC conflict: %s", current.txn.id, exc)
             raise AwsError("OccConflictException", messages.OCC_CONFLICT, 400) from None
