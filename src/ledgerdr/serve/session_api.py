@@ -298,12 +298,27 @@ class SessionApi:
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(ion_binary(v)).decode()} for v in head]}
+        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(_value_ion(v)).decode()} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
             page["NextPageToken"] = token
         return page
+
+
+# What INSERT, UPDATE and DELETE answer, `{documentId: <22 ASCII characters>}`, has one encoding but for
+# the id's bytes, which end it: the rest is encoded once (the encoder took ~5 µs per statement for it).
+_ID_LENGTH = 22
+_ID_RESULT = ion_binary({"documentId": "0" * _ID_LENGTH})[:-_ID_LENGTH]
+
+
+def _value_ion(value: Any) -> bytes:
+    """`ion_binary(value)`, the same bytes."""
+    if type(value) is dict and len(value) == 1:
+        doc_id = value.get("documentId")
+        if type(doc_id) is str and len(doc_id) == _ID_LENGTH and doc_id.isascii():
+            return _ID_RESULT + doc_id.encode("ascii")
+    return ion_binary(value)
 
 
 def _blob(value: Any, what: str) -> bytes:
