@@ -138,8 +138,8 @@ def test_a_group_of_one_commits_alone_and_its_conflict_leaves_the_chain_intact(t
 
 
 def test_a_lone_session_commits_through_its_own_connection_and_groups_through_the_writers(tmp_path):
-    """`commit(txn, own)`: alone, a session's transaction commits through `own` (its writer connection is
-    left unused); under concurrency groups still form, and every commit lands, chained, either way."""
+    """`commit(txn, own)`: a session committing alone again commits through `own` (the writer's connection
+    is left unused); under concurrency groups still form, and every commit lands, chained, either way."""
     path = tmp_path / "own.db"
     with Ledger.create(path) as writer:
         writer.execute("CREATE TABLE T")
@@ -147,12 +147,16 @@ def test_a_lone_session_commits_through_its_own_connection_and_groups_through_th
     sessions = [Ledger.open(path) for _ in range(8)]
     try:
         lone = sessions[0]
+        writer_changes = []
         for i in range(5):
             txn = lone.begin()
             txn.execute("INSERT INTO T ?", {"w": -1, "i": i})
             committer.commit(txn, lone)
+            writer_changes.append(committer._ledger.storage.conn.total_changes)
         assert committer.groups == 5
-        assert committer._ledger.storage.conn.total_changes == 0  # nothing went through the writer's connection
+        # the first went through the writer's connection; once the session was seen alone, its own
+        assert writer_changes[0] > 0 and writer_changes[1:] == [writer_changes[0]] * 4
+        assert lone.storage.conn.total_changes > 0
 
         def work(ledger: Ledger, w: int) -> None:
             for i in range(25):
