@@ -535,3 +535,17 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(tmp_path
         server.stop()
         serving.join(30)
     assert not serving.is_alive()
+
+
+def test_a_statements_document_id_answer_has_the_encoders_bytes():
+    """The served `{documentId}` answer of INSERT/UPDATE/DELETE is spliced from a template: the same bytes as
+    the encoder's for every id, and anything else still goes through the encoder."""
+    from ledgerdr.journal.ids import new_id, time_ordered_id
+    from ledgerdr.ledger.driver import ion_binary
+    from ledgerdr.serve.session_api import _value_ion
+
+    values = [{"documentId": time_ordered_id()} for _ in range(200)] + [{"documentId": new_id()} for _ in range(200)]
+    values += [{"documentId": "é" * 11}, {"documentId": "short"}, {"documentId": "x" * 22, "n": 1}, {"n": 1}, 5]
+    for value in values:
+        assert _value_ion(value) == ion_binary(value)
+        assert simpleion.loads(_value_ion(value)) == value

@@ -171,7 +171,10 @@ class Ledger:
         list order inside its own savepoint: one that fails (OccConflict, a quota) is rolled back alone
         and its error takes its place in the result; the others commit, each as its own block, exactly
         as if committed one after the other. A transaction that makes no block gets None. Errors other
-        than LedgerError (I/O, a full disk) roll the whole group back and propagate."""
+        than LedgerError (I/O, a full disk) roll the whole group back and propagate. A group of one (a
+        lone session's commit) needs no savepoint: two statements fewer per commit."""
+        if len(txns) == 1 and txns[0].writes_block:
+            return [self._commit_alone(txns[0])]
         storage = self._storage
         results: list[CommitResult | None | LedgerError] = []
         try:
@@ -187,6 +190,29 @@ class Ledger:
         for txn, result in zip(txns, results, strict=True):
             txn.settle(not isinstance(result, LedgerError))
         return results
+
+    def _commit_alone(self, txn: Transaction) -> CommitResult | LedgerError:
+        """`commit_group` of one transaction: no savepoint (its failure rolls back the whole SQLite
+        transaction, which holds nothing else), and, unlike `commit_staged`, no WAL scrub, as in a group."""
+        storage = self._storage
+        staged = txn.staged()
+        try:
+            with storage.write_transaction():
+                storage.validate(staged.reads)
+                result, chain = self._append(staged)
+        except LedgerError as exc:
+            self._chain = None  # the rolled-back commit may have left the cache ahead of the file
+            txn.settle(False)
+            return exc
+        except BaseException:
+            self._chain = None
+            txn.settle(False)
+            raise
+        self._chain = _ChainState(
+            chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
+        )
+        txn.settle(True)
+        return result
 
     def _commit_one_of_group(self, txn: StagedTransaction) -> CommitResult | LedgerError:
         storage = self._storage

@@ -205,7 +205,14 @@ def _error(error: AwsError, session_api: bool, request_id: str) -> _Response:
 
 
 def _headers(content_type: str, request_id: str) -> list[tuple[bytes, bytes]]:
-    return [(b"content-type", content_type.encode()), (b"x-amzn-requestid", request_id.encode())]
+    kind = _CONTENT_TYPES.get(content_type)
+    if kind is None:
+        kind = (b"content-type", content_type.encode())
+    return [kind, (b"x-amzn-requestid", request_id.encode())]
+
+
+# The two content types every answer carries, encoded once.
+_CONTENT_TYPES = {name: (b"content-type", name.encode()) for name in ("application/x-amz-json-1.0", "application/json")}
 
 
 async def _send(send: Any, response: _Response) -> None:

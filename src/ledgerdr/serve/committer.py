@@ -12,6 +12,15 @@ fsync.
 
 Why leaders rather than a writer thread: a lone session then commits on its own thread, with no hand-over
 to another thread and back (two wake-ups and two GIL hand-overs per commit, ~0.1 ms of CPU measured).
+
+A session that commits alone again (its group is its own transaction alone, and so was the group before:
+one session at work) commits through its own connection, the one the transaction read through, as the
+embedded driver does: that connection's page cache then stays valid for the session's next reads (a commit
+by another connection makes SQLite drop it, and the next transaction re-reads its pages from the WAL with a
+pread each), and the commit continues from that connection's cached chain head. Other groups go through the
+writer's connection, warm from the groups before: with many sessions a session's own connection is stale
+anyway (others commit between its transactions), and committing through it would make the writer's stale
+too. Either way SQLite's data_version tells a connection's cached chain head whether it is still current.
 """
 
 from __future__ import annotations
@@ -51,10 +60,13 @@ class GroupCommitter:
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()  # held by the leader while it commits a group
         self._max_group = max_group
+        self._lone: Ledger | None = None  # the session connection whose transaction made the last group alone
         self.groups = 0  # groups committed (each one fsync), for the benchmark
 
-    def commit(self, txn: Transaction) -> CommitResult | None:
-        """Commit `txn` in the next group; returns once it is durable. Raises its LedgerError (OccConflict…)."""
+    def commit(self, txn: Transaction, own: Ledger | None = None) -> CommitResult | None:
+        """Commit `txn` in the next group; returns once it is durable. Raises its LedgerError (OccConflict…).
+        `own`: the Ledger `txn` was begun on, used only by the calling thread, which commits through it
+        when its group holds `txn` alone, as the group before held its previous one."""
         waiter = _Waiter(txn)
         with self._queue_lock:
             self._queue.append(waiter)
@@ -63,7 +75,9 @@ class GroupCommitter:
                 if not waiter.done:  # no leader took it yet: lead the oldest group (ours, or one before it)
                     with self._queue_lock:
                         group, self._queue[:self._max_group] = self._queue[:self._max_group], []
-                    self._commit(group)
+                    lone = own is not None and len(group) == 1 and group[0] is waiter
+                    self._commit(group, own if lone and own is not None and own is self._lone else self._ledger)
+                    self._lone = own if lone else None
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
@@ -72,9 +86,9 @@ class GroupCommitter:
         with self._writer:
             self._ledger.close()
 
-    def _commit(self, group: list[_Waiter]) -> None:
+    def _commit(self, group: list[_Waiter], ledger: Ledger) -> None:
         try:
-            results = self._ledger.commit_group([waiter.txn for waiter in group])
+            results = ledger.commit_group([waiter.txn for waiter in group])
         except BaseException as exc:  # the whole group rolled back: every waiter learns why
             for waiter in group:
                 waiter.error, waiter.done = exc, True

@@ -94,7 +94,12 @@ def verify(request: SignedRequest, keys: Mapping[str, str], now: datetime | None
 
 def canonical_request(request: SignedRequest, signed: Sequence[str]) -> bytes:
     headers = request.headers
-    lines = [f"{name}:{_header_value(headers[name])}\n" for name in signed]
+    lines = []
+    for name in signed:
+        values = headers[name]
+        # a header sent once is the usual case: folded inline (str.split beats a regex test ~15× here)
+        value = " ".join(values[0].split()) if len(values) == 1 else _header_value(values)
+        lines.append(f"{name}:{value}\n")
     return (f"{request.method.upper()}\n{_canonical_path(request.raw_path)}\n{_canonical_query(request.raw_query)}\n"
             f"{''.join(lines)}\n{';'.join(signed)}\n{hashlib.sha256(request.body).hexdigest()}").encode()
 
@@ -163,8 +168,7 @@ def _canonical_query(raw_query: str) -> str:
 
 
 def _header_value(values: list[str]) -> str:
-    if len(values) == 1:
-        return " ".join(values[0].split())  # the usual case; str.split beats a regex test ~15× here
+    """A header sent several times: its values folded and joined with commas, as botocore signs them."""
     return ",".join(" ".join(value.split()) for value in values)
 
 

@@ -75,10 +75,14 @@ class _Parser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Decoded once here into the SignedRequest's shape: no per-request conversion from bytes pairs later.
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        values = self.current.headers.get(key)
+        key = _NAMES.get(name)
+        if key is None:
+            key = _header_name(name)
+        text = value.decode("latin-1")
+        headers = self.current.headers
+        values = headers.get(key)
         if values is None:
-            self.current.headers[key] = [text]
+            headers[key] = [text]
         else:
             values.append(text)
         if key == "content-length":
@@ -107,17 +111,46 @@ class _Parser:
             request.body.append(chunk)
 
     def on_message_complete(self) -> None:
-        self.current.keep_alive = self.http.should_keep_alive()
-        self.current.method = self.http.get_method().decode("latin-1")
-        self.done.append(self.current)
+        current, http = self.current, self.http
+        current.keep_alive = http.should_keep_alive()
+        method = http.get_method()
+        current.method = _METHODS.get(method) or method.decode("latin-1")
+        self.done.append(current)
+
+
+# What every request repeats, decoded once per process rather than once per request: the header names a
+# client sends (as bytes exactly as sent → lowercase text; bounded, since names are the client's choice)
+# and the methods.
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 256
+_METHODS = {method.encode(): method for method in ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")}
+
+
+def _header_name(name: bytes) -> str:
+    key = name.decode("latin-1").lower()
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[name] = key
+    return key
+
+
+def _status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+_STATUS_LINES = {status: _status_line(status) for status in _REASONS}
+_KEEP_ALIVE = {True: b"connection: keep-alive\r\n\r\n", False: b"connection: close\r\n\r\n"}
 
 
 def _render(response: _Response, keep_alive: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b"Unknown"))]
-    lines += [name + b": " + value for name, value in response.headers]
-    lines.append(b"content-length: %d" % len(response.body))
-    lines.append(b"connection: keep-alive" if keep_alive else b"connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
+    """The response's bytes, for one send."""
+    status = response.status
+    head = _STATUS_LINES.get(status) or _status_line(status)
+    lines = [head]
+    lines += [name + b": " + value + b"\r\n" for name, value in response.headers]
+    lines.append(b"content-length: %d\r\n" % len(response.body))
+    lines.append(_KEEP_ALIVE[keep_alive])
+    lines.append(response.body)
+    return b"".join(lines)
 
 
 def _kernel_timeouts(conn: socket.socket, seconds: float) -> None:
