@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 from freezegun import freeze_time
 
 from ledgerdr.backup import BackupPolicy, run_backup
@@ -164,3 +165,26 @@ def test_a_reader_on_an_old_snapshot_delays_the_wal_truncation_only_until_the_ne
         ledger.execute("INSERT INTO Patient ?", {"name": "Bob"})  # the next commit truncates the WAL
         assert holding(tmp_path / "ledger") == []
     ledger.close()
+
+
+@pytest.mark.parametrize("group", [1, 2], ids=["alone", "in-a-group"])
+def test_a_redaction_committed_by_group_commit_leaves_no_bytes_in_the_wal(tmp_path, group):
+    """`serve` commits through `Ledger.commit_group` (a lone session's commit as a group of one): the WAL is
+    truncated after a redaction there as after `Ledger.execute`'s commit."""
+    path = tmp_path / "ledger" / "ledger.db"
+    with freeze_time(T0), Ledger.create(path) as session, Ledger.open(path) as committer:
+        session.execute("CREATE TABLE Patient")
+        session.execute("INSERT INTO Patient ?", {"name": "Ann", "ssn": MARKER})
+        session.execute("UPDATE Patient SET ssn = 'replaced'")
+        assert "ledger.db-wal" in holding(tmp_path / "ledger")
+        (old,) = session.execute("SELECT * FROM history(Patient) AS h WHERE h.metadata.version = 0")
+        (table_id,) = session.execute(
+            "SELECT VALUE tableId FROM information_schema.user_tables WHERE name = 'Patient'")
+        redact = session.begin()
+        redact.execute("EXEC redact_revision ?, ?, ?", old["blockAddress"], table_id, old["metadata"]["id"])
+        others = [session.begin() for _ in range(group - 1)]
+        for other in others:
+            other.execute("INSERT INTO Patient ?", {"name": "Bob"})
+        results = committer.commit_group([redact, *others])
+        assert not any(isinstance(result, Exception) for result in results), results
+        assert holding(tmp_path / "ledger") == []

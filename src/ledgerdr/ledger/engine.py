@@ -156,9 +156,7 @@ class Ledger:
         except BaseException:
             self._chain = None  # the rolled-back commit may have left the cache ahead of the file
             raise
-        if txn.redactions or self._scrub_pending:
-            # the erased bytes must not outlive the commit in the WAL; a busy reader: try after the next commit
-            self._scrub_pending = not storage.scrub()
+        self._scrub_after_commit(bool(txn.redactions))
         # Built directly: dataclasses.replace costs ~10 µs, a visible share of a one-document commit.
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
@@ -177,10 +175,17 @@ class Ledger:
             return [self._commit_alone(txns[0])]
         storage = self._storage
         results: list[CommitResult | None | LedgerError] = []
+        redacted = False
         try:
             with storage.write_transaction():
                 for txn in txns:
-                    results.append(self._commit_one_of_group(txn.staged()) if txn.writes_block else None)
+                    if not txn.writes_block:
+                        results.append(None)
+                        continue
+                    staged = txn.staged()
+                    member = self._commit_one_of_group(staged)
+                    redacted = redacted or (bool(staged.redactions) and not isinstance(member, LedgerError))
+                    results.append(member)
         except BaseException:
             self._chain = None
             for txn, result in zip(txns, results, strict=False):
@@ -189,11 +194,12 @@ class Ledger:
             raise
         for txn, result in zip(txns, results, strict=True):
             txn.settle(not isinstance(result, LedgerError))
+        self._scrub_after_commit(redacted)
         return results
 
     def _commit_alone(self, txn: Transaction) -> CommitResult | LedgerError:
         """`commit_group` of one transaction: no savepoint (its failure rolls back the whole SQLite
-        transaction, which holds nothing else), and, unlike `commit_staged`, no WAL scrub, as in a group."""
+        transaction, which holds nothing else)."""
         storage = self._storage
         staged = txn.staged()
         try:
@@ -208,11 +214,18 @@ class Ledger:
             self._chain = None
             txn.settle(False)
             raise
+        self._scrub_after_commit(bool(staged.redactions))
         self._chain = _ChainState(
             chain.data_version, storage.conn.total_changes, chain.head, chain.stack, chain.indexes
         )
         txn.settle(True)
         return result
+
+    def _scrub_after_commit(self, redacted: bool) -> None:
+        """After a commit: a redaction's erased bytes must not outlive it in the WAL (`Storage.scrub`); while
+        a reader holds an older snapshot the truncation waits, and is tried again after the next commit."""
+        if redacted or self._scrub_pending:
+            self._scrub_pending = not self._storage.scrub()
 
     def _commit_one_of_group(self, txn: StagedTransaction) -> CommitResult | LedgerError:
         storage = self._storage
