@@ -616,6 +616,7 @@ def _index_entries_of(rows: list[tuple[str, bytes | None]], index: IndexRow) -> 
     (`_ionhash.stored_index_keys`, the fast paths of `_stored_index_key`), the rest by `_stored_index_key`."""
     keyed = getattr(native.ionhash, "stored_index_keys", None)
     done = keyed(rows, index.field, index.index_id) if keyed is not None else None
+    entries: list[tuple[str, bytes, str]]
     entries, undecided = done if done is not None else ([], rows)
     entries.extend((index.index_id, key, doc_id) for doc_id, data in undecided
                    if data is not None and (key := _stored_index_key(data, index.field)) is not None)
