@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from amazon.ion import simpleion
 
 from ledgerdr import native
 from ledgerdr.errors import StoreError, VerificationError
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.proofs import DigestAccumulator
+from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
@@ -30,7 +32,7 @@ from ledgerdr.restore.worker import WorkerSpec, run_worker
 from ledgerdr.stores import FileStore
 from ledgerdr.targets.ddl import DdlState
 from ledgerdr.targets.digest import digest_of_target
-from ledgerdr.targets.embedded import EmbeddedTarget
+from ledgerdr.targets.embedded import RESTORE_PAGE_SIZE, EmbeddedTarget
 from support.flows import backed_up_ledger, ledger_with_a_redaction
 from support.scenarios import standard_scenario
 
@@ -208,3 +210,26 @@ def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_b
     assert digest_of_target(bulk) == digest_of_target(merged)
     merged.close()
     bulk.close()
+
+
+def test_a_restore_creates_its_ledger_with_larger_pages_and_it_serves_as_any_ledger(tmp_path):
+    """The ledger file a restore creates has RESTORE_PAGE_SIZE pages (fewer page writes); promoted, it opens and
+    answers and takes writes as a ledger created with SQLite's default pages."""
+    path, location = backed_up_ledger(tmp_path, minutes=1, per_minute=12)
+    report = restore(location.store.url, f"embedded:{tmp_path / 'restored.db'}",
+                     RestoreOptions(workers=0, state_dir=tmp_path / "state"))
+    assert report.verdict
+    with sqlite3.connect(tmp_path / "restored.db") as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == RESTORE_PAGE_SIZE != 4096
+    target = EmbeddedTarget(tmp_path / "restored.db")
+    target.promote("lineage-after")
+    target.close()
+    with Ledger.open(path, read_only=True) as source, Ledger.open(tmp_path / "restored.db") as restored:
+        for table in source.execute("SELECT name FROM information_schema.user_tables"):
+            query = f"SELECT * FROM {table['name']}"
+            assert _texts(restored.execute(query)) == _texts(source.execute(query)) != []
+        restored.execute(f"INSERT INTO {table['name']} ?", {"after": "promote"})
+
+
+def _texts(documents: list) -> list[str]:
+    return sorted(simpleion.dumps(document, binary=False) for document in documents)
