@@ -197,6 +197,8 @@ def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_b
     for target in (merged, bulk):
         apply(target, read[:half])
     assert _current(merged) and not _current(bulk)  # bulk: history only, so far
+    # info (a standby's status) counts the documents the units define, and builds nothing
+    assert bulk.info()["documents"] == merged.info()["documents"] == len(_current(merged))
     assert bulk.storage.conn.execute("SELECT count(*) FROM restore_stale").fetchone()[0] == len(tables)
     bulk.apply("ddl", ddl.changes_to(bulk.table_ddls()), [], [], None)
     assert not bulk.storage.conn.execute("SELECT 1 FROM index_entries").fetchall()  # left to finalize too

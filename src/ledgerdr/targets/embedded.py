@@ -268,9 +268,8 @@ class EmbeddedTarget:
         with self.storage.write_transaction():
             for table_id in sorted(self._stale()):
                 conn.execute("DELETE FROM documents WHERE table_id = ?", (table_id,))
-                conn.execute(f"INSERT INTO documents ({_CURRENT_COLUMNS}) SELECT {_CURRENT_COLUMNS} FROM history h "
-                             "WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
-                             "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)", (table_id,))
+                conn.execute(f"INSERT INTO documents ({_CURRENT_COLUMNS}) SELECT {_CURRENT_COLUMNS} {_NEWEST_ROWS}",
+                             (table_id,))
                 for index in self.storage.indexes(table_id):
                     conn.execute("DELETE FROM index_entries WHERE index_id = ?", (index.index_id,))
                     self._index_entries(index)
@@ -499,17 +498,29 @@ class EmbeddedTarget:
                              (table_id, documents * part // count)).fetchone()[0] for part in range(1, count)]
 
     def info(self) -> TargetInfo:
-        self._build_current()  # `documents` counts the current state the applied units define
+        """Counts and the highest applied block. Read-only (a standby's status reads it mid-round): `documents`
+        counts the current state the applied units define, a bulk-loaded table's from its history."""
         conn = self.storage.conn
-        head = self.storage.last_block_head()
-        return TargetInfo(
-            kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
-            ledger_name=self.storage.get_meta("ledger_name"),
-            units=len(self.applied_units()),
-            revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
-            documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
-            tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],
-            last_block=None if head is None else {"sequence_no": head[0], "hash": _b64(head[1])})
+        with self.storage.read_snapshot():
+            head = self.storage.last_block_head()
+            return TargetInfo(
+                kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
+                ledger_name=self.storage.get_meta("ledger_name"),
+                units=len(self.applied_units()),
+                revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
+                documents=self._documents(),
+                tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],
+                last_block=None if head is None else {"sequence_no": head[0], "hash": _b64(head[1])})
+
+    def _documents(self) -> int:
+        """The number of current documents, counting a stale table's as `_build_current` would build them."""
+        conn = self.storage.conn
+        stale = sorted(self._stale()) if self._has_restore_schema() else []
+        held = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        for table_id in stale:
+            held -= conn.execute("SELECT count(*) FROM documents WHERE table_id = ?", (table_id,)).fetchone()[0]
+            held += conn.execute(f"SELECT count(*) {_NEWEST_ROWS}", (table_id,)).fetchone()[0]
+        return int(held)
 
     def close(self) -> None:
         self.ledger.close()
@@ -519,6 +530,9 @@ _ROW_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_
 _CURRENT_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
 _NEWEST_VERSION = "(SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?)"
 _NEWEST = f"?3 = {_NEWEST_VERSION}"
+# A table's current rows in its history (parameter: its id): each document's newest revision when it holds data.
+_NEWEST_ROWS = ("FROM history h WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
+                "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)")
 _STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
 _STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
 _INDEX_BATCH = 8192  # current rows keyed per call (`_index_entries_of`): memory stays flat for any table
