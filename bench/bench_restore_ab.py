@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def measure(task: str, root: Path, src: Path) -> dict:
     done = subprocess.run([sys.executable, str(BENCH_RESTORE), "--child", task, str(root)], capture_output=True,
                           text=True, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(root / "scratch" / task, ignore_errors=True)  # the child's target and state (as bench_restore's)
     if done.returncode != 0:
         raise SystemExit(f"{task} with {src} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
