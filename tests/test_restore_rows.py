@@ -7,6 +7,7 @@ C verifier declines, so a restore mixes both paths), and the units also arrive r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -14,19 +15,24 @@ import sys
 from pathlib import Path
 
 import pytest
+from amazon.ion import simpleion
 
 from ledgerdr import native
+from ledgerdr.errors import StoreError, VerificationError
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.proofs import DigestAccumulator
+from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.storage import pack_stack, unpack_stack
 from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
 from ledgerdr.restore.run import split_units
 from ledgerdr.restore.worker import WorkerSpec, run_worker
+from ledgerdr.stores import FileStore
+from ledgerdr.targets.ddl import DdlState
 from ledgerdr.targets.digest import digest_of_target
-from ledgerdr.targets.embedded import EmbeddedTarget
+from ledgerdr.targets.embedded import RESTORE_PAGE_SIZE, EmbeddedTarget
 from support.flows import backed_up_ledger, ledger_with_a_redaction
 from support.scenarios import standard_scenario
 
@@ -141,3 +147,91 @@ def test_finalize_folds_the_contiguous_blocks_and_a_filled_hole_later(tmp_path):
     assert nodes == sorted((height, index, merkle_root(hashes[index << height:(index + 1) << height]))
                            for height in range(1, len(hashes).bit_length())
                            for index in range(len(hashes) >> height))
+
+
+def test_the_units_of_one_object_read_its_verified_bytes_once(tmp_path):
+    """A worker takes the units cut from one object in turn: the next one reuses the bytes that matched the recorded
+    sha256 (no fetch, no hash: another store without the object gives the same rows), and a unit of other recorded
+    bytes is never answered from them."""
+    _, location = backed_up_ledger(tmp_path, minutes=1, per_minute=12)
+    (whole,) = plan_restore(location).units
+    first, second = split_units([whole], (whole.last_seq - whole.first_seq + 1) // 2)[:2]
+    assert first.key == second.key and first.sha256 == second.sha256 is not None
+    expected = load_rows(location.store, second)
+    elsewhere = FileStore(tmp_path / "empty")  # holds nothing
+    assert load_rows(location.store, first) is not None
+    got = load_rows(elsewhere, second)
+    assert got is not None and expected is not None and got.rows == expected.rows and got.blocks == expected.blocks
+    with pytest.raises(StoreError):  # other recorded bytes: fetched (and not found there)
+        load_rows(elsewhere, dataclasses.replace(second, sha256="0" * 64))
+    with pytest.raises(VerificationError):  # fetched, and the bytes do not match what the unit records
+        load_rows(location.store, dataclasses.replace(second, sha256="0" * 64))
+
+
+def _current(target: EmbeddedTarget) -> list[tuple]:
+    return target.storage.conn.execute("SELECT * FROM documents ORDER BY table_id, doc_id").fetchall()
+
+
+def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_by_unit(tmp_path):
+    """Rows of a table created since the last finalize go to history only; finalize (or a read of the state) builds
+    its current rows and index entries from history at once, as merging unit by unit gives them. After it (a
+    standby's next round), the table's units merge their newest versions at once again."""
+    _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
+    read = [load_rows(location.store, unit) for unit in split_units(plan_restore(location).units, 4)]
+    assert all(r is not None for r in read) and len(read) > 6
+    ddl = DdlState().apply_all(event for r in read for event in r.ddl)
+    tables = ddl.changes_to([])
+    assert any(table.indexes for table in tables)
+    merged = EmbeddedTarget(tmp_path / "merged.db")  # every table known before its rows: merged unit by unit
+    bulk = EmbeddedTarget(tmp_path / "bulk.db")
+    for target in (merged, bulk):
+        target.open_lineage(read[0].strand_id, "ledger")
+    merged.apply("tables", tables, [], [], None)
+    merged.finalize()
+    half = len(read) // 2
+
+    def apply(target: EmbeddedTarget, units: list) -> None:
+        for r in units:
+            target.apply_rows(r.unit.unit_id, list(r.tables.values()), r.rows, r.blocks, r.last_block)
+
+    for target in (merged, bulk):
+        apply(target, read[:half])
+    assert _current(merged) and not _current(bulk)  # bulk: history only, so far
+    # info (a standby's status) counts the documents the units define, and builds nothing
+    assert bulk.info()["documents"] == merged.info()["documents"] == len(_current(merged))
+    assert bulk.storage.conn.execute("SELECT count(*) FROM restore_stale").fetchone()[0] == len(tables)
+    bulk.apply("ddl", ddl.changes_to(bulk.table_ddls()), [], [], None)
+    assert not bulk.storage.conn.execute("SELECT 1 FROM index_entries").fetchall()  # left to finalize too
+    bulk.finalize()
+    assert _current(bulk) == _current(merged)
+    assert _rows(tmp_path / "bulk.db")["index_entries"] == _rows(tmp_path / "merged.db")["index_entries"] != []
+    for target in (merged, bulk):  # the next round: known tables merge unit by unit
+        apply(target, read[half:])
+    assert _current(bulk) == _current(merged) != []
+    assert _rows(tmp_path / "bulk.db")["index_entries"] == _rows(tmp_path / "merged.db")["index_entries"]
+    assert digest_of_target(bulk) == digest_of_target(merged)
+    merged.close()
+    bulk.close()
+
+
+def test_a_restore_creates_its_ledger_with_larger_pages_and_it_serves_as_any_ledger(tmp_path):
+    """The ledger file a restore creates has RESTORE_PAGE_SIZE pages (fewer page writes); promoted, it opens and
+    answers and takes writes as a ledger created with SQLite's default pages."""
+    path, location = backed_up_ledger(tmp_path, minutes=1, per_minute=12)
+    report = restore(location.store.url, f"embedded:{tmp_path / 'restored.db'}",
+                     RestoreOptions(workers=0, state_dir=tmp_path / "state"))
+    assert report.verdict
+    with sqlite3.connect(tmp_path / "restored.db") as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == RESTORE_PAGE_SIZE != 4096
+    target = EmbeddedTarget(tmp_path / "restored.db")
+    target.promote("lineage-after")
+    target.close()
+    with Ledger.open(path, read_only=True) as source, Ledger.open(tmp_path / "restored.db") as restored:
+        for table in source.execute("SELECT name FROM information_schema.user_tables"):
+            query = f"SELECT * FROM {table['name']}"
+            assert _texts(restored.execute(query)) == _texts(source.execute(query)) != []
+        restored.execute(f"INSERT INTO {table['name']} ?", {"after": "promote"})
+
+
+def _texts(documents: list) -> list[str]:
+    return sorted(simpleion.dumps(document, binary=False) for document in documents)

@@ -140,3 +140,134 @@ PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py_ssize_
     PyBuffer_Release(&view);
     return result;
 }
+
+/* --- stored_index_keys ---------------------------------------------------------------------------------- */
+
+#define INDEX_KEY_MAX 64 /* storage._bounded: a longer key is b"h" + its SHA-256 */
+
+/* storage.index_key of an int field whose magnitude is the big-endian body d[0:n] (negative when `negative`):
+ * b"n" + repr(float(value)). Py_None when the magnitude does not fit an int64 (Python decides); NULL on
+ * MemoryError. int64 → double rounds to nearest even, as Python's int.__float__ does. */
+static PyObject *int_index_key(const unsigned char *d, Py_ssize_t n, int negative)
+{
+    uint64_t magnitude = 0;
+    double value;
+    char *text;
+    PyObject *key;
+    Py_ssize_t i;
+    if (n > 8) Py_RETURN_NONE;
+    for (i = 0; i < n; i++) magnitude = (magnitude << 8) | d[i];
+    if (magnitude > (uint64_t)INT64_MAX) Py_RETURN_NONE;
+    value = (double)(int64_t)magnitude;
+    if (negative) value = -value;
+    if (value == 0.0) value = 0.0; /* -0 is 0 */
+    text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL); /* float.__repr__ */
+    if (text == NULL) return NULL;
+    key = PyBytes_FromFormat("n%s", text);
+    PyMem_Free(text);
+    return key;
+}
+
+/* storage.text_index_key of a string field's UTF-8 body d[0:n]: b"t" + the bytes, bounded. */
+static PyObject *text_index_key(const unsigned char *d, Py_ssize_t n)
+{
+    PyObject *key = PyBytes_FromStringAndSize(NULL, n + 1), *hashed;
+    if (key == NULL) return NULL;
+    PyBytes_AS_STRING(key)[0] = 't';
+    memcpy(PyBytes_AS_STRING(key) + 1, d, (size_t)n);
+    if (n + 1 <= INDEX_KEY_MAX) return key;
+    hashed = PyBytes_FromStringAndSize(NULL, 33);
+    if (hashed != NULL) {
+        PyBytes_AS_STRING(hashed)[0] = 'h';
+        ldr_sha256((const unsigned char *)PyBytes_AS_STRING(key), (size_t)(n + 1),
+                   (unsigned char *)PyBytes_AS_STRING(hashed) + 1);
+    }
+    Py_DECREF(key);
+    return hashed;
+}
+
+/* The index key of one stored document's field (targets.embedded._stored_index_key's fast paths): a new
+ * reference to the key, Py_None when the struct has no such field, Py_Ellipsis when Python must decide (the
+ * stream or the value is outside what is read here: a null, a non-UTF-8 string, a big int, another type), NULL
+ * on error. */
+static PyObject *stored_index_key(const unsigned char *d, Py_ssize_t n, const Buf *wanted)
+{
+    Rd r;
+    Py_ssize_t start = 0, stop = 0;
+    int rc, found = 0, descriptor = 0, code;
+    PyObject *key;
+    memset(&r, 0, sizeof r);
+    r.d = d;
+    r.n = n;
+    rc = rd_top_field(&r, wanted->p, wanted->len, &found, &descriptor, &start, &stop);
+    rd_free(&r);
+    if (rc == ERROR) return NULL;
+    if (rc == NOTREAD) return Py_NewRef(Py_Ellipsis);
+    if (!found) Py_RETURN_NONE;
+    code = descriptor >> 4;
+    if ((descriptor & 0x0F) == 0x0F) return Py_NewRef(Py_Ellipsis); /* a typed null */
+    if (code == 0x8 && valid_utf8(d + start, stop - start)) return text_index_key(d + start, stop - start);
+    if (code == 0x2 || (code == 0x3 && stop > start)) {
+        key = int_index_key(d + start, stop - start, code == 0x3);
+        if (key != Py_None) return key;
+        Py_DECREF(key);
+    }
+    return Py_NewRef(Py_Ellipsis);
+}
+
+PyObject *py_stored_index_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *rows, *entries = NULL, *undecided = NULL, *result = NULL;
+    Buf wanted = {NULL, 0, 0};
+    const char *name;
+    Py_ssize_t name_n, i, count;
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "stored_index_keys(rows, name, index_id) takes three arguments");
+        return NULL;
+    }
+    if ((name = utf8_of(args[1], &name_n)) == NULL) Py_RETURN_NONE; /* the Python code decides */
+    if ((rows = PySequence_Fast(args[0], "stored_index_keys: rows must be a sequence")) == NULL) return NULL;
+    if (buf_add_scalar_s(&wanted, 0x70, (const unsigned char *)name, name_n) < 0) goto done;
+    if ((entries = PyList_New(0)) == NULL || (undecided = PyList_New(0)) == NULL) goto done;
+    count = PySequence_Fast_GET_SIZE(rows);
+    for (i = 0; i < count; i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(rows, i), *doc_id, *data, *key, *entry;
+        int rc;
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 2) {
+            PyErr_SetString(PyExc_TypeError, "stored_index_keys: each row must be a (doc_id, data) tuple");
+            goto done;
+        }
+        doc_id = PyTuple_GET_ITEM(row, 0);
+        data = PyTuple_GET_ITEM(row, 1);
+        if (data == Py_None) continue; /* no current data: no entry */
+        if (!PyBytes_Check(data)) {
+            if (PyList_Append(undecided, row) < 0) goto done;
+            continue;
+        }
+        key = stored_index_key((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &wanted);
+        if (key == NULL) goto done;
+        if (key == Py_None) {
+            Py_DECREF(key);
+            continue;
+        }
+        if (key == Py_Ellipsis) {
+            Py_DECREF(key);
+            if (PyList_Append(undecided, row) < 0) goto done;
+            continue;
+        }
+        entry = PyTuple_Pack(3, args[2], key, doc_id);
+        Py_DECREF(key);
+        if (entry == NULL) goto done;
+        rc = PyList_Append(entries, entry);
+        Py_DECREF(entry);
+        if (rc < 0) goto done;
+    }
+    result = PyTuple_Pack(2, entries, undecided);
+done:
+    Py_XDECREF(entries);
+    Py_XDECREF(undecided);
+    Py_DECREF(rows);
+    buf_free(&wanted);
+    return result;
+}

@@ -16,6 +16,11 @@
  *     sha256(binary_hash_repr(data)), or None.
  * binary_top_field(data, name) -> (descriptor, body) | (-1, b"") | None
  *     ionread.binary_top_field ported path by path: a top-level field of the struct a stream holds.
+ * stored_index_keys(rows, name, index_id) -> (entries, undecided) | None
+ *     The index entries (index_id, key, doc_id) of field `name` of stored documents, rows (doc_id, data) as
+ *     targets.embedded._stored_index_key keys them from the bytes: a string or int field; the rows whose key
+ *     needs the document decoded (a null, another type, a stream outside binary_top_field's) in `undecided`;
+ *     rows without data or the field give none. None when `name` is not encodable (Python decides all).
  * encode_block(table, strand_id, sequence_no, transaction_id, timestamp_repr, statements, writes, system_hashes,
  *              previous_block_hash) -> (ion, block_hash, entries_hash, entries, revision_hashes) | None
  *     The block envelope of journal.writer._envelope_python, byte for byte: the revisions (each write's data
@@ -113,6 +118,9 @@ static PyMethodDef methods[] = {
     {"binary_top_field", (PyCFunction)(void (*)(void))py_binary_top_field, METH_FASTCALL,
      "binary_top_field(data, name) -> (descriptor, body) of the struct's field, (-1, b'') when absent, or None\n"
      "(ionread.binary_top_field)."},
+    {"stored_index_keys", (PyCFunction)(void (*)(void))py_stored_index_keys, METH_FASTCALL,
+     "stored_index_keys(rows, name, index_id) -> (entries, undecided) | None: index entries of stored documents\n"
+     "(targets.embedded._stored_index_key)."},
     {"binary_ion_hash", py_binary_ion_hash, METH_O,
      "binary_ion_hash(data) -> sha256(binary_hash_repr(data)), or None."},
     {NULL, NULL, 0, NULL},

@@ -68,10 +68,7 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
     VerificationError when the object's bytes do not match the sha256 recorded for them."""
     if native.journal is None or unit.fmt != "ION_BINARY" or unit.until_ms is not None:
         return None
-    data = fetch_object(store, unit.key, unit.version_id)
-    if unit.sha256 and hashlib.sha256(data).hexdigest() != unit.sha256:
-        raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
-                                [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
+    data = _verified_object(store, unit)
     # Rows for the unit's blocks only; with a recorded checksum nothing past them is read (as load_unit)
     blocks = native.journal.verify_blocks(data, True, unit.first_seq, unit.last_seq,
                                           unit.last_seq if unit.sha256 else -1)
@@ -99,6 +96,26 @@ def load_rows(store: Store, unit: WorkUnit) -> RowUnit | None:
             out.names.update((row[0], row[1]) for row in rows)  # its tables are seen by those events
         _add_block(out, seq, previous, block_hash, revisions, raw, ts_ms, rows)
     return out
+
+
+# The last data object whose bytes matched their recorded sha256, by that sha256: a worker takes the units cut from
+# one object (`run.split_units`) one after another, and the next one neither fetches nor hashes it again. Bytes
+# with that sha256 are those bytes, whichever store or key gave them. One object (tens of MB) stays in memory.
+_verified: tuple[str, bytes] | None = None
+
+
+def _verified_object(store: Store, unit: WorkUnit) -> bytes:
+    """The unit's object, checked against its recorded sha256 (VerificationError when it does not match)."""
+    global _verified
+    if unit.sha256 and _verified is not None and _verified[0] == unit.sha256:
+        return _verified[1]
+    data = fetch_object(store, unit.key, unit.version_id)
+    if unit.sha256:
+        if hashlib.sha256(data).hexdigest() != unit.sha256:
+            raise VerificationError(f"object {unit.key}: bytes do not match the recorded sha256; nothing applied",
+                                    [Problem("checksum_mismatch", unit.key, None, "sha256 mismatch")])
+        _verified = (unit.sha256, data)
+    return data
 
 
 def _add_block(out: RowUnit, seq: int, previous: bytes, block_hash: bytes, revisions: int, raw: bytes,

@@ -398,17 +398,18 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     target = open_target(target_url)
     try:
         if processes > 1 and target.splits_state:
-            # Hashing every stored row is most of finalize (decoding it too, in Python): spread it over processes,
-            # and build the indexes meanwhile (they touch neither history nor current rows, which the digest
-            # reads from its own snapshot; no unit is being applied any more).
-            digest_part = _digest_rows_part if digests_rows_in_c(target) else _digest_part
+            # Hashing every stored row is most of finalize (decoding it too, in Python): spread it over processes.
+            # The target finalizes first: a bulk-loaded target builds its current rows and indexes there, which
+            # the processes then read (each from its own snapshot; no unit is being applied any more). Their
+            # interpreters start meanwhile.
             context = multiprocessing.get_context("spawn")
             with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
-                parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
                 _apply_ddl(target, ddl, plan.restore_id)
                 target.finalize()
+                digest_part = _digest_rows_part if digests_rows_in_c(target) else _digest_part
+                parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
                 journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())  # while they hash
                 target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:

@@ -18,6 +18,7 @@ from zlib import crc32
 from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
+from .. import native
 from ..errors import RestoreError
 from ..journal.hashing import ion_hash
 from ..journal.ids import new_id
@@ -51,10 +52,17 @@ _EXTRA_SCHEMA = (
     # the block of each table's status as last applied: the highest wins (TableDDL), whatever the order
     "CREATE TABLE IF NOT EXISTS restore_table_status (table_id TEXT PRIMARY KEY, status_seq INTEGER NOT NULL) "
     "WITHOUT ROWID",
+    # tables created since the last finalize, bulk loaded: their current rows and index entries are built once
+    # from history (`_build_current`) by finalize or the first read of the state, not merged unit by unit
+    "CREATE TABLE IF NOT EXISTS restore_stale (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
 
 POSITION_META = "standby_position"  # the meta table's key of the standby position record
+# SQLite page size of a ledger file a restore creates. A restore writes every block and revision through the WAL
+# and a checkpoint: 16 KiB pages make a quarter of the page writes (and of the B-tree cells moved per page split)
+# of SQLite's default 4 KiB; measured ~10% of a restore's CPU (BENCHMARKS.md). The file stays an ordinary ledger.
+RESTORE_PAGE_SIZE = 16384
 
 
 class EmbeddedTarget:
@@ -70,7 +78,7 @@ class EmbeddedTarget:
         self.path = Path(path)
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            Ledger.create(self.path).close()
+            Ledger.create(self.path, page_size=RESTORE_PAGE_SIZE).close()
         self.ledger = Ledger.open(self.path)
         self.storage: Storage = self.ledger._storage
         # A restore writes history in document-id order, not insertion order: a page cache that holds the
@@ -157,7 +165,9 @@ class EmbeddedTarget:
                    blocks: Sequence[JournalBlockRow], last_block: tuple[int, bytes] | None) -> bool:
         """`apply` for a unit the C verifier turned into rows (`restore.rows`: history rows in the history
         table's column order, block rows): history and blocks by `INSERT OR IGNORE` (a re-delivered revision is
-        skipped by its key, no lookup), then one upsert or delete per document of its newest version here."""
+        skipped by its key, no lookup). A table created since the last `finalize` (a restore's, a standby's new
+        table) is being bulk loaded: its current state is built once from history (`_build_current`); in any
+        other table each document's newest version here is upserted or deleted, unit by unit."""
         storage, conn = self.storage, self.storage.conn
         if storage.get_meta("restored_strand") is None and (rows or blocks):
             raise RestoreError(f"target {self.path}: open_lineage must be called before apply")
@@ -176,7 +186,8 @@ class EmbeddedTarget:
                              "VALUES (?, ?, ?, ?, ?)", blocks)
             conn.executemany(f"INSERT OR IGNORE INTO history ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              rows)
-            self._current_rows(rows)
+            stale = self._stale()
+            self._current_rows([row for row in rows if row[0] not in stale] if stale else rows)
             conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
                          (unit_id, last_block[0] if last_block else None))
         if erased:
@@ -217,6 +228,7 @@ class EmbeddedTarget:
         held = storage.table(table.table_id)
         if held is None:
             storage.insert_table(table.table_id, table.table_name, max(table.block_seq, 0))
+            storage.conn.execute("INSERT OR IGNORE INTO restore_stale VALUES (?)", (table.table_id,))
         held_seq = self._status_seqs().get(table.table_id, -1)
         held_dropped = held is not None and held.status == "INACTIVE"
         # Highest block wins (QLDB has UNDROP TABLE); at the same block, dropped wins: order-independent.
@@ -225,15 +237,43 @@ class EmbeddedTarget:
             storage.conn.execute("INSERT OR REPLACE INTO restore_table_status VALUES (?, ?)",
                                  (table.table_id, table.block_seq))
         have = {index.field for index in storage.indexes(table.table_id)}
+        stale = table.table_id in self._stale()
         for field in table.indexes:
             if field in have:
                 continue
             index = IndexRow(new_id(), table.table_id, field, "ONLINE")
             storage.insert_index(index)
-            documents = storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?",
-                                             (table.table_id,))
-            storage.add_index_entries((index.index_id, key, doc_id) for doc_id, data in documents
-                                      if data is not None and (key := _stored_index_key(data, field)) is not None)
+            if not stale:  # a stale table's entries are built with its current rows (`_build_current`)
+                self._index_entries(index)
+
+    def _index_entries(self, index: IndexRow) -> None:
+        """Every entry of `index`, from its table's current rows, a batch at a time (`_index_entries_of`)."""
+        documents = self.storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?",
+                                              (index.table_id,))
+        while batch := documents.fetchmany(_INDEX_BATCH):
+            self.storage.add_index_entries(_index_entries_of(batch, index))
+
+    def _stale(self) -> set[str]:
+        """The tables whose current state waits for `_build_current` (see _EXTRA_SCHEMA)."""
+        return {row[0] for row in self.storage.conn.execute("SELECT table_id FROM restore_stale")}
+
+    def _build_current(self) -> None:
+        """The current rows and index entries of every stale table, built from its history in one statement
+        each: a document's newest revision, unless that one holds no data (a delete, or redacted), as
+        `_current_rows` decides it per unit. In one write transaction with the unmarking, so a unit applied
+        meanwhile (another process) waits and then merges into the built state. Nothing to do: no lock taken."""
+        if not self._has_restore_schema() or not self._stale():
+            return
+        conn = self.storage.conn
+        with self.storage.write_transaction():
+            for table_id in sorted(self._stale()):
+                conn.execute("DELETE FROM documents WHERE table_id = ?", (table_id,))
+                conn.execute(f"INSERT INTO documents ({_CURRENT_COLUMNS}) SELECT {_CURRENT_COLUMNS} {_NEWEST_ROWS}",
+                             (table_id,))
+                for index in self.storage.indexes(table_id):
+                    conn.execute("DELETE FROM index_entries WHERE index_id = ?", (index.index_id,))
+                    self._index_entries(index)
+                conn.execute("DELETE FROM restore_stale WHERE table_id = ?", (table_id,))
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -345,8 +385,10 @@ class EmbeddedTarget:
         """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order), and
         make every committed unit durable.
 
-        Incremental: it continues from the blocks already folded, so a standby pays per new block."""
+        Incremental: it continues from the blocks already folded, so a standby pays per new block. The current
+        state of the tables bulk loaded since the last call is built first (`_build_current`)."""
         storage = self.storage
+        self._build_current()
         with storage.write_transaction():
             stack = unpack_stack(storage.get_meta("digest_stack"))
             folded = sum(1 << height for height, _ in stack)
@@ -409,7 +451,9 @@ class EmbeddedTarget:
 
     def iter_state_part(self, index: int, count: int, *, decode: bool = True) -> Iterator[StoredRevision]:
         """`iter_state` restricted to the documents whose id falls in part `index` of `count` (by CRC-32),
-        so that `count` processes can each decode and hash one part (`targets.digest.digest_of_parts`)."""
+        so that `count` processes can each decode and hash one part (`targets.digest.digest_of_parts`). A current
+        state left to `finalize` is built first, so what is read is the state the applied units define."""
+        self._build_current()
         names = self.table_names()
         with self.storage.read_snapshot():
             lost = {tuple(r) for r in self.storage.conn.execute("SELECT * FROM restore_type_lost")} \
@@ -425,6 +469,7 @@ class EmbeddedTarget:
         """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`); with
         `count` > 1 those of part `index`: each table's documents cut into `count` ranges of document ids
         (`_doc_id_bounds`), so that `count` processes each read and hash one range, by index."""
+        self._build_current()  # a current state left to `finalize` (see iter_state_part)
         names = self.table_names()
         conn = self.storage.conn
         with self.storage.read_snapshot():
@@ -453,16 +498,29 @@ class EmbeddedTarget:
                              (table_id, documents * part // count)).fetchone()[0] for part in range(1, count)]
 
     def info(self) -> TargetInfo:
+        """Counts and the highest applied block. Read-only (a standby's status reads it mid-round): `documents`
+        counts the current state the applied units define, a bulk-loaded table's from its history."""
         conn = self.storage.conn
-        head = self.storage.last_block_head()
-        return TargetInfo(
-            kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
-            ledger_name=self.storage.get_meta("ledger_name"),
-            units=len(self.applied_units()),
-            revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
-            documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
-            tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],
-            last_block=None if head is None else {"sequence_no": head[0], "hash": _b64(head[1])})
+        with self.storage.read_snapshot():
+            head = self.storage.last_block_head()
+            return TargetInfo(
+                kind=self.kind, strand_id=self.storage.get_meta("restored_strand"),
+                ledger_name=self.storage.get_meta("ledger_name"),
+                units=len(self.applied_units()),
+                revisions=conn.execute("SELECT count(*) FROM history").fetchone()[0],
+                documents=self._documents(),
+                tables=conn.execute("SELECT count(*) FROM tables").fetchone()[0],
+                last_block=None if head is None else {"sequence_no": head[0], "hash": _b64(head[1])})
+
+    def _documents(self) -> int:
+        """The number of current documents, counting a stale table's as `_build_current` would build them."""
+        conn = self.storage.conn
+        stale = sorted(self._stale()) if self._has_restore_schema() else []
+        held = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        for table_id in stale:
+            held -= conn.execute("SELECT count(*) FROM documents WHERE table_id = ?", (table_id,)).fetchone()[0]
+            held += conn.execute(f"SELECT count(*) {_NEWEST_ROWS}", (table_id,)).fetchone()[0]
+        return int(held)
 
     def close(self) -> None:
         self.ledger.close()
@@ -472,8 +530,12 @@ _ROW_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_
 _CURRENT_COLUMNS = "table_id, doc_id, version, data, hash, tx_time_ms, tx_id, block_seq"
 _NEWEST_VERSION = "(SELECT max(version) FROM history WHERE table_id = ? AND doc_id = ?)"
 _NEWEST = f"?3 = {_NEWEST_VERSION}"
+# A table's current rows in its history (parameter: its id): each document's newest revision when it holds data.
+_NEWEST_ROWS = ("FROM history h WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
+                "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)")
 _STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
 _STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
+_INDEX_BATCH = 8192  # current rows keyed per call (`_index_entries_of`): memory stays flat for any table
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 
 
@@ -565,6 +627,18 @@ def _dumps(data: Any) -> bytes:
     except Unencodable:
         encoded: bytes = simpleion.dumps(data, binary=True)
         return encoded
+
+
+def _index_entries_of(rows: list[tuple[str, bytes | None]], index: IndexRow) -> list[tuple[str, bytes, str]]:
+    """The entries (index id, key, document id) of `index` for current rows (document id, data): keyed in C
+    (`_ionhash.stored_index_keys`, the fast paths of `_stored_index_key`), the rest by `_stored_index_key`."""
+    keyed = getattr(native.ionhash, "stored_index_keys", None)
+    done = keyed(rows, index.field, index.index_id) if keyed is not None else None
+    entries: list[tuple[str, bytes, str]]
+    entries, undecided = done if done is not None else ([], rows)
+    entries.extend((index.index_id, key, doc_id) for doc_id, data in undecided
+                   if data is not None and (key := _stored_index_key(data, index.field)) is not None)
+    return entries
 
 
 def _stored_index_key(data: bytes, name: str) -> bytes | None:
