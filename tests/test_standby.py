@@ -423,3 +423,32 @@ def test_the_standby_follows_a_live_ledger_within_one_window(tmp_path):
     lags = {w.window_start: (applied[w.window_start] - parse_iso(w.recorded_at)).total_seconds() for w in windows}
     assert max(lags.values()) < 1.0, f"lag past one 1 s window: {lags}"
     assert embedded_digest(target_path) == _reference_digest(repo, tmp_path)
+
+
+def test_every_position_the_standby_writes_is_readable_snapshot_tables_included(tmp_path):
+    """A served standby's readers see what its position names (issue 19, item 7): after the snapshot and
+    after each window the current rows are every document's newest live revision, not only once the round
+    ends (a restore defers them to finalize for the tables it creates; a long catch-up must not)."""
+    ledger_path, repo = backed_up_ledger(tmp_path, minutes=2)
+    compact(repo, retention=None)
+    for minute in (2, 3):
+        assert back_up_one_more_minute(ledger_path, repo, minute)
+    target = EmbeddedTarget(tmp_path / "standby.db")
+    seen: list[tuple[int, int]] = []
+
+    def at_position(_applied: int, _total: int) -> None:  # before the snapshot, after it, after each window
+        reader = sqlite3.connect(tmp_path / "standby.db")
+        try:
+            current = reader.execute("SELECT count(*) FROM documents").fetchone()[0]
+            newest = reader.execute(
+                "SELECT count(*) FROM history h WHERE data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
+                "WHERE n.table_id = h.table_id AND n.doc_id = h.doc_id AND n.version > h.version)").fetchone()[0]
+        finally:
+            reader.close()
+        seen.append((current, newest))
+
+    report = follow_once(repo, target, on_progress=at_position)
+    target.close()
+    assert report.snapshot_last_seq is not None and len(report.windows_applied) == 2
+    assert len(seen) == 4 and seen[0] == (0, 0) and seen[1][1] > 0
+    assert all(current == newest for current, newest in seen), seen
