@@ -560,14 +560,26 @@ class PostgresTarget:
 
     def _state_rows(self, table: PgTable, current: bool, name: sql.Identifier,
                     part: sql.Composable) -> Iterator[StateRows]:
-        """One side (history or current) of one table for `iter_state_rows`."""
+        """One side (history or current) of one table for `iter_state_rows`. A history row carries `in_current`
+        (`StateRows`): its current row is identical, compared here in PostgreSQL (`_SAME`), so the current side
+        reads only the current rows without such a history row, and their bytes alone cross the connection."""
+        history, current_table = self._t(table.history_table), self._t(table.current_table)
         with self._conn.cursor(binary=True) as cur:
             cur.execute(sql.SQL("SELECT id, version FROM {} WHERE type_lost{}").format(name, part))
             type_lost = frozenset((doc_id, version) for doc_id, version in cur)
+        shared: sql.Composable
+        rest: sql.Composable
+        if current:  # the current rows no history row stands for
+            shared, rest = sql.SQL(""), sql.SQL(" AND NOT EXISTS ({})").format(
+                _IDENTICAL.format(other=history, alias=sql.Identifier("h")))
+        else:
+            shared, rest = sql.SQL(", EXISTS ({})").format(
+                _IDENTICAL.format(other=current_table, alias=sql.Identifier("c"))), sql.SQL("")
         for exact, query in ((True, _STATE_EXACT), (False, _STATE_OTHER)):
             # binary results: bytea arrives as its bytes (text format would send and decode it as hex)
             with self._conn.cursor(name="ledgerdr_state_rows", binary=True) as cur:
-                cur.execute(query.format(table=name, part=part))
+                cur.execute(query.format(table=name, part=part, shared=shared, rest=rest,
+                                         alias=sql.Identifier("c" if current else "h")))
                 while rows := cur.fetchmany(_STATE_BATCH):
                     if exact:
                         yield StateRows(table.table_id, table.table_name, current, rows, type_lost)
@@ -666,8 +678,17 @@ _TX_MS = ("(extract(epoch FROM date_trunc('second', tx_time))::bigint * 1000"
 # `StateRows.revision` and the C reader apply). The two queries below part every row between them.
 _EXACT = ("tx_time_ion = to_char(tx_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
           " AND deleted = (ion IS NULL AND data_hash IS NULL)")
-_STATE_EXACT = sql.SQL(f"SELECT id, version, ion, hash, {_TX_MS}, tx_id, data_hash FROM {{table}} WHERE {_EXACT}{{part}}")
-_STATE_OTHER = sql.SQL(f"SELECT {', '.join(_STORED)}, {_TX_MS} FROM {{table}} WHERE NOT ({_EXACT}){{part}}")
+# {shared}: a history row's `in_current` column; {rest}: a current row's condition that no history row is identical.
+_STATE_EXACT = sql.SQL(f"SELECT id, version, ion, hash, {_TX_MS}, tx_id, data_hash{{shared}} FROM {{table}} {{alias}}"
+                       f" WHERE {_EXACT}{{part}}{{rest}}")
+_STATE_OTHER = sql.SQL(f"SELECT {', '.join(_STORED)}, {_TX_MS}{{shared}} FROM {{table}} {{alias}}"
+                       f" WHERE NOT ({_EXACT}){{part}}{{rest}}")
+# A history row (alias h) and a current row (alias c) that give one leaf: the same document id and version, and
+# every other column the digest reads equal (bytea byte for byte, NULL equal to NULL), block_seq and the
+# timestamptz itself too. {other}: the other side's table, {alias} its alias, the row's own side being the query's.
+_SAME = (*_STORED, "tx_time")
+_IDENTICAL = sql.SQL("SELECT 1 FROM {{other}} {{alias}} WHERE c.id = h.id AND c.version = h.version AND ({}) IS NOT"
+                     " DISTINCT FROM ({})".format(", ".join(f"c.{c}" for c in _SAME), ", ".join(f"h.{c}" for c in _SAME)))
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 
 
@@ -682,14 +703,17 @@ class _StoredStateRows(StateRows):
 
 
 def _state_row(row: tuple[Any, ...]) -> StateRow:
-    """A `_STATE_OTHER` row as a `StateRow` (for its count; the digest reads `_stored_row` of it)."""
-    doc_id, version, _, tx_id, ion, hash_, data_hash, _, _, _, tx_ms = row
+    """A `_STATE_OTHER` row as a `StateRow`, with its `in_current` where it has one (the digest reads
+    `_stored_row` of it, and `StateRows.in_current`)."""
+    doc_id, version, _, tx_id, ion, hash_, data_hash, _, _, _, tx_ms = row[:11]
+    if len(row) > 11:
+        return doc_id, version, ion, hash_, tx_ms, tx_id, data_hash, row[11]
     return doc_id, version, ion, hash_, tx_ms, tx_id, data_hash
 
 
 def _stored_row(table: PgTable, current: bool, row: tuple[Any, ...]) -> StoredRevision:
     """A `_STATE_OTHER` row as `_rows(decode=False)` gives it."""
-    doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq, _ = row
+    doc_id, version, tx_time, tx_id, ion, hash_, data_hash, deleted, type_lost, block_seq = row[:10]
     metadata = {"id": doc_id, "version": version, "txTime": _parse_tx_time(tx_time), "txId": tx_id}
     return StoredRevision(table.table_id, table.table_name, doc_id, version, None if ion is None else NOT_DECODED,
                           metadata, hash_, data_hash, type_lost, deleted, block_seq, current, ion)
