@@ -13,7 +13,8 @@ before and after it: on a shared machine the CPU figures are the ones the load d
 `--target postgres` (or `both`) also restores into PostgreSQL side by side: a private cluster started by
 the bench exactly as the tests start theirs (tests/support/pg_server.py: initdb in a temporary directory, unix
 socket only), but durable (fsync, synchronous_commit and full_page_writes on, as a real replica runs),
-with a fresh database per run. Beside the workers=0 run, the database it restored is dumped (`pg_dump -Fc`,
+with a fresh database per run, and each run's server CPU seconds beside its own (the backends that served it, counted
+by the postmaster once they exited). Beside the workers=0 run, the database it restored is dumped (`pg_dump -Fc`,
 not timed) and `pg_restore` loads the same rows into a fresh database (`-j 1` and `-j 2`, timed): the
 floor a plain PostgreSQL load reaches without verifying anything. `--pg-variants` adds two workers=0 runs
 of other apply strategies, to measure the one shipped against them: every history COPY through a staging
@@ -168,12 +169,31 @@ def measure(task: str, root: Path, server=None) -> dict:
     load = os.getloadavg()[0]
     if task.startswith("pg-"):
         with server.fresh_database(uri=True) as url:
+            before = _server_cpu(server)
             result = _measure([task, str(root), url], root)
+            result["server_cpu_seconds"] = round(_server_cpu(server, settle=True) - before, 1)
             if task == "pg-0":
                 result["pg_restore"] = pg_restore_beside(server, url, root)
     else:
         result = _measure([task, str(root)], root)
     return {**result, "load": (load, os.getloadavg()[0])}
+
+
+def _server_cpu(server, *, settle: bool = False) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster's own and its exited children's (the backends
+    that served a run, once its connections closed; not the long-lived background writers). `settle`: first wait
+    until no client is connected, so that the run's backends have exited and been counted."""
+    pid = int((server.data / "postmaster.pid").read_text().split()[0])
+    if settle:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            for _ in range(100):
+                if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                                " AND pid <> pg_backend_pid()").fetchone()[0] == 0:
+                    break
+                time.sleep(0.05)
+        time.sleep(0.2)  # the postmaster reaps an exited backend on SIGCHLD
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
 def pg_restore_beside(server, url: str, root: Path) -> dict[int, dict]:
@@ -300,8 +320,9 @@ def postgres_lines(meta: dict, results: dict[str, dict], revisions_arg: int, tar
         "workers and server share the same CPUs. `pg_restore` loads the database the workers=0 run restored "
         "(`pg_dump -Fc`, not timed) into a fresh database right after that run.",
         "",
-        "| mode | seconds | revisions/s | ÷ replay | load avg (1 min) before → after | result |",
-        "|---|---:|---:|---:|---|---|",
+        "| mode | seconds | revisions/s | ÷ replay | client CPU s | server CPU s | load avg (1 min) before → after "
+        "| result |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     labels = (("pg-0", "ledgerdr restore → postgres, workers=0"), ("pg-2", "ledgerdr restore → postgres, workers=2"),
               ("pg-0-staged", "variant: workers=0, every history COPY through a staging table"),
@@ -311,14 +332,15 @@ def postgres_lines(meta: dict, results: dict[str, dict], revisions_arg: int, tar
             continue
         r = results[task]
         lines.append(f"| {label} | {r['seconds']:.1f} (RTO) | {rate[task]:,.0f} | {rate[task] / rate['replay']:.1f}× "
+                     f"| {r.get('cpu_seconds', '—')} | {r.get('server_cpu_seconds', '—')} "
                      f"| {_load(r)} | {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
     restores = {jobs: r for jobs, r in results["pg-0"]["pg_restore"].items() if jobs != "dump_bytes"}
     for jobs, r in restores.items():
         pg_rate = meta["revisions"] / r["seconds"]
         lines.append(f"| pg_restore -j {jobs} of the same rows | {r['seconds']:.1f} | {pg_rate:,.0f} | "
-                     f"{pg_rate / rate['replay']:.1f}× | {_load(r)} | loaded, nothing verified |")
+                     f"{pg_rate / rate['replay']:.1f}× | — | — | {_load(r)} | loaded, nothing verified |")
     lines.append(f"| replay-statements (reference) | {results['replay']['seconds']:.1f} | {rate['replay']:,.0f} "
-                 f"| 1.0× | {_load(results['replay'])} | (as above) |")
+                 f"| 1.0× | {results['replay'].get('cpu_seconds', '—')} | — | {_load(results['replay'])} | (as above) |")
     rto_1m = min(results["pg-0"]["seconds"], results["pg-2"]["seconds"]) * 1_000_000 / meta["revisions"]
     pg_best = max(meta["revisions"] / r["seconds"] for r in restores.values())
     lines += [

@@ -13,6 +13,7 @@ import random
 import sqlite3
 from hashlib import sha256
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,6 +42,7 @@ from ledgerdr.targets.digest import (
     unpack_journal,
 )
 from ledgerdr.targets.embedded import EmbeddedTarget, _dumps
+from ledgerdr.targets.postgres import PostgresTarget
 from support.scenarios import JournalScenario
 
 needs_c = pytest.mark.skipif(native.statedigest is None, reason="ledgerdr._statedigest is not in use")
@@ -220,6 +222,155 @@ def test_packed_entries_that_do_not_hold_together_are_refused():
         pack_journal([("T", "t", "d", -1, b"h" * 32, 0)])
 
 
+# ------------------------------------------------------------------------- current rows shared with history
+# A current row identical to its history row is that row's `in_current` (compared by the target), so its bytes are
+# hashed once; a current row altered in any column the leaf reads, or without its history row, is read and hashed
+# on its own, and a history row altered under its current row no longer stands for it.
+
+
+class _Storage:
+    """SQL on the storage of a restored target, embedded or PostgreSQL, in one spelling: `{h}`/`{c}` its history and
+    current tables, `{t}` the condition naming the ledger table (`table_id` in the embedded ledger's shared tables),
+    `{id}`, `{data}`, `{cols}` (a current row's columns after its document id), `?` the parameters."""
+
+    def __init__(self, kind: str, target, table_id: str, dsn: str | None) -> None:
+        self.kind, self.target, self.table_id, self.dsn = kind, target, table_id, dsn
+
+    def run(self, statements: list[tuple[str, tuple]]) -> None:
+        if self.kind == "embedded":
+            names = {"h": "history", "c": "documents", "t": f"table_id = '{self.table_id}' AND ", "id": "doc_id",
+                     "data": "data", "cols": "table_id, version, data, hash, tx_time_ms, tx_id, block_seq"}
+            path = self.target.path
+            self.target.close()
+            with sqlite3.connect(path) as conn:
+                for statement, args in statements:
+                    conn.execute(statement.format(**names), args)
+            self.target = EmbeddedTarget(path)
+            return
+        table = next(t for t in self.target.tables() if t.table_id == self.table_id)
+        names = {"h": f'"{self.target.schema}"."{table.history_table}"', "t": "", "id": "id", "data": "ion",
+                 "c": f'"{self.target.schema}"."{table.current_table}"',
+                 "cols": "version, tx_time, tx_time_ion, tx_id, data, ion, hash, data_hash, deleted, type_lost, block_seq"}
+        with psycopg.connect(self.dsn) as conn:
+            for statement, args in statements:
+                conn.execute(statement.format(**names).replace("?", "%s"), args)
+
+
+def _restored_into(kind: str, tmp_path, dsn: str | None, scenario: JournalScenario):
+    if kind == "embedded":
+        return _restored(tmp_path, scenario, ExportFormat.ION_BINARY, 4)
+    target = PostgresTarget(dsn, "ledgerdr")
+    target.open_lineage(scenario.strand_id, "ledger")
+    for unit in scenario.units(4):
+        unit.apply_to(target)
+    target.finalize()
+    return target
+
+
+def _flagged_and_read(batches) -> tuple[dict[str, list[str]], int]:
+    """Per table, the document ids of the history rows flagged `in_current`; and how many current rows were read."""
+    flagged: dict[str, list[str]] = {}
+    read = 0
+    for batch in batches:
+        if batch.current:
+            read += len(batch.rows)
+        else:
+            flagged.setdefault(batch.table_id, []).extend(row[0] for i, row in enumerate(batch.rows)
+                                                          if batch.in_current(i))
+    return flagged, read
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def restored(request, tmp_path):
+    """A target of each kind holding `_scenario(5, 3, 60)` restored, and the scenario."""
+    scenario = _scenario(5, 3, 60)
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    target = _restored_into(request.param, tmp_path, dsn, scenario)
+    storage = _Storage(request.param, target, "", dsn)
+    yield storage, scenario
+    storage.target.close()
+
+
+def test_a_restored_current_state_is_read_as_flags_on_its_history_rows(restored):
+    """Right after a restore every current row is its document's newest history row: no current row is read
+    again, each is a flag on that history row, and the digest is the journal's, in C as on the reference."""
+    storage, scenario = restored
+    live = storage.target.info()["documents"]
+    flagged, read = _flagged_and_read(storage.target.iter_state_rows())
+    assert live > 10 and read == 0
+    assert sum(len(docs) for docs in flagged.values()) == live
+    rows, reference = _both(storage.target)
+    assert rows == reference
+    assert rows.digest == digest_of_revisions(scenario.revisions(), scenario.redactions(), scenario.dropped()).digest
+    assert sum(t.live_documents for t in rows.tables.values()) == live
+
+
+_NEWEST = " AND version = (SELECT version FROM {c} WHERE {t}{id} = ?)"  # the history row of the current one
+
+
+def _copy_of_other(side: str, newest: str = "") -> str:
+    """A statement setting the data of the rows of document `doc` on `side` to the current data of `other`."""
+    return f"UPDATE {{{side}}} SET {{data}} = (SELECT {{data}} FROM {{c}} WHERE {{t}}{{id}} = ?) WHERE {{t}}{{id}} = ?" \
+        + newest
+# name: (statements with their parameters, named by role; whether the table's history and current hashes then
+# differ from the journal's; the (document, side) pairs the digest names as not recomputing)
+ALTERATIONS = {
+    "current data": ([(_copy_of_other("c"), ("other", "doc"))], (False, True), {("doc", "current")}),
+    "current txId": ([("UPDATE {c} SET tx_id = tx_id || 'x' WHERE {t}{id} = ?", ("doc",))], (False, True),
+                     {("doc", "current")}),
+    "history data": ([(_copy_of_other("h", _NEWEST), ("other", "doc", "doc"))], (True, False),
+                     {("doc", "history")}),
+    # the same change to both: still identical, one row stands for both, and both are named
+    "both data": ([(_copy_of_other("h", _NEWEST), ("other", "doc", "doc")),
+                   (_copy_of_other("c"), ("other", "doc"))], (True, True),
+                  {("doc", "history"), ("doc", "current")}),
+    "history row deleted": ([("DELETE FROM {h} WHERE {t}{id} = ?" + _NEWEST, ("doc", "doc"))], (True, False), set()),
+    "current row without any history": (
+        [("INSERT INTO {c} ({id}, {cols}) SELECT 'zz-orphan', {cols} FROM {c} WHERE {t}{id} = ?", ("doc",))],
+        (False, True), {("zz-orphan", "current")}),
+}
+
+
+@pytest.mark.parametrize("alteration", ALTERATIONS)
+def test_altered_rows_under_a_shared_current_state_are_still_caught(restored, alteration):
+    """Each alteration changes the digest on the side it touched (and only there), C and the reference alike."""
+    storage, scenario = restored
+    flagged, _ = _flagged_and_read(storage.target.iter_state_rows())
+    storage.table_id, (doc, other, *_) = next((t, docs) for t, docs in sorted(flagged.items()) if len(docs) >= 2)
+    statements, changed, named = ALTERATIONS[alteration]
+    roles = {"doc": doc, "other": other}
+    storage.run([(statement, tuple(roles[role] for role in args)) for statement, args in statements])
+    rows, reference = _both(storage.target)
+    assert rows == reference
+    journal = digest_of_revisions(scenario.revisions(), scenario.redactions(), scenario.dropped())
+    assert rows.digest != journal.digest
+    mine, theirs = rows.tables[storage.table_id], journal.tables[storage.table_id]
+    assert (mine.history != theirs.history, mine.current != theirs.current) == changed
+    assert {(m.document_id, m.where) for m in rows.mismatches} == {(roles.get(d, d), w) for d, w in named}
+    assert _flagged_and_read(storage.target.iter_state_rows())[1] == (0 if alteration == "both data" else 1)
+
+
+def test_identical_rows_the_c_digest_cannot_rebuild_share_their_leaf_in_python(pg_dsn, tmp_path):
+    """PostgreSQL: a history row and its identical current row both stored with a txTime at another precision go to
+    the Python path (`in_python`) together, the history row still flagged: both are named, as on the reference."""
+    scenario = _scenario(5, 3, 60)
+    target = _restored_into("postgres", tmp_path, pg_dsn, scenario)
+    try:
+        flagged, _ = _flagged_and_read(target.iter_state_rows())
+        table_id, docs = next((t, docs) for t, docs in sorted(flagged.items()) if docs)
+        seconds = "SET tx_time_ion = to_char(tx_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE {id} = ?"
+        _Storage("postgres", target, table_id, pg_dsn).run([("UPDATE {h} " + seconds + _NEWEST, (docs[0], docs[0])),
+                                                            ("UPDATE {c} " + seconds, (docs[0],))])
+        batches = list(target.iter_state_rows())
+        assert any(b.in_python and not b.current and any(b.in_current(i) for i in range(len(b.rows))) for b in batches)
+        assert _flagged_and_read(batches)[1] == 0
+        rows, reference = _both(target)
+        assert rows == reference
+        assert {(m.document_id, m.where) for m in rows.mismatches} == {(docs[0], "history"), (docs[0], "current")}
+    finally:
+        target.close()
+
+
 # ------------------------------------------------------------------------------------------ the C functions
 
 
@@ -235,9 +386,9 @@ def test_leaf_of_a_row_equals_the_python_leaf(table_id, doc_id, tx_id, version, 
     an 8-byte leaf holds, any text: the C metadata hash and leaf are the Python ones."""
     ion = _dumps(data)
     revision_hash = dot(ion_hash(stored_metadata(doc_id, version, tx_ms, tx_id)), ion_hash(data))
-    packed, fallback = native.statedigest.leaves(table_id, [(doc_id, version, ion, revision_hash, tx_ms, tx_id, None)],
-                                                 None)
-    assert fallback == []
+    packed, fallback, shared = native.statedigest.leaves(
+        table_id, [(doc_id, version, ion, revision_hash, tx_ms, tx_id, None)], None)
+    assert fallback == [] and shared == b""
     assert packed == leaf_hash(table_id, doc_id, version, revision_hash) + b"\x00"
 
 
@@ -256,12 +407,12 @@ def test_rows_outside_what_c_takes_are_left_to_python():
         ("d", 2, None, b"h" * 32, 0, "t", None),  # a delete: the journal's hash, whatever it is
         ("d", 3, None, b"h" * 32, 0, "t", b"x" * 32),  # redacted
     ]
-    packed, fallback = native.statedigest.leaves("T", rows, None)
+    packed, fallback, _ = native.statedigest.leaves("T", rows, None)
     assert fallback == [1, 2, 3, 4, 5, 6]
     assert packed[:RECORD] == leaf_hash("T", "d", 1, good) + b"\x00"
     assert packed[7 * RECORD:8 * RECORD] == leaf_hash("T", "d", 2, b"h" * 32) + b"\x02"
     assert packed[8 * RECORD:] == leaf_hash("T", "d", 3, b"h" * 32) + b"\x03"
-    lost, _ = native.statedigest.leaves("T", rows[:1], {("d", 1)})
+    lost, _, _ = native.statedigest.leaves("T", rows[:1], {("d", 1)})
     assert lost == leaf_hash("T", "d", 1, good) + b"\x01"
 
 

@@ -1,14 +1,16 @@
 /* ledgerdr._statedigest: the target side of the restore's state digest (targets/digest.py, which stays the
  * reference) straight from the rows a target stores, and the fold of packed leaves.
  *
- * leaves(table_id, rows, lost) -> (packed, fallback)
- *     rows: (doc_id, version, data, hash, tx_time_ms, tx_id, data_hash) tuples as the embedded ledger stores
- *     them (`Target.iter_state_rows`). For each, the 33-byte record leaf ‖ reason of digest._DigestBuilder.add:
- *     H is the journal's hash for a delete, a redacted row or a row in `lost` (a set of (doc_id, version), or
- *     None), else dot(IonHash(metadata), IonHash(data)) recomputed from the stored columns and bytes. A row
- *     whose recomputed hash differs from the stored one, whose bytes the reader does not read, or whose columns
- *     are not of the expected types is listed in `fallback` (its record is left zero): the Python path decides
- *     it, so a mismatch is only ever reported from the decoded value.
+ * leaves(table_id, rows, lost) -> (packed, fallback, shared)
+ *     rows: (doc_id, version, data, hash, tx_time_ms, tx_id, data_hash[, in_current]) tuples as the embedded
+ *     ledger stores them (`Target.iter_state_rows`). For each, the 33-byte record leaf ‖ reason of
+ *     digest._DigestBuilder.add: H is the journal's hash for a delete, a redacted row or a row in `lost` (a set
+ *     of (doc_id, version), or None), else dot(IonHash(metadata), IonHash(data)) recomputed from the stored
+ *     columns and bytes. A row whose recomputed hash differs from the stored one, whose bytes the reader does
+ *     not read, or whose columns are not of the expected types is listed in `fallback` (its record is left
+ *     zero): the Python path decides it, so a mismatch is only ever reported from the decoded value. `shared`:
+ *     the records, in row order, of the rows not in `fallback` whose eighth column is true (a history row the
+ *     target's current state holds identically: its record is the current row's too, base.StateRows).
  * pack_rows(rows) -> (table_ids, packed)
  *     digest.pack_journal of the entries of restore.rows' history rows, without a Python tuple per entry.
  * entries(packed, tables) -> count
@@ -143,7 +145,7 @@ static int row_record(Ctx *c, PyObject *row, PyObject *lost, unsigned char *rec)
     const unsigned char *revision_hash = h;
     Py_ssize_t hash_n = 32;
     int reason, rc, i;
-    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 7) return 1;
+    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) < 7 || PyTuple_GET_SIZE(row) > 8) return 1;
     doc = PyTuple_GET_ITEM(row, 0);
     version_obj = PyTuple_GET_ITEM(row, 1);
     data = PyTuple_GET_ITEM(row, 2);
@@ -200,6 +202,7 @@ static int row_record(Ctx *c, PyObject *row, PyObject *lost, unsigned char *rec)
 static PyObject *py_leaves(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *rows, *lost, *packed = NULL, *fallback = NULL, *seq = NULL, *result = NULL;
+    Buf shared = {NULL, 0, 0};
     Ctx c;
     Py_ssize_t i, n;
     (void)module;
@@ -221,8 +224,13 @@ static PyObject *py_leaves(PyObject *module, PyObject *const *args, Py_ssize_t n
     memset(PyBytes_AS_STRING(packed), 0, (size_t)(n * RECORD));
     for (i = 0; i < n; i++) {
         unsigned char *rec = (unsigned char *)PyBytes_AS_STRING(packed) + i * RECORD;
-        int rc = row_record(&c, PySequence_Fast_GET_ITEM(seq, i), lost, rec);
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
+        int rc = row_record(&c, row, lost, rec);
         if (rc < 0) goto done;
+        if (rc == 0 && PyTuple_GET_SIZE(row) == 8) { /* row_record took only a tuple of 7 or 8 */
+            int in_current = PyObject_IsTrue(PyTuple_GET_ITEM(row, 7));
+            if (in_current < 0 || (in_current && buf_add(&shared, rec, RECORD) < 0)) goto done;
+        }
         if (rc > 0) {
             PyObject *index = PyLong_FromSsize_t(i);
             if (index == NULL || PyList_Append(fallback, index) < 0) {
@@ -232,8 +240,9 @@ static PyObject *py_leaves(PyObject *module, PyObject *const *args, Py_ssize_t n
             Py_DECREF(index);
         }
     }
-    result = PyTuple_Pack(2, packed, fallback);
+    result = Py_BuildValue("(OOy#)", packed, fallback, shared.p ? (const char *)shared.p : "", shared.len);
 done:
+    buf_free(&shared);
     buf_free(&c.s);
     buf_free(&c.hashes);
     buf_free(&c.leaf);
@@ -649,7 +658,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"leaves", (PyCFunction)(void (*)(void))py_leaves, METH_FASTCALL,
-     "leaves(table_id, rows, lost) -> (packed 33-octet records, indexes the Python path decides)."},
+     "leaves(table_id, rows, lost) -> (packed 33-octet records, indexes the Python path decides, the records of "
+     "rows flagged in the current state too)."},
     {"pack_rows", (PyCFunction)py_pack_rows, METH_O,
      "pack_rows(rows) -> (table ids, packed journal entries) of restore.rows' history rows."},
     {"entries", (PyCFunction)(void (*)(void))py_entries, METH_FASTCALL,

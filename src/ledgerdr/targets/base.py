@@ -30,8 +30,10 @@ from ..ledger.storage import from_ms
 HistoryRow = tuple[str, str, int, bytes | None, bytes, int, str, int, bytes | None]
 JournalBlockRow = tuple[int, bytes, bytes, int, int]
 # A stored row as the state digest reads it back (`Target.iter_state_rows`): document id, version, document Ion
-# (None: a delete, or redacted), revision hash, txTime (epoch ms), txId, data hash (None: not redacted).
-StateRow = tuple[str, int, bytes | None, bytes, int, str, bytes | None]
+# (None: a delete, or redacted), revision hash, txTime (epoch ms), txId, data hash (None: not redacted); a history
+# row may carry an eighth column, `in_current` (`StateRows`).
+StateRow = (tuple[str, int, bytes | None, bytes, int, str, bytes | None]
+            | tuple[str, int, bytes | None, bytes, int, str, bytes | None, bool])
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,16 @@ def stored_metadata(document_id: str, version: int, tx_time_ms: int, tx_id: str)
 class StateRows:
     """A batch of one table's stored rows, as the state digest reads them (`Target.iter_state_rows`): history
     rows, or (`current`) rows of its current state. `type_lost`: (document id, version) of the table's
-    revisions read from JSON whose hash did not recompute."""
+    revisions read from JSON whose hash did not recompute.
+
+    A history row's eighth column, when it has one and it is true (`in_current`), says that the target's current
+    state holds this very row: the current row of the same document id and version, whose every column the leaf
+    depends on (document id, version, txTime, txId, the data bytes, hash, data hash, type-lost, deleted) the
+    target compared with this row's and found equal, byte for byte, in the query that read the history rows (so
+    the current row's bytes are not read at all). The digest takes this row's leaf for the current state too,
+    and no current batch holds that row again; every other current row (one that differs in any byte from its
+    history row, or has none) comes in a current batch and is hashed on its own. Either way each live document's
+    current row counts once: the state is the one `iter_state` describes, row for row."""
 
     table_id: str
     table_name: str
@@ -127,12 +138,17 @@ class StateRows:
     def revision(self, index: int) -> StoredRevision:
         """Row `index` as `iter_state(decode=False)` gives it (its `block_seq`, which the digest does not
         read, is -1)."""
-        document_id, version, ion, revision_hash, tx_time_ms, tx_id, data_hash = self.rows[index]
+        document_id, version, ion, revision_hash, tx_time_ms, tx_id, data_hash = self.rows[index][:7]
         return StoredRevision(self.table_id, self.table_name, document_id, version,
                               None if ion is None else NOT_DECODED,
                               stored_metadata(document_id, version, tx_time_ms, tx_id), revision_hash, data_hash,
                               (document_id, version) in self.type_lost, ion is None and data_hash is None, -1,
                               self.current, ion)
+
+    def in_current(self, index: int) -> bool:
+        """Whether history row `index` is also, as stored, the current row of its document (see above)."""
+        row = self.rows[index]
+        return not self.current and len(row) > 7 and bool(row[7])
 
 
 class _NotDecoded:

@@ -439,23 +439,42 @@ class _DigestBuilder:
 
     def add_rows(self, batch: StateRows) -> None:
         """Add a batch of stored rows (`Target.iter_state_rows`): their leaves from C where it is built, the
-        rows it leaves over (and every row without it) through `add`."""
+        rows it leaves over (and every row without it) through `_row_record`, the reference. A history row
+        flagged `in_current` adds its record to the current state too (what hashing its identical current row
+        would add), so that row's bytes are hashed once."""
         rows = batch.rows
-        if native.statedigest is None or not rows or batch.in_python:
-            for index in range(len(rows)):
-                self.add(batch.revision(index), current=batch.current)
+        if not rows:
             return
-        packed, fallback = native.statedigest.leaves(batch.table_id, rows, batch.type_lost or None)
         self._names[batch.table_id] = batch.table_name
-        side = self._current if batch.current else self._history
+        side = (self._current if batch.current else self._history).setdefault(batch.table_id, bytearray())
+        if native.statedigest is None or batch.in_python:
+            for index in range(len(rows)):
+                record = self._row_record(batch, index)
+                side += record
+                if batch.in_current(index):
+                    self._current.setdefault(batch.table_id, bytearray()).extend(record)
+            return
+        packed, fallback, shared = native.statedigest.leaves(batch.table_id, rows, batch.type_lost or None)
+        if shared and not batch.current:  # (a target flags history rows only; C does not know the side)
+            self._current.setdefault(batch.table_id, bytearray()).extend(shared)
         if fallback:
             packed = bytearray(packed)
             for index in fallback:
-                revision = batch.revision(index)
-                revision_hash, reason = self._revision_hash(revision, False, "current" if batch.current else "history")
-                leaf = leaf_hash(revision.table_id, revision.document_id, revision.version, revision_hash)
-                packed[index * RECORD:(index + 1) * RECORD] = leaf + bytes((reason,))
-        side.setdefault(batch.table_id, bytearray()).extend(packed)
+                record = self._row_record(batch, index)
+                packed[index * RECORD:(index + 1) * RECORD] = record
+                if batch.in_current(index):
+                    self._current.setdefault(batch.table_id, bytearray()).extend(record)
+        side.extend(packed)
+
+    def _row_record(self, batch: StateRows, index: int) -> bytes:
+        """The packed record (leaf ‖ reason) of row `index` of `batch`, as `add` computes it. A mismatch is named
+        for the current state too when the row stands for its current row as well (`StateRows.in_current`)."""
+        revision = batch.revision(index)
+        revision_hash, reason = self._revision_hash(revision, False, "current" if batch.current else "history")
+        if reason == RECOMPUTED and revision_hash != bytes(revision.hash) and batch.in_current(index):
+            self._mismatches.add(Mismatch(revision.table_id, revision.document_id, revision.version, "current",
+                                          bytes(revision.hash), revision_hash))
+        return leaf_hash(revision.table_id, revision.document_id, revision.version, revision_hash) + bytes((reason,))
 
     def add_leaf(self, table_id: str, table_name: str, leaf: bytes, reason: int) -> bytes:
         """Add a history leaf computed elsewhere (`digest_of_journal`)."""

@@ -466,7 +466,8 @@ class EmbeddedTarget:
                 yield from _merged(history, documents, name, lost, decode)
 
     def iter_state_rows(self, index: int = 0, count: int = 1) -> Iterator[StateRows]:
-        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`); with
+        """Every table's history rows, then its current rows, as stored, in batches (`base.StateRows`: a current
+        row identical to its history row is that row's `in_current`, compared here, and not read again); with
         `count` > 1 those of part `index`: each table's documents cut into `count` ranges of document ids
         (`_doc_id_bounds`), so that `count` processes each read and hash one range, by index."""
         self._build_current()  # a current state left to `finalize` (see iter_state_part)
@@ -533,9 +534,18 @@ _NEWEST = f"?3 = {_NEWEST_VERSION}"
 # A table's current rows in its history (parameter: its id): each document's newest revision when it holds data.
 _NEWEST_ROWS = ("FROM history h WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
                 "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)")
-_STATE_HISTORY = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash FROM history WHERE table_id = ?"
-_STATE_CURRENT = "SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents WHERE table_id = ?"
 _INDEX_BATCH = 8192  # current rows keyed per call (`_index_entries_of`): memory stays flat for any table
+# A history row (h) and a current row (d) that give one leaf: the same document and version, every other column
+# the digest reads equal (`IS`: of one storage class and equal, BLOBs and TEXT byte for byte), and no data hash (a
+# current row has none). History rows carry it as `in_current` (base.StateRows), and current rows it holds for are
+# left out: their bytes are neither read into Python nor hashed again.
+_IDENTICAL = ("SELECT 1 FROM {other} WHERE d.table_id = h.table_id AND d.doc_id = h.doc_id AND d.version = h.version"
+              " AND d.data IS h.data AND d.hash IS h.hash AND d.tx_time_ms IS h.tx_time_ms AND d.tx_id IS h.tx_id"
+              " AND h.data_hash IS NULL")
+_STATE_HISTORY = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_hash, EXISTS ("
+                  + _IDENTICAL.format(other="documents d") + ") FROM history h WHERE table_id = ?")
+_STATE_CURRENT = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents d WHERE table_id = ?"
+                  " AND NOT EXISTS (" + _IDENTICAL.format(other="history h") + ")")
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 
 
