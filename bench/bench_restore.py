@@ -267,11 +267,11 @@ def embedded_lines(meta: dict, results: dict[str, dict], revisions_arg: int) -> 
             continue
         r = results[task]
         lines.append(f"| {label} | {r['seconds']:.1f} (RTO) | {rate[task]:,.0f} | {rate[task] / rate['replay']:.1f}× "
-                     f"| {_cpu(r, cpu_rate, task)} | {r['load'][0]} / {r['load'][1]} "
+                     f"| {_cpu(r, cpu_rate, task)} | {r['load'][0]:.2f} / {r['load'][1]:.2f} "
                      f"| {'verified, state digest equal' if r['verdict'] else 'NOT VERIFIED'} |")
     lines += [
         f"| replay-statements (reference) | {replay['seconds']:.1f} | {rate['replay']:,.0f} | 1.0× | "
-        f"{_cpu(replay, cpu_rate, 'replay')} | {replay['load'][0]} / {replay['load'][1]} | "
+        f"{_cpu(replay, cpu_rate, 'replay')} | {replay['load'][0]:.2f} / {replay['load'][1]:.2f} | "
         f"{replay['failed']:,} of {replay['selected']:,} statements failed; {replay['documents']:,} of "
         f"{replay['journal_documents']:,} documents, {replay['matching']:,} equal, {replay['ids_preserved']} "
         f"ids kept; digest {'equal' if replay['identical'] else 'differs'} |",
