@@ -79,11 +79,9 @@ class Ledger:
 
     @classmethod
     def create(
-        cls, path: Path | str, name: str | None = None, *, durability: Durability | str = Durability.FULL,
-        page_size: int | None = None,
+        cls, path: Path | str, name: str | None = None, *, durability: Durability | str = Durability.FULL
     ) -> Ledger:
-        """Create a ledger file. Raises LedgerError if `path` exists. The name defaults to the file stem;
-        `page_size` is SQLite's (its default when None: see `storage.connect`)."""
+        """Create a ledger file. Raises LedgerError if `path` exists. The name defaults to the file stem."""
         path = Path(path)
         meta = {
             "ledger_name": name or path.stem,
@@ -94,7 +92,7 @@ class Ledger:
             "digest_stack": b"",
             "created_ms": to_ms(ms_timestamp()),
         }
-        return cls(path, Storage.create(path, durability=durability, meta=meta, page_size=page_size), read_only=False)
+        return cls(path, Storage.create(path, durability=durability, meta=meta), read_only=False)
 
     @classmethod
     def open(

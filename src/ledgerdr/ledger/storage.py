@@ -208,13 +208,9 @@ def _number_key(value: int | float | Decimal) -> bytes:
 # ---------------------------------------------------------------------------------- connection
 
 
-def connect(path: Path | str, *, durability: Durability | str = Durability.FULL,
-            page_size: int | None = None) -> sqlite3.Connection:
-    """Open a ledger file in WAL mode with autocommit (transactions are explicit). `page_size` (bytes, a power of
-    two from 512 to 65536) takes effect on a new, empty file only: SQLite fixes it when the file is first written."""
+def connect(path: Path | str, *, durability: Durability | str = Durability.FULL) -> sqlite3.Connection:
+    """Open a ledger file in WAL mode with autocommit (transactions are explicit)."""
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
-    if page_size is not None:
-        conn.execute(f"PRAGMA page_size={int(page_size)}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={Durability(durability).name}")
     conn.execute("PRAGMA foreign_keys=OFF")
@@ -233,17 +229,15 @@ class Storage:
 
     # -- lifecycle
     @classmethod
-    def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any],
-               page_size: int | None = None) -> Storage:
-        """Create a new ledger file (with SQLite's default page size unless `page_size` is given). Raises LedgerError
-        if `path` already exists."""
+    def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any]) -> Storage:
+        """Create a new ledger file. Raises LedgerError if `path` already exists."""
         path = Path(path)
         if path.exists():
             raise LedgerError(
                 f"ledger file {path} already exists", hint="open it instead, or pick another path"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        storage = cls(connect(path, durability=durability, page_size=page_size))
+        storage = cls(connect(path, durability=durability))
         with storage.write_transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

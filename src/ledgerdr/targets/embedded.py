@@ -59,10 +59,6 @@ _EXTRA_SCHEMA = (
 
 
 POSITION_META = "standby_position"  # the meta table's key of the standby position record
-# SQLite page size of a ledger file a restore creates. A restore writes every block and revision through the WAL
-# and a checkpoint: 16 KiB pages make a quarter of the page writes (and of the B-tree cells moved per page split)
-# of SQLite's default 4 KiB; measured ~10% of a restore's CPU (BENCHMARKS.md). The file stays an ordinary ledger.
-RESTORE_PAGE_SIZE = 16384
 
 
 class EmbeddedTarget:
@@ -78,7 +74,7 @@ class EmbeddedTarget:
         self.path = Path(path)
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            Ledger.create(self.path, page_size=RESTORE_PAGE_SIZE).close()
+            Ledger.create(self.path).close()
         self.ledger = Ledger.open(self.path)
         self.storage: Storage = self.ledger._storage
         # A restore writes history in document-id order, not insertion order: a page cache that holds the
