@@ -45,7 +45,8 @@ def test_no_flow_probes_a_target_store_or_queue() -> None:
 # `open_location`, `open_queue`, `open_target`, and read capabilities from the interfaces).
 FLOWS = ["backup.py", "replicate.py", "restore", "compact.py", "prune.py", "snapshots.py", "status.py", "drill.py"]
 BACKENDS = {"ledgerdr.stores.file", "ledgerdr.stores.s3", "ledgerdr.queues.sqlite", "ledgerdr.queues.sqs",
-            "ledgerdr.targets.embedded", "ledgerdr.targets.postgres", "ledgerdr.sources.qldb"}
+            "ledgerdr.targets.embedded", "ledgerdr.targets.postgres", "ledgerdr.targets.postgres_state",
+            "ledgerdr.sources.qldb"}
 
 # Named exceptions, each a module whose job is one backend: the statement-replay baseline replays statements
 # into the embedded ledger (that is what it measures), and the drill runs its own world, an embedded ledger
