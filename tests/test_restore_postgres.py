@@ -278,7 +278,7 @@ def test_tampered_object_is_refused_before_anything_from_it_is_applied(ledger, p
     result = CliRunner().invoke(cli, ["restore", "--from", str(copy), "--to", pg_url, "--workers", "0",
                                       "--state-dir", str(tmp_path / "state"), "--json"])
     # a permanent failure: reported at once, naming the object, never retried into a dead letter
-    assert result.exit_code == 7 and victim.key in result.stderr and "sha256" in result.stderr
+    assert result.exit_code == 4 and victim.key in result.stderr and "sha256" in result.stderr
     with psycopg.connect(pg_url) as conn, PostgresTarget(pg_url) as target:
         assert victim.unit_id not in target.applied_units()
         for table in target.tables():

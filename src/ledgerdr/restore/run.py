@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from ..errors import ConfigError, RestoreError
+from ..errors import ConfigError, ExitCode, RestoreError
 from ..journal.ids import new_id
 from ..queues import Queue, open_queue
 from ..record_trust import refuse_untrusted
@@ -177,10 +177,14 @@ def _restore(plan: RestorePlan, run: dict, source: Location, source_url: str, ta
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more unit(s))" if len(failed) > 1 else ""
-        raise RestoreError(f"restore {plan.restore_id} stopped: {first['reason']}{more}; the target holds only "
-                           f"units applied before it",
-                           hint="retrying cannot help until this is fixed (e.g. the object re-copied from a good "
-                                "replica); then run the same command again")
+        stopped = RestoreError(f"restore {plan.restore_id} stopped: {first['reason']}{more}; the target holds only "
+                               f"units applied before it",
+                               hint="retrying cannot help until this is fixed (e.g. the object re-copied from a good "
+                                    "replica); then run the same command again")
+        # The exit code of what failed (a damaged object is a verification failure, 4), as when planning meets it;
+        # a record written before the code was recorded keeps RestoreError's.
+        stopped.exit_code = ExitCode(first.get("exit_code", ExitCode.RESTORE))
+        raise stopped
     _finalize(plan, source, target_url, state, report, processes=_worker_count(options))
     report.rto_seconds = round(time.time() - run["first_started"], 3)
     return report

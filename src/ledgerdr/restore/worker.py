@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ObjectExists, RestoreError, StoreError, VerificationError
+from ..errors import ObjectExists, RestoreError, StoreError, VerificationError, exit_code_for
 from ..queues import Queue
 from ..snapshots import gc_paused
 from ..stores import Location, open_location
@@ -50,8 +50,11 @@ def failure_reason(unit: WorkUnit, exc: BaseException) -> str:
 
 
 def record_failure(failures: Location, unit: WorkUnit, exc: BaseException) -> None:
-    """Record a permanent failure (first one per unit wins): the restore stops and reports it."""
-    body = orjson.dumps({"unit": unit.unit_id, "key": unit.key, "reason": failure_reason(unit, exc)[:4000]})
+    """Record a permanent failure (first one per unit wins): the restore stops and reports it, with the exit
+    code of what failed (a damaged object 4, an unreadable one 3, another lineage 7), as the same failure met
+    while planning would give."""
+    body = orjson.dumps({"unit": unit.unit_id, "key": unit.key, "reason": failure_reason(unit, exc)[:4000],
+                         "exit_code": int(exit_code_for(exc))})
     try:
         failures.store.put(failures.key(FAILED + unit.unit_id + ".json"), body)
     except ObjectExists:
