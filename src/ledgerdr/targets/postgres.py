@@ -85,6 +85,10 @@ _PREFIX_BYTES = 40  # sanitized-name part of a table name: 40 + "_" + 12 hex + "
 _INDEX_PREFIX_BYTES = 30
 
 
+class _NeedsExclusive(Exception):
+    """A unit tried under shared table locks (`PostgresTarget._write_bulk`) that needs them exclusive."""
+
+
 @dataclass(frozen=True)
 class PgTable:
     """A ledger table as the catalog records it."""
@@ -138,6 +142,9 @@ class PostgresTarget:
         self._dsn = dsn
         self._conn = self._connect()
         self._lineage: tuple[str, str] | None = None
+        # Tables this instance saw being bulk loaded (`_stale`): their units are tried under shared locks
+        # (`_write_bulk`). Only a hint; the shared path checks it again under the locks.
+        self._bulk: set[str] = set()
         try:
             self._ensure_catalog()
             self._conn.execute(sql.SQL(
@@ -168,10 +175,12 @@ class PostgresTarget:
             raise
         return conn
 
-    def _lock(self, cur: psycopg.Cursor, keys: Sequence[int]) -> None:
-        """Transaction-level advisory locks, taken left to right in one statement (callers sort keys)."""
+    def _lock(self, cur: psycopg.Cursor, keys: Sequence[int], *, shared: bool = False) -> None:
+        """Transaction-level advisory locks, taken left to right in one statement (callers sort keys); `shared`:
+        held by any number of transactions at once, never beside an exclusive one."""
         if keys:
-            locks = sql.SQL(", ").join(sql.SQL("pg_advisory_xact_lock({})").format(sql.Literal(k)) for k in keys)
+            take = sql.SQL("pg_advisory_xact_lock_shared({})" if shared else "pg_advisory_xact_lock({})")
+            locks = sql.SQL(", ").join(take.format(sql.Literal(k)) for k in keys)
             cur.execute(sql.SQL("SELECT ") + locks)
 
     def _ensure_catalog(self) -> None:
@@ -251,15 +260,22 @@ class PostgresTarget:
         self._check_lineage(unit_id)
         copies = history_copy(rows)  # CPU work before the transaction
         touched = {table_id: sorted({row[1] for row in rows if row[0] == table_id}) for table_id in copies}
+        keys = sorted({d.table_id for d in tables} | copies.keys())
+        if keys and self._bulk.issuperset(keys):
+            try:
+                return self._unit_transaction(unit_id, last_block, functools.partial(self._write_bulk, tables, copies))
+            except (_NeedsExclusive, errors.DeadlockDetected):
+                pass  # rolled back whole: the unit goes again, under exclusive locks
 
         def write(cur: psycopg.Cursor) -> int:
-            self._lock(cur, [_lock_key(self.schema, "table", t) for t in sorted({d.table_id for d in tables}
-                                                                                | copies.keys())])
+            self._lock(cur, [_lock_key(self.schema, "table", t) for t in keys])
             catalog = self._ensure_tables(cur, tables, {d.table_id: d.table_name for d in tables}, ())
             inserted = 0
             for table_id in sorted(copies):
                 table = catalog[table_id]
                 deferred = self._defers_current(cur, table)
+                if deferred:
+                    self._bulk.add(table_id)
                 inserted += self._copy_history(cur, table, copies[table_id])
                 if not deferred:
                     self._merge_current(cur, table, touched[table_id])
@@ -267,6 +283,38 @@ class PostgresTarget:
             return inserted
 
         return self._unit_transaction(unit_id, last_block, write)
+
+    def _write_bulk(self, tables: Sequence[TableDDL], copies: dict[str, bytes], cur: psycopg.Cursor) -> int:
+        """`apply_rows` of a unit whose tables all exist and are being bulk loaded, under SHARED table locks, so
+        that the units of several workers COPY into history at once (each COPY is one backend's work, one core).
+        What the exclusive lock guarded stays guarded: a table is created, gets an index, has its current state
+        built (`_build_current`) or merged, or has redactions remembered (`apply`) only under an exclusive lock,
+        which waits for every shared holder; and a unit here writes only rows it adds: history rows (the primary
+        key keeps a revision once; a transaction that meets another's uncommitted row waits for it), their
+        redaction (`_redact` erases rows of its own: every committed row a remembered redaction names was erased
+        when it was stored or remembered), and a table's status, which moves forward only and is written last so
+        that its catalog row is held only until the commit. Raises `_NeedsExclusive` (the caller rolls back and
+        applies the unit under exclusive locks) when a table is missing, no longer bulk loaded, or gets an index;
+        a deadlock between two units re-delivering each other's rows is rolled back and retried the same way."""
+        keys = sorted({d.table_id for d in tables} | copies.keys())
+        self._lock(cur, [_lock_key(self.schema, "table", t) for t in keys], shared=True)
+        catalog = self._catalog(cur, keys)
+        cur.execute(sql.SQL("SELECT table_id FROM {} WHERE table_id = ANY(%s)").format(self._t("_stale")), (keys,))
+        stale = {row[0] for row in cur.fetchall()}
+        if not stale.issuperset(keys) or not catalog.keys() >= set(keys) \
+                or any(set(d.indexes) - set(catalog[d.table_id].indexes) for d in tables):
+            self._bulk.difference_update(keys)
+            raise _NeedsExclusive()
+        inserted = 0
+        for table_id in sorted(copies):
+            inserted += self._copy_history(cur, catalog[table_id], copies[table_id])
+            self._redact(cur, catalog[table_id])
+        # Highest block wins (`_record_ddl`), compared in the row itself: another unit may have moved it meanwhile.
+        for d in sorted(tables, key=lambda d: (d.table_id, d.block_seq, d.dropped)):
+            cur.execute(sql.SQL("UPDATE {} SET dropped = %s, status_seq = %s WHERE table_id = %s"
+                                " AND (status_seq, dropped) < (%s, %s)").format(self._t("_tables")),
+                        (d.dropped, d.block_seq, d.table_id, d.block_seq, d.dropped))
+        return inserted
 
     def _check_lineage(self, unit_id: str) -> None:
         if self._lineage is None and not self._stored_lineage():
