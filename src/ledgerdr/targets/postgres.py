@@ -26,8 +26,14 @@ once from history (a table that holds a built current state is merged per unit, 
 Concurrency: several workers (one `PostgresTarget` each) apply different units at once. A unit's
 transaction first claims its unit id (a concurrent duplicate waits on that row, then sees it taken),
 then takes a transaction-level advisory lock per ledger table it touches in sorted order. Every write
-to a ledger table, its catalog row or its redactions happens under that lock, so transactions never
-wait on each other in a cycle (no deadlock) and `CREATE TABLE/INDEX IF NOT EXISTS` never races.
+to a ledger table, its catalog row or its redactions happens under that lock, so `CREATE TABLE/INDEX IF NOT
+EXISTS` never races. The lock is exclusive, except for a unit of rows into tables being bulk loaded
+(`_write_bulk`): it holds them shared, beside other such units, since each writes only the history rows it
+adds; the locks are still taken in one order, and the one wait in a cycle left (two units re-delivering each
+other's rows at once) is PostgreSQL's detected deadlock, which rolls the unit back to apply it exclusively.
+
+Finalize's build of the current state and the state digest's read-back divide by table: up to `_STREAMS`
+connections of this instance's work side by side (`_streamed`), each one backend, one core of the server's.
 """
 
 from __future__ import annotations
