@@ -265,7 +265,6 @@ class PostgresTarget:
         that already holds a built current state (a standby, an incremental restore) is merged per unit."""
         self._check_lineage(unit_id)
         copies = history_copy(rows)  # CPU work before the transaction
-        touched = {table_id: sorted({row[1] for row in rows if row[0] == table_id}) for table_id in copies}
         keys = sorted({d.table_id for d in tables} | copies.keys())
         if keys and self._bulk.issuperset(keys):
             try:
@@ -284,7 +283,7 @@ class PostgresTarget:
                     self._bulk.add(table_id)
                 inserted += self._copy_history(cur, table, copies[table_id])
                 if not deferred:
-                    self._merge_current(cur, table, touched[table_id])
+                    self._merge_current(cur, table, sorted({row[1] for row in rows if row[0] == table_id}))
                 self._redact(cur, table)
             return inserted
 
