@@ -622,7 +622,7 @@ class PostgresTarget:
         `count` by a hash of the id (each part scans every row, hence `splits_state` False).
 
         The tables are read side by side, each on a connection of its own that imports this one's snapshot
-        (`_in_parallel`), so one table's join runs in PostgreSQL while the rows of another are hashed here; the
+        (`_streamed`), so one table's join runs in PostgreSQL while the rows of another are hashed here; the
         batches of different tables come interleaved (each table's own in its query's order)."""
         self._build_current()
 
