@@ -584,8 +584,12 @@ class PostgresTarget:
                 " FROM {history} ORDER BY id DESC, version DESC) n WHERE NOT n.deleted"
             ).format(current=current, history=history, columns=columns))
         # Statistics of the keys the digest's join of history and current is planned on (all columns: the
-        # documents' jsonb and bytea made ANALYZE cost more than building the table).
-        conn.execute(sql.SQL("ANALYZE {} (id, version), {} (id, version)").format(history, current))
+        # documents' jsonb and bytea made ANALYZE cost more than building the table), from a sample of 3,000 rows
+        # instead of the default 30,000: the same plan (its row counts are what the join's plan reads), at a
+        # sixth of the CPU (measured on 68,000-row tables: 0.02 against 0.12 s each).
+        with conn.transaction():
+            conn.execute("SET LOCAL default_statistics_target = 10")
+            conn.execute(sql.SQL("ANALYZE {} (id, version), {} (id, version)").format(history, current))
 
     # ------------------------------------------------------------------------------------------ reading
 
