@@ -26,7 +26,7 @@ from ledgerdr.restore.units import load_unit
 from ledgerdr.restore.worker import apply_unit
 from ledgerdr.stores import Location
 from ledgerdr.targets.digest import digest_of_target
-from ledgerdr.targets.postgres import PostgresTarget
+from ledgerdr.targets.postgres import PostgresTarget, _lock_key
 from support.flows import ledger_with_a_redaction
 
 if native.journal is None:
@@ -166,5 +166,46 @@ def test_tables_the_revision_path_created_are_still_bulk_loaded_by_the_rows_path
         target.finalize()
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT count(*) FROM ledgerdr._stale").fetchone() == (0,)
+    finally:
+        target.close()
+
+
+def _hold_locks(conn: psycopg.Connection, table_ids, *, shared: bool) -> None:
+    """Take the tables' advisory locks in `conn`'s open transaction, as another applier (shared) or finalize's
+    build of the current state (exclusive) holds them."""
+    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    conn.execute("SELECT " + ", ".join(f"{take}({_lock_key('ledgerdr', 'table', t)})" for t in sorted(table_ids)))
+
+
+def test_bulk_load_units_apply_beside_another_applier_of_their_tables(primary, pg_url, second_url, tmp_path):
+    """Once a target has seen its tables bulk loaded, a unit of rows into them takes their locks shared: it goes
+    through while another transaction holds them shared (another worker's unit), waits while one holds them
+    exclusively (finalize building a current state), and the restored state is the one a plain restore gives."""
+    units = plan_restore(primary).units
+    rows_units = [u for u in units if load_rows(primary.store, u) is not None]
+    assert len(rows_units) >= 3
+    shared_unit, waiting_unit = rows_units[1], rows_units[2]
+    target = PostgresTarget(pg_url)
+    try:
+        target._conn.execute("SET lock_timeout = '2s'")  # a wait that should not happen fails instead of hanging
+        for unit in units:
+            if unit is shared_unit or unit is waiting_unit:
+                tables = {row[0] for row in load_rows(primary.store, unit).rows}
+                with psycopg.connect(pg_url) as other, other.transaction():
+                    _hold_locks(other, tables, shared=unit is shared_unit)
+                    if unit is shared_unit:
+                        apply_unit(primary, target, unit, "ledger")
+                        continue
+                    with pytest.raises(psycopg.errors.LockNotAvailable):
+                        apply_unit(primary, target, unit, "ledger")
+            apply_unit(primary, target, unit, "ledger")  # the waiting unit again, once the lock is released
+        assert target.applied_units() == {u.unit_id for u in units}
+        target.finalize()
+        restore(primary.store.url, second_url, RestoreOptions(workers=0, state_dir=tmp_path / "plain"))
+        with PostgresTarget(second_url) as plain:
+            assert digest_of_target(target) == digest_of_target(plain)
+        # the same catalog (the indexes aside: a restore's finalize creates them from the journal's DDL)
+        assert [row[:4] + row[5:] for row in _dump(pg_url)["_tables"]] == \
+            [row[:4] + row[5:] for row in _dump(second_url)["_tables"]]
     finally:
         target.close()

@@ -7,6 +7,8 @@ names, exact round trips, concurrent appliers) are tests/test_target_contract.py
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from amazon.ion import simpleion
@@ -23,7 +25,7 @@ from ledgerdr.targets.digest import (
     digest_part_of_state_rows,
     target_dropped,
 )
-from ledgerdr.targets.postgres import PostgresTarget
+from ledgerdr.targets.postgres import PostgresTarget, _streamed
 from support.scenarios import (
     HOSTILE_FIELDS,
     HOSTILE_NAMES,
@@ -192,6 +194,77 @@ def test_state_rows_the_c_digest_cannot_rebuild_are_decided_as_read_back(open_ta
         assert sorted(record for part in parts for record in _records(getattr(part, side).get(table.table_id))) \
             == sorted(_records(getattr(whole, side)[table.table_id]))
     assert digest_of_parts(parts, target_dropped(target)) == expected
+
+
+def _other_connections(dsn: str, expected: int) -> int:
+    """Connections to the test's database other than the asking one, waiting (a while) for them to be `expected`
+    or fewer: a backend exits shortly after its client closes."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for _ in range(100):
+            count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                 " AND pid <> pg_backend_pid()").fetchone()[0]
+            if count <= expected:
+                break
+            time.sleep(0.05)
+    return count
+
+
+def test_state_rows_read_side_by_side_come_from_one_snapshot(open_target, pg_dsn, scenario):
+    """The tables are read on connections of their own, all in the snapshot of the first: units committed while
+    the rows are read (a table created among them) change nothing read; the next read sees them."""
+    units = scenario.units(4)
+    target = open_target(scenario)
+    for unit in units[:len(units) // 2]:
+        unit.apply_to(target)
+    target.finalize()
+    dropped = target_dropped(target)
+    before = digest_of_target(target)
+    assert before != journal_digest(scenario)
+    batches = target.iter_state_rows()
+    taken = [next(batches)]
+    writer = open_target(scenario)
+    for unit in units[len(units) // 2:]:
+        assert unit.apply_to(writer)
+    taken += list(batches)
+    assert digest_of_state_rows(taken, dropped) == before
+    assert digest_of_target(target) == journal_digest(scenario)
+
+
+def test_state_rows_left_unread_close_their_connections(open_target, pg_dsn, scenario):
+    """A reader that stops after the first batch (the digest failing, say) leaves no connection behind, and the
+    target reads its state again whole."""
+    target = open_target(scenario)
+    for unit in scenario.units(4):
+        unit.apply_to(target)
+    target.finalize()
+    batches = target.iter_state_rows()
+    next(batches)
+    batches.close()
+    assert _other_connections(pg_dsn, 1) == 1  # the target's own
+    assert digest_of_target(target) == journal_digest(scenario)
+
+
+def test_side_by_side_streams_give_every_item_and_raise_a_failure(pg_dsn):
+    """`_streamed`: every item of every producer, whichever connection ran it; a producer's failure is raised to
+    the caller and every connection is closed."""
+    def count_to(n: int):
+        def produce(conn):
+            for i in range(n):
+                yield conn.execute("SELECT %s::int", (i,)).fetchone()[0]
+        return produce
+
+    def failing(conn):
+        yield conn.execute("SELECT 1").fetchone()[0]
+        raise ValueError("a producer failed")
+
+    def connect():
+        return psycopg.connect(pg_dsn, autocommit=True)
+
+    assert sorted(_streamed(connect, [count_to(3), count_to(40), count_to(0), count_to(2), count_to(5)])) == sorted(
+        [*range(3), *range(40), *range(2), *range(5)])
+    with pytest.raises(ValueError, match="a producer failed"):
+        list(_streamed(connect, [count_to(500), failing, count_to(500), count_to(500)]))
+    assert _other_connections(pg_dsn, 0) == 0
 
 
 def _records(packed: bytearray | None) -> list[bytes]:

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from multiprocessing.connection import wait
@@ -417,10 +418,14 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
                 journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())  # while they hash
                 target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:
-            _apply_ddl(target, ddl, plan.restore_id)
-            target.finalize()
-            target_digest = digest_of_target(target)
-            journal_digest = digest_of_packed_journal(journals, redactions, ddl.dropped())
+            # The journal's side needs only the units' records: it is computed meanwhile (a PostgreSQL target's
+            # finalize and read-back are mostly the server's work, its threads waiting with the GIL released).
+            with ThreadPoolExecutor(1) as beside:
+                journal_side = beside.submit(digest_of_packed_journal, journals, redactions, ddl.dropped())
+                _apply_ddl(target, ddl, plan.restore_id)
+                target.finalize()
+                target_digest = digest_of_target(target)
+                journal_digest = journal_side.result()
         report.tables = len(target_digest.tables)
     finally:
         target.close()
