@@ -341,3 +341,16 @@ def test_a_connection_mixes_split_pipelined_refused_and_taken_requests(served):
         conn.sendall(_request(b"{not json", when=datetime.now(UTC).replace(microsecond=0)))
         [(status, answer)] = _answers(conn, 1)
         assert status == 400 and answer["__type"] == "BadRequestException"
+
+
+def test_the_session_answer_has_the_renderers_bytes():
+    """The native path's 200 answer is formatted in one operation; the same bytes as the generic renderer's."""
+    import orjson
+
+    from ledgerdr.serve.app import _ok
+    from ledgerdr.serve.threaded import _SESSION_OK, _render
+
+    for result in ({"StartTransaction": {"TransactionId": "x" * 22, "TimingInformation": {}}}, {"a": "é" * 300}):
+        payload = orjson.dumps(result)
+        assert _SESSION_OK % (b"0123abcd", len(payload), payload) == \
+            _render(_ok(200, result, "application/x-amz-json-1.0", "0123abcd"), True)

@@ -117,13 +117,12 @@ class ServeApp:
             log.exception("request %s failed", request_id)
             return _error(internal_failure(request_id), session_api, request_id)
 
-    def handle_session(self, body: bytes, request_id: str) -> _Response:
+    def session_result(self, body: bytes, request_id: str) -> dict[str, Any] | _Response:
         """A `QLDBSession.SendCommand` request whose framing, SigV4 signature and target were already checked
         (the threaded stack's native path, `ledgerdr._httpfast`): the session API part of `handle_request`.
-        Never raises."""
+        The result to answer with status 200, or the error's response. Never raises."""
         try:
-            result = self.sessions.send_command(_json(body))
-            return _ok(200, result, "application/x-amz-json-1.0", request_id)
+            return self.sessions.send_command(_json(body))
         except AwsError as exc:
             return _error(exc, True, request_id)
         except Exception:
