@@ -14,9 +14,10 @@ malformed requests. The common request — one complete SendCommand POST with a 
 only thing a session's connection sends — is framed and SigV4-verified in C when `ledgerdr._httpfast` is
 built (a connection between requests hands its bytes to it first); that path accepts only a narrow, strictly
 checked form and hands anything else (partial lines it does not take, chunked bodies, `Expect`, pipelining,
-any SigV4 failure) to httptools and sigv4.py, which stay the reference and give every error. Written here: the loop around it, bounded by `max_body` per request,
-`max_connections` threads (more connections are answered 503 CapacityExceededException and closed), an
-idle timeout, and a graceful stop (requests in flight finish, then the sockets close).
+any SigV4 failure) to httptools and sigv4.py, which stay the reference and give every error. Written here:
+the loop around it, bounded by `max_body` per request, `max_connections` threads (more connections are
+answered 503 CapacityExceededException and closed), an idle timeout, and a graceful stop (requests in flight
+finish, then the sockets close).
 """
 
 from __future__ import annotations
