@@ -36,6 +36,12 @@ setup(
             extra_compile_args=_FLAGS,
         ),
         Extension(
+            "ledgerdr._httpfast",
+            ["src/ledgerdr/_native/httpfast.c", "src/ledgerdr/_native/sha256.c"],
+            optional=True,
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
             "ledgerdr._iontext",
             ["src/ledgerdr/_native/iontext.c"],
             optional=True,

@@ -18,7 +18,7 @@ import pytest
 def test_ci_builds_every_accelerator() -> None:
     # setup.py marks the extensions optional so an install never fails for want of a compiler;
     # on CI that would silently measure and test the Python paths only.
-    assert all(_importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy"))
+    assert all(_importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy", "httpfast"))
 
 
 def _summary_with(env_value: str | None) -> dict[str, bool]:
@@ -34,11 +34,12 @@ def _summary_with(env_value: str | None) -> dict[str, bool]:
 
 
 def test_pure_python_switch_turns_every_accelerator_off() -> None:
-    assert _summary_with("1") == {"ionhash": False, "iontext": False, "journal": False, "statedigest": False, "pgcopy": False}
+    assert _summary_with("1") == {"ionhash": False, "iontext": False, "journal": False, "statedigest": False, "pgcopy": False,
+                                            "httpfast": False}
 
 
 def test_accelerators_load_when_built() -> None:
-    built = {name: _importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy")}
+    built = {name: _importable(f"ledgerdr._{name}") for name in ("ionhash", "iontext", "journal", "statedigest", "pgcopy", "httpfast")}
     assert _summary_with(None) == built
     assert _summary_with("0") == built
 

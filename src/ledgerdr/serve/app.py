@@ -117,6 +117,18 @@ class ServeApp:
             log.exception("request %s failed", request_id)
             return _error(internal_failure(request_id), session_api, request_id)
 
+    def session_result(self, body: bytes, request_id: str) -> dict[str, Any] | _Response:
+        """A `QLDBSession.SendCommand` request whose framing, SigV4 signature and target were already checked
+        (the threaded stack's native path, `ledgerdr._httpfast`): the session API part of `handle_request`.
+        The result to answer with status 200, or the error's response. Never raises."""
+        try:
+            return self.sessions.send_command(_json(body))
+        except AwsError as exc:
+            return _error(exc, True, request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            return _error(internal_failure(request_id), True, request_id)
+
     def close(self) -> None:
         self.sessions.close_all()
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -118,9 +118,12 @@ class Exports:
         return sorted(records, key=lambda r: r["ExportCreationTime"])
 
     def _read(self, path: Path) -> dict[str, Any]:
-        record = json.loads(path.read_text())
-        key = f"{record['LedgerName']}/{record['ExportId']}"
+        # Read under the lock that `_run` holds while it writes the outcome and leaves `_running`: a record
+        # read just before that write and checked just after it would be an IN_PROGRESS export no longer
+        # running, and reported FAILED although it completed.
         with self._lock:
+            record = json.loads(path.read_text())
+            key = f"{record['LedgerName']}/{record['ExportId']}"
             if record["Status"] == "IN_PROGRESS" and key not in self._running:
                 record["Status"] = "FAILED"  # interrupted by a restart of the server
         return record

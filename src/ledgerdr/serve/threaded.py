@@ -10,9 +10,14 @@ group-commit writer. BENCHMARKS.md measures both stacks side by side.
 
 What it keeps from a maintained stack: the HTTP/1.1 parser is httptools (llhttp, Node.js's parser, also
 uvicorn's), which does the framing (Content-Length and chunked bodies, keep-alive, pipelining) and rejects
-malformed requests. Written here: the loop around it, bounded by `max_body` per request,
-`max_connections` threads (more connections are answered 503 CapacityExceededException and closed), an
-idle timeout, and a graceful stop (requests in flight finish, then the sockets close).
+malformed requests. The common request — one complete SendCommand POST with a Content-Length body, the
+only thing a session's connection sends — is framed and SigV4-verified in C when `ledgerdr._httpfast` is
+built (a connection between requests hands its bytes to it first); that path accepts only a narrow, strictly
+checked form and hands anything else (partial lines it does not take, chunked bodies, `Expect`, pipelining,
+any SigV4 failure) to httptools and sigv4.py, which stay the reference and give every error. Written here:
+the loop around it, bounded by `max_body` per request, `max_connections` threads (more connections are
+answered 503 CapacityExceededException and closed), an idle timeout, and a graceful stop (requests in flight
+finish, then the sockets close).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import httptools
+import orjson
 
+from .. import native
 from . import messages
 from .app import ServeApp, _error, _Response, new_request_id
 from .errors import AwsError
@@ -62,6 +69,7 @@ class _Parser:
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
         self.current = _Request()
+        self.idle = True  # between requests: the next bytes may go to the native path instead
         self.done: list[_Request] = []
         self.refused: _Request | None = None  # declared a body over the limit: answered before it is read
         self.expects_continue = False  # the client sent `Expect: 100-continue` and waits before its body
@@ -69,6 +77,7 @@ class _Parser:
 
     def on_message_begin(self) -> None:
         self.current = _Request()
+        self.idle = False
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -116,6 +125,7 @@ class _Parser:
         method = http.get_method()
         current.method = _METHODS.get(method) or method.decode("latin-1")
         self.done.append(current)
+        self.idle = True
 
 
 # What every request repeats, decoded once per process rather than once per request: the header names a
@@ -163,6 +173,33 @@ def _kernel_timeouts(conn: socket.socket, seconds: float) -> None:
     timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+_httpfast = native.httpfast
+NEED_MORE = 0  # _httpfast's answers when it does not take the request (its module's NEED_MORE and FALLBACK)
+FALLBACK = 1
+
+
+def _fast_answer(app: ServeApp, data: bytes) -> bytes | int:
+    """The answer's bytes to `data` when the native path takes it — exactly one SendCommand request, framed
+    and SigV4-verified in C (`ledgerdr._httpfast`: the same rules as httptools and sigv4.py, which it hands
+    everything else to) — else NEED_MORE (a request it takes, not complete yet) or FALLBACK."""
+    assert _httpfast is not None
+    body = _httpfast.session_body(data, app.limits.max_body, app.keys)
+    if body.__class__ is int:
+        return body
+    request_id = new_request_id()
+    result = app.session_result(body, request_id)
+    if isinstance(result, _Response):
+        return _render(result, True)
+    payload = orjson.dumps(result)
+    return _SESSION_OK % (request_id.encode(), len(payload), payload)
+
+
+# `_render(_ok(200, result, "application/x-amz-json-1.0", request_id), keep_alive=True)` in one formatting
+# operation (the same bytes, tested): the answer to nearly every request of a session's connection.
+_SESSION_OK = (b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: %s\r\n"
+               b"content-length: %d\r\nconnection: keep-alive\r\n\r\n%s")
 
 
 def _signed(request: _Request) -> SignedRequest:
@@ -247,10 +284,23 @@ class ThreadedServer:
 
     def _serve_connection(self, conn: socket.socket, refuse: bool) -> None:
         parser = _Parser(self.app.limits.max_body)
+        fast = _httpfast is not None and not refuse
+        pending = b""  # the start of a request the native path takes, until the rest arrives
         while not self._stopping.is_set():
             data = conn.recv(65536)  # under glibc's mmap threshold: a larger buffer costs an mmap per read
             if not data:
                 return
+            if fast and parser.idle:
+                if pending:
+                    data, pending = pending + data, b""
+                answer = _fast_answer(self.app, data)
+                if answer.__class__ is bytes:
+                    conn.sendall(answer)
+                    continue
+                if answer == NEED_MORE:
+                    pending = data
+                    continue
+                # FALLBACK: httptools and sigv4.py take these bytes (and this connection until it is idle again)
             try:
                 parser.http.feed_data(data)
             except httptools.HttpParserError as exc:
