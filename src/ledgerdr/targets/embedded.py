@@ -55,6 +55,9 @@ _EXTRA_SCHEMA = (
     # tables created since the last finalize, bulk loaded: their current rows and index entries are built once
     # from history (`_build_current`) by finalize or the first read of the state, not merged unit by unit
     "CREATE TABLE IF NOT EXISTS restore_stale (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
+    # tables whose current rows are built but whose index entries are not yet (`_build_index_entries`): the
+    # state digest reads current rows only, so it need not wait for them (`finalize_state`)
+    "CREATE TABLE IF NOT EXISTS restore_stale_index (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
 
@@ -233,13 +236,13 @@ class EmbeddedTarget:
             storage.conn.execute("INSERT OR REPLACE INTO restore_table_status VALUES (?, ?)",
                                  (table.table_id, table.block_seq))
         have = {index.field for index in storage.indexes(table.table_id)}
-        stale = table.table_id in self._stale()
+        stale = table.table_id in self._stale() or table.table_id in self._stale_index()
         for field in table.indexes:
             if field in have:
                 continue
             index = IndexRow(new_id(), table.table_id, field, "ONLINE")
             storage.insert_index(index)
-            if not stale:  # a stale table's entries are built with its current rows (`_build_current`)
+            if not stale:  # a stale table's entries are built from its current rows (`_build_index_entries`)
                 self._index_entries(index)
 
     def _index_entries(self, index: IndexRow) -> None:
@@ -253,11 +256,17 @@ class EmbeddedTarget:
         """The tables whose current state waits for `_build_current` (see _EXTRA_SCHEMA)."""
         return {row[0] for row in self.storage.conn.execute("SELECT table_id FROM restore_stale")}
 
+    def _stale_index(self) -> set[str]:
+        """The tables whose index entries wait for `_build_index_entries` (see _EXTRA_SCHEMA)."""
+        return {row[0] for row in self.storage.conn.execute("SELECT table_id FROM restore_stale_index")}
+
     def _build_current(self) -> None:
-        """The current rows and index entries of every stale table, built from its history in one statement
-        each: a document's newest revision, unless that one holds no data (a delete, or redacted), as
-        `_current_rows` decides it per unit. In one write transaction with the unmarking, so a unit applied
-        meanwhile (another process) waits and then merges into the built state. Nothing to do: no lock taken."""
+        """The current rows of every stale table, built from its history in one statement each: a document's
+        newest revision, unless that one holds no data (a delete, or redacted), as `_current_rows` decides it per
+        unit. Its index entries are left to `_build_index_entries` (the table is marked so in the same
+        transaction), which a state digest need not wait for. In one write transaction with the unmarking, so a
+        unit applied meanwhile (another process) waits and then merges into the built state (its index entries
+        moved per unit are rebuilt with the rest). Nothing to do: no lock taken."""
         if not self._has_restore_schema() or not self._stale():
             return
         conn = self.storage.conn
@@ -266,10 +275,21 @@ class EmbeddedTarget:
                 conn.execute("DELETE FROM documents WHERE table_id = ?", (table_id,))
                 conn.execute(f"INSERT INTO documents ({_CURRENT_COLUMNS}) SELECT {_CURRENT_COLUMNS} {_NEWEST_ROWS}",
                              (table_id,))
+                conn.execute("INSERT OR IGNORE INTO restore_stale_index VALUES (?)", (table_id,))
+                conn.execute("DELETE FROM restore_stale WHERE table_id = ?", (table_id,))
+
+    def _build_index_entries(self) -> None:
+        """Every index entry of the tables `_build_current` built, from their current rows; in one write
+        transaction with the unmarking, as `_build_current`. Nothing to do: no lock taken."""
+        if not self._has_restore_schema() or not self._stale_index():
+            return
+        conn = self.storage.conn
+        with self.storage.write_transaction():
+            for table_id in sorted(self._stale_index()):
                 for index in self.storage.indexes(table_id):
                     conn.execute("DELETE FROM index_entries WHERE index_id = ?", (index.index_id,))
                     self._index_entries(index)
-                conn.execute("DELETE FROM restore_stale WHERE table_id = ?", (table_id,))
+                conn.execute("DELETE FROM restore_stale_index WHERE table_id = ?", (table_id,))
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
         """The blocks' own bytes when the reader kept them (an Ion-binary export is a byte copy), else
@@ -377,14 +397,21 @@ class EmbeddedTarget:
                 storage.replace_block_bytes(seq, erased)
 
     # ------------------------------------------------------------------------------------ after the last unit
+    def finalize_state(self) -> None:
+        """Build what the state digest reads (the current rows of the tables bulk loaded since the last
+        `finalize`) and commit it, so that the digest's readers can start while `finalize` does the rest."""
+        self._build_current()
+
     def finalize(self) -> None:
         """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order), and
         make every committed unit durable.
 
         Incremental: it continues from the blocks already folded, so a standby pays per new block. The current
-        state of the tables bulk loaded since the last call is built first (`_build_current`)."""
+        state of the tables bulk loaded since the last call is built first (`_build_current`), then their index
+        entries (`_build_index_entries`)."""
         storage = self.storage
         self._build_current()
+        self._build_index_entries()
         with storage.write_transaction():
             stack = unpack_stack(storage.get_meta("digest_stack"))
             folded = sum(1 << height for height, _ in stack)
@@ -400,7 +427,13 @@ class EmbeddedTarget:
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
         # Commits ran at synchronous=NORMAL: a checkpoint syncs the WAL and then the database file, so what
         # the restore's verdict speaks for is on disk.
-        storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+        # A reader of an older snapshot (finalize's state digest, reading beside it) holds the checkpoint back:
+        # it waits (busy timeout) and is tried again until it completes, never skipped.
+        for _ in range(_CHECKPOINT_ATTEMPTS):
+            if not storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]:
+                return
+        raise RestoreError(f"target {self.path}: the write-ahead log could not be checkpointed (a reader holds it "
+                           f"back); nothing is lost, run finalize again")
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
@@ -530,6 +563,7 @@ _NEWEST = f"?3 = {_NEWEST_VERSION}"
 # A table's current rows in its history (parameter: its id): each document's newest revision when it holds data.
 _NEWEST_ROWS = ("FROM history h WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
                 "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)")
+_CHECKPOINT_ATTEMPTS = 10  # each waits up to the connection's busy timeout (60 s) for readers of older snapshots
 _INDEX_BATCH = 8192  # current rows keyed per call (`_index_entries_of`): memory stays flat for any table
 # A history row (h) and a current row (d) that give one leaf: the same document and version, every other column
 # the digest reads equal (`IS`: of one storage class and equal, BLOBs and TEXT byte for byte), and no data hash (a
