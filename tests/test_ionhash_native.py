@@ -632,3 +632,23 @@ def test_stored_index_keys_of_ints_and_strings_at_their_boundaries() -> None:
     got, expected = _index_keys_both_ways(rows, "a")
     assert got == expected and len(got) == len(edges)
     assert native.stored_index_keys(rows, "\ud800", "i") is None  # a name UTF-8 cannot hold: Python decides
+
+
+def test_escaped_bytes_at_every_offset_and_structs_of_every_size() -> None:
+    """The escape (0x0B, 0x0C, 0x0E each preceded by 0x0C) is taken eight bytes at a time where none needs it, and
+    a struct's field hashes are sorted by insertion up to 16 fields, by qsort past that: strings and blobs with
+    an escaped byte at each offset of several 8-byte windows (and runs of them), and structs of 0 to 40 fields,
+    hash as the Python code hashes them."""
+    values: list[Any] = []
+    for length in range(0, 26):
+        for offset in range(length):
+            for special in (0x0B, 0x0C, 0x0E):
+                raw = bytearray(b"abcdefghijklmnopqrstuvwxyz"[:length])
+                raw[offset] = special
+                values += [bytes(raw), raw.decode("latin-1")]
+        values.append(bytes([0x0B, 0x0C, 0x0E] * length))
+    values += [{f"f{i}": i * 7919 for i in range(count)} for count in range(41)]
+    values += [{f"k{i}": bytes([0x0C] * (i % 9)) for i in range(count)} for count in (15, 16, 17, 33)]
+    for value in values:
+        for data in _streams(value):
+            _check_repr(data)
