@@ -652,3 +652,30 @@ def test_escaped_bytes_at_every_offset_and_structs_of_every_size() -> None:
     for value in values:
         for data in _streams(value):
             _check_repr(data)
+
+
+@SETTINGS
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32), st.integers(0, 31))
+def test_dot_is_hashing_dot(a: bytes, b: bytes, shared: int) -> None:
+    """`dot` (the digest accumulator's fold in C) gives hashing.dot's bytes, also for hashes that agree on their
+    last `shared` bytes (QLDB's order then decided lower down), from bytes, bytearray and memoryview."""
+    from ledgerdr.journal.hashing import dot
+
+    b = b[: 32 - shared] + a[32 - shared:]
+    for x, y in ((a, b), (b, a), (a, a)):
+        assert native.dot(x, y) == dot(x, y)
+        assert native.dot(bytearray(x), memoryview(y)) == dot(x, y)
+
+
+def test_dot_of_an_empty_or_a_wrong_length_operand_is_hashing_dots() -> None:
+    from ledgerdr.journal.hashing import dot
+
+    h = hashlib.sha256(b"x").digest()
+    for x, y in ((b"", h), (h, b""), (b"", b""), (b"", b"abc"), (b"abc", b"")):
+        assert native.dot(x, y) == dot(x, y) and type(native.dot(x, y)) is bytes
+    for x, y in ((b"abc", h), (h, h + b"!"), (h[:31], h[:31])):
+        with pytest.raises(ValueError) as python_error:
+            dot(x, y)
+        with pytest.raises(ValueError) as c_error:
+            native.dot(x, y)
+        assert str(c_error.value) == str(python_error.value)
