@@ -60,6 +60,7 @@ _EXTRA_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS restore_stale_index (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
+_TABLES = tuple(statement.split()[5] for statement in _EXTRA_SCHEMA)  # CREATE TABLE IF NOT EXISTS <name> (…
 
 POSITION_META = "standby_position"  # the meta table's key of the standby position record
 
@@ -90,13 +91,23 @@ class EmbeddedTarget:
         self.storage.conn.execute("PRAGMA synchronous=NORMAL")
         # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
         # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
-        if self.storage.get_meta("restored_strand") is not None or not self.storage.block_count():
+        # Only when a table is missing: the write lock is not taken just to open it (finalize's digest processes
+        # open the target while finalize holds the lock for the index build).
+        if (self.storage.get_meta("restored_strand") is not None or not self.storage.block_count()) \
+                and not self._has_full_restore_schema():
             with self.storage.write_transaction():
                 self._restore_schema()
 
     def _restore_schema(self) -> None:
         for statement in _EXTRA_SCHEMA:
             self.storage.conn.execute(statement)
+
+    def _has_full_restore_schema(self) -> bool:
+        """Whether every table of _EXTRA_SCHEMA exists (a target restored by an older version may lack some)."""
+        found = self.storage.conn.execute(
+            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({', '.join('?' * len(_TABLES))})",
+            _TABLES).fetchone()[0]
+        return bool(found == len(_TABLES))
 
     def _has_restore_schema(self) -> bool:
         return self.storage.conn.execute(
