@@ -89,6 +89,12 @@ class EmbeddedTarget:
         # and finalize checkpoints the WAL and syncs the file before the restore's verdict.
         self._synchronous = self.storage.conn.execute("PRAGMA synchronous").fetchone()[0]  # the ledger's own
         self.storage.conn.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints every 64 MiB of log rather than SQLite's 4 MiB: history is a WITHOUT ROWID table keyed by
+        # document id, so each unit rewrites leaf pages all over it, and a page that unit after unit changes is
+        # copied into the file once per checkpoint rather than once per unit (workers=2, 1,000,000 revisions:
+        # ~11% less CPU). Not larger: at 256 MiB a worker stalls in each checkpoint and its sync, and the
+        # restore took longer. Per connection; finalize checkpoints the rest.
+        self.storage.conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
         # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
         # Only when a table is missing: the write lock is not taken just to open it (finalize's digest processes
@@ -574,6 +580,7 @@ _NEWEST = f"?3 = {_NEWEST_VERSION}"
 # A table's current rows in its history (parameter: its id): each document's newest revision when it holds data.
 _NEWEST_ROWS = ("FROM history h WHERE table_id = ?1 AND data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history n "
                 "WHERE n.table_id = ?1 AND n.doc_id = h.doc_id AND n.version > h.version)")
+_CHECKPOINT_PAGES = 16384  # of 4 KiB: the log's size at which a commit checkpoints it
 _CHECKPOINT_ATTEMPTS = 10  # each waits up to the connection's busy timeout (60 s) for readers of older snapshots
 _INDEX_BATCH = 8192  # current rows keyed per call (`_index_entries_of`): memory stays flat for any table
 # A history row (h) and a current row (d) that give one leaf: the same document and version, every other column
