@@ -399,20 +399,18 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
     try:
         if processes > 1 and target.splits_state:
             # Hashing every stored row is most of finalize (decoding it too, in Python): spread it over processes.
-            # The journal's digest is computed in one of them while the target builds what the digest reads (a
-            # bulk-loaded target's current rows, `finalize_state`); then the processes read that (each from its
-            # own snapshot; no unit is being applied any more) while the target finalizes the rest (index
-            # entries, the digest accumulator, the checkpoint), which the digest does not read.
+            # The journal's digest is computed in one of them while the target finalizes (a bulk-loaded target
+            # builds its current rows and indexes there, single-threaded); then the processes read what it
+            # stores (each from its own snapshot; no unit is being applied any more).
             context = multiprocessing.get_context("spawn")
             with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
                 journal_part = pool.apply_async(digest_of_packed_journal, (journals, redactions, ddl.dropped()))
                 _apply_ddl(target, ddl, plan.restore_id)
-                _finalize_state(target)
+                target.finalize()
                 digest_part = _digest_rows_part if digests_rows_in_c(target) else _digest_part
                 parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
-                target.finalize()  # while they hash
                 journal_digest = journal_part.get()
                 target_digest = digest_of_parts(parts.get(), target_dropped(target))
         else:
@@ -433,17 +431,6 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         report.problems.append(f"last applied block hash {report.last_block_hash} is not the recorded "
                                f"{plan.expected_last_hash}")
     report.verdict = not report.problems and not report.lost_blocks and report.units_applied == report.units
-
-
-def _finalize_state(target: Target) -> None:
-    """What the state digest reads, built and committed, so that `finalize` can run beside the digest's readers:
-    `finalize_state` where the target has it (the embedded ledger), else the whole `finalize`."""
-    # Looked up, not a `Target` method: a target without it (PostgreSQL) finalizes in one step.
-    prepare = getattr(target, "finalize_state", None)
-    if prepare is not None:
-        prepare()
-    else:
-        target.finalize()
 
 
 def _journal_side(source: Location, state: Location, unit: WorkUnit,

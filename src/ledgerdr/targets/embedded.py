@@ -56,7 +56,7 @@ _EXTRA_SCHEMA = (
     # from history (`_build_current`) by finalize or the first read of the state, not merged unit by unit
     "CREATE TABLE IF NOT EXISTS restore_stale (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
     # tables whose current rows are built but whose index entries are not yet (`_build_index_entries`): the
-    # state digest reads current rows only, so it need not wait for them (`finalize_state`)
+    # state digest reads current rows only, so a read of the state builds those alone (`iter_state_rows`)
     "CREATE TABLE IF NOT EXISTS restore_stale_index (table_id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
@@ -97,8 +97,8 @@ class EmbeddedTarget:
         self.storage.conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
         # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
-        # Only when a table is missing: the write lock is not taken just to open it (finalize's digest processes
-        # open the target while finalize holds the lock for the index build).
+        # Only when a table is missing: the write lock is not taken just to open it (a reader, e.g. finalize's
+        # digest processes, need not wait for a writer).
         if (self.storage.get_meta("restored_strand") is not None or not self.storage.block_count()) \
                 and not self._has_full_restore_schema():
             with self.storage.write_transaction():
@@ -414,11 +414,6 @@ class EmbeddedTarget:
                 storage.replace_block_bytes(seq, erased)
 
     # ------------------------------------------------------------------------------------ after the last unit
-    def finalize_state(self) -> None:
-        """Build what the state digest reads (the current rows of the tables bulk loaded since the last
-        `finalize`) and commit it, so that the digest's readers can start while `finalize` does the rest."""
-        self._build_current()
-
     def finalize(self) -> None:
         """Extend the digest accumulator over the blocks now contiguous (units store blocks in any order), and
         make every committed unit durable.
@@ -444,8 +439,8 @@ class EmbeddedTarget:
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
         # Commits ran at synchronous=NORMAL: a checkpoint syncs the WAL and then the database file, so what
         # the restore's verdict speaks for is on disk.
-        # A reader of an older snapshot (finalize's state digest, reading beside it) holds the checkpoint back:
-        # it waits (busy timeout) and is tried again until it completes, never skipped.
+        # A reader of an older snapshot (a standby's status, say) holds the checkpoint back: it waits (busy
+        # timeout) and is tried again until it completes, never skipped.
         for _ in range(_CHECKPOINT_ATTEMPTS):
             if not storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]:
                 return
