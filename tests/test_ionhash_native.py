@@ -632,3 +632,50 @@ def test_stored_index_keys_of_ints_and_strings_at_their_boundaries() -> None:
     got, expected = _index_keys_both_ways(rows, "a")
     assert got == expected and len(got) == len(edges)
     assert native.stored_index_keys(rows, "\ud800", "i") is None  # a name UTF-8 cannot hold: Python decides
+
+
+def test_escaped_bytes_at_every_offset_and_structs_of_every_size() -> None:
+    """The escape (0x0B, 0x0C, 0x0E each preceded by 0x0C) is taken eight bytes at a time where none needs it, and
+    a struct's field hashes are sorted by insertion up to 16 fields, by qsort past that: strings and blobs with
+    an escaped byte at each offset of several 8-byte windows (and runs of them), and structs of 0 to 40 fields,
+    hash as the Python code hashes them."""
+    values: list[Any] = []
+    for length in range(0, 26):
+        for offset in range(length):
+            for special in (0x0B, 0x0C, 0x0E):
+                raw = bytearray(b"abcdefghijklmnopqrstuvwxyz"[:length])
+                raw[offset] = special
+                values += [bytes(raw), raw.decode("latin-1")]
+        values.append(bytes([0x0B, 0x0C, 0x0E] * length))
+    values += [{f"f{i}": i * 7919 for i in range(count)} for count in range(41)]
+    values += [{f"k{i}": bytes([0x0C] * (i % 9)) for i in range(count)} for count in (15, 16, 17, 33)]
+    for value in values:
+        for data in _streams(value):
+            _check_repr(data)
+
+
+@SETTINGS
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32), st.integers(0, 31))
+def test_dot_is_hashing_dot(a: bytes, b: bytes, shared: int) -> None:
+    """`dot` (the digest accumulator's fold in C) gives hashing.dot's bytes, also for hashes that agree on their
+    last `shared` bytes (QLDB's order then decided lower down), from bytes, bytearray and memoryview."""
+    from ledgerdr.journal.hashing import dot
+
+    b = b[: 32 - shared] + a[32 - shared:]
+    for x, y in ((a, b), (b, a), (a, a)):
+        assert native.dot(x, y) == dot(x, y)
+        assert native.dot(bytearray(x), memoryview(y)) == dot(x, y)
+
+
+def test_dot_of_an_empty_or_a_wrong_length_operand_is_hashing_dots() -> None:
+    from ledgerdr.journal.hashing import dot
+
+    h = hashlib.sha256(b"x").digest()
+    for x, y in ((b"", h), (h, b""), (b"", b""), (b"", b"abc"), (b"abc", b"")):
+        assert native.dot(x, y) == dot(x, y) and type(native.dot(x, y)) is bytes
+    for x, y in ((b"abc", h), (h, h + b"!"), (h[:31], h[:31])):
+        with pytest.raises(ValueError) as python_error:
+            dot(x, y)
+        with pytest.raises(ValueError) as c_error:
+            native.dot(x, y)
+        assert str(c_error.value) == str(python_error.value)

@@ -174,7 +174,8 @@ def _current(target: EmbeddedTarget) -> list[tuple]:
 
 def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_by_unit(tmp_path):
     """Rows of a table created since the last finalize go to history only; finalize (or a read of the state) builds
-    its current rows and index entries from history at once, as merging unit by unit gives them. After it (a
+    its current rows and index entries from history at once, as merging unit by unit gives them (the current rows
+    first, all a read of the state needs; the index entries by the next finalize). After it (a
     standby's next round), the table's units merge their newest versions at once again."""
     _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
     read = [load_rows(location.store, unit) for unit in split_units(plan_restore(location).units, 4)]
@@ -202,6 +203,13 @@ def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_b
     assert bulk.storage.conn.execute("SELECT count(*) FROM restore_stale").fetchone()[0] == len(tables)
     bulk.apply("ddl", ddl.changes_to(bulk.table_ddls()), [], [], None)
     assert not bulk.storage.conn.execute("SELECT 1 FROM index_entries").fetchall()  # left to finalize too
+    assert digest_of_target(bulk) == digest_of_target(merged)  # the read builds the current rows it reads …
+    assert _current(bulk) == _current(merged)
+    assert not bulk.storage.conn.execute("SELECT 1 FROM index_entries").fetchall()  # … and not the index entries
+    reopened = EmbeddedTarget(tmp_path / "bulk.db")  # an interrupted finalize: the next one builds what is left
+    reopened.finalize()
+    reopened.close()
+    assert not bulk.storage.conn.execute("SELECT 1 FROM restore_stale_index").fetchall()
     bulk.finalize()
     assert _current(bulk) == _current(merged)
     assert _rows(tmp_path / "bulk.db")["index_entries"] == _rows(tmp_path / "merged.db")["index_entries"] != []

@@ -64,6 +64,38 @@ PyObject *py_sha256_portable(PyObject *module, PyObject *arg)
     return digest_of(arg, ldr_sha256_portable);
 }
 
+/* hashing.dot: an empty operand gives the other unchanged (as bytes), else both must be 32 bytes (ValueError
+ * with hashing.dot's message). */
+PyObject *py_dot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer a, b;
+    unsigned char out[32];
+    PyObject *result = NULL;
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "dot(a, b) takes two arguments");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &a, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &b, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    if (a.len == 0) {
+        result = PyBytes_FromStringAndSize((const char *)b.buf, b.len);
+    } else if (b.len == 0) {
+        result = PyBytes_FromStringAndSize((const char *)a.buf, a.len);
+    } else if (a.len != 32 || b.len != 32) {
+        PyErr_Format(PyExc_ValueError, "dot needs 32-byte hashes, got %zd and %zd bytes", a.len, b.len);
+    } else {
+        dot32((const unsigned char *)a.buf, (const unsigned char *)b.buf, out);
+        result = PyBytes_FromStringAndSize((const char *)out, 32);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return result;
+}
+
 /* --- binary_top_field ----------------------------------------------------------------------------------- */
 
 /* ionread.binary_top_field_python ported path by path: the top-level field of the struct d[0:n] whose s(name)

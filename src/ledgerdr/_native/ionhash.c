@@ -101,6 +101,8 @@ void init_types(void)
 
 static PyMethodDef methods[] = {
     {"sha256", py_sha256, METH_O, "sha256(data) -> the 32-byte SHA-256 digest of data."},
+    {"dot", (PyCFunction)(void (*)(void))py_dot, METH_FASTCALL,
+     "dot(a, b) -> hashing.dot(a, b): SHA-256 of the two 32-byte hashes, the smaller (QLDB's order) first."},
     {"_sha256_portable", py_sha256_portable, METH_O,
      "_sha256_portable(data) -> sha256(data) by the portable code even where SHA-NI is used (for tests)."},
     {"encode_hashed", (PyCFunction)(void (*)(void))py_encode_hashed, METH_FASTCALL,

@@ -50,6 +50,7 @@ PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py_ssize_
 PyObject *py_stored_index_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_snapshot_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs); /* snapshot_rows.c */
 PyObject *py_sha256(PyObject *module, PyObject *arg);
+PyObject *py_dot(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_sha256_portable(PyObject *module, PyObject *arg);
 
 #endif

@@ -47,14 +47,40 @@ static void buf_free(Buf *b)
     b->len = b->cap = 0;
 }
 
-/* Ion Hash escape: 0x0B, 0x0E and 0x0C are each preceded by 0x0C. */
+/* Whether one of the 8 bytes of w is 0x0B, 0x0C or 0x0E: the zero-byte test on w xor each byte repeated,
+ * exact as to whether any byte is zero. */
+#define ESC_ONES 0x0101010101010101ULL
+#define ESC_HIGHS 0x8080808080808080ULL
+#define ESC_ZERO_BYTE(v) (((v) - ESC_ONES) & ~(v) & ESC_HIGHS)
+static inline int word_needs_escape(uint64_t w)
+{
+    uint64_t b = w ^ (0x0B * ESC_ONES), c = w ^ (0x0C * ESC_ONES), e = w ^ (0x0E * ESC_ONES);
+    return (ESC_ZERO_BYTE(b) | ESC_ZERO_BYTE(c) | ESC_ZERO_BYTE(e)) != 0;
+}
+
+/* Ion Hash escape: 0x0B, 0x0E and 0x0C are each preceded by 0x0C. Eight bytes at a time where none of
+ * them needs it (most of a document's text and of a hash), byte by byte in the others. */
 static int buf_add_escaped(Buf *b, const unsigned char *src, Py_ssize_t n)
 {
-    Py_ssize_t i;
+    Py_ssize_t i = 0, j;
     unsigned char *out;
     if (buf_reserve(b, 2 * n) < 0) return -1;
     out = b->p + b->len;
-    for (i = 0; i < n; i++) {
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        if (!word_needs_escape(w)) {
+            memcpy(out, &w, 8);
+            out += 8;
+            continue;
+        }
+        for (j = i; j < i + 8; j++) {
+            unsigned char c = src[j];
+            if (c == 0x0B || c == 0x0C || c == 0x0E) *out++ = 0x0C;
+            *out++ = c;
+        }
+    }
+    for (; i < n; i++) {
         unsigned char c = src[i];
         if (c == 0x0B || c == 0x0C || c == 0x0E) *out++ = 0x0C;
         *out++ = c;
@@ -131,12 +157,30 @@ static int cmp_hash(const void *a, const void *b)
     return memcmp(a, b, 32);
 }
 
+/* Sort count 32-byte hashes at p in memcmp order: by insertion for the few fields of most structs (no call
+ * per comparison), by qsort for many. */
+static void sort_hashes(unsigned char *p, Py_ssize_t count)
+{
+    Py_ssize_t i, j;
+    unsigned char held[32];
+    if (count > 16) {
+        qsort(p, (size_t)count, 32, cmp_hash);
+        return;
+    }
+    for (i = 1; i < count; i++) {
+        if (memcmp(p + (i - 1) * 32, p + i * 32, 32) <= 0) continue;
+        memcpy(held, p + i * 32, 32);
+        for (j = i; j > 0 && memcmp(p + (j - 1) * 32, held, 32) > 0; j--) memcpy(p + j * 32, p + (j - 1) * 32, 32);
+        memcpy(p + j * 32, held, 32);
+    }
+}
+
 /* s(struct) from the field hashes in hashes[start:]: sorted, concatenated, escaped, wrapped. The hashes
  * are popped off afterwards. */
 static int finish_struct_s(Buf *out, Buf *hashes, Py_ssize_t start)
 {
     Py_ssize_t count = (hashes->len - start) / 32;
-    if (count > 1) qsort(hashes->p + start, (size_t)count, 32, cmp_hash);
+    if (count > 1) sort_hashes(hashes->p + start, count);
     if (buf_reserve(out, 2 * (hashes->len - start) + 3) < 0) return -1;
     out->p[out->len++] = 0x0B;
     out->p[out->len++] = 0xD0;

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from typing import Any
 from amazon.ion.simple_types import IonPyBool, IonPyNull
 from amazon.ion.symbols import SymbolToken
 
+from .. import native
 from ..errors import LedgerError, OccConflict
 from ..journal.hashing import dot
 from ..journal.proofs import DigestAccumulator
@@ -611,10 +612,11 @@ class Storage:
         their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
         stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
         nodes: list[tuple[int, int, bytes]] = []
+        fold = _native_dot or dot  # a restore folds every block here: hashing.dot's C twin where built
         for seq, block_hash in enumerate(block_hashes, first_seq):
             node, height = block_hash, 0
             while stack and stack[-1][0] == height:  # DigestAccumulator.add, keeping the subtrees it completes
-                node, height = dot(stack.pop()[1], node), height + 1
+                node, height = fold(stack.pop()[1], node), height + 1
                 nodes.append((height, ((seq + 1) >> height) - 1, node))
             stack.append((height, node))
         if nodes:
@@ -652,6 +654,10 @@ class Storage:
         if row is None:
             raise LedgerError(f"Merkle node ({height}, {idx}) is missing: the ledger file is damaged")
         return row[0]
+
+
+# hashing.dot in C (`_ionhash.dot`), or None: the Python function stays the reference (tests/test_ionhash_native.py)
+_native_dot: Callable[[bytes, bytes], bytes] | None = getattr(native.ionhash, "dot", None)
 
 
 def accumulator_from(stack: list[tuple[int, bytes]], count: int) -> DigestAccumulator:
