@@ -37,6 +37,7 @@ the work a restore applies is `restore/snapshot.py`'s job.
 from __future__ import annotations
 
 import gc
+import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ READABLE_VERSIONS = (1, 2)
 SNAPSHOTS = "_ledgerdr/snapshots/"
 MANIFEST = "manifest.json"
 _NULL_HASH = ion_hash(None)
+_MEMORY_REPR = re.compile(r"<memory at 0x[0-9a-fA-F]+>")
 
 Key = tuple[str, str, int]  # (tableId, documentId, version): the sort order of records
 
@@ -457,7 +459,10 @@ def read_part_python(data: bytes, first_seq: int, last_seq: int) -> PartRows:
     except ValueError:
         raise ValueError("record #0 at byte 0: not a format-2 snapshot part") from None
     try:
-        for _ in range(cursor.number()):
+        tables = cursor.number()
+        if tables > (len(data) - cursor.pos) // 2:  # each table takes two texts, at least a byte each
+            raise ValueError("table count beyond the object")
+        for _ in range(tables):
             out.tables.append((cursor.text(), cursor.text()))
             if len(out.tables) > 1 and out.tables[-2][0] >= out.tables[-1][0]:
                 raise ValueError("tables not in id order")
@@ -538,7 +543,8 @@ def _data_problem(row: HistoryRow, meta_hash: bytes | None = None) -> str | None
         try:
             data_hash = ion_hash(load_value(ion, value_model=IonPyValueModel.MAY_BE_BARE))
         except (IonException, ValueError, TypeError, IndexError) as exc:
-            return f"cannot decode the document: {exc}"
+            # amazon.ion names the bytes it choked on by a memoryview's repr (its address): say what, not where
+            return f"cannot decode the document: {_MEMORY_REPR.sub('its bytes', str(exc))}"
     return None if dot(meta_hash, data_hash) == row[4] else "hash does not recompute from metadata and data"
 
 
