@@ -46,6 +46,7 @@ def test_no_flow_probes_a_target_store_or_queue() -> None:
 FLOWS = ["backup.py", "replicate.py", "restore", "compact.py", "prune.py", "snapshots.py", "status.py", "drill.py"]
 BACKENDS = {"ledgerdr.stores.file", "ledgerdr.stores.s3", "ledgerdr.queues.sqlite", "ledgerdr.queues.sqs",
             "ledgerdr.targets.embedded", "ledgerdr.targets.postgres", "ledgerdr.targets.postgres_state",
+            "ledgerdr.targets.postgres_streams",
             "ledgerdr.sources.qldb"}
 
 # Named exceptions, each a module whose job is one backend: the statement-replay baseline replays statements

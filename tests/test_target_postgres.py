@@ -25,7 +25,8 @@ from ledgerdr.targets.digest import (
     digest_part_of_state_rows,
     target_dropped,
 )
-from ledgerdr.targets.postgres import PostgresTarget, _streamed
+from ledgerdr.targets.postgres import PostgresTarget
+from ledgerdr.targets.postgres_streams import streamed
 from support.scenarios import (
     HOSTILE_FIELDS,
     HOSTILE_NAMES,
@@ -245,7 +246,7 @@ def test_state_rows_left_unread_close_their_connections(open_target, pg_dsn, sce
 
 
 def test_side_by_side_streams_give_every_item_and_raise_a_failure(pg_dsn):
-    """`_streamed`: every item of every producer, whichever connection ran it; a producer's failure is raised to
+    """`streamed`: every item of every producer, whichever connection ran it; a producer's failure is raised to
     the caller and every connection is closed."""
     def count_to(n: int):
         def produce(conn):
@@ -260,10 +261,10 @@ def test_side_by_side_streams_give_every_item_and_raise_a_failure(pg_dsn):
     def connect():
         return psycopg.connect(pg_dsn, autocommit=True)
 
-    assert sorted(_streamed(connect, [count_to(3), count_to(40), count_to(0), count_to(2), count_to(5)])) == sorted(
+    assert sorted(streamed(connect, [count_to(3), count_to(40), count_to(0), count_to(2), count_to(5)])) == sorted(
         [*range(3), *range(40), *range(2), *range(5)])
     with pytest.raises(ValueError, match="a producer failed"):
-        list(_streamed(connect, [count_to(500), failing, count_to(500), count_to(500)]))
+        list(streamed(connect, [count_to(500), failing, count_to(500), count_to(500)]))
     assert _other_connections(pg_dsn, 0) == 0
 
 

@@ -33,22 +33,19 @@ adds; the locks are still taken in one order, and the one wait in a cycle left (
 other's rows at once) is PostgreSQL's detected deadlock, which rolls the unit back to apply it exclusively.
 
 Finalize's build of the current state and the state digest's read-back divide by table: up to `_STREAMS`
-connections of this instance's work side by side (`_streamed`), each one backend, one core of the server's.
+connections of this instance's work side by side (`streamed`), each one backend, one core of the server's.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import queue
 import re
-import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import Any, TypeVar
+from typing import Any
 from zlib import crc32
 
 import psycopg
@@ -73,6 +70,7 @@ from .base import (
 )
 from .pgcopy import history_copy, jsonb_text
 from .postgres_state import STATE_SETTINGS, state_rows, stored_revisions
+from .postgres_streams import in_parallel, streamed
 
 COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
            "type_lost", "block_seq")
@@ -82,11 +80,6 @@ _ROWS = sql.Identifier("pg_temp", "_ledgerdr_rows")
 # Binary COPY types of the staging table: table_id, then COLUMNS (data staged as text, cast to jsonb).
 _STAGE_TYPES = ["text", "text", "int4", "timestamptz", "text", "text", "text", "bytea", "bytea", "bytea", "bool",
                 "bool", "int8"]
-# Connections working side by side where the work divides by table (`_in_parallel`): building current states,
-# reading the stored state back. Each is one backend, one core of the server's.
-_STREAMS = 3
-# Batches read ahead by those connections and not yet taken (each up to `postgres_state._STATE_BATCH` rows).
-_READ_AHEAD = 6
 _PREFIX_BYTES = 40  # sanitized-name part of a table name: 40 + "_" + 12 hex + "_history" = 61 ≤ 63 bytes
 _INDEX_PREFIX_BYTES = 30
 
@@ -171,7 +164,7 @@ class PostgresTarget:
         return sql.Identifier(self.schema, name)
 
     def _connect(self) -> psycopg.Connection:
-        """A connection to the target: this instance's own, or one more for work done beside it (`_in_parallel`)."""
+        """A connection to the target: this instance's own, or one more for work done beside it (`in_parallel`)."""
         conn = psycopg.connect(self._dsn, autocommit=True)
         try:
             # txTime is also kept as Ion text; UTC here only makes the timestamptz column read naturally.
@@ -557,14 +550,14 @@ class PostgresTarget:
         """The current state of each table bulk loaded since the last call (`_defers_current`), built at once
         from its history: each document's newest revision, unless that is a delete. Each table in its own
         transaction under its lock, so a unit applied meanwhile waits and then merges into the built state; the
-        tables side by side, one connection each (`_in_parallel`): a build is PostgreSQL's work alone (reading
+        tables side by side, one connection each (`in_parallel`): a build is PostgreSQL's work alone (reading
         history, writing the rows, their WAL and its flush), and one backend uses one core."""
         stale = [row[0] for row in self._conn.execute(sql.SQL("SELECT table_id FROM {} ORDER BY table_id")
                                                       .format(self._t("_stale")))]
         if not stale:
             return
         catalog = {t.table_id: t for t in self.tables()}
-        _in_parallel(self._connect, [functools.partial(self._build_table, catalog[t]) for t in stale])
+        in_parallel(self._connect, [functools.partial(self._build_table, catalog[t]) for t in stale])
 
     def _build_table(self, table: PgTable, conn: psycopg.Connection) -> None:
         """`_build_current` of one table, on `conn`."""
@@ -626,7 +619,7 @@ class PostgresTarget:
         `count` by a hash of the id (each part scans every row, hence `splits_state` False).
 
         The tables are read side by side, each on a connection of its own that imports this one's snapshot
-        (`_streamed`), so one table's join runs in PostgreSQL while the rows of another are hashed here; the
+        (`streamed`), so one table's join runs in PostgreSQL while the rows of another are hashed here; the
         batches of different tables come interleaved (each table's own in its query's order)."""
         self._build_current()
 
@@ -653,7 +646,7 @@ class PostgresTarget:
             snapshot = self._conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             with self._conn.cursor() as cur:
                 catalog = self._catalog(cur)
-            yield from _streamed(self._connect, [read(table, snapshot) for table in catalog.values()])
+            yield from streamed(self._connect, [read(table, snapshot) for table in catalog.values()])
 
     def table_ddls(self) -> list[TableDDL]:
         return [TableDDL(t.table_id, t.table_name, t.indexes, t.dropped, t.status_seq) for t in self.tables()]
@@ -701,86 +694,6 @@ class PostgresTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# ---------------------------------------------------------------------------------------------- side by side
-
-_T = TypeVar("_T")
-_DONE = object()
-
-
-def _in_parallel(connect: Callable[[], psycopg.Connection],
-                 tasks: Sequence[Callable[[psycopg.Connection], None]]) -> None:
-    """Run `tasks` (each given a connection) side by side as `_streamed` does; raises the first failure."""
-    def produce(task: Callable[[psycopg.Connection], None]) -> Callable[[psycopg.Connection], Generator[None]]:
-        def run(conn: psycopg.Connection) -> Generator[None]:
-            task(conn)
-            yield from ()
-        return run
-
-    for _ in _streamed(connect, [produce(task) for task in tasks]):
-        pass
-
-
-def _streamed(connect: Callable[[], psycopg.Connection],
-              producers: Sequence[Callable[[psycopg.Connection], Generator[_T]]]) -> Iterator[_T]:
-    """What `producers` yield, as they yield it: up to `_STREAMS` threads, each with its own connection from
-    `connect`, take the producers one after another (at most `_READ_AHEAD` items wait to be taken). The first
-    failure in a thread is raised here; when the caller stops early (or fails) the threads stop at their next
-    item and their connections close before this returns. The threads wait on PostgreSQL with the GIL released."""
-    if not producers:
-        return
-    work: queue.SimpleQueue[Callable[[psycopg.Connection], Generator[_T]]] = queue.SimpleQueue()
-    for producer in producers:
-        work.put(producer)
-    out: queue.Queue[Any] = queue.Queue(maxsize=_READ_AHEAD)
-    stop = threading.Event()
-
-    def put(item: Any) -> None:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def run() -> None:
-        try:
-            with closing(connect()) as conn:
-                while not stop.is_set():
-                    try:
-                        producer = work.get_nowait()
-                    except queue.Empty:
-                        break
-                    with closing(producer(conn)) as items:
-                        for item in items:
-                            if stop.is_set():
-                                break
-                            put((True, item))
-        except BaseException as exc:  # handed to the caller, which raises it
-            put((False, exc))
-        finally:
-            put(_DONE)
-
-    threads = [threading.Thread(target=run, name="ledgerdr-pg", daemon=True)
-               for _ in range(min(_STREAMS, len(producers)))]
-    for thread in threads:
-        thread.start()
-    try:
-        running = len(threads)
-        while running:
-            item = out.get()
-            if item is _DONE:
-                running -= 1
-                continue
-            ok, value = item
-            if not ok:
-                raise value
-            yield value
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
 
 
 # ---------------------------------------------------------------------------------------------- rows
