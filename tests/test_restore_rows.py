@@ -18,7 +18,7 @@ import pytest
 from amazon.ion import simpleion
 
 from ledgerdr import native
-from ledgerdr.errors import StoreError, VerificationError
+from ledgerdr.errors import RestoreError, StoreError, VerificationError
 from ledgerdr.journal.codecs import ExportFormat
 from ledgerdr.journal.hashing import merkle_root
 from ledgerdr.journal.proofs import DigestAccumulator
@@ -30,6 +30,7 @@ from ledgerdr.restore.rows import load_rows
 from ledgerdr.restore.run import split_units
 from ledgerdr.restore.worker import WorkerSpec, run_worker
 from ledgerdr.stores import FileStore
+from ledgerdr.targets import embedded as embedded_target
 from ledgerdr.targets.ddl import DdlState
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
@@ -101,6 +102,29 @@ def test_restore_commits_at_normal_durability_and_promote_gives_the_ledger_its_o
     target.open_lineage("strand", "ledger")
     target.promote("lineage-1")
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    target.close()
+
+
+def test_finalize_never_skips_its_checkpoint_while_a_reader_holds_an_older_snapshot(tmp_path, monkeypatch):
+    """The checkpoint that makes the units durable waits for a reader of an older snapshot and is tried again;
+    when the reader outlasts every try, finalize fails naming the target (no verdict on an unsynced log), and
+    succeeds once the reader is done, nothing lost."""
+    monkeypatch.setattr(embedded_target, "_CHECKPOINT_ATTEMPTS", 2)  # two tries, not ten busy timeouts of 60 s
+    path = tmp_path / "t.db"
+    target = EmbeddedTarget(path)
+    target.open_lineage("strand", "ledger")
+    target.storage.conn.execute("PRAGMA busy_timeout=20")
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # holds this snapshot
+    target.write_position_record(b"after the reader's snapshot")
+    with pytest.raises(RestoreError, match=f"{path}.*checkpointed") as refused:
+        target.finalize()
+    assert "nothing is lost" in str(refused.value)
+    reader.rollback()
+    reader.close()
+    target.finalize()
+    assert target.read_position_record() == b"after the reader's snapshot"
     target.close()
 
 
