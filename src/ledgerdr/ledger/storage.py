@@ -612,11 +612,10 @@ class Storage:
         their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
         stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
         nodes: list[tuple[int, int, bytes]] = []
-        fold = _native_dot or dot  # a restore folds every block here: hashing.dot's C twin where built
         for seq, block_hash in enumerate(block_hashes, first_seq):
             node, height = block_hash, 0
             while stack and stack[-1][0] == height:  # DigestAccumulator.add, keeping the subtrees it completes
-                node, height = fold(stack.pop()[1], node), height + 1
+                node, height = _fold(stack.pop()[1], node), height + 1
                 nodes.append((height, ((seq + 1) >> height) - 1, node))
             stack.append((height, node))
         if nodes:
@@ -656,8 +655,9 @@ class Storage:
         return row[0]
 
 
-# hashing.dot in C (`_ionhash.dot`), or None: the Python function stays the reference (tests/test_ionhash_native.py)
-_native_dot: Callable[[bytes, bytes], bytes] | None = getattr(native.ionhash, "dot", None)
+# A restore folds every block here: hashing.dot's C twin (`_ionhash.dot`) where built; the Python function stays the
+# reference (tests/test_ionhash_native.py)
+_fold: Callable[[bytes, bytes], bytes] = native.ionhash.dot if native.ionhash is not None else dot
 
 
 def accumulator_from(stack: list[tuple[int, bytes]], count: int) -> DigestAccumulator:

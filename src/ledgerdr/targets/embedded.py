@@ -687,8 +687,7 @@ def _dumps(data: Any) -> bytes:
 def _index_entries_of(rows: list[tuple[str, bytes | None]], index: IndexRow) -> list[tuple[str, bytes, str]]:
     """The entries (index id, key, document id) of `index` for current rows (document id, data): keyed in C
     (`_ionhash.stored_index_keys`, the fast paths of `_stored_index_key`), the rest by `_stored_index_key`."""
-    keyed = getattr(native.ionhash, "stored_index_keys", None)
-    done = keyed(rows, index.field, index.index_id) if keyed is not None else None
+    done = native.ionhash.stored_index_keys(rows, index.field, index.index_id) if native.ionhash is not None else None
     entries: list[tuple[str, bytes, str]]
     entries, undecided = done if done is not None else ([], rows)
     entries.extend((index.index_id, key, doc_id) for doc_id, data in undecided
