@@ -28,7 +28,7 @@ from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
 from ledgerdr.restore.run import split_units
-from ledgerdr.restore.worker import WorkerSpec, run_worker
+from ledgerdr.restore.worker import WorkerSpec, apply_unit, run_worker
 from ledgerdr.stores import FileStore
 from ledgerdr.targets import embedded as embedded_target
 from ledgerdr.targets.ddl import DdlState
@@ -126,6 +126,54 @@ def test_finalize_never_skips_its_checkpoint_while_a_reader_holds_an_older_snaps
     target.finalize()
     assert target.read_position_record() == b"after the reader's snapshot"
     target.close()
+
+
+def test_reads_beside_finalize_meet_the_current_rows_and_hold_back_only_the_checkpoint(tmp_path):
+    """`finalize_beside_reads` starts the reads once the current rows are built, builds the index entries while a
+    reader holds its snapshot (commits do not wait for readers), and checkpoints and scrubs the WAL of a
+    redaction's bytes only after the reads have ended; the file then holds what `finalize` gives."""
+    primary = ledger_with_a_redaction(tmp_path)
+    plan = plan_restore(primary)
+    ddl = DdlState()
+    paths = {name: tmp_path / f"{name}.db" for name in ("beside", "plain")}
+    for path in paths.values():
+        target = EmbeddedTarget(path)
+        for unit in plan.units:
+            apply_unit(primary, target, unit, "ledger")
+        target.close()
+    for unit in plan.units:
+        ddl.apply_all(event for r in [load_rows(primary.store, unit)] if r is not None for event in r.ddl)
+    plain, beside = EmbeddedTarget(paths["plain"]), EmbeddedTarget(paths["beside"])
+    plain.finalize()
+    for target in (plain, beside):
+        target.apply("ddl", ddl.changes_to(target.table_ddls()), [], [], None)
+    plain.finalize()
+    seen: dict[str, object] = {}
+
+    def start_reads():
+        reader = EmbeddedTarget(paths["beside"])
+        seen["stale_index"] = reader.storage.conn.execute("SELECT count(*) FROM restore_stale_index").fetchone()[0]
+        digest = digest_of_target(reader)  # the current rows are there to read
+        reader.storage.conn.execute("BEGIN")
+        reader.storage.conn.execute("SELECT count(*) FROM history").fetchone()  # holds this snapshot
+
+        def wait():
+            seen["stale_index_after"] = sqlite3.connect(paths["beside"]).execute(
+                "SELECT count(*) FROM restore_stale_index").fetchone()[0]  # built while the reader read
+            seen["wal_before_end"] = os.path.getsize(f"{paths['beside']}-wal")
+            reader.storage.conn.execute("COMMIT")
+            reader.close()
+            return digest
+
+        return wait
+
+    digest = beside.finalize_beside_reads(start_reads)
+    assert digest == digest_of_target(plain)
+    assert seen["stale_index"] and not seen["stale_index_after"] and seen["wal_before_end"] > 0
+    assert os.path.getsize(f"{paths['beside']}-wal") == 0  # scrubbed (a redaction) once the reader was done
+    beside.close()
+    plain.close()
+    assert _rows(paths["beside"]) == _rows(paths["plain"])
 
 
 def test_a_unit_that_starts_inside_its_object_goes_through_the_c_verifier(tmp_path):

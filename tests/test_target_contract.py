@@ -252,6 +252,31 @@ def test_units_as_rows_mixed_with_revisions_in_any_order_give_the_journal(make, 
     assert target.info()["documents"] == len(scenario.expected_current())
 
 
+def test_reads_beside_finalize_see_the_finalized_state(make, scenario) -> None:
+    """`finalize_beside_reads`: reads started by it through another instance (as the restore's digest processes)
+    give the journal's state, though the units left it to finalize (bulk-loaded tables); their result is what it
+    returns, and the target is then finalized as by `finalize`."""
+    if native.journal is None:
+        pytest.skip("the C journal verifier is not in use (LEDGERDR_PURE_PYTHON, or not built): no rows to apply")
+    target = bound(make, scenario)
+    requires(target, "applies_rows")
+    for delivery in units(scenario, 3):
+        apply_as_rows(delivery, target)
+    reader = make()  # the same target's data, another connection
+    started: list[bool] = []
+
+    def start_reads() -> Callable[[], object]:
+        started.append(True)
+        read = digest_of_target(reader)
+        return lambda: read
+
+    expected = journal_digest(scenario)
+    assert target.finalize_beside_reads(start_reads) == expected and started == [True]
+    assert target.info()["documents"] == len(scenario.expected_current())
+    target.finalize()  # nothing left to do
+    assert digest_of_target(target) == expected
+
+
 def test_a_delete_applied_first_is_not_undone_by_the_older_revision(make) -> None:
     s = JournalScenario(21)
     s.create_table("Vehicle")

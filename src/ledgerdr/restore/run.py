@@ -405,19 +405,24 @@ def _finalize(plan: RestorePlan, source: Location, target_url: str, state: Locat
         if processes > 1 and target.splits_state:
             # Hashing every stored row is most of finalize (decoding it too, in Python): spread it over processes.
             # The journal's digest is computed in one of them while the target finalizes (a bulk-loaded target
-            # builds its current rows and indexes there, single-threaded); then the processes read what it
-            # stores (each from its own snapshot; no unit is being applied any more).
+            # builds its current rows there, single-threaded); then the processes read what it stores (each from
+            # its own snapshot; no unit is being applied any more), while the target builds what they do not read.
             context = multiprocessing.get_context("spawn")
             with _sigint_ignored():  # only while its processes start (see _sigint_ignored)
                 pool = context.Pool(processes, initializer=_ignore_sigint)
             with pool:
                 journal_part = pool.apply_async(digest_of_packed_journal, (journals, redactions, ddl.dropped()))
                 _apply_ddl(target, ddl, plan.restore_id)
-                target.finalize()
                 digest_part = _digest_rows_part if digests_rows_in_c(target) else _digest_part
-                parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
+
+                def start_reads() -> Callable[[], list[DigestPart]]:
+                    parts = pool.starmap_async(digest_part, [(target_url, i, processes) for i in range(processes)])
+                    return parts.get
+
+                # what of finalize no state read sees (the embedded ledger's index entries) runs beside the reads
+                target_parts = target.finalize_beside_reads(start_reads)
                 journal_digest = journal_part.get()
-                target_digest = digest_of_parts(parts.get(), target_dropped(target))
+                target_digest = digest_of_parts(target_parts, target_dropped(target))
         else:
             # The journal's side needs only the units' records: it is computed meanwhile (a PostgreSQL target's
             # finalize and read-back are mostly the server's work, its threads waiting with the GIL released).

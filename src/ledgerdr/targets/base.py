@@ -13,9 +13,9 @@ the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from ..errors import RestoreError
 from ..journal.hashing import dot, ion_hash
@@ -238,6 +238,9 @@ class TargetHolding:
         return self.strand_id is None and self.last_seq is None
 
 
+_R = TypeVar("_R")  # what a target's state reads give (`Target.finalize_beside_reads`)
+
+
 @runtime_checkable
 class Target(Protocol):
     """A restore target. One instance per worker (each holds its own connection); several instances
@@ -320,6 +323,14 @@ class Target(Protocol):
     def finalize(self) -> None:
         """After a run's last unit (or a standby's round): bring derived state up to date (the embedded
         ledger's digest accumulator). May do nothing. Idempotent."""
+
+    def finalize_beside_reads(self, start_reads: Callable[[], Callable[[], _R]]) -> _R:
+        """`finalize`, with the state read meanwhile by other connections (the restore's digest processes):
+        `start_reads()` is called once what the state reads return (`iter_state_rows`, `iter_state_part`) is
+        what the applied units define; it starts the reads and returns a function that waits for them and gives
+        their result, which this returns. The part of finalize that no state read sees may run while they read,
+        what readers would hold back (the embedded ledger's checkpoint) after they have ended. A target whose
+        reads need the whole of finalize (PostgreSQL) finalizes first, then reads: nothing runs beside them."""
 
     def table_ddls(self) -> list[TableDDL]:
         """Every table the target holds, by tableId: name, indexes, and the status (dropped) of the

@@ -10,9 +10,9 @@ half-applied. The digest accumulator needs blocks in order, so it is rebuilt onc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zlib import crc32
 
 from amazon.ion import simpleion
@@ -62,7 +62,8 @@ _EXTRA_SCHEMA = (
 
 _TABLES = tuple(statement.split()[5] for statement in _EXTRA_SCHEMA)  # CREATE TABLE IF NOT EXISTS <name> (…
 
-POSITION_META = "standby_position"  # the meta table's key of the standby position record
+POSITION_META = "standby_position"
+_R = TypeVar("_R")  # the meta table's key of the standby position record
 
 
 class EmbeddedTarget:
@@ -421,9 +422,27 @@ class EmbeddedTarget:
         Incremental: it continues from the blocks already folded, so a standby pays per new block. The current
         state of the tables bulk loaded since the last call is built first (`_build_current`), then their index
         entries (`_build_index_entries`)."""
-        storage = self.storage
         self._build_current()
         self._build_index_entries()
+        self._extend_digest()
+        self._make_durable()
+
+    def finalize_beside_reads(self, start_reads: Callable[[], Callable[[], _R]]) -> _R:
+        """`finalize` while other processes read the state: the current rows first (what `iter_state_rows`
+        reads), then `start_reads()`; the index entries and the digest accumulator, which no state read looks
+        at, are built while they read (their commits leave the readers' snapshots alone); the checkpoint and a
+        redaction's scrub once the readers have ended, since a reader of an older snapshot holds both back."""
+        self._build_current()
+        wait = start_reads()
+        self._build_index_entries()
+        self._extend_digest()
+        result = wait()
+        self._make_durable()
+        return result
+
+    def _extend_digest(self) -> None:
+        """The digest accumulator folded over the blocks contiguous with those already folded."""
+        storage = self.storage
         with storage.write_transaction():
             stack = unpack_stack(storage.get_meta("digest_stack"))
             folded = sum(1 << height for height, _ in stack)
@@ -434,8 +453,12 @@ class EmbeddedTarget:
                 "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
             if hashes:
                 storage.extend_digest_blocks(stack, folded, hashes)
-            redacted = storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone()
-        if redacted:
+
+    def _make_durable(self) -> None:
+        """A redaction's erased bytes gone from the WAL, and every commit on disk."""
+        storage = self.storage
+        if self._has_restore_schema() and \
+                storage.conn.execute("SELECT 1 FROM restore_redactions LIMIT 1").fetchone():
             storage.scrub()  # in case a reader kept a unit's scrub from truncating the WAL
         # Commits ran at synchronous=NORMAL: a checkpoint syncs the WAL and then the database file, so what
         # the restore's verdict speaks for is on disk.

@@ -45,7 +45,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeVar
 from zlib import crc32
 
 import psycopg
@@ -74,6 +74,7 @@ from .postgres_streams import in_parallel, streamed
 
 COLUMNS = ("id", "version", "tx_time", "tx_time_ion", "tx_id", "data", "ion", "hash", "data_hash", "deleted",
            "type_lost", "block_seq")
+_R = TypeVar("_R")  # what the state reads of `finalize_beside_reads` give
 _STAGE = sql.Identifier("pg_temp", "_ledgerdr_stage")
 # A history COPY that meets rows already stored (a re-delivered revision) lands here first (apply_rows).
 _ROWS = sql.Identifier("pg_temp", "_ledgerdr_rows")
@@ -545,6 +546,12 @@ class PostgresTarget:
                 for name in (table.history_table, table.current_table):
                     self._conn.execute(sql.SQL("VACUUM FULL {}").format(self._t(name)))
             self._conn.execute(sql.SQL("DELETE FROM {} WHERE table_id = %s").format(self._t("_scrub")), (table_id,))
+
+    def finalize_beside_reads(self, start_reads: Callable[[], Callable[[], _R]]) -> _R:
+        """`finalize`, then the reads: they read what finalize builds (the current state), so nothing of it runs
+        beside them."""
+        self.finalize()
+        return start_reads()()
 
     def _build_current(self) -> None:
         """The current state of each table bulk loaded since the last call (`_defers_current`), built at once
