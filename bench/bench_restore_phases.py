@@ -40,6 +40,7 @@ PHASES = (  # (owner, function, label): in the order printed
     (embedded.EmbeddedTarget, "_index_entries", "    index entries"),
     (storage.Storage, "add_index_entries", "  index entries inserted (any caller)"),
     (storage.Storage, "extend_digest_blocks", "  digest accumulator"),
+    (embedded.EmbeddedTarget, "_extend_digest", "  digest accumulator: blocks read, folded, stored"),
     (run_module, "digest_of_target", "state digest: the target's side"),
     (run_module, "digest_of_packed_journal", "state digest: the journal's side"),
 )

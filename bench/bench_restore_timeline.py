@@ -8,6 +8,10 @@ of `--cores` cores. A worker's idle time while the other is busy is its wait for
 Processes are named by role: `main` (the restore), `w1`, `w2` (workers, by start order; a worker's children are its
 own), `p1`, `p2`, … (finalize's pool, by start order).
 
+The restore's own steps are marked too (wall clock from the run's start, and the main process's CPU seconds in
+each): planning and the workers (`_run_workers`), finalize's DDL pass, the target's finalize steps (where the tree
+has them), the merge of the digest parts.
+
 Usage: python bench/bench_restore_timeline.py [--revisions 1000000] [--task restore-2] [--interval 0.1]
 """
 
@@ -26,7 +30,6 @@ from pathlib import Path
 from bench_restore import ensure_data
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_RESTORE = Path(__file__).resolve().parent / "bench_restore.py"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,6 +90,46 @@ def sample(root_pid: int, names: dict[int, str], counts: dict[str, int]) -> dict
     return out
 
 
+MARKED = (  # (module, owner or None, function): timed in the child when the tree has them
+    ("ledgerdr.restore.run", None, "_load_or_plan"),
+    ("ledgerdr.restore.run", None, "_run_workers"),
+    ("ledgerdr.restore.run", None, "_apply_ddl"),
+    ("ledgerdr.targets.embedded", "EmbeddedTarget", "_build_current"),
+    ("ledgerdr.targets.embedded", "EmbeddedTarget", "_build_index_entries"),
+    ("ledgerdr.targets.embedded", "EmbeddedTarget", "_extend_digest"),
+    ("ledgerdr.targets.embedded", "EmbeddedTarget", "_make_durable"),
+    ("ledgerdr.targets.embedded", "EmbeddedTarget", "finalize"),
+    ("ledgerdr.restore.run", None, "digest_of_parts"),
+)
+
+
+def _marked_child(task: str, root: Path) -> None:
+    """In the child: bench_restore.run(task) with MARKED functions printing (label, wall start, wall end, CPU s)
+    to stderr as JSON lines."""
+    import importlib
+
+    import bench_restore
+
+    origin = time.perf_counter()
+
+    def timed(function, label):
+        def wrapper(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                print("MARK " + json.dumps([label, wall - origin, time.perf_counter() - origin,
+                                            time.process_time() - cpu]), file=sys.stderr, flush=True)
+        return wrapper
+
+    for module_name, owner_name, name in MARKED:
+        module = importlib.import_module(module_name)
+        owner = getattr(module, owner_name) if owner_name else module
+        if name in vars(owner):
+            setattr(owner, name, timed(vars(owner)[name], name))
+    print(json.dumps(bench_restore.run(task, root)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--revisions", type=int, default=1_000_000)
@@ -94,14 +137,18 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--bucket", type=float, default=1.0, help="seconds per printed line")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--marked-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--show-processes", action="store_true", help="print each process id with its role")
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the checkout's src to run")
     args = parser.parse_args()
+    if args.marked_child:
+        _marked_child(args.marked_child[0], Path(args.marked_child[1]))
+        return
     root = ensure_data(args.revisions, timedelta(hours=1))
     env = {**os.environ, "PYTHONPATH": str(args.src.resolve()), "LEDGERDR_PURE_PYTHON": "0"}
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, str(BENCH_RESTORE), "--child", args.task, str(root)],
+    child = subprocess.Popen([sys.executable, __file__, "--marked-child", args.task, str(root)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     names: dict[int, str] = {}
     counts: dict[str, int] = {}
@@ -122,6 +169,11 @@ def main() -> None:
         for pid, role in names.items():
             print(pid, role, file=sys.stderr)
     _report(samples, args, result, (load, os.getloadavg()[0]))
+    print("\n| step (main process) | from s | to s | wall s | CPU s |\n|---|---:|---:|---:|---:|")
+    for line in err.splitlines():
+        if line.startswith("MARK "):
+            label, start, end, cpu = json.loads(line[5:])
+            print(f"| {label} | {start:.1f} | {end:.1f} | {end - start:.1f} | {cpu:.1f} |")
 
 
 def _alive(samples: list[tuple[float, dict[str, float]]], role: str) -> tuple[float, float] | None:

@@ -174,6 +174,36 @@ def test_reads_beside_finalize_meet_the_current_rows_and_hold_back_only_the_chec
     beside.close()
     plain.close()
     assert _rows(paths["beside"]) == _rows(paths["plain"])
+    accumulators = [_accumulator(path) for path in paths.values()]
+    assert accumulators[0] == accumulators[1] and accumulators[0][1]  # folded apart, stored the same
+
+
+def _accumulator(path: Path) -> tuple[bytes, list[tuple]]:
+    """The digest accumulator a ledger file holds: its stack and its stored subtrees."""
+    with sqlite3.connect(path) as conn:
+        stack = conn.execute("SELECT value FROM meta WHERE key = 'digest_stack'").fetchone()[0]
+        return stack, conn.execute("SELECT * FROM merkle_nodes ORDER BY height, idx").fetchall()
+
+
+def test_a_digest_fold_made_from_an_older_stack_is_folded_again(tmp_path):
+    """The accumulator folded apart (`finalize_beside_reads`' thread) is stored only when the stack it started
+    from is the one stored; when another finalize folded meanwhile it is folded again, never stored twice."""
+    _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
+    paths = [tmp_path / "raced.db", tmp_path / "plain.db"]
+    for path in paths:
+        target = EmbeddedTarget(path)
+        for unit in plan_restore(location).units:
+            apply_unit(location, target, unit, "ledger")
+        target.close()
+    raced, plain = EmbeddedTarget(paths[0]), EmbeddedTarget(paths[1])
+    early = raced._digest_fold_apart()  # from the empty stack
+    assert early.nodes and not early.before
+    raced.finalize()  # folds and stores every block
+    raced._extend_digest(early)  # stale: folded again from the stored stack (nothing new), not stored twice
+    plain.finalize()
+    raced.close()
+    plain.close()
+    assert _accumulator(paths[0]) == _accumulator(paths[1])
 
 
 def test_a_unit_that_starts_inside_its_object_goes_through_the_c_verifier(tmp_path):

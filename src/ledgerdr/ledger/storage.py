@@ -610,18 +610,15 @@ class Storage:
     ) -> list[tuple[int, bytes]]:
         """`extend_digest` for the consecutive blocks `first_seq`, `first_seq + 1`, … whose hashes these are:
         their subtrees stored in one statement and the stack once (a restore folds its blocks at the end)."""
-        stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
-        nodes: list[tuple[int, int, bytes]] = []
-        for seq, block_hash in enumerate(block_hashes, first_seq):
-            node, height = block_hash, 0
-            while stack and stack[-1][0] == height:  # DigestAccumulator.add, keeping the subtrees it completes
-                node, height = _fold(stack.pop()[1], node), height + 1
-                nodes.append((height, ((seq + 1) >> height) - 1, node))
-            stack.append((height, node))
-        if nodes:
-            self.put_nodes(nodes)
-        self.set_meta("digest_stack", pack_stack(stack))
-        return stack
+        return self.store_digest_fold(fold_digest_blocks(stack, first_seq, block_hashes))
+
+    def store_digest_fold(self, fold: DigestFold) -> list[tuple[int, bytes]]:
+        """Store what `fold_digest_blocks` computed: its subtrees in one statement, and the stack; returns the
+        stack. Part of the caller's commit."""
+        if fold.nodes:
+            self.put_nodes(fold.nodes)
+        self.set_meta("digest_stack", pack_stack(fold.stack))
+        return fold.stack
 
     def tree_proof(self, index: int, leaves: int) -> list[bytes]:
         """Siblings of leaf `index` in merkle_root over block hashes 0..leaves-1, from stored nodes:
@@ -658,6 +655,31 @@ class Storage:
 # A restore folds every block here: hashing.dot's C twin (`_ionhash.dot`) where built; the Python function stays the
 # reference (tests/test_ionhash_native.py)
 _fold: Callable[[bytes, bytes], bytes] = native.ionhash.dot if native.ionhash is not None else dot
+
+
+@dataclass(frozen=True)
+class DigestFold:
+    """The digest accumulator extended over consecutive blocks, not yet stored (`Storage.store_digest_fold`):
+    the stack it started from (`before`), the subtrees the blocks complete, and the stack after them."""
+
+    before: list[tuple[int, bytes]]
+    nodes: list[tuple[int, int, bytes]]
+    stack: list[tuple[int, bytes]]
+
+
+def fold_digest_blocks(stack: list[tuple[int, bytes]], first_seq: int, block_hashes: Iterable[bytes]) -> DigestFold:
+    """The accumulator whose open subtrees are `stack` extended by blocks `first_seq`, `first_seq + 1`, … whose
+    hashes these are (DigestAccumulator.add, keeping the subtrees it completes); reads and writes nothing."""
+    before = list(stack)
+    stack = accumulator_from(stack, first_seq)._stack  # (checks that it covers first_seq blocks)
+    nodes: list[tuple[int, int, bytes]] = []
+    for seq, block_hash in enumerate(block_hashes, first_seq):
+        node, height = block_hash, 0
+        while stack and stack[-1][0] == height:
+            node, height = _fold(stack.pop()[1], node), height + 1
+            nodes.append((height, ((seq + 1) >> height) - 1, node))
+        stack.append((height, node))
+    return DigestFold(before, nodes, stack)
 
 
 def accumulator_from(stack: list[tuple[int, bytes]], count: int) -> DigestAccumulator:

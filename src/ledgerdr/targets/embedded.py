@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from zlib import crc32
@@ -27,7 +28,18 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
 from ..ledger.engine import Ledger
-from ..ledger.storage import DocRow, IndexRow, Storage, index_key, text_index_key, to_ms, unpack_stack
+from ..ledger.storage import (
+    DigestFold,
+    DocRow,
+    IndexRow,
+    Storage,
+    connect,
+    fold_digest_blocks,
+    index_key,
+    text_index_key,
+    to_ms,
+    unpack_stack,
+)
 from .base import (
     NOT_DECODED,
     HistoryRow,
@@ -431,28 +443,39 @@ class EmbeddedTarget:
         """`finalize` while other processes read the state: the current rows first (what `iter_state_rows`
         reads), then `start_reads()`; the index entries and the digest accumulator, which no state read looks
         at, are built while they read (their commits leave the readers' snapshots alone); the checkpoint and a
-        redaction's scrub once the readers have ended, since a reader of an older snapshot holds both back."""
-        self._build_current()
-        wait = start_reads()
-        self._build_index_entries()
-        self._extend_digest()
+        redaction's scrub once the readers have ended, since a reader of an older snapshot holds both back.
+
+        The accumulator's blocks are read and folded on a connection of its own in a thread meanwhile, while
+        this one builds the current rows (one SQL statement, which leaves the GIL free): only its nodes are
+        written here."""
+        with ThreadPoolExecutor(1) as apart:
+            fold = apart.submit(self._digest_fold_apart)
+            self._build_current()
+            wait = start_reads()
+            self._build_index_entries()
+            self._extend_digest(fold.result())
         result = wait()
         self._make_durable()
         return result
 
-    def _extend_digest(self) -> None:
-        """The digest accumulator folded over the blocks contiguous with those already folded."""
+    def _extend_digest(self, fold: DigestFold | None = None) -> None:
+        """The digest accumulator folded over the blocks contiguous with those already folded: `fold` when it
+        was computed from the stack stored now (`_digest_fold_apart`), else folded here."""
         storage = self.storage
         with storage.write_transaction():
-            stack = unpack_stack(storage.get_meta("digest_stack"))
-            folded = sum(1 << height for height, _ in stack)
-            # seq - rank is constant over the contiguous run from `folded`: a hole ends it (later blocks are
-            # folded once it is filled). Hashes only: the blocks' bytes are not read.
-            hashes = [block_hash for (block_hash,) in storage.conn.execute(
-                "SELECT block_hash FROM (SELECT seq, block_hash, seq - row_number() OVER (ORDER BY seq) AS run "
-                "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
-            if hashes:
-                storage.extend_digest_blocks(stack, folded, hashes)
+            if fold is None or fold.before != unpack_stack(storage.get_meta("digest_stack")):
+                fold = _digest_fold(storage)  # (another finalize folded meanwhile)
+            if fold.nodes or fold.stack != fold.before:
+                storage.store_digest_fold(fold)
+
+    def _digest_fold_apart(self) -> DigestFold:
+        """`_digest_fold` on a connection of its own, from one snapshot."""
+        storage = Storage(connect(self.path))
+        try:
+            with storage.read_snapshot():
+                return _digest_fold(storage)
+        finally:
+            storage.close()
 
     def _make_durable(self) -> None:
         """A redaction's erased bytes gone from the WAL, and every commit on disk."""
@@ -615,6 +638,18 @@ _STATE_HISTORY = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_h
 _STATE_CURRENT = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents d WHERE table_id = ?"
                   " AND NOT EXISTS (" + _IDENTICAL.format(other="history h") + ")")
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
+
+
+def _digest_fold(storage: Storage) -> DigestFold:
+    """The digest accumulator extended over the blocks contiguous with those it has folded, not yet stored."""
+    stack = unpack_stack(storage.get_meta("digest_stack"))
+    folded = sum(1 << height for height, _ in stack)
+    # seq - rank is constant over the contiguous run from `folded`: a hole ends it (later blocks are folded once
+    # it is filled). Hashes only: the blocks' bytes are not read.
+    hashes = [block_hash for (block_hash,) in storage.conn.execute(
+        "SELECT block_hash FROM (SELECT seq, block_hash, seq - row_number() OVER (ORDER BY seq) AS run "
+        "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
+    return fold_digest_blocks(stack, folded, hashes)
 
 
 def _doc_id_range(bounds: list[str], index: int) -> tuple[str, tuple[str, ...]]:
