@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from ledgerdr.backup import BackupPolicy, run_backup
 from ledgerdr.compact import compact
-from ledgerdr.errors import RestoreError, SourceError
+from ledgerdr.errors import CheckpointHeldBack, ExitCode, RestoreError, SourceError
 from ledgerdr.journal.exports import verify_location
 from ledgerdr.ledger.engine import Ledger
 from ledgerdr.ledger.workload import run_workload
@@ -44,6 +44,7 @@ from ledgerdr.sources.embedded import EmbeddedSource
 from ledgerdr.status import standby_status
 from ledgerdr.stores import FileStore, Location
 from ledgerdr.stores.s3 import S3Store
+from ledgerdr.targets import embedded as embedded_target
 from ledgerdr.targets.digest import digest_of_target
 from ledgerdr.targets.embedded import EmbeddedTarget
 from support.flows import T0, back_up_one_more_minute, backed_up_ledger, embedded_digest
@@ -452,3 +453,50 @@ def test_every_position_the_standby_writes_is_readable_snapshot_tables_included(
     assert report.snapshot_last_seq is not None and len(report.windows_applied) == 2
     assert len(seen) == 4 and seen[0] == (0, 0) and seen[1][1] > 0
     assert all(current == newest for current, newest in seen), seen
+
+
+def _blocks_in_the_database_file(path: Path, tmp_path: Path) -> int:
+    """The newest block in the database file alone, without its write-ahead log: what a checkpoint has made
+    durable there (read from a copy, so that nothing is checkpointed by looking)."""
+    image = tmp_path / f"image-{time.monotonic_ns()}.db"
+    image.write_bytes(path.read_bytes())
+    with sqlite3.connect(image) as probe:
+        return probe.execute("SELECT max(seq) FROM blocks").fetchone()[0]
+
+
+def test_a_checkpoint_held_back_by_a_reader_is_retried_not_an_alarm(tmp_path, monkeypatch):
+    """A reader of an older snapshot outlasts finalize's checkpoint: the following standby does not stop (the
+    windows are committed, only their sync waits) and reports it; its next round checkpoints even with no new
+    window. With `--once` there is no next round: it raises CheckpointHeldBack (exit 7, restore incomplete),
+    and the next run's first round finalizes."""
+    monkeypatch.setattr(embedded_target, "_CHECKPOINT_ATTEMPTS", 2)  # two tries, not ten busy timeouts of 60 s
+    ledger_path, repo = backed_up_ledger(tmp_path, minutes=2)
+    path = tmp_path / "standby.db"
+    target = EmbeddedTarget(path)
+    target.storage.conn.execute("PRAGMA busy_timeout=20")
+    follow_once(repo, target)
+    assert back_up_one_more_minute(ledger_path, repo, 2)
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # holds the snapshot before the new window
+
+    held = follow_once(repo, target)
+    assert held.windows_applied and held.finalize_deferred and str(path) in held.finalize_deferred
+    assert read_position(target).last_seq == read_windows(repo).windows[-1].last_seq and not read_position(target).stopped
+    newest = read_windows(repo).windows[-1].last_seq
+    assert _blocks_in_the_database_file(path, tmp_path) < newest
+    rounds: list = []
+    with pytest.raises(CheckpointHeldBack, match="checkpointed") as once:
+        run_standby(repo, target, StandbyOptions(once=True), on_round=rounds.append)
+    assert once.value.exit_code == ExitCode.RESTORE and "run the same command again" in str(once.value)
+    assert rounds[0].finalize_deferred and not rounds[0].windows_applied  # tried again with nothing new
+
+    reader.rollback()
+    reader.close()
+    calm = run_standby(repo, target, StandbyOptions(once=True))  # a new run's first round finalizes
+    assert calm.finalize_deferred is None and not calm.windows_applied
+    assert _blocks_in_the_database_file(path, tmp_path) == newest
+    reference = restore(repo.store.url, f"embedded:{tmp_path / 'ref.db'}",
+                        RestoreOptions(workers=0, state_dir=tmp_path / "st"))
+    assert digest_of_target(target).digest == reference.journal_state_digest
+    target.close()

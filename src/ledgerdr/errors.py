@@ -176,6 +176,15 @@ class RestoreError(LedgerDRError):
     exit_code = ExitCode.RESTORE
 
 
+class CheckpointHeldBack(RestoreError):
+    """The target's write-ahead log could not be checkpointed: a reader of an older snapshot held it back
+    through every wait. Nothing is lost and nothing is wrong with the data; the checkpoint (which makes the
+    restored state durable before a verdict) is simply not done yet. A restore stops (incomplete, exit 7); a
+    following standby retries it in its next round."""
+
+    retryable = True
+
+
 EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.OK: "success",
     ExitCode.UNEXPECTED: "unexpected error (run with --debug for the stack trace)",

@@ -68,7 +68,9 @@ COMMAND_EXITS: dict[str, dict[ExitCode, str]] = {
         ExitCode.STORAGE: "an object cannot be read",
         ExitCode.VERIFICATION: "an object or the chain does not verify",
         ExitCode.LEDGER: "the embedded target refused a statement",
-        ExitCode.RESTORE: "a gap, fork or other lineage: the standby stops",
+        ExitCode.RESTORE: ("a gap, fork or other lineage: the standby stops; with `--once`, also a checkpoint held "
+                           "back by a reader of an older snapshot (nothing lost: run it again; a following standby "
+                           "retries in its next round)"),
     },
     "promote": {
         ExitCode.STORAGE: "an object cannot be read",

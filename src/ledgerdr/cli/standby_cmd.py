@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
 from dataclasses import asdict
 from pathlib import Path
@@ -98,6 +99,9 @@ def _log(report: FollowReport, source: str) -> None:
         log_event(f"standby at block {report.position_seq}; lag {report.lag_blocks} blocks",
                   logger="ledgerdr.standby", event="position", repository=source, block=report.position_seq,
                   lag_blocks=report.lag_blocks, lag_seconds=report.lag_seconds, snapshot=report.snapshot_last_seq)
+    if report.finalize_deferred is not None:  # a warning: it shows without the logging options
+        log_event(f"{report.finalize_deferred}; tried again in the next round", logger="ledgerdr.standby",
+                  level=logging.WARNING, event="checkpoint_deferred", repository=source)
 
 
 @click.command()

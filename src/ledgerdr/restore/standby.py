@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import LedgerDRError, RestoreError
+from ..errors import CheckpointHeldBack, LedgerDRError, RestoreError
 from ..journal.ids import new_id
 from ..journal.model import BlockAddress
 from ..queues.notify import Notifications
@@ -120,6 +120,9 @@ class FollowReport:
     lag_blocks: int = 0
     lag_seconds: float | None = None
     notices: list[str] = field(default_factory=list)  # kinds of the notifications that woke this round
+    # Set when finalize's checkpoint was held back by a reader: the windows are applied and committed, only the
+    # checkpoint that syncs them is not done; the next round tries it again.
+    finalize_deferred: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -137,14 +140,17 @@ class _Cursor:
 
 def follow_once(location: Location, target: Target, *, now: Callable[[], datetime] | datetime | None = None,
                 cache: RecordCache | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> FollowReport:
+                on_progress: Callable[[int, int], None] | None = None,
+                finalize: bool = False) -> FollowReport:
     """Apply every recorded window after the standby's position, each checked to chain onto the last
     block applied before anything of it is applied. Idempotent; resumable after a kill at any point.
     `run_standby` passes one `cache` to every round: records already read are not fetched again.
     `on_progress(blocks_applied, blocks_to_apply)` is called before the first window and after each one
-    (the catch-up of a standby that fell behind can take a while).
+    (the catch-up of a standby that fell behind can take a while). The target is finalized when a window
+    was applied, or with `finalize` (a checkpoint an earlier round could not finish).
 
-    Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped."""
+    Raises RestoreError naming the block address on a gap or a fork, after recording why it stopped. A
+    checkpoint held back by a reader does not stop the standby: it is `finalize_deferred` in the report."""
     clock = now if callable(now) else (lambda: now) if now is not None else utcnow
     position = read_position(target)
     cursor = _start(position, target)
@@ -174,8 +180,11 @@ def follow_once(location: Location, target: Target, *, now: Callable[[], datetim
     except LedgerDRError as exc:  # gap, fork, an object that does not verify: the standby stops here
         _write_position(target, _position(location, cursor, newest, clock, position, stopped=str(exc)))
         raise
-    if report.windows_applied:
-        target.finalize()
+    if report.windows_applied or finalize:
+        try:
+            target.finalize()
+        except CheckpointHeldBack as exc:  # everything is committed; only the sync waits for a reader
+            report.finalize_deferred = exc.args[0]  # the message; the hint depends on how the standby runs
     _write_position(target, _position(location, cursor, newest, clock, position))  # also a heartbeat
     report.position_seq, report.position_hash = cursor.seq, cursor.block_hash
     report.repository_seq = newest.last_seq if newest is not None else cursor.seq
@@ -341,16 +350,23 @@ def run_standby(location: Location, target: Target, options: StandbyOptions = St
     `follow_once`, for each round.
 
     A notification is acknowledged only after the round it woke has run. Raises RestoreError on a gap or
-    fork (the position then records why the standby stopped)."""
+    fork (the position then records why the standby stopped). A checkpoint held back by a reader is tried
+    again in the next round; with `options.once` there is none, so it raises CheckpointHeldBack."""
     woke: list = []
     cache = RecordCache()  # records are write-once: a round re-reads only what the listing shows new or changed
+    # The first round finalizes even with nothing new: an earlier process's checkpoint may have been held back.
+    finalize = True
     while True:
-        report = follow_once(location, target, cache=cache, on_progress=on_progress)
+        report = follow_once(location, target, cache=cache, on_progress=on_progress, finalize=finalize)
         report.notices = [n.kind for n in woke]
         if notifications is not None and woke:
             notifications.done(woke)
         if on_round is not None:
             on_round(report)
+        finalize = report.finalize_deferred is not None
+        if options.once and finalize:  # one round and no more: its checkpoint is not done, so it did not end well
+            raise CheckpointHeldBack(str(report.finalize_deferred), hint="nothing is lost; run the same command "
+                                     "again once the reader is done: its first round finalizes")
         if options.once or should_stop():
             return report
         woke = _wait(notifications, options, should_stop)

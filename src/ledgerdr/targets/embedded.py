@@ -20,7 +20,7 @@ from amazon.ion import simpleion
 from amazon.ion.simpleion import IonPyValueModel
 
 from .. import native
-from ..errors import RestoreError
+from ..errors import CheckpointHeldBack, RestoreError
 from ..journal.hashing import ion_hash
 from ..journal.ids import new_id
 from ..journal.ionread import binary_ion_hash, binary_top_field
@@ -490,10 +490,10 @@ class EmbeddedTarget:
         for _ in range(_CHECKPOINT_ATTEMPTS):
             if not storage.conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]:
                 return
-        raise RestoreError(f"target {self.path}: the write-ahead log could not be checkpointed: a reader has held an "
-                           f"older snapshot for {_CHECKPOINT_ATTEMPTS} busy timeouts",
-                           hint="nothing is lost; once that reader is done, run the same command again (a restore "
-                                "resumes and finalizes; a standby finalizes in its next round)")
+        raise CheckpointHeldBack(f"target {self.path}: the write-ahead log could not be checkpointed: a reader has "
+                                 f"held an older snapshot for {_CHECKPOINT_ATTEMPTS} busy timeouts",
+                                 hint="nothing is lost; once that reader is done, run the same command again (a "
+                                      "restore resumes and finalizes; a standby retries in its next round)")
 
     def promote(self, lineage: str) -> None:
         """Open the restored ledger for writes under a new lineage; its journal continues the chain."""
