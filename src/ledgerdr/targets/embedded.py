@@ -74,8 +74,8 @@ _EXTRA_SCHEMA = (
 
 _TABLES = tuple(statement.split()[5] for statement in _EXTRA_SCHEMA)  # CREATE TABLE IF NOT EXISTS <name> (…
 
-POSITION_META = "standby_position"
-_R = TypeVar("_R")  # the meta table's key of the standby position record
+POSITION_META = "standby_position"  # the meta table's key of the standby position record
+_R = TypeVar("_R")  # what the state reads of `finalize_beside_reads` give
 
 
 class EmbeddedTarget:
