@@ -43,9 +43,10 @@ from amazon.ion.simple_types import (
     IonPyText,
 )
 
+from .. import native
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import _dict_store, dot, ion_hash
-from ..journal.ionload import load_value_hashed
+from ..journal.ionload import load_value_hashed, load_walked
 from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
@@ -358,11 +359,29 @@ def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
     except QuotaExceeded as exc:
         raise bad_request(str(exc)) from None
     try:
-        # a client's bytes: never handed to a reader that can hang on them; the guarding walk gives the hash
-        value, value_hash = load_value_hashed(data)
+        return _load(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
-    return _plain(value), ion_hash(value) if value_hash is None else value_hash
+
+
+# ledgerdr._ionhash's binary_plain_hashed: the walk that guards amazon.ion's reader and gives the Ion Hash, then
+# the value decoded straight to the plain twins `_plain` makes (the same values, tested), where it is in their
+# subset; amazon.ion's reader then `_plain` otherwise. None without the C extension.
+_binary_plain_hashed = native.ionhash.binary_plain_hashed if native.ionhash is not None else None
+
+
+def _load(data: bytes | str) -> tuple[Any, bytes]:
+    """A parameter's one Ion value (plain twins where they exist) and its Ion Hash; a client's bytes are never
+    handed to a reader that can hang on them (journal/ionload.py): the guarding walk gives the hash."""
+    if _binary_plain_hashed is not None and data.__class__ is bytes:
+        read = _binary_plain_hashed(data)
+        if read is not None:
+            value_hash, value = read
+            if value is Ellipsis:  # walked and hashed, but outside the plain subset somewhere
+                value = _plain(load_walked(data))
+            return value, value_hash
+    value, walked_hash = load_value_hashed(data)
+    return _plain(value), ion_hash(value) if walked_hash is None else walked_hash
 
 
 # A parameter decodes to amazon.ion's IonPy* types, which the C encoder (ledgerdr._ionhash) hands back to the
