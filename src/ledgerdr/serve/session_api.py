@@ -20,7 +20,6 @@ of at most 200 values.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 import secrets
@@ -147,8 +146,7 @@ class SessionApi:
     def _session(self, token: Any) -> Session:
         if not isinstance(token, str) or not token:
             raise bad_request("SessionToken is required for every command but StartSession")
-        with self._lock:
-            session = self._sessions.get(token)
+        session = self._sessions.get(token)  # one dict read, atomic as it is: the lock orders the writers
         if session is None:
             raise _invalid_session(messages.NO_SUCH_SESSION)
         if time.time() - session.last_used > self.idle_seconds:
@@ -221,10 +219,14 @@ class SessionApi:
         if session.txn is not None:
             # QLDB allows one open transaction per session; a driver aborts before it starts another.
             session.txn.txn.abort()
-        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes.
-        session.ledger.refresh_read_only()
+        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes: re-read
+        # its flag. A writable ledger needs no read here (a SQLite read transaction per StartTransaction): the
+        # flag can only be set by another process beginning a restore into the file, and the commit re-reads
+        # it under the write lock whenever another connection has written (Ledger._chain_state).
+        if session.ledger.read_only:
+            session.ledger.refresh_read_only()
         txn = session.ledger.begin()
-        session.txn = _Txn(txn, ion_hash(txn.id))
+        session.txn = _Txn(txn, _text_hash(txn.id))
         return {"TransactionId": txn.id, "TimingInformation": _timing(started)}
 
     def _abort_transaction(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
@@ -240,7 +242,7 @@ class SessionApi:
             raise bad_request("ExecuteStatement.Statement is required")
         decoded = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
         parameters = [value for value, _ in decoded]
-        statement_hash = ion_hash(statement)
+        statement_hash = _text_hash(statement)
         for _, value_hash in decoded:
             statement_hash = dot(statement_hash, value_hash)
         # Folded in before running, as the driver folds it in before sending.
@@ -286,7 +288,7 @@ class SessionApi:
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
             raise bad_request(str(exc)) from None
-        return {"TransactionId": current.txn.id, "CommitDigest": base64.b64encode(current.digest).decode(),
+        return {"TransactionId": current.txn.id, "CommitDigest": _b64(current.digest),
                 "TimingInformation": _timing(started),
                 "ConsumedIOs": {"ReadIOs": current.read_ios, "WriteIOs": writes}}
 
@@ -311,12 +313,17 @@ class SessionApi:
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(_value_ion(v)).decode()} for v in head]}
+        page: dict[str, Any] = {"Values": [{"IonBinary": _b64(_value_ion(v))} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
             page["NextPageToken"] = token
         return page
+
+
+def _b64(data: bytes) -> str:
+    """`base64.b64encode(data).decode()`, without its Python wrapper."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 # What INSERT, UPDATE and DELETE answer, `{documentId: <22 ASCII characters>}`, has one encoding but for
@@ -334,11 +341,25 @@ def _value_ion(value: Any) -> bytes:
     return ion_binary(value)
 
 
+_text_ion_hash = native.ionhash.text_ion_hash if native.ionhash is not None else None
+
+
+def _text_hash(text: str) -> bytes:
+    """`ion_hash(text)` of a str (a transaction id, a statement), in C where built (~0.5 µs against ~2.5)."""
+    if _text_ion_hash is not None:
+        digest: bytes | None = _text_ion_hash(text)
+        if digest is not None:
+            return digest
+    return ion_hash(text)
+
+
 def _blob(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise bad_request(f"{what} is required (base64)")
     try:
-        return base64.b64decode(value, validate=True)
+        # strict: what base64.b64decode(value, validate=True) accepts (the alphabet, then at most two '=' of
+        # correct padding), without its regular expression (~0.6 µs a call)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise bad_request(f"{what} is not valid base64") from None
 
