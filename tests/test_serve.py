@@ -29,7 +29,9 @@ from ledgerdr.ledger.exporter import export_journal
 from ledgerdr.ledger.storage import Durability
 from ledgerdr.serve.app import ServeApp
 from ledgerdr.serve.catalog import Catalog
+from ledgerdr.serve.errors import AwsError
 from ledgerdr.serve.server import bind
+from ledgerdr.serve.session_api import SessionApi
 from ledgerdr.serve.threaded import ThreadedServer
 from ledgerdr.stores.file import FileStore
 from support.ion_strategies import STALLS_AMAZON_ION_C
@@ -445,6 +447,19 @@ def test_a_served_ledger_made_read_only_by_another_process_refuses_commits_until
     _commit(session, token, "INSERT INTO Car {'vin': 'C'}")
     with Ledger.open(server.data / "flagged-ledger.db", read_only=True) as ledger:
         assert sorted(ledger.execute("SELECT VALUE vin FROM Car")) == ["A", "C"]
+
+
+def test_a_send_command_without_exactly_one_command_is_a_bad_request_naming_them_in_order(tmp_path):
+    api = SessionApi(Catalog(tmp_path, "normal"))
+    cases = {"none": [{}, {"StartTransaction": None, "Other": {}}],
+             "StartTransaction, AbortTransaction": [{"AbortTransaction": {}, "StartTransaction": {}, "SessionToken": "t"}],
+             "StartSession, EndSession": [{"EndSession": {}, "StartSession": {"LedgerName": "x"}}]}
+    for named, requests in cases.items():
+        for request in requests:
+            with pytest.raises(AwsError) as refused:
+                api.send_command(request)
+            assert (refused.value.code, refused.value.message) == (
+                "BadRequestException", f"exactly one command must be set in SendCommand, got {named}")
 
 
 def test_a_parameter_over_128_kib_is_refused_with_the_embedded_drivers_message(server):

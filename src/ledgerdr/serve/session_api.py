@@ -123,13 +123,19 @@ class SessionApi:
         """One SendCommand: exactly one command member, plus SessionToken for all but StartSession."""
         if not isinstance(request, dict):
             raise bad_request("SendCommand takes a JSON object")
-        # The request's own members (usually two: SessionToken and the command), not all seven names.
-        commands = [name for name, value in request.items() if value is not None and name in _COMMAND_NAMES]
-        if len(commands) != 1:
+        # The request's own members (usually two: SessionToken and the command), not all seven names; a plain
+        # loop rather than a list comprehension, which is a function call of its own per request.
+        name = None
+        for member, value in request.items():
+            if value is not None and member in _COMMAND_NAMES:
+                if name is not None:
+                    name = None
+                    break
+                name = member
+        if name is None:
             commands = [name for name in _COMMANDS if request.get(name) is not None]  # in the documented order
             raise bad_request("exactly one command must be set in SendCommand, got "
                               + (", ".join(commands) or "none"))
-        name = commands[0]
         body = request[name]
         if not isinstance(body, dict):
             raise bad_request(f"{name} must be a JSON object")
