@@ -12,6 +12,7 @@ setup(
         Extension(
             "ledgerdr._ionhash",
             ["src/ledgerdr/_native/ionhash.c", "src/ledgerdr/_native/encode_doc.c", "src/ledgerdr/_native/hash_binary.c",
+             "src/ledgerdr/_native/plain_binary.c",
              "src/ledgerdr/_native/encode_block.c", "src/ledgerdr/_native/snapshot_rows.c",
              "src/ledgerdr/_native/sha256.c"],
             optional=True,

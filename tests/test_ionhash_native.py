@@ -8,6 +8,7 @@
 3. `binary_hash_repr` / `binary_ion_hash` agree with the Python ones on every input: streams both encoders
    write, the same streams mutated or truncated, and garbage after a version marker (None included).
 4. The embedded ledger's workload documents, both ways.
+5. `text_ion_hash` of a str is hashing.ion_hash's.
 """
 
 from __future__ import annotations
@@ -679,3 +680,26 @@ def test_dot_of_an_empty_or_a_wrong_length_operand_is_hashing_dots() -> None:
         with pytest.raises(ValueError) as c_error:
             native.dot(x, y)
         assert str(c_error.value) == str(python_error.value)
+
+
+@SETTINGS
+@given(st.one_of(st.text(), st.text(st.sampled_from("\x0b\x0c\x0ea\u00e9\U0001f600\ud800"))))
+def test_text_ion_hash_is_hashings_ion_hash_of_a_str(text: str) -> None:
+    """`text_ion_hash` (a served transaction id's and statement's Ion Hash) gives hashing.ion_hash's bytes for
+    every str with a UTF-8 form, the Ion Hash markers and the escape byte included; None for one without (a lone
+    surrogate) and for anything but an exact str, which hashing.ion_hash then decides."""
+    from ledgerdr.journal.hashing import ion_hash
+
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        assert native.text_ion_hash(text) is None
+        return
+    assert native.text_ion_hash(text) == ion_hash(text)
+
+
+def test_text_ion_hash_leaves_anything_but_a_str_to_python() -> None:
+    class Text(str):
+        pass
+
+    assert native.text_ion_hash(Text("x")) is None and native.text_ion_hash(b"x") is None

@@ -283,6 +283,24 @@ def test_read_only_ledger_refuses_writes_and_writes_no_block(path, people):
         assert reader.block_count == blocks
 
 
+def test_a_ledger_made_read_only_by_another_connection_refuses_its_next_commit(path, people):
+    """The flag is re-read under the write lock whenever another connection has written: a transaction begun
+    while the ledger was writable cannot commit once a restore (another process) has made it read-only."""
+    with Ledger.open(path) as writer, Ledger.open(path) as other:
+        writer.execute("INSERT INTO Person ?", {"email": "before"})
+        blocks = writer.block_count
+        txn = writer.begin()
+        txn.execute("INSERT INTO Person ?", {"email": "begun-while-writable"})
+        other.set_read_only(True)
+        with pytest.raises(LedgerError, match="read-only"):
+            txn.commit()
+        assert writer.block_count == blocks and writer.read_only
+        other.set_read_only(False)
+        writer.refresh_read_only()
+        writer.execute("INSERT INTO Person ?", {"email": "after"})
+        assert writer.block_count == blocks + 1
+
+
 # --------------------------------------------------------------------------------------- quotas
 
 

@@ -29,7 +29,9 @@ from ledgerdr.ledger.exporter import export_journal
 from ledgerdr.ledger.storage import Durability
 from ledgerdr.serve.app import ServeApp
 from ledgerdr.serve.catalog import Catalog
+from ledgerdr.serve.errors import AwsError
 from ledgerdr.serve.server import bind
+from ledgerdr.serve.session_api import SessionApi
 from ledgerdr.serve.threaded import ThreadedServer
 from ledgerdr.stores.file import FileStore
 from support.ion_strategies import STALLS_AMAZON_ION_C
@@ -425,6 +427,39 @@ def test_statement_session_and_occ_errors_carry_qldbs_own_messages(server):
     with pytest.raises(ClientError) as unknown_session:
         session.send_command(SessionToken="not-a-session", StartTransaction={})
     assert unknown_session.value.response["Error"] == {"Code": "InvalidSessionException", "Message": "No such session"}
+
+
+def test_a_served_ledger_made_read_only_by_another_process_refuses_commits_until_it_is_writable_again(server):
+    """StartTransaction re-reads the read-only flag only of a ledger it last saw read-only (a standby waiting for
+    `ledgerdr promote`); a writable ledger's commit re-reads it under the write lock once another connection
+    has written, so a restore beginning into a served file stops its writes all the same."""
+    run_pyqldb(server.url, "create_ledger_only", "flagged-ledger")
+    session = _client(server, "qldb-session")
+    token = session.send_command(StartSession={"LedgerName": "flagged-ledger"})["StartSession"]["SessionToken"]
+    _commit(session, token, "CREATE TABLE Car", "INSERT INTO Car {'vin': 'A'}")
+    with Ledger.open(server.data / "flagged-ledger.db") as other:
+        other.set_read_only(True)
+        with pytest.raises(ClientError) as refused:
+            _commit(session, token, "INSERT INTO Car {'vin': 'B'}")
+        assert refused.value.response["Error"]["Code"] == "BadRequestException"
+        assert "read-only" in refused.value.response["Error"]["Message"]
+        other.set_read_only(False)
+    _commit(session, token, "INSERT INTO Car {'vin': 'C'}")
+    with Ledger.open(server.data / "flagged-ledger.db", read_only=True) as ledger:
+        assert sorted(ledger.execute("SELECT VALUE vin FROM Car")) == ["A", "C"]
+
+
+def test_a_send_command_without_exactly_one_command_is_a_bad_request_naming_them_in_order(tmp_path):
+    api = SessionApi(Catalog(tmp_path, "normal"))
+    cases = {"none": [{}, {"StartTransaction": None, "Other": {}}],
+             "StartTransaction, AbortTransaction": [{"AbortTransaction": {}, "StartTransaction": {}, "SessionToken": "t"}],
+             "StartSession, EndSession": [{"EndSession": {}, "StartSession": {"LedgerName": "x"}}]}
+    for named, requests in cases.items():
+        for request in requests:
+            with pytest.raises(AwsError) as refused:
+                api.send_command(request)
+            assert (refused.value.code, refused.value.message) == (
+                "BadRequestException", f"exactly one command must be set in SendCommand, got {named}")
 
 
 def test_a_parameter_over_128_kib_is_refused_with_the_embedded_drivers_message(server):

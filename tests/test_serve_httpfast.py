@@ -258,6 +258,11 @@ def test_random_requests_agree(raw):
 
 @_SETTINGS
 @given(_mutated())
+# llhttp refuses a second Content-Length, or a non-digit in one, as its value arrives, before the head is complete
+@example(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nX-Amz-Target: QLDBSession.SendCommand\r\n"
+         b"Content-Length: a")
+@example(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n")
+@example(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x")
 def test_mutated_requests_agree(raw):
     _agree(raw)
 

@@ -303,3 +303,24 @@ done:
     buf_free(&wanted);
     return result;
 }
+
+/* --- text_ion_hash ------------------------------------------------------------------------------------- */
+
+/* hashing.ion_hash(text) of an exact str: SHA-256 of s(string) = 0x0B 0x80 escape(UTF-8) 0x0E. None when text is
+ * not an exact str or has no UTF-8 form (a lone surrogate): hashing.ion_hash then decides. */
+PyObject *py_text_ion_hash(PyObject *module, PyObject *arg)
+{
+    Buf s = {NULL, 0, 0};
+    const char *raw;
+    Py_ssize_t n;
+    unsigned char out[32];
+    (void)module;
+    if ((raw = utf8_of(arg, &n)) == NULL) Py_RETURN_NONE;
+    if (buf_add_scalar_s(&s, 0x80, (const unsigned char *)raw, n) < 0) {
+        buf_free(&s);
+        return NULL;
+    }
+    ldr_sha256(s.p, (size_t)s.len, out);
+    buf_free(&s);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}

@@ -209,6 +209,56 @@ static Py_ssize_t check_headers(const request_t *r, Py_ssize_t max_body)
     return declared;
 }
 
+/* Whether the head's bytes p[0:n] (a header line, complete or not) name Content-Length, its colon included. */
+static int starts_content_length(const char *p, Py_ssize_t n)
+{
+    static const char name[] = "content-length:";
+    Py_ssize_t i, k = (Py_ssize_t)sizeof name - 1;
+    if (n < k)
+        return 0;
+    for (i = 0; i < k; i++)
+        if (lower((unsigned char)p[i]) != (unsigned char)name[i])
+            return 0;
+    return 1;
+}
+
+static int all_digits(const char *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* llhttp judges a Content-Length value as it arrives — a non-digit, or a second Content-Length whose value has
+ * begun, is an error at once, before the head is complete — where this path judges the head once it is whole.
+ * While a head is incomplete (p[at:len] the start of its next line), such a one goes to httptools, so that both
+ * say the same of it as it arrives; the prefixes of a well-formed head still wait for more. */
+static int judged_early(const char *p, Py_ssize_t at, Py_ssize_t len, const request_t *r)
+{
+    int i, seen = 0;
+    Py_ssize_t k;
+    for (i = 0; i < r->count; i++) {
+        const header_t *h = &r->headers[i];
+        if (!name_is(h, "content-length"))
+            continue;
+        if (seen || !all_digits(h->value, h->value_len))
+            return 1;
+        seen = 1;
+    }
+    if (!starts_content_length(p + at, len - at))
+        return 0;
+    for (k = at + 15; k < len && (p[k] == ' ' || p[k] == '\t'); k++)
+        ;
+    if (k < len && seen)
+        return 1;
+    for (; k < len; k++)
+        if ((p[k] < '0' || p[k] > '9') && !(p[k] == '\r' && k == len - 1))
+            return 1;
+    return 0;
+}
+
 static int frame(const char *p, Py_ssize_t len, Py_ssize_t max_body, request_t *r)
 {
     Py_ssize_t at = request_line(p, len, r), step, declared;
@@ -221,7 +271,7 @@ static int frame(const char *p, Py_ssize_t len, Py_ssize_t max_body, request_t *
         if (at + 1 >= len) {
             if (at < len && p[at] != '\r' && !is_tchar((unsigned char)p[at]))
                 return FALLBACK;
-            return NEED_MORE;
+            return judged_early(p, at, len, r) ? FALLBACK : NEED_MORE;
         }
         if (p[at] == '\r') {
             if (p[at + 1] != '\n')
@@ -235,7 +285,7 @@ static int frame(const char *p, Py_ssize_t len, Py_ssize_t max_body, request_t *
         if (step < 0)
             return FALLBACK;
         if (step == 0)
-            return (len - at > MAX_HEAD) ? FALLBACK : NEED_MORE;
+            return (len - at > MAX_HEAD || judged_early(p, at, len, r)) ? FALLBACK : NEED_MORE;
         r->count++;
         at += step;
     }

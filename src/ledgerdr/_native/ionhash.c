@@ -14,6 +14,12 @@
  *     binary stream, or None when the stream is outside the subset read there.
  * binary_ion_hash(data) -> bytes | None
  *     sha256(binary_hash_repr(data)), or None.
+ * binary_plain_hashed(data) -> (hash, value) | (hash, Ellipsis) | None
+ *     binary_ion_hash(data) and, from the same walk, the value as plain Python values (dict, list, str, int,
+ *     bool, float, Decimal: what serve's session_api._plain makes of amazon.ion's values), or Ellipsis when the
+ *     value holds anything else (plain_binary.c says what); None when binary_ion_hash gives None.
+ * text_ion_hash(text) -> bytes | None
+ *     hashing.ion_hash(text) of an exact str, or None (not an exact str, or a lone surrogate).
  * binary_top_field(data, name) -> (descriptor, body) | (-1, b"") | None
  *     ionread.binary_top_field ported path by path: a top-level field of the struct a stream holds.
  * stored_index_keys(rows, name, index_id) -> (entries, undecided) | None
@@ -32,8 +38,8 @@
  *
  * The Python functions stay the reference; tests/test_ionhash_native.py checks that both give the same bytes.
  *
- * The module is four files: this one (the function table, init, and the caches the others share), encode_doc.c,
- * hash_binary.c and encode_block.c, with their shared declarations in ionhash.h.
+ * The module is several files: this one (the function table, init, and the caches the others share), encode_doc.c,
+ * hash_binary.c, plain_binary.c, encode_block.c and snapshot_rows.c, with their shared declarations in ionhash.h.
  */
 #include "ionhash.h"
 
@@ -125,6 +131,10 @@ static PyMethodDef methods[] = {
      "(targets.embedded._stored_index_key)."},
     {"binary_ion_hash", py_binary_ion_hash, METH_O,
      "binary_ion_hash(data) -> sha256(binary_hash_repr(data)), or None."},
+    {"text_ion_hash", py_text_ion_hash, METH_O,
+     "text_ion_hash(text) -> hashing.ion_hash(text) of an exact str, or None (no UTF-8 form: Python decides)."},
+    {"binary_plain_hashed", py_binary_plain_hashed, METH_O,
+     "binary_plain_hashed(data) -> (binary_ion_hash(data), the value as plain Python values or Ellipsis), or None."},
     {NULL, NULL, 0, NULL},
 };
 

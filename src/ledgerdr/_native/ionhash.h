@@ -46,6 +46,8 @@ PyObject *py_encode_hashed(PyObject *module, PyObject *const *args, Py_ssize_t n
 PyObject *py_encode_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_binary_hash_repr(PyObject *module, PyObject *arg);
 PyObject *py_binary_ion_hash(PyObject *module, PyObject *arg);
+PyObject *py_binary_plain_hashed(PyObject *module, PyObject *arg); /* plain_binary.c */
+PyObject *py_text_ion_hash(PyObject *module, PyObject *arg);
 PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_stored_index_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_snapshot_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs); /* snapshot_rows.c */

@@ -22,7 +22,8 @@ from amazon.ion.simpleion import IonPyValueModel
 from .ionread import binary_ion_hash
 from .ionwrite import IVM
 
-__all__ = ["binary_segments", "iter_binary_values", "iter_values", "load_value", "load_value_hashed", "walked"]
+__all__ = ["binary_segments", "iter_binary_values", "iter_values", "load_value", "load_value_hashed", "load_walked",
+           "walked"]
 
 
 def walked(data: bytes) -> bool:
@@ -52,6 +53,12 @@ def load_value_hashed(data: bytes | str, *,
         return _loads_walked(data, value_model), value_hash
     with _as_ion_error():
         return simpleion.load_python(io.BytesIO(data)), None
+
+
+def load_walked(data: bytes) -> Any:
+    """`load_value(data)` of Ion binary our reader has already walked (its Ion Hash came out not None), without
+    walking it again: IonPy values, IonException as `simpleion.loads` raises it."""
+    return _loads_walked(data, IonPyValueModel.ION_PY)
 
 
 # amazon.ion's C reader, when simpleion uses it (it does unless the extension failed to build)

@@ -247,7 +247,12 @@ class Ledger:
     def _chain_state(self) -> _ChainState:
         """The newest block, the accumulator and the index lists, read under the write lock. Reused
         from our last commit while nothing else has written: SQLite's data_version moves when another
-        connection commits, total_changes when code sharing this connection (a restore) writes."""
+        connection commits, total_changes when code sharing this connection (a restore) writes.
+
+        Whenever it is re-read, so is the persisted read-only flag, under the same lock: a ledger that
+        another process has made read-only since this one was opened (a restore began into its file)
+        refuses the commit here, whatever the flag said when the transaction began. Nothing else can
+        set the flag, so a cached state means it is unchanged."""
         version = self._storage.data_version()
         cached = self._chain
         if (
@@ -256,6 +261,9 @@ class Ledger:
             and cached.total_changes == self._storage.conn.total_changes
         ):
             return cached
+        if self._storage.get_meta("read_only"):
+            self.read_only = True
+            raise LedgerError(f"ledger {self.name!r} is read-only: only SELECT is allowed")
         return _ChainState(
             version,
             self._storage.conn.total_changes,

@@ -20,7 +20,6 @@ of at most 200 values.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 import secrets
@@ -43,9 +42,10 @@ from amazon.ion.simple_types import (
     IonPyText,
 )
 
+from .. import native
 from ..errors import LedgerError, OccConflict, QuotaExceeded
 from ..journal.hashing import _dict_store, dot, ion_hash
-from ..journal.ionload import load_value_hashed
+from ..journal.ionload import load_value_hashed, load_walked
 from ..ledger.driver import check_parameter_size, ion_binary
 from ..ledger.engine import Ledger
 from ..ledger.staged import MAX_TRANSACTION_SECONDS
@@ -123,13 +123,19 @@ class SessionApi:
         """One SendCommand: exactly one command member, plus SessionToken for all but StartSession."""
         if not isinstance(request, dict):
             raise bad_request("SendCommand takes a JSON object")
-        # The request's own members (usually two: SessionToken and the command), not all seven names.
-        commands = [name for name, value in request.items() if value is not None and name in _COMMAND_NAMES]
-        if len(commands) != 1:
+        # The request's own members (usually two: SessionToken and the command), not all seven names; a plain
+        # loop rather than a list comprehension, which is a function call of its own per request.
+        name = None
+        for member, value in request.items():
+            if value is not None and member in _COMMAND_NAMES:
+                if name is not None:
+                    name = None
+                    break
+                name = member
+        if name is None:
             commands = [name for name in _COMMANDS if request.get(name) is not None]  # in the documented order
             raise bad_request("exactly one command must be set in SendCommand, got "
                               + (", ".join(commands) or "none"))
-        name = commands[0]
         body = request[name]
         if not isinstance(body, dict):
             raise bad_request(f"{name} must be a JSON object")
@@ -146,8 +152,7 @@ class SessionApi:
     def _session(self, token: Any) -> Session:
         if not isinstance(token, str) or not token:
             raise bad_request("SessionToken is required for every command but StartSession")
-        with self._lock:
-            session = self._sessions.get(token)
+        session = self._sessions.get(token)  # one dict read, atomic as it is: the lock orders the writers
         if session is None:
             raise _invalid_session(messages.NO_SUCH_SESSION)
         if time.time() - session.last_used > self.idle_seconds:
@@ -220,10 +225,14 @@ class SessionApi:
         if session.txn is not None:
             # QLDB allows one open transaction per session; a driver aborts before it starts another.
             session.txn.txn.abort()
-        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes.
-        session.ledger.refresh_read_only()
+        # A served standby is read-only until `ledgerdr promote` (another process) opens it for writes: re-read
+        # its flag. A writable ledger needs no read here (a SQLite read transaction per StartTransaction): the
+        # flag can only be set by another process beginning a restore into the file, and the commit re-reads
+        # it under the write lock whenever another connection has written (Ledger._chain_state).
+        if session.ledger.read_only:
+            session.ledger.refresh_read_only()
         txn = session.ledger.begin()
-        session.txn = _Txn(txn, ion_hash(txn.id))
+        session.txn = _Txn(txn, _text_hash(txn.id))
         return {"TransactionId": txn.id, "TimingInformation": _timing(started)}
 
     def _abort_transaction(self, session: Session, body: dict[str, Any], started: float) -> dict[str, Any]:
@@ -239,7 +248,7 @@ class SessionApi:
             raise bad_request("ExecuteStatement.Statement is required")
         decoded = [_parameter(holder, i) for i, holder in enumerate(body.get("Parameters") or [])]
         parameters = [value for value, _ in decoded]
-        statement_hash = ion_hash(statement)
+        statement_hash = _text_hash(statement)
         for _, value_hash in decoded:
             statement_hash = dot(statement_hash, value_hash)
         # Folded in before running, as the driver folds it in before sending.
@@ -285,7 +294,7 @@ class SessionApi:
             raise bad_request(str(exc)) from None
         except LedgerError as exc:
             raise bad_request(str(exc)) from None
-        return {"TransactionId": current.txn.id, "CommitDigest": base64.b64encode(current.digest).decode(),
+        return {"TransactionId": current.txn.id, "CommitDigest": _b64(current.digest),
                 "TimingInformation": _timing(started),
                 "ConsumedIOs": {"ReadIOs": current.read_ios, "WriteIOs": writes}}
 
@@ -310,12 +319,17 @@ class SessionApi:
     @staticmethod
     def _page(current: _Txn, values: list[Any]) -> dict[str, Any]:
         head, rest = values[:PAGE_SIZE], values[PAGE_SIZE:]
-        page: dict[str, Any] = {"Values": [{"IonBinary": base64.b64encode(_value_ion(v)).decode()} for v in head]}
+        page: dict[str, Any] = {"Values": [{"IonBinary": _b64(_value_ion(v))} for v in head]}
         if rest:
             token = secrets.token_urlsafe(16)
             current.pages[token] = rest
             page["NextPageToken"] = token
         return page
+
+
+def _b64(data: bytes) -> str:
+    """`base64.b64encode(data).decode()`, without its Python wrapper."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 # What INSERT, UPDATE and DELETE answer, `{documentId: <22 ASCII characters>}`, has one encoding but for
@@ -333,11 +347,25 @@ def _value_ion(value: Any) -> bytes:
     return ion_binary(value)
 
 
+_text_ion_hash = native.ionhash.text_ion_hash if native.ionhash is not None else None
+
+
+def _text_hash(text: str) -> bytes:
+    """`ion_hash(text)` of a str (a transaction id, a statement), in C where built (~0.5 µs against ~2.5)."""
+    if _text_ion_hash is not None:
+        digest: bytes | None = _text_ion_hash(text)
+        if digest is not None:
+            return digest
+    return ion_hash(text)
+
+
 def _blob(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise bad_request(f"{what} is required (base64)")
     try:
-        return base64.b64decode(value, validate=True)
+        # strict: what base64.b64decode(value, validate=True) accepts (the alphabet, then at most two '=' of
+        # correct padding), without its regular expression (~0.6 µs a call)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise bad_request(f"{what} is not valid base64") from None
 
@@ -358,11 +386,29 @@ def _parameter(holder: Any, index: int) -> tuple[Any, bytes]:
     except QuotaExceeded as exc:
         raise bad_request(str(exc)) from None
     try:
-        # a client's bytes: never handed to a reader that can hang on them; the guarding walk gives the hash
-        value, value_hash = load_value_hashed(data)
+        return _load(data)
     except Exception as exc:  # amazon.ion raises several types (IonException, ValueError, …) on bad input
         raise bad_request(f"Parameters[{index}] is not a single valid Ion value: {exc}") from None
-    return _plain(value), ion_hash(value) if value_hash is None else value_hash
+
+
+# ledgerdr._ionhash's binary_plain_hashed: the walk that guards amazon.ion's reader and gives the Ion Hash, then
+# the value decoded straight to the plain twins `_plain` makes (the same values, tested), where it is in their
+# subset; amazon.ion's reader then `_plain` otherwise. None without the C extension.
+_binary_plain_hashed = native.ionhash.binary_plain_hashed if native.ionhash is not None else None
+
+
+def _load(data: bytes | str) -> tuple[Any, bytes]:
+    """A parameter's one Ion value (plain twins where they exist) and its Ion Hash; a client's bytes are never
+    handed to a reader that can hang on them (journal/ionload.py): the guarding walk gives the hash."""
+    if _binary_plain_hashed is not None and data.__class__ is bytes:
+        read = _binary_plain_hashed(data)
+        if read is not None:
+            value_hash, value = read
+            if value is Ellipsis:  # walked and hashed, but outside the plain subset somewhere
+                value = _plain(load_walked(data))
+            return value, value_hash
+    value, walked_hash = load_value_hashed(data)
+    return _plain(value), ion_hash(value) if walked_hash is None else walked_hash
 
 
 # A parameter decodes to amazon.ion's IonPy* types, which the C encoder (ledgerdr._ionhash) hands back to the
