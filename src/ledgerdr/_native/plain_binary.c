@@ -165,7 +165,7 @@ static int pl_value(Pl *p, Py_ssize_t pos, Py_ssize_t end, int depth, Py_ssize_t
     if (length == 14 || (length == 1 && code == 0xD0)) {
         if ((rc = rd_varuint(r, &pos, end, &length)) != OK) return rc;
     }
-    if ((uint64_t)pos + length > (uint64_t)end) return NOTREAD;
+    if (length > (uint64_t)(end - pos)) return NOTREAD; /* (a sum could wrap: the walk vouches, this pass checks anyway) */
     stop = pos + (Py_ssize_t)length;
     *after = stop;
     switch (code) {
