@@ -71,16 +71,20 @@ static int is_path_char(unsigned char c)
 
 static unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
+/* Whether the n bytes at p are `lowercase` (n bytes long at least) ignoring case. */
+static int lower_equals(const char *p, size_t n, const char *lowercase)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)p[i]) != (unsigned char)lowercase[i])
+            return 0;
+    return 1;
+}
+
 /* Whether header name `name` (as sent) is `lowercase` ignoring case. */
 static int name_is(const header_t *h, const char *lowercase)
 {
-    size_t n = strlen(lowercase), i;
-    if (h->name_len != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)h->name[i]) != (unsigned char)lowercase[i])
-            return 0;
-    return 1;
+    return h->name_len == strlen(lowercase) && lower_equals(h->name, h->name_len, lowercase);
 }
 
 static int same_name(const header_t *a, const header_t *b)
@@ -167,13 +171,7 @@ static Py_ssize_t header_line(const char *p, Py_ssize_t len, header_t *h)
 
 static int value_is(const header_t *h, const char *lowercase)
 {
-    size_t n = strlen(lowercase), i;
-    if (h->value_len != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)h->value[i]) != (unsigned char)lowercase[i])
-            return 0;
-    return 1;
+    return h->value_len == strlen(lowercase) && lower_equals(h->value, h->value_len, lowercase);
 }
 
 /* The framing checks on a complete head; the Content-Length, or -1 to fall back. */
@@ -213,13 +211,7 @@ static Py_ssize_t check_headers(const request_t *r, Py_ssize_t max_body)
 static int starts_content_length(const char *p, Py_ssize_t n)
 {
     static const char name[] = "content-length:";
-    Py_ssize_t i, k = (Py_ssize_t)sizeof name - 1;
-    if (n < k)
-        return 0;
-    for (i = 0; i < k; i++)
-        if (lower((unsigned char)p[i]) != (unsigned char)name[i])
-            return 0;
-    return 1;
+    return n >= (Py_ssize_t)sizeof name - 1 && lower_equals(p, sizeof name - 1, name);
 }
 
 static int all_digits(const char *p, size_t n)
