@@ -29,7 +29,7 @@ from ..journal.proofs import tree_proof
 from ..journal.redact import redact_block_ion
 from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
 from .context import field_value
-from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction
+from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction, read_only_refusal
 from .storage import (
     BlockRow,
     DocRow,
@@ -263,7 +263,7 @@ class Ledger:
             return cached
         if self._storage.get_meta("read_only"):
             self.read_only = True
-            raise LedgerError(f"ledger {self.name!r} is read-only: only SELECT is allowed")
+            raise read_only_refusal(self.name)
         return _ChainState(
             version,
             self._storage.conn.total_changes,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import LedgerError
 from ..journal.hashing import ion_hash
 from ..journal.model import BlockAddress
 from ..journal.writer import EncodedData, Redaction
@@ -91,6 +92,11 @@ class StagedTransaction:
     ddl: tuple[DdlOp, ...]
     redactions: tuple[tuple[Redaction, bytes], ...]
     reads: ReadSet
+
+
+def read_only_refusal(ledger: str) -> LedgerError:
+    """What a write to ledger `ledger` raises while it is read-only: a statement, or a commit (the engine)."""
+    return LedgerError(f"ledger {ledger!r} is read-only: only SELECT is allowed")
 
 
 class LedgerView(Protocol):

@@ -46,6 +46,7 @@ from .staged import (
     PendingWrite,
     StagedTransaction,
     TableInfo,
+    read_only_refusal,
 )
 from .storage import IndexRow, ReadSet, index_key, to_ms
 from .syntax import Select, Statement
@@ -91,7 +92,7 @@ class Transaction:
             )
         stmt = _parse(sql)
         if self.ledger.read_only and not isinstance(stmt, Select):
-            raise LedgerError(f"ledger {self.ledger.name!r} is read-only: only SELECT is allowed")
+            raise read_only_refusal(self.ledger.name)
         self._current = len(self._statements)
         token = CURRENT_TRANSACTION_ID.set(self.id)  # for TXID()
         subqueries = ev.SUBQUERIES.set(self._subquery_runner())
