@@ -287,10 +287,10 @@ class ThreadedServer:
         parser = _Parser(self.app.limits.max_body)
         fast = _httpfast is not None and not refuse
         # One buffer per connection, read into: a fresh 64 KiB bytes per recv cost a malloc and a shrinking
-        # realloc per request in the thread's arena, whose growing and trimming showed as mprotect calls and
-        # page faults per transaction. A request the native path takes but that has not all arrived stays at
-        # the buffer's start (`filled` bytes) and the next read appends to it; one larger than the buffer goes
-        # to httptools, as anything else the native path does not take.
+        # realloc per request, and a request arriving in pieces was joined piece by piece (quadratic for a large
+        # body). A request the native path takes but that has not all arrived stays at the buffer's start
+        # (`filled` bytes) and the next read appends to it; one larger than the buffer goes to httptools, as
+        # anything else the native path does not take.
         buffer = bytearray(_READ_SIZE)
         view = memoryview(buffer)
         filled = 0
