@@ -348,6 +348,28 @@ def test_a_connection_mixes_split_pipelined_refused_and_taken_requests(served):
         assert status == 400 and answer["__type"] == "BadRequestException"
 
 
+def test_a_request_larger_than_the_read_buffer_is_answered_and_the_connection_goes_on(served):
+    """A connection reads into one buffer of its own (threaded._READ_SIZE); a request the native path would take
+    but that does not fit it goes to httptools whole, as it arrives, and the next request is the native path's."""
+    from ledgerdr.serve.threaded import _READ_SIZE
+
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as conn:
+        conn.sendall(_now_request({"StartSession": {"LedgerName": "l"}}))
+        [(status, answer)] = _answers(conn, 1)
+        token = answer["StartSession"]["SessionToken"]
+        # Members other than the command are ignored by SendCommand: a padding member makes the body large.
+        large = _now_request({"SessionToken": token, "StartTransaction": {}, "Padding": "x" * (2 * _READ_SIZE)})
+        for start in range(0, len(large), 10_000):  # in pieces, as a client's sends may arrive
+            conn.sendall(large[start:start + 10_000])
+        [(status, answer)] = _answers(conn, 1)
+        assert status == 200 and answer["StartTransaction"]["TransactionId"]
+        begin = _now_request({"SessionToken": token, "StartTransaction": {}})
+        conn.sendall(begin[:100])  # a split request again: it waits in the buffer for the rest
+        conn.sendall(begin[100:])
+        [(status, answer)] = _answers(conn, 1)
+        assert status == 200 and answer["StartTransaction"]["TransactionId"]
+
+
 def test_the_session_answer_has_the_renderers_bytes():
     """The native path's 200 answer is formatted in one operation; the same bytes as the generic renderer's."""
     import orjson
