@@ -12,25 +12,22 @@ hot (the same request over and over) against interleaved with the client's work 
   session API) for a StartTransaction, in-process without sockets, first in a tight loop, then inside whole
   transactions whose requests are built and signed between them as bench_serve.py's light client does.
 
-- With `--coalesce-rounds N`: the same server measured with the light client as it is (http.client sends a
-  request's head, then its body: two segments, and the server often wakes on the head alone) and with head and
-  body in one send, N interleaved rounds each, server CPU ms per transaction: what waking once per request
-  would be worth.
+The light client's requests were once sent as http.client sends them (head, then body: the server often woke on
+the head alone); a `--coalesce-rounds` mode measured head and body in one send against that (BENCHMARKS.md: within
+the noise). bench_serve.py's client now sends each request whole, so the mode had nothing left to compare.
 
-Usage: python bench/bench_serve_wakeups.py [--seconds 3] [--transactions 1500] [--coalesce-rounds 0]
+Usage: python bench/bench_serve_wakeups.py [--seconds 3] [--transactions 1500]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import os
 import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,40 +82,6 @@ def _server_row(seconds: float, data: Path) -> dict[str, float]:
     finally:
         server.terminate()
         server.wait()
-
-
-def _coalesced_send_output(self: http.client.HTTPConnection, message_body: bytes | None = None,
-                           encode_chunked: bool = False) -> None:
-    """http.client's `_send_output`, with the head and the body in one send."""
-    self._buffer.extend((b"", b""))  # type: ignore[attr-defined]
-    head = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
-    del self._buffer[:]  # type: ignore[attr-defined]
-    self.send(head + (message_body or b""))
-
-
-def _split_against_coalesced(seconds: float, rounds: int, data: Path) -> dict[str, list[float]]:
-    with Ledger.create(data / "bench.db") as ledger:
-        ledger.execute("CREATE TABLE T")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
-                               "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}"], stdout=subprocess.PIPE, text=True)
-    split = http.client.HTTPConnection._send_output  # type: ignore[attr-defined]
-    cpu: dict[str, list[float]] = {"split": [], "coalesced": []}
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().split("listening on ")[1].split()[0]
-        host, port = url.split("//")[1].split(":")
-        light_run(host, int(port), server.pid, 1, 0.5)  # warm
-        for round_no in range(rounds):
-            for mode in ("split", "coalesced") if round_no % 2 == 0 else ("coalesced", "split"):
-                # the light client's processes are forked: they send as the class does at that moment
-                http.client.HTTPConnection._send_output = (  # type: ignore[attr-defined]
-                    split if mode == "split" else _coalesced_send_output)
-                cpu[mode].append(light_run(host, int(port), server.pid, 1, seconds)["server_cpu_ms_per_txn"])
-    finally:
-        http.client.HTTPConnection._send_output = split  # type: ignore[attr-defined]
-        server.terminate()
-        server.wait()
-    return cpu
 
 
 def _embedded_switches(path: Path, transactions: int) -> float:
@@ -209,18 +172,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--transactions", type=int, default=1500)
-    parser.add_argument("--coalesce-rounds", type=int, default=0)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    if args.coalesce_rounds:
-        with tempfile.TemporaryDirectory() as tmp:
-            cpu = _split_against_coalesced(args.seconds, args.coalesce_rounds, Path(tmp))
-        load = os.getloadavg()
-        print(f"load average at the start {load_before[0]:.2f}, at the end {load[0]:.2f}; durability full\n")
-        print("| light client's requests | server CPU ms/txn (median) | rounds |\n|---|---:|---|")
-        for mode, values in cpu.items():
-            print(f"| {mode} | {statistics.median(values):.3f} | {', '.join(f'{v:.3f}' for v in values)} |")
-        return 0
     with tempfile.TemporaryDirectory() as tmp:
         server = _server_row(args.seconds, Path(tmp) / "served")
         embedded = _embedded_switches(Path(tmp) / "embedded.db", args.transactions)
