@@ -105,8 +105,9 @@ class EmbeddedTarget:
         # Checkpoints every 64 MiB of log rather than SQLite's 4 MiB: history's key (the table itself in a format-1
         # file, its unique index in a format-2 one) is in document-id order, so each unit rewrites leaf pages all
         # over it, and a page that unit after unit changes is copied into the file once per checkpoint rather than
-        # once per unit (measured on format 1, workers=2, 1,000,000 revisions: ~11% less CPU). Not larger: at 256 MiB a worker stalls in each checkpoint and its sync, and the
-        # restore took longer. Per connection; finalize checkpoints the rest.
+        # once per unit (measured on format 1, workers=2, 1,000,000 revisions: ~11% less CPU). Not larger: at
+        # 256 MiB a worker stalls in each checkpoint and its sync, and the restore took longer. Per connection;
+        # finalize checkpoints the rest.
         self.storage.conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         # A ledger with its own data (a live ledger) is not written to by opening it: a restore reads
         # `holding()` first and refuses it unchanged; `open_lineage` adds these tables when it proceeds.
@@ -564,8 +565,8 @@ class EmbeddedTarget:
         conn = self.storage.conn
         # History is read in key order: in a format-2 file each row is then a lookup by rowid, at pages all over the
         # table. Mapped, a page is read where it lies instead of copied into the page cache by a system call: 200,000
-        # revisions, the reads' CPU -16% in format 2, -9% in format 1 (BENCHMARKS.md). Reads only (SQLite writes
-        # through its page cache whatever this is), up to SQLite's own limit (2 GiB here).
+        # revisions, the reads' CPU -16% in format 2, -9% in format 1 (BENCHMARKS.md). It serves reads only (writes
+        # still go through the page cache), up to SQLite's compile-time limit (2 GiB in common builds).
         conn.execute(f"PRAGMA mmap_size={_STATE_MMAP}")
         with self.storage.read_snapshot():
             lost: dict[str, set[tuple[str, int]]] = {}
