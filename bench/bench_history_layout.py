@@ -1,6 +1,6 @@
-"""The embedded ledger's readers of `history` in ledger file format 1 (history WITHOUT ROWID, keyed by table, document,
-version) against format 2 (a rowid table with a unique index on that key): the same rows in two files, read the ways
-the engine, a restore's finalize and the state digest read them. CPU seconds of this process, interleaved round by
+"""The embedded ledger's readers and writers of `history` in ledger file format 1 (history WITHOUT ROWID, keyed by
+table, document, version) against format 2 (a rowid table with a unique index on that key): the same rows in two
+files, read the ways the engine, a restore's finalize and the state digest read them, and written by commits. CPU seconds of this process, interleaved round by
 round (format 1, then 2, then 1, …), median of the rounds; each reader on a fresh connection (SQLite's own page cache
 cold, the operating system's warm: both files are read once before the first round).
 
@@ -11,8 +11,8 @@ them; current rows and blocks as the ledger holds them, no indexes (a lookup by 
 Readers:
 - current build: finalize's current rows of a bulk-loaded table from its history (`embedded._NEWEST_ROWS`), all
   tables, in a transaction rolled back, with the restore target's 64 MiB page cache;
-- state digest: `digest_of_state_rows` of the file (its reads as `EmbeddedTarget.iter_state_rows` makes them: mapped), one part (the C digest over `iter_state_rows`), and the two parts of
-  a two-process digest read one after the other (`iter_state_rows(i, 2)`, rows only);
+- state digest: `digest_of_state_rows` of the file, one part (the C digest over `iter_state_rows`, whose reads are
+  mapped), and the two parts of a two-process digest read one after the other (`iter_state_rows(i, 2)`, rows only);
 - Storage.history: every table's history rows in key order (`Storage.history`, what `history()` reads);
 - history() full: PartiQL `SELECT * FROM history(T)` of the first table (PartiQL's evaluation dominates: one table);
 - history() one doc: PartiQL `SELECT * FROM history(T) AS h WHERE h.metadata.id = ?` for two documents (it reads
