@@ -71,7 +71,7 @@ _HISTORY_COLUMNS_SQL = """
     block_seq INTEGER NOT NULL,"""
 # The history table by file format. 2: rows are appended in rowid order and only the small key index
 # (key and rowid, ~60 bytes an entry) takes the random inserts, where a WITHOUT ROWID table writes whole rows
-# into leaves all over its B-tree: a restore's apply costs a third less CPU (BENCHMARKS.md, "Embedded ledger file
+# into leaves all over its B-tree: a restore's apply costs ~30% less CPU (BENCHMARKS.md, "Embedded ledger file
 # format 2"). The unique index keeps each key once, so `INSERT OR IGNORE` still skips a re-delivered row.
 _HISTORY_SCHEMA = {
     1: f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL} PRIMARY KEY (table_id, doc_id, version)\n) WITHOUT ROWID",
