@@ -31,6 +31,7 @@ from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timesta
 from .context import field_value
 from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction, read_only_refusal
 from .storage import (
+    FORMAT_VERSION,
     BlockRow,
     DocRow,
     Durability,
@@ -79,9 +80,11 @@ class Ledger:
 
     @classmethod
     def create(
-        cls, path: Path | str, name: str | None = None, *, durability: Durability | str = Durability.FULL
+        cls, path: Path | str, name: str | None = None, *, durability: Durability | str = Durability.FULL,
+        format_version: int = FORMAT_VERSION,
     ) -> Ledger:
-        """Create a ledger file. Raises LedgerError if `path` exists. The name defaults to the file stem."""
+        """Create a ledger file. Raises LedgerError if `path` exists. The name defaults to the file stem.
+        `format_version`: of the file (storage.FORMAT_VERSIONS); an older one only to test files written before."""
         path = Path(path)
         meta = {
             "ledger_name": name or path.stem,
@@ -92,7 +95,8 @@ class Ledger:
             "digest_stack": b"",
             "created_ms": to_ms(ms_timestamp()),
         }
-        return cls(path, Storage.create(path, durability=durability, meta=meta), read_only=False)
+        storage = Storage.create(path, durability=durability, meta=meta, format_version=format_version)
+        return cls(path, storage, read_only=False)
 
     @classmethod
     def open(

@@ -30,7 +30,11 @@ from ..errors import LedgerError, OccConflict
 from ..journal.hashing import dot
 from ..journal.proofs import DigestAccumulator
 
-FORMAT_VERSION = 1
+# Of a new ledger file. 2: `history` is a rowid table with a unique index on its key, 1: `history` is keyed by
+# (table_id, doc_id, version) WITHOUT ROWID; the rows and every statement are the same, and both are read and
+# written (docs/format.md, "Embedded ledger file").
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
 _SCRUB_WAIT_MS = 2000
 _SECURE_DELETE_META = "secure_delete"  # 1: every write since the file was created ran with secure_delete on
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,11 +54,6 @@ CREATE TABLE documents (
     hash BLOB NOT NULL, tx_time_ms INTEGER NOT NULL, tx_id TEXT NOT NULL, block_seq INTEGER NOT NULL,
     PRIMARY KEY (table_id, doc_id)
 ) WITHOUT ROWID;
-CREATE TABLE history (
-    table_id TEXT NOT NULL, doc_id TEXT NOT NULL, version INTEGER NOT NULL,
-    data BLOB, data_hash BLOB, hash BLOB NOT NULL, tx_time_ms INTEGER NOT NULL, tx_id TEXT NOT NULL,
-    block_seq INTEGER NOT NULL, PRIMARY KEY (table_id, doc_id, version)
-) WITHOUT ROWID;
 CREATE TABLE index_entries (
     index_id TEXT NOT NULL, key BLOB NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (index_id, key, doc_id)
 ) WITHOUT ROWID;
@@ -66,6 +65,18 @@ CREATE TABLE merkle_nodes (
     height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
 """
+_HISTORY_COLUMNS_SQL = """
+    table_id TEXT NOT NULL, doc_id TEXT NOT NULL, version INTEGER NOT NULL,
+    data BLOB, data_hash BLOB, hash BLOB NOT NULL, tx_time_ms INTEGER NOT NULL, tx_id TEXT NOT NULL,
+    block_seq INTEGER NOT NULL,"""
+# The history table by file format. 2: rows are appended in rowid order and only the small key index
+# (key and rowid, ~60 bytes an entry) takes the random inserts, where a WITHOUT ROWID table writes whole rows
+# into leaves all over its B-tree: a restore's apply costs ~30% less CPU (BENCHMARKS.md, "Embedded ledger file
+# format 2"). The unique index keeps each key once, so `INSERT OR IGNORE` still skips a re-delivered row.
+_HISTORY_SCHEMA = {
+    1: f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL} PRIMARY KEY (table_id, doc_id, version)\n) WITHOUT ROWID",
+    2: f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL} UNIQUE (table_id, doc_id, version)\n)",
+}
 
 
 class Durability(StrEnum):
@@ -230,8 +241,12 @@ class Storage:
 
     # -- lifecycle
     @classmethod
-    def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any]) -> Storage:
-        """Create a new ledger file. Raises LedgerError if `path` already exists."""
+    def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any],
+               format_version: int = FORMAT_VERSION) -> Storage:
+        """Create a new ledger file, of `format_version` (one of FORMAT_VERSIONS; an older one only to test that
+        files written before are still served). Raises LedgerError if `path` already exists."""
+        if format_version not in FORMAT_VERSIONS:
+            raise LedgerError(f"no ledger format version {format_version!r}; this ledgerdr writes {FORMAT_VERSIONS}")
         path = Path(path)
         if path.exists():
             raise LedgerError(
@@ -240,10 +255,10 @@ class Storage:
         path.parent.mkdir(parents=True, exist_ok=True)
         storage = cls(connect(path, durability=durability))
         with storage.write_transaction():
-            for statement in _SCHEMA.split(";"):
+            for statement in [*_SCHEMA.split(";"), _HISTORY_SCHEMA[format_version]]:
                 if statement.strip():
                     storage.conn.execute(statement)
-            for key, value in {**meta, "format_version": FORMAT_VERSION, _SECURE_DELETE_META: 1}.items():
+            for key, value in {**meta, "format_version": format_version, _SECURE_DELETE_META: 1}.items():
                 storage.set_meta(key, value)
         return storage
 
@@ -258,10 +273,10 @@ class Storage:
             version = storage.get_meta("format_version")
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{path} is not a ledgerdr ledger: {exc}") from None
-        if version != FORMAT_VERSION:
+        if version not in FORMAT_VERSIONS:
             storage.close()
             raise LedgerError(
-                f"{path} has ledger format version {version!r}; this ledgerdr reads {FORMAT_VERSION}"
+                f"{path} has ledger format version {version!r}; this ledgerdr reads {FORMAT_VERSIONS}"
             )
         return storage
 
