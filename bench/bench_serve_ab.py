@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _start(data: Path, src: Path) -> tuple[subprocess.Popen, str, int]:
-    with Ledger.create(data / "bench.db") as ledger:
-        ledger.execute("CREATE TABLE T")
     env = dict(os.environ, PYTHONPATH=str(src))
+    # the ledger is created by the tree that serves it: an older tree does not open a newer ledger file format
+    subprocess.run([sys.executable, "-c", "import sys; from ledgerdr.ledger.engine import Ledger; "
+                    "ledger = Ledger.create(sys.argv[1]); ledger.execute('CREATE TABLE T'); ledger.close()",
+                    str(data / "bench.db")], env=env, check=True)
     server = subprocess.Popen([str(Path(sys.executable).parent / "ledgerdr"), "serve", "--data", str(data),
                                "--port", "0", "--access-key", f"{KEY_ID}:{SECRET}"], stdout=subprocess.PIPE,
                               text=True, env=env)
