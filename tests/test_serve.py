@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -207,6 +209,35 @@ def test_a_session_sees_only_its_own_ledger_and_names_cannot_leave_the_directory
         with pytest.raises(ClientError) as refused:
             session.send_command(StartSession={"LedgerName": name})
         assert refused.value.response["Error"]["Code"] in ("BadRequestException", "InvalidParameterException")
+
+
+def test_a_format_1_ledger_file_dropped_into_dir_is_served_read_and_written_and_stays_format_1(server):
+    """A ledger file written before ledger file format 2 (history WITHOUT ROWID) keeps being served unchanged."""
+    old = Path(__file__).resolve().parent / "data" / "sidecar-v1" / "ledger.db"  # its PROVENANCE.md
+    shutil.copyfile(old, server.data / "ledger.db")  # the ledger's own name is "ledger"
+    session = _client(server, "qldb-session")
+    token = session.send_command(StartSession={"LedgerName": "ledger"})["StartSession"]["SessionToken"]
+
+    def read(statement: str) -> list:
+        txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
+        page = session.send_command(SessionToken=token, ExecuteStatement={
+            "TransactionId": txn, "Statement": statement})["ExecuteStatement"]["FirstPage"]
+        session.send_command(SessionToken=token, AbortTransaction={})
+        return [simpleion.loads(bytes(v["IonBinary"])) for v in page["Values"]]
+
+    revisions = len(read("SELECT * FROM history(Person)"))
+    assert revisions > 0
+    _commit(session, token, "INSERT INTO Person {'name': 'served on format 1'}")
+    assert [row["name"] for row in read("SELECT p.name FROM Person AS p WHERE p.name = 'served on format 1'")] == [
+        "served on format 1"]
+    assert len(read("SELECT * FROM history(Person)")) == revisions + 1
+    session.send_command(SessionToken=token, EndSession={})
+    conn = sqlite3.connect(server.data / "ledger.db")
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0] == 1
+        assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'history'").fetchone()[0]
+    finally:
+        conn.close()
 
 
 # ----------------------------------------------------------------------------------- control plane
