@@ -181,6 +181,15 @@ def test_malformed_ion_parameters_and_a_wrong_commit_digest_are_refused(server):
     assert ended.value.response["Error"]["Code"] == "InvalidSessionException"
 
 
+def _read(session, token: str, statement: str) -> list:
+    """The first page of `statement`'s values, run in a transaction that is then aborted."""
+    txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
+    page = session.send_command(SessionToken=token, ExecuteStatement={
+        "TransactionId": txn, "Statement": statement})["ExecuteStatement"]["FirstPage"]
+    session.send_command(SessionToken=token, AbortTransaction={})
+    return [simpleion.loads(bytes(v["IonBinary"])) for v in page["Values"]]
+
+
 def test_a_session_sees_only_its_own_ledger_and_names_cannot_leave_the_directory(server, tmp_path):
     run_pyqldb(server.url, "create_ledger_only", "ledger-a")
     run_pyqldb(server.url, "create_ledger_only", "ledger-b")
@@ -188,12 +197,9 @@ def test_a_session_sees_only_its_own_ledger_and_names_cannot_leave_the_directory
 
     def run(ledger: str, statement: str) -> list:
         token = session.send_command(StartSession={"LedgerName": ledger})["StartSession"]["SessionToken"]
-        txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
-        page = session.send_command(SessionToken=token, ExecuteStatement={
-            "TransactionId": txn, "Statement": statement})["ExecuteStatement"]["FirstPage"]
-        session.send_command(SessionToken=token, AbortTransaction={})
+        values = _read(session, token, statement)
         session.send_command(SessionToken=token, EndSession={})
-        return [simpleion.loads(bytes(v["IonBinary"])) for v in page["Values"]]
+        return values
 
     run_create = _client(server, "qldb")  # the control plane sees both
     assert {"ledger-a", "ledger-b"} <= {ledger["Name"] for ledger in run_create.list_ledgers()["Ledgers"]}
@@ -218,19 +224,12 @@ def test_a_format_1_ledger_file_dropped_into_dir_is_served_read_and_written_and_
     session = _client(server, "qldb-session")
     token = session.send_command(StartSession={"LedgerName": "ledger"})["StartSession"]["SessionToken"]
 
-    def read(statement: str) -> list:
-        txn = session.send_command(SessionToken=token, StartTransaction={})["StartTransaction"]["TransactionId"]
-        page = session.send_command(SessionToken=token, ExecuteStatement={
-            "TransactionId": txn, "Statement": statement})["ExecuteStatement"]["FirstPage"]
-        session.send_command(SessionToken=token, AbortTransaction={})
-        return [simpleion.loads(bytes(v["IonBinary"])) for v in page["Values"]]
-
-    revisions = len(read("SELECT * FROM history(Person)"))
+    revisions = len(_read(session, token, "SELECT * FROM history(Person)"))
     assert revisions > 0
     _commit(session, token, "INSERT INTO Person {'name': 'served on format 1'}")
-    assert [row["name"] for row in read("SELECT p.name FROM Person AS p WHERE p.name = 'served on format 1'")] == [
-        "served on format 1"]
-    assert len(read("SELECT * FROM history(Person)")) == revisions + 1
+    written = _read(session, token, "SELECT p.name FROM Person AS p WHERE p.name = 'served on format 1'")
+    assert [row["name"] for row in written] == ["served on format 1"]
+    assert len(_read(session, token, "SELECT * FROM history(Person)")) == revisions + 1
     session.send_command(SessionToken=token, EndSession={})
     conn = sqlite3.connect(server.data / "ledger.db")
     try:
