@@ -28,6 +28,7 @@ from ledgerdr.queues.sqlite import SqliteQueue
 from ledgerdr.restore import RestoreOptions, plan_restore, restore
 from ledgerdr.restore.rows import load_rows
 from ledgerdr.restore.run import split_units
+from ledgerdr.restore.units import load_unit
 from ledgerdr.restore.worker import WorkerSpec, apply_unit, run_worker
 from ledgerdr.stores import FileStore
 from ledgerdr.targets import embedded as embedded_target
@@ -322,6 +323,69 @@ def test_a_new_table_is_bulk_loaded_until_finalize_and_a_known_one_merged_unit_b
     assert digest_of_target(bulk) == digest_of_target(merged)
     merged.close()
     bulk.close()
+
+
+def _history_key(target: EmbeddedTarget) -> list[str]:
+    """The unique indexes on history's key columns (named, or made by a UNIQUE constraint)."""
+    conn = target.storage.conn
+    return [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                             "tbl_name = 'history'")
+            if [c[2] for c in conn.execute(f"PRAGMA index_info('{name}')")] == ["table_id", "doc_id", "version"]]
+
+
+def test_history_gets_its_key_once_the_rows_are_in_and_a_revision_delivered_twice_is_kept_once(tmp_path):
+    """A restore target's history is loaded without its unique key, which the first finalize builds from the rows in
+    one pass (BENCHMARKS.md, "history's key built once"). A revision that arrived twice meanwhile (an overlapping
+    export under another unit) is then held once, the first one applied, as `INSERT OR IGNORE` would have kept it;
+    afterwards the key is there and skips a re-delivered row at once."""
+    _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
+    read = [load_rows(location.store, unit) for unit in split_units(plan_restore(location).units, 4)]
+    first, second = read[0], read[1]
+    target = EmbeddedTarget(tmp_path / "restored.db")
+    target.open_lineage(first.strand_id, "ledger")
+    assert _history_key(target) == []
+    target.apply_rows("a", list(first.tables.values()), first.rows, first.blocks, first.last_block)
+    twice = first.rows[0]
+    altered = (*twice[:6], "not-the-first", *twice[7:])  # marks the copy applied second
+    target.apply_rows("b", list(second.tables.values()), [altered, *second.rows], second.blocks, second.last_block)
+    count = "SELECT count(*) FROM history WHERE table_id = ? AND doc_id = ? AND version = ?"
+    assert target.storage.conn.execute(count, twice[:3]).fetchone()[0] == 2  # no key yet: both went in
+    target.finalize()
+    assert _history_key(target) == ["history_key"]
+    assert target.storage.get_meta("history_key_deferred") is None
+    assert target.storage.conn.execute(count, twice[:3]).fetchone()[0] == 1
+    kept = target.storage.conn.execute("SELECT tx_id FROM history WHERE table_id = ? AND doc_id = ? AND version = ?",
+                                       twice[:3]).fetchone()[0]
+    assert kept == twice[6] != "not-the-first"
+    held = target.info()["revisions"]
+    assert held == len(first.rows) + len(second.rows)
+    target.apply_rows("c", [], [altered], [], second.last_block)  # the key skips it now
+    assert target.info()["revisions"] == held
+    reopened = EmbeddedTarget(tmp_path / "restored.db")
+    assert not reopened.storage.ensure_history_key()  # built once: nothing left to build
+    reopened.close()
+    target.close()
+
+
+def test_a_unit_that_needs_history_by_key_builds_the_key_first(tmp_path):
+    """What looks history rows up by their key before finalize (revisions applied one by one, as a redaction's unit
+    is) builds the key first, so it never scans the table; so does the engine's own insert of a revision."""
+    _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
+    read = [load_rows(location.store, unit) for unit in split_units(plan_restore(location).units, 4)]
+    target = EmbeddedTarget(tmp_path / "restored.db")
+    target.open_lineage(read[0].strand_id, "ledger")
+    target.apply_rows("a", list(read[0].tables.values()), read[0].rows, read[0].blocks, read[0].last_block)
+    target.apply("tables only", list(read[0].tables.values()), [], [], None)
+    assert _history_key(target) == []  # nothing looked up by key: still deferred
+    content = load_unit(location.store, read[1].unit)
+    target.apply("b", list(content.tables.values()), content.revisions, content.redactions, None)
+    assert _history_key(target) == ["history_key"]
+    target.close()
+    fresh = Ledger.create(tmp_path / "engine.db", defer_history_key=True)
+    fresh.execute("CREATE TABLE T")
+    fresh.execute("INSERT INTO T ?", {"a": 1})
+    assert fresh._storage.get_meta("history_key_deferred") is None
+    fresh.close()
 
 
 def test_a_restored_ledger_serves_as_any_ledger(tmp_path):

@@ -91,7 +91,9 @@ class EmbeddedTarget:
         self.path = Path(path)
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            Ledger.create(self.path).close()
+            # history's unique key is built once the units are in (`_build_current`), not row by row: what
+            # needs it before then (a redaction, a unit merged into current rows) builds it first
+            Ledger.create(self.path, defer_history_key=True).close()
         self.ledger = Ledger.open(self.path)
         self.storage: Storage = self.ledger._storage
         # A restore writes history's key in document-id order, not insertion order: a page cache that holds the
@@ -181,6 +183,8 @@ class EmbeddedTarget:
                 return False
             for table in tables:
                 self._table(table)
+            if revisions or redactions:
+                storage.ensure_history_key()  # both look history rows up by their key
             erased = self._blocks(blocks)
             self._revisions(revisions)
             for redaction in redactions:
@@ -217,7 +221,10 @@ class EmbeddedTarget:
             conn.executemany(f"INSERT OR IGNORE INTO history ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              rows)
             stale = self._stale()
-            self._current_rows([row for row in rows if row[0] not in stale] if stale else rows)
+            merged = [row for row in rows if row[0] not in stale] if stale else rows
+            if merged:
+                storage.ensure_history_key()  # a merge into current rows looks up each document's newest version
+            self._current_rows(merged)
             conn.execute("INSERT INTO restore_units (unit_id, last_seq) VALUES (?, ?)",
                          (unit_id, last_block[0] if last_block else None))
         if erased:
@@ -297,7 +304,8 @@ class EmbeddedTarget:
         unit. Its index entries are left to `_build_index_entries` (the table is marked so in the same
         transaction), which a state digest need not wait for. In one write transaction with the unmarking, so a
         unit applied meanwhile (another process) waits and then merges into the built state (its index entries
-        moved per unit are rebuilt with the rest). Nothing to do: no lock taken."""
+        moved per unit are rebuilt with the rest). Nothing to do: no lock taken (once history has its key)."""
+        self.storage.ensure_history_key()  # what follows reads history by its key
         if not self._has_restore_schema() or not self._stale():
             return
         conn = self.storage.conn
