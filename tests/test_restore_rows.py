@@ -114,6 +114,7 @@ def test_finalize_never_skips_its_checkpoint_while_a_reader_holds_an_older_snaps
     path = tmp_path / "t.db"
     target = EmbeddedTarget(path)
     target.open_lineage("strand", "ledger")
+    target.finalize()  # a later round's (a standby's): the file has left its bulk load's rollback journal for WAL
     target.storage.conn.execute("PRAGMA busy_timeout=20")
     reader = sqlite3.connect(path)
     reader.execute("BEGIN")
@@ -333,9 +334,13 @@ def _history_key(target: EmbeddedTarget) -> list[str]:
             if [c[2] for c in conn.execute(f"PRAGMA index_info('{name}')")] == ["table_id", "doc_id", "version"]]
 
 
+def _journal_modes(*targets: EmbeddedTarget) -> list[str]:
+    return [target.storage.conn.execute("PRAGMA journal_mode").fetchone()[0] for target in targets]
+
+
 def test_history_gets_its_key_once_the_rows_are_in_and_a_revision_delivered_twice_is_kept_once(tmp_path):
     """A restore target's history is loaded without its unique key, which the first finalize builds from the rows in
-    one pass (BENCHMARKS.md, "history's key built once"). A revision that arrived twice meanwhile (an overlapping
+    one pass (BENCHMARKS.md, "history's key built once"), in rollback-journal mode, which the first finalize ends. A revision that arrived twice meanwhile (an overlapping
     export under another unit) is then held once, the first one applied, as `INSERT OR IGNORE` would have kept it;
     afterwards the key is there and skips a re-delivered row at once."""
     _, location = backed_up_ledger(tmp_path, minutes=2, per_minute=30)
@@ -350,7 +355,12 @@ def test_history_gets_its_key_once_the_rows_are_in_and_a_revision_delivered_twic
     target.apply_rows("b", list(second.tables.values()), [altered, *second.rows], second.blocks, second.last_block)
     count = "SELECT count(*) FROM history WHERE table_id = ? AND doc_id = ? AND version = ?"
     assert target.storage.conn.execute(count, twice[:3]).fetchone()[0] == 2  # no key yet: both went in
+    # bulk loaded in rollback-journal mode, by every connection (another worker's too), until finalize
+    worker = EmbeddedTarget(tmp_path / "restored.db")
+    assert _journal_modes(target, worker) == ["delete", "delete"]
+    worker.close()
     target.finalize()
+    assert _journal_modes(target, EmbeddedTarget(tmp_path / "restored.db")) == ["wal", "wal"]
     assert _history_key(target) == ["history_key"]
     assert target.storage.get_meta("history_key_deferred") is None
     assert target.storage.conn.execute(count, twice[:3]).fetchone()[0] == 1
@@ -381,7 +391,7 @@ def test_a_unit_that_needs_history_by_key_builds_the_key_first(tmp_path):
     target.apply("b", list(content.tables.values()), content.revisions, content.redactions, None)
     assert _history_key(target) == ["history_key"]
     target.close()
-    fresh = Ledger.create(tmp_path / "engine.db", defer_history_key=True)
+    fresh = Ledger.create(tmp_path / "engine.db", bulk_load=True)
     fresh.execute("CREATE TABLE T")
     fresh.execute("INSERT INTO T ?", {"a": 1})
     assert fresh._storage.get_meta("history_key_deferred") is None

@@ -81,11 +81,11 @@ class Ledger:
     @classmethod
     def create(
         cls, path: Path | str, name: str | None = None, *, durability: Durability | str = Durability.FULL,
-        format_version: int = FORMAT_VERSION, defer_history_key: bool = False,
+        format_version: int = FORMAT_VERSION, bulk_load: bool = False,
     ) -> Ledger:
         """Create a ledger file. Raises LedgerError if `path` exists. The name defaults to the file stem.
         `format_version`: of the file (storage.FORMAT_VERSIONS); an older one only to test files written before.
-        `defer_history_key`: for a restore target only (`Storage.create`)."""
+        `bulk_load`: for a restore target only (`Storage.create`)."""
         path = Path(path)
         meta = {
             "ledger_name": name or path.stem,
@@ -97,7 +97,7 @@ class Ledger:
             "created_ms": to_ms(ms_timestamp()),
         }
         storage = Storage.create(path, durability=durability, meta=meta, format_version=format_version,
-                                 defer_history_key=defer_history_key)
+                                 bulk_load=bulk_load)
         return cls(path, storage, read_only=False)
 
     @classmethod

@@ -84,6 +84,12 @@ _HISTORY_SCHEMA = {
 _DEFERRED_HISTORY_SCHEMA = f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL.rstrip(',')}\n)"
 _HISTORY_KEY_INDEX = "CREATE UNIQUE INDEX history_key ON history (table_id, doc_id, version)"
 _HISTORY_KEY_DEFERRED = "history_key_deferred"  # meta: set while history has no unique key yet
+# meta: set while a restore bulk loads the file, which is then in SQLite's rollback-journal mode (DELETE), not
+# WAL: a unit's pages (nearly all of them new: appended rows and blocks) are written once into the file, where
+# WAL wrote them into the log and a checkpoint copied them again. Measured at 1,000,000 revisions: ~12% less
+# CPU (BENCHMARKS.md, "Bulk load in rollback-journal mode"). Each commit still syncs its journal and the file
+# (synchronous=NORMAL), so a crash loses whole units only, which resume applies again.
+_BULK_JOURNAL = "bulk_journal"
 # The rows a unique key would have ignored: all but the first inserted (lowest rowid) of each key.
 _LATER_DUPLICATES = ("DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
                      "(PARTITION BY table_id, doc_id, version ORDER BY rowid) AS n FROM history) WHERE n > 1)")
@@ -231,15 +237,27 @@ def _number_key(value: int | float | Decimal) -> bytes:
 
 
 def connect(path: Path | str, *, durability: Durability | str = Durability.FULL) -> sqlite3.Connection:
-    """Open a ledger file in WAL mode with autocommit (transactions are explicit)."""
+    """Open a ledger file with autocommit (transactions are explicit), in WAL mode unless a restore is bulk
+    loading it (`Storage.create(bulk_load=True)`): then in SQLite's rollback-journal mode until that restore's
+    finalize (`Storage.leave_bulk_journal`)."""
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    if not _bulk_loading(conn):
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={Durability(durability).name}")
     conn.execute("PRAGMA foreign_keys=OFF")
     # Deleted and overwritten content (a redacted revision's data, an old document version) is zeroed in
     # the page instead of lingering in free space until the page is reused (issue 16 item 13).
     conn.execute("PRAGMA secure_delete=ON")
     return conn
+
+
+def _bulk_loading(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT 1 FROM meta WHERE key = ?", (_BULK_JOURNAL,)).fetchone() is not None
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a file being created
+            return False
+        raise
 
 
 class Storage:
@@ -249,19 +267,21 @@ class Storage:
         self.conn = conn
         self._in_write = False
         self._history_keyed = False  # known to have history's unique key (see ensure_history_key)
+        self._in_wal = False  # known to be in WAL mode (see leave_bulk_journal)
 
     # -- lifecycle
     @classmethod
     def create(cls, path: Path | str, *, durability: Durability | str, meta: dict[str, Any],
-               format_version: int = FORMAT_VERSION, defer_history_key: bool = False) -> Storage:
+               format_version: int = FORMAT_VERSION, bulk_load: bool = False) -> Storage:
         """Create a new ledger file, of `format_version` (one of FORMAT_VERSIONS; an older one only to test that
         files written before are still served). Raises LedgerError if `path` already exists.
-        `defer_history_key` (format 2): history is created without its unique key, for a restore to bulk load;
-        `ensure_history_key` builds it, and must run before anything relies on it (see _DEFERRED_HISTORY_SCHEMA)."""
+        `bulk_load` (format 2), for a restore target: history is created without its unique key
+        (`ensure_history_key` builds it, and must run before anything relies on it; see _DEFERRED_HISTORY_SCHEMA),
+        and the file is in rollback-journal mode (see _BULK_JOURNAL) until `leave_bulk_journal`."""
         if format_version not in FORMAT_VERSIONS:
             raise LedgerError(f"no ledger format version {format_version!r}; this ledgerdr writes {FORMAT_VERSIONS}")
-        if defer_history_key and format_version < 2:
-            raise LedgerError("a ledger of format 1 keeps history by its key: its key cannot be deferred")
+        if bulk_load and format_version < 2:
+            raise LedgerError("a ledger of format 1 keeps history by its key: it cannot be bulk loaded without it")
         path = Path(path)
         if path.exists():
             raise LedgerError(
@@ -269,14 +289,16 @@ class Storage:
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         storage = cls(connect(path, durability=durability))
-        history = _DEFERRED_HISTORY_SCHEMA if defer_history_key else _HISTORY_SCHEMA[format_version]
-        deferred = {_HISTORY_KEY_DEFERRED: 1} if defer_history_key else {}
+        history = _DEFERRED_HISTORY_SCHEMA if bulk_load else _HISTORY_SCHEMA[format_version]
+        bulk = {_HISTORY_KEY_DEFERRED: 1, _BULK_JOURNAL: 1} if bulk_load else {}
         with storage.write_transaction():
             for statement in [*_SCHEMA.split(";"), history]:
                 if statement.strip():
                     storage.conn.execute(statement)
-            for key, value in {**meta, **deferred, "format_version": format_version, _SECURE_DELETE_META: 1}.items():
+            for key, value in {**meta, **bulk, "format_version": format_version, _SECURE_DELETE_META: 1}.items():
                 storage.set_meta(key, value)
+        if bulk_load:
+            storage.conn.execute("PRAGMA journal_mode=DELETE")
         return storage
 
     @classmethod
@@ -360,6 +382,21 @@ class Storage:
             return self._build_history_key()
         with self.write_transaction():
             return self._build_history_key()
+
+    def leave_bulk_journal(self) -> None:
+        """End a restore's bulk load (`create(bulk_load=True)`): the file goes to WAL mode, as every ledger in use
+        is. Call outside a transaction, on a file no other connection is in a transaction on (it waits for one
+        that is, up to the busy timeout). Nothing to do for a file in WAL mode."""
+        if self._in_wal:
+            return
+        if self.get_meta(_BULK_JOURNAL) is not None:
+            with self.write_transaction():
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (_BULK_JOURNAL,))
+        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise LedgerError(f"the ledger file could not be switched to WAL mode (it stays {mode!r}): another "
+                              "connection holds it", hint="nothing is lost; run the same command again")
+        self._in_wal = True
 
     def _build_history_key(self) -> bool:
         if self.get_meta(_HISTORY_KEY_DEFERRED) is None:  # another connection may have built it meanwhile

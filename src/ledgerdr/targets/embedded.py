@@ -91,9 +91,10 @@ class EmbeddedTarget:
         self.path = Path(path)
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # history's unique key is built once the units are in (`_build_current`), not row by row: what
-            # needs it before then (a redaction, a unit merged into current rows) builds it first
-            Ledger.create(self.path, defer_history_key=True).close()
+            # bulk loaded until its first finalize (`_build_current`): history's unique key is built once the units
+            # are in, not row by row (what needs it before then, a redaction or a unit merged into current rows,
+            # builds it first), and the units commit in rollback-journal mode (storage._BULK_JOURNAL)
+            Ledger.create(self.path, bulk_load=True).close()
         self.ledger = Ledger.open(self.path)
         self.storage: Storage = self.ledger._storage
         # A restore writes history's key in document-id order, not insertion order: a page cache that holds the
@@ -305,6 +306,7 @@ class EmbeddedTarget:
         transaction), which a state digest need not wait for. In one write transaction with the unmarking, so a
         unit applied meanwhile (another process) waits and then merges into the built state (its index entries
         moved per unit are rebuilt with the rest). Nothing to do: no lock taken (once history has its key)."""
+        self.storage.leave_bulk_journal()  # the bulk load ends here: readers and a writer side by side from now on
         self.storage.ensure_history_key()  # what follows reads history by its key
         if not self._has_restore_schema() or not self._stale():
             return
@@ -457,6 +459,7 @@ class EmbeddedTarget:
         The accumulator's blocks are read and folded on a connection of its own in a thread meanwhile, while
         this one builds the current rows (one SQL statement, which leaves the GIL free): only its nodes are
         written here."""
+        self.storage.leave_bulk_journal()  # before the fold's connection opens: WAL lets it read beside the writes
         with ThreadPoolExecutor(1) as apart:
             fold = apart.submit(self._digest_fold_apart)
             self._build_current()
