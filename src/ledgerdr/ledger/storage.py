@@ -77,18 +77,19 @@ _HISTORY_SCHEMA = {
     1: f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL} PRIMARY KEY (table_id, doc_id, version)\n) WITHOUT ROWID",
     2: f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL} UNIQUE (table_id, doc_id, version)\n)",
 }
-# Format 2 with its key left for later (`Storage.create(defer_history_key=True)`, a restore target's file): history
+# Format 2 with its key left for later (`Storage.create(bulk_load=True)`, a restore target's file): history
 # without the unique key while a restore bulk loads it, the key then built once from the loaded rows by a sort
 # (`ensure_history_key`), instead of ~1,000,000 inserts at random places of a growing index: at 1,000,000 revisions
-# the apply costs ~40% less CPU and the build ~2.7 CPU s once (BENCHMARKS.md, "history's key built once").
+# the apply costs ~40% less CPU and the build 2–3 CPU s once (BENCHMARKS.md, "history's key built once").
 _DEFERRED_HISTORY_SCHEMA = f"CREATE TABLE history ({_HISTORY_COLUMNS_SQL.rstrip(',')}\n)"
 _HISTORY_KEY_INDEX = "CREATE UNIQUE INDEX history_key ON history (table_id, doc_id, version)"
 _HISTORY_KEY_DEFERRED = "history_key_deferred"  # meta: set while history has no unique key yet
 # meta: set while a restore bulk loads the file, which is then in SQLite's rollback-journal mode (DELETE), not
 # WAL: a unit's pages (nearly all of them new: appended rows and blocks) are written once into the file, where
-# WAL wrote them into the log and a checkpoint copied them again. Measured at 1,000,000 revisions: ~12% less
-# CPU (BENCHMARKS.md, "Bulk load in rollback-journal mode"). Each commit still syncs its journal and the file
-# (synchronous=NORMAL), so a crash loses whole units only, which resume applies again.
+# WAL wrote them into the log and a checkpoint copied them again. Measured at 1,000,000 revisions: ~10% less
+# CPU and wall (median of 7 interleaved pairs; BENCHMARKS.md, "Restore: a new target bulk loaded"). Each commit
+# still syncs its journal and the file (synchronous=NORMAL), so a crash loses whole units only, which resume
+# applies again.
 _BULK_JOURNAL = "bulk_journal"
 # The rows a unique key would have ignored: all but the first inserted (lowest rowid) of each key.
 _LATER_DUPLICATES = ("DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
@@ -372,7 +373,7 @@ class Storage:
             self.conn.execute("COMMIT")
 
     def ensure_history_key(self) -> bool:
-        """Give history its unique key if its creation deferred it (`create(defer_history_key=True)`): built in
+        """Give history its unique key if its creation deferred it (`create(bulk_load=True)`): built in
         one statement from the rows loaded, after removing the rows the key would have ignored (a revision
         delivered twice: the first one inserted stays, as `INSERT OR IGNORE` keeps it). In its own write
         transaction, or the caller's. True when it built the key now; False when the file has it already."""
