@@ -114,7 +114,7 @@ def test_shapes_outside_the_subset_are_not_read() -> None:
 
 def test_top_field_matches_the_decoded_document() -> None:
     from ledgerdr.journal.ionread import binary_top_field
-    from ledgerdr.ledger.storage import index_key
+    from ledgerdr.ledger.index_keys import index_key
     from ledgerdr.targets.embedded import _stored_index_key
 
     rng = random.Random(11)

@@ -18,7 +18,8 @@ from ledgerdr.journal.hashing import dot, ion_hash
 from ledgerdr.ledger import transaction
 from ledgerdr.ledger.driver import LedgerDriver
 from ledgerdr.ledger.engine import Ledger
-from ledgerdr.ledger.storage import IndexRow, index_key
+from ledgerdr.ledger.index_keys import index_key
+from ledgerdr.ledger.storage import IndexRow
 
 ID = re.compile(r"^[0-9A-Za-z]{22}$")
 

@@ -177,7 +177,7 @@ PyObject *py_binary_top_field(PyObject *module, PyObject *const *args, Py_ssize_
 
 #define INDEX_KEY_MAX 64 /* storage._bounded: a longer key is b"h" + its SHA-256 */
 
-/* storage.index_key of an int field whose magnitude is the big-endian body d[0:n] (negative when `negative`):
+/* index_keys.index_key of an int field whose magnitude is the big-endian body d[0:n] (negative when `negative`):
  * b"n" + repr(float(value)). Py_None when the magnitude does not fit an int64 (Python decides); NULL on
  * MemoryError. int64 → double rounds to nearest even, as Python's int.__float__ does. */
 static PyObject *int_index_key(const unsigned char *d, Py_ssize_t n, int negative)
@@ -200,7 +200,7 @@ static PyObject *int_index_key(const unsigned char *d, Py_ssize_t n, int negativ
     return key;
 }
 
-/* storage.text_index_key of a string field's UTF-8 body d[0:n]: b"t" + the bytes, bounded. */
+/* index_keys.text_index_key of a string field's UTF-8 body d[0:n]: b"t" + the bytes, bounded. */
 static PyObject *text_index_key(const unsigned char *d, Py_ssize_t n)
 {
     PyObject *key = PyBytes_FromStringAndSize(NULL, n + 1), *hashed;

@@ -29,6 +29,7 @@ from ..journal.proofs import tree_proof
 from ..journal.redact import redact_block_ion
 from ..journal.writer import DocumentWrite, JournalWriter, Redaction, ms_timestamp
 from .context import field_value
+from .index_keys import index_key
 from .staged import CommitResult, DdlOp, PendingWrite, StagedTransaction, read_only_refusal
 from .storage import (
     FORMAT_VERSION,
@@ -40,7 +41,6 @@ from .storage import (
     TableRow,
     accumulator_from,
     from_ms,
-    index_key,
     to_ms,
     unpack_stack,
 )

@@ -29,6 +29,7 @@ from ..journal.writer import EncodedData, Redaction
 from . import expr as ev
 from .context import Doc, UnknownTable, Write
 from .functions import CURRENT_TRANSACTION_ID
+from .index_keys import index_key
 from .lookups import equality_lookups, id_lookup
 from .partiql import parse
 from .queries import run_select
@@ -48,7 +49,7 @@ from .staged import (
     TableInfo,
     read_only_refusal,
 )
-from .storage import IndexRow, ReadSet, index_key, to_ms
+from .storage import IndexRow, ReadSet, to_ms
 from .syntax import Select, Statement
 
 

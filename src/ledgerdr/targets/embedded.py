@@ -28,6 +28,7 @@ from ..journal.ionwrite import SymbolTable, Unencodable, encode_ion
 from ..journal.model import Block
 from ..journal.redact import redact_block_ion
 from ..ledger.engine import Ledger
+from ..ledger.index_keys import index_key, text_index_key
 from ..ledger.storage import (
     DigestFold,
     DocRow,
@@ -35,8 +36,6 @@ from ..ledger.storage import (
     Storage,
     connect,
     fold_digest_blocks,
-    index_key,
-    text_index_key,
     to_ms,
     unpack_stack,
 )
