@@ -317,7 +317,7 @@ class Storage:
             return
         if self.get_meta(_BULK_JOURNAL) is not None:
             with self.write_transaction():
-                self.conn.execute("DELETE FROM meta WHERE key = ?", (_BULK_JOURNAL,))
+                self.delete_meta(_BULK_JOURNAL)
         mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise LedgerError(f"the ledger file could not be switched to WAL mode (it stays {mode!r}): another "
@@ -333,7 +333,7 @@ class Storage:
         except sqlite3.IntegrityError:
             self.conn.execute(_LATER_DUPLICATES)
             self.conn.execute(_HISTORY_KEY_INDEX)
-        self.conn.execute("DELETE FROM meta WHERE key = ?", (_HISTORY_KEY_DEFERRED,))
+        self.delete_meta(_HISTORY_KEY_DEFERRED)
         self._history_keyed = True
         return True
 
@@ -348,6 +348,9 @@ class Storage:
 
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def all_meta(self) -> dict[str, Any]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
@@ -483,8 +486,7 @@ class Storage:
 
     def insert_history(self, rows: Iterable[DocRow]) -> None:
         """Append revisions (in a write transaction); the key must be new: a duplicate raises IntegrityError."""
-        if not self._history_keyed:
-            self.ensure_history_key()  # the key is what refuses a duplicate
+        self.ensure_history_key()  # the key is what refuses a duplicate (nothing to do once it is known to be there)
         self.conn.executemany(
             f"INSERT INTO history ({self._HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
