@@ -305,6 +305,24 @@ def test_a_restored_current_state_is_read_as_flags_on_its_history_rows(restored)
     assert sum(t.live_documents for t in rows.tables.values()) == live
 
 
+def test_an_embedded_current_state_all_flagged_is_not_searched_again(tmp_path):
+    """As many flags as current rows (each key unique on both sides, so one to one) means every current row is a
+    flag's: the query for the rest, a comparison with history per current row, is left out; one current row more
+    than flags (an orphan) brings it back, and that row is read."""
+    target = _restored(tmp_path, _scenario(5, 3, 60), ExportFormat.ION_BINARY, 4)
+    statements: list[str] = []
+    target.storage.conn.set_trace_callback(statements.append)
+    assert _flagged_and_read(target.iter_state_rows(0, 2))[1] + _flagged_and_read(target.iter_state_rows(1, 2))[1] == 0
+    assert statements and not [s for s in statements if "AND NOT EXISTS (SELECT 1 FROM history h" in s]
+    table_id, doc_id = target.storage.conn.execute("SELECT table_id, doc_id FROM documents LIMIT 1").fetchone()
+    with target.storage.write_transaction():
+        target.storage.conn.execute("INSERT INTO documents SELECT table_id, 'zz-orphan', version, data, hash, "
+                                    "tx_time_ms, tx_id, block_seq FROM documents WHERE table_id = ? AND doc_id = ?",
+                                    (table_id, doc_id))
+    assert _flagged_and_read(target.iter_state_rows())[1] == 1
+    target.close()
+
+
 _NEWEST = " AND version = (SELECT version FROM {c} WHERE {t}{id} = ?)"  # the history row of the current one
 
 

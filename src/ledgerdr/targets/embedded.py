@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 from zlib import crc32
@@ -590,10 +591,18 @@ class EmbeddedTarget:
             for table_id, name in names.items():
                 type_lost = frozenset(lost.get(table_id, ()))
                 where, bounds = _doc_id_range(self._doc_id_bounds(table_id, count), index)
-                for current, query in ((False, _STATE_HISTORY), (True, _STATE_CURRENT)):
-                    cursor = conn.execute(query + where, (table_id, *bounds))
+                shared = 0  # history rows flagged in_current
+                cursor = conn.execute(_STATE_HISTORY + where, (table_id, *bounds))
+                while rows := cursor.fetchmany(_STATE_BATCH):
+                    shared += sum(map(_IN_CURRENT, rows))
+                    yield StateRows(table_id, name, False, rows, type_lost)
+                # A flag pairs a history row with the current row of its document and version, one to one (each
+                # key is unique on both sides): as many flags as current rows, and every current row is a flag's.
+                # Only otherwise are they searched for the rest, each again compared with history (~1 µs a row).
+                if shared < conn.execute(_CURRENT_COUNT + where, (table_id, *bounds)).fetchone()[0]:
+                    cursor = conn.execute(_STATE_CURRENT + where, (table_id, *bounds))
                     while rows := cursor.fetchmany(_STATE_BATCH):
-                        yield StateRows(table_id, name, current, rows, type_lost)
+                        yield StateRows(table_id, name, True, rows, type_lost)
 
     def _doc_id_bounds(self, table_id: str, count: int) -> list[str]:
         """The document ids that cut table `table_id` into `count` parts of about as many current rows (fewer
@@ -657,6 +666,8 @@ _STATE_HISTORY = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, data_h
                   + _IDENTICAL.format(other="documents d") + ") FROM history h WHERE table_id = ?")
 _STATE_CURRENT = ("SELECT doc_id, version, data, hash, tx_time_ms, tx_id, NULL FROM documents d WHERE table_id = ?"
                   " AND NOT EXISTS (" + _IDENTICAL.format(other="history h") + ")")
+_CURRENT_COUNT = "SELECT count(*) FROM documents d WHERE table_id = ?"
+_IN_CURRENT = itemgetter(7)  # of a _STATE_HISTORY row
 _STATE_BATCH = 8192  # rows per StateRows: big enough to amortise the call into C, small enough to stay cached
 _STATE_MMAP = 1 << 40  # bytes of the file a state read maps (SQLite caps it at its SQLITE_MAX_MMAP_SIZE)
 
