@@ -450,3 +450,20 @@ def test_fold_equals_the_python_fold(history, current):
     assert (c[0], c[1], c[2], c[3], list(c[4])) == py
     with pytest.raises(ValueError, match="multiple of 33"):
         native.statedigest.fold(b"x" * 32, b"")
+
+
+@needs_c
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32), st.integers(4090, 20_000), st.integers(0, 3), st.booleans())
+def test_fold_of_many_records_equals_the_python_fold(seed, count, prefix_bytes, with_repeats):
+    """From 4,096 records the C fold scatters them by their first two octets before sorting: evenly spread leaves,
+    leaves sharing up to three leading octets (one run, as qsort alone), repeats of one leaf with other reasons."""
+    rng = random.Random(seed)
+    prefix = bytes(rng.getrandbits(8) for _ in range(prefix_bytes))
+    leaves = [prefix + rng.randbytes(32 - prefix_bytes) for _ in range(count)]
+    if with_repeats:
+        leaves += [rng.choice(leaves) for _ in range(count // 10)]
+    packed = b"".join(leaf + bytes((rng.randrange(4),)) for leaf in leaves)
+    current = packed[:RECORD * (count // 3)]
+    c = native.statedigest.fold(packed, current)
+    assert (c[0], c[1], c[2], c[3], list(c[4])) == _fold_python(packed, current)
