@@ -608,11 +608,14 @@ def _digest_fold(storage: Storage) -> DigestFold:
     """The digest accumulator extended over the blocks contiguous with those it has folded, not yet stored."""
     stack = unpack_stack(storage.get_meta("digest_stack"))
     folded = sum(1 << height for height, _ in stack)
-    # seq - rank is constant over the contiguous run from `folded`: a hole ends it (later blocks are folded once
-    # it is filled). Hashes only: the blocks' bytes are not read.
-    hashes = [block_hash for (block_hash,) in storage.conn.execute(
-        "SELECT block_hash FROM (SELECT seq, block_hash, seq - row_number() OVER (ORDER BY seq) AS run "
-        "FROM blocks WHERE seq >= ?) WHERE run = ? - 1 ORDER BY seq", (folded, folded))]
+    # The contiguous run from `folded`: a hole ends it (later blocks are folded once it is filled). Hashes only:
+    # the blocks' bytes are not read. (A window function numbering the rows to find the run took 4x as long.)
+    hashes: list[bytes] = []
+    for seq, block_hash in storage.conn.execute("SELECT seq, block_hash FROM blocks WHERE seq >= ? ORDER BY seq",
+                                                (folded,)):
+        if seq != folded + len(hashes):
+            break
+        hashes.append(block_hash)
     return fold_digest_blocks(stack, folded, hashes)
 
 
