@@ -6,7 +6,8 @@ run's process and its worker processes, `getrusage` of the waited-for children) 
 Each run is bench_restore.py's own child (`--child restore-0` / `restore-2`: a fresh process, a fresh target,
 plan → verify → apply → finalize → state-digest comparison, the verdict checked), with the tree's `src` first on
 PYTHONPATH; the base tree's C extensions must be built there (e.g. copied from this checkout's src when the base
-changed none). The order of the two trees alternates by round. Prints one line per run and a table of medians.
+changed none). The order of the two trees alternates by round. Prints one line per run, a table of medians and
+one of the rounds' ratios (this ÷ base, paired by round).
 
 `--target postgres` restores into PostgreSQL instead (bench_restore.py's durable private cluster, a fresh database
 per run, tasks pg-0 / pg-2), adds each run's server CPU seconds (the backends that served it), and after every
@@ -119,6 +120,22 @@ def main() -> None:
                  if postgres else f"{cpu:.1f}")
         print(f"| {name} | {task} | {seconds:.1f} | {revisions / seconds:,.0f} | {split} | {revisions / cpu:,.0f} "
               f"| {loads} |")
+    _print_pairs(results, tasks)
+
+
+def _print_pairs(results: dict[tuple[str, str], list[dict]], tasks: list[str]) -> None:
+    """Each round's this ÷ base, wall and CPU: on a machine whose speed drifts between rounds, the pairs (run minutes
+    apart) say more than the two medians, and how many pairs agree says how sure the change is."""
+    print("\n| run | this ÷ base, seconds: median (min–max) | CPU s: median (min–max) | rounds this was faster |")
+    print("|---|---:|---:|---:|")
+    for task in tasks:
+        pairs = list(zip(results[("base", task)], results[("this", task)], strict=True))
+        wall = [this["seconds"] / base["seconds"] for base, this in pairs]
+        cpu = [(this["cpu"] + this.get("server_cpu", 0.0)) / (base["cpu"] + base.get("server_cpu", 0.0))
+               for base, this in pairs]
+        print(f"| {task} | {statistics.median(wall):.3f} ({min(wall):.2f}–{max(wall):.2f}) "
+              f"| {statistics.median(cpu):.3f} ({min(cpu):.2f}–{max(cpu):.2f}) "
+              f"| {sum(ratio < 1 for ratio in wall)} of {len(pairs)} |")
 
 
 if __name__ == "__main__":
