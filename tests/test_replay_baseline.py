@@ -6,7 +6,12 @@ replay's losses are shown against the same backed-up ledger that `ledgerdr resto
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import orjson
@@ -151,3 +156,31 @@ def test_cli_reports_the_losses_and_exits_7(backed_up, tmp_path):
     assert out["comparison"]["ids_preserved"] == 0
     text = CliRunner().invoke(replay_command, ["--from", backed_up[1], "--to", str(tmp_path / "d.db")])
     assert text.exit_code == 7 and "DIFFERS FROM THE JOURNAL" in text.output
+
+
+_PURE_COMPARISON = """
+import json, sys
+from dataclasses import asdict
+from pathlib import Path
+from ledgerdr import native
+from ledgerdr.restore import plan_restore
+from ledgerdr.restore.replay import compare_with_journal
+from ledgerdr.stores import open_location
+assert native.journal is None and native.statedigest is None
+location = open_location(sys.argv[1])
+print(json.dumps(asdict(compare_with_journal(location, plan_restore(location).units, Path(sys.argv[2]))), default=str))
+"""
+
+
+def test_the_comparison_is_the_same_from_the_c_rows_and_from_the_python_twins(backed_up, replayed, tmp_path):
+    """The comparison takes each unit from the C verifier's rows where it reads them (`restore.rows`), as a
+    restore's worker does, and hashes the target in C; on a machine without the extensions it takes `load_unit`'s
+    revisions and the Python digest. Both give the same comparison, figure for figure."""
+    _, url, _ = backed_up
+    report, path = replayed
+    copy = tmp_path / "replayed.db"
+    shutil.copyfile(path, copy)
+    pure = subprocess.run([sys.executable, "-c", _PURE_COMPARISON, url, str(copy)], capture_output=True, check=True,
+                          env={**os.environ, "LEDGERDR_PURE_PYTHON": "1"})
+    assert report.comparison is not None
+    assert orjson.loads(pure.stdout) == orjson.loads(orjson.dumps(asdict(report.comparison), default=str))

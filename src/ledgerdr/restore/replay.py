@@ -39,14 +39,23 @@ from pathlib import Path
 from ..errors import ConfigError, LedgerDRError
 from ..journal.codecs import ExportFormat, read_blocks
 from ..journal.hashing import ion_hash
+from ..journal.ionread import binary_ion_hash
 from ..journal.model import Block
 from ..ledger.driver import LedgerDriver
 from ..ledger.engine import Ledger
 from ..stores import Location, Store, open_location
-from ..targets.base import Redaction, RestoredRevision, StoredRevision
-from ..targets.digest import digest_of_revisions, digest_of_rows
+from ..targets.digest import (
+    PackedJournal,
+    digest_of_packed_journal,
+    digest_of_target,
+    journal_entries,
+    pack_history_rows,
+    pack_journal,
+)
 from ..targets.embedded import EmbeddedTarget
+from ..targets.embedded_state import loads
 from .plan import plan_restore
+from .rows import load_rows
 from .shapes import WorkUnit
 from .units import load_unit
 
@@ -280,28 +289,34 @@ def _reason(exc: BaseException) -> str:
 def compare_with_journal(location: Location, units: Sequence[WorkUnit], target_path: Path) -> ReplayComparison:
     """Compare the ledger at `target_path` with the final state of the verified journal.
 
-    Reads every unit again through `load_unit` (so the reference point is verified) and the target's
-    history and current documents. Opens the target as an `EmbeddedTarget`, which adds its restore
-    bookkeeping tables to the file. Raises VerificationError if the journal does not verify.
+    Reads every unit again through `load_unit` (so the reference point is verified), one at a time: what is kept
+    of it is its packed digest entries and, per document, its newest version's content key. Then the target's
+    stored rows are hashed (`digest_of_target`) and its current documents keyed from their stored bytes. Both
+    digests fold every table as active: the journal's DDL is not interpreted here. Opens the target as an
+    `EmbeddedTarget`, which adds its restore bookkeeping tables to the file. Raises VerificationError if the
+    journal does not verify.
     """
-    revisions: list[RestoredRevision] = []
-    redactions: list[Redaction] = []
+    journals: list[PackedJournal] = []
+    redactions: list[tuple[str, str, int]] = []
+    newest: dict[tuple[str, str], tuple[int, str, bytes | None]] = {}
     for unit in units:
-        content = load_unit(location.store, unit)
-        revisions.extend(content.revisions)
-        redactions.extend(content.redactions)
-    journal_digest = digest_of_revisions(revisions, redactions)
-    journal_docs = _journal_documents(revisions)
-    del revisions
-    current: list[StoredRevision] = []
+        journal, erased, documents = _unit_journal(location.store, unit)
+        journals.append(journal)
+        redactions.extend(erased)
+        _keep_newest(newest, documents)
+    journal_digest = digest_of_packed_journal(journals, redactions)
+    del journals
+    journal_docs: dict[str, dict[str, bytes]] = {}
+    for (_, document_id), (_, table_name, key) in newest.items():
+        if key is not None:  # not a delete
+            journal_docs.setdefault(table_name, {})[document_id] = key
+    del newest
     target = EmbeddedTarget(target_path)
     try:
-        target_digest = digest_of_rows(_keeping_current(target.iter_state(), current))
+        target_digest = digest_of_target(target, statuses=False)
+        target_docs = _target_documents(target)
     finally:
         target.close()
-    target_docs: dict[str, dict[str, bytes]] = {}
-    for row in current:
-        target_docs.setdefault(row.table_name, {})[row.document_id] = _content_key(row.data, row.data_hash)
     tables = tuple(_compare_table(name, journal_docs.get(name, {}), target_docs.get(name, {}))
                    for name in sorted(journal_docs.keys() | target_docs.keys()))
     return ReplayComparison(
@@ -315,31 +330,47 @@ def compare_with_journal(location: Location, units: Sequence[WorkUnit], target_p
     )
 
 
-def _journal_documents(revisions: Iterable[RestoredRevision]) -> dict[str, dict[str, bytes]]:
-    """table name -> {document id: Ion hash of its data} for the documents live at the journal's end."""
-    newest: dict[tuple[str, str], RestoredRevision] = {}
-    for revision in revisions:
-        key = (revision.table_id, revision.document_id)
-        known = newest.get(key)
-        if known is None or revision.version > known.version:
-            newest[key] = revision
+_Document = tuple[str, str, str, int, bytes | None]  # table id, table name, document id, version, content key
+
+
+def _unit_journal(store: Store, unit: WorkUnit) -> tuple[PackedJournal, list[tuple[str, str, int]], list[_Document]]:
+    """A unit verified: its packed digest entries, its redaction keys and, per revision, the document it leaves
+    (content key None: a delete). From the C verifier's rows where it reads the unit (`restore.rows`), as a
+    restore's worker takes them, else from `load_unit`'s revisions."""
+    rows = load_rows(store, unit)
+    if rows is not None:
+        return pack_history_rows(rows.rows, rows.names), [], [
+            (row[0], rows.names[row[0]], row[1], row[2],
+             None if row[3] is None and row[8] is None else _content_key(None, row[8], row[3])) for row in rows.rows]
+    content = load_unit(store, unit)
+    return pack_journal(journal_entries(content.revisions)), [r.key for r in content.redactions], [
+        (r.table_id, r.table_name, r.document_id, r.version,
+         None if r.deleted else _content_key(r.data, r.data_hash, r.ion)) for r in content.revisions]
+
+
+def _keep_newest(newest: dict[tuple[str, str], tuple[int, str, bytes | None]], documents: Iterable[_Document]) -> None:
+    """Per (table id, document id): the newest version seen, its table's name and its content key (None: a
+    delete), updated with these."""
+    for table_id, table_name, document_id, version, content in documents:
+        known = newest.get((table_id, document_id))
+        if known is None or version > known[0]:
+            newest[(table_id, document_id)] = (version, table_name, content)
+
+
+def _target_documents(target: EmbeddedTarget) -> dict[str, dict[str, bytes]]:
+    """table name -> {document id: content key} of the target's current documents, keyed from their bytes."""
     out: dict[str, dict[str, bytes]] = {}
-    for revision in newest.values():
-        if not revision.deleted:
-            out.setdefault(revision.table_name, {})[revision.document_id] = _content_key(revision.data,
-                                                                                         revision.data_hash)
+    for table_id, name in target.table_names().items():
+        for row in target.storage.documents(table_id):
+            out.setdefault(name, {})[row.doc_id] = _content_key(None, row.data_hash, row.data)
     return out
 
 
-def _keeping_current(rows: Iterable[StoredRevision], current: list[StoredRevision]) -> Iterator[StoredRevision]:
-    for row in rows:
-        if row.current:
-            current.append(row)
-        yield row
-
-
-def _content_key(data: object, data_hash: bytes | None) -> bytes:
-    """Ion hash of a document's data; a redacted revision's dataHash is that same hash."""
+def _content_key(data: object, data_hash: bytes | None, ion: bytes | None = None) -> bytes:
+    """Ion hash of a document's data, from its Ion binary bytes `ion` where they are known (C; or decoded when that
+    reader declines them); a redacted revision's dataHash is that same hash."""
+    if ion is not None:
+        return binary_ion_hash(ion) or ion_hash(loads(ion))
     return ion_hash(data) if data is not None else bytes(data_hash or b"")
 
 

@@ -350,13 +350,15 @@ def target_dropped(target: Target) -> dict[str, bool]:
     return {table.table_id: table.dropped for table in target.table_ddls()}
 
 
-def digest_of_target(target: Target) -> StateDigest:
+def digest_of_target(target: Target, *, statuses: bool = True) -> StateDigest:
     """The state digest of what `target` holds, read back through `Target.iter_state` (its stored Ion
     bytes, undecoded: the digest hashes those bytes directly), or, where the target gives its rows
-    (`gives_state_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`)."""
+    (`gives_state_rows`) and the C digest is built, through `Target.iter_state_rows` (`digest_of_state_rows`).
+    `statuses=False` folds every table as active, for a journal side that did not interpret the DDL."""
+    dropped = target_dropped(target) if statuses else None
     if digests_rows_in_c(target):
-        return digest_of_state_rows(target.iter_state_rows(), target_dropped(target))
-    return digest_of_rows(target.iter_state(decode=False), target_dropped(target))
+        return digest_of_state_rows(target.iter_state_rows(), dropped)
+    return digest_of_rows(target.iter_state(decode=False), dropped)
 
 
 def digests_rows_in_c(target: Target) -> bool:
