@@ -239,7 +239,8 @@ def mark(ok: bool) -> str:
 
 
 def report_lines(meta: dict, results: dict[str, dict], revisions_arg: int, target: str = "embedded") -> list[str]:
-    lines = embedded_lines(meta, results, revisions_arg) if "restore-0" in results else []
+    restores = any(task in results for task in ("restore-0", "restore-2", "restore-2-500"))
+    lines = embedded_lines(meta, results, revisions_arg) if restores and "replay" in results else []
     if "pg-0" in results:
         lines += ([""] if lines else []) + postgres_lines(meta, results, revisions_arg, target)
     return lines
