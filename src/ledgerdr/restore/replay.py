@@ -289,8 +289,8 @@ def _reason(exc: BaseException) -> str:
 def compare_with_journal(location: Location, units: Sequence[WorkUnit], target_path: Path) -> ReplayComparison:
     """Compare the ledger at `target_path` with the final state of the verified journal.
 
-    Reads every unit again through `load_unit` (so the reference point is verified), one at a time: what is kept
-    of it is its packed digest entries and, per document, its newest version's content key. Then the target's
+    Reads and verifies every unit again, one at a time (`_unit_journal`), so the reference point is verified; what
+    is kept of it is its packed digest entries and, per document, its newest version's content key. Then the target's
     stored rows are hashed (`digest_of_target`) and its current documents keyed from their stored bytes. Both
     digests fold every table as active: the journal's DDL is not interpreted here. Opens the target as an
     `EmbeddedTarget`, which adds its restore bookkeeping tables to the file. Raises VerificationError if the
