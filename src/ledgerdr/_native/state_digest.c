@@ -288,8 +288,8 @@ static int sort_records(const unsigned char *in, unsigned char *out, size_t n)
     return 0;
 }
 
-/* Sort the records into a private copy (`sort_records`), keep one per leaf (the last, which sorts highest), fold their leaves
- * with SHA-256; the count kept, -1 on an error. */
+/* Sort the records into a private copy (`sort_records`), keep one per leaf (the last, which sorts highest), fold
+ * their leaves with SHA-256; the count kept, -1 on an error. */
 static Py_ssize_t fold_records(PyObject *arg, unsigned char *out, Py_ssize_t reasons[REASON_COUNT])
 {
     Py_buffer view;
