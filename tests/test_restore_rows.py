@@ -424,3 +424,41 @@ def test_a_restored_ledger_serves_as_any_ledger(tmp_path):
 
 def _texts(documents: list) -> list[str]:
     return sorted(simpleion.dumps(document, binary=False) for document in documents)
+
+
+def test_a_bulk_loaded_table_with_several_indexes_gets_each_index_entry_of_the_source(tmp_path):
+    """Finalize builds every index of a bulk-loaded table from one read of its current rows: the restored entries of
+    both indexes are the ones the source ledger's engine kept as it wrote (another code path), and a table without
+    an index gets none."""
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    from ledgerdr.backup import BackupPolicy, run_backup
+    from ledgerdr.sources.embedded import EmbeddedSource
+    from ledgerdr.stores import Location
+    from support.flows import T0
+
+    source_path = tmp_path / "source.db"
+    with freeze_time(T0 + timedelta(seconds=7)), Ledger.create(source_path) as ledger:
+        for statement in ("CREATE TABLE Person", "CREATE INDEX ON Person (govId)", "CREATE INDEX ON Person (name)",
+                          "CREATE TABLE Plain"):
+            ledger.execute(statement)
+        for n in range(60):
+            ledger.execute("INSERT INTO Person ?", {"govId": f"G{n:03d}", "name": f"name {n % 7}", "n": n})
+            ledger.execute("INSERT INTO Plain ?", {"n": n})
+        ledger.execute("UPDATE Person SET name = 'renamed' WHERE n < 10")
+        ledger.execute("UPDATE Person SET govId = 'X' || govId WHERE n >= 50")
+        ledger.execute("DELETE FROM Person WHERE n > 55")
+    location = Location(FileStore(tmp_path / "primary"), "")
+    source = EmbeddedSource(source_path)
+    with freeze_time(T0 + timedelta(minutes=1, seconds=6)):
+        assert run_backup(source, location, BackupPolicy(interval=timedelta(minutes=1))).recorded
+    source.close()
+    report = restore(location.url, f"embedded:{tmp_path / 'restored.db'}",
+                     RestoreOptions(workers=0, state_dir=tmp_path / "state"))
+    assert report.verdict
+    expected, restored = (sorted(sqlite3.connect(path).execute(_QUERIES["index_entries"]).fetchall())
+                          for path in (source_path, tmp_path / "restored.db"))
+    assert {field for _, field, _, _ in expected} == {"govId", "name"} and len(expected) == 2 * 56
+    assert restored == expected

@@ -277,14 +277,17 @@ class EmbeddedTarget:
             index = IndexRow(new_id(), table.table_id, field, "ONLINE")
             storage.insert_index(index)
             if not stale:  # a stale table's entries are built from its current rows (`_build_index_entries`)
-                self._index_entries(index)
+                self._index_entries(table.table_id, [index])
 
-    def _index_entries(self, index: IndexRow) -> None:
-        """Every entry of `index`, from its table's current rows, a batch at a time (`_index_entries_of`)."""
-        documents = self.storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?",
-                                              (index.table_id,))
+    def _index_entries(self, table_id: str, indexes: Sequence[IndexRow]) -> None:
+        """Every entry of `indexes` (of table `table_id`), from its current rows, a batch at a time
+        (`_index_entries_of`): the rows are read once for all of them, and not at all for none."""
+        if not indexes:
+            return
+        documents = self.storage.conn.execute("SELECT doc_id, data FROM documents WHERE table_id = ?", (table_id,))
         while batch := documents.fetchmany(_INDEX_BATCH):
-            self.storage.add_index_entries(_index_entries_of(batch, index))
+            for index in indexes:
+                self.storage.add_index_entries(_index_entries_of(batch, index))
 
     def _stale(self) -> set[str]:
         """The tables whose current state waits for `_build_current` (see _EXTRA_SCHEMA)."""
@@ -326,9 +329,10 @@ class EmbeddedTarget:
         conn = self.storage.conn
         with self.storage.write_transaction():
             for table_id in sorted(self._stale_index()):
-                for index in self.storage.indexes(table_id):
+                indexes = self.storage.indexes(table_id)
+                for index in indexes:
                     conn.execute("DELETE FROM index_entries WHERE index_id = ?", (index.index_id,))
-                    self._index_entries(index)
+                self._index_entries(table_id, indexes)
                 conn.execute("DELETE FROM restore_stale_index WHERE table_id = ?", (table_id,))
 
     def _blocks(self, blocks: Sequence[Block]) -> bool:
